@@ -1,0 +1,37 @@
+// Wires the store, the workers and the gRPC server together.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "logbook/store/event_store.h"
+
+namespace logbook::service {
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1:50051";  // host:port; port 0 picks a free one.
+  int worker_threads = 8;                  // Threads running store calls.
+  size_t max_queued_calls = 10000;         // Calls waiting for a worker.
+};
+
+// A running gRPC server serving logbook.v1.EventStore, grpc.health.v1.Health
+// and server reflection. Thread-safe.
+class Server {
+ public:
+  // Starts serving. `store` must outlive the server. UNAVAILABLE when the
+  // address cannot be bound.
+  static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options,
+                                                       store::EventStore& store);
+  virtual ~Server() = default;
+
+  // The port actually bound.
+  virtual int port() const = 0;
+
+  // Stops accepting calls, lets in-flight calls finish until `deadline`, then
+  // cancels the rest. Idempotent.
+  virtual void Shutdown(absl::Duration deadline) = 0;
+};
+
+}  // namespace logbook::service

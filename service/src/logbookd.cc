@@ -1,0 +1,77 @@
+// logbookd: the Logbook gRPC server. Parses options, checks the schema, wires
+// the store into the server and waits for SIGTERM/SIGINT.
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+
+#include "logbook/service/server.h"
+#include "logbook/store/event_store.h"
+#include "logbook/store/migrations.h"
+#include "spdlog/sinks/stdout_color_sinks.h"
+#include "spdlog/spdlog.h"
+
+int main(int argc, char** argv) {
+  logbook::service::ServerOptions server_options;
+  logbook::store::StoreOptions store_options;
+  int shutdown_seconds = 10;
+  std::string log_level = "info";
+
+  CLI::App app{"logbookd: the Logbook event store server (gRPC, PostgreSQL)"};
+  app.option_defaults()->always_capture_default();
+  app.add_option("--listen", server_options.listen, "Address to serve gRPC on, host:port")
+      ->envname("LOGBOOK_LISTEN");
+  app.add_option("--database", store_options.dsn,
+                 "PostgreSQL connection string or URL (libpq syntax)")
+      ->envname("LOGBOOK_DATABASE_URL")
+      ->required();
+  app.add_option("--pool-size", store_options.pool_size, "Database connections at most")
+      ->check(CLI::Range(1, 1000));
+  app.add_option("--workers", server_options.worker_threads,
+                 "Threads running database calls (default: the pool size)")
+      ->check(CLI::Range(1, 1000));
+  app.add_option("--shutdown-grace", shutdown_seconds,
+                 "Seconds in-flight calls get to finish on SIGTERM");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  CLI11_PARSE(app, argc, argv);
+  if (app.count("--workers") == 0) server_options.worker_threads = store_options.pool_size;
+
+  spdlog::set_default_logger(spdlog::stderr_color_mt("logbookd"));
+  spdlog::set_level(spdlog::level::from_str(log_level));
+
+  // Block the shutdown signals in every thread; main waits for them below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto schema = logbook::store::CheckSchema(store_options.dsn,
+                                            logbook::store::EmbeddedMigrations());
+  if (!schema.ok()) {
+    spdlog::critical("cannot start: {}", std::string(schema.status().message()));
+    return 1;
+  }
+  auto store = logbook::store::EventStore::Open(store_options);
+  if (!store.ok()) {
+    spdlog::critical("cannot start: {}", std::string(store.status().message()));
+    return 1;
+  }
+  auto server = logbook::service::Server::Start(server_options, **store);
+  if (!server.ok()) {
+    spdlog::critical("cannot start: {}", std::string(server.status().message()));
+    return 1;
+  }
+  const std::string& listen = server_options.listen;
+  spdlog::info("logbookd listening on {}:{} (schema version {}, {} database connections)",
+               listen.substr(0, listen.rfind(':')), (*server)->port(), *schema,
+               store_options.pool_size);
+
+  int received = 0;
+  sigwait(&signals, &received);
+  spdlog::info("{} received: finishing in-flight calls (up to {} s), then exiting",
+               strsignal(received), shutdown_seconds);
+  (*server)->Shutdown(absl::Seconds(shutdown_seconds));
+  spdlog::info("logbookd stopped");
+  return 0;
+}

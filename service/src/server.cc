@@ -1,0 +1,62 @@
+#include "logbook/service/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include "absl/strings/str_cat.h"
+#include "logbook/service/event_store_service.h"
+
+namespace logbook::service {
+namespace {
+
+class GrpcServer final : public Server {
+ public:
+  GrpcServer(const ServerOptions& options, store::EventStore& store)
+      : workers_(options.worker_threads, options.max_queued_calls), service_(store, workers_) {}
+
+  absl::Status Start(const ServerOptions& options, const store::Limits& limits) {
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(&service_);
+    // Room for the largest batch plus framing, so that an oversized batch
+    // gets the store's precise RESOURCE_EXHAUSTED rather than gRPC's.
+    builder.SetMaxReceiveMessageSize(static_cast<int>(limits.max_batch_bytes * 2 + (1 << 20)));
+    server_ = builder.BuildAndStart();
+    if (server_ == nullptr || port_ == 0) {
+      return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
+    }
+    return absl::OkStatus();
+  }
+
+  ~GrpcServer() override { Shutdown(absl::ZeroDuration()); }
+
+  int port() const override { return port_; }
+
+  void Shutdown(absl::Duration deadline) override {
+    if (server_ == nullptr) return;
+    server_->GetHealthCheckService()->Shutdown();
+    server_->Shutdown(absl::ToChronoTime(absl::Now() + deadline));
+    server_->Wait();
+    server_.reset();
+  }
+
+ private:
+  WorkerPool workers_;
+  EventStoreService service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options,
+                                                      store::EventStore& store) {
+  auto server = std::make_unique<GrpcServer>(options, store);
+  if (absl::Status s = server->Start(options, store.limits()); !s.ok()) return s;
+  return server;
+}
+
+}  // namespace logbook::service

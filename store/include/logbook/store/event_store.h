@@ -1,0 +1,71 @@
+// The event store: appends and reads events in PostgreSQL.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "logbook/store/limits.h"
+#include "logbook/store/types.h"
+
+namespace logbook::store {
+
+// Payload key on an ABORTED status from Append: the stream's actual version
+// as decimal text; absent when the stream does not exist.
+inline constexpr char kActualVersionPayload[] = "logbook-actual-version";
+
+struct StoreOptions {
+  std::string dsn;                          // libpq connection string or URL.
+  int pool_size = 8;                        // Database connections at most.
+  absl::Duration acquire_timeout = absl::Seconds(5);  // Wait for a connection.
+  int max_waiters = 1024;                   // Callers queued for a connection.
+  Limits limits;
+};
+
+// An event store on PostgreSQL.
+//
+// Thread-safe: all methods may be called concurrently from any thread. Each
+// call blocks its thread for the database round trips it needs.
+//
+// Errors, as absl::Status codes:
+//   INVALID_ARGUMENT / RESOURCE_EXHAUSTED  bad input or a limit; nothing changed
+//   ABORTED            expected version mismatch (see kActualVersionPayload)
+//   ALREADY_EXISTS     an event id is stored elsewhere
+//   NOT_FOUND          a read of a stream that does not exist
+//   UNAVAILABLE        the database cannot be reached, or no connection was
+//                      free before StoreOptions::acquire_timeout; retry
+//   UNKNOWN            the connection broke during commit: the append may or
+//                      may not be stored (retrying with the same event ids
+//                      is safe)
+//   INTERNAL           anything else, logged with its SQLSTATE
+class EventStore {
+ public:
+  // Connects to the database in `options.dsn`. Does not check the schema
+  // version; see migrations.h CheckSchema. Returns UNAVAILABLE when the
+  // database cannot be reached.
+  static absl::StatusOr<std::unique_ptr<EventStore>> Open(const StoreOptions& options);
+
+  virtual ~EventStore() = default;
+
+  // Appends `events` to `stream_id`, all or nothing. Event ids that are empty
+  // are generated; result.event_ids holds them all.
+  virtual absl::StatusOr<AppendResult> Append(absl::string_view stream_id,
+                                              ExpectedVersion expected,
+                                              std::vector<NewEvent> events) = 0;
+
+  // Reads up to max_count events of one stream.
+  virtual absl::StatusOr<std::vector<RecordedEvent>> ReadStream(const ReadStreamQuery& query) = 0;
+
+  // Reads up to max_count events of the global log matching the filter.
+  virtual absl::StatusOr<std::vector<RecordedEvent>> ReadAll(const ReadAllQuery& query) = 0;
+
+  virtual absl::StatusOr<StreamInfo> GetStream(absl::string_view stream_id) = 0;
+
+  virtual const Limits& limits() const = 0;
+};
+
+}  // namespace logbook::store

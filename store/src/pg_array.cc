@@ -1,0 +1,26 @@
+#include "pg_array.h"
+
+#include "absl/strings/str_join.h"
+
+namespace logbook::store {
+
+std::string TextArrayLiteral(const std::vector<std::string>& values) {
+  std::string out = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out += ',';
+    out += '"';
+    for (char c : values[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
+std::string IntArrayLiteral(const std::vector<int64_t>& values) {
+  return "{" + absl::StrJoin(values, ",") + "}";
+}
+
+}  // namespace logbook::store

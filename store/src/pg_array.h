@@ -1,0 +1,17 @@
+// PostgreSQL array literals for query parameters (libpqxx 6.4 has no array
+// parameters). Values are always passed as parameters, never spliced into SQL.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace logbook::store {
+
+// '{"a","b\"c"}': every element quoted, '"' and '\' escaped. Valid for text,
+// uuid and other types whose text form the server parses.
+std::string TextArrayLiteral(const std::vector<std::string>& values);
+
+// '{1,2,3}'.
+std::string IntArrayLiteral(const std::vector<int64_t>& values);
+
+}  // namespace logbook::store
