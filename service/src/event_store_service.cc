@@ -8,6 +8,8 @@
 namespace logbook::service {
 namespace {
 
+const grpc::Status kShuttingDown(grpc::StatusCode::UNAVAILABLE,
+                                 "server shutting down; retry on another instance");
 const grpc::Status kOverloaded(grpc::StatusCode::UNAVAILABLE,
                                "server overloaded: too many calls waiting for the database; "
                                "retry with backoff");
@@ -22,8 +24,10 @@ class PagedReadReactor final : public grpc::ServerWriteReactor<v1::ReadResponse>
   // Returns up to `max` events following the previous page.
   using FetchPage = std::function<absl::StatusOr<std::vector<store::RecordedEvent>>(uint64_t max)>;
 
-  PagedReadReactor(WorkerPool& workers, uint64_t total, FetchPage fetch)
-      : workers_(workers), remaining_(total), fetch_(std::move(fetch)) {
+  PagedReadReactor(WorkerPool& workers, uint64_t total, FetchPage fetch,
+                   std::function<void()> on_done)
+      : workers_(workers), remaining_(total), fetch_(std::move(fetch)),
+        on_done_(std::move(on_done)) {
     StartFetch();
   }
 
@@ -35,7 +39,10 @@ class PagedReadReactor final : public grpc::ServerWriteReactor<v1::ReadResponse>
     WriteNextOrFetch();
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    on_done_();
+    delete this;
+  }
 
  private:
   static constexpr uint64_t kPageSize = 500;
@@ -73,6 +80,7 @@ class PagedReadReactor final : public grpc::ServerWriteReactor<v1::ReadResponse>
   WorkerPool& workers_;
   uint64_t remaining_;
   FetchPage fetch_;
+  std::function<void()> on_done_;
   std::deque<store::RecordedEvent> page_;
   bool last_page_ = false;
   v1::ReadResponse response_;
@@ -81,6 +89,7 @@ class PagedReadReactor final : public grpc::ServerWriteReactor<v1::ReadResponse>
 // Fails a streaming call before it started.
 class FailedWriteReactor final : public grpc::ServerWriteReactor<v1::ReadResponse> {
  public:
+  explicit FailedWriteReactor(const grpc::Status& status) { Finish(status); }
   explicit FailedWriteReactor(const absl::Status& status) { Finish(ToGrpcStatus(status)); }
   void OnDone() override { delete this; }
 };
@@ -91,23 +100,35 @@ uint64_t ReadTotal(const store::Limits& limits, uint64_t max_count) {
 
 }  // namespace
 
+bool EventStoreService::BeginCall() {
+  ++in_flight_;
+  if (!draining_) return true;
+  --in_flight_;
+  return false;
+}
+
 grpc::ServerUnaryReactor* EventStoreService::Append(grpc::CallbackServerContext* context,
                                                     const v1::AppendRequest* request,
                                                     v1::AppendResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!BeginCall()) {
+    reactor->Finish(kShuttingDown);
+    return reactor;
+  }
   if (!workers_.TrySubmit([this, context, request, response, reactor] {
         absl::StatusOr<store::AppendResult> result =
             store_.Append(request->stream_id(), FromProto(request->expected_version()),
                           FromProto(request->events()));
-        if (!result.ok()) {
+        if (result.ok()) {
+          ToProto(*result, *response);
+        } else {
           AddStatusTrailers(result.status(), *context);
-          reactor->Finish(ToGrpcStatus(result.status()));
-          return;
         }
-        ToProto(*result, *response);
-        reactor->Finish(grpc::Status::OK);
+        reactor->Finish(ToGrpcStatus(result.status()));
+        EndCall();
       })) {
     reactor->Finish(kOverloaded);
+    EndCall();
   }
   return reactor;
 }
@@ -116,26 +137,35 @@ grpc::ServerUnaryReactor* EventStoreService::GetStream(grpc::CallbackServerConte
                                                        const v1::GetStreamRequest* request,
                                                        v1::StreamInfo* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!BeginCall()) {
+    reactor->Finish(kShuttingDown);
+    return reactor;
+  }
   if (!workers_.TrySubmit([this, request, response, reactor] {
         absl::StatusOr<store::StreamInfo> info = store_.GetStream(request->stream_id());
-        if (!info.ok()) {
-          reactor->Finish(ToGrpcStatus(info.status()));
-          return;
-        }
-        ToProto(*info, *response);
-        reactor->Finish(grpc::Status::OK);
+        if (info.ok()) ToProto(*info, *response);
+        reactor->Finish(ToGrpcStatus(info.status()));
+        EndCall();
       })) {
     reactor->Finish(kOverloaded);
+    EndCall();
   }
   return reactor;
 }
 
 grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadStream(
     grpc::CallbackServerContext*, const v1::ReadStreamRequest* request) {
+  if (!BeginCall()) return new FailedWriteReactor(kShuttingDown);
   absl::StatusOr<store::Direction> direction = FromProto("direction", request->direction());
-  if (!direction.ok()) return new FailedWriteReactor(direction.status());
+  if (!direction.ok()) {
+    EndCall();
+    return new FailedWriteReactor(direction.status());
+  }
   absl::Status count = store::ValidateReadCount(store_.limits(), request->max_count());
-  if (!count.ok()) return new FailedWriteReactor(count);
+  if (!count.ok()) {
+    EndCall();
+    return new FailedWriteReactor(count);
+  }
 
   store::ReadStreamQuery query;
   query.stream_id = request->stream_id();
@@ -155,15 +185,23 @@ grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadStream(
           query.from_version = forward ? last + 1 : last - (done ? 0 : 1);
         }
         return page;
-      });
+      },
+      [this] { EndCall(); });
 }
 
 grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadAll(
     grpc::CallbackServerContext*, const v1::ReadAllRequest* request) {
+  if (!BeginCall()) return new FailedWriteReactor(kShuttingDown);
   absl::StatusOr<store::Direction> direction = FromProto("direction", request->direction());
-  if (!direction.ok()) return new FailedWriteReactor(direction.status());
+  if (!direction.ok()) {
+    EndCall();
+    return new FailedWriteReactor(direction.status());
+  }
   absl::Status count = store::ValidateReadCount(store_.limits(), request->max_count());
-  if (!count.ok()) return new FailedWriteReactor(count);
+  if (!count.ok()) {
+    EndCall();
+    return new FailedWriteReactor(count);
+  }
 
   store::ReadAllQuery query;
   if (request->has_from_position()) query.from_position = request->from_position();
@@ -183,7 +221,8 @@ grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadAll(
           query.from_position = forward ? last + 1 : last - 1;
         }
         return page;
-      });
+      },
+      [this] { EndCall(); });
 }
 
 }  // namespace logbook::service

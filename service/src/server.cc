@@ -35,10 +35,18 @@ class GrpcServer final : public Server {
 
   int port() const override { return port_; }
 
+  // Drains rather than relying on grpc::Server::Shutdown(deadline) alone,
+  // which also waits for idle client connections to close and so would hold
+  // every shutdown for the whole deadline while any client is connected.
   void Shutdown(absl::Duration deadline) override {
     if (server_ == nullptr) return;
     server_->GetHealthCheckService()->Shutdown();
-    server_->Shutdown(absl::ToChronoTime(absl::Now() + deadline));
+    service_.StartDraining();
+    const absl::Time give_up = absl::Now() + deadline;
+    while (service_.in_flight() > 0 && absl::Now() < give_up) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    server_->Shutdown(absl::ToChronoTime(absl::Now()));  // Cancels what is left.
     server_->Wait();
     server_.reset();
   }

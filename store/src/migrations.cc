@@ -176,12 +176,18 @@ absl::StatusOr<std::vector<Migration>> MigrateUp(
     for (const Migration& m : known) {
       if (applied.count(m.version)) continue;
       if (progress) progress(m);
-      pqxx::work tx(conn);
-      tx.exec(m.sql);
-      tx.exec_params(
-          "INSERT INTO logbook.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-          m.version, m.name, m.checksum);
-      tx.commit();
+      try {
+        pqxx::work tx(conn);
+        tx.exec(m.sql);
+        tx.exec_params(
+            "INSERT INTO logbook.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+            m.version, m.name, m.checksum);
+        tx.commit();
+      } catch (const pqxx::sql_error& e) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "migration ", m.name, " failed and was rolled back (", done.size(),
+            " applied before it stay applied): SQLSTATE ", e.sqlstate(), ": ", e.what()));
+      }
       done.push_back(m);
     }
     return done;

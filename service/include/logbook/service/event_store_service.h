@@ -1,6 +1,8 @@
 // The gRPC EventStore service: adapts proto <-> store. Holds no SQL.
 #pragma once
 
+#include <atomic>
+
 #include "logbook/service/worker_pool.h"
 #include "logbook/store/event_store.h"
 #include "logbook/v1/event_store.grpc.pb.h"
@@ -27,9 +29,20 @@ class EventStoreService final : public logbook::v1::EventStore::CallbackService 
                                       const v1::GetStreamRequest* request,
                                       v1::StreamInfo* response) override;
 
+  // From now on, new calls fail with UNAVAILABLE; calls already running go on.
+  void StartDraining() { draining_ = true; }
+  // Calls started and not yet finished.
+  int in_flight() const { return in_flight_.load(); }
+
  private:
+  // Counts a new call; false (and the call must be refused) when draining.
+  bool BeginCall();
+  void EndCall() { --in_flight_; }
+
   store::EventStore& store_;
   WorkerPool& workers_;
+  std::atomic<bool> draining_{false};
+  std::atomic<int> in_flight_{0};
 };
 
 }  // namespace logbook::service

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# The `logbook` CLI against a real logbookd: output, exit codes, migrations.
+# Needs LOGBOOK_TEST_ENV (the pg_cluster fixture), LOGBOOKD and LOGBOOK_CLI.
+set -uo pipefail
+
+. "$LOGBOOK_TEST_ENV"
+cli=$LOGBOOK_CLI
+db="cli_$$"
+psql -X -q -h 127.0.0.1 -p "$LOGBOOK_TEST_PG_PORT" -U logbook_admin -d postgres -c "CREATE DATABASE $db"
+dsn="postgresql://logbook_admin@127.0.0.1:$LOGBOOK_TEST_PG_PORT/$db"
+work=$(mktemp -d)
+server_pid=""
+cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+failures=0
+passes=0
+# check NAME EXPECTED_EXIT EXPECTED_STDOUT_REGEX -- command...
+check() {
+  local name=$1 want_code=$2 want_out=$3
+  shift 4
+  local out code
+  out=$("$@" 2>"$work/stderr")
+  code=$?
+  if [ "$code" != "$want_code" ] || ! grep -Eq -- "$want_out" <<<"$out$(cat "$work/stderr")"; then
+    echo "FAIL: $name: exit $code (want $want_code)"
+    echo "  stdout: $out"
+    echo "  stderr: $(cat "$work/stderr")"
+    echo "  wanted: $want_out"
+    failures=$((failures + 1))
+  else
+    passes=$((passes + 1))
+  fi
+}
+
+# Migrations.
+check "migrate status before" 0 '^0001_initial.sql  pending$' -- "$cli" migrate status --database "$dsn"
+check "migrate up" 0 'applying 0001_initial.sql' -- "$cli" migrate up --database "$dsn"
+check "migrate up again" 0 '^already up to date: schema version 1$' -- "$cli" migrate up --database "$dsn"
+check "migrate verify" 0 '^ok: 1 applied migration\(s\) match their files, 0 pending$' -- "$cli" migrate verify --database "$dsn"
+check "migrate from env" 0 'already up to date' -- env LOGBOOK_DATABASE_URL="$dsn" "$cli" migrate up
+mkdir "$work/migrations"
+cp "$(dirname "$0")/../../migrations/"*.sql "$work/migrations/"
+echo "-- edited" >>"$work/migrations/0001_initial.sql"
+check "migrate verify edited" 7 'EDITED after it was applied' -- "$cli" migrate verify --database "$dsn" --migrations-dir "$work/migrations"
+check "migrate up edited" 7 'was edited after it was applied' -- "$cli" migrate up --database "$dsn" --migrations-dir "$work/migrations"
+check "migrate bad action" 2 'action' -- "$cli" migrate sideways --database "$dsn"
+
+# A server.
+port=$(( 20000 + RANDOM % 20000 ))
+"$LOGBOOKD" --listen "127.0.0.1:$port" --database "$dsn" 2>"$work/server.log" &
+server_pid=$!
+export LOGBOOK_ADDRESS="127.0.0.1:$port"
+for _ in $(seq 100); do
+  "$cli" stream probe-1 >/dev/null 2>&1; [ $? = 3 ] && break
+  sleep 0.1
+done
+
+check "append" 0 '^appended OrderPlaced to order-1 at version 0 \(position 1, event id [0-9a-f-]{36}\)$' -- \
+  "$cli" append order-1 --type OrderPlaced --data '{"total": 5}' --expect none
+check "append json" 0 '"first_position":2,"first_version":1,"last_position":2,"last_version":1,"stream_id":"order-1"' -- \
+  "$cli" append order-1 --type OrderPaid --data '{"paid": true}' --expect 0 --json
+check "append conflict" 4 "wrong expected version for stream 'order-1': expected version 0, but the stream is at version 1" -- \
+  "$cli" append order-1 --type X --data '{}' --expect 0
+check "append bad json" 5 'events\[0\].data: not valid JSON' -- "$cli" append order-1 --type X --data '{nope'
+check "append bad expect" 2 'expect takes any, none, exists or a version number' -- "$cli" append order-1 --type X --data '{}' --expect maybe
+check "append missing type" 2 'type is required' -- "$cli" append order-1 --data '{}'
+check "append from stdin" 0 'at version 2' -- sh -c "printf '{\"from\":\"stdin\"}' | '$cli' append order-1 --type Noted"
+printf 'bin\000ary' >"$work/blob"
+check "append binary file" 0 'at version 0' -- "$cli" append blob-1 --type Blob --content-type application/octet-stream --data-file "$work/blob"
+check "append reused id" 0 'at version 3' -- "$cli" append order-1 --type X --data '{}' --event-id 0f8fad5b-d9cb-469f-a165-70867728950e
+check "append reused id elsewhere" 4 'already stored in stream .order-1. at version 3' -- \
+  "$cli" append order-2 --type X --data '{}' --event-id 0f8fad5b-d9cb-469f-a165-70867728950e
+check "append bad uuid" 5 'events\[0\].event_id: not a UUID' -- "$cli" append order-1 --type X --data '{}' --event-id nope
+check "append reserved" 5 "ids starting with '\\$' are reserved" -- "$cli" append '$all' --type X --data '{}'
+
+check "read" 0 '^1  order-1@0  OrderPlaced  [0-9T:.-]+Z  \{"total":5\}' -- "$cli" read order-1
+check "read from" 0 '^2  order-1@1  OrderPaid' -- "$cli" read order-1 --from 1 --limit 1
+check "read backward" 0 '^5  order-1@3  X' -- "$cli" read order-1 --backward --limit 1
+check "read json" 0 '^\{"content_type":"application/json","data":\{"from":"stdin"\},"event_id":"[0-9a-f-]{36}","global_position":3,"recorded_at":"[^"]+","stream_id":"order-1","stream_version":2,"type":"Noted"\}$' -- \
+  "$cli" read order-1 --from 2 --limit 1 --json
+check "read binary json" 0 '"data":\{"base64":"YmluAGFyeQ=="\}' -- "$cli" read blob-1 --json
+check "read binary text" 0 '<7 bytes>' -- "$cli" read blob-1
+check "read all" 0 '^4  blob-1@0  Blob' -- "$cli" read '$all' --from 4 --limit 1
+check "read all category" 0 '^3  order-1@2  Noted' -- "$cli" read '$all' --category order --type Noted
+check "read missing" 3 "stream 'nope-1' does not exist" -- "$cli" read nope-1
+check "read filter on stream" 2 'apply to .\$all. only' -- "$cli" read order-1 --category order
+check "stream" 0 '^version        3$' -- "$cli" stream order-1
+check "stream json" 0 '^\{"created_at":"[^"]+","last_position":5,"stream_id":"order-1","version":3\}$' -- "$cli" stream order-1 --json
+check "stream missing" 3 'does not exist' -- "$cli" stream nope-1
+check "help" 0 'Append one event to a stream' -- "$cli" --help
+check "append help" 0 'Expected stream version: any, none, exists or a number' -- "$cli" append --help
+check "no command" 2 'A subcommand is required' -- "$cli"
+
+kill "$server_pid"; wait "$server_pid"; server_pid=""
+check "server gone" 6 '' -- "$cli" --timeout 2 stream order-1
+grep -q "logbookd stopped" "$work/server.log" || { echo "FAIL: no clean shutdown line"; cat "$work/server.log"; failures=$((failures + 1)); }
+
+echo "$passes passed, $failures failed"
+[ "$failures" = 0 ]

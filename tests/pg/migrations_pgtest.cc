@@ -1,0 +1,203 @@
+// Migrations and roles against a real PostgreSQL.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "logbook/store/migrations.h"
+#include "test_env.h"
+
+namespace logbook::store {
+namespace {
+
+using testing::CreateDatabase;
+using testing::CreateMigratedDatabase;
+using testing::DsnFor;
+using testing::Exec;
+using testing::QueryValue;
+
+// A folder holding copies of the embedded migrations plus `extra` files.
+std::string MigrationsDir(const std::vector<std::pair<std::string, std::string>>& extra = {}) {
+  static int counter = 0;
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("logbook-migrations-" + std::to_string(getpid()) + "-" +
+                    std::to_string(counter++));
+  std::filesystem::create_directories(dir);
+  auto write = [&](const std::string& name, const std::string& bytes) {
+    std::ofstream(dir / name, std::ios::binary) << bytes;
+  };
+  for (const Migration& m : EmbeddedMigrations()) write(m.name, m.sql);
+  for (const auto& [name, bytes] : extra) write(name, bytes);
+  return dir.string();
+}
+
+TEST(Migrations, EmbeddedFilesAreNumberedAndChecksummed) {
+  const auto& all = EmbeddedMigrations();
+  ASSERT_FALSE(all.empty());
+  EXPECT_EQ(all[0].version, 1);
+  EXPECT_EQ(all[0].name, "0001_initial.sql");
+  EXPECT_EQ(all[0].checksum, Sha256Hex(all[0].sql));
+  EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(Migrations, UpTwiceIsANoOp) {
+  const std::string dsn = DsnFor(CreateDatabase());
+  std::vector<std::string> progress;
+  auto first = MigrateUp(dsn, EmbeddedMigrations(),
+                         [&](const Migration& m) { progress.push_back(m.name); });
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->size(), EmbeddedMigrations().size());
+  EXPECT_EQ(progress.front(), "0001_initial.sql");
+  const std::string recorded =
+      QueryValue(dsn, "SELECT string_agg(version || ':' || checksum, ',' ORDER BY version) "
+                      "FROM logbook.schema_migrations");
+
+  auto second = MigrateUp(dsn, EmbeddedMigrations());
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_TRUE(second->empty());
+  EXPECT_EQ(QueryValue(dsn, "SELECT string_agg(version || ':' || checksum, ',' ORDER BY version) "
+                            "FROM logbook.schema_migrations"),
+            recorded);
+  EXPECT_EQ(recorded.substr(0, 2 + 64), "1:" + EmbeddedMigrations()[0].checksum);
+  auto version = CheckSchema(dsn, EmbeddedMigrations());
+  ASSERT_TRUE(version.ok()) << version.status();
+  EXPECT_EQ(*version, EmbeddedMigrations().back().version);
+}
+
+TEST(Migrations, ConcurrentRunnersApplyEachFileOnce) {
+  const std::string dsn = DsnFor(CreateDatabase());
+  absl::StatusOr<std::vector<Migration>> a, b;
+  std::thread t1([&] { a = MigrateUp(dsn, EmbeddedMigrations()); });
+  std::thread t2([&] { b = MigrateUp(dsn, EmbeddedMigrations()); });
+  t1.join();
+  t2.join();
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(a->size() + b->size(), EmbeddedMigrations().size());
+  EXPECT_EQ(QueryValue(dsn, "SELECT count(*) FROM logbook.schema_migrations"),
+            std::to_string(EmbeddedMigrations().size()));
+}
+
+TEST(Migrations, AnEditedAppliedMigrationIsRefused) {
+  const std::string dsn = DsnFor(CreateDatabase());
+  const std::string dir = MigrationsDir();
+  auto original = LoadMigrationsFromDir(dir);
+  ASSERT_TRUE(original.ok());
+  ASSERT_TRUE(MigrateUp(dsn, *original).ok());
+
+  std::ofstream(dir + "/0001_initial.sql", std::ios::app) << "\n-- an innocent edit\n";
+  std::ofstream(dir + "/0002_next.sql") << "CREATE TABLE logbook.next_thing (id int);\n";
+  auto edited = LoadMigrationsFromDir(dir);
+  ASSERT_TRUE(edited.ok());
+  auto refused = MigrateUp(dsn, *edited);
+  EXPECT_EQ(refused.status(),
+            absl::FailedPreconditionError(
+                "migration 0001_initial.sql was edited after it was applied (the database "
+                "recorded checksum " + (*original)[0].checksum + ", the file now has " +
+                (*edited)[0].checksum +
+                "); restore the original file and add a new migration instead"));
+  EXPECT_EQ(QueryValue(dsn, "SELECT to_regclass('logbook.next_thing') IS NULL"), "t");
+  EXPECT_EQ(CheckSchema(dsn, *edited).status().code(), absl::StatusCode::kFailedPrecondition);
+
+  auto states = MigrationStatus(dsn, *edited);
+  ASSERT_TRUE(states.ok());
+  ASSERT_EQ(states->size(), (*edited).size());
+  EXPECT_EQ((*states)[0].state, MigrationState::State::kEdited);
+  EXPECT_EQ(states->back().name, "0002_next.sql");
+  EXPECT_EQ(states->back().state, MigrationState::State::kPending);
+}
+
+TEST(Migrations, AFailingMigrationIsRolledBackAndNamed) {
+  const std::string dsn = DsnFor(CreateDatabase());
+  auto known = LoadMigrationsFromDir(MigrationsDir(
+      {{"0901_half.sql", "CREATE TABLE logbook.half (id int);\nSELEC 1;\n"}}));
+  ASSERT_TRUE(known.ok());
+  auto result = MigrateUp(dsn, *known);
+  ASSERT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(result.status().message().find("migration 0901_half.sql failed and was rolled back"),
+            absl::string_view::npos)
+      << result.status();
+  EXPECT_NE(result.status().message().find("SQLSTATE 42601"), absl::string_view::npos);
+  EXPECT_EQ(QueryValue(dsn, "SELECT to_regclass('logbook.half') IS NULL"), "t");
+  EXPECT_EQ(QueryValue(dsn, "SELECT max(version) FROM logbook.schema_migrations"),
+            std::to_string(EmbeddedMigrations().back().version));
+}
+
+TEST(Migrations, ServerSchemaCheckNamesWhatIsMissing) {
+  const std::string empty = DsnFor(CreateDatabase());
+  EXPECT_EQ(CheckSchema(empty, EmbeddedMigrations()).status(),
+            absl::FailedPreconditionError(
+                "the database has no Logbook schema (logbook.schema_migrations is missing): run "
+                "`logbook migrate up --database DSN` first"));
+  const std::string dsn = CreateMigratedDatabase();
+  auto newer = LoadMigrationsFromDir(MigrationsDir({{"0999_future.sql", "SELECT 1;"}}));
+  ASSERT_TRUE(newer.ok());
+  EXPECT_EQ(CheckSchema(dsn, *newer).status(),
+            absl::FailedPreconditionError(
+                "the database schema is at version " +
+                std::to_string(EmbeddedMigrations().back().version) +
+                " but this logbookd needs migration 0999_future.sql: run `logbook migrate up "
+                "--database DSN`"));
+}
+
+TEST(Migrations, BadFileNamesAreRejected) {
+  EXPECT_EQ(LoadMigrationsFromDir(MigrationsDir({{"2_oops.sql", ""}})).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(LoadMigrationsFromDir(MigrationsDir({{"0001_again.sql", ""}})).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(LoadMigrationsFromDir("/nonexistent/dir").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+class RolesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // The owner role creates and migrates its own database.
+    database_ = CreateDatabase();
+    ASSERT_EQ(Exec(testing::AdminDsn(),
+                   "ALTER DATABASE " + database_ + " OWNER TO logbook_owner"),
+              "");
+    ASSERT_EQ(Exec(DsnFor(database_), "ALTER SCHEMA public OWNER TO logbook_owner"), "");
+    owner_ = DsnFor(database_, "logbook_owner");
+    auto applied = MigrateUp(owner_, EmbeddedMigrations());
+    ASSERT_TRUE(applied.ok()) << applied.status();
+    app_ = DsnFor(database_, "logbook_app");
+    ASSERT_EQ(Exec(app_,
+                   "SELECT * FROM logbook.append_events('r-1', -1, "
+                   "'{11111111-1111-4111-8111-111111111111}', '{A}', '{text/plain}', '{\"\"}', "
+                   "'{\"\"}', '\\x6869', '{2}', '{0}')"),
+              "");
+  }
+  std::string database_, owner_, app_;
+};
+
+TEST_F(RolesTest, ApplicationRoleCannotChangeHistory) {
+  EXPECT_NE(Exec(app_, "UPDATE logbook.event_log SET data = '\\x00'")
+                .find("permission denied for table event_log"),
+            std::string::npos);
+  EXPECT_NE(Exec(app_, "DELETE FROM logbook.event_log").find("permission denied"),
+            std::string::npos);
+  EXPECT_NE(Exec(app_, "TRUNCATE logbook.event_log").find("permission denied"),
+            std::string::npos);
+  EXPECT_NE(Exec(app_, "DELETE FROM logbook.receipts").find("permission denied"),
+            std::string::npos);
+  EXPECT_NE(Exec(app_, "DROP TABLE logbook.event_log").find("must be owner"), std::string::npos);
+  EXPECT_EQ(QueryValue(app_, "SELECT encode(data, 'escape') FROM logbook.event_log"), "hi");
+}
+
+TEST_F(RolesTest, TriggerRejectsChangesEvenFromTheOwner) {
+  const std::string expected = "UPDATE on logbook.event_log is not allowed; history is append-only";
+  EXPECT_NE(Exec(owner_, "UPDATE logbook.event_log SET data = '\\x00'").find(expected),
+            std::string::npos);
+  EXPECT_NE(Exec(owner_, "DELETE FROM logbook.event_log")
+                .find("DELETE on logbook.event_log is not allowed"),
+            std::string::npos);
+  EXPECT_NE(Exec(owner_, "TRUNCATE logbook.event_log")
+                .find("TRUNCATE on logbook.event_log is not allowed"),
+            std::string::npos);
+  EXPECT_EQ(QueryValue(owner_, "SELECT count(*) FROM logbook.event_log"), "1");
+}
+
+}  // namespace
+}  // namespace logbook::store

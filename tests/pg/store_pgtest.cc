@@ -1,0 +1,392 @@
+// The store against a real PostgreSQL: concurrency, idempotency, byte-exact
+// round trips, reads, and bad input that changes nothing.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "absl/synchronization/barrier.h"
+#include "logbook/store/event_store.h"
+#include "test_env.h"
+
+namespace logbook::store {
+namespace {
+
+using testing::CreateMigratedDatabase;
+using testing::QueryValue;
+
+NewEvent Json(std::string type, std::string data = "{}", std::string id = "") {
+  NewEvent e;
+  e.event_id = std::move(id);
+  e.type = std::move(type);
+  e.data = std::move(data);
+  return e;
+}
+
+ReadStreamQuery Stream(std::string id, std::optional<uint64_t> from = std::nullopt,
+                       Direction direction = Direction::kForward, uint64_t max_count = 0) {
+  return {std::move(id), from, direction, max_count};
+}
+
+ReadAllQuery All(std::optional<uint64_t> from = std::nullopt,
+                 Direction direction = Direction::kForward, uint64_t max_count = 0) {
+  return {from, direction, max_count, {}};
+}
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dsn_ = CreateMigratedDatabase();
+    StoreOptions options;
+    options.dsn = dsn_;
+    options.pool_size = 16;
+    auto store = EventStore::Open(options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+  }
+
+  std::string Rows() {
+    return QueryValue(dsn_, "SELECT (SELECT count(*) FROM logbook.event_log) || '/' || "
+                            "(SELECT count(*) FROM logbook.streams)");
+  }
+
+  std::string dsn_;
+  std::unique_ptr<EventStore> store_;
+};
+
+TEST_F(StoreTest, AppendsAndReadsBackByteForByte) {
+  NewEvent binary;
+  binary.type = "Blob";
+  binary.content_type = "application/octet-stream";
+  binary.data = std::string("\0\x01\xff\0tail", 8);
+  binary.metadata = std::string("\0m\0", 3);
+  binary.correlation_id = "corr-1";
+  binary.causation_id = "cause-1";
+  NewEvent json = Json("OrderPlaced", "{\"total\": 5, \"items\": [\"\xc3\xa4\"]}");
+  json.metadata = "{\"user\":\"ann\"}";
+
+  auto result = store_->Append("order-1", ExpectedVersion::NoStream(), {json, binary});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_FALSE(result->duplicate);
+  EXPECT_EQ(result->first_version, 0u);
+  EXPECT_EQ(result->last_version, 1u);
+  EXPECT_EQ(result->first_position, 1u);
+  EXPECT_EQ(result->last_position, 2u);
+  ASSERT_EQ(result->event_ids.size(), 2u);
+
+  auto events = store_->ReadStream(Stream("order-1"));
+  ASSERT_TRUE(events.ok()) << events.status();
+  ASSERT_EQ(events->size(), 2u);
+  const RecordedEvent& a = (*events)[0];
+  EXPECT_EQ(a.event_id, result->event_ids[0]);
+  EXPECT_EQ(a.type, "OrderPlaced");
+  EXPECT_EQ(a.data, json.data);
+  EXPECT_EQ(a.metadata, json.metadata);
+  EXPECT_EQ(a.content_type, "application/json");
+  EXPECT_EQ(a.correlation_id, "");
+  EXPECT_EQ(a.stream_id, "order-1");
+  EXPECT_EQ(a.stream_version, 0u);
+  EXPECT_EQ(a.global_position, 1u);
+  EXPECT_EQ(a.recorded_at, result->committed_at);
+  const RecordedEvent& b = (*events)[1];
+  EXPECT_EQ(b.event_id, result->event_ids[1]);
+  EXPECT_EQ(b.data, binary.data);
+  EXPECT_EQ(b.data.size(), 8u);
+  EXPECT_EQ(b.metadata, binary.metadata);
+  EXPECT_EQ(b.content_type, "application/octet-stream");
+  EXPECT_EQ(b.correlation_id, "corr-1");
+  EXPECT_EQ(b.causation_id, "cause-1");
+  EXPECT_EQ(b.stream_version, 1u);
+  EXPECT_EQ(b.global_position, 2u);
+
+  auto info = store_->GetStream("order-1");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->version, 1u);
+  EXPECT_EQ(info->last_position, 2u);
+  EXPECT_EQ(info->created_at, result->committed_at);
+}
+
+TEST_F(StoreTest, ExpectedVersionKinds) {
+  EXPECT_EQ(store_->Append("s-1", ExpectedVersion::StreamExists(), {Json("A")}).status(),
+            absl::AbortedError("wrong expected version for stream 's-1': expected an existing "
+                               "stream, but the stream does not exist"));
+  auto exact_missing = store_->Append("s-1", ExpectedVersion::Exact(0), {Json("A")});
+  EXPECT_EQ(exact_missing.status().code(), absl::StatusCode::kAborted);
+  EXPECT_FALSE(exact_missing.status().GetPayload(kActualVersionPayload).has_value());
+
+  ASSERT_TRUE(store_->Append("s-1", ExpectedVersion::NoStream(), {Json("A")}).ok());
+  auto again = store_->Append("s-1", ExpectedVersion::NoStream(), {Json("A")});
+  EXPECT_EQ(again.status().message(),
+            "wrong expected version for stream 's-1': expected no stream, but the stream is at "
+            "version 0");
+  EXPECT_EQ(again.status().GetPayload(kActualVersionPayload), absl::Cord("0"));
+  ASSERT_TRUE(store_->Append("s-1", ExpectedVersion::StreamExists(), {Json("B")}).ok());
+  ASSERT_TRUE(store_->Append("s-1", ExpectedVersion::Any(), {Json("C"), Json("D")}).ok());
+  auto stale = store_->Append("s-1", ExpectedVersion::Exact(1), {Json("E")});
+  EXPECT_EQ(stale.status().GetPayload(kActualVersionPayload), absl::Cord("3"));
+  auto ok = store_->Append("s-1", ExpectedVersion::Exact(3), {Json("E")});
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->first_version, 4u);
+  EXPECT_EQ(ok->first_position, 5u);
+  EXPECT_EQ(Rows(), "5/1");
+}
+
+// Invariant 1: of N concurrent appends with the same exact expected version,
+// exactly one succeeds; the rest get ABORTED and the actual version.
+TEST_F(StoreTest, SixteenWritersOneStreamExactlyOneWinsEachRound) {
+  constexpr int kThreads = 16;
+  constexpr int kRounds = 100;
+  for (int round = 0; round < kRounds; ++round) {
+    const ExpectedVersion expected =
+        round == 0 ? ExpectedVersion::NoStream() : ExpectedVersion::Exact(round - 1);
+    absl::Barrier start(kThreads);
+    std::vector<absl::Status> outcomes(kThreads);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        start.Block();
+        outcomes[t] = store_->Append("race-1", expected,
+                                     {Json("Tick", "{\"thread\":" + std::to_string(t) + "}")})
+                          .status();
+      });
+    }
+    for (auto& th : threads) th.join();
+    int winners = 0;
+    for (const absl::Status& s : outcomes) {
+      if (s.ok()) {
+        ++winners;
+        continue;
+      }
+      ASSERT_EQ(s.code(), absl::StatusCode::kAborted) << s;
+      ASSERT_EQ(s.GetPayload(kActualVersionPayload), absl::Cord(std::to_string(round))) << s;
+    }
+    ASSERT_EQ(winners, 1) << "round " << round;
+  }
+  auto info = store_->GetStream("race-1");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->version, 99u);
+  EXPECT_EQ(Rows(), "100/1");
+  EXPECT_EQ(QueryValue(dsn_, "SELECT string_agg(DISTINCT (global_position - stream_version)::text, ',') "
+                             "FROM logbook.event_log"),
+            "1");
+}
+
+// Invariant 4: positions are contiguous and each stream's versions follow
+// position order, however writers interleave.
+TEST_F(StoreTest, ConcurrentWritersGetContiguousPositions) {
+  constexpr int kThreads = 8, kAppends = 40;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kAppends; ++i) {
+        ASSERT_TRUE(store_->Append("w-" + std::to_string(t % 4), ExpectedVersion::Any(),
+                                   {Json("A"), Json("B")})
+                        .ok());
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  auto all = store_->ReadAll(All(std::nullopt, Direction::kForward, 100000));
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), static_cast<size_t>(kThreads * kAppends * 2));
+  std::map<std::string, uint64_t> next_version;
+  for (size_t i = 0; i < all->size(); ++i) {
+    const RecordedEvent& e = (*all)[i];
+    ASSERT_EQ(e.global_position, i + 1);
+    ASSERT_EQ(e.stream_version, next_version[e.stream_id]++);
+    if (i > 0) {
+      ASSERT_GE(e.recorded_at, (*all)[i - 1].recorded_at);
+    }
+  }
+}
+
+// Invariant 2: re-sending stored event ids succeeds and stores nothing twice.
+TEST_F(StoreTest, IdempotentRetryAndEventIdReuse) {
+  const std::string id1 = "11111111-1111-4111-8111-111111111111";
+  const std::string id2 = "22222222-2222-4222-8222-222222222222";
+  const std::string id3 = "33333333-3333-4333-8333-333333333333";
+  ASSERT_TRUE(store_->Append("other-1", ExpectedVersion::Any(), {Json("X")}).ok());
+  auto first = store_->Append("order-7", ExpectedVersion::NoStream(),
+                              {Json("A", "{}", id1), Json("B", "{}", id2)});
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(Rows(), "3/2");
+
+  for (ExpectedVersion expected : {ExpectedVersion::NoStream(), ExpectedVersion::Any(),
+                                   ExpectedVersion::StreamExists()}) {
+    auto retry = store_->Append("order-7", expected, {Json("A", "{}", id1), Json("B", "{}", id2)});
+    ASSERT_TRUE(retry.ok()) << retry.status();
+    EXPECT_TRUE(retry->duplicate);
+    EXPECT_EQ(retry->first_position, 2u);
+    EXPECT_EQ(retry->last_position, 3u);
+    EXPECT_EQ(retry->first_version, 0u);
+    EXPECT_EQ(retry->last_version, 1u);
+    EXPECT_EQ(retry->committed_at, first->committed_at);
+  }
+  // Upper-case ids are the same ids.
+  auto upper = store_->Append("order-7", ExpectedVersion::NoStream(),
+                              {Json("A", "{}", "11111111-1111-4111-8111-111111111111"),
+                               Json("B", "{}", "22222222-2222-4222-8222-222222222222")});
+  EXPECT_TRUE(upper.ok() && upper->duplicate);
+
+  ASSERT_TRUE(store_->Append("order-7", ExpectedVersion::Exact(1), {Json("C", "{}", id3)}).ok());
+  auto retry_exact = store_->Append("order-7", ExpectedVersion::Exact(1), {Json("C", "{}", id3)});
+  ASSERT_TRUE(retry_exact.ok()) << retry_exact.status();
+  EXPECT_TRUE(retry_exact->duplicate);
+  EXPECT_EQ(retry_exact->first_version, 2u);
+  EXPECT_EQ(Rows(), "4/2");
+
+  // The same id anywhere else is a conflict, not a retry.
+  EXPECT_EQ(store_->Append("order-8", ExpectedVersion::Any(), {Json("A", "{}", id1)}).status(),
+            absl::AlreadyExistsError("events[0].event_id: " + id1 +
+                                     " is already stored in stream 'order-7' at version 0"));
+  // With `any`, re-sending a stored event to its own stream is a retry.
+  auto subset = store_->Append("order-7", ExpectedVersion::Any(), {Json("B", "{}", id2)});
+  ASSERT_TRUE(subset.ok()) << subset.status();
+  EXPECT_TRUE(subset->duplicate);
+  EXPECT_EQ(subset->first_version, 1u);
+  // Out of order, it is not.
+  EXPECT_EQ(store_->Append("order-7", ExpectedVersion::Any(),
+                           {Json("B", "{}", id2), Json("A", "{}", id1)})
+                .status()
+                .code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->Append("order-7", ExpectedVersion::Exact(2),
+                           {Json("N", "{}", "44444444-4444-4444-8444-444444444444"),
+                            Json("C", "{}", id3)})
+                .status(),
+            absl::AlreadyExistsError("events[1].event_id: " + id3 +
+                                     " is already stored in stream 'order-7' at version 2"));
+  EXPECT_EQ(store_->Append("order-7", ExpectedVersion::Exact(0),
+                           {Json("A", "{}", id1), Json("B", "{}", id2)})
+                .status()
+                .code(),
+            absl::StatusCode::kAlreadyExists);  // Stored, but not where this append puts them.
+  EXPECT_EQ(Rows(), "4/2");
+}
+
+// Invariant 7: bad input gets its code and changes nothing.
+TEST_F(StoreTest, BadInputChangesNothing) {
+  ASSERT_TRUE(store_->Append("keep-1", ExpectedVersion::Any(), {Json("A")}).ok());
+  NewEvent huge = Json("Huge");
+  huge.content_type = "application/octet-stream";
+  huge.data = std::string((1 << 20) + 1, 'x');
+  NewEvent bad_id = Json("A", "{}", "1234");
+  struct Case {
+    std::string stream;
+    std::vector<NewEvent> events;
+    absl::StatusCode code;
+  };
+  const std::vector<Case> cases = {
+      {"", {Json("A")}, absl::StatusCode::kInvalidArgument},
+      {std::string(257, 's'), {Json("A")}, absl::StatusCode::kInvalidArgument},
+      {"bad\xfe", {Json("A")}, absl::StatusCode::kInvalidArgument},
+      {"keep-1", {}, absl::StatusCode::kInvalidArgument},
+      {"keep-1", {Json("A"), bad_id}, absl::StatusCode::kInvalidArgument},
+      {"keep-1", {Json("A"), Json("B", "{oops")}, absl::StatusCode::kInvalidArgument},
+      {"keep-1", {Json("A"), huge}, absl::StatusCode::kResourceExhausted},
+      {"keep-1", std::vector<NewEvent>(1001, Json("A")), absl::StatusCode::kResourceExhausted},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(store_->Append(c.stream, ExpectedVersion::Any(), c.events).status().code(), c.code)
+        << c.stream.substr(0, 20);
+  }
+  EXPECT_EQ(store_->Append("keep-1", ExpectedVersion::Exact(uint64_t{1} << 63), {Json("A")})
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Rows(), "1/1");
+}
+
+TEST_F(StoreTest, ReadsStreamsInBothDirectionsWithBounds) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(store_->Append("r-1", ExpectedVersion::Any(),
+                               {Json("E", "{\"i\":" + std::to_string(i) + "}")})
+                    .ok());
+  }
+  auto versions = [](const absl::StatusOr<std::vector<RecordedEvent>>& events) {
+    std::string out;
+    for (const auto& e : *events) out += std::to_string(e.stream_version);
+    return out;
+  };
+  EXPECT_EQ(versions(store_->ReadStream(Stream("r-1"))), "01234");
+  EXPECT_EQ(versions(store_->ReadStream(Stream("r-1", 2))), "234");
+  EXPECT_EQ(versions(store_->ReadStream(Stream("r-1", 1, Direction::kForward, 2))), "12");
+  EXPECT_EQ(versions(store_->ReadStream(Stream("r-1", std::nullopt, Direction::kBackward))), "43210");
+  EXPECT_EQ(versions(store_->ReadStream(Stream("r-1", 3, Direction::kBackward, 2))), "32");
+  EXPECT_EQ(versions(store_->ReadStream(Stream("r-1", 9))), "");
+  EXPECT_EQ(store_->ReadStream(Stream("missing-1")).status(),
+            absl::NotFoundError("stream 'missing-1' does not exist"));
+  EXPECT_EQ(store_->GetStream("missing-1").status(),
+            absl::NotFoundError("stream 'missing-1' does not exist"));
+  EXPECT_EQ(store_->ReadStream(Stream("r-1", 0, Direction::kForward, 100001)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(StoreTest, ReadsAllWithFilters) {
+  ASSERT_TRUE(store_->Append("order-1", ExpectedVersion::Any(), {Json("Placed")}).ok());
+  ASSERT_TRUE(store_->Append("cart-1", ExpectedVersion::Any(), {Json("Added")}).ok());
+  ASSERT_TRUE(store_->Append("order-2", ExpectedVersion::Any(), {Json("Placed"), Json("Paid")}).ok());
+  ASSERT_TRUE(store_->Append("orderly-1", ExpectedVersion::Any(), {Json("Placed")}).ok());
+  ASSERT_TRUE(store_->Append("order", ExpectedVersion::Any(), {Json("Odd")}).ok());
+  auto ids = [&](ReadAllQuery q) {
+    std::string out;
+    auto events = store_->ReadAll(q);
+    EXPECT_TRUE(events.ok()) << events.status();
+    for (const auto& e : *events) out += std::to_string(e.global_position) + e.stream_id + " ";
+    return out;
+  };
+  EXPECT_EQ(ids(All()), "1order-1 2cart-1 3order-2 4order-2 5orderly-1 6order ");
+  EXPECT_EQ(ids(All(3)), "3order-2 4order-2 5orderly-1 6order ");
+  EXPECT_EQ(ids(All(std::nullopt, Direction::kBackward, 2)), "6order 5orderly-1 ");
+  EXPECT_EQ(ids(All(4, Direction::kBackward, 0)), "4order-2 3order-2 2cart-1 1order-1 ");
+  ReadAllQuery category;
+  category.filter.category = "order";
+  EXPECT_EQ(ids(category), "1order-1 3order-2 4order-2 6order ");
+  category.direction = Direction::kBackward;
+  category.max_count = 2;
+  EXPECT_EQ(ids(category), "6order 4order-2 ");
+  ReadAllQuery prefix;
+  prefix.filter.stream_prefix = "order-";
+  EXPECT_EQ(ids(prefix), "1order-1 3order-2 4order-2 ");
+  prefix.filter.stream_prefix = "o%";  // LIKE wildcards are plain characters.
+  EXPECT_EQ(ids(prefix), "");
+  ReadAllQuery types;
+  types.filter.event_types = {"Placed", "Added"};
+  EXPECT_EQ(ids(types), "1order-1 2cart-1 3order-2 5orderly-1 ");
+  types.filter.category = "order";
+  EXPECT_EQ(ids(types), "1order-1 3order-2 ");
+}
+
+TEST_F(StoreTest, TextFieldsWithQuotesAndBackslashesSurviveArrayEncoding) {
+  NewEvent e = Json("Type \"quoted\" \\ {x,y}");
+  e.correlation_id = "a\\\"b";
+  e.content_type = "text/plain; q=\"1\"";
+  e.data = "not json";
+  ASSERT_TRUE(store_->Append("quote-1", ExpectedVersion::Any(), {e}).ok());
+  auto events = store_->ReadStream(Stream("quote-1"));
+  ASSERT_TRUE(events.ok());
+  EXPECT_EQ((*events)[0].type, e.type);
+  EXPECT_EQ((*events)[0].correlation_id, e.correlation_id);
+  EXPECT_EQ((*events)[0].content_type, e.content_type);
+}
+
+TEST_F(StoreTest, WorksAsTheLeastPrivilegedApplicationRole) {
+  const std::string database = dsn_.substr(dsn_.rfind('/') + 1);
+  StoreOptions options;
+  options.dsn = testing::DsnFor(database, "logbook_app");
+  auto app_store = EventStore::Open(options);
+  ASSERT_TRUE(app_store.ok()) << app_store.status();
+  auto appended = (*app_store)->Append("app-1", ExpectedVersion::NoStream(), {Json("A")});
+  ASSERT_TRUE(appended.ok()) << appended.status();
+  auto read = (*app_store)->ReadAll(All());
+  ASSERT_TRUE(read.ok());
+  EXPECT_EQ(read->size(), 1u);
+}
+
+TEST(StoreOpen, UnreachableDatabaseIsUnavailable) {
+  StoreOptions options;
+  options.dsn = "postgresql://nobody@127.0.0.1:1/none?connect_timeout=2";
+  EXPECT_EQ(EventStore::Open(options).status().code(), absl::StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace logbook::store

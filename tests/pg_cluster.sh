@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Starts or stops a throwaway PostgreSQL cluster for the tests.
+#
+#   tests/pg_cluster.sh start ENV_FILE   initdb in a new temp folder, start on a
+#                                        free localhost port, create the roles,
+#                                        write LOGBOOK_TEST_* lines to ENV_FILE
+#   tests/pg_cluster.sh stop ENV_FILE    stop it and delete the folder
+#
+# initdb refuses to run as root, so as root the cluster runs as the
+# unprivileged `postgres` user (created by Debian's postgresql package).
+set -euo pipefail
+
+action=${1:?usage: pg_cluster.sh start|stop ENV_FILE}
+env_file=${2:?usage: pg_cluster.sh start|stop ENV_FILE}
+bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+[ -x "$bindir/initdb" ] || { echo "pg_cluster.sh: PostgreSQL server binaries not found (apt-get install postgresql)" >&2; exit 1; }
+
+as_owner() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+case "$action" in
+start)
+  dir=$(mktemp -d /tmp/logbook-test-pg.XXXXXX)
+  chmod 755 "$dir"
+  [ "$(id -u)" = 0 ] && chown postgres: "$dir"
+  as_owner "$bindir/initdb" -D "$dir/data" -U logbook_admin --auth=trust -E UTF8 \
+    --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
+  for attempt in 1 2 3 4 5 6 7 8; do
+    port=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+    (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && continue  # Taken.
+    if as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
+         -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300" \
+         start >/dev/null; then
+      break
+    fi
+    port=""
+  done
+  [ -n "$port" ] || { echo "pg_cluster.sh: could not start PostgreSQL" >&2; cat "$dir/server.log" >&2; exit 1; }
+  psql=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U logbook_admin -d postgres)
+  # The roles of README.md "Roles": the owner runs migrations, logbookd
+  # connects as logbook_app.
+  "${psql[@]}" -c "CREATE ROLE logbook_owner LOGIN CREATEDB" -c "CREATE ROLE logbook_app LOGIN"
+  cat >"$env_file" <<VARS
+LOGBOOK_TEST_PG_DIR=$dir
+LOGBOOK_TEST_PG_PORT=$port
+LOGBOOK_TEST_ADMIN_DSN=postgresql://logbook_admin@127.0.0.1:$port/postgres
+VARS
+  echo "PostgreSQL test cluster on 127.0.0.1:$port in $dir"
+  ;;
+stop)
+  [ -f "$env_file" ] || exit 0
+  dir=$(sed -n 's/^LOGBOOK_TEST_PG_DIR=//p' "$env_file")
+  if [ -n "$dir" ] && [ -d "$dir/data" ]; then
+    as_owner "$bindir/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+    rm -rf "$dir"
+  fi
+  rm -f "$env_file"
+  ;;
+*) echo "usage: pg_cluster.sh start|stop ENV_FILE" >&2; exit 2 ;;
+esac

@@ -1,0 +1,63 @@
+// libpqxx exceptions -> absl::Status -> gRPC status, and the array literals
+// that carry parameters to PostgreSQL.
+#include <gtest/gtest.h>
+
+#include <pqxx/except>
+
+#include "convert.h"
+#include "logbook/store/event_store.h"
+#include "pg_array.h"
+#include "pg_errors.h"
+
+namespace logbook {
+namespace {
+
+template <typename E, typename... Args>
+absl::StatusCode CodeFor(Args&&... args) {
+  return store::StatusFromException(std::make_exception_ptr(E(std::forward<Args>(args)...)),
+                                    "op")
+      .code();
+}
+
+TEST(StatusFromException, MapsEachLibpqxxExceptionOnce) {
+  EXPECT_EQ(CodeFor<pqxx::unique_violation>("dup", "", "23505"), absl::StatusCode::kAborted);
+  EXPECT_EQ(CodeFor<pqxx::serialization_failure>("ser"), absl::StatusCode::kAborted);
+  EXPECT_EQ(CodeFor<pqxx::deadlock_detected>("dl"), absl::StatusCode::kAborted);
+  EXPECT_EQ(CodeFor<pqxx::broken_connection>("gone"), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(CodeFor<pqxx::too_many_connections>("full"), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(CodeFor<pqxx::in_doubt_error>("doubt"), absl::StatusCode::kUnknown);
+  EXPECT_EQ(CodeFor<pqxx::data_exception>("bad", "", "22P02"),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CodeFor<pqxx::check_violation>("chk", "", "23514"),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CodeFor<pqxx::undefined_table>("no table", "", "42P01"),
+            absl::StatusCode::kInternal);
+  EXPECT_EQ(CodeFor<std::runtime_error>("boom"), absl::StatusCode::kInternal);
+}
+
+TEST(StatusFromException, InternalErrorsNameTheSqlState) {
+  absl::Status s = store::StatusFromException(
+      std::make_exception_ptr(pqxx::insufficient_privilege("denied", "SELECT", "42501")),
+      "append to stream 'x'");
+  EXPECT_EQ(s, absl::InternalError("append to stream 'x': database error (SQLSTATE 42501)"));
+}
+
+TEST(ToGrpcStatus, KeepsCodeAndMessage) {
+  grpc::Status s = service::ToGrpcStatus(absl::AbortedError("wrong expected version"));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::ABORTED);
+  EXPECT_EQ(s.error_message(), "wrong expected version");
+  EXPECT_EQ(service::ToGrpcStatus(absl::ResourceExhaustedError("x")).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_TRUE(service::ToGrpcStatus(absl::OkStatus()).ok());
+}
+
+TEST(ArrayLiterals, QuoteAndEscapeEveryElement) {
+  EXPECT_EQ(store::TextArrayLiteral({}), "{}");
+  EXPECT_EQ(store::TextArrayLiteral({"a", ""}), "{\"a\",\"\"}");
+  EXPECT_EQ(store::TextArrayLiteral({"q\"uote", "back\\slash", "{,}", "NULL"}),
+            "{\"q\\\"uote\",\"back\\\\slash\",\"{,}\",\"NULL\"}");
+  EXPECT_EQ(store::IntArrayLiteral({0, 12, -3}), "{0,12,-3}");
+}
+
+}  // namespace
+}  // namespace logbook

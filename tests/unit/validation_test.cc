@@ -1,0 +1,169 @@
+// Input validation: every limit and malformed input gets its code and a
+// message naming the field.
+#include <gtest/gtest.h>
+
+#include "logbook/store/limits.h"
+
+namespace logbook::store {
+namespace {
+
+std::vector<NewEvent> OneEvent(std::string data = "{}") {
+  NewEvent e;
+  e.type = "OrderPlaced";
+  e.data = std::move(data);
+  return {e};
+}
+
+absl::Status Check(absl::string_view stream, std::vector<NewEvent> events) {
+  return ValidateAppend(Limits{}, stream, events);
+}
+
+TEST(ValidateAppend, AcceptsAValidEventAndFillsDefaults) {
+  std::vector<NewEvent> events = OneEvent("{\"total\": 5}");
+  events[0].content_type = "";
+  ASSERT_TRUE(ValidateAppend(Limits{}, "order-42", events).ok());
+  EXPECT_EQ(events[0].content_type, "application/json");
+  ASSERT_EQ(events[0].event_id.size(), 36u);
+  EXPECT_EQ(events[0].event_id[14], '4');  // Version 4 UUID.
+  EXPECT_TRUE(CanonicalUuid("id", events[0].event_id).ok());
+}
+
+TEST(ValidateAppend, CanonicalizesGivenEventIds) {
+  std::vector<NewEvent> events = OneEvent();
+  events[0].event_id = "0F8FAD5B-D9CB-469F-A165-70867728950E";
+  ASSERT_TRUE(ValidateAppend(Limits{}, "s", events).ok());
+  EXPECT_EQ(events[0].event_id, "0f8fad5b-d9cb-469f-a165-70867728950e");
+}
+
+TEST(ValidateAppend, StreamIdLimits) {
+  EXPECT_EQ(Check("", OneEvent()), absl::InvalidArgumentError("stream_id: must not be empty"));
+  EXPECT_TRUE(Check(std::string(256, 'a'), OneEvent()).ok());
+  EXPECT_EQ(Check(std::string(257, 'a'), OneEvent()),
+            absl::InvalidArgumentError("stream_id: 257 bytes exceed the limit of 256"));
+  EXPECT_EQ(Check("bad\xff", OneEvent()), absl::InvalidArgumentError("stream_id: not valid UTF-8"));
+  EXPECT_EQ(Check("a\xc0\xaf", OneEvent()),  // Overlong '/'.
+            absl::InvalidArgumentError("stream_id: not valid UTF-8"));
+  EXPECT_EQ(Check("tab\there", OneEvent()),
+            absl::InvalidArgumentError("stream_id: control characters are not allowed"));
+  EXPECT_EQ(Check(std::string("nul\0x", 5), OneEvent()),
+            absl::InvalidArgumentError("stream_id: control characters are not allowed"));
+  EXPECT_EQ(Check("c1\xc2\x85", OneEvent()),  // U+0085 NEXT LINE.
+            absl::InvalidArgumentError("stream_id: control characters are not allowed"));
+  EXPECT_EQ(Check("$audit", OneEvent()),
+            absl::InvalidArgumentError(
+                "stream_id: ids starting with '$' are reserved for system streams"));
+  EXPECT_TRUE(Check("bestellung-\xc3\xa4\xe2\x82\xac", OneEvent()).ok());  // "ä€".
+}
+
+TEST(ValidateAppend, BatchLimits) {
+  EXPECT_EQ(Check("s", {}),
+            absl::InvalidArgumentError("events: an append needs at least one event"));
+  std::vector<NewEvent> many(1001, OneEvent()[0]);
+  EXPECT_EQ(Check("s", many),
+            absl::ResourceExhaustedError("events: 1001 events exceed the batch limit of 1000"));
+  many.resize(1000);
+  EXPECT_TRUE(Check("s", many).ok());
+
+  NewEvent big;
+  big.type = "Blob";
+  big.content_type = "application/octet-stream";
+  big.data = std::string(1 << 20, 'x');
+  EXPECT_TRUE(Check("s", {big}).ok());
+  big.metadata = "m";
+  EXPECT_EQ(Check("s", {big}),
+            absl::ResourceExhaustedError(
+                "events[0]: data and metadata are 1048577 bytes; the limit is 1048576"));
+  big.metadata.clear();
+  EXPECT_TRUE(Check("s", {big, big, big, big}).ok());  // Exactly 4 MiB.
+  EXPECT_EQ(Check("s", {big, big, big, big, OneEvent("1")[0]}),
+            absl::ResourceExhaustedError("events: the batch's data and metadata exceed the "
+                                         "limit of 4194304 bytes (reached at events[4])"));
+}
+
+TEST(ValidateAppend, EventFields) {
+  auto with = [](auto mutate) {
+    std::vector<NewEvent> events = OneEvent();
+    events.push_back(events[0]);
+    mutate(events[1]);
+    return Check("s", events);
+  };
+  EXPECT_EQ(with([](NewEvent& e) { e.type = ""; }),
+            absl::InvalidArgumentError("events[1].type: must not be empty"));
+  EXPECT_EQ(with([](NewEvent& e) { e.type = std::string(257, 't'); }),
+            absl::InvalidArgumentError("events[1].type: 257 bytes exceed the limit of 256"));
+  EXPECT_EQ(with([](NewEvent& e) { e.type = "\xe2\x28\xa1"; }),
+            absl::InvalidArgumentError("events[1].type: not valid UTF-8"));
+  EXPECT_EQ(with([](NewEvent& e) { e.event_id = "not-a-uuid"; }),
+            absl::InvalidArgumentError(
+                "events[1].event_id: not a UUID (expected the form 8-4-4-4-12 hex digits, "
+                "e.g. 0f8fad5b-d9cb-469f-a165-70867728950e)"));
+  EXPECT_EQ(with([](NewEvent& e) { e.event_id = "0f8fad5b-d9cb-469f-a165-70867728950g"; }).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(with([](NewEvent& e) { e.event_id = "{0f8fad5b-d9cb-469f-a165-70867728950e}"; }).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(with([](NewEvent& e) { e.data = "{\"a\": }"; }),
+            absl::InvalidArgumentError(
+                "events[1].data: not valid JSON, but content_type is application/json (use "
+                "another content type for opaque bytes)"));
+  EXPECT_EQ(with([](NewEvent& e) { e.data = ""; }).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(with([](NewEvent& e) { e.data = "\"\xff\""; }).code(),  // Invalid UTF-8 in JSON.
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(with([](NewEvent& e) {
+                e.content_type = "application/octet-stream";
+                e.data = std::string("\0\1\xff", 3);
+              }).ok());
+  EXPECT_EQ(with([](NewEvent& e) {
+              e.content_type = "Application/JSON; charset=utf-8";
+              e.data = "nope";
+            }).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(with([](NewEvent& e) { e.correlation_id = std::string(257, 'c'); }),
+            absl::InvalidArgumentError(
+                "events[1].correlation_id: 257 bytes exceed the limit of 256"));
+  EXPECT_EQ(with([](NewEvent& e) { e.causation_id = "a\nb"; }),
+            absl::InvalidArgumentError(
+                "events[1].causation_id: control characters are not allowed"));
+  EXPECT_EQ(with([](NewEvent& e) { e.content_type = std::string(129, 'x'); }),
+            absl::InvalidArgumentError(
+                "events[1].content_type: 129 bytes exceed the limit of 128"));
+}
+
+TEST(ValidateAppend, RejectsRepeatedEventIdsInOneBatch) {
+  std::vector<NewEvent> events = OneEvent();
+  events[0].event_id = "0f8fad5b-d9cb-469f-a165-70867728950e";
+  events.push_back(events[0]);
+  events[1].event_id = "0F8FAD5B-D9CB-469F-A165-70867728950E";
+  EXPECT_EQ(Check("s", events),
+            absl::InvalidArgumentError(
+                "events[1].event_id: 0f8fad5b-d9cb-469f-a165-70867728950e repeats events[0]"));
+}
+
+TEST(ValidateReads, CountAndFilter) {
+  const Limits limits;
+  EXPECT_TRUE(ValidateReadCount(limits, 0).ok());
+  EXPECT_TRUE(ValidateReadCount(limits, 100000).ok());
+  EXPECT_EQ(ValidateReadCount(limits, 100001),
+            absl::InvalidArgumentError("max_count: 100001 exceeds the limit of 100000"));
+  EventFilter filter;
+  EXPECT_TRUE(ValidateFilter(limits, filter).ok());
+  filter.event_types = {"A", ""};
+  EXPECT_EQ(ValidateFilter(limits, filter),
+            absl::InvalidArgumentError("filter.event_types[1]: must not be empty"));
+  filter.event_types = {};
+  filter.category = "bad\xff";
+  EXPECT_EQ(ValidateFilter(limits, filter),
+            absl::InvalidArgumentError("filter.category: not valid UTF-8"));
+}
+
+TEST(Helpers, JsonContentTypeAndUuids) {
+  EXPECT_TRUE(IsJsonContentType("application/json"));
+  EXPECT_TRUE(IsJsonContentType(" APPLICATION/json ; charset=utf-8"));
+  EXPECT_FALSE(IsJsonContentType("application/jsonx"));
+  EXPECT_FALSE(IsJsonContentType("text/plain"));
+  EXPECT_NE(NewUuid(), NewUuid());
+  EXPECT_EQ(*CanonicalUuid("f", "ABCDEF00-0000-4000-8000-000000000000"),
+            "abcdef00-0000-4000-8000-000000000000");
+}
+
+}  // namespace
+}  // namespace logbook::store
