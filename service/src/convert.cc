@@ -1,6 +1,7 @@
 #include "convert.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "logbook/store/event_store.h"
 
 namespace logbook::service {
@@ -42,16 +43,31 @@ std::vector<store::NewEvent> FromProto(
   return out;
 }
 
-absl::StatusOr<store::Direction> FromProto(absl::string_view field, v1::Direction direction) {
-  switch (direction) {
-    case v1::FORWARD:
-      return store::Direction::kForward;
-    case v1::BACKWARD:
-      return store::Direction::kBackward;
-    default:
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, ": unknown value ", static_cast<int>(direction), " (FORWARD=0, BACKWARD=1)"));
+absl::Status RejectUnknownEnumValues(const google::protobuf::Message& request) {
+  const google::protobuf::UnknownFieldSet& unknown =
+      request.GetReflection()->GetUnknownFields(request);
+  for (int i = 0; i < unknown.field_count(); ++i) {
+    const google::protobuf::UnknownField& f = unknown.field(i);
+    const google::protobuf::FieldDescriptor* field =
+        request.GetDescriptor()->FindFieldByNumber(f.number());
+    if (field == nullptr || field->enum_type() == nullptr ||
+        f.type() != google::protobuf::UnknownField::TYPE_VARINT) {
+      continue;
+    }
+    std::vector<std::string> known;
+    for (int v = 0; v < field->enum_type()->value_count(); ++v) {
+      const auto* value = field->enum_type()->value(v);
+      known.push_back(absl::StrCat(value->name(), "=", value->number()));
+    }
+    return absl::InvalidArgumentError(absl::StrCat(field->name(), ": unknown value ",
+                                                   static_cast<int64_t>(f.varint()), " (",
+                                                   absl::StrJoin(known, ", "), ")"));
   }
+  return absl::OkStatus();
+}
+
+store::Direction FromProto(v1::Direction direction) {
+  return direction == v1::BACKWARD ? store::Direction::kBackward : store::Direction::kForward;
 }
 
 store::EventFilter FromProto(const v1::Filter& filter) {

@@ -22,8 +22,11 @@ void AddStatusTrailers(const absl::Status& status, grpc::ServerContextBase& cont
 store::ExpectedVersion FromProto(const v1::ExpectedVersion& expected);
 std::vector<store::NewEvent> FromProto(const google::protobuf::RepeatedPtrField<v1::EventData>& events);
 
-// INVALID_ARGUMENT naming `field` for an enum value this server does not know.
-absl::StatusOr<store::Direction> FromProto(absl::string_view field, v1::Direction direction);
+// INVALID_ARGUMENT naming the field when `request` carries an enum value this
+// server does not know (proto2 parks those among the unknown fields).
+absl::Status RejectUnknownEnumValues(const google::protobuf::Message& request);
+
+store::Direction FromProto(v1::Direction direction);
 store::EventFilter FromProto(const v1::Filter& filter);
 
 void ToProto(const store::AppendResult& result, v1::AppendResponse& out);

@@ -156,21 +156,17 @@ grpc::ServerUnaryReactor* EventStoreService::GetStream(grpc::CallbackServerConte
 grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadStream(
     grpc::CallbackServerContext*, const v1::ReadStreamRequest* request) {
   if (!BeginCall()) return new FailedWriteReactor(kShuttingDown);
-  absl::StatusOr<store::Direction> direction = FromProto("direction", request->direction());
-  if (!direction.ok()) {
+  absl::Status valid = RejectUnknownEnumValues(*request);
+  if (valid.ok()) valid = store::ValidateReadCount(store_.limits(), request->max_count());
+  if (!valid.ok()) {
     EndCall();
-    return new FailedWriteReactor(direction.status());
-  }
-  absl::Status count = store::ValidateReadCount(store_.limits(), request->max_count());
-  if (!count.ok()) {
-    EndCall();
-    return new FailedWriteReactor(count);
+    return new FailedWriteReactor(valid);
   }
 
   store::ReadStreamQuery query;
   query.stream_id = request->stream_id();
   if (request->has_from_version()) query.from_version = request->from_version();
-  query.direction = *direction;
+  query.direction = FromProto(request->direction());
   return new PagedReadReactor(
       workers_, ReadTotal(store_.limits(), request->max_count()),
       [this, query, done = false](uint64_t max) mutable
@@ -192,20 +188,16 @@ grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadStream(
 grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadAll(
     grpc::CallbackServerContext*, const v1::ReadAllRequest* request) {
   if (!BeginCall()) return new FailedWriteReactor(kShuttingDown);
-  absl::StatusOr<store::Direction> direction = FromProto("direction", request->direction());
-  if (!direction.ok()) {
+  absl::Status valid = RejectUnknownEnumValues(*request);
+  if (valid.ok()) valid = store::ValidateReadCount(store_.limits(), request->max_count());
+  if (!valid.ok()) {
     EndCall();
-    return new FailedWriteReactor(direction.status());
-  }
-  absl::Status count = store::ValidateReadCount(store_.limits(), request->max_count());
-  if (!count.ok()) {
-    EndCall();
-    return new FailedWriteReactor(count);
+    return new FailedWriteReactor(valid);
   }
 
   store::ReadAllQuery query;
   if (request->has_from_position()) query.from_position = request->from_position();
-  query.direction = *direction;
+  query.direction = FromProto(request->direction());
   query.filter = FromProto(request->filter());
   return new PagedReadReactor(
       workers_, ReadTotal(store_.limits(), request->max_count()),

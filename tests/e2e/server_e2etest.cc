@@ -327,6 +327,11 @@ TEST_F(ServerTest, BadInputGetsItsCodeAndAPreciseMessageAndChangesNothing) {
   cases.push_back({"long stream id", Request(std::string(257, 'x'), {Event("A")}),
                    grpc::StatusCode::INVALID_ARGUMENT,
                    "stream_id: 257 bytes exceed the limit of 256"});
+  cases.push_back({"invalid utf-8 stream id", Request("bad\xff", {Event("A")}),
+                   grpc::StatusCode::INVALID_ARGUMENT, "stream_id: not valid UTF-8"});
+  v1::EventData bad_type = Event("Order\xc0\xafPlaced");
+  cases.push_back({"invalid utf-8 type", Request("keep-1", {bad_type}),
+                   grpc::StatusCode::INVALID_ARGUMENT, "events[0].type: not valid UTF-8"});
   cases.push_back({"control char", Request("a\x01", {Event("A")}),
                    grpc::StatusCode::INVALID_ARGUMENT,
                    "stream_id: control characters are not allowed"});
@@ -370,9 +375,11 @@ TEST_F(ServerTest, BadInputGetsItsCodeAndAPreciseMessageAndChangesNothing) {
 }
 
 TEST_F(ServerTest, ReadsRejectUnknownEnumsAndHugeCountsAndMissingStreams) {
+  // A client with a newer enum: field 3 (direction) = 7 on the wire.
   v1::ReadStreamRequest stream;
   stream.set_stream_id("keep-1");
-  stream.set_direction(static_cast<v1::Direction>(7));
+  ASSERT_TRUE(stream.MergeFromString(std::string("\x18\x07", 2)));
+  ASSERT_EQ(stream.direction(), v1::FORWARD);  // Parked among the unknown fields.
   auto [e1, s1] = Read(stream);
   EXPECT_EQ(s1.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(s1.error_message(), "direction: unknown value 7 (FORWARD=0, BACKWARD=1)");
@@ -383,7 +390,7 @@ TEST_F(ServerTest, ReadsRejectUnknownEnumsAndHugeCountsAndMissingStreams) {
   EXPECT_EQ(s2.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(s2.error_message(), "max_count: 100001 exceeds the limit of 100000");
 
-  stream.set_direction(v1::FORWARD);
+  stream = v1::ReadStreamRequest();
   stream.set_stream_id("nothing-here");
   auto [e3, s3] = Read(stream);
   EXPECT_EQ(s3.error_code(), grpc::StatusCode::NOT_FOUND);

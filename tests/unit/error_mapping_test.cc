@@ -51,6 +51,18 @@ TEST(ToGrpcStatus, KeepsCodeAndMessage) {
   EXPECT_TRUE(service::ToGrpcStatus(absl::OkStatus()).ok());
 }
 
+TEST(RejectUnknownEnumValues, NamesTheFieldAndTheKnownValues) {
+  v1::ReadAllRequest request;
+  EXPECT_TRUE(service::RejectUnknownEnumValues(request).ok());
+  ASSERT_TRUE(request.MergeFromString(std::string("\x10\x09", 2)));  // direction = 9
+  EXPECT_EQ(service::RejectUnknownEnumValues(request),
+            absl::InvalidArgumentError("direction: unknown value 9 (FORWARD=0, BACKWARD=1)"));
+  v1::ReadAllRequest backward;
+  ASSERT_TRUE(backward.MergeFromString(std::string("\x10\x01\x58\x05", 4)));  // + field 11
+  EXPECT_TRUE(service::RejectUnknownEnumValues(backward).ok());  // Unknown non-enum: ignored.
+  EXPECT_EQ(service::FromProto(backward.direction()), store::Direction::kBackward);
+}
+
 TEST(ArrayLiterals, QuoteAndEscapeEveryElement) {
   EXPECT_EQ(store::TextArrayLiteral({}), "{}");
   EXPECT_EQ(store::TextArrayLiteral({"a", ""}), "{\"a\",\"\"}");
