@@ -5,13 +5,15 @@
 #                                        free localhost port, create the roles,
 #                                        write LOGBOOK_TEST_* lines to ENV_FILE
 #   tests/pg_cluster.sh stop ENV_FILE    stop it and delete the folder
+#   tests/pg_cluster.sh crash ENV_FILE   kill -9 the postmaster (a power cut)
+#   tests/pg_cluster.sh restart ENV_FILE start it again on the same port
 #
 # initdb refuses to run as root, so as root the cluster runs as the
 # unprivileged `postgres` user (created by Debian's postgresql package).
 set -euo pipefail
 
-action=${1:?usage: pg_cluster.sh start|stop ENV_FILE}
-env_file=${2:?usage: pg_cluster.sh start|stop ENV_FILE}
+action=${1:?usage: pg_cluster.sh start|stop|crash|restart ENV_FILE}
+env_file=${2:?usage: pg_cluster.sh start|stop|crash|restart ENV_FILE}
 bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 [ -x "$bindir/initdb" ] || { echo "pg_cluster.sh: PostgreSQL server binaries not found (apt-get install postgresql)" >&2; exit 1; }
 
@@ -57,5 +59,23 @@ stop)
   fi
   rm -f "$env_file"
   ;;
-*) echo "usage: pg_cluster.sh start|stop ENV_FILE" >&2; exit 2 ;;
+crash)
+  dir=$(sed -n 's/^LOGBOOK_TEST_PG_DIR=//p' "$env_file")
+  pid=$(head -n 1 "$dir/data/postmaster.pid")
+  kill -9 "$pid"
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  ;;
+restart)
+  dir=$(sed -n 's/^LOGBOOK_TEST_PG_DIR=//p' "$env_file")
+  port=$(sed -n 's/^LOGBOOK_TEST_PG_PORT=//p' "$env_file")
+  # Orphaned backends of a crashed postmaster may still hold the port briefly.
+  for attempt in $(seq 50); do
+    as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
+      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300" \
+      start >/dev/null 2>&1 && exit 0
+    sleep 0.2
+  done
+  echo "pg_cluster.sh: could not restart PostgreSQL" >&2; tail -n 20 "$dir/server.log" >&2; exit 1
+  ;;
+*) echo "usage: pg_cluster.sh start|stop|crash|restart ENV_FILE" >&2; exit 2 ;;
 esac

@@ -243,7 +243,7 @@ class PgEventStore final : public EventStore {
     const int64_t from = query.from_version ? ToSql(*query.from_version)
                                             : (forward ? 0 : static_cast<int64_t>(kMaxSql));
     const int64_t limit = ToSql(query.max_count ? query.max_count : limits_.default_read_count);
-    return Run(absl::StrCat("read stream '", query.stream_id, "'"),
+    return RunRead(absl::StrCat("read stream '", query.stream_id, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<RecordedEvent>> {
                  pqxx::nontransaction tx(conn);
                  pqxx::result rows =
@@ -267,7 +267,7 @@ class PgEventStore final : public EventStore {
     const char* statement = by_category ? (forward ? kReadCategoryForward : kReadCategoryBackward)
                                         : (forward ? kReadAllForward : kReadAllBackward);
     const std::string types = TextArrayLiteral(query.filter.event_types);
-    return Run("read $all",
+    return RunRead("read $all",
                [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<RecordedEvent>> {
                  pqxx::nontransaction tx(conn);
                  return ToEvents(tx.exec_prepared(statement, from, query.filter.stream_prefix,
@@ -278,7 +278,7 @@ class PgEventStore final : public EventStore {
   absl::StatusOr<StreamInfo> GetStream(absl::string_view stream_id) override {
     RETURN_IF_ERROR(ValidateStreamId(limits_, "stream_id", stream_id));
     const std::string stream(stream_id);
-    return Run(absl::StrCat("get stream '", stream_id, "'"),
+    return RunRead(absl::StrCat("get stream '", stream_id, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<StreamInfo> {
                  pqxx::nontransaction tx(conn);
                  pqxx::result rows = tx.exec_prepared(kStreamInfo, stream);
@@ -306,6 +306,16 @@ class PgEventStore final : public EventStore {
     ASSIGN_OR_RETURN(ConnectionPool::Lease lease, pool_.Acquire());
     auto result = CatchPqxx(operation, [&] { return fn(*lease); });
     if (absl::IsUnavailable(result.status()) || !lease->is_open()) lease.Discard();
+    return result;
+  }
+
+  // Run for reads: a pooled connection may have died while idle (e.g. the
+  // database restarted), so one UNAVAILABLE is retried on a fresh one.
+  template <typename Fn>
+  auto RunRead(absl::string_view operation, Fn&& fn)
+      -> decltype(fn(std::declval<pqxx::connection&>())) {
+    auto result = Run(operation, fn);
+    if (absl::IsUnavailable(result.status())) result = Run(operation, fn);
     return result;
   }
 
