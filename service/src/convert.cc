@@ -71,8 +71,11 @@ store::Direction FromProto(v1::Direction direction) {
 }
 
 store::EventFilter FromProto(const v1::Filter& filter) {
-  return {filter.stream_prefix(), filter.category(),
-          std::vector<std::string>(filter.event_types().begin(), filter.event_types().end())};
+  store::EventFilter out;
+  out.stream_prefix = filter.stream_prefix();
+  out.category = filter.category();
+  out.event_types.assign(filter.event_types().begin(), filter.event_types().end());
+  return out;
 }
 
 void ToProto(absl::Time time, google::protobuf::Timestamp& out) {

@@ -41,28 +41,31 @@ constexpr char kReadStreamBackwardSql[] =
     " FROM logbook.event_log WHERE stream_id = $1 AND stream_version <= $2"
     " ORDER BY stream_version DESC LIMIT $3";
 
-// $1 position, $2 stream prefix, $3 category, $4 event types, $5 limit.
-#define LOGBOOK_ALL_FILTER                                                  \
-  " AND ($2 = '' OR starts_with(stream_id, $2))"                           \
-  " AND (cardinality($4::text[]) = 0 OR event_type = ANY ($4::text[]))"
+// Reads of the global log. Parameters: $1 from position, $2 stream prefix,
+// $3 category, $4 event types, $5 limit, $6 until position, $7 stream id.
+// Three variants per direction, so the planner can use the index that fits:
+// the primary key, the category index, or the (stream_id, version) key.
+std::string ReadAllSql(bool forward, const char* selector) {
+  return absl::StrCat(
+      "SELECT " LOGBOOK_EVENT_COLUMNS " FROM logbook.event_log WHERE ", selector,
+      forward ? " AND global_position BETWEEN $1 AND $6" : " AND global_position BETWEEN $6 AND $1",
+      " AND ($2 = '' OR starts_with(stream_id, $2))"
+      " AND (cardinality($4::text[]) = 0 OR event_type = ANY ($4::text[]))"
+      " ORDER BY global_position",
+      forward ? "" : " DESC", " LIMIT $5");
+}
+constexpr char kAnySelector[] = "($3 = '' OR category = $3) AND ($7 = '' OR stream_id = $7)";
+constexpr char kCategorySelector[] = "category = $3 AND ($7 = '' OR stream_id = $7)";
+constexpr char kStreamSelector[] = "stream_id = $7 AND ($3 = '' OR category = $3)";
 constexpr char kReadAllForward[] = "read_all_forward";
-constexpr char kReadAllForwardSql[] =
-    "SELECT " LOGBOOK_EVENT_COLUMNS " FROM logbook.event_log WHERE global_position >= $1"
-    " AND ($3 = '' OR category = $3)" LOGBOOK_ALL_FILTER " ORDER BY global_position LIMIT $5";
 constexpr char kReadAllBackward[] = "read_all_backward";
-constexpr char kReadAllBackwardSql[] =
-    "SELECT " LOGBOOK_EVENT_COLUMNS " FROM logbook.event_log WHERE global_position <= $1"
-    " AND ($3 = '' OR category = $3)" LOGBOOK_ALL_FILTER
-    " ORDER BY global_position DESC LIMIT $5";
-// The same with the category required, so the planner uses the category index.
 constexpr char kReadCategoryForward[] = "read_category_forward";
-constexpr char kReadCategoryForwardSql[] =
-    "SELECT " LOGBOOK_EVENT_COLUMNS " FROM logbook.event_log WHERE global_position >= $1"
-    " AND category = $3" LOGBOOK_ALL_FILTER " ORDER BY global_position LIMIT $5";
 constexpr char kReadCategoryBackward[] = "read_category_backward";
-constexpr char kReadCategoryBackwardSql[] =
-    "SELECT " LOGBOOK_EVENT_COLUMNS " FROM logbook.event_log WHERE global_position <= $1"
-    " AND category = $3" LOGBOOK_ALL_FILTER " ORDER BY global_position DESC LIMIT $5";
+constexpr char kReadStreamByPositionForward[] = "read_stream_by_position_forward";
+constexpr char kReadStreamByPositionBackward[] = "read_stream_by_position_backward";
+
+constexpr char kHead[] = "head";
+constexpr char kHeadSql[] = "SELECT last_position FROM logbook.log_head";
 
 constexpr char kStreamInfo[] = "stream_info";
 constexpr char kStreamInfoSql[] =
@@ -73,11 +76,14 @@ void PrepareStatements(pqxx::connection& conn) {
   conn.prepare(kAppend, kAppendSql);
   conn.prepare(kReadStreamForward, kReadStreamForwardSql);
   conn.prepare(kReadStreamBackward, kReadStreamBackwardSql);
-  conn.prepare(kReadAllForward, kReadAllForwardSql);
-  conn.prepare(kReadAllBackward, kReadAllBackwardSql);
-  conn.prepare(kReadCategoryForward, kReadCategoryForwardSql);
-  conn.prepare(kReadCategoryBackward, kReadCategoryBackwardSql);
+  conn.prepare(kReadAllForward, ReadAllSql(true, kAnySelector));
+  conn.prepare(kReadAllBackward, ReadAllSql(false, kAnySelector));
+  conn.prepare(kReadCategoryForward, ReadAllSql(true, kCategorySelector));
+  conn.prepare(kReadCategoryBackward, ReadAllSql(false, kCategorySelector));
+  conn.prepare(kReadStreamByPositionForward, ReadAllSql(true, kStreamSelector));
+  conn.prepare(kReadStreamByPositionBackward, ReadAllSql(false, kStreamSelector));
   conn.prepare(kStreamInfo, kStreamInfoSql);
+  conn.prepare(kHead, kHeadSql);
 }
 
 constexpr int64_t kExpectAny = -1;
@@ -263,16 +269,28 @@ class PgEventStore final : public EventStore {
     const int64_t from = query.from_position ? ToSql(*query.from_position)
                                              : (forward ? 0 : static_cast<int64_t>(kMaxSql));
     const int64_t limit = ToSql(query.max_count ? query.max_count : limits_.default_read_count);
-    const bool by_category = !query.filter.category.empty();
-    const char* statement = by_category ? (forward ? kReadCategoryForward : kReadCategoryBackward)
-                                        : (forward ? kReadAllForward : kReadAllBackward);
+    const int64_t until = query.until_position ? ToSql(*query.until_position)
+                                               : (forward ? static_cast<int64_t>(kMaxSql) : 0);
+    const char* statement =
+        !query.filter.stream_id.empty()
+            ? (forward ? kReadStreamByPositionForward : kReadStreamByPositionBackward)
+        : !query.filter.category.empty() ? (forward ? kReadCategoryForward : kReadCategoryBackward)
+                                         : (forward ? kReadAllForward : kReadAllBackward);
     const std::string types = TextArrayLiteral(query.filter.event_types);
     return RunRead("read $all",
-               [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<RecordedEvent>> {
-                 pqxx::nontransaction tx(conn);
-                 return ToEvents(tx.exec_prepared(statement, from, query.filter.stream_prefix,
-                                                  query.filter.category, types, limit));
-               });
+                   [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<RecordedEvent>> {
+                     pqxx::nontransaction tx(conn);
+                     return ToEvents(tx.exec_prepared(statement, from, query.filter.stream_prefix,
+                                                      query.filter.category, types, limit, until,
+                                                      query.filter.stream_id));
+                   });
+  }
+
+  absl::StatusOr<uint64_t> HeadPosition() override {
+    return RunRead("read the head position", [&](pqxx::connection& conn) -> absl::StatusOr<uint64_t> {
+      pqxx::nontransaction tx(conn);
+      return tx.exec_prepared(kHead)[0][0].as<uint64_t>();
+    });
   }
 
   absl::StatusOr<StreamInfo> GetStream(absl::string_view stream_id) override {

@@ -156,6 +156,9 @@ absl::Status ValidateReadCount(const Limits& limits, uint64_t max_count) {
 }
 
 absl::Status ValidateFilter(const Limits& limits, const EventFilter& filter) {
+  if (!filter.stream_id.empty()) {
+    if (auto s = ValidateStreamId(limits, "stream_id", filter.stream_id); !s.ok()) return s;
+  }
   if (auto s = ValidateText("filter.stream_prefix", filter.stream_prefix, 0,
                             limits.max_stream_id_bytes);
       !s.ok()) {

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/synchronization/barrier.h"
+#include "logbook/store/migrations.h"
 #include "logbook/v1/event_store.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
@@ -178,7 +179,8 @@ class ServerTest : public ::testing::Test {
 
 TEST_F(ServerTest, LogsWhatItListensOnAndTheSchemaVersion) {
   EXPECT_NE(server_->log().find("logbookd listening on 127.0.0.1:" +
-                                std::to_string(server_->port()) + " (schema version 1,"),
+                                std::to_string(server_->port()) + " (schema version " +
+                                std::to_string(store::EmbeddedMigrations().back().version) + ","),
             std::string::npos)
       << server_->log();
 }

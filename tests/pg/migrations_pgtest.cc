@@ -87,7 +87,7 @@ TEST(Migrations, AnEditedAppliedMigrationIsRefused) {
   ASSERT_TRUE(MigrateUp(dsn, *original).ok());
 
   std::ofstream(dir + "/0001_initial.sql", std::ios::app) << "\n-- an innocent edit\n";
-  std::ofstream(dir + "/0002_next.sql") << "CREATE TABLE logbook.next_thing (id int);\n";
+  std::ofstream(dir + "/0900_next.sql") << "CREATE TABLE logbook.next_thing (id int);\n";
   auto edited = LoadMigrationsFromDir(dir);
   ASSERT_TRUE(edited.ok());
   auto refused = MigrateUp(dsn, *edited);
@@ -104,7 +104,7 @@ TEST(Migrations, AnEditedAppliedMigrationIsRefused) {
   ASSERT_TRUE(states.ok());
   ASSERT_EQ(states->size(), (*edited).size());
   EXPECT_EQ((*states)[0].state, MigrationState::State::kEdited);
-  EXPECT_EQ(states->back().name, "0002_next.sql");
+  EXPECT_EQ(states->back().name, "0900_next.sql");
   EXPECT_EQ(states->back().state, MigrationState::State::kPending);
 }
 

@@ -29,7 +29,11 @@ ReadStreamQuery Stream(std::string id, std::optional<uint64_t> from = std::nullo
 
 ReadAllQuery All(std::optional<uint64_t> from = std::nullopt,
                  Direction direction = Direction::kForward, uint64_t max_count = 0) {
-  return {from, direction, max_count, {}};
+  ReadAllQuery query;
+  query.from_position = from;
+  query.direction = direction;
+  query.max_count = max_count;
+  return query;
 }
 
 class StoreTest : public ::testing::Test {
@@ -354,6 +358,35 @@ TEST_F(StoreTest, ReadsAllWithFilters) {
   EXPECT_EQ(ids(types), "1order-1 2cart-1 3order-2 5orderly-1 ");
   types.filter.category = "order";
   EXPECT_EQ(ids(types), "1order-1 3order-2 ");
+}
+
+TEST_F(StoreTest, ReadsAllBetweenBoundsAndByExactStreamAndKnowsTheHead) {
+  EXPECT_EQ(*store_->HeadPosition(), 0u);
+  ASSERT_TRUE(store_->Append("a-1", ExpectedVersion::Any(), {Json("X"), Json("Y")}).ok());
+  ASSERT_TRUE(store_->Append("a-10", ExpectedVersion::Any(), {Json("X")}).ok());
+  ASSERT_TRUE(store_->Append("a-1", ExpectedVersion::Any(), {Json("Z")}).ok());
+  EXPECT_EQ(*store_->HeadPosition(), 4u);
+  auto positions = [&](ReadAllQuery q) {
+    std::string out;
+    auto events = store_->ReadAll(q);
+    EXPECT_TRUE(events.ok()) << events.status();
+    for (const auto& e : *events) out += std::to_string(e.global_position);
+    return out;
+  };
+  ReadAllQuery q = All(2);
+  q.until_position = 3;
+  EXPECT_EQ(positions(q), "23");
+  q = All(3, Direction::kBackward);
+  q.until_position = 2;
+  EXPECT_EQ(positions(q), "32");
+  q = All();
+  q.filter.stream_id = "a-1";
+  EXPECT_EQ(positions(q), "124");
+  q.until_position = 3;
+  q.filter.event_types = {"Y", "Z"};
+  EXPECT_EQ(positions(q), "2");
+  q.filter.stream_id = "bad\xff";
+  EXPECT_EQ(store_->ReadAll(q).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(StoreTest, TextFieldsWithQuotesAndBackslashesSurviveArrayEncoding) {

@@ -65,6 +65,10 @@ class EventStore {
 
   virtual absl::StatusOr<StreamInfo> GetStream(absl::string_view stream_id) = 0;
 
+  // The global position of the newest event (0 for an empty log). Every
+  // event at or below it is committed and visible to any later read.
+  virtual absl::StatusOr<uint64_t> HeadPosition() = 0;
+
   virtual const Limits& limits() const = 0;
 };
 

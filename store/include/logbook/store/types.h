@@ -72,6 +72,7 @@ struct ReadStreamQuery {
 
 // Empty fields select everything; set fields combine with AND.
 struct EventFilter {
+  std::string stream_id;  // Exactly this stream.
   std::string stream_prefix;
   std::string category;  // Stream id part before the first '-'.
   std::vector<std::string> event_types;
@@ -83,6 +84,8 @@ struct ReadAllQuery {
   Direction direction = Direction::kForward;
   uint64_t max_count = 0;  // 0: Limits::default_read_count.
   EventFilter filter;
+  // Inclusive bound on the far end (forward: highest, backward: lowest).
+  std::optional<uint64_t> until_position;
 };
 
 struct StreamInfo {
