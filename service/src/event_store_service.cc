@@ -4,6 +4,7 @@
 #include <deque>
 
 #include "convert.h"
+#include "subscriptions.h"
 
 namespace logbook::service {
 namespace {
@@ -87,10 +88,11 @@ class PagedReadReactor final : public grpc::ServerWriteReactor<v1::ReadResponse>
 };
 
 // Fails a streaming call before it started.
-class FailedWriteReactor final : public grpc::ServerWriteReactor<v1::ReadResponse> {
+template <typename Response = v1::ReadResponse>
+class FailedWriteReactor final : public grpc::ServerWriteReactor<Response> {
  public:
-  explicit FailedWriteReactor(const grpc::Status& status) { Finish(status); }
-  explicit FailedWriteReactor(const absl::Status& status) { Finish(ToGrpcStatus(status)); }
+  explicit FailedWriteReactor(const grpc::Status& status) { this->Finish(status); }
+  explicit FailedWriteReactor(const absl::Status& status) { this->Finish(ToGrpcStatus(status)); }
   void OnDone() override { delete this; }
 };
 
@@ -155,12 +157,12 @@ grpc::ServerUnaryReactor* EventStoreService::GetStream(grpc::CallbackServerConte
 
 grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadStream(
     grpc::CallbackServerContext*, const v1::ReadStreamRequest* request) {
-  if (!BeginCall()) return new FailedWriteReactor(kShuttingDown);
+  if (!BeginCall()) return new FailedWriteReactor<>(kShuttingDown);
   absl::Status valid = RejectUnknownEnumValues(*request);
   if (valid.ok()) valid = store::ValidateReadCount(store_.limits(), request->max_count());
   if (!valid.ok()) {
     EndCall();
-    return new FailedWriteReactor(valid);
+    return new FailedWriteReactor<>(valid);
   }
 
   store::ReadStreamQuery query;
@@ -187,12 +189,12 @@ grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadStream(
 
 grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadAll(
     grpc::CallbackServerContext*, const v1::ReadAllRequest* request) {
-  if (!BeginCall()) return new FailedWriteReactor(kShuttingDown);
+  if (!BeginCall()) return new FailedWriteReactor<>(kShuttingDown);
   absl::Status valid = RejectUnknownEnumValues(*request);
   if (valid.ok()) valid = store::ValidateReadCount(store_.limits(), request->max_count());
   if (!valid.ok()) {
     EndCall();
-    return new FailedWriteReactor(valid);
+    return new FailedWriteReactor<>(valid);
   }
 
   store::ReadAllQuery query;
@@ -215,6 +217,17 @@ grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadAll(
         return page;
       },
       [this] { EndCall(); });
+}
+
+grpc::ServerWriteReactor<v1::SubscribeResponse>* EventStoreService::Subscribe(
+    grpc::CallbackServerContext*, const v1::SubscribeRequest* request) {
+  using Failed = FailedWriteReactor<v1::SubscribeResponse>;
+  if (!BeginCall()) return new Failed(kShuttingDown);
+  if (absl::Status valid = ValidateSubscribe(store_.limits(), *request); !valid.ok()) {
+    EndCall();
+    return new Failed(valid);
+  }
+  return hub_.Subscribe(*request, [this] { EndCall(); });
 }
 
 }  // namespace logbook::service

@@ -29,12 +29,18 @@ int main(int argc, char** argv) {
   app.add_option("--workers", server_options.worker_threads,
                  "Threads running database calls (default: the pool size)")
       ->check(CLI::Range(1, 1000));
+  size_t buffered = server_options.subscriptions.max_buffered_events;
+  app.add_option("--subscription-buffer", buffered,
+                 "Events buffered per subscriber before it falls back to reading the table")
+      ->check(CLI::Range(1, 1000000));
   app.add_option("--shutdown-grace", shutdown_seconds,
                  "Seconds in-flight calls get to finish on SIGTERM");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   CLI11_PARSE(app, argc, argv);
   if (app.count("--workers") == 0) server_options.worker_threads = store_options.pool_size;
+  server_options.subscriptions.max_buffered_events = buffered;
+  server_options.database_dsn = store_options.dsn;
 
   spdlog::set_default_logger(spdlog::stderr_color_mt("logbookd"));
   spdlog::set_level(spdlog::level::from_str(log_level));

@@ -6,6 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "logbook/service/event_store_service.h"
+#include "spdlog/spdlog.h"
+#include "subscriptions.h"
 
 namespace logbook::service {
 namespace {
@@ -13,9 +15,12 @@ namespace {
 class GrpcServer final : public Server {
  public:
   GrpcServer(const ServerOptions& options, store::EventStore& store)
-      : workers_(options.worker_threads, options.max_queued_calls), service_(store, workers_) {}
+      : workers_(options.worker_threads, options.max_queued_calls),
+        hub_(store, workers_, options.database_dsn, options.subscriptions),
+        service_(store, workers_, hub_) {}
 
   absl::Status Start(const ServerOptions& options, const store::Limits& limits) {
+    if (absl::Status s = hub_.Start(); !s.ok()) return s;
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     grpc::ServerBuilder builder;
@@ -42,6 +47,8 @@ class GrpcServer final : public Server {
     if (server_ == nullptr) return;
     server_->GetHealthCheckService()->Shutdown();
     service_.StartDraining();
+    hub_.EndAll(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                             "server shutting down; resume on another instance"));
     const absl::Time give_up = absl::Now() + deadline;
     while (service_.in_flight() > 0 && absl::Now() < give_up) {
       absl::SleepFor(absl::Milliseconds(5));
@@ -53,6 +60,7 @@ class GrpcServer final : public Server {
 
  private:
   WorkerPool workers_;
+  SubscriptionHub hub_;
   EventStoreService service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

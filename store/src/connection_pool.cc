@@ -61,6 +61,12 @@ absl::StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire() {
   return Lease(this, *std::move(opened));
 }
 
+void ConnectionPool::DiscardIdle() {
+  absl::MutexLock lock(&mu_);
+  open_ -= static_cast<int>(idle_.size());
+  idle_.clear();
+}
+
 void ConnectionPool::Release(std::unique_ptr<pqxx::connection> conn) {
   absl::MutexLock lock(&mu_);
   if (conn != nullptr && conn->is_open()) {

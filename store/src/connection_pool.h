@@ -53,6 +53,10 @@ class ConnectionPool {
   // already waiting, or when a new connection cannot be opened.
   absl::StatusOr<Lease> Acquire();
 
+  // Closes every idle connection: after one connection broke, the others
+  // most likely did too (e.g. the database restarted).
+  void DiscardIdle();
+
  private:
   void Release(std::unique_ptr<pqxx::connection> conn);
 

@@ -323,7 +323,10 @@ class PgEventStore final : public EventStore {
   auto Run(absl::string_view operation, Fn&& fn) -> decltype(fn(std::declval<pqxx::connection&>())) {
     ASSIGN_OR_RETURN(ConnectionPool::Lease lease, pool_.Acquire());
     auto result = CatchPqxx(operation, [&] { return fn(*lease); });
-    if (absl::IsUnavailable(result.status()) || !lease->is_open()) lease.Discard();
+    if (absl::IsUnavailable(result.status()) || !lease->is_open()) {
+      lease.Discard();
+      pool_.DiscardIdle();
+    }
     return result;
   }
 

@@ -50,14 +50,8 @@ check "migrate up edited" 7 'was edited after it was applied' -- "$cli" migrate 
 check "migrate bad action" 2 'action' -- "$cli" migrate sideways --database "$dsn"
 
 # A server.
-port=$(( 20000 + RANDOM % 20000 ))
-"$LOGBOOKD" --listen "127.0.0.1:$port" --database "$dsn" 2>"$work/server.log" &
-server_pid=$!
-export LOGBOOK_ADDRESS="127.0.0.1:$port"
-for _ in $(seq 100); do
-  "$cli" stream probe-1 >/dev/null 2>&1; [ $? = 3 ] && break
-  sleep 0.1
-done
+. "$(dirname "$0")/lib.sh"
+start_logbookd "$dsn" "$work/server.log" || exit 1
 
 check "append" 0 '^appended OrderPlaced to order-1 at version 0 \(position 1, event id [0-9a-f-]{36}\)$' -- \
   "$cli" append order-1 --type OrderPlaced --data '{"total": 5}' --expect none

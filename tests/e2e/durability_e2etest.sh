@@ -20,16 +20,9 @@ fail() { echo "FAIL: $*"; echo "0 passed, 1 failed"; exit 1; }
 dsn="postgresql://logbook_admin@127.0.0.1:$LOGBOOK_TEST_PG_PORT/postgres"
 "$LOGBOOK_CLI" migrate up --database "$dsn" >/dev/null || fail "migrate"
 
+. "$here/e2e/lib.sh"
 start_server() {
-  port=$(( 20000 + RANDOM % 20000 ))
-  "$LOGBOOKD" --listen "127.0.0.1:$port" --database "$dsn" 2>>"$work/server.log" &
-  server_pid=$!
-  export LOGBOOK_ADDRESS="127.0.0.1:$port"
-  for _ in $(seq 100); do
-    "$LOGBOOK_CLI" stream probe-1 >/dev/null 2>&1; [ $? = 3 ] && return 0
-    sleep 0.1
-  done
-  fail "logbookd did not start: $(cat "$work/server.log")"
+  start_logbookd "$dsn" "$work/server.log" || fail "logbookd did not start"
 }
 start_server
 

@@ -18,103 +18,15 @@
 #include "logbook/v1/event_store.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
+#include "logbookd_process.h"
 #include "test_env.h"
 
 namespace logbook {
 namespace {
 
 using testing::CreateMigratedDatabase;
+using testing::Logbookd;
 using testing::QueryValue;
-
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// A logbookd child process. Stops it with SIGTERM on destruction.
-class Logbookd {
- public:
-  explicit Logbookd(const std::string& dsn) : port_(FreePort()) {
-    log_ = ::testing::TempDir() + "logbookd-" + std::to_string(port_) + ".log";
-    pid_ = fork();
-    if (pid_ == 0) {
-      freopen(log_.c_str(), "w", stderr);
-      const std::string listen = "127.0.0.1:" + std::to_string(port_);
-      execl(std::getenv("LOGBOOKD"), "logbookd", "--listen", listen.c_str(), "--database",
-            dsn.c_str(), "--pool-size", "8", nullptr);
-      _exit(127);
-    }
-    channel_ = grpc::CreateChannel(address(), grpc::InsecureChannelCredentials());
-  }
-  ~Logbookd() { Stop(); }
-
-  // Waits for the start-up log line, then until the health service says
-  // SERVING; false if the process died first.
-  bool WaitServing() {
-    for (int i = 0; i < 400 && log().find("listening on") == std::string::npos; ++i) {
-      if (Exited()) return false;
-      std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    }
-    auto health = grpc::health::v1::Health::NewStub(channel_);
-    grpc::ClientContext ctx;
-    ctx.set_wait_for_ready(true);
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    grpc::health::v1::HealthCheckRequest req;
-    grpc::health::v1::HealthCheckResponse resp;
-    return health->Check(&ctx, req, &resp).ok() &&
-           resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
-  }
-
-  // Waits for the process to exit; returns its exit code.
-  int Wait() {
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-
-  int Stop() {
-    if (pid_ <= 0) return exit_code_;
-    kill(pid_, SIGTERM);
-    return Wait();
-  }
-
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-  int port() const { return port_; }
-  std::string log() const { return ReadFile(log_); }
-  std::shared_ptr<grpc::Channel> channel() const { return channel_; }
-
- private:
-  bool Exited() {
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      pid_ = -1;
-      return true;
-    }
-    return false;
-  }
-
-  int port_;
-  pid_t pid_ = -1;
-  int exit_code_ = -1;
-  std::string log_;
-  std::shared_ptr<grpc::Channel> channel_;
-};
 
 v1::EventData Event(const std::string& type, const std::string& data = "{}") {
   v1::EventData e;

@@ -13,10 +13,12 @@ namespace logbook::service {
 // validate and convert; every store call runs on `workers`, so no gRPC thread
 // ever blocks on the database. When the workers' queue is full a call fails
 // with UNAVAILABLE. Thread-safe; `store` and `workers` must outlive it.
+class SubscriptionHub;
+
 class EventStoreService final : public logbook::v1::EventStore::CallbackService {
  public:
-  EventStoreService(store::EventStore& store, WorkerPool& workers)
-      : store_(store), workers_(workers) {}
+  EventStoreService(store::EventStore& store, WorkerPool& workers, SubscriptionHub& hub)
+      : store_(store), workers_(workers), hub_(hub) {}
 
   grpc::ServerUnaryReactor* Append(grpc::CallbackServerContext* context,
                                    const v1::AppendRequest* request,
@@ -28,6 +30,8 @@ class EventStoreService final : public logbook::v1::EventStore::CallbackService 
   grpc::ServerUnaryReactor* GetStream(grpc::CallbackServerContext* context,
                                       const v1::GetStreamRequest* request,
                                       v1::StreamInfo* response) override;
+  grpc::ServerWriteReactor<v1::SubscribeResponse>* Subscribe(
+      grpc::CallbackServerContext* context, const v1::SubscribeRequest* request) override;
 
   // From now on, new calls fail with UNAVAILABLE; calls already running go on.
   void StartDraining() { draining_ = true; }
@@ -41,6 +45,7 @@ class EventStoreService final : public logbook::v1::EventStore::CallbackService 
 
   store::EventStore& store_;
   WorkerPool& workers_;
+  SubscriptionHub& hub_;
   std::atomic<bool> draining_{false};
   std::atomic<int> in_flight_{0};
 };

@@ -1,0 +1,51 @@
+// Test support: the real logbookd binary ($LOGBOOKD) as a child process.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace logbook::testing {
+
+// A logbookd child process serving `dsn` on a port it picks itself (known,
+// with channel(), once WaitServing() returned true); its stderr goes to a log
+// file. Stops it with SIGTERM on destruction. Not thread-safe.
+class Logbookd {
+ public:
+  explicit Logbookd(const std::string& dsn, std::vector<std::string> extra_args = {});
+  ~Logbookd();
+
+  // Waits for the start-up log line, then until the health service says
+  // SERVING; false if the process died first.
+  bool WaitServing();
+  // SIGTERM, then waits; returns the exit code (128 + signal if killed).
+  int Stop();
+  // SIGKILL, then waits.
+  void Kill();
+
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  int port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  std::string log() const;
+  std::shared_ptr<grpc::Channel> channel() const { return channel_; }
+  // A new channel of its own (a separate HTTP/2 connection).
+  std::shared_ptr<grpc::Channel> NewChannel() const;
+  // From /proc: resident memory in KiB and thread count.
+  long RssKib() const;
+  long Threads() const;
+
+ private:
+  bool Exited();
+  int Wait();
+
+  int port_;
+  pid_t pid_ = -1;
+  int exit_code_ = -1;
+  std::string log_;
+  std::shared_ptr<grpc::Channel> channel_;
+};
+
+}  // namespace logbook::testing
