@@ -18,6 +18,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "logbook/client/client.h"
 #include "logbook/store/limits.h"
 #include "logbook/store/migrations.h"
 #include "logbook/v1/event_store.grpc.pb.h"
@@ -105,6 +106,12 @@ struct Connection {
   std::string address = "127.0.0.1:50051";
   int timeout_seconds = 30;
 
+  logbook::Client Client() const {
+    logbook::ClientOptions options;
+    options.address = address;
+    options.call_timeout = absl::Seconds(timeout_seconds);
+    return logbook::Client(options);
+  }
   std::unique_ptr<v1::EventStore::Stub> Stub() const {
     return v1::EventStore::NewStub(
         grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
@@ -113,6 +120,37 @@ struct Connection {
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(timeout_seconds));
   }
 };
+
+int Fail(const absl::Status& status);
+
+void PrintEvent(const v1::RecordedEvent& e, bool as_json) {
+  if (as_json) {
+    std::cout << EventJson(e).dump() << std::endl;
+  } else {
+    std::cout << e.global_position() << "  " << e.stream_id() << "@" << e.stream_version()
+              << "  " << e.type() << "  " << Rfc3339(e.recorded_at()) << "  "
+              << PayloadText(e.content_type(), e.data()) << std::endl;
+  }
+}
+
+// Prints events of `request` as they come, until `count` events (0: forever)
+// or a failure that resuming cannot fix.
+int Follow(const Connection& conn, v1::SubscribeRequest request, uint64_t count, bool as_json) {
+  logbook::Client client = conn.Client();
+  uint64_t printed = 0;
+  auto subscription = client.Subscribe(std::move(request), [&](const v1::SubscribeResponse& r) {
+    if (r.has_event()) {
+      PrintEvent(r.event(), as_json);
+      ++printed;
+    } else if (r.has_caught_up()) {
+      std::cerr << "-- caught up at position " << r.caught_up().global_position()
+                << "; following live (Ctrl-C to stop)" << std::endl;
+    }
+    return count == 0 || printed < count;
+  });
+  absl::Status status = subscription->Wait();
+  return status.ok() ? kOk : Fail(status);
+}
 
 struct AppendArgs {
   std::string stream, type, data, data_file, metadata, content_type, expect = "any", event_id;
@@ -163,11 +201,12 @@ int RunAppend(const Connection& conn, const AppendArgs& a, CLI::App& cmd) {
     return Usage("append: --expect takes any, none, exists or a version number");
   }
 
-  grpc::ClientContext ctx;
-  conn.Prepare(ctx);
-  v1::AppendResponse response;
-  grpc::Status status = conn.Stub()->Append(&ctx, request, &response);
-  if (!status.ok()) return Fail(status);
+  logbook::Client client = conn.Client();
+  absl::StatusOr<v1::AppendResponse> appended =
+      client.Append(request.stream_id(), request.expected_version(),
+                    {request.events().begin(), request.events().end()});
+  if (!appended.ok()) return Fail(appended.status());
+  const v1::AppendResponse& response = *appended;
   if (a.json) {
     std::cout << json{{"stream_id", a.stream},
                       {"first_version", response.first_version()},
@@ -191,7 +230,7 @@ struct ReadArgs {
   std::vector<std::string> types;
   uint64_t from = 0;
   uint64_t limit = 100;
-  bool backward = false, json = false;
+  bool backward = false, json = false, follow = false;
 };
 
 int RunRead(const Connection& conn, const ReadArgs& a, CLI::App& cmd) {
@@ -213,6 +252,7 @@ int RunRead(const Connection& conn, const ReadArgs& a, CLI::App& cmd) {
     if (cmd.count("--category") + cmd.count("--prefix") + cmd.count("--type") > 0) {
       return Usage("read: --category, --prefix and --type apply to '$all' only");
     }
+    if (a.follow && a.backward) return Usage("read: --follow reads forward");
     v1::ReadStreamRequest request;
     request.set_stream_id(a.target);
     if (cmd.count("--from")) request.set_from_version(a.from);
@@ -221,18 +261,33 @@ int RunRead(const Connection& conn, const ReadArgs& a, CLI::App& cmd) {
     reader = stub->ReadStream(&ctx, request);
   }
   v1::ReadResponse response;
+  uint64_t last_position = 0;
   while (reader->Read(&response)) {
-    const v1::RecordedEvent& e = response.event();
-    if (a.json) {
-      std::cout << EventJson(e).dump() << "\n";
-    } else {
-      std::cout << e.global_position() << "  " << e.stream_id() << "@" << e.stream_version()
-                << "  " << e.type() << "  " << Rfc3339(e.recorded_at()) << "  "
-                << PayloadText(e.content_type(), e.data()) << "\n";
-    }
+    PrintEvent(response.event(), a.json);
+    last_position = response.event().global_position();
   }
   grpc::Status status = reader->Finish();
-  return status.ok() ? kOk : Fail(status);
+  if (!status.ok()) return Fail(status);
+  if (!a.follow) return kOk;
+  // Go on live from where the read ended.
+  v1::SubscribeRequest follow;
+  if (a.target == "$all") {
+    follow.mutable_all();
+    *follow.mutable_filter() = v1::Filter();
+    follow.mutable_filter()->set_category(a.category);
+    follow.mutable_filter()->set_stream_prefix(a.prefix);
+    for (const auto& t : a.types) follow.mutable_filter()->add_event_types(t);
+  } else {
+    follow.set_stream_id(a.target);
+  }
+  if (last_position > 0) {
+    follow.set_after_position(last_position);
+  } else if (a.target == "$all" && a.from > 0) {
+    follow.set_after_position(a.from - 1);
+  } else {
+    follow.mutable_from_now();
+  }
+  return Follow(conn, follow, 0, a.json);
 }
 
 int RunStream(const Connection& conn, const std::string& stream, bool as_json) {
@@ -256,6 +311,46 @@ int RunStream(const Connection& conn, const std::string& stream, bool as_json) {
               << Rfc3339(info.created_at()) << "\n";
   }
   return kOk;
+}
+
+struct SubscribeArgs {
+  std::string target, category, prefix;
+  std::vector<std::string> types;
+  uint64_t from = 0, count = 0;
+  bool now = false, json = false;
+};
+
+int RunSubscribe(const Connection& conn, const SubscribeArgs& a, CLI::App& cmd) {
+  v1::SubscribeRequest request;
+  const bool has_target = !a.target.empty();
+  if (has_target == !a.category.empty()) {
+    return Usage("subscribe: give a stream id, '$all', or --category, exactly one");
+  }
+  if (a.target == "$all") {
+    request.mutable_all();
+  } else if (has_target) {
+    request.set_stream_id(a.target);
+    if (!a.prefix.empty() || !a.types.empty()) {
+      return Usage("subscribe: --prefix and --type apply to '$all' and --category only");
+    }
+  } else {
+    request.set_category(a.category);
+  }
+  if (!request.has_stream_id()) {
+    request.mutable_filter()->set_stream_prefix(a.prefix);
+    for (const auto& t : a.types) request.mutable_filter()->add_event_types(t);
+  }
+  if (a.now && cmd.count("--from")) return Usage("subscribe: --now and --from exclude each other");
+  if (a.now) {
+    request.mutable_from_now();
+  } else if (cmd.count("--from") && a.from > 0) {
+    if (request.has_stream_id()) {
+      request.set_after_version(a.from - 1);
+    } else {
+      request.set_after_position(a.from - 1);
+    }
+  }
+  return Follow(conn, request, a.count, a.json);
 }
 
 struct MigrateArgs {
@@ -355,6 +450,22 @@ int main(int argc, char** argv) {
   read_cmd->add_option("--prefix", read.prefix, "$all only: stream ids with this prefix");
   read_cmd->add_option("--type", read.types, "$all only: events of this type (repeatable)");
   read_cmd->add_flag("--json", read.json, "One JSON object per line");
+  read_cmd->add_flag("--follow", read.follow,
+                     "After the range, keep printing new events as they are appended");
+
+  SubscribeArgs sub;
+  CLI::App* sub_cmd = app.add_subcommand(
+      "subscribe", "Print every event of a stream, a category or '$all', then follow live");
+  sub_cmd->add_option("target", sub.target, "Stream id, or '$all' (omit with --category)");
+  sub_cmd->add_option("--category", sub.category, "Subscribe to this category");
+  sub_cmd->add_option("--from", sub.from,
+                      "Start at this global position (stream version for a stream), "
+                      "inclusive; default: the beginning");
+  sub_cmd->add_flag("--now", sub.now, "Only events appended from now on");
+  sub_cmd->add_option("--prefix", sub.prefix, "Only streams with this id prefix");
+  sub_cmd->add_option("--type", sub.types, "Only events of this type (repeatable)");
+  sub_cmd->add_option("--count", sub.count, "Exit after this many events (0: never)");
+  sub_cmd->add_flag("--json", sub.json, "One JSON object per line");
 
   std::string stream_id;
   bool stream_json = false;
@@ -387,6 +498,7 @@ int main(int argc, char** argv) {
   if (append_cmd->parsed()) return RunAppend(conn, append, *append_cmd);
   if (read_cmd->parsed()) return RunRead(conn, read, *read_cmd);
   if (stream_cmd->parsed()) return RunStream(conn, stream_id, stream_json);
+  if (sub_cmd->parsed()) return RunSubscribe(conn, sub, *sub_cmd);
   if (migrate_cmd->parsed()) return RunMigrate(migrate_action, migrate);
   return kUsage;
 }

@@ -89,6 +89,29 @@ check "help" 0 'Append one event to a stream' -- "$cli" --help
 check "append help" 0 'Expected stream version: any, none, exists or a number' -- "$cli" append --help
 check "no command" 2 'A subcommand is required' -- "$cli"
 
+# Subscriptions: the backlog, a category, and live events.
+check "subscribe stream" 0 '^1  order-1@0  OrderPlaced.*
+2  order-1@1  OrderPaid' -- "$cli" subscribe order-1 --count 2
+check "subscribe category json" 0 '"global_position":4,.*"stream_id":"blob-1"' -- "$cli" subscribe --category blob --count 1 --json
+check "subscribe from" 0 '^5  order-1@3  X' -- "$cli" subscribe '$all' --from 5 --count 1
+check "subscribe usage" 2 'exactly one' -- "$cli" subscribe order-1 --category order
+"$cli" subscribe '$all' --now --count 2 >"$work/live.out" 2>"$work/live.err" &
+live_pid=$!
+for _ in $(seq 100); do grep -q "caught up" "$work/live.err" && break; sleep 0.05; done
+"$cli" read order-1 --follow >"$work/follow.out" 2>/dev/null &
+follow_pid=$!
+sleep 0.3
+"$cli" append live-1 --type Live --data '{"n":1}' >/dev/null
+"$cli" append order-1 --type Late --data '{"n":2}' >/dev/null
+wait "$live_pid"
+check "subscribe live" 0 '^6  live-1@0  Live  .*
+7  order-1@4  Late' -- cat "$work/live.out"
+check "subscribe caught up line" 0 '^-- caught up at position 5; following live' -- cat "$work/live.err"
+for _ in $(seq 100); do grep -q "Late" "$work/follow.out" && break; sleep 0.05; done
+kill "$follow_pid"; wait "$follow_pid" 2>/dev/null
+check "read follow" 0 '^5  order-1@3  X.*
+7  order-1@4  Late' -- cat "$work/follow.out"
+
 kill "$server_pid"; wait "$server_pid"; server_pid=""
 check "server gone" 6 '' -- "$cli" --timeout 2 stream order-1
 grep -q "logbookd stopped" "$work/server.log" || { echo "FAIL: no clean shutdown line"; cat "$work/server.log"; failures=$((failures + 1)); }

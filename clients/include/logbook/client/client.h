@@ -1,0 +1,82 @@
+// The Logbook C++ client: appends with safe retries, reads, and
+// subscriptions that resume by themselves.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "logbook/v1/event_store.grpc.pb.h"
+
+namespace logbook {
+
+struct ClientOptions {
+  std::string address = "127.0.0.1:50051";       // logbookd host:port.
+  absl::Duration call_timeout = absl::Seconds(30);  // Per attempt of a unary call or read.
+  int max_attempts = 5;                           // Tries of one Append.
+  absl::Duration initial_backoff = absl::Milliseconds(100);  // Doubles per retry...
+  absl::Duration max_backoff = absl::Seconds(5);  // ...up to this.
+};
+
+// Typed expected versions for Append.
+namespace expect {
+v1::ExpectedVersion Any();
+v1::ExpectedVersion NoStream();
+v1::ExpectedVersion StreamExists();
+v1::ExpectedVersion Exact(uint64_t version);
+}  // namespace expect
+
+// A new random (version 4) UUID, for event ids.
+std::string NewEventId();
+
+// A running subscription. Thread-safe.
+class Subscription {
+ public:
+  virtual ~Subscription() = default;
+  // Ends it; Wait() then returns CANCELLED. Idempotent.
+  virtual void Stop() = 0;
+  // Blocks until it ended: the handler returned false (OK), Stop() was called
+  // (CANCELLED), or a failure that retrying cannot fix (its status).
+  virtual absl::Status Wait() = 0;
+};
+
+// A connection to logbookd. Thread-safe; share one per process.
+class Client {
+ public:
+  explicit Client(ClientOptions options);
+
+  // Appends `events` to `stream`, all or nothing. Events without an id get
+  // one here, before the first attempt, so retries after UNAVAILABLE, UNKNOWN
+  // or DEADLINE_EXCEEDED are idempotent (the server recognizes the ids and
+  // returns the original positions). Other errors return at once: ABORTED
+  // (wrong expected version), ALREADY_EXISTS, INVALID_ARGUMENT, ...
+  absl::StatusOr<v1::AppendResponse> Append(const std::string& stream,
+                                            const v1::ExpectedVersion& expected,
+                                            std::vector<v1::EventData> events);
+
+  // Reads a range of a stream or of the global log into memory.
+  absl::StatusOr<std::vector<v1::RecordedEvent>> ReadStream(const v1::ReadStreamRequest& request);
+  absl::StatusOr<std::vector<v1::RecordedEvent>> ReadAll(const v1::ReadAllRequest& request);
+  absl::StatusOr<v1::StreamInfo> GetStream(const std::string& stream);
+
+  // Calls `handler` on a thread of the subscription's own with every message
+  // of the subscription, in order; returning false ends it. After a
+  // disconnect or server restart it resubscribes after the last position it
+  // delivered (an event or a checkpoint), backing off between tries, so the
+  // handler sees every event once per successful delivery, in order.
+  std::unique_ptr<Subscription> Subscribe(
+      v1::SubscribeRequest request,
+      std::function<bool(const v1::SubscribeResponse&)> handler);
+
+  v1::EventStore::Stub& stub() { return *stub_; }
+
+ private:
+  ClientOptions options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::EventStore::Stub> stub_;
+};
+
+}  // namespace logbook
