@@ -122,6 +122,9 @@ grpc::ServerUnaryReactor* EventStoreService::Append(grpc::CallbackServerContext*
             store_.Append(request->stream_id(), FromProto(request->expected_version()),
                           FromProto(request->events()));
         if (result.ok()) {
+          // Wake this instance's subscriptions now; other instances hear of
+          // it through NOTIFY.
+          hub_.OnHead(result->last_position);
           ToProto(*result, *response);
         } else {
           AddStatusTrailers(result.status(), *context);

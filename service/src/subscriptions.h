@@ -52,6 +52,10 @@ class SubscriptionHub {
   // Subscriptions open now.
   size_t size();
 
+  // The log's head is at least `head` (from NOTIFY, polling, or an append
+  // made through this server). Never blocks for long.
+  void OnHead(uint64_t head);
+
   // The status EndAll was called with, if it was.
   std::optional<grpc::Status> ended();
 
@@ -64,7 +68,6 @@ class SubscriptionHub {
   const SubscriptionOptions& options() const { return options_; }
 
  private:
-  void OnHead(uint64_t head);
   void TailLoop();
   std::vector<std::shared_ptr<Subscription>> LiveSnapshot();
 

@@ -1,6 +1,7 @@
-// EventStore on PostgreSQL: every call is one prepared statement on a pooled
-// connection in autocommit mode; appends go through logbook.append_events()
-// (migrations/0001_initial.sql), so an append is one round trip.
+// EventStore on PostgreSQL. Reads are prepared statements on pooled
+// connections in autocommit mode. Appends are calls of logbook.append_events()
+// (migrations/0001_initial.sql) made by the GroupCommitter, which lets
+// concurrent appends share a transaction.
 #include <pqxx/pqxx>
 
 #include <limits>
@@ -8,6 +9,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "connection_pool.h"
+#include "group_committer.h"
 #include "logbook/store/event_store.h"
 #include "logbook/store/status_macros.h"
 #include "pg_array.h"
@@ -17,14 +19,6 @@ namespace logbook::store {
 namespace {
 
 // Statement names and their SQL.
-constexpr char kAppend[] = "append";
-constexpr char kAppendSql[] =
-    "SELECT outcome, actual_version, first_version, last_version, first_position, "
-    "last_position, (extract(epoch FROM committed_at) * 1000000)::bigint, "
-    "conflicting_event_id::text, conflicting_stream_id, conflicting_version "
-    "FROM logbook.append_events($1, $2, $3::uuid[], $4::text[], $5::text[], $6::text[], "
-    "$7::text[], $8::bytea, $9::integer[], $10::integer[])";
-
 #define LOGBOOK_EVENT_COLUMNS                                                          \
   "global_position, stream_id, stream_version, event_id::text, event_type, data, "     \
   "metadata, content_type, coalesce(correlation_id, ''), coalesce(causation_id, ''), " \
@@ -73,7 +67,6 @@ constexpr char kStreamInfoSql[] =
     " FROM logbook.streams WHERE stream_id = $1";
 
 void PrepareStatements(pqxx::connection& conn) {
-  conn.prepare(kAppend, kAppendSql);
   conn.prepare(kReadStreamForward, kReadStreamForwardSql);
   conn.prepare(kReadStreamBackward, kReadStreamBackwardSql);
   conn.prepare(kReadAllForward, ReadAllSql(true, kAnySelector));
@@ -134,7 +127,9 @@ class PgEventStore final : public EventStore {
   explicit PgEventStore(const StoreOptions& options)
       : limits_(options.limits),
         pool_(options.dsn, options.pool_size, options.acquire_timeout, options.max_waiters,
-              PrepareStatements) {}
+              PrepareStatements),
+        committer_(options.dsn, options.group_commit_max_appends,
+                   options.group_commit_max_bytes) {}
 
   absl::Status Ping() {
     return Run("connect to the database",
@@ -166,7 +161,9 @@ class PgEventStore final : public EventStore {
 
     std::vector<std::string> ids, types, content_types, correlation_ids, causation_ids;
     std::vector<int64_t> data_sizes, metadata_sizes;
-    std::string payload;
+    AppendCall call;
+    call.stream_id = std::string(stream_id);
+    call.expected = expected_sql;
     for (const NewEvent& e : events) {
       ids.push_back(e.event_id);
       types.push_back(e.type);
@@ -175,69 +172,48 @@ class PgEventStore final : public EventStore {
       causation_ids.push_back(e.causation_id);
       data_sizes.push_back(static_cast<int64_t>(e.data.size()));
       metadata_sizes.push_back(static_cast<int64_t>(e.metadata.size()));
-      payload += e.data;
-      payload += e.metadata;
+      call.payload += e.data;
+      call.payload += e.metadata;
     }
-    const std::string ids_sql = TextArrayLiteral(ids);
-    const std::string types_sql = TextArrayLiteral(types);
-    const std::string content_types_sql = TextArrayLiteral(content_types);
-    const std::string correlation_sql = TextArrayLiteral(correlation_ids);
-    const std::string causation_sql = TextArrayLiteral(causation_ids);
-    const std::string data_sizes_sql = IntArrayLiteral(data_sizes);
-    const std::string metadata_sizes_sql = IntArrayLiteral(metadata_sizes);
-    const pqxx::binarystring payload_sql(payload.data(), payload.size());
-    const std::string stream(stream_id);
+    call.event_ids = TextArrayLiteral(ids);
+    call.types = TextArrayLiteral(types);
+    call.content_types = TextArrayLiteral(content_types);
+    call.correlation_ids = TextArrayLiteral(correlation_ids);
+    call.causation_ids = TextArrayLiteral(causation_ids);
+    call.data_sizes = IntArrayLiteral(data_sizes);
+    call.metadata_sizes = IntArrayLiteral(metadata_sizes);
 
-    const std::string op = absl::StrCat("append to stream '", stream_id, "'");
-    auto exec = [&](pqxx::connection& conn) -> absl::StatusOr<pqxx::result> {
-      pqxx::nontransaction tx(conn);
-      return tx.exec_prepared(kAppend, stream, expected_sql, ids_sql, types_sql,
-                              content_types_sql, correlation_sql, causation_sql, payload_sql,
-                              data_sizes_sql, metadata_sizes_sql);
-    };
-    // A connection that breaks mid-append leaves the outcome unknown. One
-    // retry on a fresh connection settles it: append_events recognizes the
-    // event ids if the first attempt committed, and returns its positions.
-    absl::StatusOr<pqxx::result> rows = Run(op, exec);
-    if (absl::IsUnavailable(rows.status())) {
-      rows = Run(op, exec);
-      if (absl::IsUnavailable(rows.status())) {
-        return absl::UnknownError(absl::StrCat(
-            op, ": the database connection was lost; the append may or may not be stored "
-                "(retrying with the same event ids is safe): ",
-            rows.status().message()));
-      }
-    }
-    if (!rows.ok()) return rows.status();
-    const pqxx::row row = (*rows)[0];
-    const std::string outcome = row[0].as<std::string>();
-    if (outcome == "wrong_version") {
-      const bool exists = !row[1].is_null();
+    ASSIGN_OR_RETURN(const AppendRow row, committer_.Commit(std::move(call)));
+    if (row.outcome == "wrong_version") {
+      const bool exists = row.actual_version.has_value();
       absl::Status status = absl::AbortedError(absl::StrCat(
           "wrong expected version for stream '", stream_id, "': expected ", Describe(expected),
           ", but the stream ",
-          exists ? absl::StrCat("is at version ", row[1].as<int64_t>()) : "does not exist"));
-      if (exists) status.SetPayload(kActualVersionPayload, absl::Cord(row[1].c_str()));
+          exists ? absl::StrCat("is at version ", *row.actual_version) : "does not exist"));
+      if (exists) {
+        status.SetPayload(kActualVersionPayload, absl::Cord(absl::StrCat(*row.actual_version)));
+      }
       return status;
     }
-    if (outcome == "event_id_reused") {
-      const std::string id = row[7].as<std::string>();
+    if (row.outcome == "event_id_reused") {
       size_t index = 0;
-      while (index < events.size() && events[index].event_id != id) ++index;
+      while (index < events.size() && events[index].event_id != row.conflicting_event_id) ++index;
       return absl::AlreadyExistsError(absl::StrCat(
-          "events[", index, "].event_id: ", id, " is already stored in stream '",
-          row[8].as<std::string>(), "' at version ", row[9].as<int64_t>()));
+          "events[", index, "].event_id: ", row.conflicting_event_id,
+          " is already stored in stream '", row.conflicting_stream_id, "' at version ",
+          row.conflicting_version));
     }
-    if (outcome != "ok" && outcome != "duplicate") {
-      return absl::InternalError(absl::StrCat(op, ": unexpected outcome '", outcome, "'"));
+    if (row.outcome != "ok" && row.outcome != "duplicate") {
+      return absl::InternalError(absl::StrCat("append to stream '", stream_id,
+                                              "': unexpected outcome '", row.outcome, "'"));
     }
     AppendResult result;
-    result.duplicate = outcome == "duplicate";
-    result.first_version = row[2].as<uint64_t>();
-    result.last_version = row[3].as<uint64_t>();
-    result.first_position = row[4].as<uint64_t>();
-    result.last_position = row[5].as<uint64_t>();
-    result.committed_at = FromMicros(row[6]);
+    result.duplicate = row.outcome == "duplicate";
+    result.first_version = row.first_version;
+    result.last_version = row.last_version;
+    result.first_position = row.first_position;
+    result.last_position = row.last_position;
+    result.committed_at = absl::FromUnixMicros(row.committed_at_micros);
     result.event_ids = std::move(ids);
     return result;
   }
@@ -342,6 +318,7 @@ class PgEventStore final : public EventStore {
 
   const Limits limits_;
   ConnectionPool pool_;
+  GroupCommitter committer_;
 };
 
 }  // namespace
