@@ -9,7 +9,8 @@ env_file="$work/pg.env"
 server_pid=""
 cleanup() {
   [ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null
-  "$here/pg_cluster.sh" stop "$env_file"
+  [ -z "${KEEP:-}" ] && "$here/pg_cluster.sh" stop "$env_file"
+  [ -n "${KEEP:-}" ] && { echo "kept $work"; return; }
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -45,14 +46,48 @@ count=$("$LOGBOOK_CLI" read '$all' --limit 100000 | wc -l)
 last=$("$LOGBOOK_CLI" read '$all' --backward --limit 1 --json)
 grep -q '"global_position":200' <<<"$last" || fail "last event is not at position 200: $last"
 # The log continues without a hole.
-"$LOGBOOK_CLI" append durable-0 --type Tick --data '{"after":"crash"}' | grep -q "position 201" \
-  || fail "the next append did not get position 201"
+out=$("$LOGBOOK_CLI" append durable-0 --type Tick --data '{"after":"crash"}')
+[[ "$out" == *"position 201"* ]] || fail "the next append did not get position 201: $out"
 
-# PostgreSQL restarts under a running logbookd: it reconnects by itself, and
-# the first read and append after the restart succeed.
+# PostgreSQL restarts under a running logbookd and an open subscription: the
+# server reconnects by itself, the first read and append after the restart
+# succeed, and the subscriber (resuming if its call ended) gets every event
+# once, in order.
+"$LOGBOOK_CLI" subscribe '$all' --count 203 --json >"$work/sub.out" 2>"$work/sub.err" &
+sub_pid=$!
+for _ in $(seq 100); do grep -q "caught up" "$work/sub.err" && break; sleep 0.05; done
 "$here/pg_cluster.sh" crash "$env_file"
 "$here/pg_cluster.sh" restart "$env_file" || fail "PostgreSQL did not come back (2)"
-"$LOGBOOK_CLI" read durable-1 --backward --limit 1 | grep -q "Tick" || fail "read after restart"
-"$LOGBOOK_CLI" append durable-1 --type Tick --data '{"after":"restart"}' | grep -q "position 202" \
-  || fail "append after restart did not get position 202"
-echo "2 passed, 0 failed"
+out=$("$LOGBOOK_CLI" read durable-1 --backward --limit 1) || fail "read after restart"
+[[ "$out" == *Tick* ]] || fail "read after restart printed: $out"
+out=$("$LOGBOOK_CLI" append durable-1 --type Tick --data '{"after":"restart"}')
+[[ "$out" == *"position 202"* ]] || fail "append after restart did not get position 202: $out"
+"$LOGBOOK_CLI" append durable-2 --type Tick --data '{"after":"restart"}' >/dev/null || fail "append 203"
+for _ in $(seq 200); do kill -0 "$sub_pid" 2>/dev/null || break; sleep 0.05; done
+kill "$sub_pid" 2>/dev/null && fail "the subscriber did not get all 203 events: $(wc -l <"$work/sub.out")"
+positions=$(grep -o '"global_position":[0-9]*' "$work/sub.out" | cut -d: -f2 | tr '\n' ' ')
+[ "$positions" = "$(seq -s ' ' 1 203) " ] || fail "subscriber saw positions: $positions"
+
+# SIGTERM while appends are in flight: every acknowledged append is stored.
+for w in $(seq 1 6); do
+  ( for i in $(seq 1 40); do
+      id=$(printf '00000000-0000-4000-8000-%012d' $((w * 1000 + i)))
+      "$LOGBOOK_CLI" append "term-$w" --type T --data '{}' --event-id "$id" >/dev/null 2>&1 \
+        && echo "$id"
+    done ) >"$work/acked.$w" &
+done
+sleep 0.5
+kill -TERM "$server_pid"; wait "$server_pid"; code=$?; server_pid=""
+[ "$code" = 0 ] || fail "logbookd exited with $code on SIGTERM"
+wait
+start_server
+"$LOGBOOK_CLI" read '$all' --from 203 --limit 100000 --json >"$work/after-term.json" \
+  || fail "cannot read after SIGTERM"
+missing=0
+for id in $(cat "$work"/acked.*); do
+  grep -q "$id" "$work/after-term.json" || missing=$((missing + 1))
+done
+acked=$(cat "$work"/acked.* | wc -l)
+[ "$missing" = 0 ] || fail "$missing of $acked acknowledged appends are missing after SIGTERM"
+[ "$acked" -gt 0 ] || fail "no append was acknowledged before SIGTERM"
+echo "4 passed, 0 failed"
