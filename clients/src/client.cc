@@ -71,6 +71,9 @@ class ResumingSubscription final : public Subscription {
     absl::Status result;
     for (;;) {
       grpc::ClientContext ctx;
+      // A subscription outlives outages: wait for the server to be reachable
+      // instead of failing fast while the channel reconnects.
+      ctx.set_wait_for_ready(true);
       {
         absl::MutexLock lock(&mu_);
         if (stopped_) {

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "absl/synchronization/mutex.h"
+#include "logbook/client/client.h"
 #include "logbook/v1/event_store.grpc.pb.h"
 #include "logbookd_process.h"
 #include "test_env.h"
@@ -392,6 +393,45 @@ TEST_F(SubscribeTest, ShutdownEndsSubscriptionsWithUnavailable) {
   EXPECT_EQ(server_->Stop(), 0);
   grpc::Status status = sub.WaitDone();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+}
+
+// The client library resumes after the server went away, from the last
+// position it delivered: every event once, in order.
+TEST_F(SubscribeTest, ClientResumesAfterAServerRestart) {
+  const int port = server_->port();
+  logbook::ClientOptions options;
+  options.address = server_->address();
+  options.initial_backoff = absl::Milliseconds(50);
+  logbook::Client client(options);
+  absl::Mutex mu;
+  std::vector<uint64_t> positions;
+  int caught_up = 0;
+  auto subscription = client.Subscribe(All(), [&](const v1::SubscribeResponse& r) {
+    absl::MutexLock lock(&mu);
+    if (r.has_event()) positions.push_back(r.event().global_position());
+    if (r.has_caught_up()) ++caught_up;
+    return true;
+  });
+  auto received = [&](size_t n) {
+    absl::MutexLock lock(&mu);
+    auto enough = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu) { return positions.size() >= n; };
+    return mu.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(30));
+  };
+  ASSERT_TRUE(Append("order-1", 5).ok());
+  ASSERT_TRUE(received(5));
+
+  EXPECT_EQ(server_->Stop(), 0);  // The subscription ends with UNAVAILABLE.
+  server_ = std::make_unique<Logbookd>(dsn_, std::vector<std::string>{}, port);
+  ASSERT_TRUE(server_->WaitServing()) << server_->log();
+  stub_ = v1::EventStore::NewStub(server_->channel());
+  ASSERT_TRUE(Append("order-1", 5).ok());
+  ASSERT_TRUE(received(10));
+  absl::SleepFor(absl::Milliseconds(200));  // A duplicate would show up now.
+  subscription->Stop();
+  EXPECT_EQ(subscription->Wait().code(), absl::StatusCode::kCancelled);
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(positions, (std::vector<uint64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
+  EXPECT_EQ(caught_up, 2);  // Once per call: it did resubscribe.
 }
 
 TEST_F(SubscribeTest, BadRequestsAreRejected) {

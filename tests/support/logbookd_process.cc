@@ -32,11 +32,13 @@ long ProcStatus(pid_t pid, const std::string& key) {
 
 }  // namespace
 
-Logbookd::Logbookd(const std::string& dsn, std::vector<std::string> extra_args) : port_(0) {
+Logbookd::Logbookd(const std::string& dsn, std::vector<std::string> extra_args, int port)
+    : port_(0) {
   static int counter = 0;
   log_ = "/tmp/logbookd-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++) +
          ".log";
-  std::vector<std::string> args = {"logbookd", "--listen", "127.0.0.1:0", "--database", dsn};
+  std::vector<std::string> args = {"logbookd", "--listen",
+                                   "127.0.0.1:" + std::to_string(port), "--database", dsn};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   pid_ = fork();
   if (pid_ == 0) {

@@ -15,7 +15,9 @@ namespace logbook::testing {
 // file. Stops it with SIGTERM on destruction. Not thread-safe.
 class Logbookd {
  public:
-  explicit Logbookd(const std::string& dsn, std::vector<std::string> extra_args = {});
+  // `port` 0: the server picks one.
+  explicit Logbookd(const std::string& dsn, std::vector<std::string> extra_args = {},
+                    int port = 0);
   ~Logbookd();
 
   // Waits for the start-up log line, then until the health service says
