@@ -72,8 +72,10 @@ positions=$(grep -o '"global_position":[0-9]*' "$work/sub.out" | cut -d: -f2 | t
 for w in $(seq 1 6); do
   ( for i in $(seq 1 40); do
       id=$(printf '00000000-0000-4000-8000-%012d' $((w * 1000 + i)))
-      "$LOGBOOK_CLI" append "term-$w" --type T --data '{}' --event-id "$id" >/dev/null 2>&1 \
-        && echo "$id"
+      # Stop at the first refusal: the server is going away.
+      "$LOGBOOK_CLI" --timeout 5 append "term-$w" --type T --data '{}' --event-id "$id" \
+        >/dev/null 2>&1 || break
+      echo "$id"
     done ) >"$work/acked.$w" &
 done
 sleep 0.5

@@ -19,10 +19,17 @@ using testing::QueryValue;
 
 // A folder holding copies of the embedded migrations plus `extra` files.
 std::string MigrationsDir(const std::vector<std::pair<std::string, std::string>>& extra = {}) {
-  static int counter = 0;
+  // Every folder made here is deleted when the test binary exits.
+  static struct Made {
+    std::vector<std::filesystem::path> dirs;
+    ~Made() {
+      for (const auto& d : dirs) std::filesystem::remove_all(d);
+    }
+  } made;
   const auto dir = std::filesystem::temp_directory_path() /
                    ("logbook-migrations-" + std::to_string(getpid()) + "-" +
-                    std::to_string(counter++));
+                    std::to_string(made.dirs.size()));
+  made.dirs.push_back(dir);
   std::filesystem::create_directories(dir);
   auto write = [&](const std::string& name, const std::string& bytes) {
     std::ofstream(dir / name, std::ios::binary) << bytes;
