@@ -22,8 +22,7 @@ const grpc::Status kOverloaded(grpc::StatusCode::UNAVAILABLE,
 // flight, so the reactor is never touched by two threads at once.
 class PagedReadReactor final : public grpc::ServerWriteReactor<v1::ReadResponse> {
  public:
-  // Returns up to `max` events following the previous page.
-  using FetchPage = std::function<absl::StatusOr<std::vector<store::RecordedEvent>>(uint64_t max)>;
+  using FetchPage = EventStoreService::FetchPage;
 
   PagedReadReactor(WorkerPool& workers, uint64_t total, FetchPage fetch,
                    std::function<void()> on_done)
@@ -158,22 +157,27 @@ grpc::ServerUnaryReactor* EventStoreService::GetStream(grpc::CallbackServerConte
   return reactor;
 }
 
-grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadStream(
-    grpc::CallbackServerContext*, const v1::ReadStreamRequest* request) {
+grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::StartPagedRead(
+    const google::protobuf::Message& request, uint64_t max_count, FetchPage fetch) {
   if (!BeginCall()) return new FailedWriteReactor<>(kShuttingDown);
-  absl::Status valid = RejectUnknownEnumValues(*request);
-  if (valid.ok()) valid = store::ValidateReadCount(store_.limits(), request->max_count());
+  absl::Status valid = RejectUnknownEnumValues(request);
+  if (valid.ok()) valid = store::ValidateReadCount(store_.limits(), max_count);
   if (!valid.ok()) {
     EndCall();
     return new FailedWriteReactor<>(valid);
   }
+  return new PagedReadReactor(workers_, ReadTotal(store_.limits(), max_count), std::move(fetch),
+                              [this] { EndCall(); });
+}
 
+grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadStream(
+    grpc::CallbackServerContext*, const v1::ReadStreamRequest* request) {
   store::ReadStreamQuery query;
   query.stream_id = request->stream_id();
   if (request->has_from_version()) query.from_version = request->from_version();
   query.direction = FromProto(request->direction());
-  return new PagedReadReactor(
-      workers_, ReadTotal(store_.limits(), request->max_count()),
+  return StartPagedRead(
+      *request, request->max_count(),
       [this, query, done = false](uint64_t max) mutable
       -> absl::StatusOr<std::vector<store::RecordedEvent>> {
         if (done) return std::vector<store::RecordedEvent>{};
@@ -183,29 +187,20 @@ grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadStream(
           const uint64_t last = page->back().stream_version;
           const bool forward = query.direction == store::Direction::kForward;
           done = !forward && last == 0;
-          query.from_version = forward ? last + 1 : last - (done ? 0 : 1);
+          query.from_version = forward ? last + 1 : (done ? 0 : last - 1);
         }
         return page;
-      },
-      [this] { EndCall(); });
+      });
 }
 
 grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadAll(
     grpc::CallbackServerContext*, const v1::ReadAllRequest* request) {
-  if (!BeginCall()) return new FailedWriteReactor<>(kShuttingDown);
-  absl::Status valid = RejectUnknownEnumValues(*request);
-  if (valid.ok()) valid = store::ValidateReadCount(store_.limits(), request->max_count());
-  if (!valid.ok()) {
-    EndCall();
-    return new FailedWriteReactor<>(valid);
-  }
-
   store::ReadAllQuery query;
   if (request->has_from_position()) query.from_position = request->from_position();
   query.direction = FromProto(request->direction());
   query.filter = FromProto(request->filter());
-  return new PagedReadReactor(
-      workers_, ReadTotal(store_.limits(), request->max_count()),
+  return StartPagedRead(
+      *request, request->max_count(),
       [this, query, done = false](uint64_t max) mutable
       -> absl::StatusOr<std::vector<store::RecordedEvent>> {
         if (done) return std::vector<store::RecordedEvent>{};
@@ -215,11 +210,10 @@ grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadAll(
           const uint64_t last = page->back().global_position;
           const bool forward = query.direction == store::Direction::kForward;
           done = !forward && last == 1;
-          query.from_position = forward ? last + 1 : last - 1;
+          query.from_position = forward ? last + 1 : (done ? 1 : last - 1);
         }
         return page;
-      },
-      [this] { EndCall(); });
+      });
 }
 
 grpc::ServerWriteReactor<v1::SubscribeResponse>* EventStoreService::Subscribe(

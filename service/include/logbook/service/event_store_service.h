@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 
 #include "logbook/service/worker_pool.h"
 #include "logbook/store/event_store.h"
@@ -17,6 +18,9 @@ class SubscriptionHub;
 
 class EventStoreService final : public logbook::v1::EventStore::CallbackService {
  public:
+  // Returns up to `max` events following the previous page of a read.
+  using FetchPage = std::function<absl::StatusOr<std::vector<store::RecordedEvent>>(uint64_t max)>;
+
   EventStoreService(store::EventStore& store, WorkerPool& workers, SubscriptionHub& hub)
       : store_(store), workers_(workers), hub_(hub) {}
 
@@ -39,6 +43,11 @@ class EventStoreService final : public logbook::v1::EventStore::CallbackService 
   int in_flight() const { return in_flight_.load(); }
 
  private:
+
+  // Validates a read and streams what `fetch` returns, page by page.
+  grpc::ServerWriteReactor<v1::ReadResponse>* StartPagedRead(
+      const google::protobuf::Message& request, uint64_t max_count, FetchPage fetch);
+
   // Counts a new call; false (and the call must be refused) when draining.
   bool BeginCall();
   void EndCall() { --in_flight_; }
