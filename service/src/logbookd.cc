@@ -33,6 +33,15 @@ int main(int argc, char** argv) {
   app.add_option("--subscription-buffer", buffered,
                  "Events buffered per subscriber before it falls back to reading the table")
       ->check(CLI::Range(1, 1000000));
+  logbook::store::Limits& limits = store_options.limits;
+  app.add_option("--max-event-bytes", limits.max_event_bytes,
+                 "Largest data + metadata of one event")
+      ->check(CLI::Range(size_t{1}, size_t{64} << 20));
+  app.add_option("--max-batch-events", limits.max_batch_events, "Most events in one append")
+      ->check(CLI::Range(size_t{1}, size_t{100000}));
+  app.add_option("--max-batch-bytes", limits.max_batch_bytes,
+                 "Largest data + metadata of one append")
+      ->check(CLI::Range(size_t{1}, size_t{256} << 20));
   app.add_option("--shutdown-grace", shutdown_seconds,
                  "Seconds in-flight calls get to finish on SIGTERM");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")

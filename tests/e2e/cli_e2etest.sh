@@ -113,6 +113,13 @@ check "read follow" 0 '^5  order-1@3  X.*
 7  order-1@4  Late' -- cat "$work/follow.out"
 
 kill "$server_pid"; wait "$server_pid"; server_pid=""
+
+# The size limits are flags of logbookd.
+start_logbookd "$dsn" "$work/server2.log" --max-event-bytes 10 --max-batch-events 2 || exit 1
+check "limit flag event bytes" 5 'events\[0\]: data and metadata are 11 bytes; the limit is 10' -- \
+  "$cli" append order-1 --type X --data '"123456789"'
+check "limit flag within" 0 'appended' -- "$cli" append order-1 --type X --data '"1234567"'
+kill "$server_pid"; wait "$server_pid"; server_pid=""
 check "server gone" 6 '' -- "$cli" --timeout 2 stream order-1
 grep -q "logbookd stopped" "$work/server.log" || { echo "FAIL: no clean shutdown line"; cat "$work/server.log"; failures=$((failures + 1)); }
 
