@@ -1,6 +1,7 @@
 #include "logbookd_process.h"
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -42,6 +43,7 @@ Logbookd::Logbookd(const std::string& dsn, std::vector<std::string> extra_args, 
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   pid_ = fork();
   if (pid_ == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);  // Never outlive a test that died.
     if (freopen(log_.c_str(), "w", stderr) == nullptr) _exit(126);
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
