@@ -1,14 +1,6 @@
 // End to end: the real logbookd binary, spoken to only through its gRPC API.
-#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -16,7 +8,6 @@
 #include "absl/synchronization/barrier.h"
 #include "logbook/store/migrations.h"
 #include "logbook/v1/event_store.grpc.pb.h"
-#include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "logbookd_process.h"
 #include "test_env.h"
