@@ -8,7 +8,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libpqxx-dev libabsl-dev libspdlog-dev libgtest-dev libssl-dev libcli11-dev
   nlohmann-json3-dev libutfcpp-dev uuid-dev
-  postgresql postgresql-client postgresql-contrib
+  postgresql postgresql-client postgresql-contrib python3
 )
 
 missing=()

@@ -11,7 +11,7 @@ start_logbookd() {
   server_pid=$!
   local line=""
   for _ in $(seq 200); do
-    line=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$log" | tail -n 1)
+    line=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$log" | tail -n 1 || true)
     [ -n "$line" ] && break
     kill -0 "$server_pid" 2>/dev/null || break
     sleep 0.05
