@@ -28,6 +28,7 @@ work=$(mktemp -d)
 env_file="$work/pg.env"
 server_pid=""
 cleanup() {
+  set +e  # Clean up everything, whatever fails.
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
   tests/pg_cluster.sh stop "$env_file"
   rm -rf "$work"
