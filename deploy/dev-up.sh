@@ -1,93 +1,159 @@
 #!/usr/bin/env bash
 # README command 1: installs what is missing, builds, starts a private
-# PostgreSQL (data under .local/, reused across runs), applies the
+# PostgreSQL (data under .local/pg, reused across runs), applies the
 # migrations as the owner role and starts logbookd as the application role.
-# Running it again reuses the cluster and the build and restarts logbookd.
+# Running it again reuses the cluster and the build and restarts logbookd, so
+# it serves the new build. deploy/dev-down.sh stops both.
 #
 # LOGBOOK_PG_PORT (default 54329) and LOGBOOK_LISTEN (default
-# 127.0.0.1:50051) move the two ports.
+# 127.0.0.1:50051) move the two ports; LOGBOOK_JOBS sets the build's
+# parallelism (default 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 pg_port=${LOGBOOK_PG_PORT:-54329}
 listen=${LOGBOOK_LISTEN:-127.0.0.1:50051}
 state="$root/.local"
-mkdir -p "$state"
+
+die() { echo "dev-up: $*" >&2; exit 1; }
+[[ "$pg_port" =~ ^[0-9]+$ ]] || die "LOGBOOK_PG_PORT must be a port number, not '$pg_port'"
+[[ "$listen" == *:* ]] || die "LOGBOOK_LISTEN must be host:port, not '$listen'"
+listen_host=${listen%:*}
+listen_port=${listen##*:}
+[ "$listen_host" = 0.0.0.0 ] && probe_host=127.0.0.1 || probe_host=$listen_host
+# True when something accepts TCP connections on host $1, port $2.
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
 deploy/install-deps.sh
 deploy/build.sh
+cli="$root/build/clients/logbook"
+logbookd="$root/build/service/logbookd"
 
-bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-as_owner() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+[ -x "$bindir/initdb" ] || die "PostgreSQL server binaries not found under /usr/lib/postgresql"
+# As root, runs "$@" as postgres (from /, which it can always enter).
+as_owner() { if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 
-# initdb refuses root: as root the cluster belongs to the `postgres` user,
-# which must be able to reach the folder.
+mkdir -p "$state"
+# initdb refuses to run as root: as root the cluster belongs to the
+# `postgres` user, which must be able to reach its folder. When it cannot
+# (a parent directory such as /root is private), the cluster lives under
+# /var/tmp instead, one per checkout.
+fallback_dir="/var/tmp/logbook-dev-$(printf '%s' "$root" | sha256sum | cut -c1-12)"
 pg_dir="$state/pg"
-if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$state"; then
-  pg_dir="/var/tmp/logbook-dev-$(echo "$root" | sha256sum | cut -c1-12)"
-  echo "==> $state is not reachable by the postgres user; keeping the cluster in $pg_dir"
+if [ ! -f "$pg_dir/data/PG_VERSION" ] && [ "$(id -u)" = 0 ]; then
+  chmod a+x "$state"
+  if [ -f "$fallback_dir/data/PG_VERSION" ] || ! runuser -u postgres -- test -x "$state"; then
+    pg_dir=$fallback_dir
+    echo "==> the postgres user cannot reach $state; keeping the cluster in $pg_dir"
+  fi
 fi
 if [ ! -f "$pg_dir/data/PG_VERSION" ]; then
   echo "==> creating a PostgreSQL cluster in $pg_dir"
   mkdir -p "$pg_dir"
-  [ "$(id -u)" = 0 ] && chown postgres: "$pg_dir"
+  if [ "$(id -u)" = 0 ]; then chown postgres: "$pg_dir"; fi
   as_owner "$bindir/initdb" -D "$pg_dir/data" -U logbook_admin --auth=trust -E UTF8 \
-    --locale=C.UTF-8 >"$pg_dir/initdb.log"
+    --locale=C.UTF-8 >"$pg_dir/initdb.log" 2>&1 || { cat "$pg_dir/initdb.log" >&2; exit 1; }
 fi
-if ! as_owner "$bindir/pg_ctl" -D "$pg_dir/data" status >/dev/null 2>&1; then
+
+# Our cluster may already be running, perhaps on another port than asked.
+running_port=""
+if as_owner "$bindir/pg_ctl" -D "$pg_dir/data" status >/dev/null 2>&1; then
+  running_port=$(sed -n 4p "$pg_dir/data/postmaster.pid")
+  if [ "$running_port" != "$pg_port" ]; then
+    echo "==> PostgreSQL runs on port $running_port; restarting it on $pg_port"
+    as_owner "$bindir/pg_ctl" -D "$pg_dir/data" -m fast -w stop >/dev/null
+    running_port=""
+  fi
+fi
+if [ -z "$running_port" ]; then
+  port_open 127.0.0.1 "$pg_port" &&
+    die "port $pg_port is taken by another program; set LOGBOOK_PG_PORT to a free port"
   echo "==> starting PostgreSQL on 127.0.0.1:$pg_port"
-  as_owner "$bindir/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/server.log" -w \
-    -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1" start >/dev/null
+  as_owner "$bindir/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/server.log" -w -t 60 \
+    -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1" start >/dev/null || {
+    echo "dev-up: PostgreSQL did not start; the end of $pg_dir/server.log:" >&2
+    tail -n 20 "$pg_dir/server.log" >&2
+    exit 1
+  }
+else
+  echo "==> PostgreSQL already running on 127.0.0.1:$pg_port"
 fi
+
 psql=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U logbook_admin -d postgres)
-if [ -z "$("${psql[@]}" -Atc "SELECT 1 FROM pg_roles WHERE rolname = 'logbook_owner'")" ]; then
-  echo "==> creating roles logbook_owner (migrations) and logbook_app (logbookd)"
-  "${psql[@]}" -c "CREATE ROLE logbook_owner LOGIN CREATEDB" -c "CREATE ROLE logbook_app LOGIN"
-fi
-if [ -z "$("${psql[@]}" -Atc "SELECT 1 FROM pg_database WHERE datname = 'logbook'")" ]; then
+exists() { [ -n "$("${psql[@]}" -Atc "$1")" ]; }
+for role in "logbook_owner LOGIN CREATEDB" "logbook_app LOGIN"; do
+  if ! exists "SELECT 1 FROM pg_roles WHERE rolname = '${role%% *}'"; then
+    echo "==> creating role ${role%% *}"
+    "${psql[@]}" -c "CREATE ROLE $role"
+  fi
+done
+if ! exists "SELECT 1 FROM pg_database WHERE datname = 'logbook'"; then
+  echo "==> creating database logbook (owner logbook_owner)"
   "${psql[@]}" -c "CREATE DATABASE logbook OWNER logbook_owner"
 fi
 
 owner_dsn="postgresql://logbook_owner@127.0.0.1:$pg_port/logbook"
 app_dsn="postgresql://logbook_app@127.0.0.1:$pg_port/logbook"
-echo "==> migrating"
-build/clients/logbook migrate up --database "$owner_dsn"
+echo "==> applying migrations as logbook_owner"
+"$cli" migrate up --database "$owner_dsn"
 
-if [ -f "$state/logbookd.pid" ] && kill -0 "$(cat "$state/logbookd.pid")" 2>/dev/null; then
-  echo "==> stopping the running logbookd"
-  kill "$(cat "$state/logbookd.pid")"
-  while kill -0 "$(cat "$state/logbookd.pid")" 2>/dev/null; do sleep 0.1; done
+# The pid file names our logbookd only while that process still runs the
+# logbookd binary (a stale file may name an unrelated process by now).
+ours_running() {
+  local pid
+  pid=$(cat "$state/logbookd.pid" 2>/dev/null) || return 1
+  [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null &&
+    [ "$(basename "$(readlink "/proc/$pid/exe" 2>/dev/null)" 2>/dev/null)" = logbookd ]
+}
+if ours_running; then
+  pid=$(cat "$state/logbookd.pid")
+  echo "==> stopping the running logbookd (pid $pid)"
+  kill "$pid"
+  for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid"; sleep 0.2; fi
 fi
-if (exec 3<>"/dev/tcp/${listen%:*}/${listen##*:}") 2>/dev/null; then
-  echo "dev-up: $listen is already in use by another program; set LOGBOOK_LISTEN" >&2
-  exit 1
-fi
+rm -f "$state/logbookd.pid"
+port_open "$probe_host" "$listen_port" &&
+  die "$listen is already in use by another program; stop it or set LOGBOOK_LISTEN"
+
 echo "==> starting logbookd on $listen"
-nohup build/service/logbookd --listen "$listen" --database "$app_dsn" \
-  >>"$state/logbookd.log" 2>&1 &
-echo $! >"$state/logbookd.pid"
-export LOGBOOK_ADDRESS=$listen
-for _ in $(seq 100); do
+echo "---- $(date -u +%Y-%m-%dT%H:%M:%SZ) dev-up: starting logbookd" >>"$state/logbookd.log"
+nohup "$logbookd" --listen "$listen" --database "$app_dsn" >>"$state/logbookd.log" 2>&1 </dev/null &
+pid=$!
+echo "$pid" >"$state/logbookd.pid"
+# GetStream of a stream that does not exist answers NOT_FOUND (exit code 3)
+# once the server serves; 6 means not reachable yet.
+up=""
+for _ in $(seq 150); do
   code=0
-  build/clients/logbook stream dev-up-probe >/dev/null 2>&1 || code=$?
-  [ "$code" = 3 ] && break  # NOT_FOUND: the server answered.
-  if ! kill -0 "$(cat "$state/logbookd.pid")" 2>/dev/null; then
-    echo "dev-up: logbookd exited; its log:" >&2
+  "$cli" --address "$probe_host:$listen_port" --timeout 2 stream dev-up-probe >/dev/null 2>&1 ||
+    code=$?
+  if [ "$code" = 3 ]; then up=1; break; fi
+  if ! kill -0 "$pid" 2>/dev/null; then
+    echo "dev-up: logbookd exited; the end of $state/logbookd.log:" >&2
     tail -n 20 "$state/logbookd.log" >&2
+    rm -f "$state/logbookd.pid"
     exit 1
   fi
   sleep 0.1
 done
+[ -n "$up" ] || die "logbookd (pid $pid) does not answer on $listen; see $state/logbookd.log"
 
+address_hint=""
+[ "$listen" = 127.0.0.1:50051 ] || address_hint="
+  export LOGBOOK_ADDRESS=$probe_host:$listen_port"
 cat <<TRY
 
-Logbook is running: logbookd on $listen, PostgreSQL on 127.0.0.1:$pg_port.
-Try:
-  export LOGBOOK_ADDRESS=$listen
-  build/clients/logbook append order-1 --type OrderPlaced --data '{"total": 5}' --expect none
+Logbook is running: logbookd on $listen (pid $pid), PostgreSQL on 127.0.0.1:$pg_port.
+Try, from $root:$address_hint
+  build/clients/logbook append order-1 --type OrderPlaced --data '{"total": 5}'
+  build/clients/logbook append order-1 --type OrderPaid --data '{"amount": 5}' --expect exists
   build/clients/logbook read order-1
-  build/clients/logbook subscribe '\$all'          # catch-up, then live (Ctrl-C stops)
+  build/clients/logbook read '\$all' --json
   build/clients/logbook stream order-1
-  psql "$owner_dsn" -c 'SELECT * FROM logbook.event_log'
-Logs: $state/logbookd.log and $pg_dir/server.log. Stop: deploy/dev-down.sh
+  build/clients/logbook subscribe --category order    # backlog, then live; Ctrl-C stops
+  psql $owner_dsn -c 'SELECT global_position, stream_id, stream_version, event_type FROM logbook.event_log'
+Logs: $state/logbookd.log and $pg_dir/server.log
+Stop: deploy/dev-down.sh (keeps the data; --purge deletes it)
 TRY

@@ -1,28 +1,42 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Logbook needs to build, run and test, if any
-# are missing. Uses sudo when not root.
+# are missing (checked with dpkg-query; apt-get runs only when something is
+# missing). Uses sudo when not root.
 set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config
-  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  grpc-proto            # health.proto and reflection.proto (proto/CMakeLists.txt)
   libpqxx-dev libabsl-dev libspdlog-dev libgtest-dev libssl-dev libcli11-dev
   nlohmann-json3-dev libutfcpp-dev uuid-dev
-  postgresql postgresql-client postgresql-contrib python3
+  postgresql postgresql-client
+  python3               # clients/bench/run.sh summarizes its results with it
 )
 
 missing=()
 for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
-  [ "$status" = "install ok installed" ] || missing+=("$p")
+  case "$status" in
+    *" ok installed") ;;
+    *) missing+=("$p") ;;
+  esac
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "==> dependencies: all present"
   exit 0
 fi
 
-sudo=""
-[ "$(id -u)" = 0 ] || sudo="sudo"
+sudo=()
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null || {
+    echo "install-deps: missing packages: ${missing[*]}; run this as root or install sudo" >&2
+    exit 1
+  }
+  sudo=(sudo)
+fi
 echo "==> installing ${missing[*]}"
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+"${sudo[@]}" apt-get update -qq
+# sudo drops most of the environment, so DEBIAN_FRONTEND goes through env.
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
