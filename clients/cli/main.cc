@@ -70,7 +70,7 @@ std::string Rfc3339(const google::protobuf::Timestamp& t) {
 }
 
 bool IsJson(const std::string& content_type, const std::string& bytes, json* out) {
-  if (content_type.rfind("application/json", 0) != 0) return false;
+  if (!logbook::store::IsJsonContentType(content_type)) return false;
   *out = json::parse(bytes, nullptr, /*allow_exceptions=*/false);
   return !out->is_discarded();
 }
@@ -234,6 +234,7 @@ struct ReadArgs {
 };
 
 int RunRead(const Connection& conn, const ReadArgs& a, CLI::App& cmd) {
+  if (a.follow && a.backward) return Usage("read: --follow reads forward");
   auto stub = conn.Stub();
   grpc::ClientContext ctx;
   conn.Prepare(ctx);
@@ -252,7 +253,6 @@ int RunRead(const Connection& conn, const ReadArgs& a, CLI::App& cmd) {
     if (cmd.count("--category") + cmd.count("--prefix") + cmd.count("--type") > 0) {
       return Usage("read: --category, --prefix and --type apply to '$all' only");
     }
-    if (a.follow && a.backward) return Usage("read: --follow reads forward");
     v1::ReadStreamRequest request;
     request.set_stream_id(a.target);
     if (cmd.count("--from")) request.set_from_version(a.from);
@@ -267,13 +267,15 @@ int RunRead(const Connection& conn, const ReadArgs& a, CLI::App& cmd) {
     last_position = response.event().global_position();
   }
   grpc::Status status = reader->Finish();
-  if (!status.ok()) return Fail(status);
+  // A stream that does not exist yet is fine to follow: it may be created.
+  const bool missing = status.error_code() == grpc::StatusCode::NOT_FOUND;
+  if (!status.ok() && !(a.follow && missing)) return Fail(status);
   if (!a.follow) return kOk;
-  // Go on live from where the read ended.
+  // Go on live from where the read ended, or from where it was asked to
+  // start when it found nothing, so no event in between is lost.
   v1::SubscribeRequest follow;
   if (a.target == "$all") {
     follow.mutable_all();
-    *follow.mutable_filter() = v1::Filter();
     follow.mutable_filter()->set_category(a.category);
     follow.mutable_filter()->set_stream_prefix(a.prefix);
     for (const auto& t : a.types) follow.mutable_filter()->add_event_types(t);
@@ -282,10 +284,16 @@ int RunRead(const Connection& conn, const ReadArgs& a, CLI::App& cmd) {
   }
   if (last_position > 0) {
     follow.set_after_position(last_position);
-  } else if (a.target == "$all" && a.from > 0) {
-    follow.set_after_position(a.from - 1);
+  } else if (cmd.count("--from") && a.from > 0) {
+    if (a.target == "$all") {
+      follow.set_after_position(a.from - 1);
+    } else if (missing) {
+      follow.mutable_from_beginning();
+    } else {
+      follow.set_after_version(a.from - 1);
+    }
   } else {
-    follow.mutable_from_now();
+    follow.mutable_from_beginning();
   }
   return Follow(conn, follow, 0, a.json);
 }

@@ -109,6 +109,14 @@ check "subscribe live" 0 '^6  live-1@0  Live  .*
 check "subscribe caught up line" 0 '^-- caught up at position 5; following live' -- cat "$work/live.err"
 for _ in $(seq 100); do grep -q "Late" "$work/follow.out" && break; sleep 0.05; done
 kill "$follow_pid"; wait "$follow_pid" 2>/dev/null
+"$cli" read later-1 --follow >"$work/later.out" 2>/dev/null &
+later_pid=$!
+sleep 0.3
+"$cli" append later-1 --type Born --data '{}' >/dev/null
+for _ in $(seq 100); do grep -q "Born" "$work/later.out" && break; sleep 0.05; done
+kill "$later_pid"; wait "$later_pid" 2>/dev/null
+check "read follow a stream created later" 0 '^8  later-1@0  Born' -- cat "$work/later.out"
+check "read follow backward" 2 'follow reads forward' -- "$cli" read '$all' --backward --follow
 check "read follow" 0 '^5  order-1@3  X.*
 7  order-1@4  Late' -- cat "$work/follow.out"
 
