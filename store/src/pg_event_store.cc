@@ -286,6 +286,23 @@ class PgEventStore final : public EventStore {
                });
   }
 
+  absl::StatusOr<DeleteResult> DeleteStream(absl::string_view, ExpectedVersion, bool) override {
+    return absl::UnimplementedError("DeleteStream: not yet");
+  }
+  absl::StatusOr<RedactResult> RedactEvent(absl::string_view, uint64_t,
+                                           absl::string_view) override {
+    return absl::UnimplementedError("RedactEvent: not yet");
+  }
+  absl::StatusOr<Snapshot> SaveSnapshot(const Snapshot&) override {
+    return absl::UnimplementedError("SaveSnapshot: not yet");
+  }
+  absl::StatusOr<Snapshot> LoadSnapshot(const SnapshotQuery&) override {
+    return absl::UnimplementedError("LoadSnapshot: not yet");
+  }
+  absl::StatusOr<std::unique_ptr<Verification>> StartVerify(absl::string_view) override {
+    return absl::UnimplementedError("Verify: not yet");
+  }
+
   const Limits& limits() const override { return limits_; }
 
  private:

@@ -25,7 +25,24 @@ struct StoreOptions {
   int max_waiters = 1024;                   // Callers queued for a connection.
   size_t group_commit_max_appends = 500;    // Appends sharing one transaction, at most.
   size_t group_commit_max_bytes = 16 << 20; // Their data + metadata, at most.
+  size_t snapshots_kept = 3;                // Newest snapshots kept per stream.
   Limits limits;
+};
+
+// The system stream that records deletions and redactions.
+inline constexpr char kAuditStream[] = "$audit";
+
+// One verification of receipts in progress (see EventStore::StartVerify).
+// Not thread-safe: one caller at a time, though successive Steps may run on
+// different threads. Holds no database connection between Steps.
+class Verification {
+ public:
+  virtual ~Verification() = default;
+  // Checks up to about `max_events` more events. Returns true when finished:
+  // everything was checked, or report().first_broken is set. Errors as
+  // EventStore's; a failed Step may be retried.
+  virtual absl::StatusOr<bool> Step(size_t max_events) = 0;
+  virtual const VerifyReport& report() const = 0;
 };
 
 // An event store on PostgreSQL.
@@ -66,6 +83,35 @@ class EventStore {
   virtual absl::StatusOr<std::vector<RecordedEvent>> ReadAll(const ReadAllQuery& query) = 0;
 
   virtual absl::StatusOr<StreamInfo> GetStream(absl::string_view stream_id) = 0;
+
+  // Soft-deletes (tombstone false) or tombstones a stream and records a
+  // StreamDeleted event in $audit, in one transaction. ABORTED: wrong
+  // expected version; NOT_FOUND: no such stream (or already soft-deleted);
+  // FAILED_PRECONDITION: tombstoned.
+  virtual absl::StatusOr<DeleteResult> DeleteStream(absl::string_view stream_id,
+                                                    ExpectedVersion expected, bool tombstone) = 0;
+
+  // Empties the data and metadata of one event, marks it redacted with
+  // `reason`, and records an EventRedacted event in $audit, in one
+  // transaction. NOT_FOUND: no such event; FAILED_PRECONDITION: already
+  // redacted or in a system stream. Authorization is the caller's job.
+  virtual absl::StatusOr<RedactResult> RedactEvent(absl::string_view stream_id,
+                                                   uint64_t stream_version,
+                                                   absl::string_view reason) = 0;
+
+  // Stores a snapshot (replacing one with the same stream, version and
+  // schema version) and keeps the newest StoreOptions::snapshots_kept of
+  // the stream. created_at is ignored and set. NOT_FOUND: no such stream;
+  // FAILED_PRECONDITION: the version is beyond the stream's head.
+  virtual absl::StatusOr<Snapshot> SaveSnapshot(const Snapshot& snapshot) = 0;
+
+  // The newest matching snapshot; NOT_FOUND when there is none.
+  virtual absl::StatusOr<Snapshot> LoadSnapshot(const SnapshotQuery& query) = 0;
+
+  // Starts verifying the receipts of `stream_id`, or of the whole log when
+  // it is empty. NOT_FOUND: no such stream.
+  virtual absl::StatusOr<std::unique_ptr<Verification>> StartVerify(
+      absl::string_view stream_id) = 0;
 
   // The global position of the newest event (0 for an empty log). Every
   // event at or below it is committed and visible to any later read.

@@ -23,6 +23,8 @@ struct Limits {
   uint64_t default_read_count = 1000;      // max_count 0 means this.
   uint64_t max_read_count = 100000;        // Largest max_count accepted.
   size_t max_filter_event_types = 100;     // Event types in one filter.
+  size_t max_snapshot_bytes = 4 << 20;     // State of one snapshot: 4 MiB.
+  size_t max_reason_bytes = 1024;          // A redaction's reason: 1..1024 bytes.
 };
 
 // True when `s` is well-formed UTF-8 (no overlongs, no surrogates).

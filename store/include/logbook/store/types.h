@@ -33,6 +33,7 @@ struct NewEvent {
   std::string content_type = kJsonContentType;
   std::string correlation_id;
   std::string causation_id;
+  std::optional<uint32_t> schema_version;  // Unset: none.
 };
 
 struct AppendResult {
@@ -43,6 +44,8 @@ struct AppendResult {
   absl::Time committed_at;
   std::vector<std::string> event_ids;  // As stored, in request order.
   bool duplicate = false;  // True when this was an idempotent retry.
+  std::string head_hash;   // The stream's head receipt hash (32 bytes) after it.
+  uint64_t events_since_snapshot = 0;  // Since the newest snapshot (all without one).
 };
 
 // An event as stored, byte for byte.
@@ -58,6 +61,8 @@ struct RecordedEvent {
   uint64_t stream_version = 0;
   uint64_t global_position = 0;
   absl::Time recorded_at;
+  std::optional<uint32_t> schema_version;
+  std::optional<std::string> redaction_reason;  // Set when redacted (data, metadata empty).
 };
 
 enum class Direction { kForward, kBackward };
@@ -68,6 +73,10 @@ struct ReadStreamQuery {
   std::optional<uint64_t> from_version;
   Direction direction = Direction::kForward;
   uint64_t max_count = 0;  // 0: Limits::default_read_count.
+  // Time travel: only events at or below this version / recorded at or
+  // before this time, in either direction.
+  std::optional<uint64_t> until_version;
+  std::optional<absl::Time> until_time;
 };
 
 // Empty fields select everything; set fields combine with AND.
@@ -86,13 +95,72 @@ struct ReadAllQuery {
   EventFilter filter;
   // Inclusive bound on the far end (forward: highest, backward: lowest).
   std::optional<uint64_t> until_position;
+  // Time travel: only events recorded at or before this time (either direction).
+  std::optional<absl::Time> until_time;
 };
+
+enum class StreamState { kActive, kSoftDeleted, kTombstoned };
 
 struct StreamInfo {
   std::string stream_id;
   uint64_t version = 0;
   uint64_t last_position = 0;
   absl::Time created_at;
+  std::string head_hash;  // Head receipt hash, 32 bytes.
+  StreamState state = StreamState::kActive;
+  uint64_t first_version = 0;  // First version reads return (after a soft delete: more).
+};
+
+struct DeleteResult {
+  uint64_t deleted_version = 0;  // The stream's version when deleted.
+  uint64_t audit_position = 0;   // Position of the StreamDeleted event in $audit.
+};
+
+struct RedactResult {
+  uint64_t global_position = 0;  // The redacted event's.
+  uint64_t audit_position = 0;   // Position of the EventRedacted event in $audit.
+};
+
+struct Snapshot {
+  std::string stream_id;
+  uint64_t stream_version = 0;
+  uint32_t schema_version = 0;
+  std::string state;  // Bytes.
+  absl::Time created_at;
+};
+
+struct SnapshotQuery {
+  std::string stream_id;
+  std::optional<uint64_t> max_version;     // Unset: the newest.
+  std::optional<uint32_t> schema_version;  // Unset: any.
+};
+
+// Why verification stopped at an event.
+enum class BreakReason {
+  kDataChanged,        // Data does not match the receipt's digest.
+  kMetadataChanged,    // Metadata does not match the receipt's digest.
+  kEventMissing,       // An event the chain or the log expects is gone.
+  kEventInserted,      // An event without a receipt, or beyond the recorded head.
+  kReceiptChanged,     // A receipt does not match the chain or its event.
+  kVersionsOutOfSequence,  // Versions do not follow positions.
+  kEventChanged,       // A hashed field of the event was edited.
+  kRedactionNotAudited,    // Redacted without an $audit record.
+};
+
+struct BrokenEvent {
+  std::string stream_id;
+  uint64_t stream_version = 0;
+  uint64_t global_position = 0;
+  BreakReason reason = BreakReason::kReceiptChanged;
+  std::string detail;  // For humans.
+};
+
+struct VerifyReport {
+  uint64_t events_checked = 0;
+  uint64_t events_total = 0;    // Known when verification started.
+  uint64_t streams_checked = 0;
+  std::string head_hash;        // Stream target, when ok: the recomputed head.
+  std::optional<BrokenEvent> first_broken;  // Unset: ok (so far).
 };
 
 }  // namespace logbook::store
