@@ -8,38 +8,8 @@
 namespace logbook::store {
 namespace {
 
-constexpr char kAppend[] = "append";
-constexpr char kAppendSql[] =
-    "SELECT outcome, actual_version, first_version, last_version, first_position, "
-    "last_position, (extract(epoch FROM committed_at) * 1000000)::bigint, "
-    "conflicting_event_id::text, conflicting_stream_id, conflicting_version "
-    "FROM logbook.append_events($1, $2, $3::uuid[], $4::text[], $5::text[], $6::text[], "
-    "$7::text[], $8::bytea, $9::integer[], $10::integer[])";
-
-AppendRow Exec(pqxx::transaction_base& tx, const AppendCall& c) {
-  const pqxx::binarystring payload(c.payload.data(), c.payload.size());
-  const pqxx::row r = tx.exec_prepared(kAppend, c.stream_id, c.expected, c.event_ids, c.types,
-                                       c.content_types, c.correlation_ids, c.causation_ids,
-                                       payload, c.data_sizes, c.metadata_sizes)[0];
-  AppendRow row;
-  row.outcome = r[0].as<std::string>();
-  if (!r[1].is_null()) row.actual_version = r[1].as<int64_t>();
-  if (row.outcome == "ok" || row.outcome == "duplicate") {
-    row.first_version = r[2].as<uint64_t>();
-    row.last_version = r[3].as<uint64_t>();
-    row.first_position = r[4].as<uint64_t>();
-    row.last_position = r[5].as<uint64_t>();
-    row.committed_at_micros = r[6].as<int64_t>();
-  } else if (row.outcome == "event_id_reused") {
-    row.conflicting_event_id = r[7].as<std::string>();
-    row.conflicting_stream_id = r[8].as<std::string>();
-    row.conflicting_version = r[9].as<int64_t>();
-  }
-  return row;
-}
-
-std::string Operation(const AppendCall& c) {
-  return absl::StrCat("append to stream '", c.stream_id, "'");
+std::string Operation(const AppendInput& a) {
+  return absl::StrCat("append to stream '", a.stream_id, "'");
 }
 
 }  // namespace
@@ -58,8 +28,8 @@ GroupCommitter::~GroupCommitter() {
   thread_.join();
 }
 
-absl::StatusOr<AppendRow> GroupCommitter::Commit(AppendCall call) {
-  Pending pending{std::move(call), absl::UnknownError("not run"), false};
+absl::StatusOr<AppendResult> GroupCommitter::Commit(const AppendInput& append) {
+  Pending pending{&append, absl::UnknownError("not run"), false};
   absl::MutexLock lock(&mu_);
   queue_.push_back(&pending);
   mu_.Await(absl::Condition(&pending.done));
@@ -79,8 +49,8 @@ void GroupCommitter::Loop() {
       if (queue_.empty()) return;  // Stopping and drained.
       size_t bytes = 0;
       while (!queue_.empty() && batch.size() < max_batch_appends_ &&
-             (batch.empty() || bytes + queue_.front()->call.payload.size() <= max_batch_bytes_)) {
-        bytes += queue_.front()->call.payload.size();
+             (batch.empty() || bytes + queue_.front()->append->bytes <= max_batch_bytes_)) {
+        bytes += queue_.front()->append->bytes;
         batch.push_back(queue_.front());
         queue_.pop_front();
       }
@@ -96,7 +66,7 @@ absl::Status GroupCommitter::Connect() {
   conn_.reset();
   return CatchPqxx("connect to the database", [&]() -> absl::Status {
     conn_ = std::make_unique<pqxx::connection>(dsn_);
-    conn_->prepare(kAppend, kAppendSql);
+    PrepareWriteStatements(*conn_);
     return absl::OkStatus();
   });
 }
@@ -104,22 +74,22 @@ absl::Status GroupCommitter::Connect() {
 void GroupCommitter::RunBatch(const std::vector<Pending*>& batch) {
   if (batch.size() > 1 && Connect().ok()) {
     try {
+      std::vector<const AppendInput*> appends;
+      for (Pending* p : batch) appends.push_back(p->append);
       pqxx::work tx(*conn_);
-      std::vector<AppendRow> rows;
-      rows.reserve(batch.size());
-      for (Pending* p : batch) rows.push_back(Exec(tx, p->call));
+      std::vector<absl::StatusOr<AppendResult>> results = WriteAppends(tx, appends);
       tx.commit();
-      for (size_t i = 0; i < batch.size(); ++i) batch[i]->result = std::move(rows[i]);
+      for (size_t i = 0; i < batch.size(); ++i) batch[i]->result = std::move(results[i]);
       return;
     } catch (...) {
       // Fall through: run each on its own (see the class comment).
       if (!conn_->is_open()) conn_.reset();
     }
   }
-  for (Pending* p : batch) p->result = RunAlone(p->call);
+  for (Pending* p : batch) p->result = RunAlone(*p->append);
 }
 
-absl::StatusOr<AppendRow> GroupCommitter::RunAlone(const AppendCall& call) {
+absl::StatusOr<AppendResult> GroupCommitter::RunAlone(const AppendInput& append) {
   bool sent = false;
   absl::Status last;
   for (int attempt = 0; attempt < 2; ++attempt) {  // A second try on a fresh connection.
@@ -128,18 +98,21 @@ absl::StatusOr<AppendRow> GroupCommitter::RunAlone(const AppendCall& call) {
       continue;
     }
     sent = true;
-    absl::StatusOr<AppendRow> row = CatchPqxx(Operation(call), [&]() -> absl::StatusOr<AppendRow> {
-      pqxx::nontransaction tx(*conn_);
-      return Exec(tx, call);
-    });
-    if (!absl::IsUnavailable(row.status())) return row;
-    last = row.status();
+    absl::StatusOr<AppendResult> result =
+        CatchPqxx(Operation(append), [&]() -> absl::StatusOr<AppendResult> {
+          pqxx::work tx(*conn_);
+          absl::StatusOr<AppendResult> r = std::move(WriteAppends(tx, {&append})[0]);
+          if (r.ok()) tx.commit();
+          return r;
+        });
+    if (!absl::IsUnavailable(result.status())) return result;
+    last = result.status();
     conn_.reset();
   }
   if (!sent) return last;
   return absl::UnknownError(absl::StrCat(
-      Operation(call), ": the database connection was lost; the append may or may not be "
-                       "stored (retrying with the same event ids is safe): ",
+      Operation(append), ": the database connection was lost; the append may or may not be "
+                         "stored (retrying with the same event ids is safe): ",
       last.message()));
 }
 

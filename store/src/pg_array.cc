@@ -23,4 +23,14 @@ std::string IntArrayLiteral(const std::vector<int64_t>& values) {
   return "{" + absl::StrJoin(values, ",") + "}";
 }
 
+std::string IntArrayLiteral(const std::vector<std::optional<int64_t>>& values) {
+  std::string out = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out += ',';
+    out += values[i] ? std::to_string(*values[i]) : "NULL";
+  }
+  out += '}';
+  return out;
+}
+
 }  // namespace logbook::store

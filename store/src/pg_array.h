@@ -2,6 +2,7 @@
 // parameters). Values are always passed as parameters, never spliced into SQL.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,5 +14,8 @@ std::string TextArrayLiteral(const std::vector<std::string>& values);
 
 // '{1,2,3}'.
 std::string IntArrayLiteral(const std::vector<int64_t>& values);
+
+// '{1,NULL,3}': unset values are NULL.
+std::string IntArrayLiteral(const std::vector<std::optional<int64_t>>& values);
 
 }  // namespace logbook::store

@@ -1,7 +1,8 @@
 // EventStore on PostgreSQL. Reads are prepared statements on pooled
-// connections in autocommit mode. Appends are calls of logbook.append_events()
-// (migrations/0001_initial.sql) made by the GroupCommitter, which lets
-// concurrent appends share a transaction.
+// connections in autocommit mode. Appends go through the GroupCommitter,
+// which lets concurrent appends share a transaction (append_writer.h);
+// deletions and redactions write their $audit event the same way, in their
+// own transaction on a pooled connection.
 #include <pqxx/pqxx>
 
 #include <limits>
@@ -9,11 +10,14 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "connection_pool.h"
+#include "append_writer.h"
 #include "group_committer.h"
 #include "logbook/store/event_store.h"
 #include "logbook/store/status_macros.h"
 #include "pg_array.h"
 #include "pg_errors.h"
+#include "verifier.h"
+#include "nlohmann/json.hpp"
 
 namespace logbook::store {
 namespace {
@@ -22,18 +26,23 @@ namespace {
 #define LOGBOOK_EVENT_COLUMNS                                                          \
   "global_position, stream_id, stream_version, event_id::text, event_type, data, "     \
   "metadata, content_type, coalesce(correlation_id, ''), coalesce(causation_id, ''), " \
-  "(extract(epoch FROM recorded_at) * 1000000)::bigint"
+  "(extract(epoch FROM recorded_at) * 1000000)::bigint, schema_version, redaction_reason"
 
 constexpr char kReadStreamForward[] = "read_stream_forward";
+// Reads of one stream. Parameters: $1 stream id, $2 from version, $3 limit,
+// $4 until version, $5 until time. Versions below the stream's
+// first_version (after a soft delete) are hidden.
+#define LOGBOOK_STREAM_RANGE                                                       \
+  " FROM logbook.event_log WHERE stream_id = $1"                                   \
+  " AND stream_version >= (SELECT first_version FROM logbook.streams WHERE stream_id = $1)" \
+  " AND recorded_at <= $5::timestamptz"
 constexpr char kReadStreamForwardSql[] =
-    "SELECT " LOGBOOK_EVENT_COLUMNS
-    " FROM logbook.event_log WHERE stream_id = $1 AND stream_version >= $2"
-    " ORDER BY stream_version LIMIT $3";
+    "SELECT " LOGBOOK_EVENT_COLUMNS LOGBOOK_STREAM_RANGE
+    " AND stream_version BETWEEN $2 AND $4 ORDER BY stream_version LIMIT $3";
 constexpr char kReadStreamBackward[] = "read_stream_backward";
 constexpr char kReadStreamBackwardSql[] =
-    "SELECT " LOGBOOK_EVENT_COLUMNS
-    " FROM logbook.event_log WHERE stream_id = $1 AND stream_version <= $2"
-    " ORDER BY stream_version DESC LIMIT $3";
+    "SELECT " LOGBOOK_EVENT_COLUMNS LOGBOOK_STREAM_RANGE
+    " AND stream_version <= least($2::bigint, $4::bigint) ORDER BY stream_version DESC LIMIT $3";
 
 // Reads of the global log. Parameters: $1 from position, $2 stream prefix,
 // $3 category, $4 event types, $5 limit, $6 until position, $7 stream id.
@@ -58,13 +67,49 @@ constexpr char kReadCategoryBackward[] = "read_category_backward";
 constexpr char kReadStreamByPositionForward[] = "read_stream_by_position_forward";
 constexpr char kReadStreamByPositionBackward[] = "read_stream_by_position_backward";
 
+constexpr char kPositionAt[] = "position_at";
+constexpr char kPositionAtSql[] = "SELECT logbook.position_at($1::timestamptz)";
+
 constexpr char kHead[] = "head";
 constexpr char kHeadSql[] = "SELECT last_position FROM logbook.log_head";
 
 constexpr char kStreamInfo[] = "stream_info";
 constexpr char kStreamInfoSql[] =
-    "SELECT version, last_position, (extract(epoch FROM created_at) * 1000000)::bigint"
-    " FROM logbook.streams WHERE stream_id = $1";
+    "SELECT version, last_position, (extract(epoch FROM created_at) * 1000000)::bigint,"
+    " head_hash, state, first_version FROM logbook.streams WHERE stream_id = $1";
+
+// Deletion: $1 stream id, $2 new state.
+constexpr char kDeleteStream[] = "delete_stream";
+constexpr char kDeleteStreamSql[] =
+    "UPDATE logbook.streams SET state = $2, first_version = version + 1 WHERE stream_id = $1";
+
+constexpr char kFindEvent[] = "find_event";
+constexpr char kFindEventSql[] =
+    "SELECT global_position, event_id::text, redaction_reason IS NOT NULL"
+    " FROM logbook.event_log WHERE stream_id = $1 AND stream_version = $2";
+constexpr char kRedact[] = "redact";
+constexpr char kRedactSql[] = "SELECT logbook.redact_event($1, $2)";
+
+// Snapshots: save replaces one at the same (stream, schema, version), then
+// keeps the newest $5 of the stream by version.
+constexpr char kSaveSnapshot[] = "save_snapshot";
+constexpr char kSaveSnapshotSql[] =
+    "INSERT INTO logbook.snapshots AS n (stream_id, stream_version, schema_version, state)"
+    " VALUES ($1, $2, $3, $4) ON CONFLICT (stream_id, schema_version, stream_version)"
+    " DO UPDATE SET state = EXCLUDED.state, created_at = now()"
+    " RETURNING (extract(epoch FROM n.created_at) * 1000000)::bigint";
+constexpr char kPruneSnapshots[] = "prune_snapshots";
+constexpr char kPruneSnapshotsSql[] =
+    "DELETE FROM logbook.snapshots WHERE stream_id = $1 AND (stream_version, schema_version) IN ("
+    " SELECT stream_version, schema_version FROM logbook.snapshots WHERE stream_id = $1"
+    " ORDER BY stream_version DESC, created_at DESC OFFSET $2)";
+// $2 max version, $3 schema version (-1: any).
+constexpr char kLoadSnapshot[] = "load_snapshot";
+constexpr char kLoadSnapshotSql[] =
+    "SELECT stream_version, schema_version, state,"
+    " (extract(epoch FROM created_at) * 1000000)::bigint FROM logbook.snapshots"
+    " WHERE stream_id = $1 AND stream_version <= $2 AND ($3 < 0 OR schema_version = $3)"
+    " ORDER BY stream_version DESC, created_at DESC LIMIT 1";
 
 void PrepareStatements(pqxx::connection& conn) {
   conn.prepare(kReadStreamForward, kReadStreamForwardSql);
@@ -77,11 +122,17 @@ void PrepareStatements(pqxx::connection& conn) {
   conn.prepare(kReadStreamByPositionBackward, ReadAllSql(false, kStreamSelector));
   conn.prepare(kStreamInfo, kStreamInfoSql);
   conn.prepare(kHead, kHeadSql);
+  conn.prepare(kPositionAt, kPositionAtSql);
+  conn.prepare(kDeleteStream, kDeleteStreamSql);
+  conn.prepare(kFindEvent, kFindEventSql);
+  conn.prepare(kRedact, kRedactSql);
+  conn.prepare(kSaveSnapshot, kSaveSnapshotSql);
+  conn.prepare(kPruneSnapshots, kPruneSnapshotsSql);
+  conn.prepare(kLoadSnapshot, kLoadSnapshotSql);
+  PrepareWriteStatements(conn);
+  PrepareVerifyStatements(conn);
 }
 
-constexpr int64_t kExpectAny = -1;
-constexpr int64_t kExpectNoStream = -2;
-constexpr int64_t kExpectStreamExists = -3;
 constexpr uint64_t kMaxSql = std::numeric_limits<int64_t>::max();
 
 int64_t ToSql(uint64_t v) { return static_cast<int64_t>(std::min(v, kMaxSql)); }
@@ -104,28 +155,23 @@ std::vector<RecordedEvent> ToEvents(const pqxx::result& rows) {
     e.correlation_id = row[8].as<std::string>();
     e.causation_id = row[9].as<std::string>();
     e.recorded_at = FromMicros(row[10]);
+    if (!row[11].is_null()) e.schema_version = row[11].as<uint32_t>();
+    if (!row[12].is_null()) e.redaction_reason = row[12].as<std::string>();
   }
   return events;
 }
 
-std::string Describe(ExpectedVersion expected) {
-  switch (expected.kind) {
-    case ExpectedVersion::Kind::kAny:
-      return "any version";
-    case ExpectedVersion::Kind::kNoStream:
-      return "no stream";
-    case ExpectedVersion::Kind::kStreamExists:
-      return "an existing stream";
-    case ExpectedVersion::Kind::kExact:
-      return absl::StrCat("version ", expected.version);
-  }
-  return "?";
+// A time as timestamptz text PostgreSQL parses exactly; unset: infinity.
+std::string SqlTime(std::optional<absl::Time> t) {
+  if (!t) return "infinity";
+  return absl::FormatTime("%Y-%m-%d %H:%M:%E6S+00", *t, absl::UTCTimeZone());
 }
 
 class PgEventStore final : public EventStore {
  public:
   explicit PgEventStore(const StoreOptions& options)
       : limits_(options.limits),
+        snapshots_kept_(std::max<size_t>(1, options.snapshots_kept)),
         pool_(options.dsn, options.pool_size, options.acquire_timeout, options.max_waiters,
               PrepareStatements),
         committer_(options.dsn, options.group_commit_max_appends,
@@ -140,82 +186,13 @@ class PgEventStore final : public EventStore {
   absl::StatusOr<AppendResult> Append(absl::string_view stream_id, ExpectedVersion expected,
                                       std::vector<NewEvent> events) override {
     RETURN_IF_ERROR(ValidateAppend(limits_, stream_id, events));
-    int64_t expected_sql = kExpectAny;
-    switch (expected.kind) {
-      case ExpectedVersion::Kind::kAny:
-        break;
-      case ExpectedVersion::Kind::kNoStream:
-        expected_sql = kExpectNoStream;
-        break;
-      case ExpectedVersion::Kind::kStreamExists:
-        expected_sql = kExpectStreamExists;
-        break;
-      case ExpectedVersion::Kind::kExact:
-        if (expected.version >= kMaxSql) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("expected_version.exact: ", expected.version, " is out of range"));
-        }
-        expected_sql = static_cast<int64_t>(expected.version);
-        break;
+    if (expected.kind == ExpectedVersion::Kind::kExact && expected.version >= kMaxSql) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("expected_version.exact: ", expected.version, " is out of range"));
     }
-
-    std::vector<std::string> ids, types, content_types, correlation_ids, causation_ids;
-    std::vector<int64_t> data_sizes, metadata_sizes;
-    AppendCall call;
-    call.stream_id = std::string(stream_id);
-    call.expected = expected_sql;
-    for (const NewEvent& e : events) {
-      ids.push_back(e.event_id);
-      types.push_back(e.type);
-      content_types.push_back(e.content_type);
-      correlation_ids.push_back(e.correlation_id);
-      causation_ids.push_back(e.causation_id);
-      data_sizes.push_back(static_cast<int64_t>(e.data.size()));
-      metadata_sizes.push_back(static_cast<int64_t>(e.metadata.size()));
-      call.payload += e.data;
-      call.payload += e.metadata;
-    }
-    call.event_ids = TextArrayLiteral(ids);
-    call.types = TextArrayLiteral(types);
-    call.content_types = TextArrayLiteral(content_types);
-    call.correlation_ids = TextArrayLiteral(correlation_ids);
-    call.causation_ids = TextArrayLiteral(causation_ids);
-    call.data_sizes = IntArrayLiteral(data_sizes);
-    call.metadata_sizes = IntArrayLiteral(metadata_sizes);
-
-    ASSIGN_OR_RETURN(const AppendRow row, committer_.Commit(std::move(call)));
-    if (row.outcome == "wrong_version") {
-      const bool exists = row.actual_version.has_value();
-      absl::Status status = absl::AbortedError(absl::StrCat(
-          "wrong expected version for stream '", stream_id, "': expected ", Describe(expected),
-          ", but the stream ",
-          exists ? absl::StrCat("is at version ", *row.actual_version) : "does not exist"));
-      if (exists) {
-        status.SetPayload(kActualVersionPayload, absl::Cord(absl::StrCat(*row.actual_version)));
-      }
-      return status;
-    }
-    if (row.outcome == "event_id_reused") {
-      size_t index = 0;
-      while (index < events.size() && events[index].event_id != row.conflicting_event_id) ++index;
-      return absl::AlreadyExistsError(absl::StrCat(
-          "events[", index, "].event_id: ", row.conflicting_event_id,
-          " is already stored in stream '", row.conflicting_stream_id, "' at version ",
-          row.conflicting_version));
-    }
-    if (row.outcome != "ok" && row.outcome != "duplicate") {
-      return absl::InternalError(absl::StrCat("append to stream '", stream_id,
-                                              "': unexpected outcome '", row.outcome, "'"));
-    }
-    AppendResult result;
-    result.duplicate = row.outcome == "duplicate";
-    result.first_version = row.first_version;
-    result.last_version = row.last_version;
-    result.first_position = row.first_position;
-    result.last_position = row.last_position;
-    result.committed_at = absl::FromUnixMicros(row.committed_at_micros);
-    result.event_ids = std::move(ids);
-    return result;
+    AppendInput append{std::string(stream_id), expected, std::move(events), 0};
+    for (const NewEvent& e : append.events) append.bytes += e.data.size() + e.metadata.size();
+    return committer_.Commit(append);
   }
 
   absl::StatusOr<std::vector<RecordedEvent>> ReadStream(const ReadStreamQuery& query) override {
@@ -225,14 +202,19 @@ class PgEventStore final : public EventStore {
     const int64_t from = query.from_version ? ToSql(*query.from_version)
                                             : (forward ? 0 : static_cast<int64_t>(kMaxSql));
     const int64_t limit = ToSql(query.max_count ? query.max_count : limits_.default_read_count);
+    const int64_t until = query.until_version ? ToSql(*query.until_version)
+                                              : static_cast<int64_t>(kMaxSql);
+    const std::string until_time = SqlTime(query.until_time);
     return RunRead(absl::StrCat("read stream '", query.stream_id, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<RecordedEvent>> {
                  pqxx::nontransaction tx(conn);
                  pqxx::result rows =
                      tx.exec_prepared(forward ? kReadStreamForward : kReadStreamBackward,
-                                      query.stream_id, from, limit);
-                 if (rows.empty() && tx.exec_prepared(kStreamInfo, query.stream_id).empty()) {
-                   return StreamNotFound(query.stream_id);
+                                      query.stream_id, from, limit, until, until_time);
+                 if (rows.empty()) {
+                   // Nothing in range: fine for a live stream, NOT_FOUND otherwise.
+                   ASSIGN_OR_RETURN(StreamInfo info, LoadStreamInfo(tx, query.stream_id));
+                   if (info.state != StreamState::kActive) return StreamNotFound(info);
                  }
                  return ToEvents(rows);
                });
@@ -245,8 +227,8 @@ class PgEventStore final : public EventStore {
     const int64_t from = query.from_position ? ToSql(*query.from_position)
                                              : (forward ? 0 : static_cast<int64_t>(kMaxSql));
     const int64_t limit = ToSql(query.max_count ? query.max_count : limits_.default_read_count);
-    const int64_t until = query.until_position ? ToSql(*query.until_position)
-                                               : (forward ? static_cast<int64_t>(kMaxSql) : 0);
+    int64_t until = query.until_position ? ToSql(*query.until_position)
+                                         : (forward ? static_cast<int64_t>(kMaxSql) : 0);
     const char* statement =
         !query.filter.stream_id.empty()
             ? (forward ? kReadStreamByPositionForward : kReadStreamByPositionBackward)
@@ -256,9 +238,23 @@ class PgEventStore final : public EventStore {
     return RunRead("read $all",
                    [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<RecordedEvent>> {
                      pqxx::nontransaction tx(conn);
-                     return ToEvents(tx.exec_prepared(statement, from, query.filter.stream_prefix,
-                                                      query.filter.category, types, limit, until,
-                                                      query.filter.stream_id));
+                     int64_t from_sql = from, until_sql = until;
+                     if (query.until_time) {
+                       // recorded_at never decreases with the position, so a
+                       // time bound is a position bound.
+                       const int64_t at =
+                           tx.exec_prepared(kPositionAt, SqlTime(query.until_time))[0][0]
+                               .as<int64_t>();
+                       if (forward) {
+                         until_sql = std::min(until_sql, at);
+                       } else {
+                         from_sql = std::min(from_sql, at);
+                       }
+                     }
+                     return ToEvents(tx.exec_prepared(statement, from_sql,
+                                                      query.filter.stream_prefix,
+                                                      query.filter.category, types, limit,
+                                                      until_sql, query.filter.stream_id));
                    });
   }
 
@@ -273,41 +269,225 @@ class PgEventStore final : public EventStore {
     RETURN_IF_ERROR(ValidateStreamId(limits_, "stream_id", stream_id));
     const std::string stream(stream_id);
     return RunRead(absl::StrCat("get stream '", stream_id, "'"),
-               [&](pqxx::connection& conn) -> absl::StatusOr<StreamInfo> {
-                 pqxx::nontransaction tx(conn);
-                 pqxx::result rows = tx.exec_prepared(kStreamInfo, stream);
-                 if (rows.empty()) return StreamNotFound(stream);
-                 StreamInfo info;
-                 info.stream_id = stream;
-                 info.version = rows[0][0].as<uint64_t>();
-                 info.last_position = rows[0][1].as<uint64_t>();
-                 info.created_at = FromMicros(rows[0][2]);
-                 return info;
+                   [&](pqxx::connection& conn) -> absl::StatusOr<StreamInfo> {
+                     pqxx::nontransaction tx(conn);
+                     return LoadStreamInfo(tx, stream);
+                   });
+  }
+
+  absl::StatusOr<DeleteResult> DeleteStream(absl::string_view stream_id, ExpectedVersion expected,
+                                            bool tombstone) override {
+    RETURN_IF_ERROR(ValidateStreamId(limits_, "stream_id", stream_id));
+    if (stream_id.front() == '$') {
+      return absl::InvalidArgumentError("stream_id: system streams cannot be deleted");
+    }
+    const std::string stream(stream_id);
+    return Run(absl::StrCat("delete stream '", stream_id, "'"),
+               [&](pqxx::connection& conn) -> absl::StatusOr<DeleteResult> {
+                 pqxx::work tx(conn);
+                 LockHead(tx);
+                 const StreamRow s = LoadStreams(tx, {stream})[0];
+                 if (!s.exists) return absl::NotFoundError(absl::StrCat("stream '", stream, "' does not exist"));
+                 if (s.state == StreamState::kTombstoned) {
+                   return absl::FailedPreconditionError(
+                       absl::StrCat("stream '", stream, "' is already tombstoned"));
+                 }
+                 const bool live = s.state == StreamState::kActive;
+                 if (!live && !tombstone) {
+                   return absl::NotFoundError(
+                       absl::StrCat("stream '", stream, "' is already deleted"));
+                 }
+                 if ((expected.kind == ExpectedVersion::Kind::kNoStream) ||
+                     (expected.kind == ExpectedVersion::Kind::kStreamExists && !live) ||
+                     (expected.kind == ExpectedVersion::Kind::kExact &&
+                      (!live || s.version != expected.version))) {
+                   absl::Status status = absl::AbortedError(absl::StrCat(
+                       "wrong expected version for stream '", stream, "': expected ",
+                       Describe(expected), ", but the stream ",
+                       live ? absl::StrCat("is at version ", s.version)
+                            : absl::StrCat("was deleted at version ", s.version)));
+                   if (live) {
+                     status.SetPayload(kActualVersionPayload, absl::Cord(absl::StrCat(s.version)));
+                   }
+                   return status;
+                 }
+                 tx.exec_prepared(kDeleteStream, stream,
+                                  tombstone ? "tombstoned" : "soft_deleted");
+                 nlohmann::json audit = {{"stream_id", stream},
+                                         {"deleted_version", s.version},
+                                         {"tombstone", tombstone}};
+                 ASSIGN_OR_RETURN(AppendResult appended,
+                                  AppendAudit(tx, "StreamDeleted", audit.dump()));
+                 tx.commit();
+                 return DeleteResult{s.version, appended.last_position};
                });
   }
 
-  absl::StatusOr<DeleteResult> DeleteStream(absl::string_view, ExpectedVersion, bool) override {
-    return absl::UnimplementedError("DeleteStream: not yet");
+  absl::StatusOr<RedactResult> RedactEvent(absl::string_view stream_id, uint64_t stream_version,
+                                           absl::string_view reason) override {
+    RETURN_IF_ERROR(ValidateStreamId(limits_, "stream_id", stream_id));
+    RETURN_IF_ERROR(ValidateText("reason", reason, 1, limits_.max_reason_bytes));
+    if (stream_id.front() == '$') {
+      return absl::FailedPreconditionError(
+          absl::StrCat("stream_id: events of system stream '", stream_id,
+                       "' cannot be redacted"));
+    }
+    const std::string stream(stream_id), why(reason);
+    return Run(absl::StrCat("redact ", stream_id, "@", stream_version),
+               [&](pqxx::connection& conn) -> absl::StatusOr<RedactResult> {
+                 pqxx::work tx(conn);
+                 LockHead(tx);
+                 pqxx::result rows = tx.exec_prepared(kFindEvent, stream, ToSql(stream_version));
+                 if (rows.empty()) {
+                   return absl::NotFoundError(absl::StrCat("stream '", stream,
+                                                           "' has no event at version ",
+                                                           stream_version));
+                 }
+                 const uint64_t position = rows[0][0].as<uint64_t>();
+                 if (rows[0][2].as<bool>() ||
+                     !tx.exec_prepared(kRedact, static_cast<int64_t>(position), why)[0][0]
+                          .as<bool>()) {
+                   return absl::FailedPreconditionError(absl::StrCat(
+                       "event ", stream, "@", stream_version, " is already redacted"));
+                 }
+                 nlohmann::json audit = {{"stream_id", stream},
+                                         {"stream_version", stream_version},
+                                         {"global_position", position},
+                                         {"event_id", rows[0][1].as<std::string>()},
+                                         {"reason", why}};
+                 ASSIGN_OR_RETURN(AppendResult appended,
+                                  AppendAudit(tx, "EventRedacted", audit.dump()));
+                 tx.commit();
+                 return RedactResult{position, appended.last_position};
+               });
   }
-  absl::StatusOr<RedactResult> RedactEvent(absl::string_view, uint64_t,
-                                           absl::string_view) override {
-    return absl::UnimplementedError("RedactEvent: not yet");
+
+  absl::StatusOr<Snapshot> SaveSnapshot(const Snapshot& snapshot) override {
+    RETURN_IF_ERROR(ValidateStreamId(limits_, "stream_id", snapshot.stream_id));
+    if (snapshot.state.size() > limits_.max_snapshot_bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat("state: ", snapshot.state.size(),
+                                                       " bytes exceed the limit of ",
+                                                       limits_.max_snapshot_bytes));
+    }
+    if (snapshot.stream_version >= kMaxSql) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("stream_version: ", snapshot.stream_version, " is out of range"));
+    }
+    return Run(absl::StrCat("save a snapshot of stream '", snapshot.stream_id, "'"),
+               [&](pqxx::connection& conn) -> absl::StatusOr<Snapshot> {
+                 pqxx::work tx(conn);
+                 ASSIGN_OR_RETURN(StreamInfo info, LoadStreamInfo(tx, snapshot.stream_id));
+                 if (info.state != StreamState::kActive) return StreamNotFound(info);
+                 if (snapshot.stream_version > info.version) {
+                   return absl::FailedPreconditionError(absl::StrCat(
+                       "stream_version: ", snapshot.stream_version, " is beyond the head of stream '",
+                       snapshot.stream_id, "', version ", info.version));
+                 }
+                 const pqxx::binarystring state(snapshot.state.data(), snapshot.state.size());
+                 Snapshot saved = snapshot;
+                 saved.created_at = FromMicros(
+                     tx.exec_prepared(kSaveSnapshot, snapshot.stream_id,
+                                      static_cast<int64_t>(snapshot.stream_version),
+                                      static_cast<int64_t>(snapshot.schema_version), state)[0][0]);
+                 tx.exec_prepared(kPruneSnapshots, snapshot.stream_id,
+                                  static_cast<int64_t>(snapshots_kept_));
+                 tx.commit();
+                 return saved;
+               });
   }
-  absl::StatusOr<Snapshot> SaveSnapshot(const Snapshot&) override {
-    return absl::UnimplementedError("SaveSnapshot: not yet");
+
+  absl::StatusOr<Snapshot> LoadSnapshot(const SnapshotQuery& query) override {
+    RETURN_IF_ERROR(ValidateStreamId(limits_, "stream_id", query.stream_id));
+    const int64_t max = query.max_version ? ToSql(*query.max_version)
+                                          : static_cast<int64_t>(kMaxSql);
+    const int64_t schema = query.schema_version ? int64_t{*query.schema_version} : -1;
+    return RunRead(absl::StrCat("load a snapshot of stream '", query.stream_id, "'"),
+                   [&](pqxx::connection& conn) -> absl::StatusOr<Snapshot> {
+                     pqxx::nontransaction tx(conn);
+                     pqxx::result rows =
+                         tx.exec_prepared(kLoadSnapshot, query.stream_id, max, schema);
+                     if (rows.empty()) {
+                       return absl::NotFoundError(absl::StrCat(
+                           "stream '", query.stream_id, "' has no snapshot",
+                           query.schema_version
+                               ? absl::StrCat(" of schema version ", *query.schema_version)
+                               : "",
+                           query.max_version
+                               ? absl::StrCat(" at or below version ", *query.max_version)
+                               : ""));
+                     }
+                     Snapshot s;
+                     s.stream_id = query.stream_id;
+                     s.stream_version = rows[0][0].as<uint64_t>();
+                     s.schema_version = rows[0][1].as<uint32_t>();
+                     s.state = pqxx::binarystring(rows[0][2]).str();
+                     s.created_at = FromMicros(rows[0][3]);
+                     return s;
+                   });
   }
-  absl::StatusOr<Snapshot> LoadSnapshot(const SnapshotQuery&) override {
-    return absl::UnimplementedError("LoadSnapshot: not yet");
-  }
-  absl::StatusOr<std::unique_ptr<Verification>> StartVerify(absl::string_view) override {
-    return absl::UnimplementedError("Verify: not yet");
+
+  absl::StatusOr<std::unique_ptr<Verification>> StartVerify(absl::string_view stream_id) override {
+    if (!stream_id.empty()) {
+      RETURN_IF_ERROR(ValidateStreamId(limits_, "stream_id", stream_id));
+    }
+    const std::string stream(stream_id);
+    return RunRead(absl::StrCat("verify ", stream.empty() ? "$all" : stream),
+                   [&](pqxx::connection& conn) -> absl::StatusOr<std::unique_ptr<Verification>> {
+                     pqxx::nontransaction tx(conn);
+                     return NewVerification(
+                         tx, stream,
+                         [this](absl::string_view op, const VerifyPage& page) {
+                           return RunRead(op, page);
+                         });
+                   });
   }
 
   const Limits& limits() const override { return limits_; }
 
  private:
-  static absl::Status StreamNotFound(absl::string_view stream_id) {
-    return absl::NotFoundError(absl::StrCat("stream '", stream_id, "' does not exist"));
+  static absl::Status StreamNotFound(const StreamInfo& info) {
+    switch (info.state) {
+      case StreamState::kSoftDeleted:
+        return absl::NotFoundError(absl::StrCat("stream '", info.stream_id,
+                                                "' was deleted at version ", info.version));
+      case StreamState::kTombstoned:
+        return absl::NotFoundError(absl::StrCat("stream '", info.stream_id,
+                                                "' is tombstoned (deleted for good at version ",
+                                                info.version, ")"));
+      case StreamState::kActive:
+        break;
+    }
+    return absl::NotFoundError(absl::StrCat("stream '", info.stream_id, "' does not exist"));
+  }
+
+  // The stream's row; NOT_FOUND when there is none.
+  static absl::StatusOr<StreamInfo> LoadStreamInfo(pqxx::transaction_base& tx,
+                                                   const std::string& stream) {
+    pqxx::result rows = tx.exec_prepared(kStreamInfo, stream);
+    if (rows.empty()) return absl::NotFoundError(absl::StrCat("stream '", stream, "' does not exist"));
+    StreamInfo info;
+    info.stream_id = stream;
+    info.version = rows[0][0].as<uint64_t>();
+    info.last_position = rows[0][1].as<uint64_t>();
+    info.created_at = FromMicros(rows[0][2]);
+    if (!rows[0][3].is_null()) info.head_hash = pqxx::binarystring(rows[0][3]).str();
+    const std::string state = rows[0][4].as<std::string>();
+    info.state = state == "soft_deleted" ? StreamState::kSoftDeleted
+                 : state == "tombstoned" ? StreamState::kTombstoned
+                                         : StreamState::kActive;
+    info.first_version = rows[0][5].as<uint64_t>();
+    return info;
+  }
+
+  // Appends one event to $audit inside `tx` (which holds the head lock).
+  static absl::StatusOr<AppendResult> AppendAudit(pqxx::transaction_base& tx,
+                                                  std::string type, std::string data) {
+    AppendInput audit{kAuditStream, ExpectedVersion::Any(), {}, data.size()};
+    NewEvent& e = audit.events.emplace_back();
+    e.event_id = NewUuid();
+    e.type = std::move(type);
+    e.data = std::move(data);
+    return std::move(WriteAppends(tx, {&audit})[0]);
   }
 
   // Runs `fn` on a pooled connection, translating what libpqxx throws. A
@@ -334,6 +514,7 @@ class PgEventStore final : public EventStore {
   }
 
   const Limits limits_;
+  const size_t snapshots_kept_;
   ConnectionPool pool_;
   GroupCommitter committer_;
 };

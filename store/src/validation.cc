@@ -16,7 +16,8 @@ namespace {
 // C0 controls, DEL and C1 controls (U+0080..U+009F).
 bool IsControl(uint32_t cp) { return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f); }
 
-// Checks a text field: valid UTF-8, no control characters, min..max bytes.
+}  // namespace
+
 absl::Status ValidateText(absl::string_view field, absl::string_view text, size_t min_bytes,
                           size_t max_bytes) {
   if (text.size() < min_bytes) {
@@ -38,8 +39,8 @@ absl::Status ValidateText(absl::string_view field, absl::string_view text, size_
   return absl::OkStatus();
 }
 
+namespace {
 bool IsHex(char c) { return absl::ascii_isxdigit(static_cast<unsigned char>(c)); }
-
 }  // namespace
 
 bool IsValidUtf8(absl::string_view s) { return utf8::is_valid(s.begin(), s.end()); }

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <thread>
 
+#include "logbook/store/event_store.h"
 #include "logbook/store/migrations.h"
 #include "test_env.h"
 
@@ -170,12 +171,18 @@ class RolesTest : public ::testing::Test {
     auto applied = MigrateUp(owner_, EmbeddedMigrations());
     ASSERT_TRUE(applied.ok()) << applied.status();
     app_ = DsnFor(database_, "logbook_app");
-    ASSERT_EQ(Exec(app_,
-                   "SELECT * FROM logbook.append_events('r-1', -1, "
-                   "'{11111111-1111-4111-8111-111111111111}', '{A}', '{text/plain}', '{\"\"}', "
-                   "'{\"\"}', '\\x6869', '{2}', '{0}')"),
-              "");
+    StoreOptions options;
+    options.dsn = app_;
+    auto store = EventStore::Open(options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    NewEvent hi;
+    hi.type = "A";
+    hi.data = "hi";
+    hi.content_type = "text/plain";
+    ASSERT_TRUE((*store)->Append("r-1", ExpectedVersion::Any(), {hi}).ok());
+    store_ = *std::move(store);
   }
+  std::unique_ptr<EventStore> store_;
   std::string database_, owner_, app_;
 };
 
@@ -204,6 +211,73 @@ TEST_F(RolesTest, TriggerRejectsChangesEvenFromTheOwner) {
                 .find("TRUNCATE on logbook.event_log is not allowed"),
             std::string::npos);
   EXPECT_EQ(QueryValue(owner_, "SELECT count(*) FROM logbook.event_log"), "1");
+}
+
+TEST_F(RolesTest, ApplicationRoleRedactsOnlyThroughTheAuditedFunction) {
+  // Setting the guard's switch does not give the app role UPDATE rights...
+  EXPECT_NE(Exec(app_, "SET logbook.redacting = 'on'; UPDATE logbook.event_log SET data = ''")
+                .find("permission denied for table event_log"),
+            std::string::npos);
+  // ...but the store redacts through logbook.redact_event (SECURITY DEFINER).
+  auto redacted = store_->RedactEvent("r-1", 0, "GDPR request 7");
+  ASSERT_TRUE(redacted.ok()) << redacted.status();
+  EXPECT_EQ(redacted->global_position, 1u);
+  EXPECT_EQ(redacted->audit_position, 2u);
+  EXPECT_EQ(QueryValue(owner_, "SELECT octet_length(data) || '/' || redaction_reason "
+                               "FROM logbook.event_log WHERE global_position = 1"),
+            "0/GDPR request 7");
+  EXPECT_EQ(QueryValue(owner_, "SELECT ok FROM logbook.verify_all()"), "t");
+  // The guard still refuses any other change, even from the owner.
+  EXPECT_NE(Exec(owner_, "UPDATE logbook.event_log SET event_type = 'B'")
+                .find("UPDATE on logbook.event_log is not allowed"),
+            std::string::npos);
+}
+
+// Events stored before migration 0004 get receipts from its backfill, and
+// the chain it writes is the one logbookd continues.
+TEST(Migrations, ReceiptsAreBackfilledForEventsStoredBefore0004) {
+  const std::string dsn = DsnFor(CreateDatabase());
+  std::vector<Migration> first_three(EmbeddedMigrations().begin(),
+                                     EmbeddedMigrations().begin() + 3);
+  ASSERT_EQ(first_three.back().name, "0003_append_index_lookups.sql");
+  ASSERT_TRUE(MigrateUp(dsn, first_three).ok());
+  for (const char* call :
+       {"SELECT * FROM logbook.append_events('a-1', -1, '{11111111-1111-4111-8111-111111111111,"
+        "11111111-1111-4111-8111-111111111112}', '{A,B}', '{application/json,text/plain}', "
+        "'{c1,\"\"}', '{\"\",x}', '\\x7b7d6869', '{2,1}', '{0,1}')",
+        "SELECT * FROM logbook.append_events('b-1', -1, '{11111111-1111-4111-8111-111111111113}', "
+        "'{C}', '{text/plain}', '{\"\"}', '{\"\"}', '\\x00', '{1}', '{0}')"}) {
+    ASSERT_EQ(Exec(dsn, call), "");
+  }
+  auto applied = MigrateUp(dsn, EmbeddedMigrations());
+  ASSERT_TRUE(applied.ok()) << applied.status();
+  EXPECT_EQ(QueryValue(dsn, "SELECT count(*) FROM logbook.receipts"), "3");
+  EXPECT_EQ(QueryValue(dsn, "SELECT ok || '/' || events_checked || '/' || streams_checked "
+                            "FROM logbook.verify_all()"),
+            "true/3/2");
+  StoreOptions options;
+  options.dsn = dsn;
+  auto store = EventStore::Open(options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  NewEvent next;
+  next.type = "D";
+  next.data = "{}";
+  auto appended = (*store)->Append("a-1", ExpectedVersion::Exact(1), {next});
+  ASSERT_TRUE(appended.ok()) << appended.status();
+  EXPECT_EQ(appended->last_version, 2u);
+  auto verification = (*store)->StartVerify("");
+  ASSERT_TRUE(verification.ok()) << verification.status();
+  while (true) {
+    auto done = (*verification)->Step(2);
+    ASSERT_TRUE(done.ok()) << done.status();
+    if (*done) break;
+  }
+  EXPECT_FALSE((*verification)->report().first_broken.has_value());
+  EXPECT_EQ((*verification)->report().events_checked, 4u);
+  EXPECT_EQ(QueryValue(dsn, "SELECT ok || '/' || encode(head_hash, 'hex') "
+                            "FROM logbook.verify_stream('a-1')"),
+            "true/" + QueryValue(dsn, "SELECT encode(head_hash, 'hex') FROM logbook.streams "
+                                      "WHERE stream_id = 'a-1'"));
 }
 
 }  // namespace

@@ -27,6 +27,11 @@ struct Limits {
   size_t max_reason_bytes = 1024;          // A redaction's reason: 1..1024 bytes.
 };
 
+// Checks a text field: valid UTF-8, no control characters, min..max bytes;
+// INVALID_ARGUMENT naming `field` otherwise.
+absl::Status ValidateText(absl::string_view field, absl::string_view text, size_t min_bytes,
+                          size_t max_bytes);
+
 // True when `s` is well-formed UTF-8 (no overlongs, no surrogates).
 bool IsValidUtf8(absl::string_view s);
 

@@ -33,7 +33,7 @@ struct NewEvent {
   std::string content_type = kJsonContentType;
   std::string correlation_id;
   std::string causation_id;
-  std::optional<uint32_t> schema_version;  // Unset: none.
+  std::optional<uint32_t> schema_version = std::nullopt;  // Unset: none.
 };
 
 struct AppendResult {
@@ -44,7 +44,7 @@ struct AppendResult {
   absl::Time committed_at;
   std::vector<std::string> event_ids;  // As stored, in request order.
   bool duplicate = false;  // True when this was an idempotent retry.
-  std::string head_hash;   // The stream's head receipt hash (32 bytes) after it.
+  std::string head_hash = {};  // The stream's head receipt hash (32 bytes) after it.
   uint64_t events_since_snapshot = 0;  // Since the newest snapshot (all without one).
 };
 
@@ -61,8 +61,9 @@ struct RecordedEvent {
   uint64_t stream_version = 0;
   uint64_t global_position = 0;
   absl::Time recorded_at;
-  std::optional<uint32_t> schema_version;
-  std::optional<std::string> redaction_reason;  // Set when redacted (data, metadata empty).
+  std::optional<uint32_t> schema_version = std::nullopt;
+  // Set when redacted; data and metadata are then empty.
+  std::optional<std::string> redaction_reason = std::nullopt;
 };
 
 enum class Direction { kForward, kBackward };
@@ -70,13 +71,13 @@ enum class Direction { kForward, kBackward };
 struct ReadStreamQuery {
   std::string stream_id;
   // Inclusive. Unset: the first event forward, the last event backward.
-  std::optional<uint64_t> from_version;
+  std::optional<uint64_t> from_version = std::nullopt;
   Direction direction = Direction::kForward;
   uint64_t max_count = 0;  // 0: Limits::default_read_count.
   // Time travel: only events at or below this version / recorded at or
   // before this time, in either direction.
-  std::optional<uint64_t> until_version;
-  std::optional<absl::Time> until_time;
+  std::optional<uint64_t> until_version = std::nullopt;
+  std::optional<absl::Time> until_time = std::nullopt;
 };
 
 // Empty fields select everything; set fields combine with AND.
@@ -89,14 +90,14 @@ struct EventFilter {
 
 struct ReadAllQuery {
   // Inclusive. Unset: the first event forward, the last event backward.
-  std::optional<uint64_t> from_position;
+  std::optional<uint64_t> from_position = std::nullopt;
   Direction direction = Direction::kForward;
   uint64_t max_count = 0;  // 0: Limits::default_read_count.
   EventFilter filter;
   // Inclusive bound on the far end (forward: highest, backward: lowest).
-  std::optional<uint64_t> until_position;
+  std::optional<uint64_t> until_position = std::nullopt;
   // Time travel: only events recorded at or before this time (either direction).
-  std::optional<absl::Time> until_time;
+  std::optional<absl::Time> until_time = std::nullopt;
 };
 
 enum class StreamState { kActive, kSoftDeleted, kTombstoned };
@@ -106,7 +107,7 @@ struct StreamInfo {
   uint64_t version = 0;
   uint64_t last_position = 0;
   absl::Time created_at;
-  std::string head_hash;  // Head receipt hash, 32 bytes.
+  std::string head_hash = {};  // Head receipt hash, 32 bytes.
   StreamState state = StreamState::kActive;
   uint64_t first_version = 0;  // First version reads return (after a soft delete: more).
 };
@@ -125,14 +126,14 @@ struct Snapshot {
   std::string stream_id;
   uint64_t stream_version = 0;
   uint32_t schema_version = 0;
-  std::string state;  // Bytes.
-  absl::Time created_at;
+  std::string state = {};  // Bytes.
+  absl::Time created_at = {};
 };
 
 struct SnapshotQuery {
   std::string stream_id;
-  std::optional<uint64_t> max_version;     // Unset: the newest.
-  std::optional<uint32_t> schema_version;  // Unset: any.
+  std::optional<uint64_t> max_version = std::nullopt;     // Unset: the newest.
+  std::optional<uint32_t> schema_version = std::nullopt;  // Unset: any.
 };
 
 // Why verification stopped at an event.
@@ -152,15 +153,15 @@ struct BrokenEvent {
   uint64_t stream_version = 0;
   uint64_t global_position = 0;
   BreakReason reason = BreakReason::kReceiptChanged;
-  std::string detail;  // For humans.
+  std::string detail = {};  // For humans.
 };
 
 struct VerifyReport {
   uint64_t events_checked = 0;
   uint64_t events_total = 0;    // Known when verification started.
   uint64_t streams_checked = 0;
-  std::string head_hash;        // Stream target, when ok: the recomputed head.
-  std::optional<BrokenEvent> first_broken;  // Unset: ok (so far).
+  std::string head_hash = {};   // Stream target, when ok: the recomputed head.
+  std::optional<BrokenEvent> first_broken = std::nullopt;  // Unset: ok (so far).
 };
 
 }  // namespace logbook::store

@@ -1,0 +1,72 @@
+#include "receipts.h"
+
+#include <openssl/evp.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+
+namespace logbook::store {
+namespace {
+
+void PutInt(std::string& out, uint64_t v, int bytes) {
+  for (int shift = (bytes - 1) * 8; shift >= 0; shift -= 8) {
+    out.push_back(static_cast<char>((v >> shift) & 0xff));
+  }
+}
+
+void PutText(std::string& out, absl::string_view text) {
+  PutInt(out, text.size(), 4);
+  out.append(text.data(), text.size());
+}
+
+}  // namespace
+
+const std::string& ZeroHash() {
+  static const std::string* zero = new std::string(kHashBytes, '\0');
+  return *zero;
+}
+
+std::string Sha256(absl::string_view bytes) {
+  std::string digest(kHashBytes, '\0');
+  unsigned int size = 0;
+  EVP_Digest(bytes.data(), bytes.size(), reinterpret_cast<unsigned char*>(digest.data()), &size,
+             EVP_sha256(), nullptr);
+  return digest;
+}
+
+std::string ReceiptHash(const ReceiptInput& in) {
+  std::string buf;
+  buf.reserve(256 + in.stream_id.size() + in.type.size() + in.content_type.size() +
+              in.correlation_id.size() + in.causation_id.size());
+  buf.append("logbook-receipt-v1");
+  buf.append(in.previous_hash.data(), in.previous_hash.size());
+  PutText(buf, in.stream_id);
+  PutInt(buf, in.stream_version, 8);
+  buf.append(in.event_id.data(), in.event_id.size());
+  PutText(buf, in.type);
+  PutText(buf, in.content_type);
+  PutInt(buf, static_cast<uint64_t>(in.recorded_at_micros), 8);
+  PutInt(buf, in.schema_version ? uint64_t{*in.schema_version} : ~uint64_t{0}, 8);
+  PutText(buf, in.correlation_id);
+  PutText(buf, in.causation_id);
+  buf.append(in.data_digest.data(), in.data_digest.size());
+  buf.append(in.metadata_digest.data(), in.metadata_digest.size());
+  return Sha256(buf);
+}
+
+std::string UuidBytes(absl::string_view text) {
+  std::string hex;
+  hex.reserve(32);
+  for (char c : text) {
+    if (c != '-') hex.push_back(c);
+  }
+  if (hex.size() != 32 || text.size() != 36) return "";
+  for (char c : hex) {
+    if (!absl::ascii_isxdigit(static_cast<unsigned char>(c))) return "";
+  }
+  return absl::HexStringToBytes(hex);
+}
+
+std::string Hex(absl::string_view bytes) { return absl::BytesToHexString(bytes); }
+
+}  // namespace logbook::store

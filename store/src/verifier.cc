@@ -1,0 +1,411 @@
+#include "verifier.h"
+
+#include <pqxx/pqxx>
+
+#include <unordered_map>
+
+#include "absl/strings/str_cat.h"
+#include "receipts.h"
+
+namespace logbook::store {
+namespace {
+
+#define LOGBOOK_VERIFY_COLUMNS                                                              \
+  "SELECT e.global_position, e.stream_id, e.stream_version, e.event_id::text, e.event_type," \
+  " e.content_type, (extract(epoch FROM e.recorded_at) * 1000000)::bigint, e.schema_version," \
+  " coalesce(e.correlation_id, ''), coalesce(e.causation_id, ''), e.data, e.metadata,"      \
+  " e.redaction_reason, r.global_position, r.stream_id, r.stream_version, r.previous_hash,"  \
+  " r.hash, r.data_digest, r.metadata_digest"                                              \
+  " FROM logbook.event_log e LEFT JOIN logbook.receipts r"                                  \
+  " ON r.global_position = e.global_position"
+
+// $1 stream, $2 from version, $3 until version, $4 limit.
+constexpr char kVerifyStreamPage[] = "verify_stream_page";
+constexpr char kVerifyStreamPageSql[] =
+    LOGBOOK_VERIFY_COLUMNS
+    " WHERE e.stream_id = $1 AND e.stream_version BETWEEN $2 AND $3"
+    " ORDER BY e.stream_version LIMIT $4";
+// $1 after position, $2 until position, $3 limit.
+constexpr char kVerifyAllPage[] = "verify_all_page";
+constexpr char kVerifyAllPageSql[] =
+    LOGBOOK_VERIFY_COLUMNS
+    " WHERE e.global_position > $1 AND e.global_position <= $2"
+    " ORDER BY e.global_position LIMIT $3";
+
+constexpr char kVerifyStart[] = "verify_start";
+constexpr char kVerifyStartSql[] =
+    "SELECT h.last_position, s.version, s.head_hash FROM logbook.log_head h"
+    " LEFT JOIN logbook.streams s ON s.stream_id = $1";
+
+// The first event beyond what the log (and, for $1 <> '', the stream)
+// recorded, read in one snapshot with the heads it is compared to.
+constexpr char kVerifyBeyond[] = "verify_beyond";
+constexpr char kVerifyBeyondSql[] =
+    "SELECT e.stream_id, e.stream_version, e.global_position FROM logbook.event_log e"
+    " WHERE e.global_position > (SELECT last_position FROM logbook.log_head)"
+    "    OR ($1 <> '' AND e.stream_id = $1"
+    "        AND e.stream_version > (SELECT version FROM logbook.streams WHERE stream_id = $1))"
+    "    OR ($1 = '' AND NOT EXISTS (SELECT FROM logbook.streams s WHERE s.stream_id = e.stream_id)"
+    "        AND e.global_position <= $2)"
+    " ORDER BY e.global_position LIMIT 1";
+
+// What the receipt at a position says (for events that are gone).
+constexpr char kVerifyReceiptAt[] = "verify_receipt_at";
+constexpr char kVerifyReceiptAtSql[] =
+    "SELECT stream_id, stream_version FROM logbook.receipts WHERE global_position = $1";
+// A receipt of ($1, $2) between positions $3 and $4 (exclusive).
+constexpr char kVerifyReceiptOf[] = "verify_receipt_of";
+constexpr char kVerifyReceiptOfSql[] =
+    "SELECT min(global_position) FROM logbook.receipts"
+    " WHERE stream_id = $1 AND stream_version = $2 AND global_position > $3"
+    " AND global_position < $4";
+// The previous_hash of the receipt after ($1, $2), else the stream's head.
+constexpr char kVerifyNextLink[] = "verify_next_link";
+constexpr char kVerifyNextLinkSql[] =
+    "SELECT coalesce((SELECT r.previous_hash FROM logbook.event_log e JOIN logbook.receipts r"
+    " ON r.global_position = e.global_position WHERE e.stream_id = $1"
+    " AND e.stream_version = $2 + 1), (SELECT head_hash FROM logbook.streams"
+    " WHERE stream_id = $1))";
+// Whether ($1, $2) exists at a position above $3.
+constexpr char kVerifyLaterVersion[] = "verify_later_version";
+constexpr char kVerifyLaterVersionSql[] =
+    "SELECT EXISTS (SELECT FROM logbook.event_log WHERE stream_id = $1 AND stream_version = $2"
+    " AND global_position > $3)";
+constexpr char kVerifyAudited[] = "verify_audited";
+constexpr char kVerifyAuditedSql[] =
+    "SELECT EXISTS (SELECT FROM logbook.event_log WHERE stream_id = '$audit'"
+    " AND event_type = 'EventRedacted' AND redaction_reason IS NULL"
+    " AND convert_from(data, 'UTF8')::jsonb ->> 'global_position' = $1::text)";
+// $1 after stream id, $2 limit.
+constexpr char kVerifyStreamsPage[] = "verify_streams_page";
+constexpr char kVerifyStreamsPageSql[] =
+    "SELECT stream_id, version, head_hash, last_position FROM logbook.streams"
+    " WHERE stream_id > $1 ORDER BY stream_id LIMIT $2";
+
+constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+
+std::string Bytes(const pqxx::field& f) {
+  return f.is_null() ? std::string() : pqxx::binarystring(f).str();
+}
+
+// One page row.
+struct Row {
+  uint64_t position, version;
+  std::string stream_id, event_id, type, content_type, correlation_id, causation_id, data,
+      metadata;
+  int64_t recorded_at_micros;
+  std::optional<uint32_t> schema_version;
+  std::optional<std::string> redaction_reason;
+  bool has_receipt;
+  std::string r_stream_id;
+  uint64_t r_version;
+  std::string previous_hash, hash, data_digest, metadata_digest;
+};
+
+Row ToRow(const pqxx::row& f) {
+  Row r;
+  r.position = f[0].as<uint64_t>();
+  r.stream_id = f[1].as<std::string>();
+  r.version = f[2].as<uint64_t>();
+  r.event_id = f[3].as<std::string>();
+  r.type = f[4].as<std::string>();
+  r.content_type = f[5].as<std::string>();
+  r.recorded_at_micros = f[6].as<int64_t>();
+  if (!f[7].is_null()) r.schema_version = f[7].as<uint32_t>();
+  r.correlation_id = f[8].as<std::string>();
+  r.causation_id = f[9].as<std::string>();
+  r.data = Bytes(f[10]);
+  r.metadata = Bytes(f[11]);
+  if (!f[12].is_null()) r.redaction_reason = f[12].as<std::string>();
+  r.has_receipt = !f[13].is_null();
+  if (r.has_receipt) {
+    r.r_stream_id = f[14].as<std::string>();
+    r.r_version = f[15].as<uint64_t>();
+    r.previous_hash = Bytes(f[16]);
+    r.hash = Bytes(f[17]);
+    r.data_digest = Bytes(f[18]);
+    r.metadata_digest = Bytes(f[19]);
+  }
+  return r;
+}
+
+std::string Hash(const Row& r, absl::string_view data_digest, absl::string_view metadata_digest) {
+  const std::string id = UuidBytes(r.event_id);
+  return ReceiptHash({r.previous_hash, r.stream_id, r.version, id, r.type, r.content_type,
+                      r.recorded_at_micros, r.schema_version, r.correlation_id, r.causation_id,
+                      data_digest, metadata_digest});
+}
+
+// Where a stream's chain stands.
+struct Chain {
+  uint64_t next_version = 0;
+  std::string hash = ZeroHash();
+  uint64_t last_position = 0;
+};
+
+class PgVerification final : public Verification {
+ public:
+  PgVerification(std::string stream_id, uint64_t until, std::string head_hash, VerifyRunner run)
+      : stream_id_(std::move(stream_id)), until_(until), head_hash_(std::move(head_hash)),
+        run_(std::move(run)) {
+    report_.events_total = stream_id_.empty() ? until_ : until_ + 1;
+  }
+
+  absl::StatusOr<bool> Step(size_t max_events) override {
+    if (done_) return true;
+    const std::string op = absl::StrCat("verify ", stream_id_.empty() ? "$all" : stream_id_);
+    return run_(op, [&](pqxx::connection& conn) -> absl::StatusOr<bool> {
+      pqxx::nontransaction tx(conn);
+      done_ = stream_id_.empty() ? StepAll(tx, max_events) : StepStream(tx, max_events);
+      if (report_.first_broken) done_ = true;
+      if (done_ && !report_.first_broken && !stream_id_.empty()) report_.head_hash = head_hash_;
+      return done_;
+    });
+  }
+
+  const VerifyReport& report() const override { return report_; }
+
+ private:
+  void Break(const std::string& stream, uint64_t version, uint64_t position, BreakReason reason,
+             std::string detail) {
+    if (!report_.first_broken) {
+      report_.first_broken = BrokenEvent{stream, version, position, reason, std::move(detail)};
+    }
+  }
+
+  // Checks one event of its stream's chain; false when it broke it.
+  bool Check(pqxx::transaction_base& tx, const Row& r, Chain& c) {
+    if (!r.has_receipt) {
+      Break(r.stream_id, r.version, r.position, BreakReason::kEventInserted,
+            "the event has no receipt");
+      return false;
+    }
+    if (r.r_stream_id != r.stream_id || r.r_version != r.version) {
+      Break(r.stream_id, r.version, r.position, BreakReason::kEventChanged,
+            absl::StrCat("the receipt is for ", r.r_stream_id, "@", r.r_version));
+      return false;
+    }
+    const std::string data_digest = Sha256(r.data), metadata_digest = Sha256(r.metadata);
+    if (Hash(r, r.data_digest, r.metadata_digest) != r.hash) {
+      // Which side changed? The receipt, if its digests were edited or the
+      // next link does not confirm its hash; otherwise the event.
+      const std::string confirm =
+          Bytes(tx.exec_prepared(kVerifyNextLink, r.stream_id, static_cast<int64_t>(r.version))
+                    [0][0]);
+      if (Hash(r, data_digest, metadata_digest) == r.hash || confirm != r.hash) {
+        Break(r.stream_id, r.version, r.position, BreakReason::kReceiptChanged,
+              "the receipt does not match its own contents");
+      } else {
+        Break(r.stream_id, r.version, r.position, BreakReason::kEventChanged,
+              "a hashed field of the event no longer matches its receipt");
+      }
+      return false;
+    }
+    if (r.previous_hash != c.hash) {
+      if (r.version == 0) {
+        Break(r.stream_id, r.version, r.position, BreakReason::kReceiptChanged,
+              "the first receipt does not start the chain");
+      } else {  // This receipt is intact, so the one before it was rewritten.
+        Break(r.stream_id, r.version - 1, c.last_position, BreakReason::kReceiptChanged,
+              "the next receipt does not link to it");
+      }
+      return false;
+    }
+    if (!r.redaction_reason) {
+      if (data_digest != r.data_digest) {
+        Break(r.stream_id, r.version, r.position, BreakReason::kDataChanged,
+              absl::StrCat("data digest ", Hex(data_digest), " != receipt's ",
+                           Hex(r.data_digest)));
+        return false;
+      }
+      if (metadata_digest != r.metadata_digest) {
+        Break(r.stream_id, r.version, r.position, BreakReason::kMetadataChanged,
+              absl::StrCat("metadata digest ", Hex(metadata_digest), " != receipt's ",
+                           Hex(r.metadata_digest)));
+        return false;
+      }
+    } else if (!r.data.empty() || !r.metadata.empty()) {
+      Break(r.stream_id, r.version, r.position, BreakReason::kDataChanged,
+            "a redacted event has data again");
+      return false;
+    } else if (!tx.exec_prepared(kVerifyAudited, static_cast<int64_t>(r.position))[0][0]
+                    .as<bool>()) {
+      Break(r.stream_id, r.version, r.position, BreakReason::kRedactionNotAudited,
+            "no EventRedacted record in $audit");
+      return false;
+    }
+    c.next_version = r.version + 1;
+    c.hash = r.hash;
+    c.last_position = r.position;
+    ++report_.events_checked;
+    return true;
+  }
+
+  bool StepStream(pqxx::transaction_base& tx, size_t max_events) {
+    Chain& c = chain_;
+    report_.streams_checked = 1;
+    if (c.next_version <= until_) {
+      pqxx::result page =
+          tx.exec_prepared(kVerifyStreamPage, stream_id_, static_cast<int64_t>(c.next_version),
+                           static_cast<int64_t>(until_), static_cast<int64_t>(max_events));
+      for (const auto& f : page) {
+        const Row r = ToRow(f);
+        if (r.version > c.next_version) {
+          const pqxx::field at =
+              tx.exec_prepared(kVerifyReceiptOf, stream_id_, static_cast<int64_t>(c.next_version),
+                               static_cast<int64_t>(c.last_position),
+                               static_cast<int64_t>(r.position))[0][0];
+          Break(stream_id_, c.next_version, at.is_null() ? 0 : at.as<uint64_t>(),
+                BreakReason::kEventMissing, absl::StrCat("version ", c.next_version, " is gone"));
+          return true;
+        }
+        if (r.position <= c.last_position) {
+          Break(stream_id_, r.version, r.position, BreakReason::kVersionsOutOfSequence,
+                absl::StrCat("position ", r.position, " does not follow the previous version's ",
+                             c.last_position));
+          return true;
+        }
+        if (!Check(tx, r, c)) return true;
+      }
+      if (page.size() == max_events && c.next_version <= until_) return false;
+    }
+    // The end: the stream's recorded head, and nothing beyond it.
+    if (c.next_version <= until_) {
+      Break(stream_id_, c.next_version, 0, BreakReason::kEventMissing,
+            absl::StrCat("the stream records version ", until_, ", the log ends at ",
+                         static_cast<int64_t>(c.next_version) - 1));
+    } else if (head_hash_ != c.hash) {
+      Break(stream_id_, c.next_version - 1, c.last_position, BreakReason::kReceiptChanged,
+            "the stream's head hash differs from its last receipt");
+    }
+    CheckBeyond(tx);
+    return true;
+  }
+
+  bool StepAll(pqxx::transaction_base& tx, size_t max_events) {
+    if (!events_done_) {
+      pqxx::result page = tx.exec_prepared(kVerifyAllPage, static_cast<int64_t>(last_position_),
+                                           static_cast<int64_t>(until_),
+                                           static_cast<int64_t>(max_events));
+      for (const auto& f : page) {
+        const Row r = ToRow(f);
+        if (r.position != last_position_ + 1) {
+          MissingPosition(tx, last_position_ + 1);
+          return true;
+        }
+        auto [it, fresh] = chains_.try_emplace(r.stream_id);
+        Chain& c = it->second;
+        if (fresh) ++report_.streams_checked;
+        if (r.version != c.next_version) {
+          const bool later =
+              r.version > c.next_version &&
+              tx.exec_prepared(kVerifyLaterVersion, r.stream_id,
+                               static_cast<int64_t>(c.next_version),
+                               static_cast<int64_t>(r.position))[0][0]
+                  .as<bool>();
+          if (r.version < c.next_version || later) {
+            Break(r.stream_id, r.version, r.position, BreakReason::kVersionsOutOfSequence,
+                  absl::StrCat("version ", r.version, " at position ", r.position,
+                               " where version ", c.next_version, " was due"));
+          } else {
+            Break(r.stream_id, c.next_version, 0, BreakReason::kEventMissing,
+                  absl::StrCat("version ", c.next_version, " is gone"));
+          }
+          return true;
+        }
+        if (!Check(tx, r, c)) return true;
+        last_position_ = r.position;
+      }
+      if (page.size() == max_events && last_position_ < until_) return false;
+      if (last_position_ < until_) {
+        MissingPosition(tx, last_position_ + 1);
+        return true;
+      }
+      CheckBeyond(tx);
+      if (report_.first_broken) return true;
+      events_done_ = true;
+    }
+    // Every stream's recorded head must be where its chain ends.
+    pqxx::result streams = tx.exec_prepared(kVerifyStreamsPage, streams_after_,
+                                            static_cast<int64_t>(max_events));
+    for (const auto& f : streams) {
+      streams_after_ = f[0].as<std::string>();
+      if (f[3].as<uint64_t>() > until_) continue;  // Written after we started.
+      const Chain& c = chains_[streams_after_];
+      const uint64_t version = f[1].as<uint64_t>();
+      if (version + 1 != c.next_version) {
+        Break(streams_after_, c.next_version, 0, BreakReason::kEventMissing,
+              absl::StrCat("the stream records version ", version, ", the log ends at ",
+                           static_cast<int64_t>(c.next_version) - 1));
+        return true;
+      }
+      if (Bytes(f[2]) != c.hash) {
+        Break(streams_after_, version, c.last_position, BreakReason::kReceiptChanged,
+              "the stream's head hash differs from its last receipt");
+        return true;
+      }
+    }
+    return streams.size() < max_events;
+  }
+
+  void MissingPosition(pqxx::transaction_base& tx, uint64_t position) {
+    pqxx::result r = tx.exec_prepared(kVerifyReceiptAt, static_cast<int64_t>(position));
+    Break(r.empty() ? "" : r[0][0].as<std::string>(), r.empty() ? 0 : r[0][1].as<uint64_t>(),
+          position, BreakReason::kEventMissing, absl::StrCat("no event at position ", position));
+  }
+
+  void CheckBeyond(pqxx::transaction_base& tx) {
+    pqxx::result r = tx.exec_prepared(kVerifyBeyond, stream_id_, static_cast<int64_t>(until_));
+    if (!r.empty()) {
+      Break(r[0][0].as<std::string>(), r[0][1].as<uint64_t>(), r[0][2].as<uint64_t>(),
+            BreakReason::kEventInserted,
+            "the event is beyond the head the stream and the log recorded");
+    }
+  }
+
+  const std::string stream_id_;
+  // The stream's version, or the log's head position.
+  const uint64_t until_;
+  const std::string head_hash_;  // The stream's recorded head hash.
+  const VerifyRunner run_;
+  VerifyReport report_;
+  bool done_ = false;
+  Chain chain_;                                      // A stream target's.
+  std::unordered_map<std::string, Chain> chains_;    // $all: every stream's.
+  uint64_t last_position_ = 0;                       // $all: checked up to here.
+  bool events_done_ = false;
+  std::string streams_after_;
+};
+
+}  // namespace
+
+void PrepareVerifyStatements(pqxx::connection& conn) {
+  conn.prepare(kVerifyStart, kVerifyStartSql);
+  conn.prepare(kVerifyStreamPage, kVerifyStreamPageSql);
+  conn.prepare(kVerifyAllPage, kVerifyAllPageSql);
+  conn.prepare(kVerifyBeyond, kVerifyBeyondSql);
+  conn.prepare(kVerifyReceiptAt, kVerifyReceiptAtSql);
+  conn.prepare(kVerifyReceiptOf, kVerifyReceiptOfSql);
+  conn.prepare(kVerifyNextLink, kVerifyNextLinkSql);
+  conn.prepare(kVerifyLaterVersion, kVerifyLaterVersionSql);
+  conn.prepare(kVerifyAudited, kVerifyAuditedSql);
+  conn.prepare(kVerifyStreamsPage, kVerifyStreamsPageSql);
+}
+
+absl::StatusOr<std::unique_ptr<Verification>> NewVerification(pqxx::transaction_base& tx,
+                                                               const std::string& stream_id,
+                                                               VerifyRunner run) {
+  const pqxx::row start = tx.exec_prepared(kVerifyStart, stream_id)[0];
+  uint64_t until = start[0].as<uint64_t>();
+  std::string head_hash;
+  if (!stream_id.empty()) {
+    if (start[1].is_null()) {
+      return absl::NotFoundError(absl::StrCat("stream '", stream_id, "' does not exist"));
+    }
+    until = start[1].as<uint64_t>();
+    head_hash = Bytes(start[2]);
+  }
+  return std::make_unique<PgVerification>(stream_id, until, std::move(head_hash), std::move(run));
+}
+
+}  // namespace logbook::store

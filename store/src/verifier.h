@@ -1,0 +1,31 @@
+// Verification of receipts: recomputes every event's receipt hash with
+// OpenSSL and walks each stream's chain (the same checks as
+// logbook.verify_stream / verify_all in migrations/0004).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <pqxx/connection>
+#include <pqxx/transaction_base>
+
+#include "absl/status/statusor.h"
+#include "logbook/store/event_store.h"
+
+namespace logbook::store {
+
+// Runs one page of work on a pooled connection (the store's RunRead).
+using VerifyPage = std::function<absl::StatusOr<bool>(pqxx::connection&)>;
+using VerifyRunner = std::function<absl::StatusOr<bool>(absl::string_view, const VerifyPage&)>;
+
+void PrepareVerifyStatements(pqxx::connection& conn);
+
+// Starts verifying `stream_id` (empty: the whole log) as of now: reads the
+// head to verify up to in `tx`. NOT_FOUND: no such stream. Later Steps read
+// through `run`, which must outlive the verification.
+absl::StatusOr<std::unique_ptr<Verification>> NewVerification(pqxx::transaction_base& tx,
+                                                               const std::string& stream_id,
+                                                               VerifyRunner run);
+
+}  // namespace logbook::store

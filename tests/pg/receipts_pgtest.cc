@@ -1,0 +1,489 @@
+// Receipts, verification (the store's and the SQL functions'), redaction,
+// deletion, snapshots, time travel and schema versions, against a real
+// PostgreSQL. Tampering is done as a superuser behind the store's back.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "logbook/store/event_store.h"
+#include "test_env.h"
+
+namespace logbook::store {
+namespace {
+
+using testing::CreateMigratedDatabase;
+using testing::Exec;
+using testing::QueryValue;
+
+NewEvent Event(std::string type, std::string data, std::string metadata = "") {
+  NewEvent e;
+  e.type = std::move(type);
+  e.data = std::move(data);
+  e.metadata = std::move(metadata);
+  return e;
+}
+
+std::string ReasonName(BreakReason reason) {
+  switch (reason) {
+    case BreakReason::kDataChanged: return "data_changed";
+    case BreakReason::kMetadataChanged: return "metadata_changed";
+    case BreakReason::kEventMissing: return "event_missing";
+    case BreakReason::kEventInserted: return "event_inserted";
+    case BreakReason::kReceiptChanged: return "receipt_changed";
+    case BreakReason::kVersionsOutOfSequence: return "versions_out_of_sequence";
+    case BreakReason::kEventChanged: return "event_changed";
+    case BreakReason::kRedactionNotAudited: return "redaction_not_audited";
+  }
+  return "?";
+}
+
+class ReceiptsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dsn_ = CreateMigratedDatabase();
+    StoreOptions options;
+    options.dsn = dsn_;
+    auto store = EventStore::Open(options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+  }
+
+  // acct-1, acct-2 and acct-3, five events each, interleaved: acct-K's
+  // version V is at position 3V + K.
+  void Seed() {
+    for (int v = 0; v < 5; ++v) {
+      for (int k = 1; k <= 3; ++k) {
+        auto r = store_->Append(absl::StrCat("acct-", k), ExpectedVersion::Any(),
+                                {Event("Deposited", absl::StrCat("{\"n\":", v, "}"),
+                                       absl::StrCat("m", v))});
+        ASSERT_TRUE(r.ok()) << r.status();
+        ASSERT_EQ(r->last_position, static_cast<uint64_t>(3 * v + k));
+      }
+    }
+  }
+
+  // Runs a verification to its end in pages of 4 events: "ok N" or
+  // "reason stream@version #position".
+  std::string Verify(const std::string& stream) {
+    auto v = store_->StartVerify(stream);
+    if (!v.ok()) return v.status().ToString();
+    for (;;) {
+      auto done = (*v)->Step(4);
+      if (!done.ok()) return done.status().ToString();
+      if (*done) break;
+    }
+    const VerifyReport& r = (*v)->report();
+    if (!r.first_broken) return absl::StrCat("ok ", r.events_checked);
+    const BrokenEvent& b = *r.first_broken;
+    return absl::StrCat(ReasonName(b.reason), " ", b.stream_id, "@", b.stream_version, " #",
+                        b.global_position);
+  }
+
+  // The same from the DBA's SQL functions.
+  std::string SqlVerifyStream(const std::string& stream) {
+    return QueryValue(dsn_, "SELECT CASE WHEN ok THEN 'ok ' || events_checked ELSE reason || ' "
+                            "' || '" + stream + "@' || stream_version || ' #' || "
+                            "coalesce(global_position, 0) END FROM logbook.verify_stream('" +
+                                stream + "')");
+  }
+  std::string SqlVerifyAll() {
+    return QueryValue(dsn_, "SELECT CASE WHEN ok THEN 'ok ' || events_checked ELSE reason || ' "
+                            "' || coalesce(stream_id, '') || '@' || coalesce(stream_version, 0) "
+                            "|| ' #' || coalesce(global_position, 0) END "
+                            "FROM logbook.verify_all()");
+  }
+
+  // Every view of verification names `expected` for `stream` and for all.
+  void ExpectBroken(const std::string& stream, const std::string& expected) {
+    EXPECT_EQ(Verify(stream), expected);
+    EXPECT_EQ(SqlVerifyStream(stream), expected);
+    EXPECT_EQ(Verify(""), expected);
+    EXPECT_EQ(SqlVerifyAll(), expected);
+  }
+
+  // Runs `sql` as the superuser with the append-only triggers off.
+  void Tamper(const std::string& sql) {
+    ASSERT_EQ(Exec(dsn_, "SET session_replication_role = replica; " + sql), "");
+  }
+
+  std::string dsn_;
+  std::unique_ptr<EventStore> store_;
+};
+
+TEST_F(ReceiptsTest, EveryEventGetsAReceiptChainedToThePreviousOne) {
+  auto first = store_->Append("order-1", ExpectedVersion::NoStream(),
+                              {Event("Placed", "{\"total\":5}"), Event("Paid", "{}", "meta")});
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_EQ(first->head_hash.size(), 32u);
+  auto info = store_->GetStream("order-1");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->head_hash, first->head_hash);
+  auto hex = [](const std::string& b) { return absl::BytesToHexString(b); };
+  EXPECT_EQ(QueryValue(dsn_, "SELECT encode(hash, 'hex') FROM logbook.receipts "
+                             "WHERE global_position = 2"),
+            hex(first->head_hash));
+  EXPECT_EQ(QueryValue(dsn_, "SELECT encode(previous_hash, 'hex') FROM logbook.receipts "
+                             "WHERE global_position = 1"),
+            std::string(64, '0'));
+  EXPECT_EQ(QueryValue(dsn_, "SELECT (SELECT hash FROM logbook.receipts WHERE global_position = 1)"
+                             " = (SELECT previous_hash FROM logbook.receipts "
+                             "WHERE global_position = 2)"),
+            "t");
+  // The SQL recomputation of the encoding gives the hash the store computed.
+  EXPECT_EQ(QueryValue(dsn_, "SELECT encode(logbook.receipt_hash(r.previous_hash, e.stream_id, "
+                             "e.stream_version, e.event_id, e.event_type, e.content_type, "
+                             "e.recorded_at, e.schema_version, e.correlation_id, e.causation_id, "
+                             "sha256(e.data), sha256(e.metadata)), 'hex') FROM logbook.event_log "
+                             "e JOIN logbook.receipts r USING (global_position) "
+                             "WHERE global_position = 2"),
+            hex(first->head_hash));
+
+  auto second = store_->Append("order-1", ExpectedVersion::Exact(1), {Event("Shipped", "{}")});
+  ASSERT_TRUE(second.ok());
+  EXPECT_NE(second->head_hash, first->head_hash);
+  // An idempotent retry answers with the stream's current head.
+  NewEvent retry = Event("Shipped", "{}");
+  retry.event_id = second->event_ids[0];
+  auto again = store_->Append("order-1", ExpectedVersion::Exact(1), {retry});
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->duplicate);
+  EXPECT_EQ(again->head_hash, second->head_hash);
+  EXPECT_EQ(QueryValue(dsn_, "SELECT count(*) FROM logbook.receipts"), "3");
+  EXPECT_EQ(Verify("order-1"), "ok 3");
+  EXPECT_EQ(SqlVerifyStream("order-1"), "ok 3");
+  EXPECT_EQ(QueryValue(dsn_, "SELECT encode(head_hash, 'hex') FROM logbook.verify_stream('order-1')"),
+            hex(second->head_hash));
+}
+
+TEST_F(ReceiptsTest, AnUntouchedLogVerifies) {
+  Seed();
+  EXPECT_EQ(Verify("acct-2"), "ok 5");
+  EXPECT_EQ(SqlVerifyStream("acct-2"), "ok 5");
+  EXPECT_EQ(Verify(""), "ok 15");
+  EXPECT_EQ(SqlVerifyAll(), "ok 15");
+  EXPECT_EQ(Verify("nope-1"), "NOT_FOUND: stream 'nope-1' does not exist");
+}
+
+TEST_F(ReceiptsTest, ChangedDataIsNamed) {
+  Seed();
+  Tamper("UPDATE logbook.event_log SET data = '{\"n\":99}' "
+         "WHERE stream_id = 'acct-2' AND stream_version = 3");
+  ExpectBroken("acct-2", "data_changed acct-2@3 #11");
+  EXPECT_EQ(Verify("acct-1"), "ok 5");
+}
+
+TEST_F(ReceiptsTest, ChangedMetadataIsNamed) {
+  Seed();
+  Tamper("UPDATE logbook.event_log SET metadata = 'forged' WHERE global_position = 4");
+  ExpectBroken("acct-1", "metadata_changed acct-1@1 #4");
+}
+
+TEST_F(ReceiptsTest, ADeletedEventIsNamed) {
+  Seed();
+  Tamper("DELETE FROM logbook.event_log WHERE stream_id = 'acct-3' AND stream_version = 2");
+  ExpectBroken("acct-3", "event_missing acct-3@2 #9");
+}
+
+TEST_F(ReceiptsTest, SwappedPayloadsAreNamedAtTheFirstOne) {
+  Seed();
+  Tamper("UPDATE logbook.event_log e SET data = o.data FROM logbook.event_log o "
+         "WHERE (e.global_position, o.global_position) IN ((7, 14), (14, 7))");
+  ExpectBroken("acct-1", "data_changed acct-1@2 #7");
+  EXPECT_EQ(Verify("acct-2"), "data_changed acct-2@4 #14");
+  EXPECT_EQ(SqlVerifyStream("acct-2"), "data_changed acct-2@4 #14");
+}
+
+TEST_F(ReceiptsTest, AForgedEventWithAWellFormedReceiptIsNamed) {
+  Seed();
+  // The forger knows the encoding and links to the real head: only the
+  // heads the stream and the log recorded give it away.
+  Tamper("INSERT INTO logbook.event_log (global_position, stream_id, stream_version, event_id, "
+         "event_type, data, metadata, content_type, recorded_at) VALUES (16, 'acct-1', 5, "
+         "'22222222-2222-4222-8222-222222222222', 'Withdrawn', '{}', '', 'application/json', "
+         "now()); "
+         "INSERT INTO logbook.receipts (global_position, stream_id, stream_version, previous_hash, "
+         "hash, algorithm, data_digest, metadata_digest) SELECT 16, 'acct-1', 5, s.head_hash, "
+         "logbook.receipt_hash(s.head_hash, e.stream_id, 5, e.event_id, e.event_type, "
+         "e.content_type, e.recorded_at, NULL, NULL, NULL, sha256(e.data), sha256(e.metadata)), "
+         "'sha256', sha256(e.data), sha256(e.metadata) FROM logbook.streams s, logbook.event_log e "
+         "WHERE s.stream_id = 'acct-1' AND e.global_position = 16");
+  ExpectBroken("acct-1", "event_inserted acct-1@5 #16");
+}
+
+TEST_F(ReceiptsTest, AChangedReceiptIsNamed) {
+  Seed();
+  Tamper("UPDATE logbook.receipts SET hash = sha256('x') WHERE global_position = 5");
+  ExpectBroken("acct-2", "receipt_changed acct-2@1 #5");
+}
+
+TEST_F(ReceiptsTest, AChangedDigestInAReceiptIsTheReceiptsFault) {
+  Seed();
+  Tamper("UPDATE logbook.receipts SET data_digest = sha256('x') WHERE global_position = 8");
+  ExpectBroken("acct-2", "receipt_changed acct-2@2 #8");
+}
+
+TEST_F(ReceiptsTest, AnEditedHashedFieldIsNamed) {
+  Seed();
+  Tamper("UPDATE logbook.event_log SET event_type = 'Withdrawn' WHERE global_position = 3");
+  ExpectBroken("acct-3", "event_changed acct-3@0 #3");
+}
+
+TEST_F(ReceiptsTest, ARedactionWithoutAnAuditRecordIsNamed) {
+  Seed();
+  Tamper("UPDATE logbook.event_log SET data = '', metadata = '', redaction_reason = 'oops' "
+         "WHERE global_position = 10");
+  ExpectBroken("acct-1", "redaction_not_audited acct-1@3 #10");
+}
+
+TEST_F(ReceiptsTest, ConcurrentGroupCommitsKeepEveryChainWhole) {
+  constexpr int kThreads = 8, kAppends = 40;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kAppends; ++i) {
+        auto r = store_->Append(absl::StrCat("load-", (t + i) % 4), ExpectedVersion::Any(),
+                                {Event("E", absl::StrCat("{\"t\":", t, ",\"i\":", i, "}")),
+                                 Event("F", "{}")});
+        ASSERT_TRUE(r.ok()) << r.status();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(Verify(""), "ok 640");
+  EXPECT_EQ(SqlVerifyAll(), "ok 640");
+  for (int s = 0; s < 4; ++s) EXPECT_EQ(Verify(absl::StrCat("load-", s)), "ok 160");
+}
+
+TEST_F(ReceiptsTest, SchemaVersionsAreStoredAndHashed) {
+  NewEvent v7 = Event("Placed", "{}");
+  v7.schema_version = 7;
+  ASSERT_TRUE(store_->Append("order-9", ExpectedVersion::Any(), {v7, Event("Paid", "{}")}).ok());
+  auto events = store_->ReadStream({"order-9"});
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 2u);
+  EXPECT_EQ((*events)[0].schema_version, std::optional<uint32_t>(7));
+  EXPECT_EQ((*events)[1].schema_version, std::nullopt);
+  EXPECT_EQ(Verify("order-9"), "ok 2");
+  Tamper("UPDATE logbook.event_log SET schema_version = 8 WHERE global_position = 1");
+  EXPECT_EQ(Verify("order-9"), "event_changed order-9@0 #1");
+}
+
+TEST_F(ReceiptsTest, RedactionEmptiesThePayloadKeepsTheChainAndIsAudited) {
+  Seed();
+  auto redacted = store_->RedactEvent("acct-2", 1, "GDPR erasure, ticket 4711");
+  ASSERT_TRUE(redacted.ok()) << redacted.status();
+  EXPECT_EQ(redacted->global_position, 5u);
+  EXPECT_EQ(redacted->audit_position, 16u);
+  auto events = store_->ReadStream({"acct-2", 1, Direction::kForward, 1});
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ((*events)[0].data, "");
+  EXPECT_EQ((*events)[0].metadata, "");
+  EXPECT_EQ((*events)[0].redaction_reason, std::optional<std::string>("GDPR erasure, ticket 4711"));
+  auto audit = store_->ReadStream({kAuditStream});
+  ASSERT_TRUE(audit.ok()) << audit.status();
+  ASSERT_EQ(audit->size(), 1u);
+  EXPECT_EQ((*audit)[0].type, "EventRedacted");
+  EXPECT_EQ((*audit)[0].data,
+            absl::StrCat("{\"event_id\":\"", (*events)[0].event_id,
+                         "\",\"global_position\":5,\"reason\":\"GDPR erasure, ticket 4711\","
+                         "\"stream_id\":\"acct-2\",\"stream_version\":1}"));
+  EXPECT_EQ(Verify(""), "ok 16");
+  EXPECT_EQ(SqlVerifyAll(), "ok 16");
+  EXPECT_EQ(Verify("acct-2"), "ok 5");
+
+  // Refusals change nothing.
+  const std::string before = QueryValue(dsn_, "SELECT count(*) FROM logbook.event_log");
+  EXPECT_EQ(store_->RedactEvent("acct-2", 1, "again").status(),
+            absl::FailedPreconditionError("event acct-2@1 is already redacted"));
+  EXPECT_EQ(store_->RedactEvent("acct-2", 9, "x").status(),
+            absl::NotFoundError("stream 'acct-2' has no event at version 9"));
+  EXPECT_EQ(store_->RedactEvent(kAuditStream, 0, "x").status(),
+            absl::FailedPreconditionError(
+                "stream_id: events of system stream '$audit' cannot be redacted"));
+  EXPECT_EQ(store_->RedactEvent("acct-2", 2, "").status(),
+            absl::InvalidArgumentError("reason: must not be empty"));
+  EXPECT_EQ(store_->RedactEvent("acct-2", 2, std::string(1025, 'r')).status(),
+            absl::InvalidArgumentError("reason: 1025 bytes exceed the limit of 1024"));
+  EXPECT_EQ(QueryValue(dsn_, "SELECT count(*) FROM logbook.event_log"), before);
+  // Putting data back behind the service's back is tampering.
+  Tamper("UPDATE logbook.event_log SET data = '{\"n\":1}' WHERE global_position = 5");
+  EXPECT_EQ(Verify("acct-2"), "data_changed acct-2@1 #5");
+}
+
+TEST_F(ReceiptsTest, SoftDeletedStreamsDisappearAndContinueWhenWrittenAgain) {
+  ASSERT_TRUE(store_->Append("cart-1", ExpectedVersion::Any(),
+                             {Event("A", "{}"), Event("B", "{}"), Event("C", "{}")})
+                  .ok());
+  auto wrong = store_->DeleteStream("cart-1", ExpectedVersion::Exact(1), false);
+  EXPECT_EQ(wrong.status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(wrong.status().message(),
+            "wrong expected version for stream 'cart-1': expected version 1, but the stream is "
+            "at version 2");
+  auto deleted = store_->DeleteStream("cart-1", ExpectedVersion::Exact(2), false);
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_EQ(deleted->deleted_version, 2u);
+  EXPECT_EQ(deleted->audit_position, 4u);
+
+  EXPECT_EQ(store_->ReadStream({"cart-1"}).status(),
+            absl::NotFoundError("stream 'cart-1' was deleted at version 2"));
+  auto info = store_->GetStream("cart-1");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->state, StreamState::kSoftDeleted);
+  EXPECT_EQ(info->first_version, 3u);
+  EXPECT_EQ(store_->DeleteStream("cart-1", ExpectedVersion::Any(), false).status(),
+            absl::NotFoundError("stream 'cart-1' is already deleted"));
+  // It counts as not existing for expected versions.
+  auto exists = store_->Append("cart-1", ExpectedVersion::StreamExists(), {Event("D", "{}")});
+  EXPECT_EQ(exists.status().message(),
+            "wrong expected version for stream 'cart-1': expected an existing stream, but the "
+            "stream was deleted at version 2");
+  EXPECT_FALSE(exists.status().GetPayload(kActualVersionPayload).has_value());
+
+  auto revived = store_->Append("cart-1", ExpectedVersion::NoStream(), {Event("D", "{}")});
+  ASSERT_TRUE(revived.ok()) << revived.status();
+  EXPECT_EQ(revived->first_version, 3u);
+  auto events = store_->ReadStream({"cart-1"});
+  ASSERT_TRUE(events.ok()) << events.status();
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ((*events)[0].type, "D");
+  EXPECT_EQ((*events)[0].stream_version, 3u);
+  info = store_->GetStream("cart-1");
+  EXPECT_EQ(info->state, StreamState::kActive);
+  EXPECT_EQ(info->first_version, 3u);
+  // $all keeps every event; the deletion is in $audit; the chain is whole.
+  auto all = store_->ReadAll({});
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 5u);
+  EXPECT_EQ((*all)[3].stream_id, kAuditStream);
+  EXPECT_EQ((*all)[3].data, "{\"deleted_version\":2,\"stream_id\":\"cart-1\",\"tombstone\":false}");
+  EXPECT_EQ(Verify("cart-1"), "ok 4");
+  EXPECT_EQ(Verify(""), "ok 5");
+}
+
+TEST_F(ReceiptsTest, TombstonedStreamsCanNeverBeWrittenAgain) {
+  ASSERT_TRUE(store_->Append("cart-2", ExpectedVersion::Any(), {Event("A", "{}")}).ok());
+  auto deleted = store_->DeleteStream("cart-2", ExpectedVersion::Any(), true);
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_EQ(deleted->deleted_version, 0u);
+  const std::string tombstoned = "stream 'cart-2' is tombstoned (deleted for good at version 0)";
+  EXPECT_EQ(store_->ReadStream({"cart-2"}).status(), absl::NotFoundError(tombstoned));
+  auto append = store_->Append("cart-2", ExpectedVersion::Any(), {Event("B", "{}")});
+  EXPECT_EQ(append.status(),
+            absl::FailedPreconditionError(
+                "stream 'cart-2' is tombstoned (deleted for good); it cannot be written"));
+  EXPECT_EQ(store_->DeleteStream("cart-2", ExpectedVersion::Any(), true).status(),
+            absl::FailedPreconditionError("stream 'cart-2' is already tombstoned"));
+  EXPECT_EQ(store_->GetStream("cart-2")->state, StreamState::kTombstoned);
+  EXPECT_EQ(store_->DeleteStream("nope-2", ExpectedVersion::Any(), true).status(),
+            absl::NotFoundError("stream 'nope-2' does not exist"));
+  EXPECT_EQ(store_->DeleteStream(kAuditStream, ExpectedVersion::Any(), true).status(),
+            absl::InvalidArgumentError("stream_id: system streams cannot be deleted"));
+  EXPECT_EQ(QueryValue(dsn_, "SELECT count(*) FROM logbook.event_log"), "2");
+  EXPECT_EQ(SqlVerifyAll(), "ok 2");
+}
+
+TEST_F(ReceiptsTest, SnapshotsKeepTheNewestThreeAndCountEventsSinceTheNewest) {
+  std::vector<NewEvent> six;
+  for (int i = 0; i < 6; ++i) six.push_back(Event("E", "{}"));
+  auto appended = store_->Append("agg-1", ExpectedVersion::Any(), six);
+  ASSERT_TRUE(appended.ok());
+  EXPECT_EQ(appended->events_since_snapshot, 6u);
+
+  auto beyond = store_->SaveSnapshot({"agg-1", 6, 1, "s6"});
+  EXPECT_EQ(beyond.status(),
+            absl::FailedPreconditionError(
+                "stream_version: 6 is beyond the head of stream 'agg-1', version 5"));
+  EXPECT_EQ(store_->SaveSnapshot({"nope-3", 0, 1, "x"}).status(),
+            absl::NotFoundError("stream 'nope-3' does not exist"));
+  EXPECT_EQ(store_->SaveSnapshot({"agg-1", 1, 1, std::string((4 << 20) + 1, 'x')}).status(),
+            absl::ResourceExhaustedError("state: 4194305 bytes exceed the limit of 4194304"));
+
+  for (uint64_t v : {0, 1, 2, 3}) {
+    auto saved = store_->SaveSnapshot({"agg-1", v, 1, absl::StrCat("s", v)});
+    ASSERT_TRUE(saved.ok()) << saved.status();
+  }
+  ASSERT_TRUE(store_->SaveSnapshot({"agg-1", 2, 2, "v2-at-2"}).ok());
+  // Kept: the newest three by version: 3 (schema 1), 2 (schema 2), 2 (schema 1).
+  EXPECT_EQ(QueryValue(dsn_, "SELECT string_agg(stream_version || ':' || schema_version, ',' "
+                             "ORDER BY stream_version, schema_version) FROM logbook.snapshots"),
+            "2:1,2:2,3:1");
+
+  auto newest = store_->LoadSnapshot({"agg-1"});
+  ASSERT_TRUE(newest.ok());
+  EXPECT_EQ(newest->stream_version, 3u);
+  EXPECT_EQ(newest->state, "s3");
+  auto at2 = store_->LoadSnapshot({"agg-1", 2, 1});
+  ASSERT_TRUE(at2.ok());
+  EXPECT_EQ(at2->state, "s2");
+  auto schema2 = store_->LoadSnapshot({"agg-1", std::nullopt, 2});
+  ASSERT_TRUE(schema2.ok());
+  EXPECT_EQ(schema2->state, "v2-at-2");
+  EXPECT_EQ(store_->LoadSnapshot({"agg-1", 1, std::nullopt}).status(),
+            absl::NotFoundError("stream 'agg-1' has no snapshot at or below version 1"));
+  EXPECT_EQ(store_->LoadSnapshot({"agg-1", std::nullopt, 3}).status(),
+            absl::NotFoundError("stream 'agg-1' has no snapshot of schema version 3"));
+
+  auto next = store_->Append("agg-1", ExpectedVersion::Exact(5), {Event("E", "{}")});
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(next->events_since_snapshot, 3u);  // Versions 4, 5, 6 after the snapshot at 3.
+}
+
+TEST_F(ReceiptsTest, ReadsAsOfAVersionPositionOrTime) {
+  Seed();
+  auto all = store_->ReadAll({});
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 15u);
+  // Give the log distinct times: one append later than the rest.
+  absl::SleepFor(absl::Milliseconds(5));
+  ASSERT_TRUE(store_->Append("acct-1", ExpectedVersion::Any(), {Event("Late", "{}")}).ok());
+  const absl::Time t = (*all)[14].recorded_at;  // The time of the first 15.
+
+  ReadStreamQuery q{"acct-1"};
+  q.until_version = 2;
+  auto upto2 = store_->ReadStream(q);
+  ASSERT_TRUE(upto2.ok());
+  ASSERT_EQ(upto2->size(), 3u);
+  EXPECT_EQ(upto2->back().stream_version, 2u);
+  q.direction = Direction::kBackward;
+  auto back2 = store_->ReadStream(q);
+  ASSERT_TRUE(back2.ok());
+  ASSERT_EQ(back2->size(), 3u);
+  EXPECT_EQ(back2->front().stream_version, 2u);
+
+  ReadStreamQuery at{"acct-1"};
+  at.until_time = t;
+  auto as_of = store_->ReadStream(at);
+  ASSERT_TRUE(as_of.ok());
+  EXPECT_EQ(as_of->size(), 5u);  // Not the late one (version 5).
+  at.direction = Direction::kBackward;
+  at.max_count = 1;
+  auto head_then = store_->ReadStream(at);
+  ASSERT_TRUE(head_then.ok());
+  ASSERT_EQ(head_then->size(), 1u);
+  EXPECT_EQ(head_then->front().stream_version, 4u);
+  at.until_time = (*all)[0].recorded_at - absl::Seconds(1);
+  EXPECT_EQ(store_->ReadStream(at)->size(), 0u);
+
+  ReadAllQuery aq;
+  aq.until_time = t;
+  auto all_then = store_->ReadAll(aq);
+  ASSERT_TRUE(all_then.ok());
+  EXPECT_EQ(all_then->size(), 15u);
+  aq.direction = Direction::kBackward;
+  aq.max_count = 2;
+  auto newest_then = store_->ReadAll(aq);
+  ASSERT_TRUE(newest_then.ok());
+  ASSERT_EQ(newest_then->size(), 2u);
+  EXPECT_EQ(newest_then->front().global_position, 15u);
+  ReadAllQuery ap;
+  ap.until_position = 7;
+  EXPECT_EQ(store_->ReadAll(ap)->size(), 7u);
+  ap.until_time = (*all)[0].recorded_at - absl::Seconds(1);
+  EXPECT_EQ(store_->ReadAll(ap)->size(), 0u);
+}
+
+}  // namespace
+}  // namespace logbook::store
