@@ -47,6 +47,14 @@ void GroupCommitter::Loop() {
           },
           this));
       if (queue_.empty()) return;  // Stopping and drained.
+      // The callers answered last time usually come straight back: wait a
+      // moment for them so they share this transaction instead of the next.
+      mu_.AwaitWithTimeout(absl::Condition(
+                               +[](GroupCommitter* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) {
+                                 return c->stopping_ || c->queue_.size() >= c->last_batch_;
+                               },
+                               this),
+                           max_wait_);
       size_t bytes = 0;
       while (!queue_.empty() && batch.size() < max_batch_appends_ &&
              (batch.empty() || bytes + queue_.front()->append->bytes <= max_batch_bytes_)) {
@@ -58,6 +66,7 @@ void GroupCommitter::Loop() {
     RunBatch(batch);
     absl::MutexLock lock(&mu_);
     for (Pending* p : batch) p->done = true;
+    last_batch_ = batch.size();
   }
 }
 

@@ -23,6 +23,11 @@ namespace logbook::store {
 // logbook.log_head, so sharing the transaction costs no concurrency and
 // saves a WAL flush and several round trips per append.
 //
+// After answering a transaction's callers it waits up to 1 ms for as many
+// appends as that transaction had: under load the answered callers come
+// straight back, and sharing the next transaction instead of trailing it
+// doubles throughput. A lone caller never waits (one is as many as before).
+//
 // If a shared transaction fails (an unexpected error, or the connection
 // broke, even during COMMIT), each of its appends is run again on its own:
 // WriteAppends recognizes event ids that did commit and returns their
@@ -62,6 +67,8 @@ class GroupCommitter {
   absl::Mutex mu_;
   std::deque<Pending*> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  size_t last_batch_ ABSL_GUARDED_BY(mu_) = 0;  // Appends in the previous transaction.
+  const absl::Duration max_wait_ = absl::Milliseconds(1);
   std::thread thread_;  // Last: starts once the rest exists.
 };
 
