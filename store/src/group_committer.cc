@@ -28,17 +28,17 @@ GroupCommitter::~GroupCommitter() {
   thread_.join();
 }
 
-absl::StatusOr<AppendResult> GroupCommitter::Commit(const AppendInput& append) {
-  Pending pending{&append, absl::UnknownError("not run"), false};
+void GroupCommitter::Submit(AppendInput append, Done done) {
+  auto pending = std::make_unique<Pending>();
+  pending->append = std::move(append);
+  pending->done = std::move(done);
   absl::MutexLock lock(&mu_);
-  queue_.push_back(&pending);
-  mu_.Await(absl::Condition(&pending.done));
-  return std::move(pending.result);
+  queue_.push_back(std::move(pending));
 }
 
 void GroupCommitter::Loop() {
   for (;;) {
-    std::vector<Pending*> batch;
+    std::vector<std::unique_ptr<Pending>> batch;
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
@@ -57,16 +57,15 @@ void GroupCommitter::Loop() {
                            max_wait_);
       size_t bytes = 0;
       while (!queue_.empty() && batch.size() < max_batch_appends_ &&
-             (batch.empty() || bytes + queue_.front()->append->bytes <= max_batch_bytes_)) {
-        bytes += queue_.front()->append->bytes;
-        batch.push_back(queue_.front());
+             (batch.empty() || bytes + queue_.front()->append.bytes <= max_batch_bytes_)) {
+        bytes += queue_.front()->append.bytes;
+        batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+      last_batch_ = batch.size();
     }
     RunBatch(batch);
-    absl::MutexLock lock(&mu_);
-    for (Pending* p : batch) p->done = true;
-    last_batch_ = batch.size();
+    for (auto& p : batch) p->done(std::move(p->result));
   }
 }
 
@@ -80,11 +79,11 @@ absl::Status GroupCommitter::Connect() {
   });
 }
 
-void GroupCommitter::RunBatch(const std::vector<Pending*>& batch) {
+void GroupCommitter::RunBatch(const std::vector<std::unique_ptr<Pending>>& batch) {
   if (batch.size() > 1 && Connect().ok()) {
     try {
       std::vector<const AppendInput*> appends;
-      for (Pending* p : batch) appends.push_back(p->append);
+      for (const auto& p : batch) appends.push_back(&p->append);
       pqxx::work tx(*conn_);
       std::vector<absl::StatusOr<AppendResult>> results = WriteAppends(tx, appends);
       tx.commit();
@@ -95,7 +94,7 @@ void GroupCommitter::RunBatch(const std::vector<Pending*>& batch) {
       if (!conn_->is_open()) conn_.reset();
     }
   }
-  for (Pending* p : batch) p->result = RunAlone(*p->append);
+  for (const auto& p : batch) p->result = RunAlone(p->append);
 }
 
 absl::StatusOr<AppendResult> GroupCommitter::RunAlone(const AppendInput& append) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -33,8 +34,9 @@ namespace logbook::store {
 // WriteAppends recognizes event ids that did commit and returns their
 // positions, so this is safe and isolates a failing append from the others.
 //
-// Thread-safe. Commit() blocks its caller until the append is durable or has
-// failed. The destructor finishes the appends already queued.
+// Thread-safe. Submit() returns at once; `done` runs on the committer's
+// thread once the append is durable or has failed, so it must not block.
+// The destructor finishes the appends already queued.
 class GroupCommitter {
  public:
   GroupCommitter(std::string dsn, size_t max_batch_appends, size_t max_batch_bytes);
@@ -43,18 +45,18 @@ class GroupCommitter {
   // UNAVAILABLE: the database could not be reached (nothing was stored).
   // UNKNOWN: the connection broke and stayed broken after the append was
   // sent; it may or may not be stored. Other codes as StatusFromException.
-  // `append` must outlive the call.
-  absl::StatusOr<AppendResult> Commit(const AppendInput& append);
+  using Done = std::function<void(absl::StatusOr<AppendResult>)>;
+  void Submit(AppendInput append, Done done);
 
  private:
   struct Pending {
-    const AppendInput* append;
-    absl::StatusOr<AppendResult> result;
-    bool done = false;
+    AppendInput append;
+    Done done;
+    absl::StatusOr<AppendResult> result = absl::UnknownError("not run");
   };
 
   void Loop();
-  void RunBatch(const std::vector<Pending*>& batch);
+  void RunBatch(const std::vector<std::unique_ptr<Pending>>& batch);
   absl::StatusOr<AppendResult> RunAlone(const AppendInput& append);
   // Opens the connection if there is none; false if it cannot.
   absl::Status Connect();
@@ -65,7 +67,7 @@ class GroupCommitter {
   std::unique_ptr<pqxx::connection> conn_;  // Used by the loop thread only.
 
   absl::Mutex mu_;
-  std::deque<Pending*> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::unique_ptr<Pending>> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   size_t last_batch_ ABSL_GUARDED_BY(mu_) = 0;  // Appends in the previous transaction.
   const absl::Duration max_wait_ = absl::Milliseconds(1);

@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "absl/strings/cord.h"
+#include "absl/synchronization/notification.h"
 #include "absl/strings/str_cat.h"
 #include "connection_pool.h"
 #include "append_writer.h"
@@ -183,16 +184,20 @@ class PgEventStore final : public EventStore {
         .status();
   }
 
-  absl::StatusOr<AppendResult> Append(absl::string_view stream_id, ExpectedVersion expected,
-                                      std::vector<NewEvent> events) override {
-    RETURN_IF_ERROR(ValidateAppend(limits_, stream_id, events));
+  void AppendAsync(absl::string_view stream_id, ExpectedVersion expected,
+                   std::vector<NewEvent> events, AppendDone done) override {
+    if (absl::Status valid = ValidateAppend(limits_, stream_id, events); !valid.ok()) {
+      done(valid);
+      return;
+    }
     if (expected.kind == ExpectedVersion::Kind::kExact && expected.version >= kMaxSql) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("expected_version.exact: ", expected.version, " is out of range"));
+      done(absl::InvalidArgumentError(
+          absl::StrCat("expected_version.exact: ", expected.version, " is out of range")));
+      return;
     }
     AppendInput append{std::string(stream_id), expected, std::move(events), 0};
     for (const NewEvent& e : append.events) append.bytes += e.data.size() + e.metadata.size();
-    return committer_.Commit(append);
+    committer_.Submit(std::move(append), std::move(done));
   }
 
   absl::StatusOr<std::vector<RecordedEvent>> ReadStream(const ReadStreamQuery& query) override {
@@ -520,6 +525,19 @@ class PgEventStore final : public EventStore {
 };
 
 }  // namespace
+
+absl::StatusOr<AppendResult> EventStore::Append(absl::string_view stream_id,
+                                                ExpectedVersion expected,
+                                                std::vector<NewEvent> events) {
+  absl::Notification finished;
+  absl::StatusOr<AppendResult> result;
+  AppendAsync(stream_id, expected, std::move(events), [&](absl::StatusOr<AppendResult> r) {
+    result = std::move(r);
+    finished.Notify();
+  });
+  finished.WaitForNotification();
+  return result;
+}
 
 absl::StatusOr<std::unique_ptr<EventStore>> EventStore::Open(const StoreOptions& options) {
   auto store = std::make_unique<PgEventStore>(options);

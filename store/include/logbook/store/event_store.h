@@ -1,6 +1,7 @@
 // The event store: appends and reads events in PostgreSQL.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -71,10 +72,17 @@ class EventStore {
   virtual ~EventStore() = default;
 
   // Appends `events` to `stream_id`, all or nothing. Event ids that are empty
-  // are generated; result.event_ids holds them all.
-  virtual absl::StatusOr<AppendResult> Append(absl::string_view stream_id,
-                                              ExpectedVersion expected,
-                                              std::vector<NewEvent> events) = 0;
+  // are generated; result.event_ids holds them all. Blocks until the append
+  // is durable or failed.
+  absl::StatusOr<AppendResult> Append(absl::string_view stream_id, ExpectedVersion expected,
+                                      std::vector<NewEvent> events);
+
+  // Append without blocking: returns at once and calls `done` exactly once,
+  // on this thread when the input is invalid, otherwise on a thread of the
+  // store's once the append is durable or failed. `done` must not block.
+  using AppendDone = std::function<void(absl::StatusOr<AppendResult>)>;
+  virtual void AppendAsync(absl::string_view stream_id, ExpectedVersion expected,
+                           std::vector<NewEvent> events, AppendDone done) = 0;
 
   // Reads up to max_count events of one stream.
   virtual absl::StatusOr<std::vector<RecordedEvent>> ReadStream(const ReadStreamQuery& query) = 0;
