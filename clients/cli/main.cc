@@ -1,10 +1,18 @@
 // logbook: the command-line client. Talks to logbookd over gRPC; `migrate`
 // talks to PostgreSQL directly.
 //
-// Exit codes (stable, for scripts): 0 ok, 1 unexpected error, 2 usage,
-// 3 not found, 4 conflict (wrong expected version, event id reused),
-// 5 input rejected (invalid or too large), 6 server or database unavailable,
-// 7 failed precondition (e.g. an edited or missing migration).
+// Exit codes (stable, for scripts):
+//   0  ok
+//   1  unexpected error
+//   2  usage
+//   3  not found
+//   4  conflict (wrong expected version, event id reused)
+//   5  input rejected (invalid or too large)
+//   6  server or database unavailable
+//   7  failed precondition (e.g. an edited or missing migration, a tombstoned
+//      stream, a snapshot beyond the stream's head, an event already redacted)
+//   8  verification found tampering (`verify` printed the first broken event)
+//   9  not allowed (admin call without the right admin token)
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
@@ -15,6 +23,7 @@
 #include <sstream>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -30,7 +39,7 @@ namespace v1 = logbook::v1;
 using nlohmann::json;
 
 enum Exit { kOk = 0, kError = 1, kUsage = 2, kNotFound = 3, kConflict = 4, kRejected = 5,
-            kUnavailable = 6, kPrecondition = 7 };
+            kUnavailable = 6, kPrecondition = 7, kTampered = 8, kNotAllowed = 9 };
 
 int ExitFor(int code) {
   switch (code) {
@@ -44,6 +53,8 @@ int ExitFor(int code) {
     case grpc::StatusCode::UNAVAILABLE:
     case grpc::StatusCode::DEADLINE_EXCEEDED: return kUnavailable;
     case grpc::StatusCode::FAILED_PRECONDITION: return kPrecondition;
+    case grpc::StatusCode::UNAUTHENTICATED:
+    case grpc::StatusCode::PERMISSION_DENIED: return kNotAllowed;
     default: return kError;
   }
 }
@@ -69,6 +80,29 @@ std::string Rfc3339(const google::protobuf::Timestamp& t) {
                           absl::UTCTimeZone());
 }
 
+// RFC 3339 (e.g. 2026-11-17T14:00:00Z) -> Timestamp; false when malformed.
+bool ParseRfc3339(const std::string& text, google::protobuf::Timestamp* out) {
+  absl::Time time;
+  std::string error;
+  if (!absl::ParseTime(absl::RFC3339_full, text, &time, &error)) return false;
+  const int64_t seconds = absl::ToUnixSeconds(time);
+  out->set_seconds(seconds);
+  out->set_nanos(static_cast<int32_t>((time - absl::FromUnixSeconds(seconds)) /
+                                      absl::Nanoseconds(1)));
+  return true;
+}
+
+std::string Hex(const std::string& bytes) { return absl::BytesToHexString(bytes); }
+
+std::string StateName(v1::StreamState state) {
+  switch (state) {
+    case v1::ACTIVE: return "active";
+    case v1::SOFT_DELETED: return "soft_deleted";
+    case v1::TOMBSTONED: return "tombstoned";
+  }
+  return absl::StrCat("state ", static_cast<int>(state));
+}
+
 bool IsJson(const std::string& content_type, const std::string& bytes, json* out) {
   if (!logbook::store::IsJsonContentType(content_type)) return false;
   *out = json::parse(bytes, nullptr, /*allow_exceptions=*/false);
@@ -91,6 +125,7 @@ std::string PayloadText(const std::string& content_type, const std::string& byte
   return absl::StrCat("<", bytes.size(), " bytes>");
 }
 
+// A redacted event has "data": null and "redaction_reason".
 json EventJson(const v1::RecordedEvent& e) {
   json j = {{"global_position", e.global_position()}, {"stream_id", e.stream_id()},
             {"stream_version", e.stream_version()},   {"event_id", e.event_id()},
@@ -99,6 +134,11 @@ json EventJson(const v1::RecordedEvent& e) {
   if (!e.metadata().empty()) j["metadata"] = PayloadJson(e.content_type(), e.metadata());
   if (!e.correlation_id().empty()) j["correlation_id"] = e.correlation_id();
   if (!e.causation_id().empty()) j["causation_id"] = e.causation_id();
+  if (e.has_schema_version()) j["schema_version"] = e.schema_version();
+  if (e.has_redaction_reason()) {
+    j["data"] = nullptr;
+    j["redaction_reason"] = e.redaction_reason();
+  }
   return j;
 }
 
@@ -128,8 +168,12 @@ void PrintEvent(const v1::RecordedEvent& e, bool as_json) {
     std::cout << EventJson(e).dump() << std::endl;
   } else {
     std::cout << e.global_position() << "  " << e.stream_id() << "@" << e.stream_version()
-              << "  " << e.type() << "  " << Rfc3339(e.recorded_at()) << "  "
-              << PayloadText(e.content_type(), e.data()) << std::endl;
+              << "  " << e.type();
+    if (e.has_schema_version()) std::cout << " (schema " << e.schema_version() << ")";
+    std::cout << "  " << Rfc3339(e.recorded_at()) << "  "
+              << (e.has_redaction_reason() ? absl::StrCat("<redacted: ", e.redaction_reason(), ">")
+                                           : PayloadText(e.content_type(), e.data()))
+              << std::endl;
   }
 }
 
@@ -152,9 +196,48 @@ int Follow(const Connection& conn, v1::SubscribeRequest request, uint64_t count,
   return status.ok() ? kOk : Fail(status);
 }
 
+// Bytes from --data, --data-file, or stdin when it is not a terminal; a
+// usage error otherwise. `what` names the command in messages.
+absl::StatusOr<std::string> ReadInput(const std::string& what, CLI::App& cmd,
+                                      const std::string& data, const std::string& data_file) {
+  if (cmd.count("--data") + cmd.count("--data-file") > 1) {
+    return absl::InvalidArgumentError(what + ": give either --data or --data-file, not both");
+  }
+  std::stringstream bytes;
+  if (cmd.count("--data")) return data;
+  if (cmd.count("--data-file")) {
+    std::ifstream in(data_file, std::ios::binary);
+    if (!in) return absl::InvalidArgumentError(what + ": cannot read --data-file " + data_file);
+    bytes << in.rdbuf();
+  } else if (!isatty(STDIN_FILENO)) {
+    bytes << std::cin.rdbuf();
+  } else {
+    return absl::InvalidArgumentError(what + ": give the data with --data, --data-file or on stdin");
+  }
+  return bytes.str();
+}
+
+// any, none, exists or a version number; false when it is none of them.
+bool ParseExpect(const std::string& text, v1::ExpectedVersion* out) {
+  uint64_t exact = 0;
+  if (text == "any") {
+    out->mutable_any();
+  } else if (text == "none") {
+    out->mutable_no_stream();
+  } else if (text == "exists") {
+    out->mutable_stream_exists();
+  } else if (absl::SimpleAtoi(text, &exact)) {
+    out->set_exact(exact);
+  } else {
+    return false;
+  }
+  return true;
+}
+
 struct AppendArgs {
   std::string stream, type, data, data_file, metadata, content_type, expect = "any", event_id;
   std::string correlation_id, causation_id;
+  uint32_t schema_version = 0;
   bool json = false;
 };
 
@@ -168,36 +251,11 @@ int RunAppend(const Connection& conn, const AppendArgs& a, CLI::App& cmd) {
   event->set_correlation_id(a.correlation_id);
   event->set_causation_id(a.causation_id);
   event->set_metadata(a.metadata);
-  if (cmd.count("--data") + cmd.count("--data-file") > 1) {
-    return Usage("append: give either --data or --data-file, not both");
-  }
-  if (cmd.count("--data")) {
-    event->set_data(a.data);
-  } else if (cmd.count("--data-file")) {
-    std::ifstream in(a.data_file, std::ios::binary);
-    if (!in) return Usage(absl::StrCat("append: cannot read --data-file ", a.data_file));
-    std::stringstream bytes;
-    bytes << in.rdbuf();
-    event->set_data(bytes.str());
-  } else if (!isatty(STDIN_FILENO)) {
-    std::stringstream bytes;
-    bytes << std::cin.rdbuf();
-    event->set_data(bytes.str());
-  } else {
-    return Usage("append: give the event data with --data, --data-file or on stdin");
-  }
-
-  v1::ExpectedVersion* expected = request.mutable_expected_version();
-  uint64_t exact = 0;
-  if (a.expect == "any") {
-    expected->mutable_any();
-  } else if (a.expect == "none") {
-    expected->mutable_no_stream();
-  } else if (a.expect == "exists") {
-    expected->mutable_stream_exists();
-  } else if (absl::SimpleAtoi(a.expect, &exact)) {
-    expected->set_exact(exact);
-  } else {
+  if (cmd.count("--schema-version")) event->set_schema_version(a.schema_version);
+  absl::StatusOr<std::string> data = ReadInput("append", cmd, a.data, a.data_file);
+  if (!data.ok()) return Usage(std::string(data.status().message()));
+  event->set_data(*std::move(data));
+  if (!ParseExpect(a.expect, request.mutable_expected_version())) {
     return Usage("append: --expect takes any, none, exists or a version number");
   }
 
@@ -214,7 +272,9 @@ int RunAppend(const Connection& conn, const AppendArgs& a, CLI::App& cmd) {
                       {"first_position", response.first_position()},
                       {"last_position", response.last_position()},
                       {"event_ids", response.event_ids()},
-                      {"committed_at", Rfc3339(response.committed_at())}}
+                      {"committed_at", Rfc3339(response.committed_at())},
+                      {"head_hash", Hex(response.head_hash())},
+                      {"events_since_snapshot", response.events_since_snapshot()}}
                      .dump()
               << "\n";
   } else {
@@ -226,15 +286,23 @@ int RunAppend(const Connection& conn, const AppendArgs& a, CLI::App& cmd) {
 }
 
 struct ReadArgs {
-  std::string target, category, prefix;
+  std::string target, category, prefix, as_of;
   std::vector<std::string> types;
-  uint64_t from = 0;
+  uint64_t from = 0, until = 0;
   uint64_t limit = 100;
   bool backward = false, json = false, follow = false;
 };
 
 int RunRead(const Connection& conn, const ReadArgs& a, CLI::App& cmd) {
   if (a.follow && a.backward) return Usage("read: --follow reads forward");
+  if (a.follow && cmd.count("--until") + cmd.count("--as-of") > 0) {
+    return Usage("read: --follow goes on live; it does not combine with --until or --as-of");
+  }
+  google::protobuf::Timestamp as_of;
+  if (cmd.count("--as-of") && !ParseRfc3339(a.as_of, &as_of)) {
+    return Usage("read: --as-of takes an RFC 3339 time, e.g. 2026-11-17T14:00:00Z, not '" +
+                 a.as_of + "'");
+  }
   auto stub = conn.Stub();
   grpc::ClientContext ctx;
   conn.Prepare(ctx);
@@ -248,6 +316,8 @@ int RunRead(const Connection& conn, const ReadArgs& a, CLI::App& cmd) {
     request.mutable_filter()->set_category(a.category);
     request.mutable_filter()->set_stream_prefix(a.prefix);
     for (const auto& t : a.types) request.mutable_filter()->add_event_types(t);
+    if (cmd.count("--until")) request.set_until_position(a.until);
+    if (cmd.count("--as-of")) *request.mutable_until_time() = as_of;
     reader = stub->ReadAll(&ctx, request);
   } else {
     if (cmd.count("--category") + cmd.count("--prefix") + cmd.count("--type") > 0) {
@@ -258,6 +328,8 @@ int RunRead(const Connection& conn, const ReadArgs& a, CLI::App& cmd) {
     if (cmd.count("--from")) request.set_from_version(a.from);
     request.set_direction(direction);
     request.set_max_count(a.limit);
+    if (cmd.count("--until")) request.set_until_version(a.until);
+    if (cmd.count("--as-of")) *request.mutable_until_time() = as_of;
     reader = stub->ReadStream(&ctx, request);
   }
   v1::ReadResponse response;
@@ -310,13 +382,18 @@ int RunStream(const Connection& conn, const std::string& stream, bool as_json) {
     std::cout << json{{"stream_id", info.stream_id()},
                       {"version", info.version()},
                       {"last_position", info.last_position()},
-                      {"created_at", Rfc3339(info.created_at())}}
+                      {"created_at", Rfc3339(info.created_at())},
+                      {"state", StateName(info.state())},
+                      {"first_version", info.first_version()},
+                      {"head_hash", Hex(info.head_hash())}}
                      .dump()
               << "\n";
   } else {
     std::cout << "stream         " << info.stream_id() << "\nversion        " << info.version()
               << "\nlast position  " << info.last_position() << "\ncreated at     "
-              << Rfc3339(info.created_at()) << "\n";
+              << Rfc3339(info.created_at()) << "\nstate          " << StateName(info.state())
+              << "\nfirst version  " << info.first_version() << "\nhead hash      "
+              << Hex(info.head_hash()) << "\n";
   }
   return kOk;
 }
@@ -359,6 +436,176 @@ int RunSubscribe(const Connection& conn, const SubscribeArgs& a, CLI::App& cmd) 
     }
   }
   return Follow(conn, request, a.count, a.json);
+}
+
+// Shows verification progress on stderr: a bar redrawn in place on a
+// terminal, else a line at every further 10% of a long run.
+class ProgressReporter {
+ public:
+  explicit ProgressReporter(std::string what) : what_(std::move(what)), tty_(isatty(STDERR_FILENO)) {}
+  ~ProgressReporter() {
+    if (drawn_) std::cerr << "\r\033[K" << std::flush;  // Clear the bar.
+  }
+
+  void Update(const v1::VerifyProgress& p) {
+    const uint64_t total = std::max<uint64_t>(p.events_total(), p.events_checked());
+    const int percent = total == 0 ? 100 : static_cast<int>(p.events_checked() * 100 / total);
+    if (tty_) {
+      constexpr int kWidth = 30;
+      const int filled = percent * kWidth / 100;
+      std::cerr << "\rverifying " << what_ << "  [" << std::string(filled, '#')
+                << std::string(kWidth - filled, '.') << "] " << percent << "%  "
+                << p.events_checked() << "/" << total << " events" << std::flush;
+      drawn_ = true;
+    } else if (percent / 10 > decile_ && p.events_checked() < total) {
+      decile_ = percent / 10;
+      std::cerr << "verifying " << what_ << ": " << percent << "% (" << p.events_checked()
+                << "/" << total << " events)" << std::endl;
+    }
+  }
+
+ private:
+  const std::string what_;
+  const bool tty_;
+  bool drawn_ = false;
+  int decile_ = 0;
+};
+
+int RunVerify(const Connection& conn, const std::string& stream, bool all, bool as_json) {
+  if (all == !stream.empty()) return Usage("verify: give a stream id or --all, exactly one");
+  v1::VerifyRequest request;
+  if (all) {
+    request.mutable_all();
+  } else {
+    request.set_stream_id(stream);
+  }
+  absl::StatusOr<v1::VerifyResult> result;
+  {
+    ProgressReporter progress(all ? "the whole log" : stream);
+    result = conn.Client().Verify(request,
+                                  [&](const v1::VerifyProgress& p) { progress.Update(p); });
+  }
+  if (!result.ok()) return Fail(result.status());
+  const v1::BrokenEvent& broken = result->first_broken();
+  if (as_json) {
+    json j = {{"ok", result->ok()},
+              {"events_checked", result->events_checked()},
+              {"streams_checked", result->streams_checked()}};
+    if (result->has_head_hash()) j["head_hash"] = Hex(result->head_hash());
+    if (result->has_first_broken()) {
+      j["first_broken"] = {{"stream_id", broken.stream_id()},
+                           {"stream_version", broken.stream_version()},
+                           {"global_position", broken.global_position()},
+                           {"reason", v1::BreakReason_Name(broken.reason())},
+                           {"detail", broken.detail()}};
+    }
+    std::cout << j.dump() << "\n";
+  } else if (result->ok()) {
+    std::cout << "ok: " << result->events_checked() << " events";
+    if (all) {
+      std::cout << " in " << result->streams_checked()
+                << (result->streams_checked() == 1 ? " stream" : " streams");
+    }
+    if (result->has_head_hash()) std::cout << ", head " << Hex(result->head_hash());
+    std::cout << "\n";
+  } else {
+    std::cout << "BROKEN at " << broken.stream_id() << "@" << broken.stream_version()
+              << " (position " << broken.global_position()
+              << "): " << v1::BreakReason_Name(broken.reason()) << ": " << broken.detail()
+              << "\n";
+  }
+  return result->ok() ? kOk : kTampered;
+}
+
+struct DeleteArgs {
+  std::string stream, expect = "any";
+  bool tombstone = false, json = false;
+};
+
+int RunDelete(const Connection& conn, const DeleteArgs& a) {
+  v1::ExpectedVersion expected;
+  if (!ParseExpect(a.expect, &expected)) {
+    return Usage("delete: --expect takes any, exists or a version number");
+  }
+  auto deleted = conn.Client().DeleteStream(a.stream, expected, a.tombstone);
+  if (!deleted.ok()) return Fail(deleted.status());
+  if (a.json) {
+    std::cout << json{{"stream_id", a.stream},
+                      {"tombstone", a.tombstone},
+                      {"deleted_version", deleted->deleted_version()},
+                      {"audit_position", deleted->audit_position()}}
+                     .dump()
+              << "\n";
+  } else {
+    std::cout << (a.tombstone ? "tombstoned " : "deleted ") << a.stream << " at version "
+              << deleted->deleted_version() << " (audit position " << deleted->audit_position()
+              << ")\n";
+  }
+  return kOk;
+}
+
+struct RedactArgs {
+  std::string stream, reason, admin_token;
+  uint64_t version = 0;
+};
+
+int RunRedact(const Connection& conn, const RedactArgs& a) {
+  if (a.admin_token.empty()) {
+    return Usage("redact: give the admin token with --admin-token or LOGBOOK_ADMIN_TOKEN");
+  }
+  auto redacted = conn.Client().RedactEvent(a.stream, a.version, a.reason, a.admin_token);
+  if (!redacted.ok()) return Fail(redacted.status());
+  std::cout << "redacted " << a.stream << "@" << a.version << " (position "
+            << redacted->global_position() << ", audit position " << redacted->audit_position()
+            << ")\n";
+  return kOk;
+}
+
+struct SnapshotArgs {
+  std::string stream, data, data_file, output;
+  uint64_t version = 0, max_version = 0;
+  uint32_t schema = 0;
+  bool json = false;
+};
+
+int RunSnapshotSave(const Connection& conn, const SnapshotArgs& a, CLI::App& cmd) {
+  absl::StatusOr<std::string> state = ReadInput("snapshot save", cmd, a.data, a.data_file);
+  if (!state.ok()) return Usage(std::string(state.status().message()));
+  auto saved = conn.Client().SaveSnapshot(a.stream, a.version, a.schema, *std::move(state));
+  if (!saved.ok()) return Fail(saved.status());
+  std::cout << "saved a snapshot of " << a.stream << " at version " << a.version << " (schema "
+            << a.schema << ")\n";
+  return kOk;
+}
+
+int RunSnapshotLoad(const Connection& conn, const SnapshotArgs& a, CLI::App& cmd) {
+  v1::LoadSnapshotRequest request;
+  request.set_stream_id(a.stream);
+  if (cmd.count("--max-version")) request.set_max_version(a.max_version);
+  if (cmd.count("--schema")) request.set_schema_version(a.schema);
+  auto snapshot = conn.Client().LoadSnapshot(request);
+  if (!snapshot.ok()) return Fail(snapshot.status());
+  if (!a.output.empty()) {
+    std::ofstream out(a.output, std::ios::binary | std::ios::trunc);
+    out << snapshot->state();
+    if (!out.flush()) return Fail(absl::UnknownError("snapshot load: cannot write " + a.output));
+  }
+  // The state as JSON when it is JSON, else like event data.
+  const std::string json_type = logbook::store::kJsonContentType;
+  if (a.json) {
+    std::cout << json{{"stream_id", snapshot->stream_id()},
+                      {"stream_version", snapshot->stream_version()},
+                      {"schema_version", snapshot->schema_version()},
+                      {"created_at", Rfc3339(snapshot->created_at())},
+                      {"state", PayloadJson(json_type, snapshot->state())}}
+                     .dump()
+              << "\n";
+  } else {
+    std::cout << snapshot->stream_id() << "@" << snapshot->stream_version() << "  schema "
+              << snapshot->schema_version() << "  " << Rfc3339(snapshot->created_at()) << "  "
+              << PayloadText(json_type, snapshot->state()) << "\n";
+  }
+  return kOk;
 }
 
 struct MigrateArgs {
@@ -443,7 +690,12 @@ int main(int argc, char** argv) {
   append_cmd->add_option("--event-id", append.event_id, "Event UUID (default: generated)");
   append_cmd->add_option("--correlation-id", append.correlation_id, "Correlation id");
   append_cmd->add_option("--causation-id", append.causation_id, "Causation id");
-  append_cmd->add_flag("--json", append.json, "Print the result as JSON");
+  append_cmd->add_option("--schema-version", append.schema_version,
+                         "Version of the event's schema, stored and returned on reads "
+                         "(default: none)");
+  append_cmd->add_flag("--json", append.json,
+                       "Print the result as JSON (with the stream's head hash and the events "
+                       "since its newest snapshot)");
   append_cmd->footer("Data comes from --data, --data-file, or stdin when it is not a terminal.");
 
   ReadArgs read;
@@ -457,7 +709,14 @@ int main(int argc, char** argv) {
   read_cmd->add_option("--category", read.category, "$all only: events of this category");
   read_cmd->add_option("--prefix", read.prefix, "$all only: stream ids with this prefix");
   read_cmd->add_option("--type", read.types, "$all only: events of this type (repeatable)");
+  read_cmd->add_option("--until", read.until,
+                       "Time travel: only events at or below this stream version (global "
+                       "position for $all)");
+  read_cmd->add_option("--as-of", read.as_of,
+                       "Time travel: only events recorded at or before this RFC 3339 time, "
+                       "e.g. 2026-11-17T14:00:00Z");
   read_cmd->add_flag("--json", read.json, "One JSON object per line");
+  read_cmd->footer("Redacted events show <redacted: REASON> instead of their data.");
   read_cmd->add_flag("--follow", read.follow,
                      "After the range, keep printing new events as they are appended");
 
@@ -477,9 +736,69 @@ int main(int argc, char** argv) {
 
   std::string stream_id;
   bool stream_json = false;
-  CLI::App* stream_cmd = app.add_subcommand("stream", "Show a stream's version and position");
+  CLI::App* stream_cmd = app.add_subcommand(
+      "stream", "Show a stream's version, last position, state, first version and head hash");
   stream_cmd->add_option("stream", stream_id, "Stream id")->required();
   stream_cmd->add_flag("--json", stream_json, "Print as JSON");
+
+  std::string verify_stream;
+  bool verify_all = false, verify_json = false;
+  CLI::App* verify_cmd = app.add_subcommand(
+      "verify", "Check the receipts (hash chain) of a stream or of the whole log");
+  verify_cmd->add_option("stream", verify_stream, "Stream id (omit with --all)");
+  verify_cmd->add_flag("--all", verify_all, "Verify every stream and the global log");
+  verify_cmd->add_flag("--json", verify_json, "Print the result as JSON");
+  verify_cmd->footer(
+      "Prints 'ok: N events, head HEX' (--all: 'ok: N events in M streams') and exits 0, or "
+      "'BROKEN at STREAM@VERSION (position P): REASON: DETAIL' naming the first broken event "
+      "and exits 8. Progress goes to stderr: a bar on a terminal, else a line per 10% of a "
+      "long run.");
+
+  DeleteArgs del;
+  CLI::App* delete_cmd = app.add_subcommand(
+      "delete", "Delete a stream: soft (written again, it continues) or a tombstone (for good)");
+  delete_cmd->add_option("stream", del.stream, "Stream id")->required();
+  delete_cmd->add_flag("--tombstone", del.tombstone,
+                       "Delete for good: the stream can never be written again");
+  delete_cmd->add_option("--expect", del.expect,
+                         "Expected stream version: any, exists or a number");
+  delete_cmd->add_flag("--json", del.json, "Print the result as JSON");
+  delete_cmd->footer("The events stay in '$all'; the deletion is recorded in '$audit'.");
+
+  RedactArgs redact;
+  CLI::App* redact_cmd = app.add_subcommand(
+      "redact", "Admin: empty an event's data and metadata, keeping its receipt valid");
+  redact_cmd->add_option("stream", redact.stream, "Stream id")->required();
+  redact_cmd->add_option("version", redact.version, "Stream version of the event")->required();
+  redact_cmd->add_option("--reason", redact.reason, "Why (1-1024 bytes); stored and audited")
+      ->required();
+  redact_cmd->add_option("--admin-token", redact.admin_token, "logbookd's admin token")
+      ->envname("LOGBOOK_ADMIN_TOKEN");
+  redact_cmd->footer("The redaction is recorded as an EventRedacted event in '$audit'.");
+
+  SnapshotArgs snap;
+  CLI::App* snapshot_cmd = app.add_subcommand("snapshot", "Save or load a stream's snapshot");
+  snapshot_cmd->require_subcommand(1);
+  CLI::App* snap_save_cmd = snapshot_cmd->add_subcommand(
+      "save", "Store a state of a stream as of a version");
+  snap_save_cmd->add_option("stream", snap.stream, "Stream id")->required();
+  snap_save_cmd->add_option("version", snap.version,
+                            "Version of the stream's last event the state includes")
+      ->required();
+  snap_save_cmd->add_option("--schema", snap.schema, "Version of the state's format")
+      ->required();
+  snap_save_cmd->add_option("--data", snap.data, "The state bytes");
+  snap_save_cmd->add_option("--data-file", snap.data_file, "Read the state from a file");
+  snap_save_cmd->footer("The state comes from --data, --data-file, or stdin when it is not "
+                        "a terminal.");
+  CLI::App* snap_load_cmd = snapshot_cmd->add_subcommand(
+      "load", "Print the newest snapshot of a stream at or below a version");
+  snap_load_cmd->add_option("stream", snap.stream, "Stream id")->required();
+  snap_load_cmd->add_option("--max-version", snap.max_version,
+                            "Newest at or below this version (default: any)");
+  snap_load_cmd->add_option("--schema", snap.schema, "Only of this schema version (default: any)");
+  snap_load_cmd->add_option("--output", snap.output, "Also write the state bytes to this file");
+  snap_load_cmd->add_flag("--json", snap.json, "Print as JSON");
 
   MigrateArgs migrate;
   std::string migrate_action;
@@ -507,6 +826,11 @@ int main(int argc, char** argv) {
   if (read_cmd->parsed()) return RunRead(conn, read, *read_cmd);
   if (stream_cmd->parsed()) return RunStream(conn, stream_id, stream_json);
   if (sub_cmd->parsed()) return RunSubscribe(conn, sub, *sub_cmd);
+  if (verify_cmd->parsed()) return RunVerify(conn, verify_stream, verify_all, verify_json);
+  if (delete_cmd->parsed()) return RunDelete(conn, del);
+  if (redact_cmd->parsed()) return RunRedact(conn, redact);
+  if (snap_save_cmd->parsed()) return RunSnapshotSave(conn, snap, *snap_save_cmd);
+  if (snap_load_cmd->parsed()) return RunSnapshotLoad(conn, snap, *snap_load_cmd);
   if (migrate_cmd->parsed()) return RunMigrate(migrate_action, migrate);
   return kUsage;
 }

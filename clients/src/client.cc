@@ -4,6 +4,7 @@
 #include <uuid/uuid.h>
 
 #include <atomic>
+#include <iterator>
 #include <thread>
 
 #include "absl/synchronization/mutex.h"
@@ -37,6 +38,16 @@ absl::StatusOr<std::vector<v1::RecordedEvent>> ReadAllOf(
   return events;
 }
 
+// Events per message a subscription asks for when its caller did not say.
+constexpr uint32_t kDefaultEventsPerMessage = 500;
+
+v1::SubscribeRequest WithDefaultBatches(v1::SubscribeRequest request) {
+  if (!request.has_max_events_per_message()) {
+    request.set_max_events_per_message(kDefaultEventsPerMessage);
+  }
+  return request;
+}
+
 class ResumingSubscription final : public Subscription {
  public:
   ResumingSubscription(v1::EventStore::Stub& stub, const ClientOptions& options,
@@ -44,7 +55,8 @@ class ResumingSubscription final : public Subscription {
                        std::function<bool(const v1::SubscribeResponse&)> handler)
       : stub_(stub),
         options_(options),
-        request_(std::move(request)),
+        unpack_(!request.has_max_events_per_message()),
+        request_(WithDefaultBatches(std::move(request))),
         handler_(std::move(handler)),
         thread_([this] { Run(); }) {}
 
@@ -66,9 +78,46 @@ class ResumingSubscription final : public Subscription {
   }
 
  private:
+  // Hands `response` to the handler (one message per event when unpacking
+  // batches) and moves the resume point past what it was given. False when
+  // the handler asked to stop.
+  bool Deliver(v1::SubscribeResponse& response, v1::SubscribeResponse& single) {
+    uint64_t position = 0;
+    switch (response.content_case()) {
+      case v1::SubscribeResponse::kEvent:
+        position = response.event().global_position();
+        break;
+      case v1::SubscribeResponse::kEvents:
+        if (unpack_) {
+          for (v1::RecordedEvent& e : *response.mutable_events()->mutable_events()) {
+            single.mutable_event()->Swap(&e);
+            if (!handler_(single)) return false;
+            request_.set_after_position(single.event().global_position());
+          }
+          return true;
+        }
+        if (response.events().events_size() > 0) {
+          position = response.events().events().rbegin()->global_position();
+        }
+        break;
+      case v1::SubscribeResponse::kCheckpoint:
+        position = response.checkpoint().global_position();
+        break;
+      case v1::SubscribeResponse::kCaughtUp:
+        position = response.caught_up().global_position();
+        break;
+      default:
+        break;
+    }
+    if (!handler_(response)) return false;
+    if (position > 0) request_.set_after_position(position);  // Resume after it.
+    return true;
+  }
+
   void Run() {
     absl::Duration backoff = options_.initial_backoff;
     absl::Status result;
+    v1::SubscribeResponse single;  // One unpacked event at a time.
     for (;;) {
       grpc::ClientContext ctx;
       // A subscription outlives outages: wait for the server to be reachable
@@ -87,26 +136,11 @@ class ResumingSubscription final : public Subscription {
       bool handler_done = false;
       while (reader->Read(&response)) {
         backoff = options_.initial_backoff;  // Delivering again: reset.
-        uint64_t position = 0;
-        switch (response.content_case()) {
-          case v1::SubscribeResponse::kEvent:
-            position = response.event().global_position();
-            break;
-          case v1::SubscribeResponse::kCheckpoint:
-            position = response.checkpoint().global_position();
-            break;
-          case v1::SubscribeResponse::kCaughtUp:
-            position = response.caught_up().global_position();
-            break;
-          default:
-            break;
-        }
-        if (!handler_(response)) {
+        if (!Deliver(response, single)) {
           handler_done = true;
           ctx.TryCancel();
           break;
         }
-        if (position > 0) request_.set_after_position(position);  // Resume after it.
       }
       grpc::Status status = reader->Finish();
       {
@@ -134,6 +168,7 @@ class ResumingSubscription final : public Subscription {
 
   v1::EventStore::Stub& stub_;
   const ClientOptions options_;
+  const bool unpack_;  // The caller left max_events_per_message unset: one event per call.
   v1::SubscribeRequest request_;
   std::function<bool(const v1::SubscribeResponse&)> handler_;
   absl::Mutex mu_;
@@ -235,6 +270,143 @@ std::unique_ptr<Subscription> Client::Subscribe(
     v1::SubscribeRequest request, std::function<bool(const v1::SubscribeResponse&)> handler) {
   return std::make_unique<ResumingSubscription>(*stub_, options_, std::move(request),
                                                 std::move(handler));
+}
+
+namespace {
+
+// Events per ReadStream call of Load.
+constexpr uint64_t kLoadPage = 1000;
+
+void SetTimestamp(absl::Time time, google::protobuf::Timestamp& out) {
+  const int64_t seconds = absl::ToUnixSeconds(time);  // Rounds down.
+  out.set_seconds(seconds);
+  out.set_nanos(static_cast<int32_t>((time - absl::FromUnixSeconds(seconds)) /
+                                     absl::Nanoseconds(1)));
+}
+
+}  // namespace
+
+absl::StatusOr<Loaded> Client::Load(const std::string& stream, const LoadOptions& options) {
+  std::optional<uint64_t> point = options.until_version;
+  if (options.until_time) {
+    v1::ReadStreamRequest newest;
+    newest.set_stream_id(stream);
+    newest.set_direction(v1::BACKWARD);
+    newest.set_max_count(1);
+    if (point) newest.set_until_version(*point);
+    SetTimestamp(*options.until_time, *newest.mutable_until_time());
+    absl::StatusOr<std::vector<v1::RecordedEvent>> last = ReadStream(newest);
+    if (!last.ok()) return last.status();
+    if (last->empty()) {
+      return absl::NotFoundError("stream '" + stream + "' has no events recorded at or before " +
+                                 absl::FormatTime(absl::RFC3339_full, *options.until_time,
+                                                  absl::UTCTimeZone()));
+    }
+    point = last->front().stream_version();
+  }
+
+  Loaded loaded;
+  v1::LoadSnapshotRequest snapshot_request;
+  snapshot_request.set_stream_id(stream);
+  if (point) snapshot_request.set_max_version(*point);
+  if (options.schema_version) snapshot_request.set_schema_version(*options.schema_version);
+  absl::StatusOr<v1::Snapshot> snapshot = LoadSnapshot(snapshot_request);
+  if (snapshot.ok()) {
+    loaded.snapshot = *std::move(snapshot);
+  } else if (snapshot.status().code() != absl::StatusCode::kNotFound) {
+    return snapshot.status();
+  }
+
+  v1::ReadStreamRequest read;
+  read.set_stream_id(stream);
+  if (loaded.snapshot) read.set_from_version(loaded.snapshot->stream_version() + 1);
+  if (point) read.set_until_version(*point);
+  read.set_max_count(kLoadPage);
+  for (;;) {
+    absl::StatusOr<std::vector<v1::RecordedEvent>> page = ReadStream(read);
+    if (!page.ok()) return page.status();
+    const bool last_page = page->size() < kLoadPage;
+    if (!page->empty()) read.set_from_version(page->back().stream_version() + 1);
+    loaded.events.insert(loaded.events.end(), std::make_move_iterator(page->begin()),
+                         std::make_move_iterator(page->end()));
+    if (last_page) break;
+  }
+  return loaded;
+}
+
+absl::StatusOr<v1::DeleteStreamResponse> Client::DeleteStream(const std::string& stream,
+                                                              const v1::ExpectedVersion& expected,
+                                                              bool tombstone) {
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, options_.call_timeout);
+  v1::DeleteStreamRequest request;
+  request.set_stream_id(stream);
+  *request.mutable_expected_version() = expected;
+  request.set_tombstone(tombstone);
+  v1::DeleteStreamResponse response;
+  grpc::Status status = stub_->DeleteStream(&ctx, request, &response);
+  if (!status.ok()) return FromGrpc(status);
+  return response;
+}
+
+absl::StatusOr<v1::RedactEventResponse> Client::RedactEvent(const std::string& stream,
+                                                            uint64_t version,
+                                                            const std::string& reason,
+                                                            const std::string& admin_token) {
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, options_.call_timeout);
+  ctx.AddMetadata("authorization", "Bearer " + admin_token);
+  v1::RedactEventRequest request;
+  request.set_stream_id(stream);
+  request.set_stream_version(version);
+  request.set_reason(reason);
+  v1::RedactEventResponse response;
+  grpc::Status status = stub_->RedactEvent(&ctx, request, &response);
+  if (!status.ok()) return FromGrpc(status);
+  return response;
+}
+
+absl::StatusOr<v1::SaveSnapshotResponse> Client::SaveSnapshot(const std::string& stream,
+                                                              uint64_t version,
+                                                              uint32_t schema_version,
+                                                              std::string state) {
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, options_.call_timeout);
+  v1::SaveSnapshotRequest request;
+  request.set_stream_id(stream);
+  request.set_stream_version(version);
+  request.set_schema_version(schema_version);
+  request.set_state(std::move(state));
+  v1::SaveSnapshotResponse response;
+  grpc::Status status = stub_->SaveSnapshot(&ctx, request, &response);
+  if (!status.ok()) return FromGrpc(status);
+  return response;
+}
+
+absl::StatusOr<v1::Snapshot> Client::LoadSnapshot(const v1::LoadSnapshotRequest& request) {
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, options_.call_timeout);
+  v1::Snapshot snapshot;
+  grpc::Status status = stub_->LoadSnapshot(&ctx, request, &snapshot);
+  if (!status.ok()) return FromGrpc(status);
+  return snapshot;
+}
+
+absl::StatusOr<v1::VerifyResult> Client::Verify(
+    const v1::VerifyRequest& request,
+    const std::function<void(const v1::VerifyProgress&)>& on_progress) {
+  grpc::ClientContext ctx;
+  auto reader = stub_->Verify(&ctx, request);
+  v1::VerifyResponse response;
+  std::optional<v1::VerifyResult> result;
+  while (reader->Read(&response)) {
+    if (response.has_progress() && on_progress) on_progress(response.progress());
+    if (response.has_result()) result = std::move(*response.mutable_result());
+  }
+  grpc::Status status = reader->Finish();
+  if (!status.ok()) return FromGrpc(status);
+  if (!result) return absl::InternalError("Verify: the server ended without a result");
+  return *std::move(result);
 }
 
 }  // namespace logbook

@@ -1,8 +1,11 @@
 #include "convert.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "logbook/store/event_store.h"
+#include "logbook/store/status_macros.h"
 
 namespace logbook::service {
 
@@ -38,7 +41,9 @@ std::vector<store::NewEvent> FromProto(
   out.reserve(events.size());
   for (const v1::EventData& e : events) {
     out.push_back({e.event_id(), e.type(), e.data(), e.metadata(), e.content_type(),
-                   e.correlation_id(), e.causation_id()});
+                   e.correlation_id(), e.causation_id(),
+                   e.has_schema_version() ? std::optional<uint32_t>(e.schema_version())
+                                          : std::nullopt});
   }
   return out;
 }
@@ -78,6 +83,65 @@ store::EventFilter FromProto(const v1::Filter& filter) {
   return out;
 }
 
+absl::StatusOr<absl::Time> FromProto(absl::string_view field,
+                                     const google::protobuf::Timestamp& t) {
+  constexpr int64_t kMinSeconds = -62135596800;  // 0001-01-01T00:00:00Z
+  constexpr int64_t kMaxSeconds = 253402300799;  // 9999-12-31T23:59:59Z
+  if (t.nanos() < 0 || t.nanos() > 999999999) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ".nanos: ", t.nanos(), " is outside 0..999999999"));
+  }
+  if (t.seconds() < kMinSeconds || t.seconds() > kMaxSeconds) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ".seconds: ", t.seconds(), " is outside 0001-01-01 to 9999-12-31 (",
+        kMinSeconds, "..", kMaxSeconds, ")"));
+  }
+  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
+absl::StatusOr<store::ReadStreamQuery> FromProto(const v1::ReadStreamRequest& request) {
+  store::ReadStreamQuery query;
+  query.stream_id = request.stream_id();
+  if (request.has_from_version()) query.from_version = request.from_version();
+  query.direction = FromProto(request.direction());
+  query.max_count = request.max_count();
+  if (request.has_until_version()) query.until_version = request.until_version();
+  if (request.has_until_time()) {
+    ASSIGN_OR_RETURN(query.until_time, FromProto("until_time", request.until_time()));
+  }
+  return query;
+}
+
+absl::StatusOr<store::ReadAllQuery> FromProto(const v1::ReadAllRequest& request) {
+  store::ReadAllQuery query;
+  if (request.has_from_position()) query.from_position = request.from_position();
+  query.direction = FromProto(request.direction());
+  query.max_count = request.max_count();
+  query.filter = FromProto(request.filter());
+  if (request.has_until_position()) query.until_position = request.until_position();
+  if (request.has_until_time()) {
+    ASSIGN_OR_RETURN(query.until_time, FromProto("until_time", request.until_time()));
+  }
+  return query;
+}
+
+store::Snapshot FromProto(const v1::SaveSnapshotRequest& request) {
+  store::Snapshot out;
+  out.stream_id = request.stream_id();
+  out.stream_version = request.stream_version();
+  out.schema_version = request.schema_version();
+  out.state = request.state();
+  return out;
+}
+
+store::SnapshotQuery FromProto(const v1::LoadSnapshotRequest& request) {
+  store::SnapshotQuery out;
+  out.stream_id = request.stream_id();
+  if (request.has_max_version()) out.max_version = request.max_version();
+  if (request.has_schema_version()) out.schema_version = request.schema_version();
+  return out;
+}
+
 void ToProto(absl::Time time, google::protobuf::Timestamp& out) {
   const int64_t micros = absl::ToUnixMicros(time);
   int64_t seconds = micros / 1000000;
@@ -97,6 +161,8 @@ void ToProto(const store::AppendResult& result, v1::AppendResponse& out) {
   out.set_last_position(result.last_position);
   ToProto(result.committed_at, *out.mutable_committed_at());
   for (const std::string& id : result.event_ids) out.add_event_ids(id);
+  out.set_head_hash(result.head_hash);
+  out.set_events_since_snapshot(result.events_since_snapshot);
 }
 
 void ToProto(const store::RecordedEvent& e, v1::RecordedEvent& out) {
@@ -111,6 +177,8 @@ void ToProto(const store::RecordedEvent& e, v1::RecordedEvent& out) {
   out.set_stream_version(e.stream_version);
   out.set_global_position(e.global_position);
   ToProto(e.recorded_at, *out.mutable_recorded_at());
+  if (e.schema_version) out.set_schema_version(*e.schema_version);
+  if (e.redaction_reason) out.set_redaction_reason(*e.redaction_reason);
 }
 
 void ToProto(const store::StreamInfo& info, v1::StreamInfo& out) {
@@ -118,6 +186,72 @@ void ToProto(const store::StreamInfo& info, v1::StreamInfo& out) {
   out.set_version(info.version);
   out.set_last_position(info.last_position);
   ToProto(info.created_at, *out.mutable_created_at());
+  out.set_head_hash(info.head_hash);
+  out.set_state(ToProto(info.state));
+  out.set_first_version(info.first_version);
+}
+
+void ToProto(const store::DeleteResult& result, v1::DeleteStreamResponse& out) {
+  out.set_deleted_version(result.deleted_version);
+  out.set_audit_position(result.audit_position);
+}
+
+void ToProto(const store::RedactResult& result, v1::RedactEventResponse& out) {
+  out.set_global_position(result.global_position);
+  out.set_audit_position(result.audit_position);
+}
+
+void ToProto(const store::Snapshot& snapshot, v1::Snapshot& out) {
+  out.set_stream_id(snapshot.stream_id);
+  out.set_stream_version(snapshot.stream_version);
+  out.set_schema_version(snapshot.schema_version);
+  out.set_state(snapshot.state);
+  ToProto(snapshot.created_at, *out.mutable_created_at());
+}
+
+void ToProto(const store::VerifyReport& report, v1::VerifyProgress& out) {
+  out.set_events_checked(report.events_checked);
+  out.set_events_total(report.events_total);
+}
+
+void ToProto(const store::VerifyReport& report, v1::VerifyResult& out) {
+  out.set_ok(!report.first_broken.has_value());
+  out.set_events_checked(report.events_checked);
+  out.set_streams_checked(report.streams_checked);
+  if (const auto& broken = report.first_broken) {
+    v1::BrokenEvent& b = *out.mutable_first_broken();
+    b.set_stream_id(broken->stream_id);
+    b.set_stream_version(broken->stream_version);
+    b.set_global_position(broken->global_position);
+    b.set_reason(ToProto(broken->reason));
+    b.set_detail(broken->detail);
+  } else if (!report.head_hash.empty()) {
+    out.set_head_hash(report.head_hash);
+  }
+}
+
+v1::StreamState ToProto(store::StreamState state) {
+  switch (state) {
+    case store::StreamState::kActive: return v1::ACTIVE;
+    case store::StreamState::kSoftDeleted: return v1::SOFT_DELETED;
+    case store::StreamState::kTombstoned: return v1::TOMBSTONED;
+  }
+  return v1::ACTIVE;
+}
+
+v1::BreakReason ToProto(store::BreakReason reason) {
+  using R = store::BreakReason;
+  switch (reason) {
+    case R::kDataChanged: return v1::DATA_CHANGED;
+    case R::kMetadataChanged: return v1::METADATA_CHANGED;
+    case R::kEventMissing: return v1::EVENT_MISSING;
+    case R::kEventInserted: return v1::EVENT_INSERTED;
+    case R::kReceiptChanged: return v1::RECEIPT_CHANGED;
+    case R::kVersionsOutOfSequence: return v1::VERSIONS_OUT_OF_SEQUENCE;
+    case R::kEventChanged: return v1::EVENT_CHANGED;
+    case R::kRedactionNotAudited: return v1::REDACTION_NOT_AUDITED;
+  }
+  return v1::BREAK_REASON_UNSPECIFIED;
 }
 
 }  // namespace logbook::service

@@ -29,9 +29,30 @@ absl::Status RejectUnknownEnumValues(const google::protobuf::Message& request);
 store::Direction FromProto(v1::Direction direction);
 store::EventFilter FromProto(const v1::Filter& filter);
 
+// A valid Timestamp (nanos 0..999,999,999; years 1..9999) as absl::Time, or
+// INVALID_ARGUMENT naming `field`.
+absl::StatusOr<absl::Time> FromProto(absl::string_view field, const google::protobuf::Timestamp& t);
+
+// The queries of a read; INVALID_ARGUMENT for an invalid until_time. Enum
+// values and max_count are checked separately.
+absl::StatusOr<store::ReadStreamQuery> FromProto(const v1::ReadStreamRequest& request);
+absl::StatusOr<store::ReadAllQuery> FromProto(const v1::ReadAllRequest& request);
+
+store::Snapshot FromProto(const v1::SaveSnapshotRequest& request);
+store::SnapshotQuery FromProto(const v1::LoadSnapshotRequest& request);
+
 void ToProto(const store::AppendResult& result, v1::AppendResponse& out);
 void ToProto(const store::RecordedEvent& event, v1::RecordedEvent& out);
 void ToProto(const store::StreamInfo& info, v1::StreamInfo& out);
 void ToProto(absl::Time time, google::protobuf::Timestamp& out);
+void ToProto(const store::DeleteResult& result, v1::DeleteStreamResponse& out);
+void ToProto(const store::RedactResult& result, v1::RedactEventResponse& out);
+void ToProto(const store::Snapshot& snapshot, v1::Snapshot& out);
+// Progress of a verification; the result once it finished.
+void ToProto(const store::VerifyReport& report, v1::VerifyProgress& out);
+void ToProto(const store::VerifyReport& report, v1::VerifyResult& out);
+
+v1::StreamState ToProto(store::StreamState state);
+v1::BreakReason ToProto(store::BreakReason reason);
 
 }  // namespace logbook::service

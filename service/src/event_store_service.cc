@@ -3,7 +3,11 @@
 #include <algorithm>
 #include <deque>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "convert.h"
+#include "logbook/store/status_macros.h"
+#include "spdlog/spdlog.h"
 #include "subscriptions.h"
 
 namespace logbook::service {
@@ -95,6 +99,81 @@ class FailedWriteReactor final : public grpc::ServerWriteReactor<Response> {
   void OnDone() override { delete this; }
 };
 
+// Streams a verification: runs one Step on a worker, writes its progress
+// (one write in flight), starts the next Step from OnWriteDone, and ends with
+// the result. Deletes itself in OnDone. At most one of {step, write} is in
+// flight, so the reactor is never touched by two threads at once.
+class VerifyReactor final : public grpc::ServerWriteReactor<v1::VerifyResponse> {
+ public:
+  // Events checked per Step, and so per progress message.
+  static constexpr size_t kStepEvents = 10000;
+
+  VerifyReactor(store::EventStore& store, WorkerPool& workers, std::string stream_id,
+                std::function<void()> on_done)
+      : workers_(workers), on_done_(std::move(on_done)) {
+    Submit([this, &store, stream_id = std::move(stream_id)] {
+      absl::StatusOr<std::unique_ptr<store::Verification>> started = store.StartVerify(stream_id);
+      if (!started.ok()) {
+        Finish(ToGrpcStatus(started.status()));
+        return;
+      }
+      verification_ = *std::move(started);
+      RunStep();
+    });
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+    } else if (finished_) {
+      response_.Clear();
+      ToProto(verification_->report(), *response_.mutable_result());
+      StartWriteAndFinish(&response_, grpc::WriteOptions(), grpc::Status::OK);
+    } else {
+      Submit([this] { RunStep(); });
+    }
+  }
+
+  void OnDone() override {
+    on_done_();
+    delete this;
+  }
+
+ private:
+  void Submit(std::function<void()> task) {
+    if (!workers_.TrySubmit(std::move(task))) Finish(kOverloaded);
+  }
+
+  // On a worker: checks the next events and writes the progress.
+  void RunStep() {
+    absl::StatusOr<bool> finished = verification_->Step(kStepEvents);
+    if (!finished.ok()) {
+      Finish(ToGrpcStatus(finished.status()));
+      return;
+    }
+    finished_ = *finished;
+    response_.Clear();
+    ToProto(verification_->report(), *response_.mutable_progress());
+    StartWrite(&response_);
+  }
+
+  WorkerPool& workers_;
+  std::function<void()> on_done_;
+  std::unique_ptr<store::Verification> verification_;
+  bool finished_ = false;
+  v1::VerifyResponse response_;
+};
+
+// Whether `given` equals `expected` (not empty), in time that depends only on
+// the length of `given`, so the token cannot be guessed byte by byte.
+bool TokenEquals(absl::string_view given, absl::string_view expected) {
+  unsigned char diff = given.size() == expected.size() ? 0 : 1;
+  for (size_t i = 0; i < given.size(); ++i) {
+    diff |= static_cast<unsigned char>(given[i] ^ expected[i % expected.size()]);
+  }
+  return diff == 0;
+}
+
 uint64_t ReadTotal(const store::Limits& limits, uint64_t max_count) {
   return max_count == 0 ? limits.default_read_count : max_count;
 }
@@ -108,6 +187,55 @@ bool EventStoreService::BeginCall() {
   return false;
 }
 
+grpc::ServerUnaryReactor* EventStoreService::RunUnary(grpc::CallbackServerContext* context,
+                                                       const google::protobuf::Message& request,
+                                                       std::function<absl::Status()> work) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!BeginCall()) {
+    reactor->Finish(kShuttingDown);
+    return reactor;
+  }
+  if (absl::Status valid = RejectUnknownEnumValues(request); !valid.ok()) {
+    reactor->Finish(ToGrpcStatus(valid));
+    EndCall();
+    return reactor;
+  }
+  if (!workers_.TrySubmit([this, context, reactor, work = std::move(work)] {
+        absl::Status status = work();
+        AddStatusTrailers(status, *context);
+        reactor->Finish(ToGrpcStatus(status));
+        EndCall();
+      })) {
+    reactor->Finish(kOverloaded);
+    EndCall();
+  }
+  return reactor;
+}
+
+absl::Status EventStoreService::CheckAdmin(const grpc::CallbackServerContext& context) const {
+  if (admin_token_.empty()) {
+    return absl::PermissionDeniedError(
+        "admin calls are disabled: start logbookd with --admin-token");
+  }
+  const auto& metadata = context.client_metadata();
+  auto header = metadata.find("authorization");
+  if (header == metadata.end()) {
+    return absl::UnauthenticatedError(
+        "this is an admin call: send the metadata 'authorization: Bearer <admin token>'");
+  }
+  const absl::string_view value(header->second.data(), header->second.size());
+  constexpr absl::string_view kScheme = "bearer ";
+  if (value.size() <= kScheme.size() ||
+      !absl::EqualsIgnoreCase(value.substr(0, kScheme.size()), kScheme)) {
+    return absl::UnauthenticatedError(
+        "authorization: expected 'Bearer <admin token>' (the Bearer scheme)");
+  }
+  if (!TokenEquals(absl::StripAsciiWhitespace(value.substr(kScheme.size())), admin_token_)) {
+    return absl::PermissionDeniedError("authorization: wrong admin token");
+  }
+  return absl::OkStatus();
+}
+
 grpc::ServerUnaryReactor* EventStoreService::Append(grpc::CallbackServerContext* context,
                                                     const v1::AppendRequest* request,
                                                     v1::AppendResponse* response) {
@@ -116,20 +244,25 @@ grpc::ServerUnaryReactor* EventStoreService::Append(grpc::CallbackServerContext*
     reactor->Finish(kShuttingDown);
     return reactor;
   }
+  // The worker only converts and validates: the store commits the append
+  // with others and calls back from its own thread, so no worker waits for
+  // the commit.
   if (!workers_.TrySubmit([this, context, request, response, reactor] {
-        absl::StatusOr<store::AppendResult> result =
-            store_.Append(request->stream_id(), FromProto(request->expected_version()),
-                          FromProto(request->events()));
-        if (result.ok()) {
-          // Wake this instance's subscriptions now; other instances hear of
-          // it through NOTIFY.
-          hub_.OnHead(result->last_position);
-          ToProto(*result, *response);
-        } else {
-          AddStatusTrailers(result.status(), *context);
-        }
-        reactor->Finish(ToGrpcStatus(result.status()));
-        EndCall();
+        store_.AppendAsync(
+            request->stream_id(), FromProto(request->expected_version()),
+            FromProto(request->events()),
+            [this, context, response, reactor](absl::StatusOr<store::AppendResult> result) {
+              if (result.ok()) {
+                // Wake this instance's subscriptions now; other instances
+                // hear of it through NOTIFY.
+                hub_.OnHead(result->last_position);
+                ToProto(*result, *response);
+              } else {
+                AddStatusTrailers(result.status(), *context);
+              }
+              reactor->Finish(ToGrpcStatus(result.status()));
+              EndCall();
+            });
       })) {
     reactor->Finish(kOverloaded);
     EndCall();
@@ -140,27 +273,100 @@ grpc::ServerUnaryReactor* EventStoreService::Append(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* EventStoreService::GetStream(grpc::CallbackServerContext* context,
                                                        const v1::GetStreamRequest* request,
                                                        v1::StreamInfo* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (!BeginCall()) {
-    reactor->Finish(kShuttingDown);
+  return RunUnary(context, *request, [this, request, response]() -> absl::Status {
+    ASSIGN_OR_RETURN(store::StreamInfo info, store_.GetStream(request->stream_id()));
+    ToProto(info, *response);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* EventStoreService::DeleteStream(
+    grpc::CallbackServerContext* context, const v1::DeleteStreamRequest* request,
+    v1::DeleteStreamResponse* response) {
+  return RunUnary(context, *request, [this, request, response]() -> absl::Status {
+    ASSIGN_OR_RETURN(store::DeleteResult result,
+                     store_.DeleteStream(request->stream_id(),
+                                         FromProto(request->expected_version()),
+                                         request->tombstone()));
+    hub_.OnHead(result.audit_position);  // The StreamDeleted event in $audit.
+    ToProto(result, *response);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* EventStoreService::RedactEvent(grpc::CallbackServerContext* context,
+                                                         const v1::RedactEventRequest* request,
+                                                         v1::RedactEventResponse* response) {
+  if (absl::Status allowed = CheckAdmin(*context); !allowed.ok()) {
+    spdlog::warn("RedactEvent from {} refused: {}", context->peer(),
+                 std::string(allowed.message()));
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(ToGrpcStatus(allowed));
     return reactor;
   }
-  if (!workers_.TrySubmit([this, request, response, reactor] {
-        absl::StatusOr<store::StreamInfo> info = store_.GetStream(request->stream_id());
-        if (info.ok()) ToProto(*info, *response);
-        reactor->Finish(ToGrpcStatus(info.status()));
-        EndCall();
-      })) {
-    reactor->Finish(kOverloaded);
-    EndCall();
+  return RunUnary(context, *request, [this, request, response]() -> absl::Status {
+    ASSIGN_OR_RETURN(store::RedactResult result,
+                     store_.RedactEvent(request->stream_id(), request->stream_version(),
+                                        request->reason()));
+    spdlog::info("redacted {}@{} (position {}); audit position {}", request->stream_id(),
+                 request->stream_version(), result.global_position, result.audit_position);
+    hub_.OnHead(result.audit_position);  // The EventRedacted event in $audit.
+    ToProto(result, *response);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* EventStoreService::SaveSnapshot(
+    grpc::CallbackServerContext* context, const v1::SaveSnapshotRequest* request,
+    v1::SaveSnapshotResponse* response) {
+  return RunUnary(context, *request, [this, request, response]() -> absl::Status {
+    ASSIGN_OR_RETURN(store::Snapshot saved, store_.SaveSnapshot(FromProto(*request)));
+    ToProto(saved.created_at, *response->mutable_created_at());
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* EventStoreService::LoadSnapshot(
+    grpc::CallbackServerContext* context, const v1::LoadSnapshotRequest* request,
+    v1::Snapshot* response) {
+  return RunUnary(context, *request, [this, request, response]() -> absl::Status {
+    ASSIGN_OR_RETURN(store::Snapshot snapshot, store_.LoadSnapshot(FromProto(*request)));
+    ToProto(snapshot, *response);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerWriteReactor<v1::VerifyResponse>* EventStoreService::Verify(
+    grpc::CallbackServerContext*, const v1::VerifyRequest* request) {
+  using Failed = FailedWriteReactor<v1::VerifyResponse>;
+  if (!BeginCall()) return new Failed(kShuttingDown);
+  absl::Status valid = RejectUnknownEnumValues(*request);
+  if (valid.ok()) {
+    switch (request->target_case()) {
+      case v1::VerifyRequest::kStreamId:
+        // Checked here: the store reads an empty id as "the whole log".
+        valid = store::ValidateStreamId(store_.limits(), "stream_id", request->stream_id());
+        break;
+      case v1::VerifyRequest::kAll:
+        break;
+      case v1::VerifyRequest::TARGET_NOT_SET:
+        valid = absl::InvalidArgumentError("target: set stream_id or all");
+        break;
+    }
   }
-  return reactor;
+  if (!valid.ok()) {
+    EndCall();
+    return new Failed(valid);
+  }
+  return new VerifyReactor(store_, workers_, request->stream_id(), [this] { EndCall(); });
 }
 
 grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::StartPagedRead(
-    const google::protobuf::Message& request, uint64_t max_count, FetchPage fetch) {
+    const google::protobuf::Message& request, const absl::Status& converted, uint64_t max_count,
+    FetchPage fetch) {
   if (!BeginCall()) return new FailedWriteReactor<>(kShuttingDown);
   absl::Status valid = RejectUnknownEnumValues(request);
+  if (valid.ok()) valid = converted;
   if (valid.ok()) valid = store::ValidateReadCount(store_.limits(), max_count);
   if (!valid.ok()) {
     EndCall();
@@ -172,13 +378,11 @@ grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::StartPagedRead(
 
 grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadStream(
     grpc::CallbackServerContext*, const v1::ReadStreamRequest* request) {
-  store::ReadStreamQuery query;
-  query.stream_id = request->stream_id();
-  if (request->has_from_version()) query.from_version = request->from_version();
-  query.direction = FromProto(request->direction());
+  absl::StatusOr<store::ReadStreamQuery> query = FromProto(*request);
+  // The query keeps its until_* bounds from page to page.
   return StartPagedRead(
-      *request, request->max_count(),
-      [this, query, done = false](uint64_t max) mutable
+      *request, query.status(), request->max_count(),
+      [this, query = query.value_or(store::ReadStreamQuery()), done = false](uint64_t max) mutable
       -> absl::StatusOr<std::vector<store::RecordedEvent>> {
         if (done) return std::vector<store::RecordedEvent>{};
         query.max_count = max;
@@ -195,13 +399,10 @@ grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadStream(
 
 grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadAll(
     grpc::CallbackServerContext*, const v1::ReadAllRequest* request) {
-  store::ReadAllQuery query;
-  if (request->has_from_position()) query.from_position = request->from_position();
-  query.direction = FromProto(request->direction());
-  query.filter = FromProto(request->filter());
+  absl::StatusOr<store::ReadAllQuery> query = FromProto(*request);
   return StartPagedRead(
-      *request, request->max_count(),
-      [this, query, done = false](uint64_t max) mutable
+      *request, query.status(), request->max_count(),
+      [this, query = query.value_or(store::ReadAllQuery()), done = false](uint64_t max) mutable
       -> absl::StatusOr<std::vector<store::RecordedEvent>> {
         if (done) return std::vector<store::RecordedEvent>{};
         query.max_count = max;

@@ -3,9 +3,13 @@
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
+#include <fstream>
+#include <iostream>
+#include <sstream>
 
 #include "logbook/service/server.h"
 #include "logbook/store/event_store.h"
+#include "absl/strings/ascii.h"
 #include "logbook/store/migrations.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
@@ -42,6 +46,20 @@ int main(int argc, char** argv) {
   app.add_option("--max-batch-bytes", limits.max_batch_bytes,
                  "Largest data + metadata of one append")
       ->check(CLI::Range(size_t{1}, size_t{256} << 20));
+  app.add_option("--snapshots-kept", store_options.snapshots_kept,
+                 "Newest snapshots kept per stream")
+      ->check(CLI::Range(size_t{1}, size_t{1000}));
+  std::string admin_token_file;
+  auto* token_option =
+      app.add_option("--admin-token", server_options.admin_token,
+                     "Token that admin calls (RedactEvent) must send as 'authorization: Bearer "
+                     "<token>'; unset: admin calls are refused. Prefer the environment or "
+                     "--admin-token-file: the command line is visible to other users")
+          ->envname("LOGBOOK_ADMIN_TOKEN");
+  app.add_option("--admin-token-file", admin_token_file,
+                 "Read the admin token from this file (surrounding whitespace ignored)")
+      ->check(CLI::ExistingFile)
+      ->excludes(token_option);
   app.add_option("--shutdown-grace", shutdown_seconds,
                  "Seconds in-flight calls get to finish on SIGTERM");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
@@ -50,6 +68,20 @@ int main(int argc, char** argv) {
   if (app.count("--workers") == 0) server_options.worker_threads = store_options.pool_size;
   server_options.subscriptions.max_buffered_events = buffered;
   server_options.database_dsn = store_options.dsn;
+  if (!admin_token_file.empty()) {
+    std::ifstream in(admin_token_file, std::ios::binary);
+    if (!in.is_open()) {
+      std::cerr << "--admin-token-file: cannot read " << admin_token_file << "\n";
+      return 2;
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    server_options.admin_token = std::string(absl::StripAsciiWhitespace(text.str()));
+    if (server_options.admin_token.empty()) {
+      std::cerr << "--admin-token-file: " << admin_token_file << " holds no token\n";
+      return 2;
+    }
+  }
 
   spdlog::set_default_logger(spdlog::stderr_color_mt("logbookd"));
   spdlog::set_level(spdlog::level::from_str(log_level));
@@ -81,6 +113,9 @@ int main(int argc, char** argv) {
   spdlog::info("logbookd listening on {}:{} (schema version {}, {} database connections)",
                listen.substr(0, listen.rfind(':')), (*server)->port(), *schema,
                store_options.pool_size);
+  spdlog::info("admin calls are {}", server_options.admin_token.empty()
+                                         ? "disabled (no --admin-token)"
+                                         : "enabled (--admin-token set)");
 
   int received = 0;
   sigwait(&signals, &received);

@@ -17,7 +17,7 @@ class GrpcServer final : public Server {
   GrpcServer(const ServerOptions& options, store::EventStore& store)
       : workers_(options.worker_threads, options.max_queued_calls),
         hub_(store, workers_, options.database_dsn, options.subscriptions),
-        service_(store, workers_, hub_) {}
+        service_(store, workers_, hub_, options.admin_token) {}
 
   absl::Status Start(const ServerOptions& options, const store::Limits& limits) {
     if (absl::Status s = hub_.Start(); !s.ok()) return s;

@@ -23,7 +23,8 @@ constexpr char kLockHeadSql[] =
 constexpr char kLoadStreams[] = "load_streams";
 constexpr char kLoadStreamsSql[] =
     "SELECT s.stream_id, s.version, s.last_position, s.head_hash, s.state, s.first_version,"
-    " (SELECT max(n.stream_version) FROM logbook.snapshots n WHERE n.stream_id = s.stream_id)"
+    " (SELECT max(n.stream_version) FROM logbook.snapshots n WHERE n.stream_id = s.stream_id"
+    "  AND n.stream_version >= s.first_version)"
     " FROM logbook.streams s WHERE s.stream_id = ANY ($1::text[])";
 
 constexpr char kFindEventIds[] = "find_event_ids";
@@ -102,9 +103,11 @@ struct WriteBatch {
   std::string payload, hashes;
 };
 
+// Events a reader replays on top of the newest snapshot: all readable ones
+// (from first_version on) when there is none.
 uint64_t EventsSinceSnapshot(const StreamRow& s) {
-  return s.snapshot_version ? s.version - std::min(s.version, *s.snapshot_version)
-                            : s.version + 1;
+  const uint64_t base = s.snapshot_version ? *s.snapshot_version + 1 : s.first_version;
+  return s.version + 1 - std::min(s.version + 1, base);
 }
 
 }  // namespace
@@ -321,7 +324,7 @@ std::vector<absl::StatusOr<AppendResult>> WriteAppends(
                      IntArrayLiteral(batch.versions), TextArrayLiteral(batch.event_ids),
                      TextArrayLiteral(batch.types), TextArrayLiteral(batch.content_types),
                      TextArrayLiteral(batch.correlation_ids),
-                     TextArrayLiteral(batch.causation_ids), IntArrayLiteral(batch.schema_versions),
+                     TextArrayLiteral(batch.causation_ids), NullableIntArrayLiteral(batch.schema_versions),
                      IntArrayLiteral(batch.data_sizes), IntArrayLiteral(batch.metadata_sizes),
                      payload, hashes, static_cast<int64_t>(head_position + 1), recorded_at,
                      TextArrayLiteral(heads_ids), IntArrayLiteral(heads_versions),

@@ -23,7 +23,7 @@ std::string IntArrayLiteral(const std::vector<int64_t>& values) {
   return "{" + absl::StrJoin(values, ",") + "}";
 }
 
-std::string IntArrayLiteral(const std::vector<std::optional<int64_t>>& values) {
+std::string NullableIntArrayLiteral(const std::vector<std::optional<int64_t>>& values) {
   std::string out = "{";
   for (size_t i = 0; i < values.size(); ++i) {
     if (i > 0) out += ',';

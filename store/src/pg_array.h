@@ -16,6 +16,6 @@ std::string TextArrayLiteral(const std::vector<std::string>& values);
 std::string IntArrayLiteral(const std::vector<int64_t>& values);
 
 // '{1,NULL,3}': unset values are NULL.
-std::string IntArrayLiteral(const std::vector<std::optional<int64_t>>& values);
+std::string NullableIntArrayLiteral(const std::vector<std::optional<int64_t>>& values);
 
 }  // namespace logbook::store

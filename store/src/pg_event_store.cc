@@ -46,7 +46,8 @@ constexpr char kReadStreamBackwardSql[] =
     " AND stream_version <= least($2::bigint, $4::bigint) ORDER BY stream_version DESC LIMIT $3";
 
 // Reads of the global log. Parameters: $1 from position, $2 stream prefix,
-// $3 category, $4 event types, $5 limit, $6 until position, $7 stream id.
+// $3 category, $4 event types, $5 limit, $6 the far end (forward the highest
+// position, backward the lowest), $7 stream id.
 // Three variants per direction, so the planner can use the index that fits:
 // the primary key, the category index, or the (stream_id, version) key.
 std::string ReadAllSql(bool forward, const char* selector) {
@@ -92,7 +93,7 @@ constexpr char kRedact[] = "redact";
 constexpr char kRedactSql[] = "SELECT logbook.redact_event($1, $2)";
 
 // Snapshots: save replaces one at the same (stream, schema, version), then
-// keeps the newest $5 of the stream by version.
+// keeps the stream's newest $2 by version, whatever their schema versions.
 constexpr char kSaveSnapshot[] = "save_snapshot";
 constexpr char kSaveSnapshotSql[] =
     "INSERT INTO logbook.snapshots AS n (stream_id, stream_version, schema_version, state)"
@@ -110,6 +111,8 @@ constexpr char kLoadSnapshotSql[] =
     "SELECT stream_version, schema_version, state,"
     " (extract(epoch FROM created_at) * 1000000)::bigint FROM logbook.snapshots"
     " WHERE stream_id = $1 AND stream_version <= $2 AND ($3 < 0 OR schema_version = $3)"
+    // A snapshot from before a soft delete includes deleted events.
+    " AND stream_version >= (SELECT first_version FROM logbook.streams WHERE stream_id = $1)"
     " ORDER BY stream_version DESC, created_at DESC LIMIT 1";
 
 void PrepareStatements(pqxx::connection& conn) {
@@ -232,8 +235,9 @@ class PgEventStore final : public EventStore {
     const int64_t from = query.from_position ? ToSql(*query.from_position)
                                              : (forward ? 0 : static_cast<int64_t>(kMaxSql));
     const int64_t limit = ToSql(query.max_count ? query.max_count : limits_.default_read_count);
-    int64_t until = query.until_position ? ToSql(*query.until_position)
-                                         : (forward ? static_cast<int64_t>(kMaxSql) : 0);
+    // The highest position this read may return.
+    const int64_t bound = query.until_position ? ToSql(*query.until_position)
+                                               : static_cast<int64_t>(kMaxSql);
     const char* statement =
         !query.filter.stream_id.empty()
             ? (forward ? kReadStreamByPositionForward : kReadStreamByPositionBackward)
@@ -243,19 +247,16 @@ class PgEventStore final : public EventStore {
     return RunRead("read $all",
                    [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<RecordedEvent>> {
                      pqxx::nontransaction tx(conn);
-                     int64_t from_sql = from, until_sql = until;
+                     int64_t highest = bound;
                      if (query.until_time) {
                        // recorded_at never decreases with the position, so a
                        // time bound is a position bound.
-                       const int64_t at =
-                           tx.exec_prepared(kPositionAt, SqlTime(query.until_time))[0][0]
-                               .as<int64_t>();
-                       if (forward) {
-                         until_sql = std::min(until_sql, at);
-                       } else {
-                         from_sql = std::min(from_sql, at);
-                       }
+                       highest = std::min<int64_t>(
+                           highest, tx.exec_prepared(kPositionAt, SqlTime(query.until_time))[0][0]
+                                        .as<int64_t>());
                      }
+                     const int64_t from_sql = forward ? from : std::min(from, highest);
+                     const int64_t until_sql = forward ? highest : 0;
                      return ToEvents(tx.exec_prepared(statement, from_sql,
                                                       query.filter.stream_prefix,
                                                       query.filter.category, types, limit,

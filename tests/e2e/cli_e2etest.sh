@@ -51,11 +51,11 @@ check "migrate bad action" 2 'action' -- "$cli" migrate sideways --database "$ds
 
 # A server.
 . "$(dirname "$0")/lib.sh"
-start_logbookd "$dsn" "$work/server.log" || exit 1
+start_logbookd "$dsn" "$work/server.log" --admin-token s3cret || exit 1
 
 check "append" 0 '^appended OrderPlaced to order-1 at version 0 \(position 1, event id [0-9a-f-]{36}\)$' -- \
   "$cli" append order-1 --type OrderPlaced --data '{"total": 5}' --expect none
-check "append json" 0 '"first_position":2,"first_version":1,"last_position":2,"last_version":1,"stream_id":"order-1"' -- \
+check "append json" 0 '"first_position":2,"first_version":1,"head_hash":"[0-9a-f]{64}","last_position":2,"last_version":1,"stream_id":"order-1"' -- \
   "$cli" append order-1 --type OrderPaid --data '{"paid": true}' --expect 0 --json
 check "append conflict" 4 "wrong expected version for stream 'order-1': expected version 0, but the stream is at version 1" -- \
   "$cli" append order-1 --type X --data '{}' --expect 0
@@ -83,7 +83,7 @@ check "read all category" 0 '^3  order-1@2  Noted' -- "$cli" read '$all' --categ
 check "read missing" 3 "stream 'nope-1' does not exist" -- "$cli" read nope-1
 check "read filter on stream" 2 'apply to .\$all. only' -- "$cli" read order-1 --category order
 check "stream" 0 '^version        3$' -- "$cli" stream order-1
-check "stream json" 0 '^\{"created_at":"[^"]+","last_position":5,"stream_id":"order-1","version":3\}$' -- "$cli" stream order-1 --json
+check "stream json" 0 '^\{"created_at":"[^"]+","first_version":0,"head_hash":"[0-9a-f]{64}","last_position":5,"state":"active","stream_id":"order-1","version":3\}$' -- "$cli" stream order-1 --json
 check "stream missing" 3 'does not exist' -- "$cli" stream nope-1
 check "help" 0 'Append one event to a stream' -- "$cli" --help
 check "append help" 0 'Expected stream version: any, none, exists or a number' -- "$cli" append --help
@@ -119,6 +119,93 @@ check "read follow a stream created later" 0 '^8  later-1@0  Born' -- cat "$work
 check "read follow backward" 2 'follow reads forward' -- "$cli" read '$all' --backward --follow
 check "read follow" 0 '^5  order-1@3  X.*
 7  order-1@4  Late' -- cat "$work/follow.out"
+
+# Receipts, schema versions, time travel, snapshots, redaction, deletion.
+# lines N -- command...: the command's stdout has exactly N lines.
+lines() { local n=$1; shift 2; [ "$("$@" 2>/dev/null | wc -l)" = "$n" ]; }
+check "append schema version json" 0 '"events_since_snapshot":1,.*"head_hash":"[0-9a-f]{64}"' -- \
+  "$cli" append rc-1 --type Opened --data '{"n":1}' --schema-version 2 --json
+"$cli" append rc-1 --type Noted --data '{"n":2}' >/dev/null
+"$cli" append rc-1 --type Noted --data '{"n":3}' >/dev/null
+check "read schema version" 0 '^9  rc-1@0  Opened \(schema 2\)  [0-9T:.-]+Z  \{"n":1\}$' -- "$cli" read rc-1 --limit 1
+check "read schema version json" 0 '"schema_version":2,"stream_id":"rc-1"' -- "$cli" read rc-1 --limit 1 --json
+check "stream head hash" 0 '^head hash      [0-9a-f]{64}$' -- "$cli" stream rc-1
+check "stream state" 0 '^state          active$' -- "$cli" stream rc-1
+check "stream first version" 0 '^first version  0$' -- "$cli" stream rc-1
+head=$("$cli" stream rc-1 --json | grep -o '"head_hash":"[0-9a-f]*"' | cut -d'"' -f4)
+check "verify stream" 0 "^ok: 3 events, head $head\$" -- "$cli" verify rc-1
+check "verify all" 0 '^ok: 11 events in 5 streams$' -- "$cli" verify --all
+check "verify all json" 0 '^\{"events_checked":11,"ok":true,"streams_checked":5\}$' -- "$cli" verify --all --json
+check "verify no progress when not a terminal" 0 '^$' -- sh -c "'$cli' verify --all 2>&1 >/dev/null"
+check "verify usage" 2 'give a stream id or --all, exactly one' -- "$cli" verify
+check "verify usage both" 2 'exactly one' -- "$cli" verify rc-1 --all
+check "verify missing" 3 "stream 'nope-1' does not exist" -- "$cli" verify nope-1
+check "verify help" 0 'BROKEN at STREAM@VERSION' -- "$cli" verify --help
+
+check "read until" 0 '^10  rc-1@1  Noted' -- sh -c "'$cli' read rc-1 --until 1 | tail -n 1"
+check "read until count" 0 '' -- lines 2 -- "$cli" read rc-1 --until 1
+check "read all until backward" 0 '^10  rc-1@1' -- sh -c "'$cli' read '\$all' --until 10 --backward --limit 1"
+at=$("$cli" read rc-1 --from 1 --limit 1 --json | grep -o '"recorded_at":"[^"]*"' | cut -d'"' -f4)
+check "read as of" 0 '' -- lines 2 -- "$cli" read rc-1 --as-of "$at"
+check "read as of all" 0 '^10  rc-1@1' -- sh -c "'$cli' read '\$all' --as-of '$at' --backward --limit 1"
+check "read as of long ago" 0 '^$' -- "$cli" read rc-1 --as-of 2000-01-01T00:00:00Z
+check "read as of bad" 2 'as-of takes an RFC 3339 time' -- "$cli" read rc-1 --as-of yesterday
+check "read follow until" 2 'does not combine with --until or --as-of' -- "$cli" read rc-1 --follow --until 1
+
+check "snapshot save" 0 '^saved a snapshot of rc-1 at version 1 \(schema 1\)$' -- \
+  "$cli" snapshot save rc-1 1 --schema 1 --data '{"total":3}'
+check "snapshot save stdin" 0 'at version 2 \(schema 1\)' -- \
+  sh -c "printf '{\"total\":6}' | '$cli' snapshot save rc-1 2 --schema 1"
+check "snapshot load" 0 '^rc-1@2  schema 1  [0-9T:.-]+Z  \{"total":6\}$' -- "$cli" snapshot load rc-1
+check "snapshot load json" 0 '^\{"created_at":"[^"]+","schema_version":1,"state":\{"total":3\},"stream_id":"rc-1","stream_version":1\}$' -- \
+  "$cli" snapshot load rc-1 --max-version 1 --json
+check "snapshot load output" 0 'rc-1@2' -- "$cli" snapshot load rc-1 --output "$work/state"
+check "snapshot output bytes" 0 '^\{"total":6\}$' -- cat "$work/state"
+check "snapshot load none" 3 "has no snapshot of schema version 2" -- "$cli" snapshot load rc-1 --schema 2
+check "snapshot beyond head" 7 'beyond the head' -- "$cli" snapshot save rc-1 9 --schema 1 --data '{}'
+check "snapshot usage" 2 'A subcommand is required' -- "$cli" snapshot
+check "snapshot save no schema" 2 'schema is required' -- "$cli" snapshot save rc-1 1 --data '{}'
+check "events since snapshot" 0 '"events_since_snapshot":1,' -- "$cli" append rc-1 --type Noted --data '{"n":4}' --json
+
+check "redact no token" 2 'give the admin token with --admin-token or LOGBOOK_ADMIN_TOKEN' -- \
+  env -u LOGBOOK_ADMIN_TOKEN "$cli" redact rc-1 1 --reason test
+check "redact wrong token" 9 'wrong admin token' -- "$cli" redact rc-1 1 --reason test --admin-token nope
+check "redact no reason" 2 'reason is required' -- "$cli" redact rc-1 1 --admin-token s3cret
+check "redact" 0 '^redacted rc-1@1 \(position 10, audit position 13\)$' -- \
+  env LOGBOOK_ADMIN_TOKEN=s3cret "$cli" redact rc-1 1 --reason 'customer asked'
+check "redact again" 7 'already redacted' -- "$cli" redact rc-1 1 --reason again --admin-token s3cret
+check "read redacted" 0 '^10  rc-1@1  Noted  [0-9T:.-]+Z  <redacted: customer asked>$' -- "$cli" read rc-1 --from 1 --limit 1
+check "read redacted json" 0 '"data":null,.*"redaction_reason":"customer asked"' -- "$cli" read rc-1 --from 1 --limit 1 --json
+check "read audit" 0 '^13  \$audit@0  EventRedacted' -- "$cli" read '$audit'
+check "verify after redaction" 0 "^ok: 4 events, head [0-9a-f]{64}\$" -- "$cli" verify rc-1
+check "verify all after redaction" 0 '^ok: 13 events in 6 streams$' -- "$cli" verify --all
+
+"$cli" append del-1 --type A --data '{}' >/dev/null
+"$cli" append del-1 --type B --data '{}' >/dev/null
+check "delete conflict" 4 'wrong expected version' -- "$cli" delete del-1 --expect 0
+check "delete" 0 '^deleted del-1 at version 1 \(audit position 16\)$' -- "$cli" delete del-1 --expect 1
+check "read deleted" 3 'del-1' -- "$cli" read del-1
+check "stream deleted" 0 '^state          soft_deleted$' -- "$cli" stream del-1
+check "delete again" 3 'already deleted' -- "$cli" delete del-1
+check "append revives" 0 'at version 2 \(position 17' -- "$cli" append del-1 --type C --data '{}'
+check "stream revived" 0 '^first version  2$' -- "$cli" stream del-1
+check "read revived" 0 '' -- lines 1 -- "$cli" read del-1
+check "tombstone json" 0 '^\{"audit_position":18,"deleted_version":2,"stream_id":"del-1","tombstone":true\}$' -- \
+  "$cli" delete del-1 --tombstone --json
+check "append tombstoned" 7 'tombstoned' -- "$cli" append del-1 --type D --data '{}'
+check "read tombstoned" 3 'tombstoned' -- "$cli" read del-1
+check "stream tombstoned" 0 '^state          tombstoned$' -- "$cli" stream del-1
+check "delete tombstoned" 7 'already tombstoned' -- "$cli" delete del-1
+check "delete missing" 3 "stream 'nope-1' does not exist" -- "$cli" delete nope-1
+check "delete help" 0 'Delete for good' -- "$cli" delete --help
+
+# Tampering behind the service's back, as the superuser.
+psql -X -q -h 127.0.0.1 -p "$LOGBOOK_TEST_PG_PORT" -U logbook_admin -d "$db" -c \
+  "SET session_replication_role = replica; UPDATE logbook.event_log SET data = convert_to('{\"n\":99}', 'UTF8') WHERE stream_id = 'rc-1' AND stream_version = 2"
+check "verify tampered" 8 '^BROKEN at rc-1@2 \(position 11\): DATA_CHANGED: .+' -- "$cli" verify rc-1
+check "verify all tampered json" 8 '"first_broken":\{"detail":"[^"]+","global_position":11,"reason":"DATA_CHANGED","stream_id":"rc-1","stream_version":2\},"ok":false' -- \
+  "$cli" verify --all --json
+check "verify untouched stream" 0 '^ok: 5 events' -- "$cli" verify order-1
 
 kill "$server_pid"; wait "$server_pid"; server_pid=""
 

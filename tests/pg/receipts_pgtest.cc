@@ -429,6 +429,15 @@ TEST_F(ReceiptsTest, SnapshotsKeepTheNewestThreeAndCountEventsSinceTheNewest) {
   auto next = store_->Append("agg-1", ExpectedVersion::Exact(5), {Event("E", "{}")});
   ASSERT_TRUE(next.ok());
   EXPECT_EQ(next->events_since_snapshot, 3u);  // Versions 4, 5, 6 after the snapshot at 3.
+
+  // A soft delete makes the old snapshots useless: they include deleted events.
+  ASSERT_TRUE(store_->DeleteStream("agg-1", ExpectedVersion::Any(), false).ok());
+  auto revived = store_->Append("agg-1", ExpectedVersion::NoStream(), {Event("E", "{}")});
+  ASSERT_TRUE(revived.ok());
+  EXPECT_EQ(revived->first_version, 7u);
+  EXPECT_EQ(revived->events_since_snapshot, 1u);  // Only version 7 is readable.
+  EXPECT_EQ(store_->LoadSnapshot({"agg-1"}).status(),
+            absl::NotFoundError("stream 'agg-1' has no snapshot"));
 }
 
 TEST_F(ReceiptsTest, ReadsAsOfAVersionPositionOrTime) {

@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,20 @@ v1::ExpectedVersion Exact(uint64_t version);
 
 // A new random (version 4) UUID, for event ids.
 std::string NewEventId();
+
+// What Client::Load rebuilds from. Unset fields: no bound.
+struct LoadOptions {
+  std::optional<uint32_t> schema_version;  // Only snapshots of this schema version.
+  std::optional<uint64_t> until_version;   // The stream as of this version.
+  std::optional<absl::Time> until_time;    // The stream as of this time (recorded_at).
+};
+
+// A stream's state as of a point: the newest usable snapshot, and the events
+// after it up to the point, in version order.
+struct Loaded {
+  std::optional<v1::Snapshot> snapshot;  // Unset: none; events start at the stream's start.
+  std::vector<v1::RecordedEvent> events;
+};
 
 // A running subscription. Thread-safe.
 class Subscription {
@@ -62,11 +77,44 @@ class Client {
   absl::StatusOr<std::vector<v1::RecordedEvent>> ReadAll(const v1::ReadAllRequest& request);
   absl::StatusOr<v1::StreamInfo> GetStream(const std::string& stream);
 
+  // What an aggregate is rebuilt from: the newest snapshot at or below the
+  // point `options` names (with its schema version, if given), then the
+  // events after it up to that point, read in pages. With until_time, the
+  // point is the stream's last version recorded at or before it. NOT_FOUND
+  // when the stream does not exist (or had no event at until_time).
+  absl::StatusOr<Loaded> Load(const std::string& stream, const LoadOptions& options = {});
+
+  // Thin wrappers of the RPCs of the same names; see event_store.proto.
+  absl::StatusOr<v1::DeleteStreamResponse> DeleteStream(const std::string& stream,
+                                                        const v1::ExpectedVersion& expected,
+                                                        bool tombstone);
+  // `admin_token`: sent as `authorization: Bearer <admin_token>`.
+  absl::StatusOr<v1::RedactEventResponse> RedactEvent(const std::string& stream,
+                                                      uint64_t version,
+                                                      const std::string& reason,
+                                                      const std::string& admin_token);
+  absl::StatusOr<v1::SaveSnapshotResponse> SaveSnapshot(const std::string& stream,
+                                                        uint64_t version,
+                                                        uint32_t schema_version,
+                                                        std::string state);
+  absl::StatusOr<v1::Snapshot> LoadSnapshot(const v1::LoadSnapshotRequest& request);
+  // Runs a verification to its end, calling `on_progress` (if set) with
+  // every progress message; returns the result. No deadline: verifying the
+  // whole log takes as long as it takes.
+  absl::StatusOr<v1::VerifyResult> Verify(
+      const v1::VerifyRequest& request,
+      const std::function<void(const v1::VerifyProgress&)>& on_progress = nullptr);
+
   // Calls `handler` on a thread of the subscription's own with every message
   // of the subscription, in order; returning false ends it. After a
   // disconnect or server restart it resubscribes after the last position it
   // delivered (an event or a checkpoint), backing off between tries, so the
   // handler sees every event once per successful delivery, in order.
+  // When `request` leaves max_events_per_message unset, it asks the server
+  // for batches of up to 500 events and hands them to `handler` one event
+  // per message (in `event`), resuming after the last event handled. When
+  // it is set, the messages come as the server sends them (`events` for
+  // batches), and resuming starts after a batch's last event.
   std::unique_ptr<Subscription> Subscribe(
       v1::SubscribeRequest request,
       std::function<bool(const v1::SubscribeResponse&)> handler);

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <functional>
+#include <string>
 
 #include "logbook/service/worker_pool.h"
 #include "logbook/store/event_store.h"
@@ -10,19 +11,24 @@
 
 namespace logbook::service {
 
+class SubscriptionHub;
+
 // Callback-API implementation of logbook.v1.EventStore. Reactions only
 // validate and convert; every store call runs on `workers`, so no gRPC thread
 // ever blocks on the database. When the workers' queue is full a call fails
 // with UNAVAILABLE. Thread-safe; `store` and `workers` must outlive it.
-class SubscriptionHub;
+//
+// Admin calls (RedactEvent) need the metadata `authorization: Bearer
+// <admin_token>`; with an empty admin_token they are refused.
 
 class EventStoreService final : public logbook::v1::EventStore::CallbackService {
  public:
   // Returns up to `max` events following the previous page of a read.
   using FetchPage = std::function<absl::StatusOr<std::vector<store::RecordedEvent>>(uint64_t max)>;
 
-  EventStoreService(store::EventStore& store, WorkerPool& workers, SubscriptionHub& hub)
-      : store_(store), workers_(workers), hub_(hub) {}
+  EventStoreService(store::EventStore& store, WorkerPool& workers, SubscriptionHub& hub,
+                    std::string admin_token = "")
+      : store_(store), workers_(workers), hub_(hub), admin_token_(std::move(admin_token)) {}
 
   grpc::ServerUnaryReactor* Append(grpc::CallbackServerContext* context,
                                    const v1::AppendRequest* request,
@@ -36,6 +42,20 @@ class EventStoreService final : public logbook::v1::EventStore::CallbackService 
                                       v1::StreamInfo* response) override;
   grpc::ServerWriteReactor<v1::SubscribeResponse>* Subscribe(
       grpc::CallbackServerContext* context, const v1::SubscribeRequest* request) override;
+  grpc::ServerWriteReactor<v1::VerifyResponse>* Verify(
+      grpc::CallbackServerContext* context, const v1::VerifyRequest* request) override;
+  grpc::ServerUnaryReactor* DeleteStream(grpc::CallbackServerContext* context,
+                                         const v1::DeleteStreamRequest* request,
+                                         v1::DeleteStreamResponse* response) override;
+  grpc::ServerUnaryReactor* RedactEvent(grpc::CallbackServerContext* context,
+                                        const v1::RedactEventRequest* request,
+                                        v1::RedactEventResponse* response) override;
+  grpc::ServerUnaryReactor* SaveSnapshot(grpc::CallbackServerContext* context,
+                                         const v1::SaveSnapshotRequest* request,
+                                         v1::SaveSnapshotResponse* response) override;
+  grpc::ServerUnaryReactor* LoadSnapshot(grpc::CallbackServerContext* context,
+                                         const v1::LoadSnapshotRequest* request,
+                                         v1::Snapshot* response) override;
 
   // From now on, new calls fail with UNAVAILABLE; calls already running go on.
   void StartDraining() { draining_ = true; }
@@ -43,10 +63,22 @@ class EventStoreService final : public logbook::v1::EventStore::CallbackService 
   int in_flight() const { return in_flight_.load(); }
 
  private:
-
-  // Validates a read and streams what `fetch` returns, page by page.
+  // Validates a read (`converted`: the request's conversion) and streams
+  // what `fetch` returns, page by page.
   grpc::ServerWriteReactor<v1::ReadResponse>* StartPagedRead(
-      const google::protobuf::Message& request, uint64_t max_count, FetchPage fetch);
+      const google::protobuf::Message& request, const absl::Status& converted,
+      uint64_t max_count, FetchPage fetch);
+
+  // Finishes a unary call with the status `work` returns, after running it
+  // on a worker (it fills in the response). Adds the status's trailers.
+  grpc::ServerUnaryReactor* RunUnary(grpc::CallbackServerContext* context,
+                                     const google::protobuf::Message& request,
+                                     std::function<absl::Status()> work);
+
+  // OK when the call carries the admin token; else UNAUTHENTICATED (no or a
+  // malformed authorization header) or PERMISSION_DENIED (wrong token, or
+  // admin calls disabled).
+  absl::Status CheckAdmin(const grpc::CallbackServerContext& context) const;
 
   // Counts a new call; false (and the call must be refused) when draining.
   bool BeginCall();
@@ -55,6 +87,7 @@ class EventStoreService final : public logbook::v1::EventStore::CallbackService 
   store::EventStore& store_;
   WorkerPool& workers_;
   SubscriptionHub& hub_;
+  const std::string admin_token_;  // Empty: admin calls disabled.
   std::atomic<bool> draining_{false};
   std::atomic<int> in_flight_{0};
 };

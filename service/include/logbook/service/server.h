@@ -27,6 +27,7 @@ struct ServerOptions {
   int worker_threads = 8;                  // Threads running store calls.
   size_t max_queued_calls = 10000;         // Calls waiting for a worker.
   std::string database_dsn;                // For the subscriptions' LISTEN connection.
+  std::string admin_token;                 // Bearer token of admin calls; empty: disabled.
   SubscriptionOptions subscriptions;
 };
 

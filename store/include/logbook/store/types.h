@@ -94,7 +94,8 @@ struct ReadAllQuery {
   Direction direction = Direction::kForward;
   uint64_t max_count = 0;  // 0: Limits::default_read_count.
   EventFilter filter;
-  // Inclusive bound on the far end (forward: highest, backward: lowest).
+  // Time travel: only events at or below this position, in either direction
+  // (a backward read starts at the lower of it and from_position).
   std::optional<uint64_t> until_position = std::nullopt;
   // Time travel: only events recorded at or before this time (either direction).
   std::optional<absl::Time> until_time = std::nullopt;
