@@ -10,6 +10,7 @@
 #include "logbook/v1/event_store.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "logbookd_process.h"
+#include "read_events.h"
 #include "test_env.h"
 
 namespace logbook {
@@ -57,17 +58,7 @@ class ServerTest : public ::testing::Test {
 
   template <typename Request>
   std::pair<std::vector<v1::RecordedEvent>, grpc::Status> Read(const Request& request) {
-    grpc::ClientContext ctx;
-    std::unique_ptr<grpc::ClientReader<v1::ReadResponse>> reader;
-    if constexpr (std::is_same_v<Request, v1::ReadStreamRequest>) {
-      reader = stub_->ReadStream(&ctx, request);
-    } else {
-      reader = stub_->ReadAll(&ctx, request);
-    }
-    std::vector<v1::RecordedEvent> events;
-    v1::ReadResponse response;
-    while (reader->Read(&response)) events.push_back(response.event());
-    return {events, reader->Finish()};
+    return testing::ReadEvents(*stub_, request);
   }
 
   std::string Rows() {

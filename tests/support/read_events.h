@@ -1,0 +1,31 @@
+// Test support: reads a whole ReadStream / ReadAll server stream.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "logbook/v1/event_store.grpc.pb.h"
+
+namespace logbook::testing {
+
+// Every event the read returns, and how it ended.
+template <typename Request>
+std::pair<std::vector<v1::RecordedEvent>, grpc::Status> ReadEvents(v1::EventStore::Stub& stub,
+                                                                   const Request& request) {
+  grpc::ClientContext ctx;
+  std::unique_ptr<grpc::ClientReader<v1::ReadResponse>> reader;
+  if constexpr (std::is_same_v<Request, v1::ReadStreamRequest>) {
+    reader = stub.ReadStream(&ctx, request);
+  } else {
+    reader = stub.ReadAll(&ctx, request);
+  }
+  std::vector<v1::RecordedEvent> events;
+  v1::ReadResponse response;
+  while (reader->Read(&response)) events.push_back(response.event());
+  return {events, reader->Finish()};
+}
+
+}  // namespace logbook::testing
