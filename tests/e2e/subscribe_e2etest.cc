@@ -271,10 +271,22 @@ TEST_F(SubscribeTest, HeldTransactionCannotBeOvertaken) {
 
   pqxx::connection held_conn(dsn_);
   pqxx::work held(held_conn);
+  // A writer's transaction, as logbookd makes it: head lock, event, receipt,
+  // stream head.
   held.exec(
-      "SELECT outcome FROM logbook.append_events('held-1', -1, "
-      "'{aaaaaaaa-0000-4000-8000-000000000001}', '{Held}', '{application/json}', '{\"\"}', "
-      "'{\"\"}', '\\x7b7d', '{2}', '{0}')");
+      "SELECT last_position FROM logbook.log_head FOR UPDATE;"
+      "INSERT INTO logbook.event_log (global_position, stream_id, stream_version, event_id, "
+      "  event_type, data, metadata, content_type, recorded_at) VALUES (3, 'held-1', 0, "
+      "  'aaaaaaaa-0000-4000-8000-000000000001', 'Held', '{}', '', 'application/json', now());"
+      "INSERT INTO logbook.receipts (global_position, stream_id, stream_version, previous_hash, "
+      "  hash, algorithm, data_digest, metadata_digest) SELECT 3, 'held-1', 0, z, "
+      "  logbook.receipt_hash(z, 'held-1', 0, e.event_id, e.event_type, e.content_type, "
+      "  e.recorded_at, NULL, NULL, NULL, sha256(e.data), sha256(e.metadata)), 'sha256', "
+      "  sha256(e.data), sha256(e.metadata) FROM logbook.event_log e, "
+      "  (SELECT decode(repeat('00', 32), 'hex') AS z) zero WHERE e.global_position = 3;"
+      "INSERT INTO logbook.streams (stream_id, version, last_position, head_hash, created_at) "
+      "  SELECT 'held-1', 0, 3, hash, now() FROM logbook.receipts WHERE global_position = 3;"
+      "UPDATE logbook.log_head SET last_position = 3, last_recorded_at = now();");
   // Position 3 is now taken by an uncommitted transaction.
 
   std::vector<std::thread> writers;
