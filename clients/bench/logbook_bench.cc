@@ -1,13 +1,19 @@
 // logbook-bench: drives a running logbookd over gRPC and reports what it
-// measured, as JSON. Scenarios:
-//   append        closed-loop appends: N clients, each on its own stream (or
-//                 sharing a few streams, retrying on ABORTED), B events per
-//                 append with an exact expected version; events/s, append
-//                 latency p50/p99 and the conflict rate
-//   catch-up      one subscriber reads $all from the start until caught_up
-//   live-latency  append-to-delivery latency of live subscriptions at a fixed
-//                 append rate (default: 1,000 appends/s, 100 subscribers of
-//                 which 10 on $all and 90 on 9 categories)
+// measured, as JSON. Scenarios (issue 5):
+//   append-single     64 clients, each on its own stream, one event per
+//                     Append with an exact expected version
+//   append-batch      8 clients, 100 events per Append
+//   append-contended  64 clients on 4 streams, retrying on ABORTED; reports
+//                     successful events/s and the conflict rate
+//   append            the same closed loop with any --clients/--batch/--streams
+//   catch-up          one subscriber reads --events (1,000,000) events of $all
+//                     from the start until caught_up, in batched messages;
+//                     first appends what the log lacks of that many. Checks
+//                     that it got positions 1..N exactly, once each.
+//   live-latency      append-to-delivery latency of live subscriptions at a
+//                     fixed append rate (default: 1,000 appends/s, 100
+//                     subscribers of which 10 on $all and 90 on 9 categories)
+// Exit code 1 when appends failed or a subscriber got the wrong events.
 #include <grpcpp/grpcpp.h>
 
 #include <CLI/CLI.hpp>
@@ -46,14 +52,10 @@ class LatencySubscriber final : public grpc::ClientReadReactor<v1::SubscribeResp
   void OnReadDone(bool ok) override {
     if (!ok) return;
     if (response_.has_event()) {
+      Measure(NowNanos(), response_.event());
+    } else if (response_.has_events()) {
       const int64_t now = NowNanos();
-      const std::string& data = response_.event().data();
-      // Data is {"t":<nanos>,...}; parse the number without a JSON parser.
-      const int64_t sent = std::atoll(data.c_str() + 5);
-      if (sent > 0 && recording_.load()) {
-        absl::MutexLock lock(&mu_);
-        latencies_us_.push_back((now - sent) / 1000.0);
-      }
+      for (const auto& e : response_.events().events()) Measure(now, e);
     } else if (response_.has_caught_up()) {
       caught_up_ = true;
     }
@@ -67,6 +69,14 @@ class LatencySubscriber final : public grpc::ClientReadReactor<v1::SubscribeResp
   }
 
   void Record(bool on) { recording_ = on; }
+  void Measure(int64_t now, const v1::RecordedEvent& event) {
+    // Data is {"t":<nanos>,...}; parse the number without a JSON parser.
+    const int64_t sent = std::atoll(event.data().c_str() + 5);
+    if (sent > 0 && recording_.load()) {
+      absl::MutexLock lock(&mu_);
+      latencies_us_.push_back((now - sent) / 1000.0);
+    }
+  }
   bool caught_up() const { return caught_up_.load(); }
   void Cancel() {
     ctx_.TryCancel();
@@ -103,6 +113,7 @@ struct LiveLatencyOptions {
   int category_subscribers = 90;
   int categories = 9;
   int appenders = 8;        // Threads sharing the rate.
+  int events_per_message = 500;  // max_events_per_message (as the C++ client asks).
 };
 
 nlohmann::json LiveLatency(const std::string& address, const LiveLatencyOptions& o) {
@@ -121,6 +132,7 @@ nlohmann::json LiveLatency(const std::string& address, const LiveLatencyOptions&
       request.set_category(category(i % o.categories));
     }
     request.mutable_from_now();
+    request.set_max_events_per_message(o.events_per_message);
     subscribers.push_back(std::make_unique<LatencySubscriber>(client.stub(), request));
   }
   for (auto& s : subscribers) {
@@ -185,6 +197,7 @@ nlohmann::json LiveLatency(const std::string& address, const LiveLatencyOptions&
       {"target_appends_per_s", o.rate},
       {"appends_per_s", static_cast<double>(measured_appends) / o.seconds},
       {"failed_appends", failed.load()},
+      {"failures", failed.load()},
       {"subscribers", subscribers.size()},
       {"deliveries", all.size()},
       {"latency_p50_ms", Percentile(all, 0.50) / 1000},
@@ -263,20 +276,110 @@ nlohmann::json Appends(const std::string& address, const AppendOptions& o) {
           {"conflict_rate", appends + conflicts.load() > 0
                                 ? conflicts.load() / (appends + conflicts.load())
                                 : 0.0},
-          {"failed_appends", failed.load()}};
+          {"failed_appends", failed.load()},
+          {"failures", failed.load()}};
 }
 
-nlohmann::json CatchUp(const std::string& address) {
+struct CatchUpOptions {
+  uint64_t events = 1000000;  // Events to read; appended first if the log has fewer.
+  int events_per_message = -1;  // -1: leave unset (the client asks for 500 and unpacks).
+  int fill_clients = 8;       // Appenders filling the log.
+  int fill_batch = 1000;      // Events per filling Append.
+  int payload = 150;          // Padding bytes: ~200-byte JSON events.
+  bool fill_only = false;     // Only append what the log lacks; no subscriber.
+};
+
+// The log's last position (0 when empty).
+absl::StatusOr<uint64_t> Head(logbook::Client& client) {
+  v1::ReadAllRequest request;
+  request.set_direction(v1::BACKWARD);
+  request.set_max_count(1);
+  auto last = client.ReadAll(request);
+  if (!last.ok()) return last.status();
+  return last->empty() ? 0 : last->front().global_position();
+}
+
+nlohmann::json CatchUp(const std::string& address, const CatchUpOptions& o) {
   logbook::ClientOptions client_options;
   client_options.address = address;
+  client_options.call_timeout = absl::Minutes(10);
   logbook::Client client(client_options);
+  auto head = Head(client);
+  if (!head.ok()) {
+    std::fprintf(stderr, "catch-up: cannot read the head: %s\n", head.status().ToString().c_str());
+    return {{"scenario", "catch-up"}, {"failures", 1}};
+  }
+
+  // Fill the log up to o.events.
+  std::atomic<int64_t> to_append{static_cast<int64_t>(o.events) - static_cast<int64_t>(*head)};
+  std::atomic<int64_t> fill_failures{0};
+  const int64_t filling = std::max<int64_t>(0, to_append.load());
+  const auto fill_start = Clock::now();
+  if (filling > 0) {
+    std::fprintf(stderr, "catch-up: appending %lld events first\n",
+                 static_cast<long long>(filling));
+    const std::string run = logbook::NewEventId().substr(0, 8);
+    std::vector<std::thread> threads;
+    for (int c = 0; c < o.fill_clients; ++c) {
+      threads.emplace_back([&, c] {
+        const std::string stream = "fill" + run + "-" + std::to_string(c);
+        for (;;) {
+          const int64_t n = std::min<int64_t>(o.fill_batch, to_append.fetch_sub(o.fill_batch));
+          if (n <= 0) break;
+          std::vector<v1::EventData> batch(n);
+          for (auto& e : batch) {
+            e.set_type("Tick");
+            e.set_data("{\"pad\":\"" + std::string(o.payload, 'x') + "\"}");
+          }
+          if (!client.Append(stream, logbook::expect::Any(), std::move(batch)).ok()) {
+            ++fill_failures;
+            break;
+          }
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+  }
+  const double fill_seconds = std::chrono::duration<double>(Clock::now() - fill_start).count();
+  head = Head(client);
+  if (!head.ok() || fill_failures > 0) {
+    std::fprintf(stderr, "catch-up: filling the log failed\n");
+    return {{"scenario", "catch-up"}, {"failures", 1}};
+  }
+
+  if (o.fill_only) {
+    return {{"scenario", "fill"},
+            {"head", *head},
+            {"filled_events", filling},
+            {"fill_events_per_s", filling > 0 ? filling / fill_seconds : 0.0},
+            {"failures", 0}};
+  }
+
+  // Read the last o.events events (all of them when the log was filled here).
+  const uint64_t after = *head > o.events ? *head - o.events : 0;
   v1::SubscribeRequest request;
   request.mutable_all();
-  int64_t events = 0;
-  uint64_t caught_up_at = 0;
+  if (after > 0) request.set_after_position(after);
+  if (o.events_per_message >= 0) request.set_max_events_per_message(o.events_per_message);
+  uint64_t events = 0, messages = 0, next = after + 1, caught_up_at = 0;
+  int max_batch = 0;  // Most events in one handler call.
+  bool in_order = true;
+  auto take = [&](const v1::RecordedEvent& e) {
+    in_order = in_order && e.global_position() == next;
+    next = e.global_position() + 1;
+    ++events;
+  };
   const auto start = Clock::now();
   auto subscription = client.Subscribe(request, [&](const v1::SubscribeResponse& r) {
-    if (r.has_event()) ++events;
+    ++messages;
+    if (r.has_event()) {
+      take(r.event());
+      max_batch = std::max(max_batch, 1);
+    }
+    if (r.has_events()) {
+      for (const auto& e : r.events().events()) take(e);
+      max_batch = std::max(max_batch, r.events().events_size());
+    }
     if (r.has_caught_up()) {
       caught_up_at = r.caught_up().global_position();
       return false;
@@ -284,14 +387,33 @@ nlohmann::json CatchUp(const std::string& address) {
     return true;
   });
   const absl::Status status = subscription->Wait();
-  const double seconds =
-      std::chrono::duration<double>(Clock::now() - start).count();
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  // Exact: after+1 .. head, each once, in order, then caught_up at head.
+  const bool exact = status.ok() && in_order && caught_up_at == *head &&
+                     events == *head - after;
+  if (!exact) {
+    std::fprintf(stderr,
+                 "catch-up: expected positions %llu..%llu once each, got %llu events (in order: "
+                 "%d), caught_up at %llu, status %s\n",
+                 static_cast<unsigned long long>(after + 1),
+                 static_cast<unsigned long long>(*head), static_cast<unsigned long long>(events),
+                 in_order, static_cast<unsigned long long>(caught_up_at),
+                 status.ToString().c_str());
+  }
   return {{"scenario", "catch-up"},
           {"events", events},
+          {"from_position", after + 1},
           {"caught_up_at", caught_up_at},
+          {"handler_calls", messages},
+          {"max_events_per_call", max_batch},
+          {"max_events_per_message", o.events_per_message < 0 ? "client default (500)"
+                                                              : std::to_string(o.events_per_message)},
           {"seconds", seconds},
           {"events_per_s", events / seconds},
-          {"failed_appends", status.ok() ? 0 : 1}};
+          {"filled_events", filling},
+          {"fill_events_per_s", filling > 0 ? filling / fill_seconds : 0.0},
+          {"exact", exact},
+          {"failures", exact ? 0 : 1}};
 }
 
 }  // namespace
@@ -317,26 +439,66 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1000));
   live_cmd->add_option("--appenders", live.appenders, "Appending threads")
       ->check(CLI::Range(1, 1000));
-  AppendOptions append;
-  CLI::App* append_cmd = app.add_subcommand(
-      "append", "Closed-loop appends with exact expected versions (append-single/-batch/-contended)");
-  append_cmd->add_option("--clients", append.clients, "Concurrent clients")
-      ->check(CLI::Range(1, 10000));
-  append_cmd->add_option("--batch", append.batch, "Events per append")->check(CLI::Range(1, 1000));
-  append_cmd->add_option("--streams", append.streams,
-                         "Streams shared by all clients, retrying on ABORTED (0: one each)");
-  append_cmd->add_option("--seconds", append.seconds, "Duration")->check(CLI::Range(1, 3600));
-  append_cmd->add_option("--payload", append.payload, "Padding bytes per event");
+  live_cmd->add_option("--events-per-message", live.events_per_message,
+                       "max_events_per_message of the subscriptions")
+      ->check(CLI::Range(0, 100000));
+  // append-single, append-batch and append-contended are `append` with the
+  // issue's settings as defaults.
+  struct AppendCommand {
+    CLI::App* cmd;
+    AppendOptions options;
+  };
+  std::vector<std::unique_ptr<AppendCommand>> appends;
+  auto add_append = [&](const char* name, const char* help, AppendOptions defaults) {
+    auto c = std::make_unique<AppendCommand>();
+    c->options = defaults;
+    c->cmd = app.add_subcommand(name, help);
+    AppendOptions& o = c->options;
+    c->cmd->add_option("--clients", o.clients, "Concurrent clients")->check(CLI::Range(1, 10000));
+    c->cmd->add_option("--batch", o.batch, "Events per append")->check(CLI::Range(1, 1000));
+    c->cmd->add_option("--streams", o.streams,
+                       "Streams shared by all clients, retrying on ABORTED (0: one each)");
+    c->cmd->add_option("--seconds", o.seconds, "Duration")->check(CLI::Range(1, 3600));
+    c->cmd->add_option("--payload", o.payload, "Padding bytes per event");
+    appends.push_back(std::move(c));
+  };
+  add_append("append-single", "64 clients, each on its own stream, 1 event per append",
+             {64, 1, 0, 10, 150});
+  add_append("append-batch", "8 clients, each on its own stream, 100 events per append",
+             {8, 100, 0, 10, 150});
+  add_append("append-contended", "64 clients on 4 streams, retrying on ABORTED",
+             {64, 1, 4, 10, 150});
+  add_append("append",
+             "Closed-loop appends with exact expected versions (any clients/batch/streams)",
+             AppendOptions{});
+  CatchUpOptions catch_up;
   CLI::App* catch_up_cmd =
       app.add_subcommand("catch-up", "One subscriber reads $all from the start until caught_up");
+  catch_up_cmd->add_option("--events", catch_up.events,
+                           "Events to read (appended first if the log has fewer)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
+  catch_up_cmd->add_option("--events-per-message", catch_up.events_per_message,
+                           "max_events_per_message (-1: the client's default, 500, unpacked)")
+      ->check(CLI::Range(-1, 100000));
+  catch_up_cmd->add_option("--fill-clients", catch_up.fill_clients, "Appenders filling the log")
+      ->check(CLI::Range(1, 1000));
+  catch_up_cmd->add_option("--fill-batch", catch_up.fill_batch, "Events per filling append")
+      ->check(CLI::Range(1, 1000));
+  catch_up_cmd->add_flag("--fill-only", catch_up.fill_only,
+                         "Only append what the log lacks of --events; read nothing");
   app.require_subcommand(1);
   CLI11_PARSE(app, argc, argv);
 
   nlohmann::json result;
   if (live_cmd->parsed()) result = LiveLatency(address, live);
-  if (append_cmd->parsed()) result = Appends(address, append);
-  if (catch_up_cmd->parsed()) result = CatchUp(address);
+  for (auto& c : appends) {
+    if (c->cmd->parsed()) {
+      result = Appends(address, c->options);
+      if (std::string(c->cmd->get_name()) != "append") result["scenario"] = c->cmd->get_name();
+    }
+  }
+  if (catch_up_cmd->parsed()) result = CatchUp(address, catch_up);
   std::printf("%s\n", result.dump(2).c_str());
   if (!json_out.empty()) std::ofstream(json_out) << result.dump(2) << "\n";
-  return result.value("failed_appends", 0) == 0 ? 0 : 1;
+  return result.value("failures", 0) == 0 ? 0 : 1;
 }

@@ -1,28 +1,39 @@
 #!/usr/bin/env bash
-# Runs every logbook-bench scenario against a fresh PostgreSQL and logbookd,
-# and the matching raw-PostgreSQL baseline with pgbench on the same database
-# in the same run; prints one table and writes a JSON file.
+# Runs every logbook-bench scenario of issue 5 against a fresh PostgreSQL and
+# logbookd, each beside its raw-PostgreSQL baseline (pgbench on the same
+# database, in the same run); prints one table and writes a JSON file with
+# events/s, p50/p99 latency, the ratio to the baseline, and logbookd's CPU
+# seconds and peak RSS per scenario.
 #
-#   clients/bench/run.sh [--quick] [--json FILE]
+#   clients/bench/run.sh [--quick] [--json FILE] [--build DIR]
 #
-# --quick runs each scenario for 3 s instead of 15 s (a smoke test of the
-# tool; its numbers mean little). Needs a build (deploy/build.sh).
+# Default: 15 s per timed scenario and a catch-up of 1,000,000 events (about
+# 3 minutes). --quick: 3 s and 200,000 events (under a minute; a smoke test
+# of the tool, its numbers mean little). --build: the build folder holding
+# logbookd, logbook and logbook-bench (default build/, or $LOGBOOK_BUILD_DIR).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 seconds=15
-json_out="$root/build/bench-results.json"
+catch_up_events=1000000
+quick=false
+build=${LOGBOOK_BUILD_DIR:-build}
+json_out=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    --quick) seconds=3 ;;
+    --quick) seconds=3; catch_up_events=200000; quick=true ;;
     --json) json_out=$2; shift ;;
-    *) echo "usage: clients/bench/run.sh [--quick] [--json FILE]" >&2; exit 2 ;;
+    --build) build=$2; shift ;;
+    *) echo "usage: clients/bench/run.sh [--quick] [--json FILE] [--build DIR]" >&2; exit 2 ;;
   esac
   shift
 done
-bench=build/clients/bench/logbook-bench
-export LOGBOOKD=build/service/logbookd
-[ -x "$bench" ] && [ -x "$LOGBOOKD" ] || { echo "build first: deploy/build.sh" >&2; exit 1; }
+json_out=${json_out:-$build/bench-results.json}
+bench=$build/clients/bench/logbook-bench
+export LOGBOOKD=$build/service/logbookd
+[ -x "$bench" ] && [ -x "$LOGBOOKD" ] && [ -x "$build/clients/logbook" ] ||
+  { echo "build first (deploy/build.sh, or pass --build DIR)" >&2; exit 1; }
+started=$(date +%s)
 
 work=$(mktemp -d)
 env_file="$work/pg.env"
@@ -39,92 +50,141 @@ echo "==> starting PostgreSQL (fsync and synchronous_commit on) and logbookd"
 tests/pg_cluster.sh start "$env_file" >/dev/null
 . "$env_file"
 dsn="postgresql://logbook_admin@127.0.0.1:$LOGBOOK_TEST_PG_PORT/postgres"
-build/clients/logbook migrate up --database "$dsn" >/dev/null
+"$build/clients/logbook" migrate up --database "$dsn" >/dev/null
 . tests/e2e/lib.sh
 start_logbookd "$dsn" "$work/server.log" --workers 72
 psql=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$LOGBOOK_TEST_PG_PORT" -U logbook_admin -d postgres)
-pgbench=(pgbench -n -j 2 -h 127.0.0.1 -p "$LOGBOOK_TEST_PG_PORT" -U logbook_admin)
+pgbench=(pgbench -n -h 127.0.0.1 -p "$LOGBOOK_TEST_PG_PORT" -U logbook_admin)
 
 # CPU seconds logbookd has used so far.
 server_cpu() {
   awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$server_pid/stat"
 }
-results="$work/results"
-: >"$results"
-# scenario NAME ARGS...: runs logbook-bench, appends its JSON plus server CPU.
+# logbookd's peak RSS in KiB since the last reset_peak_rss.
+peak_rss_kib() { awk '/VmHWM/ { print $2 }' "/proc/$server_pid/status"; }
+reset_peak_rss() { echo 5 >"/proc/$server_pid/clear_refs" 2>/dev/null || true; }
+
+# One line per scenario: name cpu_s peak_rss_kib baseline_events_per_s baseline_description
+: >"$work/rows"
+# scenario NAME ARGS...: runs logbook-bench NAME ARGS, records CPU and peak RSS.
 scenario() {
   local name=$1
   shift
   echo "==> $name ($*)"
   local before
+  reset_peak_rss
   before=$(server_cpu)
-  "$bench" --address "$LOGBOOK_ADDRESS" --json "$work/$name.json" "$@" >/dev/null
-  echo "$name $(server_cpu) $before" >>"$work/cpu"
-  echo "$name" >>"$results"
+  "$bench" --address "$LOGBOOK_ADDRESS" --json "$work/$name.json" "$name" "$@" >/dev/null
+  printf '%s\t%s\t%s\n' "$name" "$(awk -v a="$(server_cpu)" -v b="$before" 'BEGIN { printf "%.1f", a - b }')" \
+    "$(peak_rss_kib)" >>"$work/cpu_rss"
 }
-# baseline NAME EVENTS_PER_TRANSACTION CLIENTS SQL: pgbench events/s.
+# baseline NAME EVENTS_PER_TRANSACTION CLIENTS DESCRIPTION SQL: pgbench events/s.
 baseline() {
-  local name=$1 per_tx=$2 clients=$3 sql=$4
-  echo "$sql" >"$work/$name.sql"
-  echo "==> baseline $name (pgbench, $clients clients)"
+  local name=$1 per_tx=$2 clients=$3 description=$4 sql=$5
+  printf '%s\n' "$sql" >"$work/$name.sql"
+  echo "==> baseline $name: $description"
   local tps
-  tps=$("${pgbench[@]}" -c "$clients" -T "$seconds" -f "$work/$name.sql" postgres 2>/dev/null \
-        | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
-  echo "$name $(awk -v t="$tps" -v n="$per_tx" 'BEGIN { printf "%.0f", t * n }')" >>"$work/baselines"
+  tps=$("${pgbench[@]}" -c "$clients" -j "$(( clients < 2 ? clients : 2 ))" -T "$seconds" \
+        -f "$work/$name.sql" postgres 2>"$work/pgbench.err" | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+  [ -n "$tps" ] || { echo "pgbench failed:" >&2; cat "$work/pgbench.err" >&2; exit 1; }
+  printf '%s\t%s\t%s\n' "$name" "$(awk -v t="$tps" -v n="$per_tx" 'BEGIN { printf "%.0f", t * n }')" \
+    "$description" >>"$work/baselines"
 }
+: >"$work/baselines"
+: >"$work/cpu_rss"
 
-"${psql[@]}" -c "CREATE TABLE raw_events (LIKE logbook.event_log INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)" \
-  -c "CREATE SEQUENCE raw_position" -c "ALTER TABLE raw_events ALTER global_position SET DEFAULT nextval('raw_position')"
-row="('raw-' || :client_id, nextval('raw_position'), gen_random_uuid(), 'Tick', convert_to('{\"pad\":\"' || repeat('x', 150) || '\"}', 'UTF8'), '', 'application/json', now())"
-cols="(stream_id, stream_version, event_id, event_type, data, metadata, content_type, recorded_at)"
-
-scenario append-single append --clients 64 --seconds "$seconds"
-baseline append-single 1 64 "INSERT INTO raw_events $cols VALUES $row;"
-scenario append-batch append --clients 8 --batch 100 --seconds "$seconds"
-baseline append-batch 100 8 "INSERT INTO raw_events $cols SELECT 'raw-' || :client_id, nextval('raw_position'), gen_random_uuid(), 'Tick', convert_to('{\"pad\":\"' || repeat('x', 150) || '\"}', 'UTF8'), '', 'application/json', now() FROM generate_series(1, 100);"
-scenario append-contended append --clients 64 --streams 4 --seconds "$seconds"
-scenario catch-up catch-up
+# catch-up: fill the log to N events through logbookd, then one subscriber
+# reads them all; the baseline reads pages of 1,000 with plain SELECTs.
+echo "==> filling the log with $catch_up_events events (8 clients x 1,000 events per append)"
+"$bench" --address "$LOGBOOK_ADDRESS" --json "$work/fill.json" catch-up --events "$catch_up_events" \
+  --fill-only >/dev/null
+"${psql[@]}" -c "VACUUM ANALYZE logbook.event_log"
+scenario catch-up --events "$catch_up_events"
 last=$("${psql[@]}" -Atc "SELECT max(global_position) FROM logbook.event_log")
-baseline catch-up 1000 1 "\\set p random(0, $last) 
+baseline catch-up 1000 1 "SELECT pages of 1,000 events, 1 client" \
+  "\\set p random(0, $(( last > 1000 ? last - 1000 : 0 )))
 SELECT * FROM logbook.event_log WHERE global_position > :p ORDER BY global_position LIMIT 1000;"
-scenario live-latency live-latency --seconds "$seconds" --warmup 1
-peak_rss_kib=$(awk '/VmHWM/ { print $2 }' "/proc/$server_pid/status")
 
-# One table and one JSON document.
-{
-  echo "{\"peak_rss_mib\": $((peak_rss_kib / 1024)), \"seconds_per_scenario\": $seconds, \"scenarios\": ["
-  first=1
-  while read -r name; do
-    base=$(awk -v n="$name" '$1 == n { print $2 }' "$work/baselines" 2>/dev/null || true)
-    cpu=$(awk -v n="$name" '$1 == n { printf "%.1f", $2 - $3 }' "$work/cpu")
-    [ $first = 1 ] || echo ","
-    first=0
-    sed '$ s/}$//' "$work/$name.json"
-    echo ", \"server_cpu_s\": $cpu, \"baseline_events_per_s\": ${base:-null}}"
-  done <"$results"
-  echo "]}"
-} >"$json_out"
+# Appends, beside raw INSERTs into a table shaped like event_log.
+"${psql[@]}" -c "CREATE TABLE raw_events (LIKE logbook.event_log INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)" \
+  -c "CREATE SEQUENCE raw_position" -c "ALTER TABLE raw_events ALTER global_position SET DEFAULT nextval('raw_position')" \
+  -c "CREATE TABLE raw_streams (id int PRIMARY KEY, version bigint NOT NULL)" \
+  -c "INSERT INTO raw_streams SELECT g, 0 FROM generate_series(0, 3) g"
+cols="(stream_id, stream_version, event_id, event_type, data, metadata, content_type, recorded_at)"
+values="gen_random_uuid(), 'Tick', convert_to('{\"pad\":\"' || repeat('x', 150) || '\"}', 'UTF8'), '', 'application/json', now()"
 
-python3 - "$json_out" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))
+scenario append-single --seconds "$seconds"
+baseline append-single 1 64 "one INSERT per transaction, 64 clients" \
+  "INSERT INTO raw_events $cols VALUES ('raw-' || :client_id, nextval('raw_position'), $values);"
+scenario append-batch --seconds "$seconds"
+baseline append-batch 100 8 "100-row INSERT per transaction, 8 clients" \
+  "INSERT INTO raw_events $cols SELECT 'raw-' || :client_id, nextval('raw_position'), $values FROM generate_series(1, 100);"
+scenario append-contended --seconds "$seconds"
+baseline append-contended 1 64 "lock + read version, INSERT, UPDATE per transaction; 64 clients, 4 streams" \
+  "\\set s random(0, 3)
+BEGIN;
+SELECT version + 1 AS v FROM raw_streams WHERE id = :s FOR UPDATE \\gset
+INSERT INTO raw_events $cols VALUES ('rawc-' || :s, :v, $values);
+UPDATE raw_streams SET version = :v WHERE id = :s;
+END;"
+scenario live-latency --seconds "$seconds" --warmup 1
+elapsed=$(( $(date +%s) - started ))
+
+python3 - "$work" "$json_out" "$seconds" "$quick" "$elapsed" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" <<'PY'
+import json, os, sys
+work, out, seconds, quick, elapsed, commit = sys.argv[1:7]
+cpu_rss = {l.split("\t")[0]: l.rstrip("\n").split("\t")[1:] for l in open(f"{work}/cpu_rss")}
+baselines = {l.split("\t")[0]: l.rstrip("\n").split("\t")[1:] for l in open(f"{work}/baselines")}
+fill = json.load(open(f"{work}/fill.json"))
+scenarios = []
+for name in ["catch-up", "append-single", "append-batch", "append-contended", "live-latency"]:
+    s = json.load(open(f"{work}/{name}.json"))
+    s["scenario"] = name
+    s["events_per_s"] = s.get("events_per_s", s.get("appends_per_s"))
+    s["latency_p50_ms"] = s.get("append_p50_ms") if name.startswith("append") else s.get("latency_p50_ms")
+    s["latency_p99_ms"] = s.get("append_p99_ms") if name.startswith("append") else s.get("latency_p99_ms")
+    cpu, rss = cpu_rss[name]
+    s["server_cpu_s"] = float(cpu)
+    s["server_peak_rss_mib"] = round(int(rss) / 1024, 1)
+    if name in baselines:
+        base, desc = baselines[name]
+        s["baseline_events_per_s"] = int(base)
+        s["baseline"] = desc
+        s["ratio"] = round(s["events_per_s"] / int(base), 3) if int(base) else None
+    else:
+        s["baseline_events_per_s"] = s["baseline"] = s["ratio"] = None
+    scenarios.append(s)
+doc = {"commit": commit, "quick": quick == "true", "seconds_per_scenario": int(seconds),
+       "run_seconds": int(elapsed), "cpus": os.cpu_count(), "fill": fill,
+       "peak_rss_mib": max(s["server_peak_rss_mib"] for s in scenarios), "scenarios": scenarios}
+json.dump(doc, open(out, "w"), indent=2)
+
+def f(v, fmt):
+    return "-" if v is None else format(v, fmt)
 print()
-print(f"{'scenario':<18}{'events/s':>11}{'baseline':>11}{'ratio':>7}{'p50 ms':>9}{'p99 ms':>9}{'cpu s':>7}  other")
-for s in d["scenarios"]:
-    rate = s.get("events_per_s", s.get("appends_per_s", 0))
-    base = s.get("baseline_events_per_s")
-    ratio = f"{rate / base:.2f}" if base else "-"
-    p50 = s.get("append_p50_ms", s.get("latency_p50_ms", 0))
-    p99 = s.get("append_p99_ms", s.get("latency_p99_ms", 0))
-    other = ""
-    if "conflict_rate" in s and s["scenario"] == "append-contended":
-        other = f"conflict rate {s['conflict_rate']:.2f}"
-    if s["scenario"] == "live-latency":
-        other = f"delivery latency; {s['subscribers']} subscribers"
-    if s["scenario"] == "catch-up":
-        p50 = p99 = 0
-        other = f"{s['events']} events"
-    print(f"{s['scenario']:<18}{rate:>11.0f}{(base or 0):>11.0f}{ratio:>7}{p50:>9.2f}{p99:>9.2f}{s['server_cpu_s']:>7}  {other}")
-print(f"\nlogbookd peak RSS: {d['peak_rss_mib']} MiB; {d['seconds_per_scenario']} s per scenario")
+print("| scenario | events/s | baseline events/s | ratio | p50 ms | p99 ms | logbookd CPU s | logbookd peak RSS MiB | notes |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+for s in scenarios:
+    name = s["scenario"]
+    p50, p99 = s["latency_p50_ms"], s["latency_p99_ms"]
+    notes = ""
+    if name == "catch-up":
+        notes = f"{s['events']:,} events of $all until caught_up ({'exact' if s.get('exact') else 'NOT EXACT'})"
+    elif name == "append-single":
+        notes = "64 clients, own stream, 1 event, exact version; append latency"
+    elif name == "append-batch":
+        notes = "8 clients x 100 events; append latency"
+    elif name == "append-contended":
+        notes = f"64 clients on 4 streams; conflict rate {s['conflict_rate']:.2f}"
+    elif name == "live-latency":
+        notes = f"{s['appends_per_s']:.0f} appends/s, {s['subscribers']} subscribers; append-to-delivery latency"
+    print(f"| {name} | {s['events_per_s']:,.0f} | {f(s['baseline_events_per_s'], ',')} | {f(s['ratio'], '.2f')} "
+          f"| {f(p50, '.2f')} | {f(p99, '.2f')} | {s['server_cpu_s']:.1f} | {s['server_peak_rss_mib']:.0f} | {notes} |")
+print()
+for s in scenarios:
+    if s["baseline"]:
+        print(f"baseline of {s['scenario']}: {s['baseline']} (pgbench)")
+print(f"{seconds} s per timed scenario; log filled through logbookd at {fill['fill_events_per_s']:,.0f} events/s; "
+      f"whole run {elapsed} s")
 PY
 echo "JSON: $json_out"

@@ -26,18 +26,39 @@ bool Matches(const store::EventFilter& f, const store::RecordedEvent& e) {
 
 size_t Bytes(const store::RecordedEvent& e) { return e.data.size() + e.metadata.size(); }
 
+// Events go into one batched message while it stays under this many
+// (estimated) bytes; one larger event still goes alone. Well under gRPC's
+// default 4 MiB receive limit.
+constexpr size_t kMaxMessageBytes = 1 << 20;
+
+// An upper estimate of `e`'s size inside an EventBatch: its strings plus 80
+// bytes for tags, lengths, the numbers and the timestamp.
+size_t WireBytes(const store::RecordedEvent& e) {
+  return e.data.size() + e.metadata.size() + e.stream_id.size() + e.type.size() +
+         e.event_id.size() + e.content_type.size() + e.correlation_id.size() +
+         e.causation_id.size() + (e.redaction_reason ? e.redaction_reason->size() : 0) + 80;
+}
+
 }  // namespace
 
 // One Subscribe call. Catch-up reads run on the workers; live batches arrive
 // from the hub's tail thread; writes go out one at a time from OnWriteDone.
-// Owned by a shared_ptr to itself until OnDone, so the hub's weak pointers
-// never dangle. Thread-safe through mu_.
+// With max_events_per_message > 1, each write takes the consecutive events
+// at the head of the queue (up to that many and ~1 MiB) as one EventBatch;
+// caught_up, checkpoints and fell_behind end a batch, so their order
+// relative to events is kept. Catch-up reads ahead of the write in flight
+// (see Fetch): at most a page queued, two reads in flight and one message
+// being written. Owned by a shared_ptr to itself until OnDone, so the hub's
+// weak pointers never dangle. Thread-safe through mu_.
 class Subscription final : public grpc::ServerWriteReactor<v1::SubscribeResponse>,
                            public std::enable_shared_from_this<Subscription> {
  public:
   Subscription(SubscriptionHub& hub, const v1::SubscribeRequest& request,
                std::function<void()> on_done)
-      : hub_(hub), request_(request), on_done_(std::move(on_done)) {
+      : hub_(hub),
+        request_(request),
+        on_done_(std::move(on_done)),
+        max_per_message_(std::max<uint32_t>(1, request.max_events_per_message())) {
     const SubscriptionOptions& o = hub_.options();
     page_ = std::min<uint64_t>(o.catch_up_page, o.max_buffered_events);
     switch (request.target_case()) {
@@ -52,6 +73,8 @@ class Subscription final : public grpc::ServerWriteReactor<v1::SubscribeResponse
         filter_ = FromProto(request.filter());
         break;
     }
+    windowed_ = filter_.stream_id.empty() && filter_.category.empty() &&
+                filter_.stream_prefix.empty() && filter_.event_types.empty();
   }
 
   // Starts the first step; the caller keeps `self` alive until OnDone.
@@ -59,7 +82,7 @@ class Subscription final : public grpc::ServerWriteReactor<v1::SubscribeResponse
     self_ = std::move(self);
     {
       absl::MutexLock lock(&mu_);
-      fetching_ = true;
+      ++fetches_;
       Schedule([this] { Resolve(); });
     }
     MaybeFinish();
@@ -93,6 +116,7 @@ class Subscription final : public grpc::ServerWriteReactor<v1::SubscribeResponse
         if (e.global_position > cursor_ && Matches(filter_, e)) Enqueue(batch, i);
       }
       cursor_ = std::max(cursor_, to);
+      requested_ = cursor_;  // Live: no read is in flight; one after falling behind starts here.
       MaybeCheckpoint();
     }
     Pump();
@@ -166,7 +190,7 @@ class Subscription final : public grpc::ServerWriteReactor<v1::SubscribeResponse
 
   void Schedule(std::function<void()> step) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!hub_.workers().TrySubmit(std::move(step))) {
-      fetching_ = false;
+      --fetches_;
       ending_ = true;
       end_status_ = grpc::Status(grpc::StatusCode::UNAVAILABLE,
                                  "server overloaded: too many calls waiting for the database");
@@ -206,8 +230,10 @@ class Subscription final : public grpc::ServerWriteReactor<v1::SubscribeResponse
         break;
       }
       case v1::SubscribeRequest::kAfterVersion: {
-        store::ReadStreamQuery q{request_.stream_id(), request_.after_version(),
-                                 store::Direction::kForward, 1};
+        store::ReadStreamQuery q;
+        q.stream_id = request_.stream_id();
+        q.from_version = request_.after_version();
+        q.max_count = 1;
         auto events = hub_.store().ReadStream(q);
         status = events.status();
         if (events.ok() && (events->empty() ||
@@ -225,37 +251,55 @@ class Subscription final : public grpc::ServerWriteReactor<v1::SubscribeResponse
     }
     {
       absl::MutexLock lock(&mu_);
-      fetching_ = false;
+      --fetches_;
       if (!status.ok()) {
         ending_ = true;
         end_status_ = ToGrpcStatus(status);
       }
-      cursor_ = reported_ = cursor;
-      if (!ending_) {
-        fetching_ = true;
-        Schedule([this] { CatchUp(); });
-      }
+      cursor_ = reported_ = requested_ = cursor;
     }
-    MaybeFinish();
+    Pump();  // Starts catching up.
   }
 
-  // On a worker: reads the next page of the backlog, or goes live.
-  void CatchUp() {
+  // On a worker: reads the next range of the backlog, or goes live. Reads
+  // up to the newest head the hub heard of, which may be ahead of the tail
+  // (an acknowledged append included), so caught_up covers it.
+  //
+  // Without a filter, ranges are windows of page_ positions, which hold at
+  // most page_ events, so the next window is known before this one is read
+  // and two reads may run at once: the database answers one while this
+  // server decodes and sends the other. Results are enqueued in position
+  // order whichever finishes first. With a filter, one read at a time takes
+  // the next page_ matching events.
+  void Fetch() {
     for (;;) {
-      const uint64_t published = hub_.published();
-      uint64_t cursor;
+      const uint64_t until = hub_.readable();  // Not under mu_: hub before subscription.
+      uint64_t from = 0, to = 0;
       {
         absl::MutexLock lock(&mu_);
+        known_until_ = std::max(known_until_, until);
         if (ending_) break;
-        cursor = cursor_;
+        from = requested_;
+        if (from < until) {
+          to = windowed_ ? std::min(from + page_, until) : until;
+          requested_ = to;  // For a filter: corrected below when the page is full.
+          StartFetches();   // The next window, while this one is read.
+        } else if (fetches_ > 1 || cursor_ < requested_) {
+          break;  // The read still in flight continues from here.
+        } else if (queued_events_ > 0) {
+          // Join the live feed with no backlog of events, so its first batch
+          // fits; Pump comes back here once the queue drained.
+          drain_before_live_ = true;
+          break;
+        }
       }
-      if (cursor >= published) {
-        if (hub_.TryGoLive(shared_from_this(), cursor)) break;
+      if (from >= until) {
+        if (hub_.TryGoLive(shared_from_this(), from)) break;
         continue;  // The tail moved on meanwhile; read the rest.
       }
       store::ReadAllQuery q;
-      q.from_position = cursor + 1;
-      q.until_position = published;
+      q.from_position = from + 1;
+      q.until_position = to;
       q.max_count = page_;
       q.filter = filter_;
       auto events = hub_.store().ReadAll(q);
@@ -265,18 +309,46 @@ class Subscription final : public grpc::ServerWriteReactor<v1::SubscribeResponse
         end_status_ = ToGrpcStatus(events.status());
         break;
       }
-      const bool full = events->size() == page_;
-      auto batch = std::make_shared<const std::vector<store::RecordedEvent>>(*std::move(events));
-      for (size_t i = 0; i < batch->size(); ++i) Enqueue(batch, i);
-      cursor_ = full ? batch->back().global_position : published;
+      if (!windowed_ && events->size() == page_) {
+        to = requested_ = events->back().global_position;  // Full: the rest comes next.
+      }
+      arrived_.emplace(from, Arrived{to, std::make_shared<const std::vector<store::RecordedEvent>>(
+                                             *std::move(events))});
+      // Enqueue what is now contiguous with the cursor.
+      for (auto it = arrived_.begin(); it != arrived_.end() && it->first == cursor_;
+           it = arrived_.erase(it)) {
+        for (size_t i = 0; i < it->second.batch->size(); ++i) Enqueue(it->second.batch, i);
+        cursor_ = it->second.to;
+      }
       MaybeCheckpoint();
-      if (!queue_.empty() || ending_) break;  // Write first; OnWriteDone continues.
+      break;
     }
     {
       absl::MutexLock lock(&mu_);
-      fetching_ = false;
+      --fetches_;
     }
     Pump();
+  }
+
+  // Whether Pump should start a Fetch: when idle, or ahead of the write in
+  // flight while less than a page is queued (a second one only without a
+  // filter, while more is known to be readable); not before the queue
+  // drained once the reads reached the tail.
+  bool ShouldFetch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (ending_ || live_) return false;
+    const bool idle = !writing_ && queue_.empty();
+    const bool room = !drain_before_live_ && queued_events_ < page_ &&
+                      queued_bytes_ < hub_.options().max_buffered_bytes;
+    if (fetches_ == 0) return idle || room;
+    return windowed_ && fetches_ < 2 && room && requested_ < known_until_;
+  }
+
+  void StartFetches() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    while (ShouldFetch()) {
+      drain_before_live_ = false;
+      ++fetches_;
+      Schedule([this] { Fetch(); });
+    }
   }
 
   // Starts the next write, the next catch-up step, or the finish.
@@ -285,42 +357,74 @@ class Subscription final : public grpc::ServerWriteReactor<v1::SubscribeResponse
     {
       absl::MutexLock lock(&mu_);
       if (!writing_ && !ending_ && !queue_.empty()) {
-        Item item = std::move(queue_.front());
-        queue_.pop_front();
-        response_.Clear();
-        switch (item.kind) {
-          case Item::kEvent: {
-            const auto& e = (*item.batch)[item.index];
-            --queued_events_;
-            queued_bytes_ -= Bytes(e);
-            ToProto(e, *response_.mutable_event());
-            break;
-          }
-          case Item::kCaughtUp:
-            response_.mutable_caught_up()->set_global_position(item.position);
-            break;
-          case Item::kCheckpoint:
-            response_.mutable_checkpoint()->set_global_position(item.position);
-            break;
-          case Item::kFellBehind:
-            response_.mutable_fell_behind()->set_global_position(item.position);
-            break;
-        }
+        TakeMessage();
         writing_ = start_write = true;
-      } else if (!writing_ && !ending_ && !live_ && !fetching_) {
-        fetching_ = true;
-        Schedule([this] { CatchUp(); });
       }
+      StartFetches();
     }
-    if (start_write) StartWrite(&response_);  // Outside the lock: may react inline.
+    if (start_write) {
+      // writing_ keeps everyone else off response_ and sending_.
+      BuildMessage();
+      StartWrite(&response_);  // Outside the lock: may react inline.
+    }
     MaybeFinish();
+  }
+
+  // Moves the next message's items from the queue to sending_: one control
+  // item, or one event, or (batching) the consecutive events at the head.
+  void TakeMessage() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    sending_.clear();
+    size_t bytes = 0;
+    do {
+      Item& item = queue_.front();
+      if (item.kind == Item::kEvent) {
+        const auto& e = (*item.batch)[item.index];
+        if (!sending_.empty() && bytes + WireBytes(e) > kMaxMessageBytes) break;
+        bytes += WireBytes(e);
+        --queued_events_;
+        queued_bytes_ -= Bytes(e);
+      }
+      sending_.push_back(std::move(item));
+      queue_.pop_front();
+    } while (max_per_message_ > 1 && sending_.front().kind == Item::kEvent &&
+             sending_.size() < max_per_message_ && !queue_.empty() &&
+             queue_.front().kind == Item::kEvent);
+  }
+
+  // Fills response_ from sending_. Called only by the writer (writing_ set).
+  void BuildMessage() {
+    const Item& first = sending_.front();
+    switch (first.kind) {
+      case Item::kEvent:
+        if (max_per_message_ > 1) {
+          // Clear() keeps the batch's RecordedEvents for reuse.
+          v1::EventBatch* batch = response_.mutable_events();
+          batch->Clear();
+          for (const Item& item : sending_) ToProto((*item.batch)[item.index], *batch->add_events());
+        } else {
+          v1::RecordedEvent* event = response_.mutable_event();
+          event->Clear();  // Reused: no field of the previous event may stay.
+          ToProto((*first.batch)[first.index], *event);
+        }
+        break;
+      case Item::kCaughtUp:
+        response_.mutable_caught_up()->set_global_position(first.position);
+        break;
+      case Item::kCheckpoint:
+        response_.mutable_checkpoint()->set_global_position(first.position);
+        break;
+      case Item::kFellBehind:
+        response_.mutable_fell_behind()->set_global_position(first.position);
+        break;
+    }
+    sending_.clear();  // Drops the references to shared batches.
   }
 
   void MaybeFinish() {
     grpc::Status status;
     {
       absl::MutexLock lock(&mu_);
-      if (!ending_ || writing_ || fetching_ || finished_) return;
+      if (!ending_ || writing_ || fetches_ > 0 || finished_) return;
       finished_ = true;
       status = end_status_;
     }
@@ -332,7 +436,9 @@ class Subscription final : public grpc::ServerWriteReactor<v1::SubscribeResponse
   const v1::SubscribeRequest request_;
   std::function<void()> on_done_;
   store::EventFilter filter_;
+  bool windowed_ = false;  // No filter: reads by windows of positions, two at once.
   uint64_t page_ = 0;
+  const uint32_t max_per_message_;  // 1: one event per message, in `event`.
   std::shared_ptr<Subscription> self_;
 
   absl::Mutex mu_;
@@ -345,10 +451,19 @@ class Subscription final : public grpc::ServerWriteReactor<v1::SubscribeResponse
   bool live_ ABSL_GUARDED_BY(mu_) = false;
   bool caught_up_sent_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;        // response_ is being written.
-  bool fetching_ ABSL_GUARDED_BY(mu_) = false;       // A worker step is queued or running.
+  int fetches_ ABSL_GUARDED_BY(mu_) = 0;           // Worker steps queued or running.
+  uint64_t requested_ ABSL_GUARDED_BY(mu_) = 0;    // Reads cover everything up to here.
+  uint64_t known_until_ ABSL_GUARDED_BY(mu_) = 0;  // The newest readable() a Fetch saw.
+  struct Arrived {
+    uint64_t to;  // The read covered (its key, to].
+    Batch batch;
+  };
+  std::map<uint64_t, Arrived> arrived_ ABSL_GUARDED_BY(mu_);  // Reads ahead of the cursor.
+  bool drain_before_live_ ABSL_GUARDED_BY(mu_) = false;  // Caught up; the queue must drain.
   bool ending_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   grpc::Status end_status_ ABSL_GUARDED_BY(mu_);
+  std::vector<Item> sending_;       // The next message's items, while writing_.
   v1::SubscribeResponse response_;  // Owned by the write in flight.
 };
 
@@ -386,9 +501,9 @@ void SubscriptionHub::OnHead(uint64_t head) {
   head_ = std::max(head_, head);
 }
 
-uint64_t SubscriptionHub::published() {
+uint64_t SubscriptionHub::readable() {
   absl::MutexLock lock(&mu_);
-  return published_;
+  return std::max(published_, head_);
 }
 
 std::optional<grpc::Status> SubscriptionHub::ended() {

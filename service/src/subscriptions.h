@@ -59,8 +59,9 @@ class SubscriptionHub {
   // The status EndAll was called with, if it was.
   std::optional<grpc::Status> ended();
 
-  // For Subscription.
-  uint64_t published();
+  // For Subscription: every event up to here is committed and readable (the
+  // newest head heard of, at least the published position).
+  uint64_t readable();
   bool TryGoLive(const std::shared_ptr<Subscription>& subscription, uint64_t cursor);
   void Leave(Subscription* subscription);
   store::EventStore& store() { return store_; }

@@ -41,6 +41,11 @@ class Subscriber final : public grpc::ClientReadReactor<v1::SubscribeResponse> {
       switch (response_.content_case()) {
         case v1::SubscribeResponse::kEvent:
           events_.push_back(response_.event());
+          ++single_messages_;
+          break;
+        case v1::SubscribeResponse::kEvents:
+          for (const auto& e : response_.events().events()) events_.push_back(e);
+          batch_sizes_.push_back(response_.events().events_size());
           break;
         case v1::SubscribeResponse::kCaughtUp:
           caught_up_.push_back(response_.caught_up().global_position());
@@ -107,6 +112,9 @@ class Subscriber final : public grpc::ClientReadReactor<v1::SubscribeResponse> {
   std::vector<uint64_t> checkpoints() { absl::MutexLock l(&mu_); return checkpoints_; }
   std::vector<uint64_t> fell_behind() { absl::MutexLock l(&mu_); return fell_behind_; }
   std::vector<std::string> order() { absl::MutexLock l(&mu_); return order_; }
+  // Events per `events` message, and the number of `event` messages.
+  std::vector<int> batch_sizes() { absl::MutexLock l(&mu_); return batch_sizes_; }
+  size_t single_messages() { absl::MutexLock l(&mu_); return single_messages_; }
 
   // Unlocked views for WaitFor predicates (called with mu_ held).
   size_t event_count() const ABSL_NO_THREAD_SAFETY_ANALYSIS { return events_.size(); }
@@ -127,6 +135,8 @@ class Subscriber final : public grpc::ClientReadReactor<v1::SubscribeResponse> {
   std::vector<uint64_t> checkpoints_ ABSL_GUARDED_BY(mu_);
   std::vector<uint64_t> fell_behind_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> order_ ABSL_GUARDED_BY(mu_);
+  std::vector<int> batch_sizes_ ABSL_GUARDED_BY(mu_);
+  size_t single_messages_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 v1::SubscribeRequest All() {
@@ -188,9 +198,40 @@ class SubscribeTest : public ::testing::Test {
   std::unique_ptr<v1::EventStore::Stub> stub_;
 };
 
-TEST_F(SubscribeTest, CatchesUpThenGoesLiveInOrder) {
+// The guarantees below hold whatever max_events_per_message asks for: unset,
+// 1 (one event per message) or 100 (batches).
+class DeliveryTest : public SubscribeTest, public ::testing::WithParamInterface<int> {
+ protected:
+  v1::SubscribeRequest With(v1::SubscribeRequest request) {
+    if (GetParam() >= 0) request.set_max_events_per_message(GetParam());
+    return request;
+  }
+  // Checks the message shapes `sub` received: singles when unset or 1,
+  // batches of at most the maximum otherwise.
+  void ExpectShapes(Subscriber& sub) {
+    const auto sizes = sub.batch_sizes();
+    if (GetParam() <= 1) {
+      EXPECT_TRUE(sizes.empty());
+      EXPECT_EQ(sub.single_messages(), sub.events().size());
+    } else {
+      EXPECT_EQ(sub.single_messages(), 0u);
+      for (int n : sizes) {
+        EXPECT_GE(n, 1);
+        EXPECT_LE(n, GetParam());
+      }
+    }
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(EventsPerMessage, DeliveryTest, ::testing::Values(-1, 1, 100),
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           return info.param < 0 ? std::string("Unset")
+                                                 : "Max" + std::to_string(info.param);
+                         });
+
+TEST_P(DeliveryTest, CatchesUpThenGoesLiveInOrder) {
   for (int i = 0; i < 12; ++i) ASSERT_TRUE(Append("order-" + std::to_string(i % 3), 100).ok());
-  Subscriber sub(*stub_, All());
+  Subscriber sub(*stub_, With(All()));
   ASSERT_TRUE(sub.WaitEvents(1200));
   // caught_up comes once, after the whole backlog.
   ASSERT_TRUE(sub.WaitCaughtUp());
@@ -206,6 +247,13 @@ TEST_F(SubscribeTest, CatchesUpThenGoesLiveInOrder) {
   EXPECT_EQ(events[1200].stream_id(), "order-7");
   EXPECT_EQ(events[1204].stream_id(), "cart-1");
   EXPECT_EQ(sub.caught_up().size(), 1u);
+  ExpectShapes(sub);
+  if (GetParam() > 1) {
+    // The backlog came in full batches: 1,200 events, 100 per message.
+    const auto sizes = sub.batch_sizes();
+    ASSERT_GE(sizes.size(), 12u);
+    EXPECT_EQ(std::vector<int>(sizes.begin(), sizes.begin() + 12), std::vector<int>(12, 100));
+  }
 }
 
 TEST_F(SubscribeTest, StartPointsAndTargets) {
@@ -245,8 +293,8 @@ TEST_F(SubscribeTest, StartPointsAndTargets) {
   EXPECT_EQ(positions(category, 6), "1 2 3 6 7 8 ");
 }
 
-TEST_F(SubscribeTest, FilteredSubscriberStillGetsCheckpoints) {
-  v1::SubscribeRequest request = Category("order");
+TEST_P(DeliveryTest, FilteredSubscriberStillGetsCheckpoints) {
+  v1::SubscribeRequest request = With(Category("order"));
   request.mutable_filter()->add_event_types("Shipped");
   Subscriber sub(*stub_, request);
   ASSERT_TRUE(Append("order-1", 5, "Placed").ok());
@@ -257,6 +305,7 @@ TEST_F(SubscribeTest, FilteredSubscriberStillGetsCheckpoints) {
   ASSERT_TRUE(Append("order-1", 1, "Shipped").ok());
   ASSERT_TRUE(sub.WaitEvents(1));
   EXPECT_EQ(sub.events()[0].global_position(), 11u);
+  ExpectShapes(sub);
 }
 
 // Guarantee 1: a transaction that took a lower position but commits later
@@ -318,8 +367,8 @@ TEST_F(SubscribeTest, HeldTransactionCannotBeOvertaken) {
 
 // Guarantee 1 under load: many concurrent writers, one subscriber that must
 // see 1..N exactly.
-TEST_F(SubscribeTest, ConcurrentWritersNoGapNoDuplicate) {
-  Subscriber sub(*stub_, All());
+TEST_P(DeliveryTest, ConcurrentWritersNoGapNoDuplicate) {
+  Subscriber sub(*stub_, With(All()));
   std::vector<std::thread> writers;
   for (int t = 0; t < 8; ++t) {
     writers.emplace_back([&, t] {
@@ -336,6 +385,7 @@ TEST_F(SubscribeTest, ConcurrentWritersNoGapNoDuplicate) {
   auto events = sub.events();
   ASSERT_EQ(events.size(), total);
   EXPECT_TRUE(Contiguous(events, 1));
+  ExpectShapes(sub);
 }
 
 // Guarantee 2: an append through one instance reaches a live subscriber on
@@ -354,12 +404,12 @@ TEST_F(SubscribeTest, AcrossInstances) {
 // Guarantee 3: a subscriber that stops reading does not slow appends or other
 // subscribers; the server buffers a bounded amount for it, then reads from the
 // table again when it resumes.
-TEST_F(SubscribeTest, SlowSubscriberIsIsolatedAndCatchesUpFromTheTable) {
+TEST_P(DeliveryTest, SlowSubscriberIsIsolatedAndCatchesUpFromTheTable) {
   server_.reset();
   StartServer({"--subscription-buffer", "200"});
   auto slow_stub = v1::EventStore::NewStub(server_->NewChannel());
-  Subscriber slow(*slow_stub, All(), /*paused=*/true);
-  Subscriber fast(*stub_, All());
+  Subscriber slow(*slow_stub, With(All()), /*paused=*/true);
+  Subscriber fast(*stub_, With(All()));
   absl::SleepFor(absl::Milliseconds(200));
 
   constexpr int kBatches = 40, kPerBatch = 50;  // 2,000 events of ~4 KiB: 8 MiB.
@@ -376,6 +426,8 @@ TEST_F(SubscribeTest, SlowSubscriberIsIsolatedAndCatchesUpFromTheTable) {
   ASSERT_EQ(events.size(), static_cast<size_t>(kBatches * kPerBatch));
   EXPECT_TRUE(Contiguous(events, 1));
   EXPECT_FALSE(slow.fell_behind().empty()) << "the slow subscriber never left the live feed";
+  ExpectShapes(slow);
+  ExpectShapes(fast);
 }
 
 // Guarantee 4: many live subscriptions on a bounded number of threads.
@@ -444,6 +496,149 @@ TEST_F(SubscribeTest, ClientResumesAfterAServerRestart) {
   absl::MutexLock lock(&mu);
   EXPECT_EQ(positions, (std::vector<uint64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
   EXPECT_EQ(caught_up, 2);  // Once per call: it did resubscribe.
+}
+
+// Batched delivery with a filter, across catch-up and live: every matching
+// event once, in order, in batches of at most the maximum.
+TEST_F(SubscribeTest, BatchedDeliveryWithAFilterIsExact) {
+  std::vector<uint64_t> expected;  // Positions of order-* events of type Placed.
+  uint64_t head = 0;
+  auto append = [&](const std::string& stream, int n, const std::string& type) {
+    ASSERT_TRUE(Append(stream, n, type).ok());
+    for (int k = 0; k < n; ++k) {
+      ++head;
+      if (stream.rfind("order-", 0) == 0 && type == "Placed") expected.push_back(head);
+    }
+  };
+  auto mixed = [&](int i) {
+    append((i % 3 == 2 ? "cart-" : "order-") + std::to_string(i % 4), 50,
+           i % 2 == 0 ? "Placed" : "Shipped");
+  };
+  for (int i = 0; i <= 30; ++i) mixed(i);  // 1,550 events, 550 of them match.
+  ASSERT_EQ(expected.size(), 550u);
+
+  v1::SubscribeRequest request = Category("order");
+  request.mutable_filter()->add_event_types("Placed");
+  request.set_max_events_per_message(100);
+  Subscriber sub(*stub_, request);
+  ASSERT_TRUE(sub.WaitCaughtUp());
+  EXPECT_EQ(sub.caught_up(), std::vector<uint64_t>{1550});
+  EXPECT_EQ(sub.order(), std::vector<std::string>{"caught_up@550"});
+  EXPECT_EQ(sub.batch_sizes(), (std::vector<int>{100, 100, 100, 100, 100, 50}));
+
+  // Live: one append of 250 matching events is split at the maximum...
+  append("order-9", 250, "Placed");
+  ASSERT_TRUE(sub.WaitEvents(800));
+  EXPECT_EQ(sub.batch_sizes(), (std::vector<int>{100, 100, 100, 100, 100, 50, 100, 100, 50}));
+  // ...and mixed appends deliver only what matches.
+  for (int i = 31; i <= 40; ++i) mixed(i);
+  ASSERT_EQ(expected.size(), 950u);
+  ASSERT_TRUE(sub.WaitEvents(950));
+  absl::SleepFor(absl::Milliseconds(200));  // Anything extra would show up now.
+  std::vector<uint64_t> positions;
+  for (const auto& e : sub.events()) {
+    positions.push_back(e.global_position());
+    EXPECT_EQ(e.type(), "Placed");
+    EXPECT_EQ(e.stream_id().rfind("order-", 0), 0u) << e.stream_id();
+  }
+  EXPECT_EQ(positions, expected);
+  const auto sizes = sub.batch_sizes();
+  int total = 0;
+  for (int n : sizes) {
+    EXPECT_GE(n, 1);
+    EXPECT_LE(n, 100);
+    total += n;
+  }
+  EXPECT_EQ(total, 950);
+  EXPECT_EQ(sub.single_messages(), 0u);
+  EXPECT_EQ(sub.caught_up().size(), 1u);
+}
+
+// A batch also stops at ~1 MiB: 20 events of 300,000 bytes go 3 per message.
+TEST_F(SubscribeTest, BatchesAreCappedByBytes) {
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(Append("big-1", 5, "Tick", 300000).ok());
+  v1::SubscribeRequest request = All();
+  request.set_max_events_per_message(100);
+  Subscriber sub(*stub_, request);
+  ASSERT_TRUE(sub.WaitCaughtUp());
+  EXPECT_EQ(sub.batch_sizes(), (std::vector<int>{3, 3, 3, 3, 3, 3, 2}));
+  auto events = sub.events();
+  ASSERT_EQ(events.size(), 20u);
+  EXPECT_TRUE(Contiguous(events, 1));
+  EXPECT_EQ(events[19].data().size(), 300010u);
+}
+
+// The client library asks for batches by default and hands the handler one
+// event per message; stopping mid-batch stops exactly there, and resuming
+// from that position continues with the next event.
+TEST_F(SubscribeTest, ClientUnpacksBatchesExactly) {
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(Append("order-" + std::to_string(i), 100).ok());
+  logbook::ClientOptions options;
+  options.address = server_->address();
+  logbook::Client client(options);
+
+  std::vector<uint64_t> first;
+  bool all_single = true;
+  auto stopped = client.Subscribe(All(), [&](const v1::SubscribeResponse& r) {
+    if (!r.has_event()) return true;
+    first.push_back(r.event().global_position());
+    return r.event().global_position() < 737;
+  });
+  ASSERT_TRUE(stopped->Wait().ok());
+  ASSERT_EQ(first.size(), 737u);
+  for (size_t i = 0; i < first.size(); ++i) ASSERT_EQ(first[i], i + 1);
+
+  absl::Mutex mu;
+  std::vector<uint64_t> rest;
+  std::vector<uint64_t> caught_up;
+  v1::SubscribeRequest after = All();
+  after.set_after_position(737);
+  auto resumed = client.Subscribe(after, [&](const v1::SubscribeResponse& r) {
+    absl::MutexLock lock(&mu);
+    if (r.has_events()) all_single = false;
+    if (r.has_event()) rest.push_back(r.event().global_position());
+    if (r.has_caught_up()) caught_up.push_back(r.caught_up().global_position());
+    return true;
+  });
+  {
+    absl::MutexLock lock(&mu);
+    auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu) { return !caught_up.empty(); };
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&ready), absl::Seconds(30)));
+  }
+  ASSERT_TRUE(Append("order-1", 3).ok());
+  {
+    absl::MutexLock lock(&mu);
+    auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu) { return rest.size() >= 266; };
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&ready), absl::Seconds(30)));
+  }
+  absl::SleepFor(absl::Milliseconds(200));  // A duplicate would show up now.
+  resumed->Stop();
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(caught_up, std::vector<uint64_t>{1000});
+  ASSERT_EQ(rest.size(), 266u);
+  for (size_t i = 0; i < rest.size(); ++i) ASSERT_EQ(rest[i], 738 + i);
+  EXPECT_TRUE(all_single);
+
+  // A caller that sets the field gets the server's messages as they are.
+  std::vector<int> sizes;
+  uint64_t next = 1;
+  bool in_order = true;
+  v1::SubscribeRequest batched = All();
+  batched.set_max_events_per_message(64);
+  auto raw = client.Subscribe(batched, [&](const v1::SubscribeResponse& r) {
+    if (r.has_caught_up()) return false;
+    EXPECT_FALSE(r.has_event());
+    if (r.has_events()) {
+      sizes.push_back(r.events().events_size());
+      for (const auto& e : r.events().events()) in_order = in_order && e.global_position() == next++;
+    }
+    return true;
+  });
+  ASSERT_TRUE(raw->Wait().ok());
+  EXPECT_TRUE(in_order);
+  EXPECT_EQ(next, 1004u);
+  for (int n : sizes) EXPECT_LE(n, 64);
+  EXPECT_EQ(sizes.front(), 64);
 }
 
 TEST_F(SubscribeTest, BadRequestsAreRejected) {

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# logbook-bench against a real logbookd with tiny counts: every scenario runs
+# and the catch-up subscriber gets exactly the events it should (positions
+# after..head, once each, in order), in single and batched messages. Asserts
+# no speed. Needs LOGBOOK_TEST_ENV (the pg_cluster fixture), LOGBOOKD,
+# LOGBOOK_CLI and LOGBOOK_BENCH.
+set -uo pipefail
+
+. "$LOGBOOK_TEST_ENV"
+db="bench_$$"
+psql -X -q -h 127.0.0.1 -p "$LOGBOOK_TEST_PG_PORT" -U logbook_admin -d postgres -c "CREATE DATABASE $db"
+dsn="postgresql://logbook_admin@127.0.0.1:$LOGBOOK_TEST_PG_PORT/$db"
+work=$(mktemp -d)
+server_pid=""
+cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+"$LOGBOOK_CLI" migrate up --database "$dsn" >/dev/null || exit 1
+. "$(dirname "$0")/lib.sh"
+start_logbookd "$dsn" "$work/server.log" || exit 1
+
+failures=0
+# check NAME PYTHON_CONDITION -- logbook-bench ARGS...: runs it, wants exit 0
+# and the condition true of its JSON result `r`.
+check() {
+  local name=$1 condition=$2
+  shift 3
+  if ! "$LOGBOOK_BENCH" --address "$LOGBOOK_ADDRESS" "$@" >"$work/out.json" 2>"$work/err"; then
+    echo "FAIL: $name: exit code $?"; cat "$work/err" "$work/out.json"
+    failures=$((failures + 1))
+    return
+  fi
+  if ! python3 -c "import json, sys; r = json.load(open(sys.argv[1])); sys.exit(0 if ($condition) else 1)" \
+       "$work/out.json"; then
+    echo "FAIL: $name: wanted $condition"; cat "$work/out.json"
+    failures=$((failures + 1))
+  else
+    echo "ok: $name"
+  fi
+}
+
+# The log is empty: catch-up appends 2,500 events, then reads 1..2500.
+check "catch-up fills and reads 1..2500 (client default: batches, unpacked)" \
+  'r["filled_events"] == 2500 and r["events"] == 2500 and r["from_position"] == 1 and r["caught_up_at"] == 2500 and r["exact"] and r["handler_calls"] == 2501 and r["max_events_per_call"] == 1' \
+  -- catch-up --events 2500 --fill-batch 100
+check "catch-up of the last 1,000 in batches of at most 7" \
+  'r["filled_events"] == 0 and r["events"] == 1000 and r["from_position"] == 1501 and r["caught_up_at"] == 2500 and r["exact"] and r["max_events_per_call"] == 7' \
+  -- catch-up --events 1000 --events-per-message 7
+check "catch-up of everything, one event per message" \
+  'r["events"] == 2500 and r["exact"] and r["handler_calls"] == 2501 and r["max_events_per_call"] == 1' \
+  -- catch-up --events 2500 --events-per-message 1
+check "append-single" 'r["events_per_s"] > 0 and r["failures"] == 0 and r["events_per_append"] == 1' \
+  -- append-single --clients 4 --seconds 1
+check "append-batch" 'r["events_per_s"] > 0 and r["failures"] == 0 and r["events_per_append"] == 100' \
+  -- append-batch --clients 2 --seconds 1
+check "append-contended" 'r["events_per_s"] > 0 and r["failures"] == 0 and r["streams"] == 4' \
+  -- append-contended --clients 8 --seconds 1
+check "live-latency" 'r["deliveries"] > 0 and r["failures"] == 0' \
+  -- live-latency --rate 50 --seconds 1 --warmup 0 --all-subscribers 2 --category-subscribers 3 --categories 3
+
+[ "$failures" = 0 ] || exit 1
+echo "bench_e2etest: all passed"
