@@ -143,7 +143,7 @@ std::vector<StreamRow> LoadStreams(pqxx::transaction_base& tx,
     s.exists = true;
     s.version = r[1].as<uint64_t>();
     s.last_position = r[2].as<uint64_t>();
-    s.head_hash = r[3].is_null() ? ZeroHash() : pqxx::binarystring(r[3]).str();
+    s.head_hash = r[3].is_null() ? ZeroHash() : ByteaField(r[3]);
     s.state = ParseState(r[4].as<std::string>());
     s.first_version = r[5].as<uint64_t>();
     if (!r[6].is_null()) s.snapshot_version = r[6].as<uint64_t>();

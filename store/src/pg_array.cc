@@ -1,5 +1,8 @@
 #include "pg_array.h"
 
+#include <pqxx/binarystring>
+
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_join.h"
 
 namespace logbook::store {
@@ -31,6 +34,15 @@ std::string NullableIntArrayLiteral(const std::vector<std::optional<int64_t>>& v
   }
   out += '}';
   return out;
+}
+
+std::string ByteaField(const pqxx::field& field) {
+  const char* text = field.c_str();
+  const size_t size = field.size();
+  if (size >= 2 && text[0] == '\\' && text[1] == 'x') {
+    return absl::HexStringToBytes(absl::string_view(text + 2, size - 2));
+  }
+  return pqxx::binarystring(field).str();
 }
 
 }  // namespace logbook::store

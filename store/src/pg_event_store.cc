@@ -149,15 +149,15 @@ std::vector<RecordedEvent> ToEvents(const pqxx::result& rows) {
   for (const auto& row : rows) {
     RecordedEvent& e = events.emplace_back();
     e.global_position = row[0].as<uint64_t>();
-    e.stream_id = row[1].as<std::string>();
+    e.stream_id.assign(row[1].c_str(), row[1].size());
     e.stream_version = row[2].as<uint64_t>();
-    e.event_id = row[3].as<std::string>();
-    e.type = row[4].as<std::string>();
-    e.data = pqxx::binarystring(row[5]).str();
-    e.metadata = pqxx::binarystring(row[6]).str();
-    e.content_type = row[7].as<std::string>();
-    e.correlation_id = row[8].as<std::string>();
-    e.causation_id = row[9].as<std::string>();
+    e.event_id.assign(row[3].c_str(), row[3].size());
+    e.type.assign(row[4].c_str(), row[4].size());
+    e.data = ByteaField(row[5]);
+    e.metadata = ByteaField(row[6]);
+    e.content_type.assign(row[7].c_str(), row[7].size());
+    e.correlation_id.assign(row[8].c_str(), row[8].size());
+    e.causation_id.assign(row[9].c_str(), row[9].size());
     e.recorded_at = FromMicros(row[10]);
     if (!row[11].is_null()) e.schema_version = row[11].as<uint32_t>();
     if (!row[12].is_null()) e.redaction_reason = row[12].as<std::string>();
@@ -426,7 +426,7 @@ class PgEventStore final : public EventStore {
                      s.stream_id = query.stream_id;
                      s.stream_version = rows[0][0].as<uint64_t>();
                      s.schema_version = rows[0][1].as<uint32_t>();
-                     s.state = pqxx::binarystring(rows[0][2]).str();
+                     s.state = ByteaField(rows[0][2]);
                      s.created_at = FromMicros(rows[0][3]);
                      return s;
                    });
@@ -476,7 +476,7 @@ class PgEventStore final : public EventStore {
     info.version = rows[0][0].as<uint64_t>();
     info.last_position = rows[0][1].as<uint64_t>();
     info.created_at = FromMicros(rows[0][2]);
-    if (!rows[0][3].is_null()) info.head_hash = pqxx::binarystring(rows[0][3]).str();
+    if (!rows[0][3].is_null()) info.head_hash = ByteaField(rows[0][3]);
     const std::string state = rows[0][4].as<std::string>();
     info.state = state == "soft_deleted" ? StreamState::kSoftDeleted
                  : state == "tombstoned" ? StreamState::kTombstoned

@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
+#include "pg_array.h"
 #include "receipts.h"
 
 namespace logbook::store {
@@ -84,9 +85,7 @@ constexpr char kVerifyStreamsPageSql[] =
 
 constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
 
-std::string Bytes(const pqxx::field& f) {
-  return f.is_null() ? std::string() : pqxx::binarystring(f).str();
-}
+std::string Bytes(const pqxx::field& f) { return f.is_null() ? std::string() : ByteaField(f); }
 
 // One page row.
 struct Row {
