@@ -98,6 +98,133 @@ ALTER TABLE logbook.receipts
 DROP FUNCTION logbook.append_events(text, bigint, uuid[], text[], text[], text[], text[], bytea,
                                     integer[], integer[]);
 
+-- The first statement of every append transaction of logbookd: takes the
+-- head lock (every writer takes it first, so transactions that write events
+-- commit one after another and positions become visible strictly in order),
+-- then, in snapshots taken after the lock, returns what the appends need:
+--   'head'   the last position, and the group's recorded_at (never earlier
+--            than the last one), as microseconds and as text to bind back
+--   'stream' each existing stream of p_stream_ids: version, last position,
+--            head hash, state, first version, newest usable snapshot version
+--   'event'  each already stored id of p_event_ids: where it is stored
+-- One call instead of three round trips; logbookd decides every outcome.
+CREATE FUNCTION logbook.lock_for_append(p_stream_ids text[], p_event_ids uuid[])
+RETURNS TABLE (row_kind text, stream_id text, version bigint, last_position bigint,
+               recorded_at_micros bigint, recorded_at text, head_hash bytea, state text,
+               first_version bigint, snapshot_version bigint, event_id text)
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_position bigint;
+  v_time     timestamptz;
+BEGIN
+  SELECT h.last_position, greatest(clock_timestamp(), h.last_recorded_at)
+    INTO v_position, v_time FROM logbook.log_head h FOR UPDATE;
+  RETURN QUERY SELECT 'head'::text, NULL::text, NULL::bigint, v_position,
+    (extract(epoch FROM v_time) * 1000000)::bigint, v_time::text, NULL::bytea, NULL::text,
+    NULL::bigint, NULL::bigint, NULL::text;
+  RETURN QUERY SELECT 'stream'::text, s.stream_id, s.version, s.last_position, NULL::bigint,
+    NULL::text, s.head_hash, s.state, s.first_version,
+    (SELECT max(n.stream_version) FROM logbook.snapshots n
+      WHERE n.stream_id = s.stream_id AND n.stream_version >= s.first_version), NULL::text
+    FROM logbook.streams s WHERE s.stream_id = ANY (p_stream_ids);
+  RETURN QUERY SELECT 'event'::text, e.stream_id, e.stream_version, e.global_position,
+    (extract(epoch FROM e.recorded_at) * 1000000)::bigint, NULL::text, NULL::bytea, NULL::text,
+    NULL::bigint, NULL::bigint, e.event_id::text
+    FROM logbook.event_log e WHERE e.event_id = ANY (p_event_ids);
+END;
+$$;
+
+-- Writes a group of appends that logbookd has decided and hashed: events,
+-- receipts, stream heads, the log head. First it takes the head lock and
+-- checks that everything is as logbookd assumed: each stream's version,
+-- head hash and state (p_expected_*: version -1 for a stream that must not
+-- exist), no event id stored yet, and recorded_at not before the log's
+-- last. If anything differs it writes nothing and returns no rows (logbookd
+-- then loads the state under the lock and decides again). Otherwise it
+-- returns, for each written stream, its newest usable snapshot version and
+-- the group's first position.
+--
+-- Per event (arrays): stream id, version, id, type, content type,
+-- correlation and causation ids, schema version, and the sizes of its data
+-- and metadata, which follow each other in p_payload; in p_hashes 128 bytes
+-- per event: previous hash, hash, data digest, metadata digest. Per written
+-- stream: id, new version, new head hash (32 bytes each in p_head_hashes),
+-- and what it was expected to be.
+CREATE FUNCTION logbook.append_prepared(
+  p_stream_ids text[], p_versions bigint[], p_event_ids uuid[], p_types text[],
+  p_content_types text[], p_correlation_ids text[], p_causation_ids text[],
+  p_schema_versions bigint[], p_data_sizes integer[], p_metadata_sizes integer[],
+  p_payload bytea, p_hashes bytea, p_recorded_at timestamptz,
+  p_heads text[], p_head_versions bigint[], p_head_last_events bigint[], p_head_hashes bytea,
+  p_expected_versions bigint[], p_expected_hashes bytea, p_expected_states text[])
+RETURNS TABLE (stream_id text, snapshot_version bigint, first_position bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_last      bigint;
+  v_last_time timestamptz;
+  v_n         integer := cardinality(p_event_ids);
+BEGIN
+  SELECT h.last_position, h.last_recorded_at INTO v_last, v_last_time
+    FROM logbook.log_head h FOR UPDATE;
+  IF p_recorded_at < v_last_time
+     OR EXISTS (
+       SELECT FROM unnest(p_heads, p_expected_versions, p_expected_states)
+                   WITH ORDINALITY AS x(id, version, state, ord)
+         LEFT JOIN logbook.streams s ON s.stream_id = x.id
+        WHERE CASE WHEN x.version < 0 THEN s.stream_id IS NOT NULL
+                   ELSE s.stream_id IS NULL OR s.version <> x.version OR s.state <> x.state
+                        OR s.head_hash IS DISTINCT FROM
+                           substring(p_expected_hashes FROM (x.ord::integer - 1) * 32 + 1 FOR 32)
+              END)
+     OR EXISTS (SELECT FROM logbook.event_log e WHERE e.event_id = ANY (p_event_ids)) THEN
+    RETURN;
+  END IF;
+
+  INSERT INTO logbook.event_log (global_position, stream_id, stream_version, event_id,
+                                 event_type, data, metadata, content_type, correlation_id,
+                                 causation_id, recorded_at, schema_version)
+  SELECT v_last + ev.ord, ev.sid, ev.version, ev.id, ev.typ,
+         substring(p_payload FROM ev.data_end - ev.dsize - ev.msize + 1 FOR ev.dsize),
+         substring(p_payload FROM ev.data_end - ev.msize + 1 FOR ev.msize),
+         ev.ctype, NULLIF(ev.corr, ''), NULLIF(ev.caus, ''), p_recorded_at, ev.schema
+    FROM (SELECT u.*, (sum(u.dsize + u.msize) OVER (ORDER BY u.ord))::integer AS data_end
+            FROM unnest(p_stream_ids, p_versions, p_event_ids, p_types, p_content_types,
+                        p_correlation_ids, p_causation_ids, p_schema_versions, p_data_sizes,
+                        p_metadata_sizes)
+                 WITH ORDINALITY AS u(sid, version, id, typ, ctype, corr, caus, schema, dsize,
+                                      msize, ord)) ev
+   ORDER BY ev.ord;
+
+  INSERT INTO logbook.receipts (global_position, stream_id, stream_version, previous_hash, hash,
+                                algorithm, data_digest, metadata_digest)
+  SELECT v_last + u.ord, u.sid, u.version,
+         substring(p_hashes FROM u.i * 128 + 1 FOR 32),
+         substring(p_hashes FROM u.i * 128 + 33 FOR 32), 'sha256',
+         substring(p_hashes FROM u.i * 128 + 65 FOR 32),
+         substring(p_hashes FROM u.i * 128 + 97 FOR 32)
+    FROM (SELECT x.*, (x.ord - 1)::integer AS i
+            FROM unnest(p_stream_ids, p_versions) WITH ORDINALITY AS x(sid, version, ord)) u;
+
+  INSERT INTO logbook.streams AS s (stream_id, version, last_position, head_hash, created_at)
+  SELECT x.id, x.version, v_last + x.last_event,
+         substring(p_head_hashes FROM (x.ord::integer - 1) * 32 + 1 FOR 32), p_recorded_at
+    FROM unnest(p_heads, p_head_versions, p_head_last_events)
+         WITH ORDINALITY AS x(id, version, last_event, ord)
+  ON CONFLICT ON CONSTRAINT streams_pkey DO UPDATE
+    SET version = EXCLUDED.version, last_position = EXCLUDED.last_position,
+        head_hash = EXCLUDED.head_hash, state = 'active';
+
+  UPDATE logbook.log_head SET last_position = v_last + v_n, last_recorded_at = p_recorded_at;
+
+  RETURN QUERY
+    SELECT x.id, (SELECT max(n.stream_version) FROM logbook.snapshots n, logbook.streams st
+                   WHERE n.stream_id = x.id AND st.stream_id = x.id
+                     AND n.stream_version >= st.first_version),
+           v_last + 1
+      FROM unnest(p_heads) AS x(id);
+END;
+$$;
+
 -- Redaction is the one change history allows: an UPDATE that empties data
 -- and metadata and sets redaction_reason, made by logbook.redact_event().
 CREATE FUNCTION logbook.guard_event_update() RETURNS trigger
@@ -392,6 +519,12 @@ END;
 $$;
 
 GRANT SELECT, INSERT, DELETE, UPDATE ON logbook.snapshots TO logbook_app;
+GRANT EXECUTE ON FUNCTION logbook.lock_for_append(text[], uuid[]),
+                          logbook.append_prepared(text[], bigint[], uuid[], text[], text[], text[],
+                                                  text[], bigint[], integer[], integer[], bytea,
+                                                  bytea, timestamptz, text[], bigint[], bigint[],
+                                                  bytea, bigint[], bytea, text[])
+  TO logbook_app;
 GRANT EXECUTE ON FUNCTION logbook.receipt_hash(bytea, text, bigint, uuid, text, text, timestamptz,
                                                bigint, text, text, bytea, bytea),
                           logbook.position_at(timestamptz),

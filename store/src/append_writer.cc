@@ -15,10 +15,7 @@ namespace logbook::store {
 namespace {
 
 constexpr char kLockHead[] = "lock_head";
-constexpr char kLockHeadSql[] =
-    "SELECT last_position, t::text, (extract(epoch FROM t) * 1000000)::bigint FROM ("
-    " SELECT last_position, greatest(clock_timestamp(), last_recorded_at) AS t"
-    " FROM logbook.log_head FOR UPDATE) h";
+constexpr char kLockHeadSql[] = "SELECT 1 FROM logbook.log_head FOR UPDATE";
 
 constexpr char kLoadStreams[] = "load_streams";
 constexpr char kLoadStreamsSql[] =
@@ -27,63 +24,41 @@ constexpr char kLoadStreamsSql[] =
     "  AND n.stream_version >= s.first_version)"
     " FROM logbook.streams s WHERE s.stream_id = ANY ($1::text[])";
 
-constexpr char kFindEventIds[] = "find_event_ids";
-constexpr char kFindEventIdsSql[] =
-    "SELECT event_id::text, stream_id, stream_version, global_position,"
-    " (extract(epoch FROM recorded_at) * 1000000)::bigint"
-    " FROM logbook.event_log WHERE event_id = ANY ($1::uuid[])";
+// See the function's comment in migrations/0004.
+constexpr char kLockForAppend[] = "lock_for_append";
+constexpr char kLockForAppendSql[] =
+    "SELECT row_kind, stream_id, version, last_position, recorded_at_micros, recorded_at,"
+    " head_hash, state, first_version, snapshot_version, event_id"
+    " FROM logbook.lock_for_append($1::text[], $2::uuid[])";
 
-// Writes the accepted events, their receipts and the new stream heads, and
-// moves the log head. Per event (arrays): $1 stream id, $2 version, $3 id,
-// $4 type, $5 content type, $6 correlation id, $7 causation id, $8 schema
-// version; $9/$10 data/metadata sizes of the payloads concatenated in $11;
-// $12 previous hash, hash, data digest, metadata digest (32 bytes each) per
-// event, concatenated. $13 first position, $14 recorded_at. Per stream: $15
-// id, $16 version, $17 last position, $18 head hashes concatenated. $19 the
-// new head.
-constexpr char kWriteEvents[] = "write_events";
-constexpr char kWriteEventsSql[] = R"sql(
-WITH ev AS (
-  SELECT u.*, (u.ord - 1)::integer AS i,
-         (sum(u.dsize + u.msize) OVER (ORDER BY u.ord))::integer AS data_end
-    FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::text[],
-                $7::text[], $8::bigint[], $9::integer[], $10::integer[])
-         WITH ORDINALITY AS u(stream_id, version, id, typ, ctype, corr, caus, schema, dsize,
-                              msize, ord)),
-events AS (
-  INSERT INTO logbook.event_log (global_position, stream_id, stream_version, event_id,
-                                 event_type, data, metadata, content_type, correlation_id,
-                                 causation_id, recorded_at, schema_version)
-  SELECT $13 + ev.ord - 1, ev.stream_id, ev.version, ev.id, ev.typ,
-         substring($11::bytea FROM ev.data_end - ev.dsize - ev.msize + 1 FOR ev.dsize),
-         substring($11::bytea FROM ev.data_end - ev.msize + 1 FOR ev.msize),
-         ev.ctype, NULLIF(ev.corr, ''), NULLIF(ev.caus, ''), $14::timestamptz, ev.schema
-    FROM ev ORDER BY ev.ord),
-receipts AS (
-  INSERT INTO logbook.receipts (global_position, stream_id, stream_version, previous_hash, hash,
-                                algorithm, data_digest, metadata_digest)
-  SELECT $13 + ev.ord - 1, ev.stream_id, ev.version,
-         substring($12::bytea FROM ev.i * 128 + 1 FOR 32),
-         substring($12::bytea FROM ev.i * 128 + 33 FOR 32), 'sha256',
-         substring($12::bytea FROM ev.i * 128 + 65 FOR 32),
-         substring($12::bytea FROM ev.i * 128 + 97 FOR 32)
-    FROM ev),
-heads AS (
-  INSERT INTO logbook.streams AS s (stream_id, version, last_position, head_hash, created_at)
-  SELECT u.id, u.version, u.last_position, substring($18::bytea FROM (u.ord - 1)::integer * 32 + 1 FOR 32),
-         $14::timestamptz
-    FROM unnest($15::text[], $16::bigint[], $17::bigint[])
-         WITH ORDINALITY AS u(id, version, last_position, ord)
-  ON CONFLICT (stream_id) DO UPDATE
-    SET version = EXCLUDED.version, last_position = EXCLUDED.last_position,
-        head_hash = EXCLUDED.head_hash, state = 'active')
-UPDATE logbook.log_head SET last_position = $19, last_recorded_at = $14::timestamptz
-)sql";
+// Writes a planned group (see the function's comment in migrations/0004).
+constexpr char kAppendPrepared[] = "append_prepared";
+constexpr char kAppendPreparedSql[] =
+    "SELECT stream_id, snapshot_version, first_position FROM logbook.append_prepared("
+    "$1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],"
+    " $8::bigint[], $9::integer[], $10::integer[], $11::bytea, $12::bytea, $13::timestamptz,"
+    " $14::text[], $15::bigint[], $16::bigint[], $17::bytea, $18::bigint[], $19::bytea,"
+    " $20::text[])";
 
 StreamState ParseState(const std::string& s) {
   if (s == "soft_deleted") return StreamState::kSoftDeleted;
   if (s == "tombstoned") return StreamState::kTombstoned;
   return StreamState::kActive;
+}
+
+// A stored stream's row from its columns.
+StreamRow StreamFromRow(const pqxx::field& version, const pqxx::field& last_position,
+                        const pqxx::field& head_hash, const pqxx::field& state,
+                        const pqxx::field& first_version, const pqxx::field& snapshot_version) {
+  StreamRow s;
+  s.exists = true;
+  s.version = version.as<uint64_t>();
+  s.last_position = last_position.as<uint64_t>();
+  s.head_hash = head_hash.is_null() ? ZeroHash() : ByteaField(head_hash);
+  s.state = ParseState(state.as<std::string>());
+  s.first_version = first_version.as<uint64_t>();
+  if (!snapshot_version.is_null()) s.snapshot_version = snapshot_version.as<uint64_t>();
+  return s;
 }
 
 // Where an event id is stored (or was accepted earlier in this group).
@@ -129,8 +104,8 @@ std::string Describe(ExpectedVersion expected) {
 void PrepareWriteStatements(pqxx::connection& conn) {
   conn.prepare(kLockHead, kLockHeadSql);
   conn.prepare(kLoadStreams, kLoadStreamsSql);
-  conn.prepare(kFindEventIds, kFindEventIdsSql);
-  conn.prepare(kWriteEvents, kWriteEventsSql);
+  conn.prepare(kLockForAppend, kLockForAppendSql);
+  conn.prepare(kAppendPrepared, kAppendPreparedSql);
 }
 
 void LockHead(pqxx::transaction_base& tx) { tx.exec_prepared(kLockHead); }
@@ -139,14 +114,7 @@ std::vector<StreamRow> LoadStreams(pqxx::transaction_base& tx,
                                    const std::vector<std::string>& stream_ids) {
   std::unordered_map<std::string, StreamRow> found;
   for (const auto& r : tx.exec_prepared(kLoadStreams, TextArrayLiteral(stream_ids))) {
-    StreamRow& s = found[r[0].as<std::string>()];
-    s.exists = true;
-    s.version = r[1].as<uint64_t>();
-    s.last_position = r[2].as<uint64_t>();
-    s.head_hash = r[3].is_null() ? ZeroHash() : ByteaField(r[3]);
-    s.state = ParseState(r[4].as<std::string>());
-    s.first_version = r[5].as<uint64_t>();
-    if (!r[6].is_null()) s.snapshot_version = r[6].as<uint64_t>();
+    found[r[0].as<std::string>()] = StreamFromRow(r[1], r[2], r[3], r[4], r[5], r[6]);
   }
   std::vector<StreamRow> rows;
   rows.reserve(stream_ids.size());
@@ -154,38 +122,32 @@ std::vector<StreamRow> LoadStreams(pqxx::transaction_base& tx,
   return rows;
 }
 
-std::vector<absl::StatusOr<AppendResult>> WriteAppends(
-    pqxx::transaction_base& tx, const std::vector<const AppendInput*>& appends) {
-  const pqxx::row head = tx.exec_prepared(kLockHead)[0];
-  const uint64_t head_position = head[0].as<uint64_t>();
-  const std::string recorded_at = head[1].as<std::string>();
-  const int64_t recorded_at_micros = head[2].as<int64_t>();
+namespace {
 
-  // The streams and event ids this group touches, as stored.
-  std::map<std::string, StreamRow> streams;
-  std::vector<std::string> ids;
-  for (const AppendInput* a : appends) {
-    streams[a->stream_id];
-    for (const NewEvent& e : a->events) ids.push_back(e.event_id);
-  }
-  std::vector<std::string> stream_ids;
-  for (const auto& [id, row] : streams) stream_ids.push_back(id);
-  std::vector<StreamRow> rows = LoadStreams(tx, stream_ids);
-  for (size_t i = 0; i < stream_ids.size(); ++i) streams[stream_ids[i]] = std::move(rows[i]);
-  std::unordered_map<std::string, StoredEvent> stored;
-  for (const auto& r : tx.exec_prepared(kFindEventIds, TextArrayLiteral(ids))) {
-    stored[r[0].as<std::string>()] = {r[1].as<std::string>(), r[2].as<uint64_t>(),
-                                      r[3].as<uint64_t>(), r[4].as<int64_t>()};
-  }
-
-  WriteBatch batch;
-  std::vector<std::string> touched;  // Streams written, in first-write order.
-  uint64_t next_position = head_position + 1;
+// A group decided against an assumed state: each append's outcome, and what
+// to write for the accepted ones. Positions count from `head_position`.
+struct Plan {
   std::vector<absl::StatusOr<AppendResult>> results;
-  results.reserve(appends.size());
+  WriteBatch batch;
+  std::vector<std::string> heads;               // Streams written, in first-write order.
+  std::map<std::string, StreamRow> before;      // As assumed, for every stream of the group.
+  std::map<std::string, StreamRow> after;       // After the group.
+  std::map<std::string, int64_t> last_event;    // Heads: their last event's place (1-based).
+  std::vector<std::string> result_streams;      // The stream of each result.
+};
+
+Plan PlanAppends(const std::vector<const AppendInput*>& appends,
+                 std::map<std::string, StreamRow> streams,
+                 std::unordered_map<std::string, StoredEvent> stored, uint64_t head_position,
+                 int64_t recorded_at_micros) {
+  Plan plan;
+  plan.before = streams;
+  uint64_t next_position = head_position + 1;
+  plan.results.reserve(appends.size());
   for (const AppendInput* a : appends) {
     StreamRow& s = streams[a->stream_id];
     const size_t n = a->events.size();
+    plan.result_streams.push_back(a->stream_id);
 
     // An idempotent retry, or an event id used elsewhere?
     size_t found = 0, first_found = 0;
@@ -202,8 +164,8 @@ std::vector<absl::StatusOr<AppendResult>> WriteAppends(
         same_place = false;
       }
     }
+    const ExpectedVersion& x = a->expected;
     if (found > 0) {
-      const ExpectedVersion& x = a->expected;
       const bool expected_fits =
           x.kind == ExpectedVersion::Kind::kAny || x.kind == ExpectedVersion::Kind::kStreamExists ||
           (x.kind == ExpectedVersion::Kind::kNoStream && dup_first == 0) ||
@@ -221,11 +183,11 @@ std::vector<absl::StatusOr<AppendResult>> WriteAppends(
         r.head_hash = s.head_hash;
         r.events_since_snapshot = EventsSinceSnapshot(s);
         for (const NewEvent& e : a->events) r.event_ids.push_back(e.event_id);
-        results.push_back(std::move(r));
+        plan.results.push_back(std::move(r));
       } else {
         const std::string& id = a->events[first_found].event_id;
         const StoredEvent& where = stored[id];
-        results.push_back(absl::AlreadyExistsError(
+        plan.results.push_back(absl::AlreadyExistsError(
             absl::StrCat("events[", first_found, "].event_id: ", id,
                          " is already stored in stream '", where.stream_id, "' at version ",
                          where.version)));
@@ -234,12 +196,11 @@ std::vector<absl::StatusOr<AppendResult>> WriteAppends(
     }
 
     if (s.exists && s.state == StreamState::kTombstoned) {
-      results.push_back(absl::FailedPreconditionError(absl::StrCat(
+      plan.results.push_back(absl::FailedPreconditionError(absl::StrCat(
           "stream '", a->stream_id, "' is tombstoned (deleted for good); it cannot be written")));
       continue;
     }
     const bool live = s.exists && s.state == StreamState::kActive;
-    const ExpectedVersion& x = a->expected;
     if ((x.kind == ExpectedVersion::Kind::kNoStream && live) ||
         (x.kind == ExpectedVersion::Kind::kStreamExists && !live) ||
         (x.kind == ExpectedVersion::Kind::kExact && (!live || s.version != x.version))) {
@@ -250,7 +211,7 @@ std::vector<absl::StatusOr<AppendResult>> WriteAppends(
           : s.exists ? absl::StrCat("was deleted at version ", s.version)
                      : std::string("does not exist")));
       if (live) status.SetPayload(kActualVersionPayload, absl::Cord(absl::StrCat(s.version)));
-      results.push_back(std::move(status));
+      plan.results.push_back(std::move(status));
       continue;
     }
 
@@ -260,6 +221,7 @@ std::vector<absl::StatusOr<AppendResult>> WriteAppends(
     r.first_position = next_position;
     r.committed_at = absl::FromUnixMicros(recorded_at_micros);
     std::string previous = s.exists ? s.head_hash : ZeroHash();
+    WriteBatch& batch = plan.batch;
     for (size_t i = 0; i < n; ++i) {
       const NewEvent& e = a->events[i];
       const uint64_t version = r.first_version + i;
@@ -293,45 +255,162 @@ std::vector<absl::StatusOr<AppendResult>> WriteAppends(
     }
     r.last_version = r.first_version + n - 1;
     r.last_position = next_position - 1;
-    if (std::find(touched.begin(), touched.end(), a->stream_id) == touched.end()) {
-      touched.push_back(a->stream_id);
-    }
+    if (plan.last_event.count(a->stream_id) == 0) plan.heads.push_back(a->stream_id);
+    plan.last_event[a->stream_id] = static_cast<int64_t>(r.last_position - head_position);
     s.exists = true;
     s.state = StreamState::kActive;
     s.version = r.last_version;
     s.last_position = r.last_position;
     s.head_hash = previous;
     r.head_hash = previous;
-    r.events_since_snapshot = EventsSinceSnapshot(s);
-    results.push_back(std::move(r));
+    plan.results.push_back(std::move(r));
   }
+  plan.after = std::move(streams);
+  return plan;
+}
 
-  if (!batch.event_ids.empty()) {
-    std::vector<std::string> heads_ids;
-    std::vector<int64_t> heads_versions, heads_positions;
-    std::string heads_hashes;
-    for (const std::string& id : touched) {
-      const StreamRow& s = streams[id];
-      heads_ids.push_back(id);
-      heads_versions.push_back(static_cast<int64_t>(s.version));
-      heads_positions.push_back(static_cast<int64_t>(s.last_position));
-      heads_hashes += s.head_hash;
-    }
-    const pqxx::binarystring payload(batch.payload.data(), batch.payload.size());
-    const pqxx::binarystring hashes(batch.hashes.data(), batch.hashes.size());
-    const pqxx::binarystring head_hashes(heads_hashes.data(), heads_hashes.size());
-    tx.exec_prepared(kWriteEvents, TextArrayLiteral(batch.stream_ids),
-                     IntArrayLiteral(batch.versions), TextArrayLiteral(batch.event_ids),
-                     TextArrayLiteral(batch.types), TextArrayLiteral(batch.content_types),
-                     TextArrayLiteral(batch.correlation_ids),
-                     TextArrayLiteral(batch.causation_ids), NullableIntArrayLiteral(batch.schema_versions),
-                     IntArrayLiteral(batch.data_sizes), IntArrayLiteral(batch.metadata_sizes),
-                     payload, hashes, static_cast<int64_t>(head_position + 1), recorded_at,
-                     TextArrayLiteral(heads_ids), IntArrayLiteral(heads_versions),
-                     IntArrayLiteral(heads_positions), head_hashes,
-                     static_cast<int64_t>(next_position - 1));
+std::string StateName(StreamState state) {
+  switch (state) {
+    case StreamState::kSoftDeleted:
+      return "soft_deleted";
+    case StreamState::kTombstoned:
+      return "tombstoned";
+    case StreamState::kActive:
+      break;
   }
-  return results;
+  return "active";
+}
+
+// Sends the plan's writes to logbook.append_prepared in `tx`. False when the
+// database was not as the plan assumed (nothing written). On success the
+// accepted results get their final positions and snapshot counts.
+bool Write(pqxx::transaction_base& tx, Plan& plan, int64_t recorded_at_micros,
+           uint64_t head_position) {
+  const WriteBatch& b = plan.batch;
+  std::vector<int64_t> versions, last_events, expected_versions;
+  std::vector<std::string> expected_states;
+  std::string head_hashes, expected_hashes;
+  for (const std::string& id : plan.heads) {
+    const StreamRow& after = plan.after[id];
+    const StreamRow& before = plan.before[id];
+    versions.push_back(static_cast<int64_t>(after.version));
+    last_events.push_back(plan.last_event[id]);
+    head_hashes += after.head_hash;
+    expected_versions.push_back(before.exists ? static_cast<int64_t>(before.version) : -1);
+    expected_hashes += before.exists ? before.head_hash : ZeroHash();
+    expected_states.push_back(StateName(before.state));
+  }
+  const pqxx::binarystring payload(b.payload.data(), b.payload.size());
+  const pqxx::binarystring hashes(b.hashes.data(), b.hashes.size());
+  const pqxx::binarystring heads(head_hashes.data(), head_hashes.size());
+  const pqxx::binarystring expected(expected_hashes.data(), expected_hashes.size());
+  const pqxx::result rows = tx.exec_prepared(
+      kAppendPrepared, TextArrayLiteral(b.stream_ids), IntArrayLiteral(b.versions),
+      TextArrayLiteral(b.event_ids), TextArrayLiteral(b.types), TextArrayLiteral(b.content_types),
+      TextArrayLiteral(b.correlation_ids), TextArrayLiteral(b.causation_ids),
+      NullableIntArrayLiteral(b.schema_versions), IntArrayLiteral(b.data_sizes),
+      IntArrayLiteral(b.metadata_sizes), payload, hashes, TimestampLiteral(recorded_at_micros),
+      TextArrayLiteral(plan.heads), IntArrayLiteral(versions), IntArrayLiteral(last_events),
+      heads, IntArrayLiteral(expected_versions), expected, TextArrayLiteral(expected_states));
+  if (rows.empty()) return false;
+  const uint64_t shift = rows[0][2].as<uint64_t>() - (head_position + 1);
+  for (const auto& r : rows) {
+    StreamRow& s = plan.after[r[0].as<std::string>()];
+    s.snapshot_version.reset();
+    if (!r[1].is_null()) s.snapshot_version = r[1].as<uint64_t>();
+    s.last_position += shift;
+  }
+  for (auto& r : plan.results) {
+    if (!r.ok() || r->duplicate) continue;
+    r->first_position += shift;
+    r->last_position += shift;
+  }
+  return true;
+}
+
+// Fills in events_since_snapshot of the accepted appends, from their
+// streams' newest snapshots.
+void FinishResults(Plan& plan) {
+  for (size_t i = 0; i < plan.results.size(); ++i) {
+    if (!plan.results[i].ok() || plan.results[i]->duplicate) continue;
+    AppendResult& r = *plan.results[i];
+    StreamRow s = plan.after[plan.result_streams[i]];
+    s.version = r.last_version;
+    r.events_since_snapshot = EventsSinceSnapshot(s);
+  }
+}
+
+}  // namespace
+
+void HeadCache::Remember(const std::map<std::string, StreamRow>& rows, int64_t recorded_at_micros) {
+  if (streams.size() + rows.size() > kMaxStreams) streams.clear();
+  for (const auto& [id, row] : rows) {
+    if (row.exists) {
+      streams[id] = row;
+    } else {
+      streams.erase(id);
+    }
+  }
+  last_recorded_at_micros = std::max(last_recorded_at_micros, recorded_at_micros);
+}
+
+std::vector<absl::StatusOr<AppendResult>> WriteAppends(
+    pqxx::transaction_base& tx, const std::vector<const AppendInput*>& appends,
+    HeadCache* cache) {
+  std::map<std::string, StreamRow> streams;
+  std::vector<std::string> ids;
+  for (const AppendInput* a : appends) {
+    streams[a->stream_id];
+    for (const NewEvent& e : a->events) ids.push_back(e.event_id);
+  }
+  std::vector<std::string> stream_ids;
+  for (const auto& [id, row] : streams) stream_ids.push_back(id);
+  uint64_t head_position = 0;
+  int64_t recorded_at_micros = 0;
+  std::unordered_map<std::string, StoredEvent> stored;
+  for (const auto& r : tx.exec_prepared(kLockForAppend, TextArrayLiteral(stream_ids),
+                                        TextArrayLiteral(ids))) {
+    const std::string kind = r[0].as<std::string>();
+    if (kind == "head") {
+      head_position = r[3].as<uint64_t>();
+      recorded_at_micros = r[4].as<int64_t>();
+    } else if (kind == "stream") {
+      streams[r[1].as<std::string>()] = StreamFromRow(r[2], r[3], r[6], r[7], r[8], r[9]);
+    } else {
+      stored[r[10].as<std::string>()] = {r[1].as<std::string>(), r[2].as<uint64_t>(),
+                                         r[3].as<uint64_t>(), r[4].as<int64_t>()};
+    }
+  }
+  Plan plan = PlanAppends(appends, std::move(streams), std::move(stored), head_position,
+                          recorded_at_micros);
+  if (!plan.batch.event_ids.empty() && !Write(tx, plan, recorded_at_micros, head_position)) {
+    throw std::logic_error("logbook.append_prepared refused a group planned under the head lock");
+  }
+  FinishResults(plan);
+  if (cache != nullptr) cache->Remember(plan.after, recorded_at_micros);
+  return std::move(plan.results);
+}
+
+std::optional<std::vector<absl::StatusOr<AppendResult>>> TryWriteAppendsFromCache(
+    pqxx::connection& conn, const std::vector<const AppendInput*>& appends, HeadCache& cache) {
+  std::map<std::string, StreamRow> streams;
+  for (const AppendInput* a : appends) {
+    auto it = cache.streams.find(a->stream_id);
+    if (it == cache.streams.end() || it->second.state != StreamState::kActive) return std::nullopt;
+    streams[a->stream_id] = it->second;
+  }
+  const int64_t recorded_at_micros =
+      std::max(absl::ToUnixMicros(absl::Now()), cache.last_recorded_at_micros);
+  Plan plan = PlanAppends(appends, std::move(streams), {}, 0, recorded_at_micros);
+  for (const auto& r : plan.results) {
+    // Conflicts are decided under the lock, against what is stored.
+    if (!r.ok()) return std::nullopt;
+  }
+  pqxx::nontransaction tx(conn);  // Autocommit: durable when the call returns.
+  if (!Write(tx, plan, recorded_at_micros, 0)) return std::nullopt;
+  FinishResults(plan);
+  cache.Remember(plan.after, recorded_at_micros);
+  return std::move(plan.results);
 }
 
 }  // namespace logbook::store

@@ -2,7 +2,10 @@
 // statement for all of their events, receipts and stream heads.
 #pragma once
 
+#include <map>
+#include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <pqxx/connection>
@@ -44,19 +47,41 @@ void LockHead(pqxx::transaction_base& tx);
 std::vector<StreamRow> LoadStreams(pqxx::transaction_base& tx,
                                    const std::vector<std::string>& stream_ids);
 
-// Appends each of `appends` in `tx`, in order, after LockHead. Each gets its
-// own outcome; one that is not OK writes nothing, so its neighbours are
-// unaffected:
+// Stream heads as this process last wrote or loaded them: a guess that lets
+// a group go to the database in one autocommit round trip, which
+// logbook.append_prepared checks under the head lock. Bounded (cleared when
+// full). Not thread-safe: one user at a time (the group committer).
+struct HeadCache {
+  static constexpr size_t kMaxStreams = 100000;
+  std::unordered_map<std::string, StreamRow> streams;
+  int64_t last_recorded_at_micros = 0;  // recorded_at never goes below this.
+  void Remember(const std::map<std::string, StreamRow>& rows, int64_t recorded_at_micros);
+};
+
+// Appends each of `appends` in `tx`, in order: takes the head lock and loads
+// the streams and stored event ids (logbook.lock_for_append), decides every
+// outcome, hashes the receipts, and writes the accepted appends in one call
+// (logbook.append_prepared). Each append gets its own outcome; one that is
+// not OK writes nothing, so its neighbours are unaffected:
 //   ABORTED             wrong expected version (payload kActualVersionPayload
 //                       when the stream exists)
 //   ALREADY_EXISTS      an event id is stored elsewhere
 //   FAILED_PRECONDITION the stream is tombstoned
 // An append whose event ids are all stored at exactly the versions it would
 // give them is OK again with the original positions (an idempotent retry).
-// Throws what libpqxx throws; the caller translates (pg_errors.h) and must
-// then roll `tx` back.
+// Refreshes `cache` if given. Throws what libpqxx throws; the caller
+// translates (pg_errors.h) and must then roll `tx` back.
 std::vector<absl::StatusOr<AppendResult>> WriteAppends(
-    pqxx::transaction_base& tx, const std::vector<const AppendInput*>& appends);
+    pqxx::transaction_base& tx, const std::vector<const AppendInput*>& appends,
+    HeadCache* cache = nullptr);
+
+// The same in one autocommit round trip, when `cache` knows every stream of
+// the group and every append would be accepted. Returns nullopt, having
+// written nothing, when it cannot tell or the database has moved on (another
+// writer, a deletion, a stored event id): then use WriteAppends. Throws what
+// libpqxx throws.
+std::optional<std::vector<absl::StatusOr<AppendResult>>> TryWriteAppendsFromCache(
+    pqxx::connection& conn, const std::vector<const AppendInput*>& appends, HeadCache& cache);
 
 // "version 3", "no stream", ...: for messages.
 std::string Describe(ExpectedVersion expected);

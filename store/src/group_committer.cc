@@ -18,7 +18,8 @@ GroupCommitter::GroupCommitter(std::string dsn, size_t max_batch_appends, size_t
     : dsn_(std::move(dsn)),
       max_batch_appends_(max_batch_appends),
       max_batch_bytes_(max_batch_bytes),
-      thread_([this] { Loop(); }) {}
+      thread_([this] { Loop(); }),
+      answer_thread_([this] { AnswerLoop(); }) {}
 
 GroupCommitter::~GroupCommitter() {
   {
@@ -26,6 +27,11 @@ GroupCommitter::~GroupCommitter() {
     stopping_ = true;
   }
   thread_.join();
+  {
+    absl::MutexLock lock(&mu_);
+    committer_done_ = true;
+  }
+  answer_thread_.join();
 }
 
 void GroupCommitter::Submit(AppendInput append, Done done) {
@@ -49,12 +55,14 @@ void GroupCommitter::Loop() {
       if (queue_.empty()) return;  // Stopping and drained.
       // The callers answered last time usually come straight back: wait a
       // moment for them so they share this transaction instead of the next.
-      mu_.AwaitWithTimeout(absl::Condition(
-                               +[](GroupCommitter* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) {
-                                 return c->stopping_ || c->queue_.size() >= c->last_batch_;
-                               },
-                               this),
-                           max_wait_);
+      if (last_batch_ >= kWaitForReturningCallers) {
+        mu_.AwaitWithTimeout(absl::Condition(
+                                 +[](GroupCommitter* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) {
+                                   return c->stopping_ || c->queue_.size() >= c->last_batch_;
+                                 },
+                                 this),
+                             kMaxWait);
+      }
       size_t bytes = 0;
       while (!queue_.empty() && batch.size() < max_batch_appends_ &&
              (batch.empty() || bytes + queue_.front()->append.bytes <= max_batch_bytes_)) {
@@ -65,7 +73,38 @@ void GroupCommitter::Loop() {
       last_batch_ = batch.size();
     }
     RunBatch(batch);
-    for (auto& p : batch) p->done(std::move(p->result));
+    if (batch.size() <= kAnswerInline) {
+      for (auto& p : batch) p->done(std::move(p->result));
+      continue;
+    }
+    absl::MutexLock lock(&mu_);
+    for (auto& p : batch) answers_.push_back(std::move(p));
+  }
+}
+
+std::vector<absl::StatusOr<AppendResult>> GroupCommitter::Write(
+    const std::vector<const AppendInput*>& appends) {
+  if (auto written = TryWriteAppendsFromCache(*conn_, appends, cache_)) return *std::move(written);
+  pqxx::work tx(*conn_);
+  std::vector<absl::StatusOr<AppendResult>> results = WriteAppends(tx, appends, &cache_);
+  tx.commit();
+  return results;
+}
+
+void GroupCommitter::AnswerLoop() {
+  for (;;) {
+    std::deque<std::unique_ptr<Pending>> answers;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](GroupCommitter* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) {
+            return c->committer_done_ || !c->answers_.empty();
+          },
+          this));
+      if (answers_.empty()) return;  // The committer is done and all are answered.
+      answers.swap(answers_);
+    }
+    for (auto& p : answers) p->done(std::move(p->result));
   }
 }
 
@@ -84,13 +123,12 @@ void GroupCommitter::RunBatch(const std::vector<std::unique_ptr<Pending>>& batch
     try {
       std::vector<const AppendInput*> appends;
       for (const auto& p : batch) appends.push_back(&p->append);
-      pqxx::work tx(*conn_);
-      std::vector<absl::StatusOr<AppendResult>> results = WriteAppends(tx, appends);
-      tx.commit();
+      std::vector<absl::StatusOr<AppendResult>> results = Write(appends);
       for (size_t i = 0; i < batch.size(); ++i) batch[i]->result = std::move(results[i]);
       return;
     } catch (...) {
       // Fall through: run each on its own (see the class comment).
+      cache_ = HeadCache();
       if (!conn_->is_open()) conn_.reset();
     }
   }
@@ -108,11 +146,12 @@ absl::StatusOr<AppendResult> GroupCommitter::RunAlone(const AppendInput& append)
     sent = true;
     absl::StatusOr<AppendResult> result =
         CatchPqxx(Operation(append), [&]() -> absl::StatusOr<AppendResult> {
-          pqxx::work tx(*conn_);
-          absl::StatusOr<AppendResult> r = std::move(WriteAppends(tx, {&append})[0]);
-          if (r.ok()) tx.commit();
-          return r;
+          return std::move(Write({&append})[0]);
         });
+    if (!result.ok() && !absl::IsAborted(result.status()) &&
+        !absl::IsAlreadyExists(result.status()) && !absl::IsFailedPrecondition(result.status())) {
+      cache_ = HeadCache();  // After an error the database may differ from it.
+    }
     if (!absl::IsUnavailable(result.status())) return result;
     last = result.status();
     conn_.reset();

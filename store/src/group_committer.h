@@ -24,10 +24,13 @@ namespace logbook::store {
 // logbook.log_head, so sharing the transaction costs no concurrency and
 // saves a WAL flush and several round trips per append.
 //
-// After answering a transaction's callers it waits up to 1 ms for as many
-// appends as that transaction had: under load the answered callers come
-// straight back, and sharing the next transaction instead of trailing it
-// doubles throughput. A lone caller never waits (one is as many as before).
+// Callers of a large transaction are answered from a second thread, so the
+// next transaction starts while they are; those of a small one (up to
+// kAnswerInline) at once, a thread hop sooner. When the last transaction had at least
+// kWaitForReturningCallers appends, the next one waits up to 1 ms for as
+// many: closed-loop callers come straight back, and sharing the next
+// transaction instead of trailing it doubles throughput. (Below that, as
+// with paced or few callers, waiting would only add latency.)
 //
 // If a shared transaction fails (an unexpected error, or the connection
 // broke, even during COMMIT), each of its appends is run again on its own:
@@ -56,7 +59,12 @@ class GroupCommitter {
   };
 
   void Loop();
+  void AnswerLoop();
   void RunBatch(const std::vector<std::unique_ptr<Pending>>& batch);
+  // One try of `appends` in one shared transaction: from the cache in one
+  // round trip when it can, else under the head lock. Throws what libpqxx
+  // throws.
+  std::vector<absl::StatusOr<AppendResult>> Write(const std::vector<const AppendInput*>& appends);
   absl::StatusOr<AppendResult> RunAlone(const AppendInput& append);
   // Opens the connection if there is none; false if it cannot.
   absl::Status Connect();
@@ -65,13 +73,20 @@ class GroupCommitter {
   const size_t max_batch_appends_;
   const size_t max_batch_bytes_;
   std::unique_ptr<pqxx::connection> conn_;  // Used by the loop thread only.
+  HeadCache cache_;                          // Used by the loop thread only.
 
   absl::Mutex mu_;
   std::deque<std::unique_ptr<Pending>> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   size_t last_batch_ ABSL_GUARDED_BY(mu_) = 0;  // Appends in the previous transaction.
-  const absl::Duration max_wait_ = absl::Milliseconds(1);
-  std::thread thread_;  // Last: starts once the rest exists.
+  static constexpr size_t kWaitForReturningCallers = 16;
+  static constexpr size_t kAnswerInline = 4;
+  static constexpr absl::Duration kMaxWait = absl::Milliseconds(1);
+  // Finished appends whose callers are still to be answered, in order.
+  std::deque<std::unique_ptr<Pending>> answers_ ABSL_GUARDED_BY(mu_);
+  bool committer_done_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;           // Last: start once the rest exists.
+  std::thread answer_thread_;
 };
 
 }  // namespace logbook::store

@@ -4,6 +4,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 
 namespace logbook::store {
 
@@ -34,6 +35,11 @@ std::string NullableIntArrayLiteral(const std::vector<std::optional<int64_t>>& v
   }
   out += '}';
   return out;
+}
+
+std::string TimestampLiteral(int64_t unix_micros) {
+  return absl::FormatTime("%Y-%m-%d %H:%M:%E6S+00", absl::FromUnixMicros(unix_micros),
+                          absl::UTCTimeZone());
 }
 
 std::string ByteaField(const pqxx::field& field) {

@@ -21,6 +21,9 @@ std::string IntArrayLiteral(const std::vector<int64_t>& values);
 // '{1,NULL,3}': unset values are NULL.
 std::string NullableIntArrayLiteral(const std::vector<std::optional<int64_t>>& values);
 
+// A timestamptz literal PostgreSQL parses exactly: "2026-11-27 01:02:03.456789+00".
+std::string TimestampLiteral(int64_t unix_micros);
+
 // The bytes of a bytea result field: hex format ("\\x0a1b...", the default
 // bytea_output) is decoded here, about 4x cheaper than libpq's
 // PQunescapeBytea; the escape format goes through libpq.

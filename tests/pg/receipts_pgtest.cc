@@ -256,6 +256,37 @@ TEST_F(ReceiptsTest, ConcurrentGroupCommitsKeepEveryChainWhole) {
   for (int s = 0; s < 4; ++s) EXPECT_EQ(Verify(absl::StrCat("load-", s)), "ok 160");
 }
 
+// Each server guesses stream heads from what it wrote last; with two
+// servers on one stream every guess is stale and must be caught.
+TEST_F(ReceiptsTest, TwoServersWritingOneStreamKeepOneChain) {
+  StoreOptions options;
+  options.dsn = dsn_;
+  auto other = EventStore::Open(options);
+  ASSERT_TRUE(other.ok()) << other.status();
+  EventStore* servers[] = {store_.get(), other->get()};
+  for (uint64_t v = 0; v < 20; ++v) {
+    EventStore& s = *servers[v % 2];
+    auto r = s.Append("shared-1", v == 0 ? ExpectedVersion::NoStream() : ExpectedVersion::Exact(v - 1),
+                      {Event("E", absl::StrCat("{\"v\":", v, "}"))});
+    ASSERT_TRUE(r.ok()) << v << ": " << r.status();
+    EXPECT_EQ(r->last_version, v);
+    EXPECT_EQ(r->last_position, v + 1);
+    // The server that wrote last time now holds a stale head.
+    auto stale = servers[(v + 1) % 2]->Append("shared-1", ExpectedVersion::Exact(v == 0 ? 5 : v - 1),
+                                              {Event("E", "{}")});
+    EXPECT_EQ(stale.status().code(), absl::StatusCode::kAborted) << v;
+  }
+  // A retry through the other server is recognized.
+  NewEvent again = Event("E", "{\"v\":19}");
+  again.event_id = store_->ReadStream({"shared-1", 19})->front().event_id;
+  auto retry = servers[0]->Append("shared-1", ExpectedVersion::Exact(18), {again});
+  ASSERT_TRUE(retry.ok()) << retry.status();
+  EXPECT_TRUE(retry->duplicate);
+  EXPECT_EQ(retry->last_position, 20u);
+  EXPECT_EQ(Verify("shared-1"), "ok 20");
+  EXPECT_EQ(SqlVerifyAll(), "ok 20");
+}
+
 TEST_F(ReceiptsTest, SchemaVersionsAreStoredAndHashed) {
   NewEvent v7 = Event("Placed", "{}");
   v7.schema_version = 7;
