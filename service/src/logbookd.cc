@@ -30,6 +30,9 @@ int main(int argc, char** argv) {
       ->required();
   app.add_option("--pool-size", store_options.pool_size, "Database connections at most")
       ->check(CLI::Range(1, 1000));
+  app.add_option("--append-writers", store_options.append_writers,
+                 "Database connections writing appends at once (each in its own transaction)")
+      ->check(CLI::Range(1, 64));
   app.add_option("--workers", server_options.worker_threads,
                  "Threads running database calls (default: the pool size)")
       ->check(CLI::Range(1, 1000));
@@ -110,9 +113,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::string& listen = server_options.listen;
-  spdlog::info("logbookd listening on {}:{} (schema version {}, {} database connections)",
-               listen.substr(0, listen.rfind(':')), (*server)->port(), *schema,
-               store_options.pool_size);
+  spdlog::info(
+      "logbookd listening on {}:{} (schema version {}, {} database connections for reads, {} "
+      "for appends)",
+      listen.substr(0, listen.rfind(':')), (*server)->port(), *schema, store_options.pool_size,
+      store_options.append_writers);
   spdlog::info("admin calls are {}", server_options.admin_token.empty()
                                          ? "disabled (no --admin-token)"
                                          : "enabled (--admin-token set)");

@@ -575,8 +575,14 @@ void SubscriptionHub::TailLoop() {
       };
       mu_.AwaitWithDeadline(absl::Condition(&ready), next_tick);
       if (stopping_) return;
-      from = published_ + 1;
-      to = std::min(head_, published_ + options_.tail_page);
+      if (live_.empty()) {
+        // Nobody to deliver to: subscriptions still catching up read the
+        // table up to readable() and go live only once at published_.
+        published_ = std::max(published_, head_);
+      } else {
+        from = published_ + 1;
+        to = std::min(head_, published_ + options_.tail_page);
+      }
     }
     if (from <= to) {
       store::ReadAllQuery q;
@@ -584,7 +590,7 @@ void SubscriptionHub::TailLoop() {
       q.until_position = to;
       q.max_count = to - from + 1;
       auto events = store_.ReadAll(q);
-      if (!events.ok() || events->empty()) {
+      if (!events.ok()) {
         if (!failing) {
           spdlog::warn("subscriptions: cannot read the log tail ({}); retrying",
                        std::string(events.status().message()));
@@ -595,6 +601,12 @@ void SubscriptionHub::TailLoop() {
       }
       if (failing) spdlog::info("subscriptions: reading the log tail again");
       failing = false;
+      if (events->empty()) {
+        // Positions at or below the head hold no event: a recorded gap.
+        absl::MutexLock lock(&mu_);
+        published_ = to;
+        continue;
+      }
       to = events->back().global_position;
       auto batch = std::make_shared<const std::vector<store::RecordedEvent>>(*std::move(events));
       std::vector<std::shared_ptr<Subscription>> live;

@@ -23,12 +23,13 @@ class Subscription;
 // Reads every new range of the log once, from the table, and hands it to the
 // live subscriptions; each one catches up on its own first.
 //
-// Why no event is ever skipped: positions are contiguous and become visible
-// strictly in order (see logbook.log_head), so once the head reads H every
-// event at or below H is readable. The tail publishes (published, H] only
-// after reading it; a subscription joins live only when its cursor has
-// reached the published position, and ignores positions at or below its
-// cursor.
+// Why no event is ever skipped: positions become visible strictly in order
+// (migrations/0005: transactions publish in position order), so once the
+// head reads H every event at or below H is readable, and a position at or
+// below H without an event never gets one (a recorded gap). The tail
+// publishes (published, H] only after reading it; a subscription joins live
+// only when its cursor has reached the published position, and ignores
+// positions at or below its cursor.
 //
 // Thread-safe. Owns the tail thread and the log watcher. Lock order: the
 // hub's mutex before a subscription's; gRPC calls are made holding neither.

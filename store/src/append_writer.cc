@@ -14,31 +14,37 @@
 namespace logbook::store {
 namespace {
 
-constexpr char kLockHead[] = "lock_head";
-constexpr char kLockHeadSql[] = "SELECT 1 FROM logbook.log_head FOR UPDATE";
-
-constexpr char kLoadStreams[] = "load_streams";
-constexpr char kLoadStreamsSql[] =
+constexpr char kLockStreams[] = "lock_streams";
+constexpr char kLockStreamsSql[] =
     "SELECT s.stream_id, s.version, s.last_position, s.head_hash, s.state, s.first_version,"
     " (SELECT max(n.stream_version) FROM logbook.snapshots n WHERE n.stream_id = s.stream_id"
     "  AND n.stream_version >= s.first_version)"
-    " FROM logbook.streams s WHERE s.stream_id = ANY ($1::text[])";
+    " FROM (SELECT * FROM logbook.streams t WHERE t.stream_id = ANY ($1::text[])"
+    "       ORDER BY t.stream_id FOR UPDATE) s";
 
-// See the function's comment in migrations/0004.
-constexpr char kLockForAppend[] = "lock_for_append";
-constexpr char kLockForAppendSql[] =
-    "SELECT row_kind, stream_id, version, last_position, recorded_at_micros, recorded_at,"
-    " head_hash, state, first_version, snapshot_version, event_id"
-    " FROM logbook.lock_for_append($1::text[], $2::uuid[])";
-
-// Writes a planned group (see the function's comment in migrations/0004).
-constexpr char kAppendPrepared[] = "append_prepared";
-constexpr char kAppendPreparedSql[] =
-    "SELECT stream_id, snapshot_version, first_position FROM logbook.append_prepared("
+// See the functions' comments in migrations/0005.
+constexpr char kLoadForAppend[] = "load_for_append";
+constexpr char kLoadForAppendSql[] =
+    "SELECT row_kind, stream_id, version, last_position, recorded_at_micros, head_hash, state,"
+    " first_version, snapshot_version, event_id"
+    " FROM logbook.load_for_append($1::text[], $2::uuid[])";
+constexpr char kTakeTicket[] = "take_ticket";
+constexpr char kTakeTicketSql[] =
+    "SELECT ticket, first_position, recorded_at_micros, recorded_at"
+    " FROM logbook.take_ticket($1::integer, NULL)";
+constexpr char kAppendCached[] = "append_cached";
+constexpr char kAppendCachedSql[] =
+    "SELECT stream_id, snapshot_version, first_position FROM logbook.append_cached("
     "$1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],"
     " $8::bigint[], $9::integer[], $10::integer[], $11::bytea, $12::bytea, $13::timestamptz,"
     " $14::text[], $15::bigint[], $16::bigint[], $17::bytea, $18::bigint[], $19::bytea,"
     " $20::text[])";
+constexpr char kWriteAppends[] = "write_appends";
+constexpr char kWriteAppendsSql[] =
+    "SELECT stream_id, snapshot_version FROM logbook.write_appends("
+    "$1::bigint, $2::bigint, $3::text[], $4::bigint[], $5::uuid[], $6::text[], $7::text[],"
+    " $8::text[], $9::text[], $10::bigint[], $11::integer[], $12::integer[], $13::bytea,"
+    " $14::bytea, $15::timestamptz, $16::text[], $17::bigint[], $18::bigint[], $19::bytea)";
 
 StreamState ParseState(const std::string& s) {
   if (s == "soft_deleted") return StreamState::kSoftDeleted;
@@ -65,11 +71,12 @@ StreamRow StreamFromRow(const pqxx::field& version, const pqxx::field& last_posi
 struct StoredEvent {
   std::string stream_id;
   uint64_t version = 0;
-  uint64_t position = 0;
+  uint64_t position = 0;  // Within the group (1-based) when in_group.
   int64_t recorded_at_micros = 0;
+  bool in_group = false;  // Accepted earlier in this group: not stored yet.
 };
 
-// The columns of kWriteEventsSql, accumulated over a group.
+// The per-event columns of logbook.write_appends, accumulated over a group.
 struct WriteBatch {
   std::vector<std::string> stream_ids, event_ids, types, content_types, correlation_ids,
       causation_ids;
@@ -77,6 +84,9 @@ struct WriteBatch {
   std::vector<std::optional<int64_t>> schema_versions;
   std::string payload, hashes;
 };
+
+// Bytes per event in AppendInput::id_and_digests.
+constexpr size_t kIdAndDigestsBytes = 16 + 2 * kHashBytes;
 
 // Events a reader replays on top of the newest snapshot: all readable ones
 // (from first_version on) when there is none.
@@ -101,19 +111,31 @@ std::string Describe(ExpectedVersion expected) {
   return "?";
 }
 
-void PrepareWriteStatements(pqxx::connection& conn) {
-  conn.prepare(kLockHead, kLockHeadSql);
-  conn.prepare(kLoadStreams, kLoadStreamsSql);
-  conn.prepare(kLockForAppend, kLockForAppendSql);
-  conn.prepare(kAppendPrepared, kAppendPreparedSql);
+AppendInput PrepareAppend(std::string stream_id, ExpectedVersion expected,
+                          std::vector<NewEvent> events) {
+  AppendInput a{std::move(stream_id), expected, std::move(events), 0};
+  a.id_and_digests.reserve(a.events.size() * kIdAndDigestsBytes);
+  for (const NewEvent& e : a.events) {
+    a.bytes += e.data.size() + e.metadata.size();
+    a.id_and_digests += UuidBytes(e.event_id);
+    a.id_and_digests += Sha256(e.data);
+    a.id_and_digests += Sha256(e.metadata);
+  }
+  return a;
 }
 
-void LockHead(pqxx::transaction_base& tx) { tx.exec_prepared(kLockHead); }
+void PrepareWriteStatements(pqxx::connection& conn) {
+  conn.prepare(kLockStreams, kLockStreamsSql);
+  conn.prepare(kLoadForAppend, kLoadForAppendSql);
+  conn.prepare(kTakeTicket, kTakeTicketSql);
+  conn.prepare(kWriteAppends, kWriteAppendsSql);
+  conn.prepare(kAppendCached, kAppendCachedSql);
+}
 
-std::vector<StreamRow> LoadStreams(pqxx::transaction_base& tx,
+std::vector<StreamRow> LockStreams(pqxx::transaction_base& tx,
                                    const std::vector<std::string>& stream_ids) {
   std::unordered_map<std::string, StreamRow> found;
-  for (const auto& r : tx.exec_prepared(kLoadStreams, TextArrayLiteral(stream_ids))) {
+  for (const auto& r : tx.exec_prepared(kLockStreams, TextArrayLiteral(stream_ids))) {
     found[r[0].as<std::string>()] = StreamFromRow(r[1], r[2], r[3], r[4], r[5], r[6]);
   }
   std::vector<StreamRow> rows;
@@ -124,30 +146,33 @@ std::vector<StreamRow> LoadStreams(pqxx::transaction_base& tx,
 
 namespace {
 
-// A group decided against an assumed state: each append's outcome, and what
-// to write for the accepted ones. Positions count from `head_position`.
+// A group decided against the locked stream rows: each append's outcome,
+// and what to write for the accepted ones, whose positions count from 1
+// until the group has its ticket.
 struct Plan {
   std::vector<absl::StatusOr<AppendResult>> results;
+  std::vector<bool> accepted;                   // Per append: its events are written.
   WriteBatch batch;
   std::vector<std::string> heads;               // Streams written, in first-write order.
-  std::map<std::string, StreamRow> before;      // As assumed, for every stream of the group.
+  std::map<std::string, StreamRow> before;      // As loaded, for every stream of the group.
   std::map<std::string, StreamRow> after;       // After the group.
   std::map<std::string, int64_t> last_event;    // Heads: their last event's place (1-based).
   std::vector<std::string> result_streams;      // The stream of each result.
+  std::vector<size_t> in_group_duplicates;      // Retries of events accepted in this group.
 };
 
 Plan PlanAppends(const std::vector<const AppendInput*>& appends,
                  std::map<std::string, StreamRow> streams,
-                 std::unordered_map<std::string, StoredEvent> stored, uint64_t head_position,
-                 int64_t recorded_at_micros) {
+                 std::unordered_map<std::string, StoredEvent> stored) {
   Plan plan;
   plan.before = streams;
-  uint64_t next_position = head_position + 1;
+  uint64_t next_place = 1;
   plan.results.reserve(appends.size());
   for (const AppendInput* a : appends) {
     StreamRow& s = streams[a->stream_id];
     const size_t n = a->events.size();
     plan.result_streams.push_back(a->stream_id);
+    plan.accepted.push_back(false);
 
     // An idempotent retry, or an event id used elsewhere?
     size_t found = 0, first_found = 0;
@@ -180,9 +205,9 @@ Plan PlanAppends(const std::vector<const AppendInput*>& appends,
         r.first_position = first.position;
         r.last_position = last.position;
         r.committed_at = absl::FromUnixMicros(first.recorded_at_micros);
-        r.head_hash = s.head_hash;
         r.events_since_snapshot = EventsSinceSnapshot(s);
         for (const NewEvent& e : a->events) r.event_ids.push_back(e.event_id);
+        if (first.in_group) plan.in_group_duplicates.push_back(plan.results.size());
         plan.results.push_back(std::move(r));
       } else {
         const std::string& id = a->events[first_found].event_id;
@@ -215,23 +240,14 @@ Plan PlanAppends(const std::vector<const AppendInput*>& appends,
       continue;
     }
 
-    // Accepted: the events continue the stream's version and hash chain.
+    // Accepted: the events continue the stream's versions.
     AppendResult r;
     r.first_version = s.exists ? s.version + 1 : 0;
-    r.first_position = next_position;
-    r.committed_at = absl::FromUnixMicros(recorded_at_micros);
-    std::string previous = s.exists ? s.head_hash : ZeroHash();
+    r.first_position = next_place;
     WriteBatch& batch = plan.batch;
     for (size_t i = 0; i < n; ++i) {
       const NewEvent& e = a->events[i];
       const uint64_t version = r.first_version + i;
-      const std::string id_bytes = UuidBytes(e.event_id);
-      const std::string data_digest = Sha256(e.data);
-      const std::string metadata_digest = Sha256(e.metadata);
-      std::string hash = ReceiptHash({previous, a->stream_id, version, id_bytes, e.type,
-                                      e.content_type, recorded_at_micros, e.schema_version,
-                                      e.correlation_id, e.causation_id, data_digest,
-                                      metadata_digest});
       batch.stream_ids.push_back(a->stream_id);
       batch.versions.push_back(static_cast<int64_t>(version));
       batch.event_ids.push_back(e.event_id);
@@ -244,29 +260,63 @@ Plan PlanAppends(const std::vector<const AppendInput*>& appends,
       batch.metadata_sizes.push_back(static_cast<int64_t>(e.metadata.size()));
       batch.payload += e.data;
       batch.payload += e.metadata;
-      batch.hashes += previous;
-      batch.hashes += hash;
-      batch.hashes += data_digest;
-      batch.hashes += metadata_digest;
-      stored[e.event_id] = {a->stream_id, version, next_position, recorded_at_micros};
-      previous = std::move(hash);
+      stored[e.event_id] = {a->stream_id, version, next_place, 0, true};
       r.event_ids.push_back(e.event_id);
-      ++next_position;
+      ++next_place;
     }
     r.last_version = r.first_version + n - 1;
-    r.last_position = next_position - 1;
+    r.last_position = next_place - 1;
     if (plan.last_event.count(a->stream_id) == 0) plan.heads.push_back(a->stream_id);
-    plan.last_event[a->stream_id] = static_cast<int64_t>(r.last_position - head_position);
+    plan.last_event[a->stream_id] = static_cast<int64_t>(r.last_position);
     s.exists = true;
     s.state = StreamState::kActive;
     s.version = r.last_version;
     s.last_position = r.last_position;
-    s.head_hash = previous;
-    r.head_hash = previous;
+    plan.accepted.back() = true;
     plan.results.push_back(std::move(r));
   }
   plan.after = std::move(streams);
   return plan;
+}
+
+// Hashes the receipts of the accepted events, chained from each stream's
+// head as loaded, with recorded_at `recorded_at_micros`; sets every result's
+// head hash and the written streams' new ones.
+void Hash(Plan& plan, const std::vector<const AppendInput*>& appends,
+          int64_t recorded_at_micros) {
+  std::map<std::string, std::string> heads;  // Each stream's newest hash so far.
+  for (const auto& [id, row] : plan.before) heads[id] = row.exists ? row.head_hash : ZeroHash();
+  for (size_t k = 0; k < appends.size(); ++k) {
+    absl::StatusOr<AppendResult>& result = plan.results[k];
+    if (!result.ok()) continue;
+    const AppendInput* a = appends[k];
+    std::string& previous = heads[a->stream_id];
+    if (plan.accepted[k]) {
+      for (size_t i = 0; i < a->events.size(); ++i) {
+        const NewEvent& e = a->events[i];
+        const absl::string_view id_and_digests = absl::string_view(a->id_and_digests)
+                                                     .substr(i * kIdAndDigestsBytes,
+                                                             kIdAndDigestsBytes);
+        std::string hash = ReceiptHash(
+            {previous, a->stream_id, result->first_version + i, id_and_digests.substr(0, 16),
+             e.type, e.content_type, recorded_at_micros, e.schema_version, e.correlation_id,
+             e.causation_id, id_and_digests.substr(16, kHashBytes),
+             id_and_digests.substr(16 + kHashBytes)});
+        plan.batch.hashes += previous;
+        plan.batch.hashes += hash;
+        plan.batch.hashes.append(id_and_digests.data() + 16, id_and_digests.size() - 16);
+        previous = std::move(hash);
+      }
+      result->committed_at = absl::FromUnixMicros(recorded_at_micros);
+    }
+    result->head_hash = previous;
+  }
+  for (size_t k : plan.in_group_duplicates) {
+    plan.results[k]->committed_at = absl::FromUnixMicros(recorded_at_micros);
+  }
+  for (auto& [id, row] : plan.after) {
+    if (plan.last_event.count(id) != 0) row.head_hash = heads[id];
+  }
 }
 
 std::string StateName(StreamState state) {
@@ -281,58 +331,75 @@ std::string StateName(StreamState state) {
   return "active";
 }
 
-// Sends the plan's writes to logbook.append_prepared in `tx`. False when the
-// database was not as the plan assumed (nothing written). On success the
-// accepted results get their final positions and snapshot counts.
-bool Write(pqxx::transaction_base& tx, Plan& plan, int64_t recorded_at_micros,
-           uint64_t head_position) {
-  const WriteBatch& b = plan.batch;
-  std::vector<int64_t> versions, last_events, expected_versions;
-  std::vector<std::string> expected_states;
-  std::string head_hashes, expected_hashes;
+// Moves the accepted events (and retries of them) from positions counted
+// from 1 to positions counted from `first_position`.
+void Shift(Plan& plan, uint64_t first_position) {
+  const uint64_t shift = first_position - 1;
+  for (size_t k = 0; k < plan.results.size(); ++k) {
+    if (!plan.accepted[k]) continue;
+    plan.results[k]->first_position += shift;
+    plan.results[k]->last_position += shift;
+  }
+  for (size_t k : plan.in_group_duplicates) {
+    plan.results[k]->first_position += shift;
+    plan.results[k]->last_position += shift;
+  }
+  for (auto& [id, row] : plan.after) {
+    if (plan.last_event.count(id) != 0) row.last_position += shift;
+  }
+}
+
+// The per-stream columns of the written streams: new version, last event's
+// place, new head hash.
+struct Heads {
+  std::vector<int64_t> versions, last_events;
+  std::string hashes;
+};
+Heads WrittenHeads(Plan& plan) {
+  Heads h;
   for (const std::string& id : plan.heads) {
     const StreamRow& after = plan.after[id];
-    const StreamRow& before = plan.before[id];
-    versions.push_back(static_cast<int64_t>(after.version));
-    last_events.push_back(plan.last_event[id]);
-    head_hashes += after.head_hash;
-    expected_versions.push_back(before.exists ? static_cast<int64_t>(before.version) : -1);
-    expected_hashes += before.exists ? before.head_hash : ZeroHash();
-    expected_states.push_back(StateName(before.state));
+    h.versions.push_back(static_cast<int64_t>(after.version));
+    h.last_events.push_back(plan.last_event[id]);
+    h.hashes += after.head_hash;
   }
-  const pqxx::binarystring payload(b.payload.data(), b.payload.size());
-  const pqxx::binarystring hashes(b.hashes.data(), b.hashes.size());
-  const pqxx::binarystring heads(head_hashes.data(), head_hashes.size());
-  const pqxx::binarystring expected(expected_hashes.data(), expected_hashes.size());
-  const pqxx::result rows = tx.exec_prepared(
-      kAppendPrepared, TextArrayLiteral(b.stream_ids), IntArrayLiteral(b.versions),
-      TextArrayLiteral(b.event_ids), TextArrayLiteral(b.types), TextArrayLiteral(b.content_types),
-      TextArrayLiteral(b.correlation_ids), TextArrayLiteral(b.causation_ids),
-      NullableIntArrayLiteral(b.schema_versions), IntArrayLiteral(b.data_sizes),
-      IntArrayLiteral(b.metadata_sizes), payload, hashes, TimestampLiteral(recorded_at_micros),
-      TextArrayLiteral(plan.heads), IntArrayLiteral(versions), IntArrayLiteral(last_events),
-      heads, IntArrayLiteral(expected_versions), expected, TextArrayLiteral(expected_states));
-  if (rows.empty()) return false;
-  const uint64_t shift = rows[0][2].as<uint64_t>() - (head_position + 1);
+  return h;
+}
+
+// Records the written streams' newest snapshots from `rows` (stream id,
+// snapshot version).
+void SetSnapshots(Plan& plan, const pqxx::result& rows) {
   for (const auto& r : rows) {
     StreamRow& s = plan.after[r[0].as<std::string>()];
     s.snapshot_version.reset();
     if (!r[1].is_null()) s.snapshot_version = r[1].as<uint64_t>();
-    s.last_position += shift;
   }
-  for (auto& r : plan.results) {
-    if (!r.ok() || r->duplicate) continue;
-    r->first_position += shift;
-    r->last_position += shift;
-  }
-  return true;
+}
+
+// Sends the hashed plan to logbook.write_appends in `tx`, at the positions
+// of `ticket` from `first_position` on.
+void Write(pqxx::transaction_base& tx, Plan& plan, int64_t ticket, uint64_t first_position,
+           const std::string& recorded_at) {
+  const WriteBatch& b = plan.batch;
+  const Heads h = WrittenHeads(plan);
+  const pqxx::binarystring payload(b.payload.data(), b.payload.size());
+  const pqxx::binarystring hashes(b.hashes.data(), b.hashes.size());
+  const pqxx::binarystring heads(h.hashes.data(), h.hashes.size());
+  SetSnapshots(plan, tx.exec_prepared(
+      kWriteAppends, ticket, static_cast<int64_t>(first_position), TextArrayLiteral(b.stream_ids),
+      IntArrayLiteral(b.versions), TextArrayLiteral(b.event_ids), TextArrayLiteral(b.types),
+      TextArrayLiteral(b.content_types), TextArrayLiteral(b.correlation_ids),
+      TextArrayLiteral(b.causation_ids), NullableIntArrayLiteral(b.schema_versions),
+      IntArrayLiteral(b.data_sizes), IntArrayLiteral(b.metadata_sizes), payload, hashes,
+      recorded_at, TextArrayLiteral(plan.heads), IntArrayLiteral(h.versions),
+      IntArrayLiteral(h.last_events), heads));
 }
 
 // Fills in events_since_snapshot of the accepted appends, from their
 // streams' newest snapshots.
 void FinishResults(Plan& plan) {
   for (size_t i = 0; i < plan.results.size(); ++i) {
-    if (!plan.results[i].ok() || plan.results[i]->duplicate) continue;
+    if (!plan.accepted[i]) continue;
     AppendResult& r = *plan.results[i];
     StreamRow s = plan.after[plan.result_streams[i]];
     s.version = r.last_version;
@@ -342,21 +409,8 @@ void FinishResults(Plan& plan) {
 
 }  // namespace
 
-void HeadCache::Remember(const std::map<std::string, StreamRow>& rows, int64_t recorded_at_micros) {
-  if (streams.size() + rows.size() > kMaxStreams) streams.clear();
-  for (const auto& [id, row] : rows) {
-    if (row.exists) {
-      streams[id] = row;
-    } else {
-      streams.erase(id);
-    }
-  }
-  last_recorded_at_micros = std::max(last_recorded_at_micros, recorded_at_micros);
-}
-
-std::vector<absl::StatusOr<AppendResult>> WriteAppends(
-    pqxx::transaction_base& tx, const std::vector<const AppendInput*>& appends,
-    HeadCache* cache) {
+GroupOutcome WriteAppends(pqxx::transaction_base& tx,
+                          const std::vector<const AppendInput*>& appends) {
   std::map<std::string, StreamRow> streams;
   std::vector<std::string> ids;
   for (const AppendInput* a : appends) {
@@ -365,52 +419,81 @@ std::vector<absl::StatusOr<AppendResult>> WriteAppends(
   }
   std::vector<std::string> stream_ids;
   for (const auto& [id, row] : streams) stream_ids.push_back(id);
-  uint64_t head_position = 0;
-  int64_t recorded_at_micros = 0;
   std::unordered_map<std::string, StoredEvent> stored;
-  for (const auto& r : tx.exec_prepared(kLockForAppend, TextArrayLiteral(stream_ids),
+  for (const auto& r : tx.exec_prepared(kLoadForAppend, TextArrayLiteral(stream_ids),
                                         TextArrayLiteral(ids))) {
-    const std::string kind = r[0].as<std::string>();
-    if (kind == "head") {
-      head_position = r[3].as<uint64_t>();
-      recorded_at_micros = r[4].as<int64_t>();
-    } else if (kind == "stream") {
-      streams[r[1].as<std::string>()] = StreamFromRow(r[2], r[3], r[6], r[7], r[8], r[9]);
+    if (r[0].as<std::string>() == "stream") {
+      streams[r[1].as<std::string>()] = StreamFromRow(r[2], r[3], r[5], r[6], r[7], r[8]);
     } else {
-      stored[r[10].as<std::string>()] = {r[1].as<std::string>(), r[2].as<uint64_t>(),
-                                         r[3].as<uint64_t>(), r[4].as<int64_t>()};
+      stored[r[9].as<std::string>()] = {r[1].as<std::string>(), r[2].as<uint64_t>(),
+                                        r[3].as<uint64_t>(), r[4].as<int64_t>()};
     }
   }
-  Plan plan = PlanAppends(appends, std::move(streams), std::move(stored), head_position,
-                          recorded_at_micros);
-  if (!plan.batch.event_ids.empty() && !Write(tx, plan, recorded_at_micros, head_position)) {
-    throw std::logic_error("logbook.append_prepared refused a group planned under the head lock");
+  Plan plan = PlanAppends(appends, std::move(streams), std::move(stored));
+  const size_t accepted = plan.batch.event_ids.size();
+  if (accepted > 0) {
+    const pqxx::row ticket = tx.exec_prepared1(kTakeTicket, static_cast<int64_t>(accepted));
+    const uint64_t first_position = ticket[1].as<uint64_t>();
+    Hash(plan, appends, ticket[2].as<int64_t>());
+    Shift(plan, first_position);
+    Write(tx, plan, ticket[0].as<int64_t>(), first_position, ticket[3].as<std::string>());
+    FinishResults(plan);
+  } else {
+    Hash(plan, appends, 0);  // Head hashes of the idempotent retries.
   }
-  FinishResults(plan);
-  if (cache != nullptr) cache->Remember(plan.after, recorded_at_micros);
-  return std::move(plan.results);
+  return {std::move(plan.results), std::move(plan.after)};
 }
 
-std::optional<std::vector<absl::StatusOr<AppendResult>>> TryWriteAppendsFromCache(
-    pqxx::connection& conn, const std::vector<const AppendInput*>& appends, HeadCache& cache) {
-  std::map<std::string, StreamRow> streams;
-  for (const AppendInput* a : appends) {
-    auto it = cache.streams.find(a->stream_id);
-    if (it == cache.streams.end() || it->second.state != StreamState::kActive) return std::nullopt;
-    streams[a->stream_id] = it->second;
+void HeadCache::Remember(const std::map<std::string, StreamRow>& rows) {
+  if (streams.size() + rows.size() > kMaxStreams) streams.clear();
+  for (const auto& [id, row] : rows) {
+    if (row.exists) {
+      streams[id] = row;
+    } else {
+      streams.erase(id);
+    }
   }
-  const int64_t recorded_at_micros =
-      std::max(absl::ToUnixMicros(absl::Now()), cache.last_recorded_at_micros);
-  Plan plan = PlanAppends(appends, std::move(streams), {}, 0, recorded_at_micros);
+}
+
+std::optional<GroupOutcome> TryWriteAppendsFromCache(
+    pqxx::connection& conn, const std::vector<const AppendInput*>& appends,
+    std::map<std::string, StreamRow> heads, int64_t recorded_at_micros) {
+  Plan plan = PlanAppends(appends, std::move(heads), {});
   for (const auto& r : plan.results) {
-    // Conflicts are decided under the lock, against what is stored.
+    // Conflicts are decided under the locks, against what is stored.
     if (!r.ok()) return std::nullopt;
   }
+  Hash(plan, appends, recorded_at_micros);
+  const WriteBatch& b = plan.batch;
+  const Heads h = WrittenHeads(plan);
+  std::vector<int64_t> expected_versions;
+  std::vector<std::string> expected_states;
+  std::string expected_hashes;
+  for (const std::string& id : plan.heads) {
+    const StreamRow& before = plan.before[id];
+    expected_versions.push_back(static_cast<int64_t>(before.version));
+    expected_hashes += before.head_hash;
+    expected_states.push_back(StateName(before.state));
+  }
+  const pqxx::binarystring payload(b.payload.data(), b.payload.size());
+  const pqxx::binarystring hashes(b.hashes.data(), b.hashes.size());
+  const pqxx::binarystring head_hashes(h.hashes.data(), h.hashes.size());
+  const pqxx::binarystring expected(expected_hashes.data(), expected_hashes.size());
   pqxx::nontransaction tx(conn);  // Autocommit: durable when the call returns.
-  if (!Write(tx, plan, recorded_at_micros, 0)) return std::nullopt;
+  const pqxx::result rows = tx.exec_prepared(
+      kAppendCached, TextArrayLiteral(b.stream_ids), IntArrayLiteral(b.versions),
+      TextArrayLiteral(b.event_ids), TextArrayLiteral(b.types), TextArrayLiteral(b.content_types),
+      TextArrayLiteral(b.correlation_ids), TextArrayLiteral(b.causation_ids),
+      NullableIntArrayLiteral(b.schema_versions), IntArrayLiteral(b.data_sizes),
+      IntArrayLiteral(b.metadata_sizes), payload, hashes, TimestampLiteral(recorded_at_micros),
+      TextArrayLiteral(plan.heads), IntArrayLiteral(h.versions), IntArrayLiteral(h.last_events),
+      head_hashes, IntArrayLiteral(expected_versions), expected,
+      TextArrayLiteral(expected_states));
+  if (rows.empty()) return std::nullopt;
+  Shift(plan, rows[0][2].as<uint64_t>());
+  SetSnapshots(plan, rows);
   FinishResults(plan);
-  cache.Remember(plan.after, recorded_at_micros);
-  return std::move(plan.results);
+  return GroupOutcome{std::move(plan.results), std::move(plan.after)};
 }
 
 }  // namespace logbook::store

@@ -1,5 +1,7 @@
 // The write path: a group of appends in one transaction, one set-based
-// statement for all of their events, receipts and stream heads.
+// statement for all of their events, receipts and stream heads. Writers of
+// different streams insert concurrently and commit in position order
+// (migrations/0005_concurrent_appends.sql).
 #pragma once
 
 #include <map>
@@ -22,7 +24,15 @@ struct AppendInput {
   ExpectedVersion expected;
   std::vector<NewEvent> events;
   size_t bytes = 0;  // Data + metadata of all events.
+  // Per event: its id's 16 bytes, then SHA-256 of its data and of its
+  // metadata (PrepareAppend), so the committer only chains the receipts.
+  std::string id_and_digests = {};
 };
+
+// An AppendInput for validated `events`: sums the sizes and hashes the
+// payloads. Pure; run it on the caller's thread.
+AppendInput PrepareAppend(std::string stream_id, ExpectedVersion expected,
+                          std::vector<NewEvent> events);
 
 // A stream's row as the writer sees it.
 struct StreamRow {
@@ -38,50 +48,58 @@ struct StreamRow {
 // Prepares the statements below on `conn` (done on every new connection).
 void PrepareWriteStatements(pqxx::connection& conn);
 
-// Locks logbook.log_head for the rest of `tx`: every writer takes this lock
-// first, so transactions that write events commit one after another and
-// positions become visible strictly in order. Idempotent within `tx`.
-void LockHead(pqxx::transaction_base& tx);
-
-// The rows of `stream_ids` (missing ones have exists = false).
-std::vector<StreamRow> LoadStreams(pqxx::transaction_base& tx,
+// The rows of `stream_ids` (missing ones have exists = false), locked until
+// `tx` ends: appends to these streams wait for it.
+std::vector<StreamRow> LockStreams(pqxx::transaction_base& tx,
                                    const std::vector<std::string>& stream_ids);
 
-// Stream heads as this process last wrote or loaded them: a guess that lets
-// a group go to the database in one autocommit round trip, which
-// logbook.append_prepared checks under the head lock. Bounded (cleared when
-// full). Not thread-safe: one user at a time (the group committer).
-struct HeadCache {
-  static constexpr size_t kMaxStreams = 100000;
-  std::unordered_map<std::string, StreamRow> streams;
-  int64_t last_recorded_at_micros = 0;  // recorded_at never goes below this.
-  void Remember(const std::map<std::string, StreamRow>& rows, int64_t recorded_at_micros);
+// What a group of appends did: each append's outcome, and the rows of its
+// streams afterwards (for HeadCache).
+struct GroupOutcome {
+  std::vector<absl::StatusOr<AppendResult>> results;
+  std::map<std::string, StreamRow> streams;
 };
 
-// Appends each of `appends` in `tx`, in order: takes the head lock and loads
-// the streams and stored event ids (logbook.lock_for_append), decides every
-// outcome, hashes the receipts, and writes the accepted appends in one call
-// (logbook.append_prepared). Each append gets its own outcome; one that is
-// not OK writes nothing, so its neighbours are unaffected:
+// Appends each of `appends` in `tx`, in order: locks their streams and loads
+// the stored event ids among theirs (logbook.load_for_append), decides every
+// outcome, takes positions for the accepted events (logbook.take_ticket),
+// hashes their receipts, and writes and publishes them in one call
+// (logbook.write_appends), which returns once every transaction with
+// earlier positions has ended. The caller then commits. Each append gets its
+// own outcome; one that is not OK writes nothing, so its neighbours are
+// unaffected:
 //   ABORTED             wrong expected version (payload kActualVersionPayload
 //                       when the stream exists)
 //   ALREADY_EXISTS      an event id is stored elsewhere
 //   FAILED_PRECONDITION the stream is tombstoned
 // An append whose event ids are all stored at exactly the versions it would
 // give them is OK again with the original positions (an idempotent retry).
-// Refreshes `cache` if given. Throws what libpqxx throws; the caller
-// translates (pg_errors.h) and must then roll `tx` back.
-std::vector<absl::StatusOr<AppendResult>> WriteAppends(
-    pqxx::transaction_base& tx, const std::vector<const AppendInput*>& appends,
-    HeadCache* cache = nullptr);
+// Throws what libpqxx throws (also when a concurrent transaction stored one
+// of the event ids first); the caller translates (pg_errors.h) and must then
+// roll `tx` back.
+GroupOutcome WriteAppends(pqxx::transaction_base& tx,
+                          const std::vector<const AppendInput*>& appends);
 
-// The same in one autocommit round trip, when `cache` knows every stream of
-// the group and every append would be accepted. Returns nullopt, having
-// written nothing, when it cannot tell or the database has moved on (another
-// writer, a deletion, a stored event id): then use WriteAppends. Throws what
-// libpqxx throws.
-std::optional<std::vector<absl::StatusOr<AppendResult>>> TryWriteAppendsFromCache(
-    pqxx::connection& conn, const std::vector<const AppendInput*>& appends, HeadCache& cache);
+// Stream heads as this process last wrote or loaded them: a guess that lets
+// a group go to the database in one autocommit call (TryWriteAppendsFromCache),
+// which logbook.append_cached checks under the streams' locks. Bounded
+// (cleared when full). Not thread-safe.
+struct HeadCache {
+  static constexpr size_t kMaxStreams = 100000;
+  std::unordered_map<std::string, StreamRow> streams;
+  int64_t last_recorded_at_micros = 0;  // The latest recorded_at this process used.
+  void Remember(const std::map<std::string, StreamRow>& rows);
+};
+
+// The group in one autocommit round trip, decided against `heads` (every
+// stream of the group, as HeadCache knows it) with recorded_at
+// `recorded_at_micros`, when every append would be accepted. Returns nullopt,
+// having written nothing, when one would not, or the database has moved on
+// (another writer, a deletion, a stored event id, a later recorded_at):
+// then use WriteAppends. Throws what libpqxx throws.
+std::optional<GroupOutcome> TryWriteAppendsFromCache(
+    pqxx::connection& conn, const std::vector<const AppendInput*>& appends,
+    std::map<std::string, StreamRow> heads, int64_t recorded_at_micros);
 
 // "version 3", "no stream", ...: for messages.
 std::string Describe(ExpectedVersion expected);

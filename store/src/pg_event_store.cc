@@ -178,7 +178,7 @@ class PgEventStore final : public EventStore {
         snapshots_kept_(std::max<size_t>(1, options.snapshots_kept)),
         pool_(options.dsn, options.pool_size, options.acquire_timeout, options.max_waiters,
               PrepareStatements),
-        committer_(options.dsn, options.group_commit_max_appends,
+        committer_(options.dsn, options.append_writers, options.group_commit_max_appends,
                    options.group_commit_max_bytes) {}
 
   absl::Status Ping() {
@@ -198,9 +198,8 @@ class PgEventStore final : public EventStore {
           absl::StrCat("expected_version.exact: ", expected.version, " is out of range")));
       return;
     }
-    AppendInput append{std::string(stream_id), expected, std::move(events), 0};
-    for (const NewEvent& e : append.events) append.bytes += e.data.size() + e.metadata.size();
-    committer_.Submit(std::move(append), std::move(done));
+    committer_.Submit(PrepareAppend(std::string(stream_id), expected, std::move(events)),
+                      std::move(done));
   }
 
   absl::StatusOr<std::vector<RecordedEvent>> ReadStream(const ReadStreamQuery& query) override {
@@ -291,8 +290,7 @@ class PgEventStore final : public EventStore {
     return Run(absl::StrCat("delete stream '", stream_id, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<DeleteResult> {
                  pqxx::work tx(conn);
-                 LockHead(tx);
-                 const StreamRow s = LoadStreams(tx, {stream})[0];
+                 const StreamRow s = LockStreams(tx, {stream})[0];
                  if (!s.exists) return absl::NotFoundError(absl::StrCat("stream '", stream, "' does not exist"));
                  if (s.state == StreamState::kTombstoned) {
                    return absl::FailedPreconditionError(
@@ -342,7 +340,6 @@ class PgEventStore final : public EventStore {
     return Run(absl::StrCat("redact ", stream_id, "@", stream_version),
                [&](pqxx::connection& conn) -> absl::StatusOr<RedactResult> {
                  pqxx::work tx(conn);
-                 LockHead(tx);
                  pqxx::result rows = tx.exec_prepared(kFindEvent, stream, ToSql(stream_version));
                  if (rows.empty()) {
                    return absl::NotFoundError(absl::StrCat("stream '", stream,
@@ -485,15 +482,16 @@ class PgEventStore final : public EventStore {
     return info;
   }
 
-  // Appends one event to $audit inside `tx` (which holds the head lock).
+  // Appends one event to $audit inside `tx`.
   static absl::StatusOr<AppendResult> AppendAudit(pqxx::transaction_base& tx,
                                                   std::string type, std::string data) {
-    AppendInput audit{kAuditStream, ExpectedVersion::Any(), {}, data.size()};
-    NewEvent& e = audit.events.emplace_back();
-    e.event_id = NewUuid();
-    e.type = std::move(type);
-    e.data = std::move(data);
-    return std::move(WriteAppends(tx, {&audit})[0]);
+    std::vector<NewEvent> events(1);
+    events[0].event_id = NewUuid();
+    events[0].type = std::move(type);
+    events[0].data = std::move(data);
+    const AppendInput audit =
+        PrepareAppend(kAuditStream, ExpectedVersion::Any(), std::move(events));
+    return std::move(WriteAppends(tx, {&audit}).results[0]);
   }
 
   // Runs `fn` on a pooled connection, translating what libpqxx throws. A

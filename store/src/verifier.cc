@@ -50,6 +50,12 @@ constexpr char kVerifyBeyondSql[] =
     "        AND e.global_position <= $2)"
     " ORDER BY e.global_position LIMIT 1";
 
+// The last position of the recorded gap from $1 on, if any (migrations/0005):
+// positions a writer took and never used.
+constexpr char kVerifyGap[] = "verify_gap";
+constexpr char kVerifyGapSql[] =
+    "SELECT last_position FROM logbook.position_gaps WHERE first_position = $1";
+
 // What the receipt at a position says (for events that are gone).
 constexpr char kVerifyReceiptAt[] = "verify_receipt_at";
 constexpr char kVerifyReceiptAtSql[] =
@@ -289,8 +295,20 @@ class PgVerification final : public Verification {
       for (const auto& f : page) {
         const Row r = ToRow(f);
         if (r.position != last_position_ + 1) {
-          MissingPosition(tx, last_position_ + 1);
-          return true;
+          // Only a recorded gap may lie between two events.
+          const pqxx::result gap =
+              tx.exec_prepared(kVerifyGap, static_cast<int64_t>(last_position_ + 1));
+          const uint64_t expected = gap.empty() ? last_position_ + 1
+                                                : gap[0][0].as<uint64_t>() + 1;
+          if (r.position < expected) {
+            Break(r.stream_id, r.version, r.position, BreakReason::kEventInserted,
+                  "the event is at a position no writer used (a recorded gap)");
+            return true;
+          }
+          if (r.position != expected) {
+            MissingPosition(tx, expected);
+            return true;
+          }
         }
         auto [it, fresh] = chains_.try_emplace(r.stream_id);
         Chain& c = it->second;
@@ -383,6 +401,7 @@ void PrepareVerifyStatements(pqxx::connection& conn) {
   conn.prepare(kVerifyStreamPage, kVerifyStreamPageSql);
   conn.prepare(kVerifyAllPage, kVerifyAllPageSql);
   conn.prepare(kVerifyBeyond, kVerifyBeyondSql);
+  conn.prepare(kVerifyGap, kVerifyGapSql);
   conn.prepare(kVerifyReceiptAt, kVerifyReceiptAtSql);
   conn.prepare(kVerifyReceiptOf, kVerifyReceiptOfSql);
   conn.prepare(kVerifyNextLink, kVerifyNextLinkSql);

@@ -310,9 +310,9 @@ TEST_P(DeliveryTest, FilteredSubscriberStillGetsCheckpoints) {
 
 // Guarantee 1: a transaction that took a lower position but commits later
 // never lets a reader skip it. Here a transaction appends through SQL and is
-// held open; appends through gRPC queue behind it rather than committing a
-// higher position first; nobody sees anything new until it commits; then the
-// subscriber gets every event, in order, once.
+// held open; appends through gRPC take higher positions and write their
+// events, but wait to publish rather than commit first; nobody sees anything
+// new until it commits; then the subscriber gets every event, in order, once.
 TEST_F(SubscribeTest, HeldTransactionCannotBeOvertaken) {
   ASSERT_TRUE(Append("seed-1", 2).ok());
   Subscriber sub(*stub_, All());
@@ -320,13 +320,17 @@ TEST_F(SubscribeTest, HeldTransactionCannotBeOvertaken) {
 
   pqxx::connection held_conn(dsn_);
   pqxx::work held(held_conn);
-  // A writer's transaction, as logbookd makes it: head lock, event, receipt,
-  // stream head.
+  // A writer's transaction, as logbookd makes it: a ticket with position 3,
+  // the event, its receipt, the stream head, then publishing.
+  const pqxx::row ticket =
+      held.exec1("SELECT ticket, first_position, recorded_at FROM logbook.take_ticket(1, NULL)");
+  ASSERT_EQ(ticket[1].as<std::string>(), "3");
+  const std::string at = held.quote(ticket[2].as<std::string>());
   held.exec(
-      "SELECT last_position FROM logbook.log_head FOR UPDATE;"
       "INSERT INTO logbook.event_log (global_position, stream_id, stream_version, event_id, "
       "  event_type, data, metadata, content_type, recorded_at) VALUES (3, 'held-1', 0, "
-      "  'aaaaaaaa-0000-4000-8000-000000000001', 'Held', '{}', '', 'application/json', now());"
+      "  'aaaaaaaa-0000-4000-8000-000000000001', 'Held', '{}', '', 'application/json', " + at +
+      ");"
       "INSERT INTO logbook.receipts (global_position, stream_id, stream_version, previous_hash, "
       "  hash, algorithm, data_digest, metadata_digest) SELECT 3, 'held-1', 0, z, "
       "  logbook.receipt_hash(z, 'held-1', 0, e.event_id, e.event_type, e.content_type, "
@@ -335,7 +339,7 @@ TEST_F(SubscribeTest, HeldTransactionCannotBeOvertaken) {
       "  (SELECT decode(repeat('00', 32), 'hex') AS z) zero WHERE e.global_position = 3;"
       "INSERT INTO logbook.streams (stream_id, version, last_position, head_hash, created_at) "
       "  SELECT 'held-1', 0, 3, hash, now() FROM logbook.receipts WHERE global_position = 3;"
-      "UPDATE logbook.log_head SET last_position = 3, last_recorded_at = now();");
+      "SELECT logbook.publish(" + ticket[0].as<std::string>() + ", 3, 3, " + at + ");");
   // Position 3 is now taken by an uncommitted transaction.
 
   std::vector<std::thread> writers;
@@ -353,6 +357,8 @@ TEST_F(SubscribeTest, HeldTransactionCannotBeOvertaken) {
   // reader sees a position above 2, the subscriber got nothing new.
   EXPECT_EQ(acknowledged.load(), 0);
   EXPECT_EQ(testing::QueryValue(dsn_, "SELECT max(global_position) FROM logbook.event_log"), "2");
+  // ... though they did take positions after 3 and write their events.
+  EXPECT_GE(std::stoll(testing::QueryValue(dsn_, "SELECT last_value FROM logbook.positions")), 4);
   EXPECT_EQ(sub.events().size(), 2u);
 
   held.commit();
@@ -386,6 +392,23 @@ TEST_P(DeliveryTest, ConcurrentWritersNoGapNoDuplicate) {
   ASSERT_EQ(events.size(), total);
   EXPECT_TRUE(Contiguous(events, 1));
   ExpectShapes(sub);
+}
+
+// Positions a writer took and rolled back (here 2,500, more than one read of
+// the live tail) stay empty for ever: a live subscriber and a catching-up
+// one both step over them to the next event.
+TEST_F(SubscribeTest, LiveAndCatchUpStepOverAGap) {
+  ASSERT_TRUE(Append("seed-1", 2).ok());
+  Subscriber live(*stub_, All());
+  ASSERT_TRUE(live.WaitEvents(2));
+  ASSERT_EQ(testing::Exec(dsn_, "BEGIN; SELECT logbook.take_ticket(2500, NULL); ROLLBACK;"), "");
+  ASSERT_TRUE(Append("after-1", 1).ok());
+  ASSERT_TRUE(live.WaitEvents(3));
+  EXPECT_EQ(live.events()[2].global_position(), 2503u);
+  Subscriber late(*stub_, All());
+  ASSERT_TRUE(late.WaitEvents(3));
+  EXPECT_EQ(late.events()[1].global_position(), 2u);
+  EXPECT_EQ(late.events()[2].global_position(), 2503u);
 }
 
 // Guarantee 2: an append through one instance reaches a live subscriber on

@@ -104,6 +104,18 @@ class ReceiptsTest : public ::testing::Test {
   }
 
   // Runs `sql` as the superuser with the append-only triggers off.
+  // Seed(), then a writer takes positions 16..18 and rolls back, then two
+  // events of acct-1 are appended at 19 and 20.
+  void SeedAroundAGap() {
+    Seed();
+    ASSERT_EQ(Exec(dsn_, "BEGIN; SELECT logbook.take_ticket(3, NULL); ROLLBACK;"), "");
+    auto r = store_->Append("acct-1", ExpectedVersion::Exact(4),
+                            {Event("Deposited", "{\"n\":5}"), Event("Deposited", "{\"n\":6}")});
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->first_position, 19u);
+    ASSERT_EQ(r->last_position, 20u);
+  }
+
   void Tamper(const std::string& sql) {
     ASSERT_EQ(Exec(dsn_, "SET session_replication_role = replica; " + sql), "");
   }
@@ -184,6 +196,44 @@ TEST_F(ReceiptsTest, ADeletedEventIsNamed) {
   Seed();
   Tamper("DELETE FROM logbook.event_log WHERE stream_id = 'acct-3' AND stream_version = 2");
   ExpectBroken("acct-3", "event_missing acct-3@2 #9");
+}
+
+// Positions a writer took and never used (it rolled back) are recorded as a
+// gap by the next writer to publish: readers skip them and verification
+// accepts them, but not an event deleted beside them or inserted into them.
+TEST_F(ReceiptsTest, PositionsOfARolledBackWriterAreARecordedGap) {
+  SeedAroundAGap();
+  EXPECT_EQ(QueryValue(dsn_, "SELECT string_agg(first_position || '-' || last_position, ',') "
+                             "FROM logbook.position_gaps"),
+            "16-18");
+  ReadAllQuery q;
+  q.from_position = 15;
+  auto page = store_->ReadAll(q);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->size(), 3u);
+  EXPECT_EQ((*page)[0].global_position, 15u);
+  EXPECT_EQ((*page)[1].global_position, 19u);
+  EXPECT_EQ((*page)[2].global_position, 20u);
+  EXPECT_EQ(Verify(""), "ok 17");
+  EXPECT_EQ(SqlVerifyAll(), "ok 17");
+  EXPECT_EQ(Verify("acct-1"), "ok 7");
+}
+
+TEST_F(ReceiptsTest, AnEventDeletedBesideAGapIsNamed) {
+  SeedAroundAGap();
+  Tamper("DELETE FROM logbook.event_log WHERE global_position = 19");
+  EXPECT_EQ(Verify(""), "event_missing acct-1@5 #19");
+  EXPECT_EQ(SqlVerifyAll(), "event_missing acct-1@5 #19");
+}
+
+TEST_F(ReceiptsTest, AnEventInsertedIntoAGapIsNamed) {
+  SeedAroundAGap();
+  Tamper("INSERT INTO logbook.event_log (global_position, stream_id, stream_version, event_id, "
+         "event_type, data, metadata, content_type, recorded_at) SELECT 17, 'forged-1', 0, "
+         "'bbbbbbbb-0000-4000-8000-000000000001', event_type, data, metadata, content_type, "
+         "recorded_at FROM logbook.event_log WHERE global_position = 15");
+  EXPECT_EQ(Verify(""), "event_inserted forged-1@0 #17");
+  EXPECT_EQ(SqlVerifyAll(), "event_inserted forged-1@0 #17");
 }
 
 TEST_F(ReceiptsTest, SwappedPayloadsAreNamedAtTheFirstOne) {

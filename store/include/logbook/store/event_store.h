@@ -24,6 +24,7 @@ struct StoreOptions {
   int pool_size = 8;                        // Database connections at most.
   absl::Duration acquire_timeout = absl::Seconds(5);  // Wait for a connection.
   int max_waiters = 1024;                   // Callers queued for a connection.
+  size_t append_writers = 3;                // Connections writing appends at once.
   size_t group_commit_max_appends = 500;    // Appends sharing one transaction, at most.
   size_t group_commit_max_bytes = 16 << 20; // Their data + metadata, at most.
   size_t snapshots_kept = 3;                // Newest snapshots kept per stream.
