@@ -579,12 +579,12 @@ void SubscriptionHub::TailLoop() {
         // Nobody to deliver to: subscriptions still catching up read the
         // table up to readable() and go live only once at published_.
         published_ = std::max(published_, head_);
-      } else {
+      } else if (head_ > published_) {
         from = published_ + 1;
         to = std::min(head_, published_ + options_.tail_page);
       }
     }
-    if (from <= to) {
+    if (from > 0) {
       store::ReadAllQuery q;
       q.from_position = from;
       q.until_position = to;
