@@ -252,8 +252,9 @@ nlohmann::json Appends(const std::string& address, const AppendOptions& o) {
           version = static_cast<int64_t>(result->last_version());
         } else if (absl::IsAborted(result.status())) {
           ++conflicts;
-          auto info = client.GetStream(stream);  // Re-read, then retry.
-          version = info.ok() ? static_cast<int64_t>(info->version()) : -1;
+          // Retry at the version the server reported.
+          const std::optional<uint64_t> actual = logbook::ActualVersion(result.status());
+          version = actual ? static_cast<int64_t>(*actual) : -1;
         } else {
           ++failed;
         }

@@ -7,11 +7,16 @@
 #include <iterator>
 #include <thread>
 
+#include "absl/strings/cord.h"
+#include "absl/strings/numbers.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 
 namespace logbook {
 namespace {
+
+// The trailer (and absl::Status payload) with the actual version on ABORTED.
+constexpr char kActualVersionTrailer[] = "logbook-actual-version";
 
 absl::Status FromGrpc(const grpc::Status& s) {
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
@@ -204,6 +209,14 @@ v1::ExpectedVersion Exact(uint64_t version) {
 }
 }  // namespace expect
 
+std::optional<uint64_t> ActualVersion(const absl::Status& status) {
+  if (!absl::IsAborted(status)) return std::nullopt;
+  auto payload = status.GetPayload(kActualVersionTrailer);
+  uint64_t version = 0;
+  if (!payload || !absl::SimpleAtoi(std::string(*payload), &version)) return std::nullopt;
+  return version;
+}
+
 std::string NewEventId() {
   uuid_t raw;
   uuid_generate_random(raw);
@@ -235,6 +248,15 @@ absl::StatusOr<v1::AppendResponse> Client::Append(const std::string& stream,
     v1::AppendResponse response;
     status = stub_->Append(&ctx, request, &response);
     if (status.ok()) return response;
+    if (status.error_code() == grpc::StatusCode::ABORTED) {
+      absl::Status aborted = FromGrpc(status);
+      const auto& trailers = ctx.GetServerTrailingMetadata();
+      if (auto it = trailers.find(kActualVersionTrailer); it != trailers.end()) {
+        aborted.SetPayload(kActualVersionTrailer,
+                           absl::Cord(absl::string_view(it->second.data(), it->second.size())));
+      }
+      return aborted;
+    }
     if (!Retryable(status.error_code()) || attempt >= options_.max_attempts) break;
     absl::SleepFor(backoff);
     backoff = std::min(backoff * 2, options_.max_backoff);

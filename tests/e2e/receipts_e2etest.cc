@@ -654,6 +654,25 @@ TEST(SnapshotsKept, IsAFlag) {
   EXPECT_EQ(client.LoadSnapshot(request)->state(), "s1");
 }
 
+// The client library hands the actual version of an ABORTED append back, so
+// a writer retries without reading the stream first.
+TEST_F(ReceiptsTest, ClientReportsTheActualVersionOfAConflict) {
+  Client client = NewClient();
+  absl::StatusOr<v1::AppendResponse> missing =
+      client.Append("cv-1", expect::Exact(0), {Event("E")});
+  ASSERT_EQ(missing.status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(ActualVersion(missing.status()), std::nullopt);
+  ASSERT_TRUE(client.Append("cv-1", expect::NoStream(), {Event("E"), Event("E")}).ok());
+  absl::StatusOr<v1::AppendResponse> stale = client.Append("cv-1", expect::Exact(0), {Event("E")});
+  ASSERT_EQ(stale.status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(ActualVersion(stale.status()), 1u);
+  absl::StatusOr<v1::AppendResponse> retried =
+      client.Append("cv-1", expect::Exact(*ActualVersion(stale.status())), {Event("E")});
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_EQ(retried->first_version(), 2u);
+  EXPECT_EQ(ActualVersion(absl::InvalidArgumentError("x")), std::nullopt);
+}
+
 TEST_F(ReceiptsTest, TimeTravelReadsStopAtAVersionAPositionOrATime) {
   Append("tt-1", {Event("V0")});     // Position 1.
   std::this_thread::sleep_for(std::chrono::milliseconds(5));

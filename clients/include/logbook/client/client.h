@@ -33,6 +33,12 @@ v1::ExpectedVersion Exact(uint64_t version);
 // A new random (version 4) UUID, for event ids.
 std::string NewEventId();
 
+// On an ABORTED Append (wrong expected version): the stream's actual
+// version, which the server sends in the `logbook-actual-version` trailer;
+// nullopt for other errors or when the stream does not exist. Retry with
+// expect::Exact(*version) without reading the stream first.
+std::optional<uint64_t> ActualVersion(const absl::Status& status);
+
 // What Client::Load rebuilds from. Unset fields: no bound.
 struct LoadOptions {
   std::optional<uint32_t> schema_version;  // Only snapshots of this schema version.
@@ -67,7 +73,8 @@ class Client {
   // one here, before the first attempt, so retries after UNAVAILABLE, UNKNOWN
   // or DEADLINE_EXCEEDED are idempotent (the server recognizes the ids and
   // returns the original positions). Other errors return at once: ABORTED
-  // (wrong expected version), ALREADY_EXISTS, INVALID_ARGUMENT, ...
+  // (wrong expected version; see ActualVersion), ALREADY_EXISTS,
+  // INVALID_ARGUMENT, ...
   absl::StatusOr<v1::AppendResponse> Append(const std::string& stream,
                                             const v1::ExpectedVersion& expected,
                                             std::vector<v1::EventData> events);
