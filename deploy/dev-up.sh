@@ -117,9 +117,16 @@ rm -f "$state/logbookd.pid"
 port_open "$probe_host" "$listen_port" &&
   die "$listen is already in use by another program; stop it or set LOGBOOK_LISTEN"
 
+# Admin calls (redaction) need a token: one per dev setup, kept with its state.
+token_file="$state/admin-token"
+if [ ! -s "$token_file" ]; then
+  (umask 077 && od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$token_file")
+fi
+
 echo "==> starting logbookd on $listen"
 echo "---- $(date -u +%Y-%m-%dT%H:%M:%SZ) dev-up: starting logbookd" >>"$state/logbookd.log"
-nohup "$logbookd" --listen "$listen" --database "$app_dsn" >>"$state/logbookd.log" 2>&1 </dev/null &
+nohup "$logbookd" --listen "$listen" --database "$app_dsn" --admin-token-file "$token_file" \
+  >>"$state/logbookd.log" 2>&1 </dev/null &
 pid=$!
 echo "$pid" >"$state/logbookd.pid"
 # GetStream of a stream that does not exist answers NOT_FOUND (exit code 3)
@@ -153,6 +160,8 @@ Try, from $root:$address_hint
   build/clients/logbook read '\$all' --json
   build/clients/logbook stream order-1
   build/clients/logbook subscribe --category order    # backlog, then live; Ctrl-C stops
+  LOGBOOK_ADMIN_TOKEN=\$(cat $token_file) build/clients/logbook redact order-1 0 --reason 'GDPR request'
+  build/clients/logbook verify --all
   psql $owner_dsn -c 'SELECT global_position, stream_id, stream_version, event_type FROM logbook.event_log'
 Logs: $state/logbookd.log and $pg_dir/server.log
 Stop: deploy/dev-down.sh (keeps the data; --purge deletes it)
