@@ -7,15 +7,13 @@
 set -uo pipefail
 
 . "$LOGBOOK_TEST_ENV"
-db="bench_$$"
-psql -X -q -h 127.0.0.1 -p "$LOGBOOK_TEST_PG_PORT" -U logbook_admin -d postgres -c "CREATE DATABASE $db"
-dsn="postgresql://logbook_admin@127.0.0.1:$LOGBOOK_TEST_PG_PORT/$db"
+. "$(dirname "$0")/lib.sh"
+dsn=$(create_database bench) || exit 1
 work=$(mktemp -d)
 server_pid=""
 cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 "$LOGBOOK_CLI" migrate up --database "$dsn" >/dev/null || exit 1
-. "$(dirname "$0")/lib.sh"
 start_logbookd "$dsn" "$work/server.log" || exit 1
 
 failures=0

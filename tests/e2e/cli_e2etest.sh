@@ -4,10 +4,9 @@
 set -uo pipefail
 
 . "$LOGBOOK_TEST_ENV"
+. "$(dirname "$0")/lib.sh"
 cli=$LOGBOOK_CLI
-db="cli_$$"
-psql -X -q -h 127.0.0.1 -p "$LOGBOOK_TEST_PG_PORT" -U logbook_admin -d postgres -c "CREATE DATABASE $db"
-dsn="postgresql://logbook_admin@127.0.0.1:$LOGBOOK_TEST_PG_PORT/$db"
+dsn=$(create_database cli) || exit 1
 work=$(mktemp -d)
 server_pid=""
 cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
@@ -50,7 +49,6 @@ check "migrate up edited" 7 'was edited after it was applied' -- "$cli" migrate 
 check "migrate bad action" 2 'action' -- "$cli" migrate sideways --database "$dsn"
 
 # A server.
-. "$(dirname "$0")/lib.sh"
 start_logbookd "$dsn" "$work/server.log" --admin-token s3cret || exit 1
 
 check "append" 0 '^appended OrderPlaced to order-1 at version 0 \(position 1, event id [0-9a-f-]{36}\)$' -- \
@@ -200,7 +198,7 @@ check "delete missing" 3 "stream 'nope-1' does not exist" -- "$cli" delete nope-
 check "delete help" 0 'Delete for good' -- "$cli" delete --help
 
 # Tampering behind the service's back, as the superuser.
-psql -X -q -h 127.0.0.1 -p "$LOGBOOK_TEST_PG_PORT" -U logbook_admin -d "$db" -c \
+psql -X -q -d "$dsn" -c \
   "SET session_replication_role = replica; UPDATE logbook.event_log SET data = convert_to('{\"n\":99}', 'UTF8') WHERE stream_id = 'rc-1' AND stream_version = 2"
 check "verify tampered" 8 '^BROKEN at rc-1@2 \(position 11\): DATA_CHANGED: .+' -- "$cli" verify rc-1
 check "verify all tampered json" 8 '"first_broken":\{"detail":"[^"]+","global_position":11,"reason":"DATA_CHANGED","stream_id":"rc-1","stream_version":2\},"ok":false' -- \

@@ -1,5 +1,14 @@
 # Shell helpers for the e2e scripts. Source it; needs $LOGBOOKD.
 
+# create_database NAME: creates database NAME_<pid> in the pg_cluster
+# fixture's cluster (LOGBOOK_TEST_PG_PORT) and prints its DSN.
+create_database() {
+  local db="$1_$$"
+  psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$LOGBOOK_TEST_PG_PORT" -U logbook_admin \
+    -d postgres -c "CREATE DATABASE $db" >&2 || return 1
+  echo "postgresql://logbook_admin@127.0.0.1:$LOGBOOK_TEST_PG_PORT/$db"
+}
+
 # start_logbookd DSN LOG_FILE [ARGS...]: starts logbookd on a port of its own
 # choosing, waits for its start-up line, and sets server_pid and
 # LOGBOOK_ADDRESS. Returns 1 (with the log on stderr) if it did not start.

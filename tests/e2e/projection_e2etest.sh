@@ -31,12 +31,9 @@ fail() {
   exit 1
 }
 
-psql=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$LOGBOOK_TEST_PG_PORT" -U logbook_admin)
-log_db="proj_log_$$"
-model_db="proj_model_$$"
-"${psql[@]}" -d postgres -c "CREATE DATABASE $log_db" -c "CREATE DATABASE $model_db" || fail "createdb"
-log_dsn="postgresql://logbook_admin@127.0.0.1:$LOGBOOK_TEST_PG_PORT/$log_db"
-model_dsn="postgresql://logbook_admin@127.0.0.1:$LOGBOOK_TEST_PG_PORT/$model_db"
+psql=(psql -X -q -v ON_ERROR_STOP=1)
+log_dsn=$(create_database proj_log) || fail "createdb"
+model_dsn=$(create_database proj_model) || fail "createdb"
 "$LOGBOOK_CLI" migrate up --database "$log_dsn" >/dev/null || fail "migrate"
 start_logbookd "$log_dsn" "$work/server.log" || fail "logbookd did not start"
 
@@ -78,7 +75,7 @@ last_position() {
 }
 checkpoint() {
   local at
-  at=$("${psql[@]}" -d "$model_db" -Atc \
+  at=$("${psql[@]}" -d "$model_dsn" -Atc \
     "SELECT position FROM projection_checkpoints WHERE name = 'order_totals'" 2>/dev/null)
   echo "${at:-0}"
 }
@@ -149,7 +146,7 @@ cat "$work"/appended.* | awk '{ n[$1]++; a[$1] += $2 }
   END { for (s in n) print s "|" n[s] "|" a[s] "|" n[s] - 1 }' | sort >"$work/expected"
 [ "$(wc -l <"$work/expected")" = 7 ] || fail "expected 7 order streams: $(cat "$work/expected")"
 [ "$(awk -F'|' '{ n += $2 } END { print n }' "$work/expected")" = 1600 ] || fail "not 1600 order events"
-"${psql[@]}" -d "$model_db" -Atc "SELECT stream_id || '|' || events || '|' || amount_total || '|' ||
+"${psql[@]}" -d "$model_dsn" -Atc "SELECT stream_id || '|' || events || '|' || amount_total || '|' ||
   last_version FROM order_totals" | sort >"$work/actual"
 diff "$work/expected" "$work/actual" >"$work/diff" ||
   fail "read model differs from what was appended (< expected, > actual):
