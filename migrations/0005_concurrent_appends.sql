@@ -90,8 +90,8 @@ BEGIN
   IF p_positions < 1 THEN
     RAISE EXCEPTION 'logbook.take_ticket: p_positions must be at least 1, not %', p_positions;
   END IF;
-  PERFORM pg_advisory_lock(7809643502356145524);
   BEGIN
+    PERFORM pg_advisory_lock(7809643502356145524);
     SELECT r.last_value INTO v_last FROM logbook.recorded_at_micros r;
     v_micros := (extract(epoch FROM coalesce(p_recorded_at, clock_timestamp())) * 1000000)::bigint;
     IF p_recorded_at IS NULL THEN
@@ -106,12 +106,13 @@ BEGIN
       PERFORM setval('logbook.positions', first_position + p_positions - 1);
       PERFORM pg_advisory_xact_lock(27746, (ticket % 2147483648)::integer);
     END IF;
+    PERFORM pg_advisory_unlock(7809643502356145524);
   EXCEPTION WHEN OTHERS OR query_canceled THEN
-    -- A session-level lock outlives the transaction: never leave it held.
+    -- A session-level lock outlives the transaction: never leave it held
+    -- (if the error came before it was taken, this only warns).
     PERFORM pg_advisory_unlock(7809643502356145524);
     RAISE;
   END;
-  PERFORM pg_advisory_unlock(7809643502356145524);
   IF ticket IS NOT NULL THEN
     recorded_at_micros := v_micros;
     recorded_at := ('epoch'::timestamptz + v_micros * interval '1 microsecond')::text;
