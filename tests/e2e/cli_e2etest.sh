@@ -205,6 +205,22 @@ check "verify all tampered json" 8 '"first_broken":\{"detail":"[^"]+","global_po
   "$cli" verify --all --json
 check "verify untouched stream" 0 '^ok: 5 events' -- "$cli" verify order-1
 
+# With no subscription live, the live tail idles: while appends go on and
+# then stop, logbookd spends no CPU on it and logs no failed tail read (it
+# once re-read position 0 in a loop). Over 2 idle seconds it may use a
+# quarter of a second of CPU at most; the loop used all of it.
+"$cli" append idle-1 --type X --data '{}' >/dev/null
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$server_pid/stat"; }
+before=$(cpu_ticks)
+sleep 2
+idle_ticks=$(( $(cpu_ticks) - before ))
+if [ "$idle_ticks" -gt $(( $(getconf CLK_TCK) / 4 )) ] || grep -q "cannot read the log tail" "$work/server.log"; then
+  echo "FAIL: idle server: $idle_ticks CPU ticks in 2 s; $(grep -c 'cannot read the log tail' "$work/server.log") tail read failures logged"
+  failures=$((failures + 1))
+else
+  passes=$((passes + 1))
+fi
+
 kill "$server_pid"; wait "$server_pid"; server_pid=""
 
 # The size limits are flags of logbookd.
