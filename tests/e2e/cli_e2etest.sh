@@ -223,8 +223,11 @@ fi
 
 kill "$server_pid"; wait "$server_pid"; server_pid=""
 
-# The size limits are flags of logbookd.
-start_logbookd "$dsn" "$work/server2.log" --max-event-bytes 10 --max-batch-events 2 || exit 1
+# The size limits are flags of logbookd (and one append writer is enough).
+check "append writers range" 105 '--append-writers: Value 0 not in range 1 to 64' -- \
+  "$LOGBOOKD" --database "$dsn" --append-writers 0
+start_logbookd "$dsn" "$work/server2.log" --max-event-bytes 10 --max-batch-events 2 \
+  --append-writers 1 || exit 1
 check "limit flag event bytes" 5 'events\[0\]: data and metadata are 11 bytes; the limit is 10' -- \
   "$cli" append order-1 --type X --data '"123456789"'
 check "limit flag within" 0 'appended' -- "$cli" append order-1 --type X --data '"1234567"'
