@@ -9,7 +9,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   grpc-proto            # health.proto and reflection.proto (proto/CMakeLists.txt)
   libpqxx-dev libabsl-dev libspdlog-dev libgtest-dev libssl-dev libcli11-dev
-  nlohmann-json3-dev libutfcpp-dev uuid-dev
+  nlohmann-json3-dev libutfcpp-dev
   postgresql postgresql-client
   python3               # clients/bench/run.sh summarizes its results with it
 )

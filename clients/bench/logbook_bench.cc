@@ -120,7 +120,7 @@ nlohmann::json LiveLatency(const std::string& address, const LiveLatencyOptions&
   logbook::ClientOptions client_options;
   client_options.address = address;
   logbook::Client client(client_options);
-  const std::string run = logbook::NewEventId().substr(0, 8);  // Fresh categories per run.
+  const std::string run = logbook::NewEventId().substr(28);  // Fresh categories per run.
   auto category = [&](int c) { return "bench" + run + "c" + std::to_string(c); };
 
   std::vector<std::unique_ptr<LatencySubscriber>> subscribers;
@@ -223,7 +223,7 @@ nlohmann::json Appends(const std::string& address, const AppendOptions& o) {
   logbook::ClientOptions client_options;
   client_options.address = address;
   logbook::Client client(client_options);
-  const std::string run = logbook::NewEventId().substr(0, 8);
+  const std::string run = logbook::NewEventId().substr(28);
   std::atomic<int64_t> events{0}, conflicts{0}, failed{0};
   absl::Mutex mu;
   std::vector<double> latencies_us;
@@ -319,7 +319,7 @@ nlohmann::json CatchUp(const std::string& address, const CatchUpOptions& o) {
   if (filling > 0) {
     std::fprintf(stderr, "catch-up: appending %lld events first\n",
                  static_cast<long long>(filling));
-    const std::string run = logbook::NewEventId().substr(0, 8);
+    const std::string run = logbook::NewEventId().substr(28);
     std::vector<std::thread> threads;
     for (int c = 0; c < o.fill_clients; ++c) {
       threads.emplace_back([&, c] {

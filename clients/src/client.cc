@@ -1,7 +1,6 @@
 #include "logbook/client/client.h"
 
 #include <grpcpp/grpcpp.h>
-#include <uuid/uuid.h>
 
 #include <atomic>
 #include <iterator>
@@ -11,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "logbook/store/uuid.h"
 
 namespace logbook {
 namespace {
@@ -217,13 +217,7 @@ std::optional<uint64_t> ActualVersion(const absl::Status& status) {
   return version;
 }
 
-std::string NewEventId() {
-  uuid_t raw;
-  uuid_generate_random(raw);
-  char text[37];
-  uuid_unparse_lower(raw, text);
-  return std::string(text, 36);
-}
+std::string NewEventId() { return store::NewUuid(); }
 
 Client::Client(ClientOptions options)
     : options_(std::move(options)),

@@ -15,6 +15,7 @@
 #include "group_committer.h"
 #include "logbook/store/event_store.h"
 #include "logbook/store/status_macros.h"
+#include "logbook/store/uuid.h"
 #include "pg_array.h"
 #include "pg_errors.h"
 #include "verifier.h"

@@ -1,4 +1,3 @@
-#include <uuid/uuid.h>
 
 #include <string>
 #include <unordered_map>
@@ -7,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "logbook/store/limits.h"
+#include "logbook/store/uuid.h"
 #include "nlohmann/json.hpp"
 #include "utf8.h"
 
@@ -56,14 +56,6 @@ absl::StatusOr<std::string> CanonicalUuid(absl::string_view field, absl::string_
                "0f8fad5b-d9cb-469f-a165-70867728950e)"));
   }
   return absl::AsciiStrToLower(text);
-}
-
-std::string NewUuid() {
-  uuid_t raw;
-  uuid_generate_random(raw);
-  char text[37];
-  uuid_unparse_lower(raw, text);
-  return std::string(text, 36);
 }
 
 bool IsJsonContentType(absl::string_view content_type) {

@@ -2,7 +2,13 @@
 // message naming the field.
 #include <gtest/gtest.h>
 
+#include <set>
+
+#include "absl/strings/numbers.h"
+#include "absl/time/clock.h"
+
 #include "logbook/store/limits.h"
+#include "logbook/store/uuid.h"
 
 namespace logbook::store {
 namespace {
@@ -24,7 +30,7 @@ TEST(ValidateAppend, AcceptsAValidEventAndFillsDefaults) {
   ASSERT_TRUE(ValidateAppend(Limits{}, "order-42", events).ok());
   EXPECT_EQ(events[0].content_type, "application/json");
   ASSERT_EQ(events[0].event_id.size(), 36u);
-  EXPECT_EQ(events[0].event_id[14], '4');  // Version 4 UUID.
+  EXPECT_EQ(events[0].event_id[14], '7');  // A new version 7 UUID.
   EXPECT_TRUE(CanonicalUuid("id", events[0].event_id).ok());
 }
 
@@ -160,9 +166,34 @@ TEST(Helpers, JsonContentTypeAndUuids) {
   EXPECT_TRUE(IsJsonContentType(" APPLICATION/json ; charset=utf-8"));
   EXPECT_FALSE(IsJsonContentType("application/jsonx"));
   EXPECT_FALSE(IsJsonContentType("text/plain"));
-  EXPECT_NE(NewUuid(), NewUuid());
   EXPECT_EQ(*CanonicalUuid("f", "ABCDEF00-0000-4000-8000-000000000000"),
             "abcdef00-0000-4000-8000-000000000000");
+}
+
+// Event ids are version 7 UUIDs: the first 48 bits are the time in Unix
+// milliseconds, so ids sort by when they were made.
+TEST(Helpers, NewUuidIsTimeOrderedVersion7) {
+  const int64_t before = absl::ToUnixMillis(absl::Now());
+  const std::string id = NewUuid();
+  const int64_t after = absl::ToUnixMillis(absl::Now());
+  ASSERT_EQ(id.size(), 36u);
+  EXPECT_EQ(*CanonicalUuid("id", id), id);  // Canonical, lowercase.
+  EXPECT_EQ(id[14], '7');                    // Version.
+  EXPECT_NE(std::string("89ab").find(id[19]), std::string::npos);  // Variant 10xx.
+  int64_t millis = 0;
+  ASSERT_TRUE(absl::SimpleHexAtoi(id.substr(0, 8) + id.substr(9, 4), &millis));
+  EXPECT_GE(millis, before);
+  EXPECT_LE(millis, after);
+
+  std::set<std::string> ids;
+  std::string previous = id;
+  for (int i = 0; i < 1000; ++i) {
+    const std::string next = NewUuid();
+    EXPECT_LE(previous.substr(0, 13), next.substr(0, 13));  // The time part never goes back.
+    ids.insert(next);
+    previous = next;
+  }
+  EXPECT_EQ(ids.size(), 1000u);
 }
 
 }  // namespace

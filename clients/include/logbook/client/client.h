@@ -30,7 +30,7 @@ v1::ExpectedVersion StreamExists();
 v1::ExpectedVersion Exact(uint64_t version);
 }  // namespace expect
 
-// A new random (version 4) UUID, for event ids.
+// A new event id: a time-ordered version 7 UUID (see logbook/store/uuid.h).
 std::string NewEventId();
 
 // On an ABORTED Append (wrong expected version): the stream's actual

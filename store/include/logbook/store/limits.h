@@ -39,9 +39,6 @@ bool IsValidUtf8(absl::string_view s);
 // lowercased, or INVALID_ARGUMENT naming `field`.
 absl::StatusOr<std::string> CanonicalUuid(absl::string_view field, absl::string_view text);
 
-// A new random (version 4) UUID in canonical lowercase form.
-std::string NewUuid();
-
 // True for "application/json", any case, optionally with parameters
 // ("application/json; charset=utf-8").
 bool IsJsonContentType(absl::string_view content_type);
