@@ -420,6 +420,8 @@ nlohmann::json CatchUp(const std::string& address, const CatchUpOptions& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // As in logbookd: no Mutex deadlock detection (on in Debian's Abseil).
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   CLI::App app{"logbook-bench: measures a running logbookd over gRPC"};
   app.option_defaults()->always_capture_default();
   std::string address = "127.0.0.1:50051", json_out;

@@ -10,11 +10,16 @@
 #include "logbook/service/server.h"
 #include "logbook/store/event_store.h"
 #include "absl/strings/ascii.h"
+#include "absl/synchronization/mutex.h"
 #include "logbook/store/migrations.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 
 int main(int argc, char** argv) {
+  // Debian's Abseil is built with Mutex deadlock detection on: it records
+  // every lock order in a global graph on every acquisition, gRPC's
+  // internal locks included, for a debugging aid nobody reads in production.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   logbook::service::ServerOptions server_options;
   logbook::store::StoreOptions store_options;
   int shutdown_seconds = 10;
