@@ -224,9 +224,10 @@ Client::Client(ClientOptions options)
       channel_(grpc::CreateChannel(options_.address, grpc::InsecureChannelCredentials())),
       stub_(v1::EventStore::NewStub(channel_)) {}
 
-absl::StatusOr<v1::AppendResponse> Client::Append(const std::string& stream,
-                                                  const v1::ExpectedVersion& expected,
-                                                  std::vector<v1::EventData> events) {
+namespace {
+
+v1::AppendRequest MakeAppendRequest(const std::string& stream, const v1::ExpectedVersion& expected,
+                                    std::vector<v1::EventData> events) {
   v1::AppendRequest request;
   request.set_stream_id(stream);
   *request.mutable_expected_version() = expected;
@@ -234,28 +235,65 @@ absl::StatusOr<v1::AppendResponse> Client::Append(const std::string& stream,
     if (e.event_id().empty()) e.set_event_id(NewEventId());
     *request.add_events() = std::move(e);
   }
+  return request;
+}
+
+// A failed append's status; ABORTED carries the actual-version trailer.
+absl::Status AppendError(const grpc::Status& status, const grpc::ClientContext& ctx) {
+  absl::Status error = FromGrpc(status);
+  if (status.error_code() == grpc::StatusCode::ABORTED) {
+    const auto& trailers = ctx.GetServerTrailingMetadata();
+    if (auto it = trailers.find(kActualVersionTrailer); it != trailers.end()) {
+      error.SetPayload(kActualVersionTrailer,
+                       absl::Cord(absl::string_view(it->second.data(), it->second.size())));
+    }
+  }
+  return error;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::AppendResponse> Client::Append(const std::string& stream,
+                                                  const v1::ExpectedVersion& expected,
+                                                  std::vector<v1::EventData> events) {
+  const v1::AppendRequest request = MakeAppendRequest(stream, expected, std::move(events));
   absl::Duration backoff = options_.initial_backoff;
-  grpc::Status status;
   for (int attempt = 1;; ++attempt) {
     grpc::ClientContext ctx;
     SetDeadline(ctx, options_.call_timeout);
     v1::AppendResponse response;
-    status = stub_->Append(&ctx, request, &response);
+    const grpc::Status status = stub_->Append(&ctx, request, &response);
     if (status.ok()) return response;
-    if (status.error_code() == grpc::StatusCode::ABORTED) {
-      absl::Status aborted = FromGrpc(status);
-      const auto& trailers = ctx.GetServerTrailingMetadata();
-      if (auto it = trailers.find(kActualVersionTrailer); it != trailers.end()) {
-        aborted.SetPayload(kActualVersionTrailer,
-                           absl::Cord(absl::string_view(it->second.data(), it->second.size())));
-      }
-      return aborted;
+    if (!Retryable(status.error_code()) || attempt >= options_.max_attempts) {
+      return AppendError(status, ctx);
     }
-    if (!Retryable(status.error_code()) || attempt >= options_.max_attempts) break;
     absl::SleepFor(backoff);
     backoff = std::min(backoff * 2, options_.max_backoff);
   }
-  return FromGrpc(status);
+}
+
+void Client::AppendAsync(const std::string& stream, const v1::ExpectedVersion& expected,
+                         std::vector<v1::EventData> events,
+                         std::function<void(absl::StatusOr<v1::AppendResponse>)> done) {
+  struct Call {
+    grpc::ClientContext ctx;
+    v1::AppendRequest request;
+    v1::AppendResponse response;
+    std::function<void(absl::StatusOr<v1::AppendResponse>)> done;
+  };
+  auto* call = new Call;
+  call->request = MakeAppendRequest(stream, expected, std::move(events));
+  call->done = std::move(done);
+  SetDeadline(call->ctx, options_.call_timeout);
+  stub_->async()->Append(&call->ctx, &call->request, &call->response,
+                         [call](grpc::Status status) {
+                           std::unique_ptr<Call> owned(call);
+                           if (status.ok()) {
+                             owned->done(std::move(owned->response));
+                           } else {
+                             owned->done(AppendError(status, owned->ctx));
+                           }
+                         });
 }
 
 absl::StatusOr<std::vector<v1::RecordedEvent>> Client::ReadStream(

@@ -5,14 +5,18 @@
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <thread>
 
 #include <gtest/gtest.h>
 
 #include "absl/strings/escaping.h"
+#include "absl/synchronization/blocking_counter.h"
+#include "absl/synchronization/notification.h"
 #include "logbook/client/client.h"
 #include "logbook/v1/event_store.grpc.pb.h"
 #include "logbookd_process.h"
@@ -671,6 +675,61 @@ TEST_F(ReceiptsTest, ClientReportsTheActualVersionOfAConflict) {
   ASSERT_TRUE(retried.ok()) << retried.status();
   EXPECT_EQ(retried->first_version(), 2u);
   EXPECT_EQ(ActualVersion(absl::InvalidArgumentError("x")), std::nullopt);
+}
+
+// AppendAsync: one attempt, reported to a callback, with the same results
+// (and the same conflict trailer) as Append.
+TEST_F(ReceiptsTest, AsyncAppendsReportLikeAppend) {
+  Client client = NewClient();
+  // Waits for one AppendAsync's result.
+  auto append = [&](const std::string& stream, const v1::ExpectedVersion& expected,
+                    std::vector<v1::EventData> events) {
+    absl::Notification done;
+    absl::StatusOr<v1::AppendResponse> result;
+    client.AppendAsync(stream, expected, std::move(events),
+                       [&](absl::StatusOr<v1::AppendResponse> r) {
+                         result = std::move(r);
+                         done.Notify();
+                       });
+    done.WaitForNotification();
+    return result;
+  };
+  absl::StatusOr<v1::AppendResponse> first = append("aa-1", expect::NoStream(),
+                                                    {Event("E"), Event("E")});
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->first_version(), 0u);
+  EXPECT_EQ(first->last_version(), 1u);
+  EXPECT_EQ(first->event_ids_size(), 2);
+  EXPECT_EQ(first->event_ids(0).substr(14, 1), "7");  // Filled in by the client.
+  absl::StatusOr<v1::AppendResponse> stale = append("aa-1", expect::Exact(0), {Event("E")});
+  ASSERT_EQ(stale.status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(ActualVersion(stale.status()), 1u);
+  absl::StatusOr<v1::AppendResponse> bad = append("", expect::Any(), {Event("E")});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+
+  // Many in flight from one thread: each stream's appends chain from the
+  // previous one's callback.
+  constexpr int kStreams = 16, kAppends = 10;
+  absl::BlockingCounter finished(kStreams);
+  std::atomic<int> failures{0};
+  std::function<void(int, int)> chain = [&](int stream, int i) {
+    if (i == kAppends) {
+      finished.DecrementCount();
+      return;
+    }
+    const v1::ExpectedVersion expected = i == 0 ? expect::NoStream() : expect::Exact(i - 1);
+    client.AppendAsync("ab-" + std::to_string(stream), expected, {Event("E")},
+                       [&, stream, i](absl::StatusOr<v1::AppendResponse> r) {
+                         if (!r.ok() || r->first_version() != static_cast<uint64_t>(i)) {
+                           ++failures;
+                         }
+                         chain(stream, i + 1);
+                       });
+  };
+  for (int stream = 0; stream < kStreams; ++stream) chain(stream, 0);
+  finished.Wait();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(client.GetStream("ab-15")->version(), kAppends - 1u);
 }
 
 TEST_F(ReceiptsTest, TimeTravelReadsStopAtAVersionAPositionOrATime) {

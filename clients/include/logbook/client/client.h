@@ -79,6 +79,15 @@ class Client {
                                             const v1::ExpectedVersion& expected,
                                             std::vector<v1::EventData> events);
 
+  // One attempt of Append without waiting for it: returns at once, and
+  // `done` runs once, on a gRPC thread, with what that attempt returned (no
+  // retries; the ids are filled in the same way, so the caller can retry
+  // idempotently). `done` must not block; it may start another call. For
+  // many appends in flight from few threads, e.g. an importer.
+  void AppendAsync(const std::string& stream, const v1::ExpectedVersion& expected,
+                   std::vector<v1::EventData> events,
+                   std::function<void(absl::StatusOr<v1::AppendResponse>)> done);
+
   // Reads a range of a stream or of the global log into memory.
   absl::StatusOr<std::vector<v1::RecordedEvent>> ReadStream(const v1::ReadStreamRequest& request);
   absl::StatusOr<std::vector<v1::RecordedEvent>> ReadAll(const v1::ReadAllRequest& request);
