@@ -22,8 +22,10 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <thread>
 
+#include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "logbook/client/client.h"
@@ -219,51 +221,67 @@ struct AppendOptions {
   int payload = 150;    // Padding bytes: ~200-byte JSON events.
 };
 
+// One closed-loop client of Appends: one append in flight at a time,
+// started from the previous one's completion (on a gRPC thread), so 64
+// clients need 64 calls in flight, not 64 threads.
+struct AppendLoop {
+  std::string stream;
+  int64_t version = -1;  // Unknown until the first append or conflict says.
+  std::vector<double> latencies_us;
+  int64_t sent_nanos = 0;
+};
+
 nlohmann::json Appends(const std::string& address, const AppendOptions& o) {
   logbook::ClientOptions client_options;
   client_options.address = address;
   logbook::Client client(client_options);
   const std::string run = logbook::NewEventId().substr(28);
+  const std::string data = "{\"pad\":\"" + std::string(o.payload, 'x') + "\"}";
   std::atomic<int64_t> events{0}, conflicts{0}, failed{0};
-  absl::Mutex mu;
-  std::vector<double> latencies_us;
   const auto end = Clock::now() + std::chrono::seconds(o.seconds);
-  std::vector<std::thread> threads;
+  const int streams = o.streams > 0 ? o.streams : o.clients;
+  std::vector<AppendLoop> loops(o.clients);
+  absl::BlockingCounter finished(o.clients);
+  std::function<void(AppendLoop&)> next = [&](AppendLoop& loop) {
+    if (Clock::now() >= end) {
+      finished.DecrementCount();
+      return;
+    }
+    std::vector<v1::EventData> batch(o.batch);
+    for (auto& e : batch) {
+      e.set_type("Tick");
+      e.set_data(data);
+    }
+    const v1::ExpectedVersion expected =
+        loop.version < 0 ? (o.streams > 0 ? logbook::expect::Any() : logbook::expect::NoStream())
+                         : logbook::expect::Exact(loop.version);
+    loop.sent_nanos = NowNanos();
+    client.AppendAsync(loop.stream, expected, std::move(batch),
+                       [&](absl::StatusOr<v1::AppendResponse> result) {
+                         if (result.ok()) {
+                           loop.latencies_us.push_back((NowNanos() - loop.sent_nanos) / 1000.0);
+                           events += o.batch;
+                           loop.version = static_cast<int64_t>(result->last_version());
+                         } else if (absl::IsAborted(result.status())) {
+                           ++conflicts;
+                           // Retry at the version the server reported.
+                           const auto actual = logbook::ActualVersion(result.status());
+                           loop.version = actual ? static_cast<int64_t>(*actual) : -1;
+                         } else {
+                           ++failed;
+                         }
+                         next(loop);
+                       });
+  };
   for (int c = 0; c < o.clients; ++c) {
-    threads.emplace_back([&, c] {
-      const int streams = o.streams > 0 ? o.streams : o.clients;
-      const std::string stream = "bench" + run + "-" + std::to_string(c % streams);
-      std::vector<double> mine;
-      int64_t version = -1;  // Unknown until read.
-      while (Clock::now() < end) {
-        std::vector<v1::EventData> batch(o.batch);
-        for (auto& e : batch) {
-          e.set_type("Tick");
-          e.set_data("{\"pad\":\"" + std::string(o.payload, 'x') + "\"}");
-        }
-        const v1::ExpectedVersion expected =
-            version < 0 ? (o.streams > 0 ? logbook::expect::Any() : logbook::expect::NoStream())
-                        : logbook::expect::Exact(version);
-        const int64_t sent = NowNanos();
-        auto result = client.Append(stream, expected, std::move(batch));
-        if (result.ok()) {
-          mine.push_back((NowNanos() - sent) / 1000.0);
-          events += o.batch;
-          version = static_cast<int64_t>(result->last_version());
-        } else if (absl::IsAborted(result.status())) {
-          ++conflicts;
-          // Retry at the version the server reported.
-          const std::optional<uint64_t> actual = logbook::ActualVersion(result.status());
-          version = actual ? static_cast<int64_t>(*actual) : -1;
-        } else {
-          ++failed;
-        }
-      }
-      absl::MutexLock lock(&mu);
-      latencies_us.insert(latencies_us.end(), mine.begin(), mine.end());
-    });
+    loops[c].stream = "bench" + run + "-" + std::to_string(c % streams);
+    next(loops[c]);
   }
-  for (auto& t : threads) t.join();
+  finished.Wait();
+  std::vector<double> latencies_us;
+  for (const auto& loop : loops) {
+    latencies_us.insert(latencies_us.end(), loop.latencies_us.begin(), loop.latencies_us.end());
+  }
   std::sort(latencies_us.begin(), latencies_us.end());
   const double appends = static_cast<double>(latencies_us.size());
   return {{"scenario", o.streams > 0 ? "append-contended" : (o.batch > 1 ? "append-batch"
