@@ -83,7 +83,8 @@ class Client {
   // `done` runs once, on a gRPC thread, with what that attempt returned (no
   // retries; the ids are filled in the same way, so the caller can retry
   // idempotently). `done` must not block; it may start another call. For
-  // many appends in flight from few threads, e.g. an importer.
+  // many appends in flight from few threads, e.g. an importer. The Client
+  // must outlive every call it started.
   void AppendAsync(const std::string& stream, const v1::ExpectedVersion& expected,
                    std::vector<v1::EventData> events,
                    std::function<void(absl::StatusOr<v1::AppendResponse>)> done);
