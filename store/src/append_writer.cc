@@ -19,8 +19,9 @@ constexpr char kLockStreamsSql[] =
     "SELECT s.stream_id, s.version, s.last_position, s.head_hash, s.state, s.first_version,"
     " (SELECT max(n.stream_version) FROM logbook.snapshots n WHERE n.stream_id = s.stream_id"
     "  AND n.stream_version >= s.first_version)"
-    " FROM (SELECT * FROM logbook.streams t WHERE t.stream_id = ANY ($1::text[])"
-    "       ORDER BY t.stream_id FOR UPDATE) s";
+    " FROM (SELECT DISTINCT x.id FROM unnest($1::text[]) AS x(id) ORDER BY x.id) k"
+    " CROSS JOIN LATERAL (SELECT * FROM logbook.streams t WHERE t.stream_id = k.id"
+    "                      FOR UPDATE) s";  // One index probe per id (see migrations/0006).
 
 // See the functions' comments in migrations/0005.
 constexpr char kLoadForAppend[] = "load_for_append";
