@@ -10,7 +10,8 @@
 --
 -- Here each lookup is one key per row of the unnested array, in a LATERAL
 -- subquery the planner cannot turn into a join: a probe of the unique index
--- is then the cheapest plan at any table size. Behaviour is unchanged.
+-- is then the cheapest plan at any table size. Rows are locked and returned
+-- as in 0005.
 
 -- Locks the rows of the existing streams among p_stream_ids, in stream id
 -- order (so two writers never deadlock), by their primary key.
@@ -41,8 +42,11 @@ BEGIN
     s.head_hash, s.state, s.first_version,
     (SELECT max(n.stream_version) FROM logbook.snapshots n
       WHERE n.stream_id = s.stream_id AND n.stream_version >= s.first_version), NULL::text
-    FROM (SELECT DISTINCT x.id FROM unnest(p_stream_ids) AS x(id)) k
-    CROSS JOIN LATERAL (SELECT * FROM logbook.streams t WHERE t.stream_id = k.id OFFSET 0) s;
+    FROM (SELECT DISTINCT x.id FROM unnest(p_stream_ids) AS x(id) ORDER BY x.id) k
+    -- FOR UPDATE again: a stream another writer created while this one
+    -- waited for its advisory lock is locked here.
+    CROSS JOIN LATERAL (SELECT * FROM logbook.streams t WHERE t.stream_id = k.id
+                           FOR UPDATE) s;
   RETURN QUERY SELECT 'event'::text, e.stream_id, e.stream_version, e.global_position,
     (extract(epoch FROM e.recorded_at) * 1000000)::bigint, NULL::bytea, NULL::text,
     NULL::bigint, NULL::bigint, e.event_id::text
