@@ -268,7 +268,10 @@ nlohmann::json Appends(const std::string& address, const AppendOptions& o) {
                            const auto actual = logbook::ActualVersion(result.status());
                            loop.version = actual ? static_cast<int64_t>(*actual) : -1;
                          } else {
+                           // Not retried: the run reports failed appends.
                            ++failed;
+                           finished.DecrementCount();
+                           return;
                          }
                          next(loop);
                        });

@@ -16,9 +16,10 @@
 #include "spdlog/spdlog.h"
 
 int main(int argc, char** argv) {
-  // Debian's Abseil is built with Mutex deadlock detection on: it records
-  // every lock order in a global graph on every acquisition, gRPC's
-  // internal locks included, for a debugging aid nobody reads in production.
+  // Debian's Abseil is built with Mutex deadlock detection on: every
+  // acquisition, gRPC's internal ones included, updates a global lock-order
+  // graph (and a cycle would abort the server). A debugging aid; the tests
+  // keep it on.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   logbook::service::ServerOptions server_options;
   logbook::store::StoreOptions store_options;

@@ -700,7 +700,6 @@ TEST_F(ReceiptsTest, AsyncAppendsReportLikeAppend) {
   EXPECT_EQ(first->first_version(), 0u);
   EXPECT_EQ(first->last_version(), 1u);
   EXPECT_EQ(first->event_ids_size(), 2);
-  EXPECT_EQ(first->event_ids(0).substr(14, 1), "7");  // Filled in by the client.
   absl::StatusOr<v1::AppendResponse> stale = append("aa-1", expect::Exact(0), {Event("E")});
   ASSERT_EQ(stale.status().code(), absl::StatusCode::kAborted);
   EXPECT_EQ(ActualVersion(stale.status()), 1u);

@@ -255,10 +255,12 @@ TEST_F(StoreTest, AppendsNeverScanTheLogOrTheStreams) {
         i == 0 ? ExpectedVersion::NoStream() : ExpectedVersion::Exact(i * kBatch - 1);
     auto r = store_->Append("scan-1", expected, std::vector<NewEvent>(kBatch, Json("A")));
     ASSERT_TRUE(r.ok()) << r.status();
-    // And on the loading path (expected version any), with given ids.
+    // And to a new stream each time, which takes the loading path
+    // (load_for_append), with ids given by the caller.
     std::vector<NewEvent> given;
     for (int j = 0; j < kBatch; ++j) given.push_back(Json("B", "{}", NewUuid()));
-    auto any = store_->Append("scan-2", ExpectedVersion::Any(), std::move(given));
+    auto any = store_->Append("scan-new-" + std::to_string(i), ExpectedVersion::NoStream(),
+                              std::move(given));
     ASSERT_TRUE(any.ok()) << any.status();
   }
   const std::string events = std::to_string(2 * kAppends * kBatch);

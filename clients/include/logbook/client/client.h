@@ -80,11 +80,12 @@ class Client {
                                             std::vector<v1::EventData> events);
 
   // One attempt of Append without waiting for it: returns at once, and
-  // `done` runs once, on a gRPC thread, with what that attempt returned (no
-  // retries; the ids are filled in the same way, so the caller can retry
-  // idempotently). `done` must not block; it may start another call. For
-  // many appends in flight from few threads, e.g. an importer. The Client
-  // must outlive every call it started.
+  // `done` runs once, on a gRPC thread, with what that attempt returned. No
+  // retries: to retry idempotently after UNAVAILABLE and the like, give the
+  // events ids yourself (ids filled in here are not handed back on failure).
+  // `done` must not block; it may start another call. For many appends in
+  // flight from few threads, e.g. an importer. Destroy the Client only once
+  // every `done` has been called.
   void AppendAsync(const std::string& stream, const v1::ExpectedVersion& expected,
                    std::vector<v1::EventData> events,
                    std::function<void(absl::StatusOr<v1::AppendResponse>)> done);
