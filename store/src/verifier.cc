@@ -15,10 +15,8 @@ namespace {
   "SELECT e.global_position, e.stream_id, e.stream_version, e.event_id::text, e.event_type," \
   " e.content_type, (extract(epoch FROM e.recorded_at) * 1000000)::bigint, e.schema_version," \
   " coalesce(e.correlation_id, ''), coalesce(e.causation_id, ''), e.data, e.metadata,"      \
-  " e.redaction_reason, r.global_position, r.stream_id, r.stream_version, r.previous_hash,"  \
-  " r.hash, r.data_digest, r.metadata_digest"                                              \
-  " FROM logbook.event_log e LEFT JOIN logbook.receipts r"                                  \
-  " ON r.global_position = e.global_position"
+  " e.redaction_reason, e.receipt_previous_hash, e.receipt_hash, e.data_digest,"            \
+  " e.metadata_digest FROM logbook.event_log e"
 
 // $1 stream, $2 from version, $3 until version, $4 limit.
 constexpr char kVerifyStreamPage[] = "verify_stream_page";
@@ -56,22 +54,19 @@ constexpr char kVerifyGap[] = "verify_gap";
 constexpr char kVerifyGapSql[] =
     "SELECT last_position FROM logbook.position_gaps WHERE first_position = $1";
 
-// What the receipt at a position says (for events that are gone).
-constexpr char kVerifyReceiptAt[] = "verify_receipt_at";
-constexpr char kVerifyReceiptAtSql[] =
-    "SELECT stream_id, stream_version FROM logbook.receipts WHERE global_position = $1";
-// A receipt of ($1, $2) between positions $3 and $4 (exclusive).
-constexpr char kVerifyReceiptOf[] = "verify_receipt_of";
-constexpr char kVerifyReceiptOfSql[] =
-    "SELECT min(global_position) FROM logbook.receipts"
-    " WHERE stream_id = $1 AND stream_version = $2 AND global_position > $3"
-    " AND global_position < $4";
-// The previous_hash of the receipt after ($1, $2), else the stream's head.
+// A deleted event takes its receipt with it; these locate it from what is
+// left (migrations/0007). The stream and version that were at position $1:
+constexpr char kVerifyMissingEvent[] = "verify_missing_event";
+constexpr char kVerifyMissingEventSql[] =
+    "SELECT stream_id, stream_version FROM logbook.missing_event_at($1)";
+// The lowest position between $1 and $2 (exclusive) with no event and no gap.
+constexpr char kVerifyUnusedPosition[] = "verify_unused_position";
+constexpr char kVerifyUnusedPositionSql[] = "SELECT logbook.unused_position($1, $2)";
+// The previous hash in the receipt after ($1, $2), else the stream's head.
 constexpr char kVerifyNextLink[] = "verify_next_link";
 constexpr char kVerifyNextLinkSql[] =
-    "SELECT coalesce((SELECT r.previous_hash FROM logbook.event_log e JOIN logbook.receipts r"
-    " ON r.global_position = e.global_position WHERE e.stream_id = $1"
-    " AND e.stream_version = $2 + 1), (SELECT head_hash FROM logbook.streams"
+    "SELECT coalesce((SELECT receipt_previous_hash FROM logbook.event_log WHERE stream_id = $1"
+    " AND stream_version = $2 + 1), (SELECT head_hash FROM logbook.streams"
     " WHERE stream_id = $1))";
 // Whether ($1, $2) exists at a position above $3.
 constexpr char kVerifyLaterVersion[] = "verify_later_version";
@@ -101,9 +96,6 @@ struct Row {
   int64_t recorded_at_micros;
   std::optional<uint32_t> schema_version;
   std::optional<std::string> redaction_reason;
-  bool has_receipt;
-  std::string r_stream_id;
-  uint64_t r_version;
   std::string previous_hash, hash, data_digest, metadata_digest;
 };
 
@@ -122,15 +114,10 @@ Row ToRow(const pqxx::row& f) {
   r.data = Bytes(f[10]);
   r.metadata = Bytes(f[11]);
   if (!f[12].is_null()) r.redaction_reason = f[12].as<std::string>();
-  r.has_receipt = !f[13].is_null();
-  if (r.has_receipt) {
-    r.r_stream_id = f[14].as<std::string>();
-    r.r_version = f[15].as<uint64_t>();
-    r.previous_hash = Bytes(f[16]);
-    r.hash = Bytes(f[17]);
-    r.data_digest = Bytes(f[18]);
-    r.metadata_digest = Bytes(f[19]);
-  }
+  r.previous_hash = Bytes(f[13]);
+  r.hash = Bytes(f[14]);
+  r.data_digest = Bytes(f[15]);
+  r.metadata_digest = Bytes(f[16]);
   return r;
 }
 
@@ -180,16 +167,6 @@ class PgVerification final : public Verification {
 
   // Checks one event of its stream's chain; false when it broke it.
   bool Check(pqxx::transaction_base& tx, const Row& r, Chain& c) {
-    if (!r.has_receipt) {
-      Break(r.stream_id, r.version, r.position, BreakReason::kEventInserted,
-            "the event has no receipt");
-      return false;
-    }
-    if (r.r_stream_id != r.stream_id || r.r_version != r.version) {
-      Break(r.stream_id, r.version, r.position, BreakReason::kEventChanged,
-            absl::StrCat("the receipt is for ", r.r_stream_id, "@", r.r_version));
-      return false;
-    }
     const std::string data_digest = Sha256(r.data), metadata_digest = Sha256(r.metadata);
     if (Hash(r, r.data_digest, r.metadata_digest) != r.hash) {
       // Which side changed? The receipt, if its digests were edited or the
@@ -257,8 +234,7 @@ class PgVerification final : public Verification {
         const Row r = ToRow(f);
         if (r.version > c.next_version) {
           const pqxx::field at =
-              tx.exec_prepared(kVerifyReceiptOf, stream_id_, static_cast<int64_t>(c.next_version),
-                               static_cast<int64_t>(c.last_position),
+              tx.exec_prepared(kVerifyUnusedPosition, static_cast<int64_t>(c.last_position),
                                static_cast<int64_t>(r.position))[0][0];
           Break(stream_id_, c.next_version, at.is_null() ? 0 : at.as<uint64_t>(),
                 BreakReason::kEventMissing, absl::StrCat("version ", c.next_version, " is gone"));
@@ -366,8 +342,8 @@ class PgVerification final : public Verification {
   }
 
   void MissingPosition(pqxx::transaction_base& tx, uint64_t position) {
-    pqxx::result r = tx.exec_prepared(kVerifyReceiptAt, static_cast<int64_t>(position));
-    Break(r.empty() ? "" : r[0][0].as<std::string>(), r.empty() ? 0 : r[0][1].as<uint64_t>(),
+    const pqxx::row r = tx.exec_prepared(kVerifyMissingEvent, static_cast<int64_t>(position))[0];
+    Break(r[0].is_null() ? "" : r[0].as<std::string>(), r[1].is_null() ? 0 : r[1].as<uint64_t>(),
           position, BreakReason::kEventMissing, absl::StrCat("no event at position ", position));
   }
 
@@ -402,8 +378,8 @@ void PrepareVerifyStatements(pqxx::connection& conn) {
   conn.prepare(kVerifyAllPage, kVerifyAllPageSql);
   conn.prepare(kVerifyBeyond, kVerifyBeyondSql);
   conn.prepare(kVerifyGap, kVerifyGapSql);
-  conn.prepare(kVerifyReceiptAt, kVerifyReceiptAtSql);
-  conn.prepare(kVerifyReceiptOf, kVerifyReceiptOfSql);
+  conn.prepare(kVerifyMissingEvent, kVerifyMissingEventSql);
+  conn.prepare(kVerifyUnusedPosition, kVerifyUnusedPositionSql);
   conn.prepare(kVerifyNextLink, kVerifyNextLinkSql);
   conn.prepare(kVerifyLaterVersion, kVerifyLaterVersionSql);
   conn.prepare(kVerifyAudited, kVerifyAuditedSql);

@@ -328,17 +328,15 @@ TEST_F(SubscribeTest, HeldTransactionCannotBeOvertaken) {
   const std::string at = held.quote(ticket[2].as<std::string>());
   held.exec(
       "INSERT INTO logbook.event_log (global_position, stream_id, stream_version, event_id, "
-      "  event_type, data, metadata, content_type, recorded_at) VALUES (3, 'held-1', 0, "
-      "  'aaaaaaaa-0000-4000-8000-000000000001', 'Held', '{}', '', 'application/json', " + at +
-      ");"
-      "INSERT INTO logbook.receipts (global_position, stream_id, stream_version, previous_hash, "
-      "  hash, algorithm, data_digest, metadata_digest) SELECT 3, 'held-1', 0, z, "
-      "  logbook.receipt_hash(z, 'held-1', 0, e.event_id, e.event_type, e.content_type, "
-      "  e.recorded_at, NULL, NULL, NULL, sha256(e.data), sha256(e.metadata)), 'sha256', "
-      "  sha256(e.data), sha256(e.metadata) FROM logbook.event_log e, "
-      "  (SELECT decode(repeat('00', 32), 'hex') AS z) zero WHERE e.global_position = 3;"
+      "  event_type, data, metadata, content_type, recorded_at, receipt_previous_hash, "
+      "  receipt_hash, data_digest, metadata_digest) SELECT 3, 'held-1', 0, f.id, 'Held', '{}', "
+      "  '', 'application/json', f.at, f.z, logbook.receipt_hash(f.z, 'held-1', 0, f.id, 'Held', "
+      "  'application/json', f.at, NULL, NULL, NULL, sha256('{}'), sha256('')), sha256('{}'), "
+      "  sha256('') FROM (SELECT 'aaaaaaaa-0000-4000-8000-000000000001'::uuid AS id, "
+      "  " + at + "::timestamptz AS at, decode(repeat('00', 32), 'hex') AS z) f;"
       "INSERT INTO logbook.streams (stream_id, version, last_position, head_hash, created_at) "
-      "  SELECT 'held-1', 0, 3, hash, now() FROM logbook.receipts WHERE global_position = 3;"
+      "  SELECT 'held-1', 0, 3, receipt_hash, now() FROM logbook.event_log "
+      "  WHERE global_position = 3;"
       "SELECT logbook.publish(" + ticket[0].as<std::string>() + ", 3, 3, " + at + ");");
   // Position 3 is now taken by an uncommitted transaction.
 

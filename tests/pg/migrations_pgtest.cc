@@ -210,6 +210,12 @@ TEST_F(RolesTest, TriggerRejectsChangesEvenFromTheOwner) {
   EXPECT_NE(Exec(owner_, "TRUNCATE logbook.event_log")
                 .find("TRUNCATE on logbook.event_log is not allowed"),
             std::string::npos);
+  // Receipts are columns of event_log behind the logbook.receipts view.
+  EXPECT_NE(Exec(owner_, "UPDATE logbook.receipts SET hash = sha256('x')").find(expected),
+            std::string::npos);
+  EXPECT_NE(Exec(owner_, "INSERT INTO logbook.receipts (global_position) VALUES (9)")
+                .find("null value in column \"stream_id\""),
+            std::string::npos);
   EXPECT_EQ(QueryValue(owner_, "SELECT count(*) FROM logbook.event_log"), "1");
 }
 
@@ -278,6 +284,42 @@ TEST(Migrations, ReceiptsAreBackfilledForEventsStoredBefore0004) {
                             "FROM logbook.verify_stream('a-1')"),
             "true/" + QueryValue(dsn, "SELECT encode(head_hash, 'hex') FROM logbook.streams "
                                       "WHERE stream_id = 'a-1'"));
+}
+
+// Migration 0007 moves receipts into event_log only when every event has
+// its own receipt: folding would otherwise lose the evidence.
+TEST(Migrations, ReceiptsMoveIntoTheEventLogOnlyFromAnIntactLog) {
+  const std::string dsn = DsnFor(CreateDatabase());
+  std::vector<Migration> first_six(EmbeddedMigrations().begin(),
+                                   EmbeddedMigrations().begin() + 6);
+  ASSERT_EQ(first_six.back().name, "0006_append_plans_use_indexes.sql");
+  ASSERT_TRUE(MigrateUp(dsn, first_six).ok());
+  ASSERT_EQ(Exec(dsn, "INSERT INTO logbook.event_log (global_position, stream_id, "
+                      "stream_version, event_id, event_type, data, metadata, content_type, "
+                      "recorded_at) VALUES (1, 'a-1', 0, '11111111-1111-4111-8111-111111111111', "
+                      "'A', '{}', '', 'application/json', now())"),
+            "");
+  auto refused = MigrateUp(dsn, EmbeddedMigrations());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find(
+                "logbook 0007: the event at position 1 has no receipt"),
+            absl::string_view::npos)
+      << refused.status();
+  EXPECT_EQ(QueryValue(dsn, "SELECT max(version) FROM logbook.schema_migrations"), "6");
+
+  // With its receipt stored the same log migrates, keeping the receipt.
+  ASSERT_EQ(Exec(dsn, "INSERT INTO logbook.receipts (global_position, stream_id, stream_version, "
+                      "previous_hash, hash, algorithm, data_digest, metadata_digest) VALUES "
+                      "(1, 'a-1', 0, sha256('p'), sha256('h'), 'sha256', sha256('d'), "
+                      "sha256('m'))"),
+            "");
+  auto applied = MigrateUp(dsn, EmbeddedMigrations());
+  ASSERT_TRUE(applied.ok()) << applied.status();
+  EXPECT_EQ(QueryValue(dsn, "SELECT max(version) FROM logbook.schema_migrations"), "7");
+  EXPECT_EQ(QueryValue(dsn, "SELECT (previous_hash, hash, data_digest, metadata_digest) = "
+                            "(sha256('p'), sha256('h'), sha256('d'), sha256('m')) AND "
+                            "algorithm = 'sha256' FROM logbook.receipts"),
+            "t");
 }
 
 }  // namespace

@@ -229,9 +229,11 @@ TEST_F(ReceiptsTest, AnEventDeletedBesideAGapIsNamed) {
 TEST_F(ReceiptsTest, AnEventInsertedIntoAGapIsNamed) {
   SeedAroundAGap();
   Tamper("INSERT INTO logbook.event_log (global_position, stream_id, stream_version, event_id, "
-         "event_type, data, metadata, content_type, recorded_at) SELECT 17, 'forged-1', 0, "
+         "event_type, data, metadata, content_type, recorded_at, receipt_previous_hash, "
+         "receipt_hash, data_digest, metadata_digest) SELECT 17, 'forged-1', 0, "
          "'bbbbbbbb-0000-4000-8000-000000000001', event_type, data, metadata, content_type, "
-         "recorded_at FROM logbook.event_log WHERE global_position = 15");
+         "recorded_at, receipt_previous_hash, receipt_hash, data_digest, metadata_digest "
+         "FROM logbook.event_log WHERE global_position = 15");
   EXPECT_EQ(Verify(""), "event_inserted forged-1@0 #17");
   EXPECT_EQ(SqlVerifyAll(), "event_inserted forged-1@0 #17");
 }
@@ -250,15 +252,21 @@ TEST_F(ReceiptsTest, AForgedEventWithAWellFormedReceiptIsNamed) {
   // The forger knows the encoding and links to the real head: only the
   // heads the stream and the log recorded give it away.
   Tamper("INSERT INTO logbook.event_log (global_position, stream_id, stream_version, event_id, "
-         "event_type, data, metadata, content_type, recorded_at) VALUES (16, 'acct-1', 5, "
-         "'22222222-2222-4222-8222-222222222222', 'Withdrawn', '{}', '', 'application/json', "
-         "now()); "
-         "INSERT INTO logbook.receipts (global_position, stream_id, stream_version, previous_hash, "
-         "hash, algorithm, data_digest, metadata_digest) SELECT 16, 'acct-1', 5, s.head_hash, "
-         "logbook.receipt_hash(s.head_hash, e.stream_id, 5, e.event_id, e.event_type, "
-         "e.content_type, e.recorded_at, NULL, NULL, NULL, sha256(e.data), sha256(e.metadata)), "
-         "'sha256', sha256(e.data), sha256(e.metadata) FROM logbook.streams s, logbook.event_log e "
-         "WHERE s.stream_id = 'acct-1' AND e.global_position = 16");
+         "event_type, data, metadata, content_type, recorded_at, receipt_previous_hash, "
+         "receipt_hash, data_digest, metadata_digest) SELECT 16, 'acct-1', 5, f.id, 'Withdrawn', "
+         "'{}', '', 'application/json', f.at, s.head_hash, logbook.receipt_hash(s.head_hash, "
+         "'acct-1', 5, f.id, 'Withdrawn', 'application/json', f.at, NULL, NULL, NULL, "
+         "sha256('{}'), sha256('')), sha256('{}'), sha256('') FROM logbook.streams s, "
+         "(SELECT '22222222-2222-4222-8222-222222222222'::uuid AS id, now() AS at) f "
+         "WHERE s.stream_id = 'acct-1'");
+  // Its receipt verifies on its own: the receipts view shows it like any other.
+  EXPECT_EQ(QueryValue(dsn_, "SELECT r.hash = logbook.receipt_hash(r.previous_hash, e.stream_id, "
+                             "e.stream_version, e.event_id, e.event_type, e.content_type, "
+                             "e.recorded_at, e.schema_version, e.correlation_id, e.causation_id, "
+                             "r.data_digest, r.metadata_digest) FROM logbook.receipts r "
+                             "JOIN logbook.event_log e USING (global_position) "
+                             "WHERE global_position = 16"),
+            "t");
   ExpectBroken("acct-1", "event_inserted acct-1@5 #16");
 }
 
