@@ -149,43 +149,86 @@ $$;
 
 -- A deleted event takes its receipt with it, so verification locates it
 -- from what is left: the positions around it and its stream's versions.
+-- Where that is ambiguous (several events deleted close together) these
+-- return NULL rather than guess.
 
--- The lowest position after p_after and before p_before that holds no
--- event and lies in no recorded gap: where a deleted event was. NULL if
--- there is none.
-CREATE FUNCTION logbook.unused_position(p_after bigint, p_before bigint) RETURNS bigint
-LANGUAGE sql STABLE AS $$
-  SELECT min(c.p) FROM (
-      SELECT p_after + 1 AS p
-      UNION ALL
-      SELECT e.global_position + 1 FROM logbook.event_log e
-       WHERE e.global_position > p_after AND e.global_position < p_before
-      UNION ALL
-      SELECT g.last_position + 1 FROM logbook.position_gaps g
-       WHERE g.last_position > p_after AND g.last_position < p_before) c
-   WHERE c.p < p_before
-     AND NOT EXISTS (SELECT FROM logbook.event_log x WHERE x.global_position = c.p)
-     AND NOT EXISTS (SELECT FROM logbook.position_gaps g
-                      WHERE g.first_position <= c.p AND g.last_position >= c.p)
+-- The lowest position after p_after and before p_before that holds no event
+-- and lies in no recorded gap, provided exactly p_count positions there are
+-- like that: then they are the p_count versions missing between two events
+-- of one stream, in version order. NULL otherwise.
+CREATE FUNCTION logbook.unused_position(p_after bigint, p_before bigint, p_count bigint)
+RETURNS bigint
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  v_unused bigint;
+BEGIN
+  SELECT (p_before - p_after - 1)
+         - (SELECT count(*) FROM logbook.event_log e
+             WHERE e.global_position > p_after AND e.global_position < p_before)
+         - (SELECT coalesce(sum(least(g.last_position, p_before - 1)
+                                - greatest(g.first_position, p_after + 1) + 1), 0)
+              FROM logbook.position_gaps g
+             WHERE g.last_position > p_after AND g.first_position < p_before)
+    INTO v_unused;
+  IF v_unused IS DISTINCT FROM p_count OR p_count < 1 THEN
+    RETURN NULL;
+  END IF;
+  -- The first unused position follows an event, a gap, or p_after itself.
+  RETURN (
+    SELECT min(c.p) FROM (
+        SELECT p_after + 1 AS p
+        UNION ALL
+        SELECT e.global_position + 1 FROM logbook.event_log e
+         WHERE e.global_position > p_after AND e.global_position < p_before
+        UNION ALL
+        SELECT g.last_position + 1 FROM logbook.position_gaps g
+         WHERE g.last_position > p_after AND g.last_position < p_before) c
+     WHERE c.p < p_before
+       AND NOT EXISTS (SELECT FROM logbook.event_log x WHERE x.global_position = c.p)
+       AND NOT EXISTS (SELECT FROM (SELECT g.last_position FROM logbook.position_gaps g
+                                     WHERE g.first_position <= c.p
+                                     ORDER BY g.first_position DESC LIMIT 1) g
+                        WHERE g.last_position >= c.p));
+END;
 $$;
 
 -- The stream and version of the event that was at p_position, which holds
--- none now: the stream whose recorded last event it was, else the first
--- stream after it whose previous version is missing. NULLs if neither.
+-- none now, when the log shows it unambiguously (see unused_position): the
+-- candidates are the stream whose recorded last event was there and the
+-- first stream after it that skips a version. NULLs otherwise.
 CREATE FUNCTION logbook.missing_event_at(p_position bigint, OUT stream_id text,
                                          OUT stream_version bigint)
-LANGUAGE sql STABLE AS $$
-  SELECT q.stream_id, q.stream_version FROM (
-      SELECT s.stream_id, s.version AS stream_version, 0 AS pick FROM logbook.streams s
-       WHERE s.last_position = p_position
-      UNION ALL
-      (SELECT e.stream_id, e.stream_version - 1, 1 FROM logbook.event_log e
-        WHERE e.global_position > p_position AND e.stream_version > 0
-          AND NOT EXISTS (SELECT FROM logbook.event_log x
-                           WHERE x.stream_id = e.stream_id
-                             AND x.stream_version = e.stream_version - 1)
-        ORDER BY e.global_position LIMIT 1)) q
-   ORDER BY q.pick, q.stream_id LIMIT 1
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  c     record;
+  v_ver bigint;
+  v_pos bigint;
+BEGIN
+  FOR c IN
+    SELECT s.stream_id AS sid, s.version + 1 AS next_version, s.last_position + 1 AS before_pos
+      FROM logbook.streams s WHERE s.last_position = p_position
+    UNION ALL
+    (SELECT e.stream_id, e.stream_version, e.global_position FROM logbook.event_log e
+      WHERE e.global_position > p_position AND e.stream_version > 0
+        AND NOT EXISTS (SELECT FROM logbook.event_log x
+                         WHERE x.stream_id = e.stream_id
+                           AND x.stream_version = e.stream_version - 1)
+      ORDER BY e.global_position LIMIT 1)
+  LOOP
+    -- The stream's last event before the missing versions, if any.
+    v_ver := NULL;
+    v_pos := NULL;
+    SELECT p.stream_version, p.global_position INTO v_ver, v_pos FROM logbook.event_log p
+     WHERE p.stream_id = c.sid AND p.stream_version < c.next_version
+     ORDER BY p.stream_version DESC LIMIT 1;
+    IF logbook.unused_position(coalesce(v_pos, 0), c.before_pos,
+                               c.next_version - coalesce(v_ver + 1, 0)) = p_position THEN
+      stream_id := c.sid;
+      stream_version := coalesce(v_ver + 1, 0);
+      RETURN;
+    END IF;
+  END LOOP;
+END;
 $$;
 
 -- As in 0004, reading each receipt from its event's row.
@@ -226,7 +269,7 @@ BEGIN
     END IF;
     IF e.ver > v_next THEN
       RETURN QUERY SELECT false, v_count, NULL::bytea, v_next,
-        logbook.unused_position(v_last_pos, e.pos), 'event_missing'::text,
+        logbook.unused_position(v_last_pos, e.pos, e.ver - v_next), 'event_missing'::text,
         format('version %s is gone', v_next);
       RETURN;
     END IF;
@@ -236,6 +279,12 @@ BEGIN
         format('position %s does not follow the previous version''s %s', e.pos, v_last_pos);
       RETURN;
     END IF;
+    IF e.previous_hash IS NULL OR e.hash IS NULL OR e.data_digest IS NULL
+       OR e.metadata_digest IS NULL THEN
+      RETURN QUERY SELECT false, v_count, NULL::bytea, e.ver, e.pos, 'event_inserted'::text,
+        'the event has no receipt'::text;
+      RETURN;
+    END IF;
     v_h := logbook.receipt_hash(e.previous_hash, e.sid, e.ver, e.event_id, e.event_type,
                                 e.content_type, e.recorded_at, e.schema_version,
                                 e.correlation_id, e.causation_id, e.data_digest,
@@ -243,8 +292,10 @@ BEGIN
     IF v_h IS DISTINCT FROM e.hash THEN
       -- Which side changed? The receipt, if its digests were edited or the
       -- next link does not confirm its hash; otherwise the event.
+      -- (The next link by position: a version may be what was edited.)
       SELECT en.receipt_previous_hash INTO v_confirm FROM logbook.event_log en
-       WHERE en.stream_id = p_stream_id AND en.stream_version = e.ver + 1;
+       WHERE en.stream_id = p_stream_id AND en.global_position > e.pos
+       ORDER BY en.global_position LIMIT 1;
       IF NOT FOUND THEN v_confirm := s.head_hash; END IF;
       IF logbook.receipt_hash(e.previous_hash, e.sid, e.ver, e.event_id, e.event_type,
                               e.content_type, e.recorded_at, e.schema_version, e.correlation_id,
@@ -397,6 +448,6 @@ BEGIN
 END;
 $$;
 
-GRANT EXECUTE ON FUNCTION logbook.unused_position(bigint, bigint),
+GRANT EXECUTE ON FUNCTION logbook.unused_position(bigint, bigint, bigint),
                           logbook.missing_event_at(bigint)
   TO logbook_app;

@@ -59,15 +59,17 @@ constexpr char kVerifyGapSql[] =
 constexpr char kVerifyMissingEvent[] = "verify_missing_event";
 constexpr char kVerifyMissingEventSql[] =
     "SELECT stream_id, stream_version FROM logbook.missing_event_at($1)";
-// The lowest position between $1 and $2 (exclusive) with no event and no gap.
+// The lowest position between $1 and $2 (exclusive) with no event and no
+// gap, if exactly $3 positions there are like that.
 constexpr char kVerifyUnusedPosition[] = "verify_unused_position";
-constexpr char kVerifyUnusedPositionSql[] = "SELECT logbook.unused_position($1, $2)";
-// The previous hash in the receipt after ($1, $2), else the stream's head.
+constexpr char kVerifyUnusedPositionSql[] = "SELECT logbook.unused_position($1, $2, $3)";
+// The previous hash in stream $1's receipt after position $2, else the
+// stream's head. By position: a version may be what was edited.
 constexpr char kVerifyNextLink[] = "verify_next_link";
 constexpr char kVerifyNextLinkSql[] =
     "SELECT coalesce((SELECT receipt_previous_hash FROM logbook.event_log WHERE stream_id = $1"
-    " AND stream_version = $2 + 1), (SELECT head_hash FROM logbook.streams"
-    " WHERE stream_id = $1))";
+    " AND global_position > $2 ORDER BY global_position LIMIT 1),"
+    " (SELECT head_hash FROM logbook.streams WHERE stream_id = $1))";
 // Whether ($1, $2) exists at a position above $3.
 constexpr char kVerifyLaterVersion[] = "verify_later_version";
 constexpr char kVerifyLaterVersionSql[] =
@@ -96,6 +98,7 @@ struct Row {
   int64_t recorded_at_micros;
   std::optional<uint32_t> schema_version;
   std::optional<std::string> redaction_reason;
+  bool has_receipt;  // All four columns set (NOT NULL, unless someone dropped that).
   std::string previous_hash, hash, data_digest, metadata_digest;
 };
 
@@ -114,6 +117,7 @@ Row ToRow(const pqxx::row& f) {
   r.data = Bytes(f[10]);
   r.metadata = Bytes(f[11]);
   if (!f[12].is_null()) r.redaction_reason = f[12].as<std::string>();
+  r.has_receipt = !f[13].is_null() && !f[14].is_null() && !f[15].is_null() && !f[16].is_null();
   r.previous_hash = Bytes(f[13]);
   r.hash = Bytes(f[14]);
   r.data_digest = Bytes(f[15]);
@@ -167,12 +171,17 @@ class PgVerification final : public Verification {
 
   // Checks one event of its stream's chain; false when it broke it.
   bool Check(pqxx::transaction_base& tx, const Row& r, Chain& c) {
+    if (!r.has_receipt) {
+      Break(r.stream_id, r.version, r.position, BreakReason::kEventInserted,
+            "the event has no receipt");
+      return false;
+    }
     const std::string data_digest = Sha256(r.data), metadata_digest = Sha256(r.metadata);
     if (Hash(r, r.data_digest, r.metadata_digest) != r.hash) {
       // Which side changed? The receipt, if its digests were edited or the
       // next link does not confirm its hash; otherwise the event.
       const std::string confirm =
-          Bytes(tx.exec_prepared(kVerifyNextLink, r.stream_id, static_cast<int64_t>(r.version))
+          Bytes(tx.exec_prepared(kVerifyNextLink, r.stream_id, static_cast<int64_t>(r.position))
                     [0][0]);
       if (Hash(r, data_digest, metadata_digest) == r.hash || confirm != r.hash) {
         Break(r.stream_id, r.version, r.position, BreakReason::kReceiptChanged,
@@ -235,7 +244,8 @@ class PgVerification final : public Verification {
         if (r.version > c.next_version) {
           const pqxx::field at =
               tx.exec_prepared(kVerifyUnusedPosition, static_cast<int64_t>(c.last_position),
-                               static_cast<int64_t>(r.position))[0][0];
+                               static_cast<int64_t>(r.position),
+                               static_cast<int64_t>(r.version - c.next_version))[0][0];
           Break(stream_id_, c.next_version, at.is_null() ? 0 : at.as<uint64_t>(),
                 BreakReason::kEventMissing, absl::StrCat("version ", c.next_version, " is gone"));
           return true;

@@ -307,11 +307,23 @@ TEST(Migrations, ReceiptsMoveIntoTheEventLogOnlyFromAnIntactLog) {
       << refused.status();
   EXPECT_EQ(QueryValue(dsn, "SELECT max(version) FROM logbook.schema_migrations"), "6");
 
-  // With its receipt stored the same log migrates, keeping the receipt.
+  // A receipt whose event is gone is evidence too.
   ASSERT_EQ(Exec(dsn, "INSERT INTO logbook.receipts (global_position, stream_id, stream_version, "
                       "previous_hash, hash, algorithm, data_digest, metadata_digest) VALUES "
                       "(1, 'a-1', 0, sha256('p'), sha256('h'), 'sha256', sha256('d'), "
-                      "sha256('m'))"),
+                      "sha256('m')), (2, 'a-1', 1, sha256('h'), sha256('h2'), 'sha256', "
+                      "sha256('d'), sha256('m'))"),
+            "");
+  refused = MigrateUp(dsn, EmbeddedMigrations());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find(
+                "the event at position 2 is gone, but its receipt is stored"),
+            absl::string_view::npos)
+      << refused.status();
+
+  // With exactly its receipt stored the same log migrates, keeping it.
+  ASSERT_EQ(Exec(dsn, "SET session_replication_role = replica; "
+                      "DELETE FROM logbook.receipts WHERE global_position = 2"),
             "");
   auto applied = MigrateUp(dsn, EmbeddedMigrations());
   ASSERT_TRUE(applied.ok()) << applied.status();

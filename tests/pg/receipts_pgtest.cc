@@ -198,6 +198,51 @@ TEST_F(ReceiptsTest, ADeletedEventIsNamed) {
   ExpectBroken("acct-3", "event_missing acct-3@2 #9");
 }
 
+TEST_F(ReceiptsTest, ADeletedFirstEventIsNamed) {
+  Seed();
+  Tamper("DELETE FROM logbook.event_log WHERE global_position = 3");
+  ExpectBroken("acct-3", "event_missing acct-3@0 #3");
+}
+
+TEST_F(ReceiptsTest, TheDeletedLastEventOfTheLogIsNamed) {
+  Seed();
+  Tamper("DELETE FROM logbook.event_log WHERE global_position = 15");
+  EXPECT_EQ(Verify(""), "event_missing acct-3@4 #15");
+  EXPECT_EQ(SqlVerifyAll(), "event_missing acct-3@4 #15");
+  // A stream's check only knows that its recorded version 4 is gone.
+  EXPECT_EQ(Verify("acct-3"), "event_missing acct-3@4 #0");
+  EXPECT_EQ(SqlVerifyStream("acct-3"), "event_missing acct-3@4 #0");
+}
+
+// A deleted event takes its receipt with it: where the log cannot tell
+// which of two holes held which event, neither is guessed.
+TEST_F(ReceiptsTest, EventsDeletedCloseTogetherAreNamedOnlyAsFarAsTheLogTells) {
+  Seed();
+  Tamper("DELETE FROM logbook.event_log WHERE global_position IN (2, 4)");
+  EXPECT_EQ(Verify("acct-1"), "event_missing acct-1@1 #0");
+  EXPECT_EQ(SqlVerifyStream("acct-1"), "event_missing acct-1@1 #0");
+  EXPECT_EQ(Verify("acct-2"), "event_missing acct-2@0 #0");
+  EXPECT_EQ(SqlVerifyStream("acct-2"), "event_missing acct-2@0 #0");
+  EXPECT_EQ(Verify(""), "event_missing @0 #2");
+  EXPECT_EQ(SqlVerifyAll(), "event_missing @0 #2");
+}
+
+TEST_F(ReceiptsTest, AnEventWithoutAReceiptIsNamed) {
+  Seed();
+  Tamper("ALTER TABLE logbook.event_log ALTER receipt_hash DROP NOT NULL; "
+         "UPDATE logbook.event_log SET receipt_hash = NULL WHERE global_position = 5");
+  ExpectBroken("acct-2", "event_inserted acct-2@1 #5");
+}
+
+TEST_F(ReceiptsTest, SwappedVersionsAreNamedAsAChangedEvent) {
+  Seed();
+  Tamper("UPDATE logbook.event_log SET stream_version = 99 WHERE global_position = 4; "
+         "UPDATE logbook.event_log SET stream_version = 1 WHERE global_position = 7; "
+         "UPDATE logbook.event_log SET stream_version = 2 WHERE global_position = 4");
+  EXPECT_EQ(Verify("acct-1"), "event_changed acct-1@1 #7");
+  EXPECT_EQ(SqlVerifyStream("acct-1"), "event_changed acct-1@1 #7");
+}
+
 // Positions a writer took and never used (it rolled back) are recorded as a
 // gap by the next writer to publish: readers skip them and verification
 // accepts them, but not an event deleted beside them or inserted into them.
@@ -224,6 +269,8 @@ TEST_F(ReceiptsTest, AnEventDeletedBesideAGapIsNamed) {
   Tamper("DELETE FROM logbook.event_log WHERE global_position = 19");
   EXPECT_EQ(Verify(""), "event_missing acct-1@5 #19");
   EXPECT_EQ(SqlVerifyAll(), "event_missing acct-1@5 #19");
+  EXPECT_EQ(Verify("acct-1"), "event_missing acct-1@5 #19");
+  EXPECT_EQ(SqlVerifyStream("acct-1"), "event_missing acct-1@5 #19");
 }
 
 TEST_F(ReceiptsTest, AnEventInsertedIntoAGapIsNamed) {
