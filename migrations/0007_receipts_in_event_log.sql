@@ -355,7 +355,9 @@ BEGIN
     RETURN;
   END IF;
   IF s.version >= v_next THEN
-    RETURN QUERY SELECT false, v_count, NULL::bytea, v_next, NULL::bigint, 'event_missing'::text,
+    RETURN QUERY SELECT false, v_count, NULL::bytea, v_next,
+      logbook.unused_position(v_last_pos, s.last_position + 1, s.version + 1 - v_next),
+      'event_missing'::text,
       format('the stream records version %s, the log ends at %s', s.version, v_next - 1);
     RETURN;
   END IF;

@@ -63,6 +63,12 @@ constexpr char kVerifyMissingEventSql[] =
 // gap, if exactly $3 positions there are like that.
 constexpr char kVerifyUnusedPosition[] = "verify_unused_position";
 constexpr char kVerifyUnusedPositionSql[] = "SELECT logbook.unused_position($1, $2, $3)";
+// The same for stream $1's last $3 versions, after position $2: where its
+// first missing one was.
+constexpr char kVerifyUnusedTail[] = "verify_unused_tail";
+constexpr char kVerifyUnusedTailSql[] =
+    "SELECT logbook.unused_position($2, last_position + 1, $3) FROM logbook.streams"
+    " WHERE stream_id = $1";
 // The previous hash in stream $1's receipt after position $2, else the
 // stream's head. By position: a version may be what was edited.
 constexpr char kVerifyNextLink[] = "verify_next_link";
@@ -262,7 +268,11 @@ class PgVerification final : public Verification {
     }
     // The end: the stream's recorded head, and nothing beyond it.
     if (c.next_version <= until_) {
-      Break(stream_id_, c.next_version, 0, BreakReason::kEventMissing,
+      const pqxx::field at =
+          tx.exec_prepared(kVerifyUnusedTail, stream_id_, static_cast<int64_t>(c.last_position),
+                           static_cast<int64_t>(until_ + 1 - c.next_version))[0][0];
+      Break(stream_id_, c.next_version, at.is_null() ? 0 : at.as<uint64_t>(),
+            BreakReason::kEventMissing,
             absl::StrCat("the stream records version ", until_, ", the log ends at ",
                          static_cast<int64_t>(c.next_version) - 1));
     } else if (head_hash_ != c.hash) {
@@ -390,6 +400,7 @@ void PrepareVerifyStatements(pqxx::connection& conn) {
   conn.prepare(kVerifyGap, kVerifyGapSql);
   conn.prepare(kVerifyMissingEvent, kVerifyMissingEventSql);
   conn.prepare(kVerifyUnusedPosition, kVerifyUnusedPositionSql);
+  conn.prepare(kVerifyUnusedTail, kVerifyUnusedTailSql);
   conn.prepare(kVerifyNextLink, kVerifyNextLinkSql);
   conn.prepare(kVerifyLaterVersion, kVerifyLaterVersionSql);
   conn.prepare(kVerifyAudited, kVerifyAuditedSql);
