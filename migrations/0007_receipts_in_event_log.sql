@@ -292,9 +292,11 @@ BEGIN
     IF v_h IS DISTINCT FROM e.hash THEN
       -- Which side changed? The receipt, if its digests were edited or the
       -- next link does not confirm its hash; otherwise the event.
-      -- (The next link by position: a version may be what was edited.)
-      SELECT en.receipt_previous_hash INTO v_confirm FROM logbook.event_log en
-       WHERE en.stream_id = p_stream_id AND en.global_position > e.pos
+      -- (The next link by position: a version may be what was edited. The
+      -- OFFSET 0 keeps the plan to the stream's rows, not the log's tail.)
+      SELECT en.receipt_previous_hash INTO v_confirm
+        FROM (SELECT * FROM logbook.event_log x
+               WHERE x.stream_id = p_stream_id AND x.global_position > e.pos OFFSET 0) en
        ORDER BY en.global_position LIMIT 1;
       IF NOT FOUND THEN v_confirm := s.head_hash; END IF;
       IF logbook.receipt_hash(e.previous_hash, e.sid, e.ver, e.event_id, e.event_type,

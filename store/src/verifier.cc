@@ -73,8 +73,9 @@ constexpr char kVerifyUnusedTailSql[] =
 // stream's head. By position: a version may be what was edited.
 constexpr char kVerifyNextLink[] = "verify_next_link";
 constexpr char kVerifyNextLinkSql[] =
-    "SELECT coalesce((SELECT receipt_previous_hash FROM logbook.event_log WHERE stream_id = $1"
-    " AND global_position > $2 ORDER BY global_position LIMIT 1),"
+    "SELECT coalesce((SELECT n.receipt_previous_hash FROM (SELECT * FROM logbook.event_log"
+    " WHERE stream_id = $1 AND global_position > $2 OFFSET 0) n"  // The stream's rows only.
+    " ORDER BY n.global_position LIMIT 1),"
     " (SELECT head_hash FROM logbook.streams WHERE stream_id = $1))";
 // Whether ($1, $2) exists at a position above $3.
 constexpr char kVerifyLaterVersion[] = "verify_later_version";
