@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# clients/bench/run.sh --quick end to end: it starts its own PostgreSQL and
+# logbookd, runs every scenario beside its pgbench baseline, and writes a
+# JSON report naming each scenario with a baseline and a ratio. Asserts that
+# the tool works and reports exactly what it ran, never a speed. Needs
+# LOGBOOK_BUILD_DIR (the build folder holding logbookd, logbook and
+# logbook-bench).
+set -uo pipefail
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+root=$(cd "$(dirname "$0")/../.." && pwd)
+
+if ! "$root/clients/bench/run.sh" --quick --build "$LOGBOOK_BUILD_DIR" --json "$work/report.json" \
+     >"$work/out" 2>&1; then
+  echo "FAIL: run.sh --quick exited non-zero"; cat "$work/out"
+  exit 1
+fi
+python3 - "$work/report.json" <<'PY' || { cat "$work/out"; exit 1; }
+import json, sys
+r = json.load(open(sys.argv[1]))
+want = ["catch-up", "append-single", "append-batch", "append-contended", "live-latency"]
+names = [s["scenario"] for s in r["scenarios"]]
+assert names == want, names
+assert r["quick"] is True and r["seconds_per_scenario"] == 3, r
+assert r["fill"]["filled_events"] == 200000 and r["fill"]["failures"] == 0, r["fill"]
+by = {s["scenario"]: s for s in r["scenarios"]}
+assert by["catch-up"]["exact"] and by["catch-up"]["events"] == 200000, by["catch-up"]
+for name in want[:4]:
+    s = by[name]
+    assert s["failures"] == 0, s
+    assert s["events_per_s"] > 0 and s["baseline_events_per_s"] > 0, s
+    assert s["ratio"] == round(s["events_per_s"] / s["baseline_events_per_s"], 3), s
+    assert s["server_peak_rss_mib"] > 0, s
+assert by["append-batch"]["events_per_append"] == 100 and by["append-batch"]["clients"] == 8
+assert by["live-latency"]["failures"] == 0 and by["live-latency"]["latency_p50_ms"] > 0
+print("bench_run_e2etest: all passed")
+PY
