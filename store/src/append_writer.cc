@@ -77,12 +77,17 @@ struct StoredEvent {
   bool in_group = false;  // Accepted earlier in this group: not stored yet.
 };
 
+constexpr BinaryArray::Type kText = BinaryArray::Type::kText;
+constexpr BinaryArray::Type kInt8 = BinaryArray::Type::kInt8;
+constexpr BinaryArray::Type kInt4 = BinaryArray::Type::kInt4;
+constexpr BinaryArray::Type kUuid = BinaryArray::Type::kUuid;
+
 // The per-event columns of logbook.write_appends, accumulated over a group.
 struct WriteBatch {
-  std::vector<std::string> stream_ids, event_ids, types, content_types, correlation_ids,
-      causation_ids;
-  std::vector<int64_t> versions, data_sizes, metadata_sizes;
-  std::vector<std::optional<int64_t>> schema_versions;
+  size_t events = 0;
+  BinaryArray stream_ids{kText}, versions{kInt8}, event_ids{kUuid}, types{kText},
+      content_types{kText}, correlation_ids{kText}, causation_ids{kText},
+      schema_versions{kInt8}, data_sizes{kInt4}, metadata_sizes{kInt4};
   std::string payload, hashes;
 };
 
@@ -136,7 +141,7 @@ void PrepareWriteStatements(pqxx::connection& conn) {
 std::vector<StreamRow> LockStreams(pqxx::transaction_base& tx,
                                    const std::vector<std::string>& stream_ids) {
   std::unordered_map<std::string, StreamRow> found;
-  for (const auto& r : tx.exec_prepared(kLockStreams, TextArrayLiteral(stream_ids))) {
+  for (const auto& r : tx.exec_prepared(kLockStreams, TextArray(stream_ids).Param())) {
     found[r[0].as<std::string>()] = StreamFromRow(r[1], r[2], r[3], r[4], r[5], r[6]);
   }
   std::vector<StreamRow> rows;
@@ -249,16 +254,17 @@ Plan PlanAppends(const std::vector<const AppendInput*>& appends,
     for (size_t i = 0; i < n; ++i) {
       const NewEvent& e = a->events[i];
       const uint64_t version = r.first_version + i;
-      batch.stream_ids.push_back(a->stream_id);
-      batch.versions.push_back(static_cast<int64_t>(version));
-      batch.event_ids.push_back(e.event_id);
-      batch.types.push_back(e.type);
-      batch.content_types.push_back(e.content_type);
-      batch.correlation_ids.push_back(e.correlation_id);
-      batch.causation_ids.push_back(e.causation_id);
-      batch.schema_versions.push_back(e.schema_version);
-      batch.data_sizes.push_back(static_cast<int64_t>(e.data.size()));
-      batch.metadata_sizes.push_back(static_cast<int64_t>(e.metadata.size()));
+      ++batch.events;
+      batch.stream_ids.Add(a->stream_id);
+      batch.versions.Add(static_cast<int64_t>(version));
+      batch.event_ids.Add(absl::string_view(a->id_and_digests).substr(i * kIdAndDigestsBytes, 16));
+      batch.types.Add(e.type);
+      batch.content_types.Add(e.content_type);
+      batch.correlation_ids.Add(e.correlation_id);
+      batch.causation_ids.Add(e.causation_id);
+      batch.schema_versions.Add(e.schema_version);
+      batch.data_sizes.Add(static_cast<int64_t>(e.data.size()));
+      batch.metadata_sizes.Add(static_cast<int64_t>(e.metadata.size()));
       batch.payload += e.data;
       batch.payload += e.metadata;
       stored[e.event_id] = {a->stream_id, version, next_place, 0, true};
@@ -387,13 +393,12 @@ void Write(pqxx::transaction_base& tx, Plan& plan, int64_t ticket, uint64_t firs
   const pqxx::binarystring hashes(b.hashes.data(), b.hashes.size());
   const pqxx::binarystring heads(h.hashes.data(), h.hashes.size());
   SetSnapshots(plan, tx.exec_prepared(
-      kWriteAppends, ticket, static_cast<int64_t>(first_position), TextArrayLiteral(b.stream_ids),
-      IntArrayLiteral(b.versions), TextArrayLiteral(b.event_ids), TextArrayLiteral(b.types),
-      TextArrayLiteral(b.content_types), TextArrayLiteral(b.correlation_ids),
-      TextArrayLiteral(b.causation_ids), NullableIntArrayLiteral(b.schema_versions),
-      IntArrayLiteral(b.data_sizes), IntArrayLiteral(b.metadata_sizes), payload, hashes,
-      recorded_at, TextArrayLiteral(plan.heads), IntArrayLiteral(h.versions),
-      IntArrayLiteral(h.last_events), heads));
+      kWriteAppends, ticket, static_cast<int64_t>(first_position), b.stream_ids.Param(),
+      b.versions.Param(), b.event_ids.Param(), b.types.Param(), b.content_types.Param(),
+      b.correlation_ids.Param(), b.causation_ids.Param(), b.schema_versions.Param(),
+      b.data_sizes.Param(), b.metadata_sizes.Param(), payload, hashes, recorded_at,
+      TextArray(plan.heads).Param(), Int8Array(h.versions).Param(),
+      Int8Array(h.last_events).Param(), heads));
 }
 
 // Fills in events_since_snapshot of the accepted appends, from their
@@ -413,16 +418,18 @@ void FinishResults(Plan& plan) {
 GroupOutcome WriteAppends(pqxx::transaction_base& tx,
                           const std::vector<const AppendInput*>& appends) {
   std::map<std::string, StreamRow> streams;
-  std::vector<std::string> ids;
+  BinaryArray ids(kUuid);
   for (const AppendInput* a : appends) {
     streams[a->stream_id];
-    for (const NewEvent& e : a->events) ids.push_back(e.event_id);
+    for (size_t i = 0; i < a->events.size(); ++i) {
+      ids.Add(absl::string_view(a->id_and_digests).substr(i * kIdAndDigestsBytes, 16));
+    }
   }
   std::vector<std::string> stream_ids;
   for (const auto& [id, row] : streams) stream_ids.push_back(id);
   std::unordered_map<std::string, StoredEvent> stored;
-  for (const auto& r : tx.exec_prepared(kLoadForAppend, TextArrayLiteral(stream_ids),
-                                        TextArrayLiteral(ids))) {
+  for (const auto& r : tx.exec_prepared(kLoadForAppend, TextArray(stream_ids).Param(),
+                                        ids.Param())) {
     if (r[0].as<std::string>() == "stream") {
       streams[r[1].as<std::string>()] = StreamFromRow(r[2], r[3], r[5], r[6], r[7], r[8]);
     } else {
@@ -431,7 +438,7 @@ GroupOutcome WriteAppends(pqxx::transaction_base& tx,
     }
   }
   Plan plan = PlanAppends(appends, std::move(streams), std::move(stored));
-  const size_t accepted = plan.batch.event_ids.size();
+  const size_t accepted = plan.batch.events;
   if (accepted > 0) {
     const pqxx::row ticket = tx.exec_prepared1(kTakeTicket, static_cast<int64_t>(accepted));
     const uint64_t first_position = ticket[1].as<uint64_t>();
@@ -482,14 +489,13 @@ std::optional<GroupOutcome> TryWriteAppendsFromCache(
   const pqxx::binarystring expected(expected_hashes.data(), expected_hashes.size());
   pqxx::nontransaction tx(conn);  // Autocommit: durable when the call returns.
   const pqxx::result rows = tx.exec_prepared(
-      kAppendCached, TextArrayLiteral(b.stream_ids), IntArrayLiteral(b.versions),
-      TextArrayLiteral(b.event_ids), TextArrayLiteral(b.types), TextArrayLiteral(b.content_types),
-      TextArrayLiteral(b.correlation_ids), TextArrayLiteral(b.causation_ids),
-      NullableIntArrayLiteral(b.schema_versions), IntArrayLiteral(b.data_sizes),
-      IntArrayLiteral(b.metadata_sizes), payload, hashes, TimestampLiteral(recorded_at_micros),
-      TextArrayLiteral(plan.heads), IntArrayLiteral(h.versions), IntArrayLiteral(h.last_events),
-      head_hashes, IntArrayLiteral(expected_versions), expected,
-      TextArrayLiteral(expected_states));
+      kAppendCached, b.stream_ids.Param(), b.versions.Param(), b.event_ids.Param(),
+      b.types.Param(), b.content_types.Param(), b.correlation_ids.Param(),
+      b.causation_ids.Param(), b.schema_versions.Param(), b.data_sizes.Param(),
+      b.metadata_sizes.Param(), payload, hashes, TimestampLiteral(recorded_at_micros),
+      TextArray(plan.heads).Param(), Int8Array(h.versions).Param(),
+      Int8Array(h.last_events).Param(), head_hashes, Int8Array(expected_versions).Param(),
+      expected, TextArray(expected_states).Param());
   if (rows.empty()) return std::nullopt;
   Shift(plan, rows[0][2].as<uint64_t>());
   SetSnapshots(plan, rows);

@@ -3,38 +3,79 @@
 #include <pqxx/binarystring>
 
 #include "absl/strings/escaping.h"
-#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 
 namespace logbook::store {
+namespace {
 
-std::string TextArrayLiteral(const std::vector<std::string>& values) {
-  std::string out = "{";
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (i > 0) out += ',';
-    out += '"';
-    for (char c : values[i]) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
+// Network byte order, as the binary formats want.
+void PutInt(std::string& out, uint64_t v, int bytes) {
+  for (int shift = (bytes - 1) * 8; shift >= 0; shift -= 8) {
+    out.push_back(static_cast<char>((v >> shift) & 0xff));
   }
-  out += '}';
-  return out;
 }
 
-std::string IntArrayLiteral(const std::vector<int64_t>& values) {
-  return "{" + absl::StrJoin(values, ",") + "}";
+void PutInt32(std::string& out, uint32_t v) { PutInt(out, v, 4); }
+
+}  // namespace
+
+void BinaryArray::Add(absl::string_view bytes) {
+  PutInt32(elements_, static_cast<uint32_t>(bytes.size()));
+  elements_.append(bytes.data(), bytes.size());
+  ++size_;
 }
 
-std::string NullableIntArrayLiteral(const std::vector<std::optional<int64_t>>& values) {
-  std::string out = "{";
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (i > 0) out += ',';
-    out += values[i] ? std::to_string(*values[i]) : "NULL";
+void BinaryArray::Add(int64_t value) {
+  if (type_ == Type::kInt4) {
+    PutInt32(elements_, 4);
+    PutInt32(elements_, static_cast<uint32_t>(static_cast<int32_t>(value)));
+  } else {
+    PutInt32(elements_, 8);
+    PutInt(elements_, static_cast<uint64_t>(value), 8);
   }
-  out += '}';
-  return out;
+  ++size_;
+}
+
+void BinaryArray::Add(std::optional<int64_t> value) {
+  if (value) {
+    Add(*value);
+  } else {
+    AddNull();
+  }
+}
+
+void BinaryArray::AddNull() {
+  PutInt32(elements_, 0xffffffff);  // Length -1.
+  ++size_;
+}
+
+pqxx::binarystring BinaryArray::Param() const {
+  // Dimensions (none for an empty array), a flags word array_recv only
+  // checks for 0 or 1, the element type; then each dimension's length and
+  // lower bound.
+  std::string out;
+  out.reserve(20 + elements_.size());
+  PutInt32(out, size_ > 0 ? 1 : 0);
+  PutInt32(out, 0);
+  PutInt32(out, static_cast<uint32_t>(type_));
+  if (size_ > 0) {
+    PutInt32(out, static_cast<uint32_t>(size_));
+    PutInt32(out, 1);
+  }
+  out += elements_;
+  return pqxx::binarystring(out);
+}
+
+BinaryArray TextArray(const std::vector<std::string>& values) {
+  BinaryArray array(BinaryArray::Type::kText);
+  for (const std::string& v : values) array.Add(v);
+  return array;
+}
+
+BinaryArray Int8Array(const std::vector<int64_t>& values) {
+  BinaryArray array(BinaryArray::Type::kInt8);
+  for (int64_t v : values) array.Add(v);
+  return array;
 }
 
 std::string TimestampLiteral(int64_t unix_micros) {

@@ -1,25 +1,52 @@
-// PostgreSQL text formats: array literals for query parameters (libpqxx 6.4
-// has no array parameters; values are always passed as parameters, never
-// spliced into SQL), and bytea results.
+// PostgreSQL wire formats the store uses: arrays as binary query parameters
+// (libpqxx 6.4 has no array parameters; values are always passed as
+// parameters, never spliced into SQL), and bytea results.
 #pragma once
 
 #include <pqxx/pqxx>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/strings/string_view.h"
+
 namespace logbook::store {
 
-// '{"a","b\"c"}': every element quoted, '"' and '\' escaped. Valid for text,
-// uuid and other types whose text form the server parses.
-std::string TextArrayLiteral(const std::vector<std::string>& values);
+// A one-dimensional array in PostgreSQL's binary format, the one array_recv
+// reads: nothing is quoted here and the server parses no text. libpqxx sends
+// a pqxx::binarystring parameter in binary format, so Param() goes straight
+// to exec_prepared; the statement must cast that parameter to the matching
+// array type ($1::text[] for kText, $1::uuid[] for kUuid, ...), or the
+// server rejects it. Not thread-safe; cheap to move.
+class BinaryArray {
+ public:
+  // The element types, by their fixed PostgreSQL type OIDs.
+  enum class Type : uint32_t { kInt4 = 23, kInt8 = 20, kText = 25, kUuid = 2950 };
 
-// '{1,2,3}'.
-std::string IntArrayLiteral(const std::vector<int64_t>& values);
+  explicit BinaryArray(Type type) : type_(type) {}
 
-// '{1,NULL,3}': unset values are NULL.
-std::string NullableIntArrayLiteral(const std::vector<std::optional<int64_t>>& values);
+  // A text element, or a uuid's 16 bytes.
+  void Add(absl::string_view bytes);
+  // An int4 or int8 element.
+  void Add(int64_t value);
+  void Add(std::optional<int64_t> value);  // NULL when unset.
+  void AddNull();
+
+  size_t size() const { return size_; }
+  // The array as a binary parameter.
+  pqxx::binarystring Param() const;
+
+ private:
+  Type type_;
+  size_t size_ = 0;
+  std::string elements_;  // Each: a 4-byte length (-1 for NULL), then the bytes.
+};
+
+// Arrays of these values.
+BinaryArray TextArray(const std::vector<std::string>& values);
+BinaryArray Int8Array(const std::vector<int64_t>& values);
 
 // A timestamptz literal PostgreSQL parses exactly: "2026-11-27 01:02:03.456789+00".
 std::string TimestampLiteral(int64_t unix_micros);

@@ -243,7 +243,7 @@ class PgEventStore final : public EventStore {
             ? (forward ? kReadStreamByPositionForward : kReadStreamByPositionBackward)
         : !query.filter.category.empty() ? (forward ? kReadCategoryForward : kReadCategoryBackward)
                                          : (forward ? kReadAllForward : kReadAllBackward);
-    const std::string types = TextArrayLiteral(query.filter.event_types);
+    const pqxx::binarystring types = TextArray(query.filter.event_types).Param();
     return RunRead("read $all",
                    [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<RecordedEvent>> {
                      pqxx::nontransaction tx(conn);

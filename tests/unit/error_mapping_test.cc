@@ -63,12 +63,23 @@ TEST(RejectUnknownEnumValues, NamesTheFieldAndTheKnownValues) {
   EXPECT_EQ(service::FromProto(backward.direction()), store::Direction::kBackward);
 }
 
-TEST(ArrayLiterals, QuoteAndEscapeEveryElement) {
-  EXPECT_EQ(store::TextArrayLiteral({}), "{}");
-  EXPECT_EQ(store::TextArrayLiteral({"a", ""}), "{\"a\",\"\"}");
-  EXPECT_EQ(store::TextArrayLiteral({"q\"uote", "back\\slash", "{,}", "NULL"}),
-            "{\"q\\\"uote\",\"back\\\\slash\",\"{,}\",\"NULL\"}");
-  EXPECT_EQ(store::IntArrayLiteral({0, 12, -3}), "{0,12,-3}");
+TEST(BinaryArrays, ArrayRecvFormat) {
+  // Dimensions, flags, element type, then per dimension length and lower
+  // bound, then each element's length and bytes.
+  EXPECT_EQ(store::TextArray({}).Param().str(), std::string("\0\0\0\0\0\0\0\0\0\0\0\x19", 12));
+  EXPECT_EQ(store::TextArray({"a\"", ""}).Param().str(),
+            std::string("\0\0\0\1\0\0\0\0\0\0\0\x19\0\0\0\2\0\0\0\1"
+                        "\0\0\0\2a\"\0\0\0\0", 30));
+  store::BinaryArray ints(store::BinaryArray::Type::kInt4);
+  ints.Add(int64_t{-2});
+  ints.Add(std::optional<int64_t>());
+  EXPECT_EQ(ints.size(), 2u);
+  EXPECT_EQ(ints.Param().str(),
+            std::string("\0\0\0\1\0\0\0\0\0\0\0\x17\0\0\0\2\0\0\0\1"
+                        "\0\0\0\4\xff\xff\xff\xfe\xff\xff\xff\xff", 32));
+  EXPECT_EQ(store::Int8Array({258}).Param().str(),
+            std::string("\0\0\0\1\0\0\0\0\0\0\0\x14\0\0\0\1\0\0\0\1"
+                        "\0\0\0\x08\0\0\0\0\0\0\1\2", 32));
 }
 
 }  // namespace
