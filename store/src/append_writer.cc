@@ -84,7 +84,6 @@ constexpr BinaryArray::Type kUuid = BinaryArray::Type::kUuid;
 
 // The per-event columns of logbook.write_appends, accumulated over a group.
 struct WriteBatch {
-  size_t events = 0;
   BinaryArray stream_ids{kText}, versions{kInt8}, event_ids{kUuid}, types{kText},
       content_types{kText}, correlation_ids{kText}, causation_ids{kText},
       schema_versions{kInt8}, data_sizes{kInt4}, metadata_sizes{kInt4};
@@ -254,7 +253,6 @@ Plan PlanAppends(const std::vector<const AppendInput*>& appends,
     for (size_t i = 0; i < n; ++i) {
       const NewEvent& e = a->events[i];
       const uint64_t version = r.first_version + i;
-      ++batch.events;
       batch.stream_ids.Add(a->stream_id);
       batch.versions.Add(static_cast<int64_t>(version));
       batch.event_ids.Add(absl::string_view(a->id_and_digests).substr(i * kIdAndDigestsBytes, 16));
@@ -438,7 +436,7 @@ GroupOutcome WriteAppends(pqxx::transaction_base& tx,
     }
   }
   Plan plan = PlanAppends(appends, std::move(streams), std::move(stored));
-  const size_t accepted = plan.batch.events;
+  const size_t accepted = plan.batch.event_ids.size();
   if (accepted > 0) {
     const pqxx::row ticket = tx.exec_prepared1(kTakeTicket, static_cast<int64_t>(accepted));
     const uint64_t first_position = ticket[1].as<uint64_t>();

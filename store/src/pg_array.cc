@@ -2,7 +2,11 @@
 
 #include <pqxx/binarystring>
 
+#include <limits>
+#include <stdexcept>
+
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 
 namespace logbook::store {
@@ -20,13 +24,24 @@ void PutInt32(std::string& out, uint32_t v) { PutInt(out, v, 4); }
 }  // namespace
 
 void BinaryArray::Add(absl::string_view bytes) {
+  if ((type_ != Type::kText && type_ != Type::kUuid) ||
+      (type_ == Type::kUuid && bytes.size() != 16)) {
+    throw std::logic_error("BinaryArray: not an element of this array's type");
+  }
   PutInt32(elements_, static_cast<uint32_t>(bytes.size()));
   elements_.append(bytes.data(), bytes.size());
   ++size_;
 }
 
 void BinaryArray::Add(int64_t value) {
+  if (type_ != Type::kInt4 && type_ != Type::kInt8) {
+    throw std::logic_error("BinaryArray: not an element of this array's type");
+  }
   if (type_ == Type::kInt4) {
+    if (value < std::numeric_limits<int32_t>::min() ||
+        value > std::numeric_limits<int32_t>::max()) {
+      throw std::out_of_range(absl::StrCat("BinaryArray: ", value, " is out of range for int4"));
+    }
     PutInt32(elements_, 4);
     PutInt32(elements_, static_cast<uint32_t>(static_cast<int32_t>(value)));
   } else {

@@ -19,7 +19,9 @@ namespace logbook::store {
 // a pqxx::binarystring parameter in binary format, so Param() goes straight
 // to exec_prepared; the statement must cast that parameter to the matching
 // array type ($1::text[] for kText, $1::uuid[] for kUuid, ...), or the
-// server rejects it. Not thread-safe; cheap to move.
+// server rejects it. An element of the wrong kind (a number for kText, a
+// uuid that is not 16 bytes) throws std::logic_error. Not thread-safe;
+// cheap to move.
 class BinaryArray {
  public:
   // The element types, by their fixed PostgreSQL type OIDs.
@@ -29,7 +31,8 @@ class BinaryArray {
 
   // A text element, or a uuid's 16 bytes.
   void Add(absl::string_view bytes);
-  // An int4 or int8 element.
+  // An int4 or int8 element; throws std::out_of_range for an int4 outside
+  // its range.
   void Add(int64_t value);
   void Add(std::optional<int64_t> value);  // NULL when unset.
   void AddNull();

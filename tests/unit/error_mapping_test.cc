@@ -80,6 +80,22 @@ TEST(BinaryArrays, ArrayRecvFormat) {
   EXPECT_EQ(store::Int8Array({258}).Param().str(),
             std::string("\0\0\0\1\0\0\0\0\0\0\0\x14\0\0\0\1\0\0\0\1"
                         "\0\0\0\x08\0\0\0\0\0\0\1\2", 32));
+  store::BinaryArray uuids(store::BinaryArray::Type::kUuid);
+  uuids.Add(std::string(16, '\x7f'));
+  uuids.AddNull();
+  EXPECT_EQ(uuids.Param().str(),
+            std::string("\0\0\0\1\0\0\0\0\0\0\x0b\x86\0\0\0\2\0\0\0\1\0\0\0\x10", 24) +
+                std::string(16, '\x7f') + std::string(4, '\xff'));
+}
+
+TEST(BinaryArrays, RejectWhatTheServerWouldMisread) {
+  store::BinaryArray sizes(store::BinaryArray::Type::kInt4);
+  EXPECT_THROW(sizes.Add(int64_t{1} << 31), std::out_of_range);
+  EXPECT_THROW(sizes.Add(absl::string_view("text")), std::logic_error);
+  store::BinaryArray uuids(store::BinaryArray::Type::kUuid);
+  EXPECT_THROW(uuids.Add(absl::string_view("0123456789abcdef0")), std::logic_error);
+  EXPECT_THROW(uuids.Add(int64_t{1}), std::logic_error);
+  EXPECT_EQ(sizes.size(), 0u);
 }
 
 }  // namespace
