@@ -1,6 +1,5 @@
 #include "logbook/store/migrations.h"
 
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -14,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "logbook/store/status_macros.h"
 #include "pg_errors.h"
+#include "receipts.h"
 
 namespace logbook::store {
 
@@ -86,18 +86,7 @@ std::string EditedMessage(const Migration& m, const Applied& a) {
 
 }  // namespace
 
-std::string Sha256Hex(absl::string_view bytes) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned int i = 0; i < length; ++i) {
-    hex += kHex[digest[i] >> 4];
-    hex += kHex[digest[i] & 0xf];
-  }
-  return hex;
-}
+std::string Sha256Hex(absl::string_view bytes) { return Hex(Sha256(bytes)); }
 
 const std::vector<Migration>& EmbeddedMigrations() {
   static const std::vector<Migration>* const migrations = [] {

@@ -2,6 +2,8 @@
 
 #include <openssl/evp.h>
 
+#include <stdexcept>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 
@@ -30,10 +32,24 @@ std::string Sha256(absl::string_view bytes) {
   // Fetched once: EVP_sha256() makes OpenSSL 3 look the implementation up on
   // every call, which cost more than hashing a small event.
   static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  // Most events have no metadata: its digest is a constant.
+  static const std::string* const empty = new std::string(absl::HexStringToBytes(
+      "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+  if (bytes.empty()) return *empty;
+  // One context per thread, reset by each use: EVP_Digest allocates and
+  // frees one per call.
+  struct Context {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~Context() { EVP_MD_CTX_free(ctx); }
+  };
+  thread_local Context c;
   std::string digest(kHashBytes, '\0');
   unsigned int size = 0;
-  EVP_Digest(bytes.data(), bytes.size(), reinterpret_cast<unsigned char*>(digest.data()), &size,
-             sha256, nullptr);
+  if (c.ctx == nullptr || EVP_DigestInit_ex2(c.ctx, sha256, nullptr) != 1 ||
+      EVP_DigestUpdate(c.ctx, bytes.data(), bytes.size()) != 1 ||
+      EVP_DigestFinal_ex(c.ctx, reinterpret_cast<unsigned char*>(digest.data()), &size) != 1) {
+    throw std::runtime_error("SHA-256 failed in OpenSSL");
+  }
   return digest;
 }
 

@@ -1,0 +1,41 @@
+// SHA-256 as the receipts use it: FIPS 180-2 test vectors, the same digest
+// on repeated calls and on other threads (each thread reuses one OpenSSL
+// context), and the constant for empty input.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "receipts.h"
+
+namespace logbook::store {
+namespace {
+
+TEST(Sha256, FipsVectors) {
+  EXPECT_EQ(Hex(Sha256("")), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(Hex(Sha256("abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(Hex(Sha256("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  EXPECT_EQ(Hex(Sha256(std::string(1000000, 'a'))),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+TEST(Sha256, SameDigestAgainAndOnEveryThread) {
+  const std::string abc = Sha256("abc");
+  EXPECT_EQ(Sha256("abc"), abc);
+  EXPECT_EQ(Sha256(""), Sha256(std::string()));
+  std::vector<std::string> got(4);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < got.size(); ++t) {
+    threads.emplace_back([&got, t] {
+      for (int i = 0; i < 1000; ++i) got[t] = Sha256(i % 2 == 0 ? "abc" : "");
+      got[t] = Sha256("abc");
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const std::string& g : got) EXPECT_EQ(g, abc);
+}
+
+}  // namespace
+}  // namespace logbook::store
