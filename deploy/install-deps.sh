@@ -10,6 +10,7 @@ packages=(
   grpc-proto            # health.proto and reflection.proto (proto/CMakeLists.txt)
   libpqxx-dev libabsl-dev libspdlog-dev libgtest-dev libssl-dev libcli11-dev
   nlohmann-json3-dev libutfcpp-dev
+  libsimdjson-dev       # JSON checks of appended events (store/src/validation.cc)
   libjemalloc-dev       # logbookd's allocator (service/CMakeLists.txt)
   postgresql postgresql-client
   python3               # clients/bench/run.sh summarizes its results with it

@@ -134,6 +134,34 @@ TEST(ValidateAppend, EventFields) {
                 "events[1].content_type: 129 bytes exceed the limit of 128"));
 }
 
+// JSON data is accepted exactly as RFC 8259 allows, whichever parser decides
+// (simdjson first for small documents, nlohmann for what it refuses and for
+// large ones): the verdicts below hold on both paths.
+TEST(ValidateAppend, JsonVerdicts) {
+  auto accepted = [](std::string data) { return Check("s", OneEvent(std::move(data))).ok(); };
+  const std::string deep = std::string(2000, '[') + std::string(2000, ']');  // simdjson: > 1024.
+  const std::string big_string = "\"" + std::string(20000, 'x') + "\"";  // Past simdjson's cap.
+  for (const std::string& valid : {
+           std::string("{\"a\" : [1, {\"b\":null}], \"c\": \"\\u00e9\\/\"}"),
+           std::string(" \t\r\n[ ]"), std::string("true"), std::string("-0"),
+           std::string("1E+2"), std::string("1e-400"), std::string("1.7976931348623157e308"),
+           std::string("18446744073709551616"), std::string("-9223372036854775809"),
+           std::string("123456789012345678901234567890"), std::string("\"\\ud83d\\ude00\""),
+           std::string("\"\\u0000\""), std::string("{\"k\":1,\"k\":2}"),
+           std::string("\xef\xbb\xbf{}"), deep, big_string}) {
+    EXPECT_TRUE(accepted(valid)) << valid.substr(0, 40);
+  }
+  for (const std::string& invalid : {
+           std::string("1.8e308"), std::string("01"), std::string("1."), std::string(".5"),
+           std::string("[1,]"), std::string("[1] 2"), std::string("nul"), std::string(" "),
+           std::string("\"\\ud800\""), std::string("\"\\x\""), std::string("\"\x01\""),
+           std::string("\"\xed\xa0\x80\""), std::string("\"\xc0\xaf\""),
+           std::string("1\0", 2), std::string("{}\0 trailing", 12), deep + "]",
+           big_string + "x"}) {
+    EXPECT_FALSE(accepted(invalid)) << invalid.substr(0, 40);
+  }
+}
+
 TEST(ValidateAppend, RejectsRepeatedEventIdsInOneBatch) {
   std::vector<NewEvent> events = OneEvent();
   events[0].event_id = "0f8fad5b-d9cb-469f-a165-70867728950e";
