@@ -5,6 +5,7 @@
 #include <map>
 #include <unordered_map>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "logbook/store/event_store.h"
@@ -68,9 +69,10 @@ StreamRow StreamFromRow(const pqxx::field& version, const pqxx::field& last_posi
   return s;
 }
 
-// Where an event id is stored (or was accepted earlier in this group).
+// Where an event id is stored (or was accepted earlier in this group). The
+// views point into the loaded rows or the group's AppendInputs.
 struct StoredEvent {
-  std::string stream_id;
+  absl::string_view stream_id;
   uint64_t version = 0;
   uint64_t position = 0;  // Within the group (1-based) when in_group.
   int64_t recorded_at_micros = 0;
@@ -166,13 +168,18 @@ struct Plan {
   std::vector<size_t> in_group_duplicates;      // Retries of events accepted in this group.
 };
 
+// Event ids (views) and where they are.
+using StoredEvents = absl::flat_hash_map<absl::string_view, StoredEvent>;
+
 Plan PlanAppends(const std::vector<const AppendInput*>& appends,
-                 std::map<std::string, StreamRow> streams,
-                 std::unordered_map<std::string, StoredEvent> stored) {
+                 std::map<std::string, StreamRow> streams, StoredEvents stored) {
   Plan plan;
   plan.before = streams;
   uint64_t next_place = 1;
   plan.results.reserve(appends.size());
+  size_t events = 0;
+  for (const AppendInput* a : appends) events += a->events.size();
+  stored.reserve(stored.size() + events);
   for (const AppendInput* a : appends) {
     StreamRow& s = streams[a->stream_id];
     const size_t n = a->events.size();
@@ -265,7 +272,7 @@ Plan PlanAppends(const std::vector<const AppendInput*>& appends,
       batch.metadata_sizes.Add(static_cast<int64_t>(e.metadata.size()));
       batch.payload += e.data;
       batch.payload += e.metadata;
-      stored[e.event_id] = {a->stream_id, version, next_place, 0, true};
+      stored[e.event_id] = {a->stream_id, version, next_place, 0, true};  // Views: no copies.
       r.event_ids.push_back(e.event_id);
       ++next_place;
     }
@@ -425,14 +432,16 @@ GroupOutcome WriteAppends(pqxx::transaction_base& tx,
   }
   std::vector<std::string> stream_ids;
   for (const auto& [id, row] : streams) stream_ids.push_back(id);
-  std::unordered_map<std::string, StoredEvent> stored;
-  for (const auto& r : tx.exec_prepared(kLoadForAppend, TextArray(stream_ids).Param(),
-                                        ids.Param())) {
+  StoredEvents stored;  // Views into `loaded`, which outlives the plan's use of them.
+  const pqxx::result loaded =
+      tx.exec_prepared(kLoadForAppend, TextArray(stream_ids).Param(), ids.Param());
+  for (const auto& r : loaded) {
     if (r[0].as<std::string>() == "stream") {
       streams[r[1].as<std::string>()] = StreamFromRow(r[2], r[3], r[5], r[6], r[7], r[8]);
     } else {
-      stored[r[9].as<std::string>()] = {r[1].as<std::string>(), r[2].as<uint64_t>(),
-                                        r[3].as<uint64_t>(), r[4].as<int64_t>()};
+      stored[absl::string_view(r[9].c_str(), r[9].size())] = {
+          absl::string_view(r[1].c_str(), r[1].size()), r[2].as<uint64_t>(),
+          r[3].as<uint64_t>(), r[4].as<int64_t>()};
     }
   }
   Plan plan = PlanAppends(appends, std::move(streams), std::move(stored));
