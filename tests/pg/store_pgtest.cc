@@ -370,6 +370,34 @@ TEST_F(StoreTest, IdempotentRetryAndEventIdReuse) {
   EXPECT_EQ(Rows(), "4/2");
 }
 
+// Concurrent retries of one append, which the group committer puts into one
+// group or several: one of them stores the events, every other one answers
+// as a retry with the same versions, positions and commit time.
+TEST_F(StoreTest, ConcurrentRetriesOfOneAppendStoreItOnce) {
+  const std::vector<NewEvent> events = {Json("A", "{}", "77777777-7777-4777-8777-777777777777"),
+                                        Json("B", "{}", "88888888-8888-4888-8888-888888888888")};
+  constexpr int kThreads = 16;
+  std::vector<absl::StatusOr<AppendResult>> results(kThreads, absl::UnknownError("not run"));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back(
+        [&, t] { results[t] = store_->Append("retried-1", ExpectedVersion::Any(), events); });
+  }
+  for (auto& th : threads) th.join();
+  int stored = 0;
+  for (const auto& r : results) {
+    ASSERT_TRUE(r.ok()) << r.status();
+    stored += r->duplicate ? 0 : 1;
+    EXPECT_EQ(r->first_version, 0u);
+    EXPECT_EQ(r->last_version, 1u);
+    EXPECT_EQ(r->first_position, 1u);
+    EXPECT_EQ(r->last_position, 2u);
+    EXPECT_EQ(r->committed_at, results[0]->committed_at);
+  }
+  EXPECT_EQ(stored, 1);
+  EXPECT_EQ(Rows(), "2/1");
+}
+
 // Invariant 7: bad input gets its code and changes nothing.
 TEST_F(StoreTest, BadInputChangesNothing) {
   ASSERT_TRUE(store_->Append("keep-1", ExpectedVersion::Any(), {Json("A")}).ok());
