@@ -2,8 +2,9 @@
 # Runs every logbook-bench scenario of issue 5 against a fresh PostgreSQL and
 # logbookd, each beside its raw-PostgreSQL baseline (pgbench on the same
 # database, in the same run); prints one table and writes a JSON file with
-# events/s, p50/p99 latency, the ratio to the baseline, and logbookd's CPU
-# seconds and peak RSS per scenario.
+# events/s, p50/p99 latency, the ratio to the baseline, logbookd's CPU
+# seconds and peak RSS per scenario, and the CPU each side spent per event
+# (PostgreSQL, logbookd and logbook-bench; PostgreSQL and pgbench).
 #
 #   clients/bench/run.sh [--quick] [--json FILE] [--build DIR]
 #
@@ -60,13 +61,50 @@ pgbench=(pgbench -n -h 127.0.0.1 -p "$LOGBOOK_TEST_PG_PORT" -U logbook_admin)
 server_cpu() {
   awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$server_pid/stat"
 }
+# CPU seconds the PostgreSQL cluster has used so far: the postmaster, the
+# backends it has reaped, and the live ones.
+pg_cpu() {
+  python3 - "$(head -1 "$LOGBOOK_TEST_PG_DIR/data/postmaster.pid")" "$(getconf CLK_TCK)" <<'PY'
+import os, sys
+postmaster, hz, ticks = sys.argv[1], int(sys.argv[2]), 0
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        continue
+    f = stat[stat.rindex(")") + 2:].split()  # f[1] ppid; f[11:15] utime stime cutime cstime
+    if pid == postmaster:
+        ticks += sum(map(int, f[11:15]))
+    elif f[1] == postmaster:
+        ticks += int(f[11]) + int(f[12])
+print(ticks / hz)
+PY
+}
+# CPU seconds of this script's finished children (logbook-bench, pgbench),
+# into $children_cpu. Not in a subshell: a fork starts from zero.
+read_children_cpu() {
+  times >"$work/times"
+  children_cpu=$(awk 'NR == 2 { gsub(/[ms]/, " "); print $1 * 60 + $2 + $3 * 60 + $4 }' "$work/times")
+}
+# Starts and ends a CPU window: sets pg_cpu_s and client_cpu_s to what
+# PostgreSQL and the client (logbook-bench or pgbench) used in it.
+cpu_window_start() {
+  pg_start=$(pg_cpu)
+  read_children_cpu
+  client_start=$children_cpu
+}
+cpu_window_end() {
+  read_children_cpu
+  client_cpu_s=$(awk -v a="$children_cpu" -v b="$client_start" 'BEGIN { printf "%.2f", a - b }')
+  pg_cpu_s=$(awk -v a="$(pg_cpu)" -v b="$pg_start" 'BEGIN { printf "%.2f", a - b }')
+}
 # logbookd's peak RSS in KiB since the last reset_peak_rss.
 peak_rss_kib() { awk '/VmHWM/ { print $2 }' "/proc/$server_pid/status"; }
 reset_peak_rss() { echo 5 >"/proc/$server_pid/clear_refs" 2>/dev/null || true; }
 
-# One line per scenario: name cpu_s peak_rss_kib baseline_events_per_s baseline_description
-: >"$work/rows"
-# scenario NAME ARGS...: runs logbook-bench NAME ARGS, records CPU and peak RSS.
+# scenario NAME ARGS...: runs logbook-bench NAME ARGS, records CPU and peak
+# RSS (cpu_rss: name, logbookd CPU s, peak RSS KiB, PostgreSQL CPU s,
+# logbook-bench CPU s).
 scenario() {
   local name=$1
   shift
@@ -74,21 +112,31 @@ scenario() {
   local before
   reset_peak_rss
   before=$(server_cpu)
+  cpu_window_start
   "$bench" --address "$LOGBOOK_ADDRESS" --json "$work/$name.json" "$name" "$@" >/dev/null
-  printf '%s\t%s\t%s\n' "$name" "$(awk -v a="$(server_cpu)" -v b="$before" 'BEGIN { printf "%.1f", a - b }')" \
-    "$(peak_rss_kib)" >>"$work/cpu_rss"
+  cpu_window_end
+  printf '%s\t%s\t%s\t%s\t%s\n' "$name" \
+    "$(awk -v a="$(server_cpu)" -v b="$before" 'BEGIN { printf "%.1f", a - b }')" \
+    "$(peak_rss_kib)" "$pg_cpu_s" "$client_cpu_s" >>"$work/cpu_rss"
 }
-# baseline NAME EVENTS_PER_TRANSACTION CLIENTS DESCRIPTION SQL: pgbench events/s.
+# baseline NAME EVENTS_PER_TRANSACTION CLIENTS DESCRIPTION SQL: pgbench
+# events/s and CPU (baselines: name, events/s, description, PostgreSQL CPU
+# s, pgbench CPU s).
 baseline() {
   local name=$1 per_tx=$2 clients=$3 description=$4 sql=$5
   printf '%s\n' "$sql" >"$work/$name.sql"
   echo "==> baseline $name: $description"
   local tps
-  tps=$("${pgbench[@]}" -c "$clients" -j "$(( clients < 2 ? clients : 2 ))" -T "$seconds" \
-        -f "$work/$name.sql" postgres 2>"$work/pgbench.err" | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
-  [ -n "$tps" ] || { echo "pgbench failed:" >&2; cat "$work/pgbench.err" >&2; exit 1; }
-  printf '%s\t%s\t%s\n' "$name" "$(awk -v t="$tps" -v n="$per_tx" 'BEGIN { printf "%.0f", t * n }')" \
-    "$description" >>"$work/baselines"
+  cpu_window_start
+  "${pgbench[@]}" -c "$clients" -j "$(( clients < 2 ? clients : 2 ))" -T "$seconds" \
+    -f "$work/$name.sql" postgres >"$work/pgbench.out" 2>"$work/pgbench.err" ||
+    { echo "pgbench failed:" >&2; cat "$work/pgbench.err" >&2; exit 1; }
+  cpu_window_end
+  tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/pgbench.out")
+  [ -n "$tps" ] || { echo "pgbench printed no tps:" >&2; cat "$work/pgbench.out" >&2; exit 1; }
+  printf '%s\t%s\t%s\t%s\t%s\n' "$name" \
+    "$(awk -v t="$tps" -v n="$per_tx" 'BEGIN { printf "%.0f", t * n }')" "$description" \
+    "$pg_cpu_s" "$client_cpu_s" >>"$work/baselines"
 }
 : >"$work/baselines"
 : >"$work/cpu_rss"
@@ -152,14 +200,24 @@ for name in ["catch-up", "append-single", "append-batch", "append-contended", "l
     s["events_per_s"] = s.get("events_per_s", s.get("appends_per_s"))
     s["latency_p50_ms"] = s.get("append_p50_ms") if name.startswith("append") else s.get("latency_p50_ms")
     s["latency_p99_ms"] = s.get("append_p99_ms") if name.startswith("append") else s.get("latency_p99_ms")
-    cpu, rss = cpu_rss[name]
+    cpu, rss, pg_cpu, client_cpu = cpu_rss[name]
     s["server_cpu_s"] = float(cpu)
     s["server_peak_rss_mib"] = round(int(rss) / 1024, 1)
+    # CPU per event, where the events are counted exactly (not live-latency).
+    per_event = lambda cpu_s, events: round(float(cpu_s) * 1e6 / events, 1) if events else None
+    events = s["events"] if name == "catch-up" else s["events_per_s"] * int(seconds)
+    s["cpu_us_per_event"] = None if name == "live-latency" else {
+        "postgres": per_event(pg_cpu, events), "logbookd": per_event(cpu, events),
+        "client": per_event(client_cpu, events)}
+    s["baseline_cpu_us_per_event"] = None
     if name in baselines:
-        base, desc = baselines[name]
+        base, desc, base_pg_cpu, base_client_cpu = baselines[name]
         s["baseline_events_per_s"] = int(base)
         s["baseline"] = desc
         s["ratio"] = round(s["events_per_s"] / int(base), 3) if int(base) else None
+        events = int(base) * int(seconds)
+        s["baseline_cpu_us_per_event"] = {"postgres": per_event(base_pg_cpu, events),
+                                          "client": per_event(base_client_cpu, events)}
     else:
         s["baseline_events_per_s"] = s["baseline"] = s["ratio"] = None
     scenarios.append(s)
@@ -189,6 +247,17 @@ for s in scenarios:
         notes = f"{s['appends_per_s']:.0f} appends/s, {s['subscribers']} subscribers; append-to-delivery latency"
     print(f"| {name} | {s['events_per_s']:,.0f} | {f(s['baseline_events_per_s'], ',')} | {f(s['ratio'], '.2f')} "
           f"| {f(p50, '.2f')} | {f(p99, '.2f')} | {s['server_cpu_s']:.1f} | {s['server_peak_rss_mib']:.0f} | {notes} |")
+print()
+print("CPU per event, µs (all processes of each kind, over the scenario):")
+print()
+print("| scenario | Logbook: PostgreSQL | logbookd | logbook-bench | total | pgbench baseline: PostgreSQL | pgbench | total |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
+for s in scenarios:
+    ours, base = s["cpu_us_per_event"], s["baseline_cpu_us_per_event"]
+    if ours and base:
+        print(f"| {s['scenario']} | {ours['postgres']:.1f} | {ours['logbookd']:.1f} | {ours['client']:.1f} "
+              f"| {ours['postgres'] + ours['logbookd'] + ours['client']:.1f} | {base['postgres']:.1f} "
+              f"| {base['client']:.1f} | {base['postgres'] + base['client']:.1f} |")
 print()
 for s in scenarios:
     if s["baseline"]:

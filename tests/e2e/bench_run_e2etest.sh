@@ -16,7 +16,7 @@ if ! "$root/clients/bench/run.sh" --quick --build "$LOGBOOK_BUILD_DIR" --json "$
   echo "FAIL: run.sh --quick exited non-zero"; cat "$work/out"
   exit 1
 fi
-python3 - "$work/report.json" <<'PY' || { cat "$work/out"; exit 1; }
+python3 - "$work/report.json" "$work/out" <<'PY' || { cat "$work/out"; exit 1; }
 import json, sys
 r = json.load(open(sys.argv[1]))
 want = ["catch-up", "append-single", "append-batch", "append-contended", "live-latency"]
@@ -32,7 +32,16 @@ for name in want[:4]:
     assert s["events_per_s"] > 0 and s["baseline_events_per_s"] > 0, s
     assert s["ratio"] == round(s["events_per_s"] / s["baseline_events_per_s"], 3), s
     assert s["server_peak_rss_mib"] > 0, s
+    # CPU per event of every process kind on both sides, from the same
+    # CPU seconds as the table (logbookd's to 0.1 s).
+    ours, base = s["cpu_us_per_event"], s["baseline_cpu_us_per_event"]
+    assert set(ours) == {"postgres", "logbookd", "client"} and min(ours.values()) > 0, s
+    assert set(base) == {"postgres", "client"} and min(base.values()) > 0, s
+    events = s["events"] if name == "catch-up" else s["events_per_s"] * 3
+    assert abs(ours["logbookd"] * events / 1e6 - s["server_cpu_s"]) < 0.001 + events / 1e7, s
 assert by["append-batch"]["events_per_append"] == 100 and by["append-batch"]["clients"] == 8
 assert by["live-latency"]["failures"] == 0 and by["live-latency"]["latency_p50_ms"] > 0
+assert by["live-latency"]["cpu_us_per_event"] is None
+assert "| append-batch | " in open(sys.argv[2]).read().split("CPU per event")[1]
 print("bench_run_e2etest: all passed")
 PY
