@@ -58,6 +58,10 @@ int main(int argc, char** argv) {
   app.add_option("--snapshots-kept", store_options.snapshots_kept,
                  "Newest snapshots kept per stream")
       ->check(CLI::Range(size_t{1}, size_t{1000}));
+  app.add_option("--verify-streams-per-pass", store_options.verify_streams_per_pass,
+                 "Streams whose receipt chains verifying $all holds in memory at once (about "
+                 "170 bytes each); more streams cost one more pass over the log each")
+      ->check(CLI::Range(size_t{1}, size_t{100000000}));
   std::string admin_token_file;
   auto* token_option =
       app.add_option("--admin-token", server_options.admin_token,

@@ -177,6 +177,7 @@ class PgEventStore final : public EventStore {
   explicit PgEventStore(const StoreOptions& options)
       : limits_(options.limits),
         snapshots_kept_(std::max<size_t>(1, options.snapshots_kept)),
+        verify_streams_per_pass_(std::max<size_t>(1, options.verify_streams_per_pass)),
         pool_(options.dsn, options.pool_size, options.acquire_timeout, options.max_waiters,
               PrepareStatements),
         committer_(options.dsn, options.append_writers, options.group_commit_max_appends,
@@ -439,7 +440,7 @@ class PgEventStore final : public EventStore {
                    [&](pqxx::connection& conn) -> absl::StatusOr<std::unique_ptr<Verification>> {
                      pqxx::nontransaction tx(conn);
                      return NewVerification(
-                         tx, stream,
+                         tx, stream, verify_streams_per_pass_,
                          [this](absl::string_view op, const VerifyPage& page) {
                            return RunRead(op, page);
                          });
@@ -520,6 +521,7 @@ class PgEventStore final : public EventStore {
 
   const Limits limits_;
   const size_t snapshots_kept_;
+  const size_t verify_streams_per_pass_;
   ConnectionPool pool_;
   GroupCommitter committer_;
 };

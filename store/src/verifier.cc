@@ -2,7 +2,11 @@
 
 #include <pqxx/pqxx>
 
+#include <algorithm>
+#include <functional>
+#include <optional>
 #include <unordered_map>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "pg_array.h"
@@ -87,6 +91,8 @@ constexpr char kVerifyAuditedSql[] =
     "SELECT EXISTS (SELECT FROM logbook.event_log WHERE stream_id = '$audit'"
     " AND event_type = 'EventRedacted' AND redaction_reason IS NULL"
     " AND convert_from(data, 'UTF8')::jsonb ->> 'global_position' = $1::text)";
+constexpr char kVerifyStreamCount[] = "verify_stream_count";
+constexpr char kVerifyStreamCountSql[] = "SELECT count(*) FROM logbook.streams";
 // $1 after stream id, $2 limit.
 constexpr char kVerifyStreamsPage[] = "verify_streams_page";
 constexpr char kVerifyStreamsPageSql[] =
@@ -148,9 +154,10 @@ struct Chain {
 
 class PgVerification final : public Verification {
  public:
-  PgVerification(std::string stream_id, uint64_t until, std::string head_hash, VerifyRunner run)
+  PgVerification(std::string stream_id, uint64_t until, std::string head_hash, size_t passes,
+                 VerifyRunner run)
       : stream_id_(std::move(stream_id)), until_(until), head_hash_(std::move(head_hash)),
-        run_(std::move(run)) {
+        run_(std::move(run)), passes_(passes), stop_at_(until) {
     report_.events_total = stream_id_.empty() ? until_ : until_ + 1;
   }
 
@@ -284,80 +291,128 @@ class PgVerification final : public Verification {
     return true;
   }
 
+  // $all walks the log once per pass, each pass checking the chains of
+  // its share of the streams (by hash of the stream id), so that at most
+  // about streams / passes chains are in memory; positions are checked in
+  // the first pass. The break reported is the one at the lowest position
+  // any pass found, as one walk would have found it; then an event beyond
+  // what was recorded; then the first stream whose head does not match.
   bool StepAll(pqxx::transaction_base& tx, size_t max_events) {
-    if (!events_done_) {
-      pqxx::result page = tx.exec_prepared(kVerifyAllPage, static_cast<int64_t>(last_position_),
-                                           static_cast<int64_t>(until_),
-                                           static_cast<int64_t>(max_events));
-      for (const auto& f : page) {
-        const Row r = ToRow(f);
-        if (r.position != last_position_ + 1) {
-          // Only a recorded gap may lie between two events.
-          const pqxx::result gap =
-              tx.exec_prepared(kVerifyGap, static_cast<int64_t>(last_position_ + 1));
-          const uint64_t expected = gap.empty() ? last_position_ + 1
-                                                : gap[0][0].as<uint64_t>() + 1;
-          if (r.position < expected) {
-            Break(r.stream_id, r.version, r.position, BreakReason::kEventInserted,
-                  "the event is at a position no writer used (a recorded gap)");
-            return true;
-          }
-          if (r.position != expected) {
-            MissingPosition(tx, expected);
-            return true;
-          }
-        }
-        auto [it, fresh] = chains_.try_emplace(r.stream_id);
-        Chain& c = it->second;
-        if (fresh) ++report_.streams_checked;
-        if (r.version != c.next_version) {
-          const bool later =
-              r.version > c.next_version &&
-              tx.exec_prepared(kVerifyLaterVersion, r.stream_id,
-                               static_cast<int64_t>(c.next_version),
-                               static_cast<int64_t>(r.position))[0][0]
-                  .as<bool>();
-          if (r.version < c.next_version || later) {
-            Break(r.stream_id, r.version, r.position, BreakReason::kVersionsOutOfSequence,
-                  absl::StrCat("version ", r.version, " at position ", r.position,
-                               " where version ", c.next_version, " was due"));
-          } else {
-            Break(r.stream_id, c.next_version, 0, BreakReason::kEventMissing,
-                  absl::StrCat("version ", c.next_version, " is gone"));
-          }
-          return true;
-        }
-        if (!Check(tx, r, c)) return true;
-        last_position_ = r.position;
+    while (pass_ < passes_) {
+      if (!events_done_) {
+        if (!WalkEvents(tx, max_events)) return false;
+        events_done_ = true;
       }
-      if (page.size() == max_events && last_position_ < until_) return false;
-      if (last_position_ < until_) {
-        MissingPosition(tx, last_position_ + 1);
-        return true;
-      }
-      CheckBeyond(tx);
-      if (report_.first_broken) return true;
-      events_done_ = true;
+      if (!event_break_ && !WalkHeads(tx, max_events)) return false;
+      ++pass_;
+      chains_.clear();
+      last_position_ = 0;
+      streams_after_.clear();
+      events_done_ = false;
     }
-    // Every stream's recorded head must be where its chain ends.
+    if (event_break_) {
+      report_.first_broken = event_break_->second;
+    } else {
+      CheckBeyond(tx);
+      if (!report_.first_broken && head_break_) report_.first_broken = head_break_;
+    }
+    return true;
+  }
+
+  bool InPass(const std::string& stream_id) const {
+    return passes_ == 1 || std::hash<std::string>{}(stream_id) % passes_ == pass_;
+  }
+
+  // Takes the break just found at position `at` out of the report as a
+  // candidate; later passes need only look below it. Returns true.
+  bool EventBreak(uint64_t at) {
+    if (!event_break_ || at < event_break_->first) event_break_.emplace(at, *report_.first_broken);
+    report_.first_broken.reset();
+    stop_at_ = at - 1;
+    return true;
+  }
+
+  // One page of this pass's walk of the log; true when the pass is through.
+  bool WalkEvents(pqxx::transaction_base& tx, size_t max_events) {
+    pqxx::result page = tx.exec_prepared(kVerifyAllPage, static_cast<int64_t>(last_position_),
+                                         static_cast<int64_t>(stop_at_),
+                                         static_cast<int64_t>(max_events));
+    for (const auto& f : page) {
+      const Row r = ToRow(f);
+      if (pass_ == 0 && r.position != last_position_ + 1) {
+        // Only a recorded gap may lie between two events.
+        const pqxx::result gap =
+            tx.exec_prepared(kVerifyGap, static_cast<int64_t>(last_position_ + 1));
+        const uint64_t expected = gap.empty() ? last_position_ + 1
+                                              : gap[0][0].as<uint64_t>() + 1;
+        if (r.position < expected) {
+          Break(r.stream_id, r.version, r.position, BreakReason::kEventInserted,
+                "the event is at a position no writer used (a recorded gap)");
+          return EventBreak(r.position);
+        }
+        if (r.position != expected) {
+          MissingPosition(tx, expected);
+          return EventBreak(r.position);
+        }
+      }
+      last_position_ = r.position;
+      if (!InPass(r.stream_id)) continue;
+      auto [it, fresh] = chains_.try_emplace(r.stream_id);
+      Chain& c = it->second;
+      if (fresh) ++report_.streams_checked;
+      if (r.version != c.next_version) {
+        const bool later =
+            r.version > c.next_version &&
+            tx.exec_prepared(kVerifyLaterVersion, r.stream_id,
+                             static_cast<int64_t>(c.next_version),
+                             static_cast<int64_t>(r.position))[0][0]
+                .as<bool>();
+        if (r.version < c.next_version || later) {
+          Break(r.stream_id, r.version, r.position, BreakReason::kVersionsOutOfSequence,
+                absl::StrCat("version ", r.version, " at position ", r.position,
+                             " where version ", c.next_version, " was due"));
+        } else {
+          Break(r.stream_id, c.next_version, 0, BreakReason::kEventMissing,
+                absl::StrCat("version ", c.next_version, " is gone"));
+        }
+        return EventBreak(r.position);
+      }
+      if (!Check(tx, r, c)) return EventBreak(r.position);
+    }
+    if (page.size() == max_events && last_position_ < stop_at_) return false;
+    if (pass_ == 0 && last_position_ < stop_at_) {
+      MissingPosition(tx, last_position_ + 1);
+      return EventBreak(last_position_ + 1);
+    }
+    return true;
+  }
+
+  // One page of this pass's streams: every stream's recorded head must be
+  // where its chain ends. True when the pass is through.
+  bool WalkHeads(pqxx::transaction_base& tx, size_t max_events) {
     pqxx::result streams = tx.exec_prepared(kVerifyStreamsPage, streams_after_,
                                             static_cast<int64_t>(max_events));
     for (const auto& f : streams) {
       streams_after_ = f[0].as<std::string>();
-      if (f[3].as<uint64_t>() > until_) continue;  // Written after we started.
+      if (!InPass(streams_after_) || f[3].as<uint64_t>() > until_) continue;  // Or written since.
       const Chain& c = chains_[streams_after_];
       const uint64_t version = f[1].as<uint64_t>();
       if (version + 1 != c.next_version) {
         Break(streams_after_, c.next_version, 0, BreakReason::kEventMissing,
               absl::StrCat("the stream records version ", version, ", the log ends at ",
                            static_cast<int64_t>(c.next_version) - 1));
-        return true;
-      }
-      if (Bytes(f[2]) != c.hash) {
+      } else if (Bytes(f[2]) != c.hash) {
         Break(streams_after_, version, c.last_position, BreakReason::kReceiptChanged,
               "the stream's head hash differs from its last receipt");
-        return true;
+      } else {
+        continue;
       }
+      // The first of this pass (streams come in id order); keep the first of all.
+      if (!head_break_ || report_.first_broken->stream_id < head_break_->stream_id) {
+        head_break_ = report_.first_broken;
+      }
+      report_.first_broken.reset();
+      return true;
     }
     return streams.size() < max_events;
   }
@@ -384,11 +439,17 @@ class PgVerification final : public Verification {
   const VerifyRunner run_;
   VerifyReport report_;
   bool done_ = false;
-  Chain chain_;                                      // A stream target's.
-  std::unordered_map<std::string, Chain> chains_;    // $all: every stream's.
-  uint64_t last_position_ = 0;                       // $all: checked up to here.
+  Chain chain_;  // A stream target's.
+  // $all, see StepAll.
+  const size_t passes_;
+  size_t pass_ = 0;
+  std::unordered_map<std::string, Chain> chains_;  // This pass's streams'.
+  uint64_t last_position_ = 0;                     // This pass checked up to here.
+  uint64_t stop_at_;                               // Passes look no further than here.
   bool events_done_ = false;
   std::string streams_after_;
+  std::optional<std::pair<uint64_t, BrokenEvent>> event_break_;  // At the lowest position.
+  std::optional<BrokenEvent> head_break_;                        // Of the first stream.
 };
 
 }  // namespace
@@ -406,10 +467,12 @@ void PrepareVerifyStatements(pqxx::connection& conn) {
   conn.prepare(kVerifyLaterVersion, kVerifyLaterVersionSql);
   conn.prepare(kVerifyAudited, kVerifyAuditedSql);
   conn.prepare(kVerifyStreamsPage, kVerifyStreamsPageSql);
+  conn.prepare(kVerifyStreamCount, kVerifyStreamCountSql);
 }
 
 absl::StatusOr<std::unique_ptr<Verification>> NewVerification(pqxx::transaction_base& tx,
                                                                const std::string& stream_id,
+                                                               size_t streams_per_pass,
                                                                VerifyRunner run) {
   const pqxx::row start = tx.exec_prepared(kVerifyStart, stream_id)[0];
   uint64_t until = start[0].as<uint64_t>();
@@ -421,7 +484,14 @@ absl::StatusOr<std::unique_ptr<Verification>> NewVerification(pqxx::transaction_
     until = start[1].as<uint64_t>();
     head_hash = Bytes(start[2]);
   }
-  return std::make_unique<PgVerification>(stream_id, until, std::move(head_hash), std::move(run));
+  size_t passes = 1;
+  if (stream_id.empty()) {
+    const auto streams = tx.exec_prepared(kVerifyStreamCount)[0][0].as<uint64_t>();
+    const size_t per_pass = std::max<size_t>(1, streams_per_pass);
+    passes = std::max<size_t>(1, (streams + per_pass - 1) / per_pass);
+  }
+  return std::make_unique<PgVerification>(stream_id, until, std::move(head_hash), passes,
+                                          std::move(run));
 }
 
 }  // namespace logbook::store

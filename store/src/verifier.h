@@ -22,10 +22,13 @@ using VerifyRunner = std::function<absl::StatusOr<bool>(absl::string_view, const
 void PrepareVerifyStatements(pqxx::connection& conn);
 
 // Starts verifying `stream_id` (empty: the whole log) as of now: reads the
-// head to verify up to in `tx`. NOT_FOUND: no such stream. Later Steps read
-// through `run`, which must outlive the verification.
+// head to verify up to in `tx`. NOT_FOUND: no such stream. The whole log is
+// walked once per `streams_per_pass` streams, holding their chains in
+// memory. Later Steps read through `run`, which must outlive the
+// verification.
 absl::StatusOr<std::unique_ptr<Verification>> NewVerification(pqxx::transaction_base& tx,
                                                                const std::string& stream_id,
+                                                               size_t streams_per_pass,
                                                                VerifyRunner run);
 
 }  // namespace logbook::store

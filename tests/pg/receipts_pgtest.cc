@@ -48,6 +48,11 @@ class ReceiptsTest : public ::testing::Test {
     auto store = EventStore::Open(options);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
+    options.verify_streams_per_pass = 1;  // A pass over the log per stream.
+    options.pool_size = 2;
+    store = EventStore::Open(options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    one_stream_per_pass_ = *std::move(store);
   }
 
   // acct-1, acct-2 and acct-3, five events each, interleaved: acct-K's
@@ -65,9 +70,18 @@ class ReceiptsTest : public ::testing::Test {
   }
 
   // Runs a verification to its end in pages of 4 events: "ok N" or
-  // "reason stream@version #position".
+  // "reason stream@version #position". For $all, also checks that walking
+  // the log once per stream, each pass holding one stream's chain, finds
+  // the same.
   std::string Verify(const std::string& stream) {
-    auto v = store_->StartVerify(stream);
+    const std::string result = VerifyWith(*store_, stream);
+    if (stream.empty()) {
+      EXPECT_EQ(VerifyWith(*one_stream_per_pass_, stream), result) << "one stream per pass";
+    }
+    return result;
+  }
+  std::string VerifyWith(EventStore& store, const std::string& stream) {
+    auto v = store.StartVerify(stream);
     if (!v.ok()) return v.status().ToString();
     for (;;) {
       auto done = (*v)->Step(4);
@@ -122,6 +136,7 @@ class ReceiptsTest : public ::testing::Test {
 
   std::string dsn_;
   std::unique_ptr<EventStore> store_;
+  std::unique_ptr<EventStore> one_stream_per_pass_;
 };
 
 TEST_F(ReceiptsTest, EveryEventGetsAReceiptChainedToThePreviousOne) {
@@ -186,6 +201,15 @@ TEST_F(ReceiptsTest, ChangedDataIsNamed) {
   EXPECT_EQ(Verify("acct-1"), "ok 5");
 }
 
+// Of several broken events the one at the lowest position is named, also
+// when its stream's chain is checked in a later pass than a higher one's.
+TEST_F(ReceiptsTest, OfSeveralChangedEventsTheLowestIsNamed) {
+  Seed();
+  Tamper("UPDATE logbook.event_log SET data = '{\"n\":99}' WHERE global_position IN (5, 13)");
+  ExpectBroken("acct-2", "data_changed acct-2@1 #5");
+  EXPECT_EQ(Verify("acct-1"), "data_changed acct-1@4 #13");
+}
+
 TEST_F(ReceiptsTest, ChangedMetadataIsNamed) {
   Seed();
   Tamper("UPDATE logbook.event_log SET metadata = 'forged' WHERE global_position = 4");
@@ -221,6 +245,18 @@ TEST_F(ReceiptsTest, EventsDeletedCloseTogetherAreNamedOnlyAsFarAsTheLogTells) {
   EXPECT_EQ(SqlVerifyStream("acct-2"), "event_missing acct-2@0 #0");
   EXPECT_EQ(Verify(""), "event_missing @0 #2");
   EXPECT_EQ(SqlVerifyAll(), "event_missing @0 #2");
+}
+
+// Every stream's recorded head must be where its chain ends; with several
+// broken, the first by stream id is named (also when each stream's chain
+// is checked in a pass of its own).
+TEST_F(ReceiptsTest, AStreamHeadThatDisagreesWithItsChainIsNamed) {
+  Seed();
+  Tamper("UPDATE logbook.streams SET head_hash = sha256('x') WHERE stream_id = 'acct-3'");
+  EXPECT_EQ(Verify(""), "receipt_changed acct-3@4 #15");
+  EXPECT_EQ(Verify("acct-3"), "receipt_changed acct-3@4 #15");
+  Tamper("UPDATE logbook.streams SET version = 5 WHERE stream_id = 'acct-2'");
+  EXPECT_EQ(Verify(""), "event_missing acct-2@5 #0");
 }
 
 TEST_F(ReceiptsTest, AnEventWithoutAReceiptIsNamed) {

@@ -28,6 +28,9 @@ struct StoreOptions {
   size_t group_commit_max_appends = 500;    // Appends sharing one transaction, at most.
   size_t group_commit_max_bytes = 16 << 20; // Their data + metadata, at most.
   size_t snapshots_kept = 3;                // Newest snapshots kept per stream.
+  // Verifying $all holds this many streams' chains (about 170 bytes each)
+  // in memory at most; more streams cost one more pass over the log each.
+  size_t verify_streams_per_pass = 500000;
   Limits limits;
 };
 
