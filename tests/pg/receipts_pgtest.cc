@@ -266,6 +266,9 @@ TEST_F(ReceiptsTest, AnEventWithoutAReceiptIsNamed) {
   ExpectBroken("acct-2", "event_inserted acct-2@1 #5");
 }
 
+// Walking the stream by version, the first broken version is the one moved
+// to position 7; walking the log by position (both verify --all and
+// verify_all()), version 2 at position 4 comes before version 1 at 7.
 TEST_F(ReceiptsTest, SwappedVersionsAreNamedAsAChangedEvent) {
   Seed();
   Tamper("UPDATE logbook.event_log SET stream_version = 99 WHERE global_position = 4; "
@@ -273,6 +276,8 @@ TEST_F(ReceiptsTest, SwappedVersionsAreNamedAsAChangedEvent) {
          "UPDATE logbook.event_log SET stream_version = 2 WHERE global_position = 4");
   EXPECT_EQ(Verify("acct-1"), "event_changed acct-1@1 #7");
   EXPECT_EQ(SqlVerifyStream("acct-1"), "event_changed acct-1@1 #7");
+  EXPECT_EQ(Verify(""), "versions_out_of_sequence acct-1@2 #4");
+  EXPECT_EQ(SqlVerifyAll(), "versions_out_of_sequence acct-1@2 #4");
 }
 
 // Positions a writer took and never used (it rolled back) are recorded as a
