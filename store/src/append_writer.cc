@@ -8,6 +8,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "logbook/store/event_store.h"
 #include "pg_array.h"
 #include "receipts.h"
@@ -37,16 +38,33 @@ constexpr char kTakeTicketSql[] =
 constexpr char kAppendCached[] = "append_cached";
 constexpr char kAppendCachedSql[] =
     "SELECT stream_id, snapshot_version, first_position FROM logbook.append_cached("
-    "$1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],"
-    " $8::bigint[], $9::integer[], $10::integer[], $11::bytea, $12::bytea, $13::timestamptz,"
-    " $14::text[], $15::bigint[], $16::bigint[], $17::bytea, $18::bigint[], $19::bytea,"
-    " $20::text[])";
+    "$1::logbook.new_event[], $2::uuid[], $3::timestamptz, $4::text[], $5::bigint[],"
+    " $6::bigint[], $7::bytea, $8::bigint[], $9::bytea, $10::text[])";
 constexpr char kWriteAppends[] = "write_appends";
 constexpr char kWriteAppendsSql[] =
     "SELECT stream_id, snapshot_version FROM logbook.write_appends("
-    "$1::bigint, $2::bigint, $3::text[], $4::bigint[], $5::uuid[], $6::text[], $7::text[],"
-    " $8::text[], $9::text[], $10::bigint[], $11::integer[], $12::integer[], $13::bytea,"
-    " $14::bytea, $15::timestamptz, $16::text[], $17::bigint[], $18::bigint[], $19::bytea)";
+    "$1::bigint, $2::bigint, $3::logbook.new_event[], $4::timestamptz, $5::text[], $6::bigint[],"
+    " $7::bigint[], $8::bytea)";
+
+// The OID of logbook.new_event, which differs between databases, for each
+// connection PrepareWriteStatements prepared. Every connection is prepared
+// before it writes, so a new connection at a freed one's address replaces
+// its entry before use.
+absl::Mutex new_event_oids_mu;
+absl::flat_hash_map<const pqxx::connection_base*, uint32_t>& NewEventOids()
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(new_event_oids_mu) {
+  static auto* const oids = new absl::flat_hash_map<const pqxx::connection_base*, uint32_t>;
+  return *oids;
+}
+
+uint32_t NewEventOid(const pqxx::connection_base& conn) {
+  absl::MutexLock lock(&new_event_oids_mu);
+  const auto it = NewEventOids().find(&conn);
+  if (it == NewEventOids().end()) {
+    throw std::logic_error("append_writer: the connection was not PrepareWriteStatements()ed");
+  }
+  return it->second;
+}
 
 StreamState ParseState(const std::string& s) {
   if (s == "soft_deleted") return StreamState::kSoftDeleted;
@@ -79,17 +97,14 @@ struct StoredEvent {
   bool in_group = false;  // Accepted earlier in this group: not stored yet.
 };
 
-constexpr BinaryArray::Type kText = BinaryArray::Type::kText;
-constexpr BinaryArray::Type kInt8 = BinaryArray::Type::kInt8;
-constexpr BinaryArray::Type kInt4 = BinaryArray::Type::kInt4;
-constexpr BinaryArray::Type kUuid = BinaryArray::Type::kUuid;
+// The fields of logbook.new_event (migrations/0009).
+constexpr int kNewEventFields = 14;
 
-// The per-event columns of logbook.write_appends, accumulated over a group.
+// The accepted events of a group: their ids (PlanAppends), and the rows
+// logbook.write_appends inserts (Hash, once recorded_at is known).
 struct WriteBatch {
-  BinaryArray stream_ids{kText}, versions{kInt8}, event_ids{kUuid}, types{kText},
-      content_types{kText}, correlation_ids{kText}, causation_ids{kText},
-      schema_versions{kInt8}, data_sizes{kInt4}, metadata_sizes{kInt4};
-  std::string payload, hashes;
+  BinaryArray event_ids{BinaryArray::Type::kUuid};
+  BinaryRowArray events{0, kNewEventFields};
 };
 
 // Bytes per event in AppendInput::id_and_digests.
@@ -137,6 +152,11 @@ void PrepareWriteStatements(pqxx::connection& conn) {
   conn.prepare(kTakeTicket, kTakeTicketSql);
   conn.prepare(kWriteAppends, kWriteAppendsSql);
   conn.prepare(kAppendCached, kAppendCachedSql);
+  const auto oid = pqxx::nontransaction(conn)
+                       .exec1("SELECT 'logbook.new_event'::regtype::oid")[0]
+                       .as<uint32_t>();
+  absl::MutexLock lock(&new_event_oids_mu);
+  NewEventOids()[&conn] = oid;
 }
 
 std::vector<StreamRow> LockStreams(pqxx::transaction_base& tx,
@@ -260,18 +280,7 @@ Plan PlanAppends(const std::vector<const AppendInput*>& appends,
     for (size_t i = 0; i < n; ++i) {
       const NewEvent& e = a->events[i];
       const uint64_t version = r.first_version + i;
-      batch.stream_ids.Add(a->stream_id);
-      batch.versions.Add(static_cast<int64_t>(version));
       batch.event_ids.Add(absl::string_view(a->id_and_digests).substr(i * kIdAndDigestsBytes, 16));
-      batch.types.Add(e.type);
-      batch.content_types.Add(e.content_type);
-      batch.correlation_ids.Add(e.correlation_id);
-      batch.causation_ids.Add(e.causation_id);
-      batch.schema_versions.Add(e.schema_version);
-      batch.data_sizes.Add(static_cast<int64_t>(e.data.size()));
-      batch.metadata_sizes.Add(static_cast<int64_t>(e.metadata.size()));
-      batch.payload += e.data;
-      batch.payload += e.metadata;
       stored[e.event_id] = {a->stream_id, version, next_place, 0, true};  // Views: no copies.
       r.event_ids.push_back(e.event_id);
       ++next_place;
@@ -292,10 +301,25 @@ Plan PlanAppends(const std::vector<const AppendInput*>& appends,
 }
 
 // Hashes the receipts of the accepted events, chained from each stream's
-// head as loaded, with recorded_at `recorded_at_micros`; sets every result's
-// head hash and the written streams' new ones.
+// head as loaded, with recorded_at `recorded_at_micros`, into the rows to
+// write (of the type with OID `new_event_oid`); sets every result's head
+// hash and the written streams' new ones.
 void Hash(Plan& plan, const std::vector<const AppendInput*>& appends,
-          int64_t recorded_at_micros) {
+          int64_t recorded_at_micros, uint32_t new_event_oid) {
+  BinaryRowArray& rows = plan.batch.events;
+  rows = BinaryRowArray(new_event_oid, kNewEventFields);
+  size_t events = 0, value_bytes = 0;
+  for (size_t k = 0; k < appends.size(); ++k) {
+    if (!plan.accepted[k]) continue;
+    events += appends[k]->events.size();
+    value_bytes += appends[k]->bytes;
+    for (const NewEvent& e : appends[k]->events) {
+      value_bytes += appends[k]->stream_id.size() + e.type.size() + e.content_type.size() +
+                     e.correlation_id.size() + e.causation_id.size() + 16 + 8 + 8 +
+                     4 * kHashBytes;
+    }
+  }
+  rows.Reserve(events, value_bytes);
   std::map<std::string, std::string> heads;  // Each stream's newest hash so far.
   for (const auto& [id, row] : plan.before) heads[id] = row.exists ? row.head_hash : ZeroHash();
   for (size_t k = 0; k < appends.size(); ++k) {
@@ -309,14 +333,27 @@ void Hash(Plan& plan, const std::vector<const AppendInput*>& appends,
         const absl::string_view id_and_digests = absl::string_view(a->id_and_digests)
                                                      .substr(i * kIdAndDigestsBytes,
                                                              kIdAndDigestsBytes);
+        const uint64_t version = result->first_version + i;
         std::string hash = ReceiptHash(
-            {previous, a->stream_id, result->first_version + i, id_and_digests.substr(0, 16),
-             e.type, e.content_type, recorded_at_micros, e.schema_version, e.correlation_id,
+            {previous, a->stream_id, version, id_and_digests.substr(0, 16), e.type,
+             e.content_type, recorded_at_micros, e.schema_version, e.correlation_id,
              e.causation_id, id_and_digests.substr(16, kHashBytes),
              id_and_digests.substr(16 + kHashBytes)});
-        plan.batch.hashes += previous;
-        plan.batch.hashes += hash;
-        plan.batch.hashes.append(id_and_digests.data() + 16, id_and_digests.size() - 16);
+        rows.StartRow();
+        rows.AddText(a->stream_id);
+        rows.AddInt8(static_cast<int64_t>(version));
+        rows.AddUuid(id_and_digests.substr(0, 16));
+        rows.AddText(e.type);
+        rows.AddText(e.content_type);
+        rows.AddTextOrNull(e.correlation_id);
+        rows.AddTextOrNull(e.causation_id);
+        rows.AddInt8(e.schema_version);
+        rows.AddBytea(e.data);
+        rows.AddBytea(e.metadata);
+        rows.AddBytea(previous);
+        rows.AddBytea(hash);
+        rows.AddBytea(id_and_digests.substr(16, kHashBytes));
+        rows.AddBytea(id_and_digests.substr(16 + kHashBytes));
         previous = std::move(hash);
       }
       result->committed_at = absl::FromUnixMicros(recorded_at_micros);
@@ -392,17 +429,11 @@ void SetSnapshots(Plan& plan, const pqxx::result& rows) {
 // of `ticket` from `first_position` on.
 void Write(pqxx::transaction_base& tx, Plan& plan, int64_t ticket, uint64_t first_position,
            const std::string& recorded_at) {
-  const WriteBatch& b = plan.batch;
   const Heads h = WrittenHeads(plan);
-  const pqxx::binarystring payload(b.payload.data(), b.payload.size());
-  const pqxx::binarystring hashes(b.hashes.data(), b.hashes.size());
   const pqxx::binarystring heads(h.hashes.data(), h.hashes.size());
   SetSnapshots(plan, tx.exec_prepared(
-      kWriteAppends, ticket, static_cast<int64_t>(first_position), b.stream_ids.Param(),
-      b.versions.Param(), b.event_ids.Param(), b.types.Param(), b.content_types.Param(),
-      b.correlation_ids.Param(), b.causation_ids.Param(), b.schema_versions.Param(),
-      b.data_sizes.Param(), b.metadata_sizes.Param(), payload, hashes, recorded_at,
-      TextArray(plan.heads).Param(), Int8Array(h.versions).Param(),
+      kWriteAppends, ticket, static_cast<int64_t>(first_position), plan.batch.events.Param(),
+      recorded_at, TextArray(plan.heads).Param(), Int8Array(h.versions).Param(),
       Int8Array(h.last_events).Param(), heads));
 }
 
@@ -423,7 +454,7 @@ void FinishResults(Plan& plan) {
 GroupOutcome WriteAppends(pqxx::transaction_base& tx,
                           const std::vector<const AppendInput*>& appends) {
   std::map<std::string, StreamRow> streams;
-  BinaryArray ids(kUuid);
+  BinaryArray ids(BinaryArray::Type::kUuid);
   for (const AppendInput* a : appends) {
     streams[a->stream_id];
     for (size_t i = 0; i < a->events.size(); ++i) {
@@ -449,12 +480,12 @@ GroupOutcome WriteAppends(pqxx::transaction_base& tx,
   if (accepted > 0) {
     const pqxx::row ticket = tx.exec_prepared1(kTakeTicket, static_cast<int64_t>(accepted));
     const uint64_t first_position = ticket[1].as<uint64_t>();
-    Hash(plan, appends, ticket[2].as<int64_t>());
+    Hash(plan, appends, ticket[2].as<int64_t>(), NewEventOid(tx.conn()));
     Shift(plan, first_position);
     Write(tx, plan, ticket[0].as<int64_t>(), first_position, ticket[3].as<std::string>());
     FinishResults(plan);
   } else {
-    Hash(plan, appends, 0);  // Head hashes of the idempotent retries.
+    Hash(plan, appends, 0, 0);  // Head hashes of the idempotent retries.
   }
   return {std::move(plan.results), std::move(plan.after)};
 }
@@ -478,8 +509,8 @@ std::optional<GroupOutcome> TryWriteAppendsFromCache(
     // Conflicts are decided under the locks, against what is stored.
     if (!r.ok()) return std::nullopt;
   }
-  Hash(plan, appends, recorded_at_micros);
-  const WriteBatch& b = plan.batch;
+  Hash(plan, appends, recorded_at_micros, NewEventOid(conn));
+  WriteBatch& b = plan.batch;
   const Heads h = WrittenHeads(plan);
   std::vector<int64_t> expected_versions;
   std::vector<std::string> expected_states;
@@ -490,16 +521,11 @@ std::optional<GroupOutcome> TryWriteAppendsFromCache(
     expected_hashes += before.head_hash;
     expected_states.push_back(StateName(before.state));
   }
-  const pqxx::binarystring payload(b.payload.data(), b.payload.size());
-  const pqxx::binarystring hashes(b.hashes.data(), b.hashes.size());
   const pqxx::binarystring head_hashes(h.hashes.data(), h.hashes.size());
   const pqxx::binarystring expected(expected_hashes.data(), expected_hashes.size());
   pqxx::nontransaction tx(conn);  // Autocommit: durable when the call returns.
   const pqxx::result rows = tx.exec_prepared(
-      kAppendCached, b.stream_ids.Param(), b.versions.Param(), b.event_ids.Param(),
-      b.types.Param(), b.content_types.Param(), b.correlation_ids.Param(),
-      b.causation_ids.Param(), b.schema_versions.Param(), b.data_sizes.Param(),
-      b.metadata_sizes.Param(), payload, hashes, TimestampLiteral(recorded_at_micros),
+      kAppendCached, b.events.Param(), b.event_ids.Param(), TimestampLiteral(recorded_at_micros),
       TextArray(plan.heads).Param(), Int8Array(h.versions).Param(),
       Int8Array(h.last_events).Param(), head_hashes, Int8Array(expected_versions).Param(),
       expected, TextArray(expected_states).Param());

@@ -45,7 +45,9 @@ struct StreamRow {
   std::optional<uint64_t> snapshot_version;  // Newest snapshot's, if any.
 };
 
-// Prepares the statements below on `conn` (done on every new connection).
+// Prepares the statements below on `conn` and notes its database's OID of
+// logbook.new_event (done on every new connection, before it writes; throws
+// what libpqxx throws, also when the schema predates migration 0009).
 void PrepareWriteStatements(pqxx::connection& conn);
 
 // The rows of `stream_ids` (missing ones have exists = false), locked until

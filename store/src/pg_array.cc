@@ -14,12 +14,34 @@ namespace {
 
 // Network byte order, as the binary formats want.
 void PutInt(std::string& out, uint64_t v, int bytes) {
-  for (int shift = (bytes - 1) * 8; shift >= 0; shift -= 8) {
-    out.push_back(static_cast<char>((v >> shift) & 0xff));
-  }
+  char buf[8];
+  for (int i = 0; i < bytes; ++i) buf[i] = static_cast<char>(v >> (8 * (bytes - 1 - i)));
+  out.append(buf, bytes);
 }
 
 void PutInt32(std::string& out, uint32_t v) { PutInt(out, v, 4); }
+
+// Type OIDs of the fields BinaryRowArray writes (fixed in every database).
+constexpr uint32_t kByteaOid = 17;
+constexpr uint32_t kInt8Oid = 20;
+constexpr uint32_t kTextOid = 25;
+constexpr uint32_t kUuidOid = 2950;
+
+// The array header array_recv reads: dimensions (none for an empty array), a
+// flags word it only checks for 0 or 1, the element type; then each
+// dimension's length and lower bound.
+std::string ArrayHeader(uint32_t element_oid, size_t elements, size_t reserve) {
+  std::string out;
+  out.reserve(20 + reserve);
+  PutInt32(out, elements > 0 ? 1 : 0);
+  PutInt32(out, 0);
+  PutInt32(out, element_oid);
+  if (elements > 0) {
+    PutInt32(out, static_cast<uint32_t>(elements));
+    PutInt32(out, 1);
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -65,20 +87,81 @@ void BinaryArray::AddNull() {
 }
 
 pqxx::binarystring BinaryArray::Param() const {
-  // Dimensions (none for an empty array), a flags word array_recv only
-  // checks for 0 or 1, the element type; then each dimension's length and
-  // lower bound.
-  std::string out;
-  out.reserve(20 + elements_.size());
-  PutInt32(out, size_ > 0 ? 1 : 0);
-  PutInt32(out, 0);
-  PutInt32(out, static_cast<uint32_t>(type_));
-  if (size_ > 0) {
-    PutInt32(out, static_cast<uint32_t>(size_));
-    PutInt32(out, 1);
-  }
+  std::string out = ArrayHeader(static_cast<uint32_t>(type_), size_, elements_.size());
   out += elements_;
   return pqxx::binarystring(out);
+}
+
+// The largest array header (one dimension), which BinaryRowArray leaves
+// room for; an empty array's header has no dimension and is 8 bytes shorter.
+constexpr size_t kArrayHeaderBytes = 20;
+
+BinaryRowArray::BinaryRowArray(uint32_t type_oid, int fields)
+    : type_oid_(type_oid), fields_(fields), out_(kArrayHeaderBytes, '\0') {}
+
+void BinaryRowArray::Reserve(size_t rows, size_t value_bytes) {
+  out_.reserve(out_.size() + rows * (8 + 8 * static_cast<size_t>(fields_)) + value_bytes);
+}
+
+void BinaryRowArray::StartRow() {
+  FinishRow();
+  row_start_ = out_.size();
+  PutInt32(out_, 0);  // The row's length, set by FinishRow.
+  PutInt32(out_, static_cast<uint32_t>(fields_));
+  row_fields_ = 0;
+  ++rows_;
+}
+
+void BinaryRowArray::FinishRow() {
+  if (rows_ == 0) return;
+  if (row_fields_ != fields_) {
+    throw std::logic_error(absl::StrCat("BinaryRowArray: a row has ", row_fields_,
+                                        " fields, not ", fields_));
+  }
+  const auto length = static_cast<uint32_t>(out_.size() - row_start_ - 4);
+  for (int i = 0; i < 4; ++i) out_[row_start_ + i] = static_cast<char>(length >> (8 * (3 - i)));
+}
+
+void BinaryRowArray::AddField(uint32_t oid, absl::string_view bytes) {
+  if (rows_ == 0) throw std::logic_error("BinaryRowArray: a field before StartRow()");
+  PutInt(out_, (uint64_t{oid} << 32) | bytes.size(), 8);  // Type OID, length.
+  out_.append(bytes.data(), bytes.size());
+  ++row_fields_;
+}
+
+void BinaryRowArray::AddNull(uint32_t oid) {
+  if (rows_ == 0) throw std::logic_error("BinaryRowArray: a field before StartRow()");
+  PutInt(out_, (uint64_t{oid} << 32) | 0xffffffff, 8);  // Length -1.
+  ++row_fields_;
+}
+
+void BinaryRowArray::AddText(absl::string_view text) { AddField(kTextOid, text); }
+
+void BinaryRowArray::AddTextOrNull(absl::string_view text) {
+  if (text.empty()) return AddNull(kTextOid);
+  AddField(kTextOid, text);
+}
+
+void BinaryRowArray::AddBytea(absl::string_view bytes) { AddField(kByteaOid, bytes); }
+
+void BinaryRowArray::AddUuid(absl::string_view bytes) {
+  if (bytes.size() != 16) throw std::logic_error("BinaryRowArray: a uuid is 16 bytes");
+  AddField(kUuidOid, bytes);
+}
+
+void BinaryRowArray::AddInt8(std::optional<int64_t> value) {
+  if (!value) return AddNull(kInt8Oid);
+  char buf[8];
+  for (int i = 0; i < 8; ++i) buf[i] = static_cast<char>(static_cast<uint64_t>(*value) >> (56 - 8 * i));
+  AddField(kInt8Oid, absl::string_view(buf, 8));
+}
+
+pqxx::binarystring BinaryRowArray::Param() {
+  FinishRow();
+  const std::string header = ArrayHeader(type_oid_, rows_, 0);
+  const size_t skip = kArrayHeaderBytes - header.size();  // 8 for an empty array.
+  out_.replace(skip, header.size(), header);
+  return pqxx::binarystring(out_.data() + skip, out_.size() - skip);
 }
 
 BinaryArray TextArray(const std::vector<std::string>& values) {

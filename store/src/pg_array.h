@@ -47,6 +47,45 @@ class BinaryArray {
   std::string elements_;  // Each: a 4-byte length (-1 for NULL), then the bytes.
 };
 
+// A one-dimensional array of a composite type's rows in binary format, the
+// one array_recv reads with record_recv for each row: every row has the
+// type's fields in its column order, each tagged with its column's type OID,
+// which record_recv checks. `type_oid` is the composite type's OID in the
+// database (it differs between databases). A row with the wrong number of
+// fields throws std::logic_error. Not thread-safe; cheap to move.
+class BinaryRowArray {
+ public:
+  BinaryRowArray(uint32_t type_oid, int fields);
+
+  // Makes room for `rows` more rows whose field values take `value_bytes`
+  // (saves regrowing).
+  void Reserve(size_t rows, size_t value_bytes);
+  // Starts the next row; its fields follow.
+  void StartRow();
+  void AddText(absl::string_view text);
+  void AddTextOrNull(absl::string_view text);  // NULL when empty.
+  void AddBytea(absl::string_view bytes);
+  void AddUuid(absl::string_view bytes);  // 16 bytes, else std::logic_error.
+  void AddInt8(std::optional<int64_t> value);  // NULL when unset.
+
+  size_t size() const { return rows_; }
+  // The array as a binary parameter.
+  pqxx::binarystring Param();
+
+ private:
+  void AddField(uint32_t oid, absl::string_view bytes);
+  void AddNull(uint32_t oid);
+  void FinishRow();
+
+  uint32_t type_oid_;
+  int fields_;
+  size_t rows_ = 0;
+  size_t row_start_ = 0;  // Offset of the last row's length word.
+  int row_fields_ = 0;    // Fields of the last row so far.
+  // Room for the array header, then each row: a 4-byte length, the row.
+  std::string out_;
+};
+
 // Arrays of these values.
 BinaryArray TextArray(const std::vector<std::string>& values);
 BinaryArray Int8Array(const std::vector<int64_t>& values);

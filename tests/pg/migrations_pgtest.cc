@@ -327,7 +327,7 @@ TEST(Migrations, ReceiptsMoveIntoTheEventLogOnlyFromAnIntactLog) {
             "");
   auto applied = MigrateUp(dsn, EmbeddedMigrations());
   ASSERT_TRUE(applied.ok()) << applied.status();
-  EXPECT_EQ(QueryValue(dsn, "SELECT max(version) FROM logbook.schema_migrations"), "8");
+  EXPECT_EQ(QueryValue(dsn, "SELECT max(version) FROM logbook.schema_migrations"), "9");
   EXPECT_EQ(QueryValue(dsn, "SELECT (previous_hash, hash, data_digest, metadata_digest) = "
                             "(sha256('p'), sha256('h'), sha256('d'), sha256('m')) AND "
                             "algorithm = 'sha256' FROM logbook.receipts"),

@@ -88,6 +88,46 @@ TEST(BinaryArrays, ArrayRecvFormat) {
                 std::string(16, '\x7f') + std::string(4, '\xff'));
 }
 
+TEST(BinaryArrays, RowArrayRecordRecvFormat) {
+  // The array header with the composite type's OID; each row is its length,
+  // its field count, then each field's type OID, length (-1: NULL), bytes.
+  store::BinaryRowArray rows(0x4001, 4);
+  EXPECT_EQ(rows.Param().str(), std::string("\0\0\0\0\0\0\0\0\0\0\x40\x01", 12));
+  rows.StartRow();
+  rows.AddText("ab");
+  rows.AddTextOrNull("");
+  rows.AddInt8(258);
+  rows.AddBytea(std::string("\0\xff", 2));
+  rows.StartRow();
+  rows.AddTextOrNull("c");
+  rows.AddInt8(std::nullopt);
+  rows.AddUuid(std::string(16, '\x7f'));
+  rows.AddBytea("");
+  EXPECT_EQ(rows.size(), 2u);
+  const std::string header("\0\0\0\1\0\0\0\0\0\0\x40\x01\0\0\0\2\0\0\0\1", 20);
+  const std::string first("\0\0\0\x30\0\0\0\4"
+                          "\0\0\0\x19\0\0\0\2ab"
+                          "\0\0\0\x19\xff\xff\xff\xff"
+                          "\0\0\0\x14\0\0\0\x08\0\0\0\0\0\0\1\2"
+                          "\0\0\0\x11\0\0\0\2\0\xff", 52);
+  const std::string second = std::string("\0\0\0\x35\0\0\0\4"
+                                         "\0\0\0\x19\0\0\0\1c"
+                                         "\0\0\0\x14\xff\xff\xff\xff"
+                                         "\0\0\x0b\x86\0\0\0\x10", 33) +
+                             std::string(16, '\x7f') + std::string("\0\0\0\x11\0\0\0\0", 8);
+  EXPECT_EQ(rows.Param().str(), header + first + second);
+}
+
+TEST(BinaryArrays, RowArrayRejectsMalformedRows) {
+  store::BinaryRowArray rows(0x4001, 2);
+  EXPECT_THROW(rows.AddText("before any row"), std::logic_error);
+  rows.StartRow();
+  EXPECT_THROW(rows.AddUuid("0123456789abcdef0"), std::logic_error);
+  rows.AddText("one field of two");
+  EXPECT_THROW(rows.StartRow(), std::logic_error);
+  EXPECT_THROW(rows.Param(), std::logic_error);
+}
+
 TEST(BinaryArrays, RejectWhatTheServerWouldMisread) {
   store::BinaryArray sizes(store::BinaryArray::Type::kInt4);
   EXPECT_THROW(sizes.Add(int64_t{1} << 31), std::out_of_range);
