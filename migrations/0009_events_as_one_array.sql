@@ -10,6 +10,13 @@
 -- does. logbookd sends the array in binary format, so nothing is parsed as
 -- text. Behaviour is unchanged; the functions' other arguments are as in
 -- 0005-0007.
+--
+-- write_appends and lock_streams also keep one generic plan per statement
+-- (plan_cache_mode = force_generic_plan). With their array arguments'
+-- lengths known, PostgreSQL judged a fresh plan cheaper on every call and
+-- planned the snapshot look-up and the stream locks anew each time: 0.2 ms
+-- a group, against 0.04 ms more executing the generic plans. Both probe
+-- unique indexes one key at a time (0006), the best plan at any table size.
 
 -- One event to write. A NULL correlation or causation id is unset.
 CREATE TYPE logbook.new_event AS (
@@ -44,7 +51,9 @@ CREATE FUNCTION logbook.write_appends(
   p_recorded_at timestamptz,
   p_heads text[], p_head_versions bigint[], p_head_last_events bigint[], p_head_hashes bytea)
 RETURNS TABLE (stream_id text, snapshot_version bigint)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+AS $$
 DECLARE
   v_base bigint := p_first_position - 1;
 BEGIN
@@ -119,6 +128,8 @@ BEGIN
                                  p_head_hashes) w;
 END;
 $$;
+
+ALTER FUNCTION logbook.lock_streams(text[]) SET plan_cache_mode = force_generic_plan;
 
 GRANT EXECUTE ON FUNCTION
   logbook.write_appends(bigint, bigint, logbook.new_event[], timestamptz, text[], bigint[],
