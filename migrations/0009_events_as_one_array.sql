@@ -92,10 +92,16 @@ BEGIN
 END;
 $$;
 
--- As in 0006. p_event_ids are p_events' ids, in the same order (the check
--- that none is stored reads them without unnesting every event's data).
+-- As in 0006, except that only the first event id of each append is looked
+-- up (p_first_event_ids): an idempotent retry resends all of an append's
+-- ids, so its first is stored, and the call returns nothing, as before. Any
+-- other stored id (reused by a client for a new event, or stored by a
+-- concurrent writer) fails the INSERT on the unique index; logbookd then
+-- runs each append of the group alone through load_for_append, which names
+-- the id. The positions taken become a recorded gap. Looking up every id
+-- cost 1.5 µs per event.
 CREATE FUNCTION logbook.append_cached(
-  p_events logbook.new_event[], p_event_ids uuid[], p_recorded_at timestamptz,
+  p_events logbook.new_event[], p_first_event_ids uuid[], p_recorded_at timestamptz,
   p_heads text[], p_head_versions bigint[], p_head_last_events bigint[], p_head_hashes bytea,
   p_expected_versions bigint[], p_expected_hashes bytea, p_expected_states text[])
 RETURNS TABLE (stream_id text, snapshot_version bigint, first_position bigint)
@@ -112,7 +118,7 @@ BEGIN
         WHERE s.version IS NULL OR s.version <> x.version OR s.state <> x.state
               OR s.head_hash IS DISTINCT FROM
                  substring(p_expected_hashes FROM (x.ord::integer - 1) * 32 + 1 FOR 32))
-     OR EXISTS (SELECT FROM unnest(p_event_ids) AS x(id)
+     OR EXISTS (SELECT FROM unnest(p_first_event_ids) AS x(id)
                   CROSS JOIN LATERAL (SELECT FROM logbook.event_log e
                                        WHERE e.event_id = x.id OFFSET 0) stored) THEN
     RETURN;

@@ -100,10 +100,12 @@ struct StoredEvent {
 // The fields of logbook.new_event (migrations/0009).
 constexpr int kNewEventFields = 14;
 
-// The accepted events of a group: their ids (PlanAppends), and the rows
-// logbook.write_appends inserts (Hash, once recorded_at is known).
+// The accepted events of a group: how many, each accepted append's first
+// event id (PlanAppends), and the rows logbook.write_appends inserts (Hash,
+// once recorded_at is known).
 struct WriteBatch {
-  BinaryArray event_ids{BinaryArray::Type::kUuid};
+  size_t size = 0;
+  BinaryArray first_event_ids{BinaryArray::Type::kUuid};
   BinaryRowArray events{0, kNewEventFields};
 };
 
@@ -276,11 +278,11 @@ Plan PlanAppends(const std::vector<const AppendInput*>& appends,
     AppendResult r;
     r.first_version = s.exists ? s.version + 1 : 0;
     r.first_position = next_place;
-    WriteBatch& batch = plan.batch;
+    plan.batch.size += n;
+    plan.batch.first_event_ids.Add(absl::string_view(a->id_and_digests).substr(0, 16));
     for (size_t i = 0; i < n; ++i) {
       const NewEvent& e = a->events[i];
       const uint64_t version = r.first_version + i;
-      batch.event_ids.Add(absl::string_view(a->id_and_digests).substr(i * kIdAndDigestsBytes, 16));
       stored[e.event_id] = {a->stream_id, version, next_place, 0, true};  // Views: no copies.
       r.event_ids.push_back(e.event_id);
       ++next_place;
@@ -476,7 +478,7 @@ GroupOutcome WriteAppends(pqxx::transaction_base& tx,
     }
   }
   Plan plan = PlanAppends(appends, std::move(streams), std::move(stored));
-  const size_t accepted = plan.batch.event_ids.size();
+  const size_t accepted = plan.batch.size;
   if (accepted > 0) {
     const pqxx::row ticket = tx.exec_prepared1(kTakeTicket, static_cast<int64_t>(accepted));
     const uint64_t first_position = ticket[1].as<uint64_t>();
@@ -525,7 +527,7 @@ std::optional<GroupOutcome> TryWriteAppendsFromCache(
   const pqxx::binarystring expected(expected_hashes.data(), expected_hashes.size());
   pqxx::nontransaction tx(conn);  // Autocommit: durable when the call returns.
   const pqxx::result rows = tx.exec_prepared(
-      kAppendCached, b.events.Param(), b.event_ids.Param(), TimestampLiteral(recorded_at_micros),
+      kAppendCached, b.events.Param(), b.first_event_ids.Param(), TimestampLiteral(recorded_at_micros),
       TextArray(plan.heads).Param(), Int8Array(h.versions).Param(),
       Int8Array(h.last_events).Param(), head_hashes, Int8Array(expected_versions).Param(),
       expected, TextArray(expected_states).Param());

@@ -368,6 +368,23 @@ TEST_F(StoreTest, IdempotentRetryAndEventIdReuse) {
                 .code(),
             absl::StatusCode::kAlreadyExists);  // Stored, but not where this append puts them.
   EXPECT_EQ(Rows(), "4/2");
+  // In one call, logbookd checks only each append's first event id against
+  // the stored ones (migrations/0009): the reused id3 after a new id failed
+  // the INSERT, after positions 5 and 6 were taken. They are a recorded gap.
+  auto next = store_->Append("order-7", ExpectedVersion::Exact(2), {Json("D", "{}")});
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(next->first_position, 7u);
+  EXPECT_EQ(QueryValue(dsn_, "SELECT string_agg(first_position || '-' || last_position, ',')"
+                             " FROM logbook.position_gaps"),
+            "5-6");
+  auto verification = store_->StartVerify("");
+  ASSERT_TRUE(verification.ok()) << verification.status();
+  absl::StatusOr<bool> finished;
+  while ((finished = (*verification)->Step(1000)).ok() && !*finished) {
+  }
+  ASSERT_TRUE(finished.ok()) << finished.status();
+  EXPECT_FALSE((*verification)->report().first_broken.has_value());
+  EXPECT_EQ((*verification)->report().events_checked, 5u);
 }
 
 // Concurrent retries of one append, which the group committer puts into one
