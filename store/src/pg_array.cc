@@ -2,6 +2,8 @@
 
 #include <pqxx/binarystring>
 
+#include <algorithm>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 
@@ -20,6 +22,12 @@ void PutInt(std::string& out, uint64_t v, int bytes) {
 }
 
 void PutInt32(std::string& out, uint32_t v) { PutInt(out, v, 4); }
+
+// Writes `v` at `at` as 8 bytes, most significant first.
+void StoreBigEndian(char* at, uint64_t v) {
+  v = __builtin_bswap64(v);
+  std::memcpy(at, &v, 8);
+}
 
 // Type OIDs of the fields BinaryRowArray writes (fixed in every database).
 constexpr uint32_t kByteaOid = 17;
@@ -97,17 +105,24 @@ pqxx::binarystring BinaryArray::Param() const {
 constexpr size_t kArrayHeaderBytes = 20;
 
 BinaryRowArray::BinaryRowArray(uint32_t type_oid, int fields)
-    : type_oid_(type_oid), fields_(fields), out_(kArrayHeaderBytes, '\0') {}
+    : type_oid_(type_oid), fields_(fields), out_(kArrayHeaderBytes, '\0'), used_(kArrayHeaderBytes) {}
 
 void BinaryRowArray::Reserve(size_t rows, size_t value_bytes) {
-  out_.reserve(out_.size() + rows * (8 + 8 * static_cast<size_t>(fields_)) + value_bytes);
+  const size_t needed = used_ + rows * (8 + 8 * static_cast<size_t>(fields_)) + value_bytes;
+  if (needed > out_.size()) out_.resize(needed);
+}
+
+char* BinaryRowArray::Append(size_t bytes) {
+  if (used_ + bytes > out_.size()) out_.resize(std::max(2 * out_.size(), used_ + bytes));
+  char* at = &out_[used_];
+  used_ += bytes;
+  return at;
 }
 
 void BinaryRowArray::StartRow() {
   FinishRow();
-  row_start_ = out_.size();
-  PutInt32(out_, 0);  // The row's length, set by FinishRow.
-  PutInt32(out_, static_cast<uint32_t>(fields_));
+  row_start_ = used_;
+  StoreBigEndian(Append(8), static_cast<uint32_t>(fields_));  // Length (FinishRow), fields.
   row_fields_ = 0;
   ++rows_;
 }
@@ -118,20 +133,21 @@ void BinaryRowArray::FinishRow() {
     throw std::logic_error(absl::StrCat("BinaryRowArray: a row has ", row_fields_,
                                         " fields, not ", fields_));
   }
-  const auto length = static_cast<uint32_t>(out_.size() - row_start_ - 4);
-  for (int i = 0; i < 4; ++i) out_[row_start_ + i] = static_cast<char>(length >> (8 * (3 - i)));
+  StoreBigEndian(&out_[row_start_], uint64_t{used_ - row_start_ - 4} << 32 |
+                                         static_cast<uint32_t>(fields_));
 }
 
 void BinaryRowArray::AddField(uint32_t oid, absl::string_view bytes) {
   if (rows_ == 0) throw std::logic_error("BinaryRowArray: a field before StartRow()");
-  PutInt(out_, (uint64_t{oid} << 32) | bytes.size(), 8);  // Type OID, length.
-  out_.append(bytes.data(), bytes.size());
+  char* at = Append(8 + bytes.size());
+  StoreBigEndian(at, uint64_t{oid} << 32 | bytes.size());  // Type OID, length.
+  if (!bytes.empty()) std::memcpy(at + 8, bytes.data(), bytes.size());
   ++row_fields_;
 }
 
 void BinaryRowArray::AddNull(uint32_t oid) {
   if (rows_ == 0) throw std::logic_error("BinaryRowArray: a field before StartRow()");
-  PutInt(out_, (uint64_t{oid} << 32) | 0xffffffff, 8);  // Length -1.
+  StoreBigEndian(Append(8), uint64_t{oid} << 32 | 0xffffffff);  // Length -1.
   ++row_fields_;
 }
 
@@ -152,7 +168,7 @@ void BinaryRowArray::AddUuid(absl::string_view bytes) {
 void BinaryRowArray::AddInt8(std::optional<int64_t> value) {
   if (!value) return AddNull(kInt8Oid);
   char buf[8];
-  for (int i = 0; i < 8; ++i) buf[i] = static_cast<char>(static_cast<uint64_t>(*value) >> (56 - 8 * i));
+  StoreBigEndian(buf, static_cast<uint64_t>(*value));
   AddField(kInt8Oid, absl::string_view(buf, 8));
 }
 
@@ -161,7 +177,7 @@ pqxx::binarystring BinaryRowArray::Param() {
   const std::string header = ArrayHeader(type_oid_, rows_, 0);
   const size_t skip = kArrayHeaderBytes - header.size();  // 8 for an empty array.
   out_.replace(skip, header.size(), header);
-  return pqxx::binarystring(out_.data() + skip, out_.size() - skip);
+  return pqxx::binarystring(out_.data() + skip, used_ - skip);
 }
 
 BinaryArray TextArray(const std::vector<std::string>& values) {

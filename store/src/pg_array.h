@@ -73,6 +73,8 @@ class BinaryRowArray {
   pqxx::binarystring Param();
 
  private:
+  // The next `bytes` bytes of the output, to be written.
+  char* Append(size_t bytes);
   void AddField(uint32_t oid, absl::string_view bytes);
   void AddNull(uint32_t oid);
   void FinishRow();
@@ -82,8 +84,10 @@ class BinaryRowArray {
   size_t rows_ = 0;
   size_t row_start_ = 0;  // Offset of the last row's length word.
   int row_fields_ = 0;    // Fields of the last row so far.
-  // Room for the array header, then each row: a 4-byte length, the row.
+  // Room for the array header, then each row: a 4-byte length, the row;
+  // the first used_ bytes are written.
   std::string out_;
+  size_t used_;
 };
 
 // Arrays of these values.

@@ -74,16 +74,27 @@ std::string ReceiptHash(const ReceiptInput& in) {
 }
 
 std::string UuidBytes(absl::string_view text) {
-  std::string hex;
-  hex.reserve(32);
-  for (char c : text) {
-    if (c != '-') hex.push_back(c);
+  // 8-4-4-4-12 hex digits.
+  if (text.size() != 36 || text[8] != '-' || text[13] != '-' || text[18] != '-' ||
+      text[23] != '-') {
+    return "";
   }
-  if (hex.size() != 32 || text.size() != 36) return "";
-  for (char c : hex) {
-    if (!absl::ascii_isxdigit(static_cast<unsigned char>(c))) return "";
+  const auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string bytes(16, '\0');
+  size_t i = 0;
+  for (char& byte : bytes) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) ++i;
+    const int high = nibble(text[i]), low = nibble(text[i + 1]);
+    if (high < 0 || low < 0) return "";
+    byte = static_cast<char>(high << 4 | low);
+    i += 2;
   }
-  return absl::HexStringToBytes(hex);
+  return bytes;
 }
 
 std::string Hex(absl::string_view bytes) { return absl::BytesToHexString(bytes); }

@@ -37,5 +37,18 @@ TEST(Sha256, SameDigestAgainAndOnEveryThread) {
   for (const std::string& g : got) EXPECT_EQ(g, abc);
 }
 
+TEST(UuidBytes, ParsesTheCanonicalFormOnly) {
+  EXPECT_EQ(UuidBytes("0f8fad5b-d9cb-469f-a165-70867728950e"),
+            std::string("\x0f\x8f\xad\x5b\xd9\xcb\x46\x9f\xa1\x65\x70\x86\x77\x28\x95\x0e",
+                        16));
+  EXPECT_EQ(UuidBytes("0F8FAD5B-D9CB-469F-A165-70867728950E"),
+            UuidBytes("0f8fad5b-d9cb-469f-a165-70867728950e"));
+  EXPECT_EQ(UuidBytes("0f8fad5b-d9cb-469f-a165-70867728950"), "");     // 35 characters.
+  EXPECT_EQ(UuidBytes("0f8fad5bd-9cb-469f-a165-70867728950e"), "");    // A dash moved.
+  EXPECT_EQ(UuidBytes("0f8fad5b-d9cb-469f-a165-70867728950g"), "");    // Not hex.
+  EXPECT_EQ(UuidBytes("0f8fad5b-d9cb-469f-a165-7086772895-e"), "");    // A dash for a digit.
+  EXPECT_EQ(UuidBytes(""), "");
+}
+
 }  // namespace
 }  // namespace logbook::store
