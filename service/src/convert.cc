@@ -154,14 +154,15 @@ void ToProto(absl::Time time, google::protobuf::Timestamp& out) {
   out.set_nanos(static_cast<int32_t>(rest * 1000));
 }
 
-void ToProto(const store::AppendResult& result, v1::AppendResponse& out) {
+void ToProto(store::AppendResult&& result, v1::AppendResponse& out) {
   out.set_first_version(result.first_version);
   out.set_last_version(result.last_version);
   out.set_first_position(result.first_position);
   out.set_last_position(result.last_position);
   ToProto(result.committed_at, *out.mutable_committed_at());
-  for (const std::string& id : result.event_ids) out.add_event_ids(id);
-  out.set_head_hash(result.head_hash);
+  out.mutable_event_ids()->Reserve(static_cast<int>(result.event_ids.size()));
+  for (std::string& id : result.event_ids) out.add_event_ids(std::move(id));
+  out.set_head_hash(std::move(result.head_hash));
   out.set_events_since_snapshot(result.events_since_snapshot);
 }
 

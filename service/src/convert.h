@@ -41,7 +41,7 @@ absl::StatusOr<store::ReadAllQuery> FromProto(const v1::ReadAllRequest& request)
 store::Snapshot FromProto(const v1::SaveSnapshotRequest& request);
 store::SnapshotQuery FromProto(const v1::LoadSnapshotRequest& request);
 
-void ToProto(const store::AppendResult& result, v1::AppendResponse& out);
+void ToProto(store::AppendResult&& result, v1::AppendResponse& out);  // Moves the ids.
 void ToProto(const store::RecordedEvent& event, v1::RecordedEvent& out);
 void ToProto(const store::StreamInfo& info, v1::StreamInfo& out);
 void ToProto(absl::Time time, google::protobuf::Timestamp& out);

@@ -260,7 +260,7 @@ grpc::ServerUnaryReactor* EventStoreService::Append(grpc::CallbackServerContext*
             // Wake this instance's subscriptions now; other instances hear
             // of it through NOTIFY.
             hub_.OnHead(result->last_position);
-            ToProto(*result, *response);
+            ToProto(*std::move(result), *response);
           } else {
             AddStatusTrailers(result.status(), *context);
           }

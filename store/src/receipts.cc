@@ -10,10 +10,11 @@
 namespace logbook::store {
 namespace {
 
+// Most significant byte first.
 void PutInt(std::string& out, uint64_t v, int bytes) {
-  for (int shift = (bytes - 1) * 8; shift >= 0; shift -= 8) {
-    out.push_back(static_cast<char>((v >> shift) & 0xff));
-  }
+  char buf[8];
+  for (int i = 0; i < bytes; ++i) buf[i] = static_cast<char>(v >> (8 * (bytes - 1 - i)));
+  out.append(buf, bytes);
 }
 
 void PutText(std::string& out, absl::string_view text) {
