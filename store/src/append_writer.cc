@@ -2,6 +2,7 @@
 
 #include <pqxx/pqxx>
 
+#include <algorithm>
 #include <map>
 #include <unordered_map>
 
@@ -9,6 +10,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "logbook/store/event_store.h"
 #include "pg_array.h"
 #include "receipts.h"
@@ -37,7 +39,8 @@ constexpr char kTakeTicketSql[] =
     " FROM logbook.take_ticket($1::integer, NULL)";
 constexpr char kAppendCached[] = "append_cached";
 constexpr char kAppendCachedSql[] =
-    "SELECT stream_id, snapshot_version, first_position FROM logbook.append_cached("
+    "SELECT stream_id, snapshot_version, first_position, later_recorded_at_micros"
+    " FROM logbook.append_cached("
     "$1::logbook.new_event[], $2::uuid[], $3::timestamptz, $4::text[], $5::bigint[],"
     " $6::bigint[], $7::bytea, $8::bigint[], $9::bytea, $10::text[])";
 constexpr char kWriteAppends[] = "write_appends";
@@ -108,6 +111,10 @@ struct WriteBatch {
   BinaryArray first_event_ids{BinaryArray::Type::kUuid};
   BinaryRowArray events{0, kNewEventFields};
 };
+
+// Calls of logbook.append_cached for one group whose recorded_at a
+// concurrent writer's ticket passed, before it goes the locked way.
+constexpr int kClockRetries = 3;
 
 // Bytes per event in AppendInput::id_and_digests.
 constexpr size_t kIdAndDigestsBytes = 16 + 2 * kHashBytes;
@@ -511,9 +518,6 @@ std::optional<GroupOutcome> TryWriteAppendsFromCache(
     // Conflicts are decided under the locks, against what is stored.
     if (!r.ok()) return std::nullopt;
   }
-  Hash(plan, appends, recorded_at_micros, NewEventOid(conn));
-  WriteBatch& b = plan.batch;
-  const Heads h = WrittenHeads(plan);
   std::vector<int64_t> expected_versions;
   std::vector<std::string> expected_states;
   std::string expected_hashes;
@@ -523,19 +527,32 @@ std::optional<GroupOutcome> TryWriteAppendsFromCache(
     expected_hashes += before.head_hash;
     expected_states.push_back(StateName(before.state));
   }
-  const pqxx::binarystring head_hashes(h.hashes.data(), h.hashes.size());
   const pqxx::binarystring expected(expected_hashes.data(), expected_hashes.size());
   pqxx::nontransaction tx(conn);  // Autocommit: durable when the call returns.
-  const pqxx::result rows = tx.exec_prepared(
-      kAppendCached, b.events.Param(), b.first_event_ids.Param(), TimestampLiteral(recorded_at_micros),
-      TextArray(plan.heads).Param(), Int8Array(h.versions).Param(),
-      Int8Array(h.last_events).Param(), head_hashes, Int8Array(expected_versions).Param(),
-      expected, TextArray(expected_states).Param());
-  if (rows.empty()) return std::nullopt;
-  Shift(plan, rows[0][2].as<uint64_t>());
-  SetSnapshots(plan, rows);
-  FinishResults(plan);
-  return GroupOutcome{std::move(plan.results), std::move(plan.after)};
+  // Concurrent writers reach take_ticket in another order than they read the
+  // clock: a group whose recorded_at another ticket has passed is hashed
+  // again at that ticket's.
+  for (int attempt = 0; attempt < kClockRetries; ++attempt) {
+    Hash(plan, appends, recorded_at_micros, NewEventOid(conn));
+    const Heads h = WrittenHeads(plan);
+    const pqxx::binarystring head_hashes(h.hashes.data(), h.hashes.size());
+    const pqxx::result rows = tx.exec_prepared(
+        kAppendCached, plan.batch.events.Param(), plan.batch.first_event_ids.Param(),
+        TimestampLiteral(recorded_at_micros), TextArray(plan.heads).Param(),
+        Int8Array(h.versions).Param(), Int8Array(h.last_events).Param(), head_hashes,
+        Int8Array(expected_versions).Param(), expected, TextArray(expected_states).Param());
+    if (rows.empty()) return std::nullopt;
+    if (rows[0][0].is_null()) {
+      recorded_at_micros =
+          std::max(rows[0][3].as<int64_t>(), absl::ToUnixMicros(absl::Now()));
+      continue;
+    }
+    Shift(plan, rows[0][2].as<uint64_t>());
+    SetSnapshots(plan, rows);
+    FinishResults(plan);
+    return GroupOutcome{std::move(plan.results), std::move(plan.after)};
+  }
+  return std::nullopt;
 }
 
 }  // namespace logbook::store

@@ -97,8 +97,9 @@ struct HeadCache {
 // stream of the group, as HeadCache knows it) with recorded_at
 // `recorded_at_micros`, when every append would be accepted. Returns nullopt,
 // having written nothing, when one would not, or the database has moved on
-// (another writer, a deletion, an append's first event id stored, a later
-// recorded_at): then use WriteAppends. Throws what libpqxx throws, also
+// (another writer, a deletion, an append's first event id stored; a
+// recorded_at that another ticket passed, after calling again at that
+// ticket's, kClockRetries times in all): then use WriteAppends. Throws what libpqxx throws, also
 // pqxx::unique_violation when another of the event ids is stored (the group
 // then wrote nothing and left its positions a gap; run each append alone
 // with WriteAppends, which names the id).

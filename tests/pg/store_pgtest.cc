@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "absl/synchronization/barrier.h"
+#include "absl/time/clock.h"
 #include "logbook/store/event_store.h"
 #include "logbook/store/uuid.h"
 #include "test_env.h"
@@ -234,6 +235,28 @@ TEST_F(StoreTest, TicketsNeverGoBackInTime) {
   EXPECT_EQ(second->first_position, 2u);
   EXPECT_GE(second->committed_at, first->committed_at);
   EXPECT_EQ(QueryValue(dsn_, "SELECT count(*) FROM logbook.position_gaps"), "0");
+}
+
+// Another writer (say a second logbookd whose clock is ahead) took a ticket
+// with a later recorded_at than this process's clock reads: the next append,
+// which logbookd hashes with its own clock first, is stored at that later
+// time, so recorded_at never goes back along the log.
+TEST_F(StoreTest, AnAppendBehindAnotherTicketsClockIsStoredAtThatTime) {
+  ASSERT_TRUE(store_->Append("clock-1", ExpectedVersion::Any(), {Json("A")}).ok());
+  const int64_t later = absl::ToUnixMicros(absl::Now()) + 10'000'000;
+  QueryValue(dsn_, "SELECT setval('logbook.recorded_at_micros', " + std::to_string(later) + ")");
+  auto behind = store_->Append("clock-1", ExpectedVersion::Exact(0), {Json("B")});
+  ASSERT_TRUE(behind.ok()) << behind.status();
+  EXPECT_EQ(absl::ToUnixMicros(behind->committed_at), later);
+  EXPECT_EQ(behind->first_position, 2u);
+  EXPECT_EQ(QueryValue(dsn_, "SELECT (extract(epoch FROM recorded_at) * 1000000)::bigint"
+                             " FROM logbook.event_log WHERE global_position = 2"),
+            std::to_string(later));
+  EXPECT_EQ(QueryValue(dsn_, "SELECT count(*) FROM logbook.position_gaps"), "0");
+  // Its receipt was hashed with the time it was stored at.
+  EXPECT_EQ(QueryValue(dsn_, "SELECT ok || '/' || events_checked"
+                             " FROM logbook.verify_stream('clock-1')"),
+            "true/2");
 }
 
 // Appends look events and streams up by key, never by scanning the table,
