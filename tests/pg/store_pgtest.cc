@@ -5,8 +5,11 @@
 #include <chrono>
 #include <thread>
 
+#include <pqxx/pqxx>
+
 #include "absl/synchronization/barrier.h"
 #include "absl/time/clock.h"
+#include "append_writer.h"
 #include "logbook/store/event_store.h"
 #include "logbook/store/uuid.h"
 #include "test_env.h"
@@ -256,6 +259,35 @@ TEST_F(StoreTest, AnAppendBehindAnotherTicketsClockIsStoredAtThatTime) {
   // Its receipt was hashed with the time it was stored at.
   EXPECT_EQ(QueryValue(dsn_, "SELECT ok || '/' || events_checked"
                              " FROM logbook.verify_stream('clock-1')"),
+            "true/2");
+}
+
+// The one-call path itself: a group whose recorded_at another ticket passed
+// is hashed again at that ticket's time and written by append_cached, not
+// given up to the locked path (TryWriteAppendsFromCache returning nullopt).
+TEST_F(StoreTest, TheOneCallPathCatchesUpWithALaterTicketsClock) {
+  auto first = store_->Append("clock-2", ExpectedVersion::Any(), {Json("A")});
+  ASSERT_TRUE(first.ok()) << first.status();
+  pqxx::connection conn(dsn_);
+  PrepareWriteStatements(conn);
+  const int64_t later = absl::ToUnixMicros(absl::Now()) + 10'000'000;
+  QueryValue(dsn_, "SELECT setval('logbook.recorded_at_micros', " + std::to_string(later) + ")");
+  const AppendInput append = PrepareAppend("clock-2", ExpectedVersion::Exact(0),
+                                           {Json("B", "{}", NewUuid())});
+  StreamRow head;
+  head.exists = true;
+  head.version = 0;
+  head.last_position = first->last_position;
+  head.head_hash = first->head_hash;
+  auto outcome = TryWriteAppendsFromCache(conn, {&append}, {{"clock-2", head}},
+                                          absl::ToUnixMicros(absl::Now()));
+  ASSERT_TRUE(outcome.has_value());
+  ASSERT_TRUE(outcome->results[0].ok()) << outcome->results[0].status();
+  EXPECT_EQ(absl::ToUnixMicros(outcome->results[0]->committed_at), later);
+  EXPECT_EQ(outcome->results[0]->first_position, 2u);
+  EXPECT_EQ(outcome->streams["clock-2"].version, 1u);
+  EXPECT_EQ(QueryValue(dsn_, "SELECT ok || '/' || events_checked"
+                             " FROM logbook.verify_stream('clock-2')"),
             "true/2");
 }
 
