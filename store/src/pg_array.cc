@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <limits>
 #include <stdexcept>
 
 #include "absl/strings/escaping.h"
@@ -64,33 +63,9 @@ void BinaryArray::Add(absl::string_view bytes) {
 }
 
 void BinaryArray::Add(int64_t value) {
-  if (type_ != Type::kInt4 && type_ != Type::kInt8) {
-    throw std::logic_error("BinaryArray: not an element of this array's type");
-  }
-  if (type_ == Type::kInt4) {
-    if (value < std::numeric_limits<int32_t>::min() ||
-        value > std::numeric_limits<int32_t>::max()) {
-      throw std::out_of_range(absl::StrCat("BinaryArray: ", value, " is out of range for int4"));
-    }
-    PutInt32(elements_, 4);
-    PutInt32(elements_, static_cast<uint32_t>(static_cast<int32_t>(value)));
-  } else {
-    PutInt32(elements_, 8);
-    PutInt(elements_, static_cast<uint64_t>(value), 8);
-  }
-  ++size_;
-}
-
-void BinaryArray::Add(std::optional<int64_t> value) {
-  if (value) {
-    Add(*value);
-  } else {
-    AddNull();
-  }
-}
-
-void BinaryArray::AddNull() {
-  PutInt32(elements_, 0xffffffff);  // Length -1.
+  if (type_ != Type::kInt8) throw std::logic_error("BinaryArray: not an element of this array's type");
+  PutInt32(elements_, 8);
+  PutInt(elements_, static_cast<uint64_t>(value), 8);
   ++size_;
 }
 

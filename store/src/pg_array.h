@@ -25,17 +25,14 @@ namespace logbook::store {
 class BinaryArray {
  public:
   // The element types, by their fixed PostgreSQL type OIDs.
-  enum class Type : uint32_t { kInt4 = 23, kInt8 = 20, kText = 25, kUuid = 2950 };
+  enum class Type : uint32_t { kInt8 = 20, kText = 25, kUuid = 2950 };
 
   explicit BinaryArray(Type type) : type_(type) {}
 
   // A text element, or a uuid's 16 bytes.
   void Add(absl::string_view bytes);
-  // An int4 or int8 element; throws std::out_of_range for an int4 outside
-  // its range.
+  // An int8 element.
   void Add(int64_t value);
-  void Add(std::optional<int64_t> value);  // NULL when unset.
-  void AddNull();
 
   size_t size() const { return size_; }
   // The array as a binary parameter.
