@@ -107,7 +107,7 @@ absl::StatusOr<store::ReadStreamQuery> FromProto(const v1::ReadStreamRequest& re
   query.max_count = request.max_count();
   if (request.has_until_version()) query.until_version = request.until_version();
   if (request.has_until_time()) {
-    ASSIGN_OR_RETURN(query.until_time, FromProto("until_time", request.until_time()));
+    LOGBOOK_ASSIGN_OR_RETURN(query.until_time, FromProto("until_time", request.until_time()));
   }
   return query;
 }
@@ -120,7 +120,7 @@ absl::StatusOr<store::ReadAllQuery> FromProto(const v1::ReadAllRequest& request)
   query.filter = FromProto(request.filter());
   if (request.has_until_position()) query.until_position = request.until_position();
   if (request.has_until_time()) {
-    ASSIGN_OR_RETURN(query.until_time, FromProto("until_time", request.until_time()));
+    LOGBOOK_ASSIGN_OR_RETURN(query.until_time, FromProto("until_time", request.until_time()));
   }
   return query;
 }

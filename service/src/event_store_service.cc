@@ -281,7 +281,7 @@ grpc::ServerUnaryReactor* EventStoreService::GetStream(grpc::CallbackServerConte
                                                        const v1::GetStreamRequest* request,
                                                        v1::StreamInfo* response) {
   return RunUnary(context, *request, [this, request, response]() -> absl::Status {
-    ASSIGN_OR_RETURN(store::StreamInfo info, store_.GetStream(request->stream_id()));
+    LOGBOOK_ASSIGN_OR_RETURN(store::StreamInfo info, store_.GetStream(request->stream_id()));
     ToProto(info, *response);
     return absl::OkStatus();
   });
@@ -291,7 +291,7 @@ grpc::ServerUnaryReactor* EventStoreService::DeleteStream(
     grpc::CallbackServerContext* context, const v1::DeleteStreamRequest* request,
     v1::DeleteStreamResponse* response) {
   return RunUnary(context, *request, [this, request, response]() -> absl::Status {
-    ASSIGN_OR_RETURN(store::DeleteResult result,
+    LOGBOOK_ASSIGN_OR_RETURN(store::DeleteResult result,
                      store_.DeleteStream(request->stream_id(),
                                          FromProto(request->expected_version()),
                                          request->tombstone()));
@@ -312,7 +312,7 @@ grpc::ServerUnaryReactor* EventStoreService::RedactEvent(grpc::CallbackServerCon
     return reactor;
   }
   return RunUnary(context, *request, [this, request, response]() -> absl::Status {
-    ASSIGN_OR_RETURN(store::RedactResult result,
+    LOGBOOK_ASSIGN_OR_RETURN(store::RedactResult result,
                      store_.RedactEvent(request->stream_id(), request->stream_version(),
                                         request->reason()));
     spdlog::info("redacted {}@{} (position {}); audit position {}", request->stream_id(),
@@ -327,7 +327,7 @@ grpc::ServerUnaryReactor* EventStoreService::SaveSnapshot(
     grpc::CallbackServerContext* context, const v1::SaveSnapshotRequest* request,
     v1::SaveSnapshotResponse* response) {
   return RunUnary(context, *request, [this, request, response]() -> absl::Status {
-    ASSIGN_OR_RETURN(store::Snapshot saved, store_.SaveSnapshot(FromProto(*request)));
+    LOGBOOK_ASSIGN_OR_RETURN(store::Snapshot saved, store_.SaveSnapshot(FromProto(*request)));
     ToProto(saved.created_at, *response->mutable_created_at());
     return absl::OkStatus();
   });
@@ -337,7 +337,7 @@ grpc::ServerUnaryReactor* EventStoreService::LoadSnapshot(
     grpc::CallbackServerContext* context, const v1::LoadSnapshotRequest* request,
     v1::Snapshot* response) {
   return RunUnary(context, *request, [this, request, response]() -> absl::Status {
-    ASSIGN_OR_RETURN(store::Snapshot snapshot, store_.LoadSnapshot(FromProto(*request)));
+    LOGBOOK_ASSIGN_OR_RETURN(store::Snapshot snapshot, store_.LoadSnapshot(FromProto(*request)));
     ToProto(snapshot, *response);
     return absl::OkStatus();
   });

@@ -110,7 +110,7 @@ absl::StatusOr<std::vector<Migration>> LoadMigrationsFromDir(const std::string& 
     std::ifstream in(entry.path(), std::ios::binary);
     std::stringstream bytes;
     bytes << in.rdbuf();
-    ASSIGN_OR_RETURN(Migration m, MakeMigration(entry.path().filename().string(), bytes.str()));
+    LOGBOOK_ASSIGN_OR_RETURN(Migration m, MakeMigration(entry.path().filename().string(), bytes.str()));
     migrations.push_back(std::move(m));
   }
   return Sorted(std::move(migrations));

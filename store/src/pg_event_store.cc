@@ -205,8 +205,8 @@ class PgEventStore final : public EventStore {
   }
 
   absl::StatusOr<std::vector<RecordedEvent>> ReadStream(const ReadStreamQuery& query) override {
-    RETURN_IF_ERROR(ValidateStreamId(limits_, "stream_id", query.stream_id));
-    RETURN_IF_ERROR(ValidateReadCount(limits_, query.max_count));
+    LOGBOOK_RETURN_IF_ERROR(ValidateStreamId(limits_, "stream_id", query.stream_id));
+    LOGBOOK_RETURN_IF_ERROR(ValidateReadCount(limits_, query.max_count));
     const bool forward = query.direction == Direction::kForward;
     const int64_t from = query.from_version ? ToSql(*query.from_version)
                                             : (forward ? 0 : static_cast<int64_t>(kMaxSql));
@@ -222,7 +222,7 @@ class PgEventStore final : public EventStore {
                                       query.stream_id, from, limit, until, until_time);
                  if (rows.empty()) {
                    // Nothing in range: fine for a live stream, NOT_FOUND otherwise.
-                   ASSIGN_OR_RETURN(StreamInfo info, LoadStreamInfo(tx, query.stream_id));
+                   LOGBOOK_ASSIGN_OR_RETURN(StreamInfo info, LoadStreamInfo(tx, query.stream_id));
                    if (info.state != StreamState::kActive) return StreamNotFound(info);
                  }
                  return ToEvents(rows);
@@ -230,8 +230,8 @@ class PgEventStore final : public EventStore {
   }
 
   absl::StatusOr<std::vector<RecordedEvent>> ReadAll(const ReadAllQuery& query) override {
-    RETURN_IF_ERROR(ValidateReadCount(limits_, query.max_count));
-    RETURN_IF_ERROR(ValidateFilter(limits_, query.filter));
+    LOGBOOK_RETURN_IF_ERROR(ValidateReadCount(limits_, query.max_count));
+    LOGBOOK_RETURN_IF_ERROR(ValidateFilter(limits_, query.filter));
     const bool forward = query.direction == Direction::kForward;
     const int64_t from = query.from_position ? ToSql(*query.from_position)
                                              : (forward ? 0 : static_cast<int64_t>(kMaxSql));
@@ -273,7 +273,7 @@ class PgEventStore final : public EventStore {
   }
 
   absl::StatusOr<StreamInfo> GetStream(absl::string_view stream_id) override {
-    RETURN_IF_ERROR(ValidateStreamId(limits_, "stream_id", stream_id));
+    LOGBOOK_RETURN_IF_ERROR(ValidateStreamId(limits_, "stream_id", stream_id));
     const std::string stream(stream_id);
     return RunRead(absl::StrCat("get stream '", stream_id, "'"),
                    [&](pqxx::connection& conn) -> absl::StatusOr<StreamInfo> {
@@ -284,7 +284,7 @@ class PgEventStore final : public EventStore {
 
   absl::StatusOr<DeleteResult> DeleteStream(absl::string_view stream_id, ExpectedVersion expected,
                                             bool tombstone) override {
-    RETURN_IF_ERROR(ValidateStreamId(limits_, "stream_id", stream_id));
+    LOGBOOK_RETURN_IF_ERROR(ValidateStreamId(limits_, "stream_id", stream_id));
     if (stream_id.front() == '$') {
       return absl::InvalidArgumentError("stream_id: system streams cannot be deleted");
     }
@@ -322,7 +322,7 @@ class PgEventStore final : public EventStore {
                  nlohmann::json audit = {{"stream_id", stream},
                                          {"deleted_version", s.version},
                                          {"tombstone", tombstone}};
-                 ASSIGN_OR_RETURN(AppendResult appended,
+                 LOGBOOK_ASSIGN_OR_RETURN(AppendResult appended,
                                   AppendAudit(tx, "StreamDeleted", audit.dump()));
                  tx.commit();
                  return DeleteResult{s.version, appended.last_position};
@@ -331,8 +331,8 @@ class PgEventStore final : public EventStore {
 
   absl::StatusOr<RedactResult> RedactEvent(absl::string_view stream_id, uint64_t stream_version,
                                            absl::string_view reason) override {
-    RETURN_IF_ERROR(ValidateStreamId(limits_, "stream_id", stream_id));
-    RETURN_IF_ERROR(ValidateText("reason", reason, 1, limits_.max_reason_bytes));
+    LOGBOOK_RETURN_IF_ERROR(ValidateStreamId(limits_, "stream_id", stream_id));
+    LOGBOOK_RETURN_IF_ERROR(ValidateText("reason", reason, 1, limits_.max_reason_bytes));
     if (stream_id.front() == '$') {
       return absl::FailedPreconditionError(
           absl::StrCat("stream_id: events of system stream '", stream_id,
@@ -360,7 +360,7 @@ class PgEventStore final : public EventStore {
                                          {"global_position", position},
                                          {"event_id", rows[0][1].as<std::string>()},
                                          {"reason", why}};
-                 ASSIGN_OR_RETURN(AppendResult appended,
+                 LOGBOOK_ASSIGN_OR_RETURN(AppendResult appended,
                                   AppendAudit(tx, "EventRedacted", audit.dump()));
                  tx.commit();
                  return RedactResult{position, appended.last_position};
@@ -368,7 +368,7 @@ class PgEventStore final : public EventStore {
   }
 
   absl::StatusOr<Snapshot> SaveSnapshot(const Snapshot& snapshot) override {
-    RETURN_IF_ERROR(ValidateStreamId(limits_, "stream_id", snapshot.stream_id));
+    LOGBOOK_RETURN_IF_ERROR(ValidateStreamId(limits_, "stream_id", snapshot.stream_id));
     if (snapshot.state.size() > limits_.max_snapshot_bytes) {
       return absl::ResourceExhaustedError(absl::StrCat("state: ", snapshot.state.size(),
                                                        " bytes exceed the limit of ",
@@ -381,7 +381,7 @@ class PgEventStore final : public EventStore {
     return Run(absl::StrCat("save a snapshot of stream '", snapshot.stream_id, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<Snapshot> {
                  pqxx::work tx(conn);
-                 ASSIGN_OR_RETURN(StreamInfo info, LoadStreamInfo(tx, snapshot.stream_id));
+                 LOGBOOK_ASSIGN_OR_RETURN(StreamInfo info, LoadStreamInfo(tx, snapshot.stream_id));
                  if (info.state != StreamState::kActive) return StreamNotFound(info);
                  if (snapshot.stream_version > info.version) {
                    return absl::FailedPreconditionError(absl::StrCat(
@@ -402,7 +402,7 @@ class PgEventStore final : public EventStore {
   }
 
   absl::StatusOr<Snapshot> LoadSnapshot(const SnapshotQuery& query) override {
-    RETURN_IF_ERROR(ValidateStreamId(limits_, "stream_id", query.stream_id));
+    LOGBOOK_RETURN_IF_ERROR(ValidateStreamId(limits_, "stream_id", query.stream_id));
     const int64_t max = query.max_version ? ToSql(*query.max_version)
                                           : static_cast<int64_t>(kMaxSql);
     const int64_t schema = query.schema_version ? int64_t{*query.schema_version} : -1;
@@ -433,7 +433,7 @@ class PgEventStore final : public EventStore {
 
   absl::StatusOr<std::unique_ptr<Verification>> StartVerify(absl::string_view stream_id) override {
     if (!stream_id.empty()) {
-      RETURN_IF_ERROR(ValidateStreamId(limits_, "stream_id", stream_id));
+      LOGBOOK_RETURN_IF_ERROR(ValidateStreamId(limits_, "stream_id", stream_id));
     }
     const std::string stream(stream_id);
     return RunRead(absl::StrCat("verify ", stream.empty() ? "$all" : stream),
@@ -500,7 +500,7 @@ class PgEventStore final : public EventStore {
   // connection that broke is dropped from the pool.
   template <typename Fn>
   auto Run(absl::string_view operation, Fn&& fn) -> decltype(fn(std::declval<pqxx::connection&>())) {
-    ASSIGN_OR_RETURN(ConnectionPool::Lease lease, pool_.Acquire());
+    LOGBOOK_ASSIGN_OR_RETURN(ConnectionPool::Lease lease, pool_.Acquire());
     auto result = CatchPqxx(operation, [&] { return fn(*lease); });
     if (absl::IsUnavailable(result.status()) || !lease->is_open()) {
       lease.Discard();
@@ -543,7 +543,7 @@ absl::StatusOr<AppendResult> EventStore::Append(absl::string_view stream_id,
 
 absl::StatusOr<std::unique_ptr<EventStore>> EventStore::Open(const StoreOptions& options) {
   auto store = std::make_unique<PgEventStore>(options);
-  RETURN_IF_ERROR(store->Ping());
+  LOGBOOK_RETURN_IF_ERROR(store->Ping());
   return store;
 }
 
