@@ -1,11 +1,15 @@
 # Writes OUTPUT, a C++ file defining EmbeddedMigrationFiles() with the bytes of
-# every NNNN_*.sql file in MIGRATIONS_DIR. Run with cmake -P at build time.
-file(GLOB files RELATIVE ${MIGRATIONS_DIR} ${MIGRATIONS_DIR}/*.sql)
+# every file of MIGRATIONS_DIR: NNNN_*.sql, functions/*.sql and views/*.sql,
+# named relative to it. Run with cmake -P at build time.
+file(GLOB files RELATIVE ${MIGRATIONS_DIR} ${MIGRATIONS_DIR}/*.sql
+     ${MIGRATIONS_DIR}/functions/*.sql ${MIGRATIONS_DIR}/views/*.sql)
 list(SORT files)
 set(body "")
 foreach(name ${files})
-  if(NOT name MATCHES "^[0-9][0-9][0-9][0-9]_[A-Za-z0-9_]+\\.sql$")
-    message(FATAL_ERROR "migrations/${name}: expected a name like 0001_initial.sql")
+  if(NOT name MATCHES "^[0-9][0-9][0-9][0-9]_[A-Za-z0-9_]+\\.sql$" AND
+     NOT name MATCHES "^(functions|views)/[a-z0-9_]+\\.sql$")
+    message(FATAL_ERROR "migrations/${name}: expected a name like 0001_initial.sql, "
+                        "functions/name.sql or views/name.sql")
   endif()
   file(READ ${MIGRATIONS_DIR}/${name} hex HEX)
   string(REGEX REPLACE "([0-9a-f][0-9a-f])" "'\\\\x\\1'," bytes "${hex}")

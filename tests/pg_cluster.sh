@@ -47,6 +47,7 @@ start)
 LOGBOOK_TEST_PG_DIR=$dir
 LOGBOOK_TEST_PG_PORT=$port
 LOGBOOK_TEST_ADMIN_DSN=postgresql://logbook_admin@127.0.0.1:$port/postgres
+LOGBOOK_TEST_PG_BINDIR=$bindir
 VARS
   echo "PostgreSQL test cluster on 127.0.0.1:$port in $dir"
   ;;

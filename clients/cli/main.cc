@@ -20,6 +20,7 @@
 #include <chrono>
 #include <fstream>
 #include <iostream>
+#include <set>
 #include <sstream>
 
 #include "absl/strings/escaping.h"
@@ -612,7 +613,7 @@ struct MigrateArgs {
   std::string database, dir;
 };
 
-absl::StatusOr<std::vector<logbook::store::Migration>> KnownMigrations(const MigrateArgs& a) {
+absl::StatusOr<logbook::store::MigrationSet> KnownMigrations(const MigrateArgs& a) {
   if (a.dir.empty()) return logbook::store::EmbeddedMigrations();
   return logbook::store::LoadMigrationsFromDir(a.dir);
 }
@@ -627,24 +628,39 @@ int RunMigrate(const std::string& action, const MigrateArgs& a) {
       std::cout << "applying " << m.name << " ..." << std::endl;
     });
     if (!applied.ok()) return Fail(applied.status());
-    if (applied->empty()) {
-      std::cout << "already up to date: schema version " << known->back().version << "\n";
+    if (applied->versioned.empty() && applied->definitions.empty()) {
+      std::cout << "already up to date: schema version " << known->latest_version() << "\n";
     } else {
-      std::cout << "applied " << applied->size() << " migration(s) in "
+      std::cout << "applied " << applied->versioned.size() << " migration(s) and "
+                << applied->definitions.size() << " definition(s) in "
                 << absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Milliseconds(1)))
-                << "; schema version " << applied->back().version << "\n";
+                << "; schema version " << known->latest_version() << "\n";
     }
     return kOk;
   }
   auto states = logbook::store::MigrationStatus(a.database, *known);
   if (!states.ok()) return Fail(states.status());
-  int edited = 0, pending = 0, applied = 0;
+  int edited = 0, pending = 0, applied = 0, definitions = 0, to_apply = 0;
+  std::set<std::string> outdated;  // Definitions `migrate up` would apply.
   for (const MigrationState& s : *states) {
+    const bool definition = s.version == 0;
     const char* label = "pending";
     switch (s.state) {
-      case MigrationState::State::kApplied: label = "applied"; ++applied; break;
-      case MigrationState::State::kPending: label = "pending"; ++pending; break;
+      case MigrationState::State::kApplied:
+        label = "applied";
+        ++(definition ? definitions : applied);
+        break;
+      case MigrationState::State::kPending:
+        label = "pending";
+        ++(definition ? to_apply : pending);
+        if (definition) outdated.insert(s.name);
+        break;
       case MigrationState::State::kEdited: label = "EDITED after it was applied"; ++edited; break;
+      case MigrationState::State::kChanged:
+        label = "changed since it was applied (migrate up applies it again)";
+        ++to_apply;
+        outdated.insert(s.name);
+        break;
       case MigrationState::State::kUnknown: label = "applied, unknown to this binary"; break;
     }
     if (action == "status" || s.state == MigrationState::State::kEdited) {
@@ -660,6 +676,23 @@ int RunMigrate(const std::string& action, const MigrateArgs& a) {
     }
     std::cout << "ok: " << applied << " applied migration(s) match their files, " << pending
               << " pending\n";
+    // What the database holds must be what the recorded files define; a
+    // file not applied yet is pending, not a fault.
+    auto drift = logbook::store::FindDefinitionDrift(a.database, *known);
+    if (!drift.ok()) return Fail(drift.status());
+    int differ = 0;
+    for (const logbook::store::DefinitionDrift& d : *drift) {
+      if (outdated.count(d.file) != 0) continue;
+      std::cout << (d.file.empty() ? "" : d.file + ": ") << d.object << " " << d.problem << "\n";
+      ++differ;
+    }
+    if (differ > 0) {
+      std::cerr << "logbook: " << differ << " function(s) or view(s) in the database differ "
+                << "from the definitions recorded as applied\n";
+      return kPrecondition;
+    }
+    std::cout << "ok: " << definitions << " definition(s) match the database, " << to_apply
+              << " to apply\n";
   }
   return kOk;
 }
@@ -805,16 +838,18 @@ int main(int argc, char** argv) {
   CLI::App* migrate_cmd = app.add_subcommand(
       "migrate", "Install or upgrade the database schema (talks to PostgreSQL directly)");
   migrate_cmd->add_option("action", migrate_action,
-                          "up: apply pending migrations; status: list them; verify: check "
-                          "applied ones are unedited")
+                          "up: apply pending migrations and changed definitions; status: list "
+                          "them; verify: check applied migrations are unedited and the "
+                          "database's functions and views are the definitions' (needs the "
+                          "owner role)")
       ->required()
       ->check(CLI::IsMember({"up", "status", "verify"}));
   migrate_cmd->add_option("--database", migrate.database, "PostgreSQL connection string or URL")
       ->envname("LOGBOOK_DATABASE_URL")
       ->required();
   migrate_cmd->add_option("--migrations-dir", migrate.dir,
-                          "Read NNNN_*.sql files from this folder instead of the copies "
-                          "built into this binary");
+                          "Read NNNN_*.sql, functions/*.sql and views/*.sql from this folder "
+                          "instead of the copies built into this binary");
 
   try {
     app.parse(argc, argv);

@@ -112,6 +112,7 @@ int main(int argc, char** argv) {
     spdlog::critical("cannot start: {}", std::string(schema.status().message()));
     return 1;
   }
+  for (const std::string& warning : schema->warnings) spdlog::warn("{}", warning);
   auto store = logbook::store::EventStore::Open(store_options);
   if (!store.ok()) {
     spdlog::critical("cannot start: {}", std::string(store.status().message()));
@@ -126,7 +127,8 @@ int main(int argc, char** argv) {
   spdlog::info(
       "logbookd listening on {}:{} (schema version {}, {} database connections for reads, {} "
       "for appends)",
-      listen.substr(0, listen.rfind(':')), (*server)->port(), *schema, store_options.pool_size,
+      listen.substr(0, listen.rfind(':')), (*server)->port(), schema->version,
+      store_options.pool_size,
       store_options.append_writers);
   spdlog::info("admin calls are {}", server_options.admin_token.empty()
                                          ? "disabled (no --admin-token)"

@@ -74,7 +74,7 @@ class ServerTest : public ::testing::Test {
 TEST_F(ServerTest, LogsWhatItListensOnAndTheSchemaVersion) {
   EXPECT_NE(server_->log().find("logbookd listening on 127.0.0.1:" +
                                 std::to_string(server_->port()) + " (schema version " +
-                                std::to_string(store::EmbeddedMigrations().back().version) + ","),
+                                std::to_string(store::EmbeddedMigrations().latest_version()) + ","),
             std::string::npos)
       << server_->log();
 }

@@ -5,6 +5,9 @@
 #include <fstream>
 #include <thread>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "logbook/store/event_store.h"
 #include "logbook/store/migrations.h"
 #include "test_env.h"
@@ -33,15 +36,17 @@ std::string MigrationsDir(const std::vector<std::pair<std::string, std::string>>
   made.dirs.push_back(dir);
   std::filesystem::create_directories(dir);
   auto write = [&](const std::string& name, const std::string& bytes) {
+    std::filesystem::create_directories((dir / name).parent_path());
     std::ofstream(dir / name, std::ios::binary) << bytes;
   };
-  for (const Migration& m : EmbeddedMigrations()) write(m.name, m.sql);
+  for (const Migration& m : EmbeddedMigrations().versioned) write(m.name, m.sql);
+  for (const Migration& m : EmbeddedMigrations().definitions) write(m.name, m.sql);
   for (const auto& [name, bytes] : extra) write(name, bytes);
   return dir.string();
 }
 
 TEST(Migrations, EmbeddedFilesAreNumberedAndChecksummed) {
-  const auto& all = EmbeddedMigrations();
+  const auto& all = EmbeddedMigrations().versioned;
   ASSERT_FALSE(all.empty());
   EXPECT_EQ(all[0].version, 1);
   EXPECT_EQ(all[0].name, "0001_initial.sql");
@@ -55,7 +60,8 @@ TEST(Migrations, UpTwiceIsANoOp) {
   auto first = MigrateUp(dsn, EmbeddedMigrations(),
                          [&](const Migration& m) { progress.push_back(m.name); });
   ASSERT_TRUE(first.ok()) << first.status();
-  EXPECT_EQ(first->size(), EmbeddedMigrations().size());
+  EXPECT_EQ(first->versioned.size(), EmbeddedMigrations().versioned.size());
+  EXPECT_EQ(first->definitions.size(), EmbeddedMigrations().definitions.size());
   EXPECT_EQ(progress.front(), "0001_initial.sql");
   const std::string recorded =
       QueryValue(dsn, "SELECT string_agg(version || ':' || checksum, ',' ORDER BY version) "
@@ -63,28 +69,34 @@ TEST(Migrations, UpTwiceIsANoOp) {
 
   auto second = MigrateUp(dsn, EmbeddedMigrations());
   ASSERT_TRUE(second.ok()) << second.status();
-  EXPECT_TRUE(second->empty());
+  EXPECT_TRUE(second->versioned.empty());
+  EXPECT_TRUE(second->definitions.empty());
   EXPECT_EQ(QueryValue(dsn, "SELECT string_agg(version || ':' || checksum, ',' ORDER BY version) "
                             "FROM logbook.schema_migrations"),
             recorded);
-  EXPECT_EQ(recorded.substr(0, 2 + 64), "1:" + EmbeddedMigrations()[0].checksum);
+  EXPECT_EQ(recorded.substr(0, 2 + 64), "1:" + EmbeddedMigrations().versioned[0].checksum);
   auto version = CheckSchema(dsn, EmbeddedMigrations());
   ASSERT_TRUE(version.ok()) << version.status();
-  EXPECT_EQ(*version, EmbeddedMigrations().back().version);
+  EXPECT_EQ(version->version, EmbeddedMigrations().latest_version());
+  EXPECT_TRUE(version->warnings.empty());
 }
 
 TEST(Migrations, ConcurrentRunnersApplyEachFileOnce) {
   const std::string dsn = DsnFor(CreateDatabase());
-  absl::StatusOr<std::vector<Migration>> a, b;
+  absl::StatusOr<MigrationSet> a, b;
   std::thread t1([&] { a = MigrateUp(dsn, EmbeddedMigrations()); });
   std::thread t2([&] { b = MigrateUp(dsn, EmbeddedMigrations()); });
   t1.join();
   t2.join();
   ASSERT_TRUE(a.ok()) << a.status();
   ASSERT_TRUE(b.ok()) << b.status();
-  EXPECT_EQ(a->size() + b->size(), EmbeddedMigrations().size());
+  EXPECT_EQ(a->versioned.size() + b->versioned.size(), EmbeddedMigrations().versioned.size());
+  EXPECT_EQ(a->definitions.size() + b->definitions.size(),
+            EmbeddedMigrations().definitions.size());
   EXPECT_EQ(QueryValue(dsn, "SELECT count(*) FROM logbook.schema_migrations"),
-            std::to_string(EmbeddedMigrations().size()));
+            std::to_string(EmbeddedMigrations().versioned.size()));
+  EXPECT_EQ(QueryValue(dsn, "SELECT count(*) FROM logbook.schema_definitions"),
+            std::to_string(EmbeddedMigrations().definitions.size()));
 }
 
 TEST(Migrations, AnEditedAppliedMigrationIsRefused) {
@@ -102,18 +114,19 @@ TEST(Migrations, AnEditedAppliedMigrationIsRefused) {
   EXPECT_EQ(refused.status(),
             absl::FailedPreconditionError(
                 "migration 0001_initial.sql was edited after it was applied (the database "
-                "recorded checksum " + (*original)[0].checksum + ", the file now has " +
-                (*edited)[0].checksum +
+                "recorded checksum " + original->versioned[0].checksum + ", the file now has " +
+                edited->versioned[0].checksum +
                 "); restore the original file and add a new migration instead"));
   EXPECT_EQ(QueryValue(dsn, "SELECT to_regclass('logbook.next_thing') IS NULL"), "t");
   EXPECT_EQ(CheckSchema(dsn, *edited).status().code(), absl::StatusCode::kFailedPrecondition);
 
   auto states = MigrationStatus(dsn, *edited);
   ASSERT_TRUE(states.ok());
-  ASSERT_EQ(states->size(), (*edited).size());
+  ASSERT_EQ(states->size(), edited->versioned.size() + edited->definitions.size());
   EXPECT_EQ((*states)[0].state, MigrationState::State::kEdited);
-  EXPECT_EQ(states->back().name, "0900_next.sql");
-  EXPECT_EQ(states->back().state, MigrationState::State::kPending);
+  const MigrationState& next = (*states)[edited->versioned.size() - 1];
+  EXPECT_EQ(next.name, "0900_next.sql");
+  EXPECT_EQ(next.state, MigrationState::State::kPending);
 }
 
 TEST(Migrations, AFailingMigrationIsRolledBackAndNamed) {
@@ -129,7 +142,7 @@ TEST(Migrations, AFailingMigrationIsRolledBackAndNamed) {
   EXPECT_NE(result.status().message().find("SQLSTATE 42601"), absl::string_view::npos);
   EXPECT_EQ(QueryValue(dsn, "SELECT to_regclass('logbook.half') IS NULL"), "t");
   EXPECT_EQ(QueryValue(dsn, "SELECT max(version) FROM logbook.schema_migrations"),
-            std::to_string(EmbeddedMigrations().back().version));
+            std::to_string(EmbeddedMigrations().latest_version()));
 }
 
 TEST(Migrations, ServerSchemaCheckNamesWhatIsMissing) {
@@ -144,7 +157,7 @@ TEST(Migrations, ServerSchemaCheckNamesWhatIsMissing) {
   EXPECT_EQ(CheckSchema(dsn, *newer).status(),
             absl::FailedPreconditionError(
                 "the database schema is at version " +
-                std::to_string(EmbeddedMigrations().back().version) +
+                std::to_string(EmbeddedMigrations().latest_version()) +
                 " but this logbookd needs migration 0999_future.sql: run `logbook migrate up "
                 "--database DSN`"));
 }
@@ -243,9 +256,8 @@ TEST_F(RolesTest, ApplicationRoleRedactsOnlyThroughTheAuditedFunction) {
 // the chain it writes is the one logbookd continues.
 TEST(Migrations, ReceiptsAreBackfilledForEventsStoredBefore0004) {
   const std::string dsn = DsnFor(CreateDatabase());
-  std::vector<Migration> first_three(EmbeddedMigrations().begin(),
-                                     EmbeddedMigrations().begin() + 3);
-  ASSERT_EQ(first_three.back().name, "0003_append_index_lookups.sql");
+  const MigrationSet first_three = EmbeddedMigrations().Through(3);
+  ASSERT_EQ(first_three.versioned.back().name, "0003_append_index_lookups.sql");
   ASSERT_TRUE(MigrateUp(dsn, first_three).ok());
   for (const char* call :
        {"SELECT * FROM logbook.append_events('a-1', -1, '{11111111-1111-4111-8111-111111111111,"
@@ -290,9 +302,8 @@ TEST(Migrations, ReceiptsAreBackfilledForEventsStoredBefore0004) {
 // its own receipt: folding would otherwise lose the evidence.
 TEST(Migrations, ReceiptsMoveIntoTheEventLogOnlyFromAnIntactLog) {
   const std::string dsn = DsnFor(CreateDatabase());
-  std::vector<Migration> first_six(EmbeddedMigrations().begin(),
-                                   EmbeddedMigrations().begin() + 6);
-  ASSERT_EQ(first_six.back().name, "0006_append_plans_use_indexes.sql");
+  const MigrationSet first_six = EmbeddedMigrations().Through(6);
+  ASSERT_EQ(first_six.versioned.back().name, "0006_append_plans_use_indexes.sql");
   ASSERT_TRUE(MigrateUp(dsn, first_six).ok());
   ASSERT_EQ(Exec(dsn, "INSERT INTO logbook.event_log (global_position, stream_id, "
                       "stream_version, event_id, event_type, data, metadata, content_type, "
@@ -327,11 +338,164 @@ TEST(Migrations, ReceiptsMoveIntoTheEventLogOnlyFromAnIntactLog) {
             "");
   auto applied = MigrateUp(dsn, EmbeddedMigrations());
   ASSERT_TRUE(applied.ok()) << applied.status();
-  EXPECT_EQ(QueryValue(dsn, "SELECT max(version) FROM logbook.schema_migrations"), "9");
+  EXPECT_EQ(QueryValue(dsn, "SELECT max(version) FROM logbook.schema_migrations"),
+            std::to_string(EmbeddedMigrations().latest_version()));
   EXPECT_EQ(QueryValue(dsn, "SELECT (previous_hash, hash, data_digest, metadata_digest) = "
                             "(sha256('p'), sha256('h'), sha256('d'), sha256('m')) AND "
                             "algorithm = 'sha256' FROM logbook.receipts"),
             "t");
+}
+
+// The schema as pg_dump --schema-only prints it, and which files the
+// database records, with their checksums.
+std::string SchemaOf(const std::string& dsn) {
+  const std::string command =
+      testing::TestEnv("LOGBOOK_TEST_PG_BINDIR") + "/pg_dump --schema-only '" + dsn + "'";
+  std::string dump;
+  FILE* out = popen(command.c_str(), "r");
+  EXPECT_NE(out, nullptr) << command;
+  if (out == nullptr) return "";
+  char line[8192];
+  while (fgets(line, sizeof line, out) != nullptr) {
+    // pg_dump's \restrict lines carry a random key per run.
+    if (absl::StartsWith(line, "\\restrict ") || absl::StartsWith(line, "\\unrestrict ")) {
+      continue;
+    }
+    dump += line;
+  }
+  EXPECT_EQ(pclose(out), 0) << command;
+  return dump + "\n-- recorded:\n" +
+         QueryValue(dsn, "SELECT string_agg(version || ' ' || name || ' ' || checksum, E'\\n' "
+                         "ORDER BY version) FROM logbook.schema_migrations") +
+         "\n" +
+         QueryValue(dsn, "SELECT string_agg(name || ' ' || checksum, E'\\n' ORDER BY name) "
+                         "FROM logbook.schema_definitions");
+}
+
+// "" when `a` and `b` are equal, else the first line where they differ.
+std::string FirstDifference(const std::string& a, const std::string& b) {
+  const std::vector<absl::string_view> x = absl::StrSplit(a, '\n'), y = absl::StrSplit(b, '\n');
+  for (size_t i = 0; i < std::max(x.size(), y.size()); ++i) {
+    const absl::string_view l = i < x.size() ? x[i] : "<end>", r = i < y.size() ? y[i] : "<end>";
+    if (l != r) {
+      return absl::StrCat("line ", i + 1, ": '", l, "' where a fresh install has '", r, "'");
+    }
+  }
+  return "";
+}
+
+// Every schema version a database may be at when this binary upgrades it
+// (as the binaries of that version left it, without definitions) ends up
+// exactly where a fresh install does, and both hold exactly what the
+// definition files define: every function and view has one current file.
+TEST(Migrations, AFreshInstallAndEveryUpgradeEndIdentical) {
+  const std::string fresh = CreateMigratedDatabase();
+  const std::string expected = SchemaOf(fresh);
+  ASSERT_NE(expected.find("CREATE FUNCTION logbook.append_cached("), std::string::npos);
+  auto drift = FindDefinitionDrift(fresh, EmbeddedMigrations());
+  ASSERT_TRUE(drift.ok()) << drift.status();
+  for (const DefinitionDrift& d : *drift) {
+    ADD_FAILURE() << d.file << ": " << d.object << " " << d.problem;
+  }
+
+  for (int version = 1; version < EmbeddedMigrations().latest_version(); ++version) {
+    const std::string dsn = DsnFor(CreateDatabase());
+    ASSERT_TRUE(MigrateUp(dsn, EmbeddedMigrations().Through(version)).ok());
+    auto upgraded = MigrateUp(dsn, EmbeddedMigrations());
+    ASSERT_TRUE(upgraded.ok()) << "from version " << version << ": " << upgraded.status();
+    EXPECT_EQ(upgraded->definitions.size(), EmbeddedMigrations().definitions.size());
+    EXPECT_EQ(FirstDifference(SchemaOf(dsn), expected), "")
+        << "upgraded from schema version " << version;
+  }
+}
+
+// A definition whose file changed is applied again by `migrate up`; the
+// changed ones go in together or not at all.
+TEST(Migrations, ChangedDefinitionsAreAppliedAgainAllOrNone) {
+  const std::string dsn = DsnFor(CreateDatabase());
+  const std::string dir = MigrationsDir();
+  ASSERT_TRUE(MigrateUp(dsn, *LoadMigrationsFromDir(dir)).ok());
+  const std::string checksum_sql =
+      "SELECT checksum FROM logbook.schema_definitions WHERE name = 'functions/position_at.sql'";
+  const std::string before = QueryValue(dsn, checksum_sql);
+
+  std::ofstream(dir + "/functions/position_at.sql", std::ios::app) << "-- reworded\n";
+  auto changed = LoadMigrationsFromDir(dir);
+  ASSERT_TRUE(changed.ok());
+  auto states = MigrationStatus(dsn, *changed);
+  ASSERT_TRUE(states.ok());
+  for (const MigrationState& s : *states) {
+    EXPECT_EQ(s.state, s.name == "functions/position_at.sql" ? MigrationState::State::kChanged
+                                                              : MigrationState::State::kApplied)
+        << s.name;
+  }
+  auto check = CheckSchema(dsn, *changed);
+  ASSERT_TRUE(check.ok()) << check.status();
+  ASSERT_EQ(check->warnings.size(), 1u);
+  EXPECT_EQ(check->warnings[0].find("definition functions/position_at.sql in the database "
+                                    "(applied "),
+            0u)
+      << check->warnings[0];
+
+  std::ofstream(dir + "/functions/zz_broken.sql")
+      << "CREATE OR REPLACE FUNCTION logbook.zz_broken() RETURNS int LANGUAGE sql "
+         "AS $$ SELEC 1 $$;";
+  auto broken = MigrateUp(dsn, *LoadMigrationsFromDir(dir));
+  ASSERT_EQ(broken.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(broken.status().message().find(
+                "definition functions/zz_broken.sql failed; no definition was applied (0 "
+                "versioned migration(s) applied before stay applied): SQLSTATE 42601"),
+            0u)
+      << broken.status();
+  EXPECT_EQ(QueryValue(dsn, checksum_sql), before);
+
+  std::filesystem::remove(dir + "/functions/zz_broken.sql");
+  std::vector<std::string> progress;
+  auto applied = MigrateUp(dsn, *changed, [&](const Migration& m) { progress.push_back(m.name); });
+  ASSERT_TRUE(applied.ok()) << applied.status();
+  EXPECT_TRUE(applied->versioned.empty());
+  ASSERT_EQ(applied->definitions.size(), 1u);
+  EXPECT_EQ(applied->definitions[0].name, "functions/position_at.sql");
+  EXPECT_EQ(progress, std::vector<std::string>{"functions/position_at.sql"});
+  EXPECT_EQ(QueryValue(dsn, checksum_sql), Sha256Hex(applied->definitions[0].sql));
+  EXPECT_TRUE(CheckSchema(dsn, *changed)->warnings.empty());
+}
+
+// `migrate verify` finds a function edited by hand or added beside the
+// files, without changing anything, and only with the owner's rights.
+TEST(Migrations, DriftFromTheDefinitionFilesIsNamed) {
+  const std::string dsn = CreateMigratedDatabase();
+  ASSERT_EQ(Exec(dsn, "CREATE OR REPLACE FUNCTION logbook.position_at(p_time timestamptz) "
+                      "RETURNS bigint LANGUAGE sql STABLE AS $$ SELECT 0::bigint $$; "
+                      "CREATE FUNCTION logbook.extra() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$"),
+            "");
+  auto drift = FindDefinitionDrift(dsn, EmbeddedMigrations());
+  ASSERT_TRUE(drift.ok()) << drift.status();
+  ASSERT_EQ(drift->size(), 2u);
+  EXPECT_EQ((*drift)[0].file, "functions/position_at.sql");
+  EXPECT_EQ((*drift)[0].object, "function logbook.position_at(timestamp with time zone)");
+  EXPECT_EQ((*drift)[0].problem, "differs from the file");
+  EXPECT_EQ((*drift)[1].file, "");
+  EXPECT_EQ((*drift)[1].object, "function logbook.extra()");
+  EXPECT_EQ((*drift)[1].problem, "is defined by no file");
+  // Nothing was changed: the hand-made body is still there.
+  EXPECT_EQ(QueryValue(dsn, "SELECT logbook.position_at(now())"), "0");
+
+  const std::string database = QueryValue(dsn, "SELECT current_database()");
+  auto as_app = FindDefinitionDrift(DsnFor(database, "logbook_app"), EmbeddedMigrations());
+  EXPECT_EQ(as_app.status().code(), absl::StatusCode::kFailedPrecondition) << as_app.status();
+}
+
+// logbookd refuses a database that lacks one of its definitions.
+TEST(Migrations, ServerSchemaCheckNamesAMissingDefinition) {
+  const std::string dsn = CreateMigratedDatabase();
+  ASSERT_EQ(Exec(dsn, "DELETE FROM logbook.schema_definitions "
+                      "WHERE name = 'functions/publish.sql'"),
+            "");
+  EXPECT_EQ(CheckSchema(dsn, EmbeddedMigrations()).status(),
+            absl::FailedPreconditionError(
+                "the database lacks the definition functions/publish.sql that this logbookd "
+                "needs: run `logbook migrate up --database DSN`"));
 }
 
 }  // namespace

@@ -1,0 +1,106 @@
+-- Verifies every stream and the log's positions in plain SQL, as logbookd's
+-- `verify --all` does: positions run from 1 to the head except for recorded
+-- gaps, every event's stream is recorded, every stream's versions follow its
+-- positions, every chain verifies (verify_stream). Returns one row: ok, the
+-- events and streams checked, and the broken event with the lowest position,
+-- if any. Reads only. Usage: SELECT * FROM logbook.verify_all();
+CREATE OR REPLACE FUNCTION logbook.verify_all()
+RETURNS TABLE (ok boolean, events_checked bigint, streams_checked bigint, stream_id text,
+               stream_version bigint, global_position bigint, reason text, detail text)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  v_head    bigint;
+  v_events  bigint := 0;
+  v_streams bigint := 0;
+  v_missing bigint;
+  -- The broken event with the lowest position so far (b_pos NULL sorts last).
+  b_found   boolean := false;
+  b_stream  text;
+  b_version bigint;
+  b_pos     bigint;
+  b_reason  text;
+  b_detail  text;
+  r         record;
+  st        record;
+  h         record;
+BEGIN
+  SELECT lh.last_position INTO v_head FROM logbook.log_head lh;
+  -- Positions: a hole is a deleted event, except for a recorded gap; an
+  -- event inside a recorded gap was inserted.
+  SELECT q.pos, q.next, g.last_position AS gap_last INTO h FROM (
+    SELECT ev.global_position AS pos,
+           lead(ev.global_position) OVER (ORDER BY ev.global_position) AS next
+      FROM logbook.event_log ev
+     UNION ALL SELECT 0, min(ev.global_position) FROM logbook.event_log ev) q
+    LEFT JOIN logbook.position_gaps g ON g.first_position = q.pos + 1
+   WHERE q.pos < v_head AND coalesce(q.next, v_head + 1) <> coalesce(g.last_position, q.pos) + 1
+   ORDER BY q.pos LIMIT 1;
+  IF FOUND AND h.gap_last IS NOT NULL AND h.next <= h.gap_last THEN
+    b_found := true;
+    b_pos := h.next;
+    b_reason := 'event_inserted';
+    b_detail := 'the event is at a position no writer used (a recorded gap)';
+    SELECT ev.stream_id, ev.stream_version INTO b_stream, b_version FROM logbook.event_log ev
+     WHERE ev.global_position = h.next;
+  ELSIF FOUND THEN
+    v_missing := coalesce(h.gap_last, h.pos) + 1;
+    b_found := true;
+    b_pos := v_missing;
+    b_reason := 'event_missing';
+    b_detail := format('no event at position %s', v_missing);
+    SELECT m.stream_id, m.stream_version INTO b_stream, b_version
+      FROM logbook.missing_event_at(v_missing) m;
+  END IF;
+  -- An event beyond the head, or of a stream nobody recorded, was inserted.
+  SELECT ev.stream_id, ev.stream_version, ev.global_position INTO st FROM logbook.event_log ev
+   WHERE ev.global_position > v_head
+      OR NOT EXISTS (SELECT FROM logbook.streams s WHERE s.stream_id = ev.stream_id)
+   ORDER BY ev.global_position LIMIT 1;
+  IF FOUND AND (NOT b_found OR st.global_position < b_pos) THEN
+    b_found := true;
+    b_stream := st.stream_id;
+    b_version := st.stream_version;
+    b_pos := st.global_position;
+    b_reason := 'event_inserted';
+    b_detail := 'the event is beyond the head the stream and the log recorded';
+  END IF;
+  -- A version at a lower position than the version before it: the stream's
+  -- versions do not follow its positions. verify_stream, walking by
+  -- version, names the later event; this names the lower position, as
+  -- logbookd's verify --all, walking by position, does.
+  SELECT ev.stream_id, ev.stream_version, ev.global_position, pv.global_position AS due_at
+    INTO st
+    FROM logbook.event_log ev
+    JOIN logbook.event_log pv ON pv.stream_id = ev.stream_id
+                             AND pv.stream_version = ev.stream_version - 1
+   WHERE pv.global_position > ev.global_position
+   ORDER BY ev.global_position LIMIT 1;
+  IF FOUND AND (NOT b_found OR st.global_position < b_pos) THEN
+    b_found := true;
+    b_stream := st.stream_id;
+    b_version := st.stream_version;
+    b_pos := st.global_position;
+    b_reason := 'versions_out_of_sequence';
+    b_detail := format('version %s at position %s where version %s was due', st.stream_version,
+                       st.global_position, st.stream_version - 1);
+  END IF;
+  FOR st IN SELECT s.stream_id FROM logbook.streams s ORDER BY s.stream_id LOOP
+    SELECT * INTO r FROM logbook.verify_stream(st.stream_id);
+    v_streams := v_streams + 1;
+    v_events := v_events + r.events_checked;
+    IF NOT r.ok AND (NOT b_found
+                     OR coalesce(r.global_position, v_head + 1) < coalesce(b_pos, v_head + 2)) THEN
+      b_found := true;
+      b_stream := st.stream_id;
+      b_version := r.stream_version;
+      b_pos := r.global_position;
+      b_reason := r.reason;
+      b_detail := r.detail;
+    END IF;
+  END LOOP;
+  RETURN QUERY SELECT NOT b_found, v_events, v_streams, b_stream, b_version, b_pos, b_reason,
+                      b_detail;
+END;
+$$;
+
+GRANT EXECUTE ON FUNCTION logbook.verify_all() TO logbook_app;
