@@ -3,7 +3,9 @@
 #include <pqxx/pqxx>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "pg_errors.h"
+#include "spdlog/spdlog.h"
 
 namespace logbook::store {
 namespace {
@@ -12,15 +14,50 @@ std::string Operation(const AppendInput& a) {
   return absl::StrCat("append to stream '", a.stream_id, "'");
 }
 
+class PgGroupWriter final : public GroupWriter {
+ public:
+  explicit PgGroupWriter(std::string dsn) : dsn_(std::move(dsn)) {}
+
+  void Connect() override {
+    if (connected()) return;
+    conn_.reset();
+    auto conn = std::make_unique<pqxx::connection>(dsn_);
+    PrepareWriteStatements(*conn);
+    conn_ = std::move(conn);
+  }
+  bool connected() const override { return conn_ != nullptr && conn_->is_open(); }
+  void Disconnect() override { conn_.reset(); }
+
+  std::optional<GroupOutcome> AppendWithKnownHeads(const std::vector<const AppendInput*>& appends,
+                                                   std::map<std::string, StreamHead> heads,
+                                                   int64_t recorded_at_micros) override {
+    return store::AppendWithKnownHeads(*conn_, appends, std::move(heads), recorded_at_micros);
+  }
+
+  std::optional<GroupOutcome> AppendInTransaction(const std::vector<const AppendInput*>& appends,
+                                                  int64_t not_before_micros) override {
+    pqxx::work tx(*conn_);
+    std::optional<GroupOutcome> outcome = AppendLoadingHeads(tx, appends, not_before_micros);
+    if (outcome) tx.commit();
+    return outcome;
+  }
+
+ private:
+  const std::string dsn_;
+  std::unique_ptr<pqxx::connection> conn_;
+};
+
 }  // namespace
 
-GroupCommitter::GroupCommitter(std::string dsn, size_t writers, size_t max_batch_appends,
-                               size_t max_batch_bytes)
-    : dsn_(std::move(dsn)),
-      max_batch_appends_(max_batch_appends),
-      max_batch_bytes_(max_batch_bytes),
-      writers_(std::max<size_t>(writers, 1)) {
-  for (Writer& w : writers_) threads_.emplace_back([this, &w] { WriterLoop(w); });
+std::unique_ptr<GroupWriter> NewPgGroupWriter(std::string dsn) {
+  return std::make_unique<PgGroupWriter>(std::move(dsn));
+}
+
+GroupCommitter::GroupCommitter(const WriterFactory& make_writer, size_t writers,
+                               size_t max_batch_appends, size_t max_batch_bytes)
+    : max_batch_appends_(max_batch_appends), max_batch_bytes_(max_batch_bytes) {
+  for (size_t i = 0; i < std::max<size_t>(writers, 1); ++i) writers_.push_back(make_writer());
+  for (auto& w : writers_) threads_.emplace_back([this, &w] { WriterLoop(*w); });
 }
 
 GroupCommitter::~GroupCommitter() {
@@ -44,34 +81,25 @@ GroupCommitter::Batch GroupCommitter::TakeBatch() {
   Batch batch;
   absl::MutexLock lock(&mu_);
   // finished_ when every waiting append's stream was running: wait for one
-  // more transaction to finish before looking again.
+  // more group to finish before looking again.
   std::optional<uint64_t> blocked_at;
   for (;;) {
-    struct Ready {
-      GroupCommitter* c;
-      const std::optional<uint64_t>* blocked_at;
-    } ready{this, &blocked_at};
-    mu_.Await(absl::Condition(
-        +[](Ready* r) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-          GroupCommitter* c = r->c;
-          if (c->queue_.empty()) return c->stopping_;
-          return (c->running_ == 0 || c->queued_events_ >= kParallelEvents) &&
-                 *r->blocked_at != c->finished_;
-        },
-        &ready));
+    auto ready = [this, &blocked_at]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      if (queue_.empty()) return stopping_;
+      return (running_ == 0 || queued_events_ >= kParallelEvents) && blocked_at != finished_;
+    };
+    mu_.Await(absl::Condition(&ready));
     if (queue_.empty()) return batch;  // Stopping and drained.
     // The callers answered last time usually come straight back: wait a
-    // moment for them so they share this transaction instead of the next.
+    // moment for them so they share this group instead of the next.
     if (last_batch_ >= kWaitForReturningCallers) {
-      mu_.AwaitWithTimeout(absl::Condition(
-                               +[](GroupCommitter* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) {
-                                 return c->stopping_ || c->queue_.size() >= c->last_batch_;
-                               },
-                               this),
-                           kMaxWait);
+      auto returned = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || queue_.size() >= last_batch_;
+      };
+      mu_.AwaitWithTimeout(absl::Condition(&returned), kMaxWait);
     }
-    // Take what waits, in order, except appends to streams a running
-    // transaction writes (and whatever follows them on those streams).
+    // Take what waits, in order, except appends to streams a running group
+    // writes (and whatever follows them on those streams).
     std::deque<std::unique_ptr<Pending>> left;
     std::set<std::string> skipped, taken;
     size_t bytes = 0;
@@ -102,7 +130,7 @@ GroupCommitter::Batch GroupCommitter::TakeBatch() {
     }
     last_batch_ = batch.appends.size();
     ++running_;
-    std::map<std::string, StreamRow> heads;
+    std::map<std::string, StreamHead> heads;
     for (const std::string& stream : taken) {
       running_streams_.insert(stream);
       batch.streams.push_back(stream);
@@ -111,21 +139,21 @@ GroupCommitter::Batch GroupCommitter::TakeBatch() {
         heads[stream] = it->second;
       }
     }
+    batch.recorded_at_micros =
+        std::max(absl::ToUnixMicros(absl::Now()), cache_.last_recorded_at_micros);
     if (heads.size() == taken.size()) {
       batch.heads = std::move(heads);
-      batch.recorded_at_micros =
-          std::max(absl::ToUnixMicros(absl::Now()), cache_.last_recorded_at_micros);
       cache_.last_recorded_at_micros = batch.recorded_at_micros;
     }
     return batch;
   }
 }
 
-void GroupCommitter::WriterLoop(Writer& writer) {
+void GroupCommitter::WriterLoop(GroupWriter& writer) {
   for (;;) {
     Batch batch = TakeBatch();
     if (batch.appends.empty()) return;
-    std::optional<std::map<std::string, StreamRow>> after = RunBatch(writer, batch);
+    std::optional<std::map<std::string, StreamHead>> after = RunBatch(writer, batch);
     {
       absl::MutexLock lock(&mu_);
       --running_;
@@ -146,51 +174,55 @@ void GroupCommitter::WriterLoop(Writer& writer) {
   }
 }
 
-absl::Status GroupCommitter::Connect(Writer& writer) {
-  if (writer.conn != nullptr && writer.conn->is_open()) return absl::OkStatus();
-  writer.conn.reset();
-  return CatchPqxx("connect to the database", [&]() -> absl::Status {
-    writer.conn = std::make_unique<pqxx::connection>(dsn_);
-    PrepareWriteStatements(*writer.conn);
-    return absl::OkStatus();
-  });
-}
-
-std::optional<std::map<std::string, StreamRow>> GroupCommitter::RunBatch(Writer& writer,
-                                                                        Batch& batch) {
-  if (Connect(writer).ok()) {
-    try {
-      std::vector<const AppendInput*> appends;
-      for (const auto& p : batch.appends) appends.push_back(&p->append);
-      std::optional<GroupOutcome> outcome;
-      if (batch.heads) {
-        outcome = TryWriteAppendsFromCache(*writer.conn, appends, *std::move(batch.heads),
-                                           batch.recorded_at_micros);
-      }
-      if (!outcome) {
-        pqxx::work tx(*writer.conn);
-        outcome = WriteAppends(tx, appends);
-        tx.commit();
-      }
-      for (size_t i = 0; i < appends.size(); ++i) {
-        batch.appends[i]->result = std::move(outcome->results[i]);
-      }
-      return std::move(outcome->streams);
-    } catch (...) {
-      // Fall through: run each on its own (see the class comment).
-      if (!writer.conn->is_open()) writer.conn.reset();
-    }
+std::optional<std::map<std::string, StreamHead>> GroupCommitter::RunBatch(GroupWriter& writer,
+                                                                         Batch& batch) {
+  std::vector<const AppendInput*> appends;
+  for (const auto& p : batch.appends) appends.push_back(&p->append);
+  std::optional<std::map<std::string, StreamHead>> after;
+  const absl::Status failed = CatchPqxx(
+      absl::StrCat("append a group of ", appends.size()), [&]() -> absl::Status {
+        writer.Connect();
+        std::optional<GroupOutcome> outcome;
+        if (batch.heads) {
+          outcome = writer.AppendWithKnownHeads(appends, *std::move(batch.heads),
+                                                batch.recorded_at_micros);
+        }
+        if (!outcome) outcome = writer.AppendInTransaction(appends, batch.recorded_at_micros);
+        if (!outcome) {
+          return absl::AbortedError("a concurrent writer stored one of its event ids first");
+        }
+        for (size_t i = 0; i < appends.size(); ++i) {
+          batch.appends[i]->result = std::move(outcome->results[i]);
+        }
+        after = std::move(outcome->streams);
+        return absl::OkStatus();
+      });
+  if (failed.ok()) return after;
+  // Lost races are part of the job; anything else is worth an operator's eye.
+  if (absl::IsAborted(failed)) {
+    spdlog::info("{}; running each append alone", std::string(failed.message()));
+  } else {
+    spdlog::warn("{}; running each append alone", std::string(failed.message()));
   }
-  for (const auto& p : batch.appends) p->result = RunAlone(writer, p->append);
+  if (!writer.connected()) writer.Disconnect();
+  for (const auto& p : batch.appends) {
+    p->result = RunAlone(writer, p->append, batch.recorded_at_micros);
+  }
   return std::nullopt;
 }
 
-absl::StatusOr<AppendResult> GroupCommitter::RunAlone(Writer& writer, const AppendInput& append) {
+absl::StatusOr<AppendResult> GroupCommitter::RunAlone(GroupWriter& writer,
+                                                      const AppendInput& append,
+                                                      int64_t not_before_micros) {
   bool sent = false;
   absl::Status last;
   for (int attempt = 0; attempt < 2; ++attempt) {  // A second try on a fresh connection.
-    if (absl::Status s = Connect(writer); !s.ok()) {
-      last = s;
+    absl::Status connected = CatchPqxx("connect to the database", [&]() -> absl::Status {
+      writer.Connect();
+      return absl::OkStatus();
+    });
+    if (!connected.ok()) {
+      last = connected;
       continue;
     }
     sent = true;
@@ -198,10 +230,9 @@ absl::StatusOr<AppendResult> GroupCommitter::RunAlone(Writer& writer, const Appe
         CatchPqxx(Operation(append), [&]() -> absl::StatusOr<AppendResult> {
           for (int race = 1;; ++race) {
             try {
-              pqxx::work tx(*writer.conn);
-              absl::StatusOr<AppendResult> r = std::move(WriteAppends(tx, {&append}).results[0]);
-              tx.commit();
-              return r;
+              std::optional<GroupOutcome> outcome =
+                  writer.AppendInTransaction({&append}, not_before_micros);
+              if (outcome) return std::move(outcome->results[0]);
             } catch (const pqxx::unique_violation&) {
               // A concurrent transaction stored one of the event ids first:
               // once it has committed, the next try sees them.
@@ -209,11 +240,15 @@ absl::StatusOr<AppendResult> GroupCommitter::RunAlone(Writer& writer, const Appe
             } catch (const pqxx::deadlock_detected&) {
               if (race == kRaceRetries) throw;
             }
+            if (race == kRaceRetries) {
+              return absl::AbortedError(absl::StrCat(
+                  Operation(append), ": lost a race with a concurrent writer; re-read and retry"));
+            }
           }
         });
     if (!absl::IsUnavailable(result.status())) return result;
     last = result.status();
-    writer.conn.reset();
+    writer.Disconnect();
   }
   if (!sent) return last;
   return absl::UnknownError(absl::StrCat(

@@ -70,7 +70,7 @@ constexpr char kReadCategoryBackward[] = "read_category_backward";
 constexpr char kReadStreamByPositionForward[] = "read_stream_by_position_forward";
 constexpr char kReadStreamByPositionBackward[] = "read_stream_by_position_backward";
 
-constexpr char kPositionAt[] = "position_at";
+constexpr char kPositionAt[] = "position_at_time";
 constexpr char kPositionAtSql[] = "SELECT logbook.position_at($1::timestamptz)";
 
 constexpr char kHead[] = "head";
@@ -180,8 +180,8 @@ class PgEventStore final : public EventStore {
         verify_streams_per_pass_(std::max<size_t>(1, options.verify_streams_per_pass)),
         pool_(options.dsn, options.pool_size, options.acquire_timeout, options.max_waiters,
               PrepareStatements),
-        committer_(options.dsn, options.append_writers, options.group_commit_max_appends,
-                   options.group_commit_max_bytes) {}
+        committer_([dsn = options.dsn] { return NewPgGroupWriter(dsn); }, options.append_writers,
+                   options.group_commit_max_appends, options.group_commit_max_bytes) {}
 
   absl::Status Ping() {
     return Run("connect to the database",
@@ -292,31 +292,8 @@ class PgEventStore final : public EventStore {
     return Run(absl::StrCat("delete stream '", stream_id, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<DeleteResult> {
                  pqxx::work tx(conn);
-                 const StreamRow s = LockStreams(tx, {stream})[0];
-                 if (!s.exists) return absl::NotFoundError(absl::StrCat("stream '", stream, "' does not exist"));
-                 if (s.state == StreamState::kTombstoned) {
-                   return absl::FailedPreconditionError(
-                       absl::StrCat("stream '", stream, "' is already tombstoned"));
-                 }
-                 const bool live = s.state == StreamState::kActive;
-                 if (!live && !tombstone) {
-                   return absl::NotFoundError(
-                       absl::StrCat("stream '", stream, "' is already deleted"));
-                 }
-                 if ((expected.kind == ExpectedVersion::Kind::kNoStream) ||
-                     (expected.kind == ExpectedVersion::Kind::kStreamExists && !live) ||
-                     (expected.kind == ExpectedVersion::Kind::kExact &&
-                      (!live || s.version != expected.version))) {
-                   absl::Status status = absl::AbortedError(absl::StrCat(
-                       "wrong expected version for stream '", stream, "': expected ",
-                       Describe(expected), ", but the stream ",
-                       live ? absl::StrCat("is at version ", s.version)
-                            : absl::StrCat("was deleted at version ", s.version)));
-                   if (live) {
-                     status.SetPayload(kActualVersionPayload, absl::Cord(absl::StrCat(s.version)));
-                   }
-                   return status;
-                 }
+                 const StreamHead s = LockStreams(tx, {stream})[0];
+                 LOGBOOK_RETURN_IF_ERROR(CheckDelete(stream, expected, tombstone, s));
                  tx.exec_prepared(kDeleteStream, stream,
                                   tombstone ? "tombstoned" : "soft_deleted");
                  nlohmann::json audit = {{"stream_id", stream},
@@ -493,7 +470,12 @@ class PgEventStore final : public EventStore {
     events[0].data = std::move(data);
     const AppendInput audit =
         PrepareAppend(kAuditStream, ExpectedVersion::Any(), std::move(events));
-    return std::move(WriteAppends(tx, {&audit}).results[0]);
+    std::optional<GroupOutcome> outcome = AppendLoadingHeads(tx, {&audit}, 0);
+    if (!outcome) {
+      return absl::AbortedError(absl::StrCat("append to stream '", kAuditStream,
+                                             "': lost a race with a concurrent writer; retry"));
+    }
+    return std::move(outcome->results[0]);
   }
 
   // Runs `fn` on a pooled connection, translating what libpqxx throws. A

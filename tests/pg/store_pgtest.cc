@@ -264,7 +264,7 @@ TEST_F(StoreTest, AnAppendBehindAnotherTicketsClockIsStoredAtThatTime) {
 
 // The one-call path itself: a group whose recorded_at another ticket passed
 // is hashed again at that ticket's time and written by append_cached, not
-// given up to the locked path (TryWriteAppendsFromCache returning nullopt).
+// given up to the locked path (AppendWithKnownHeads returning nullopt).
 TEST_F(StoreTest, TheOneCallPathCatchesUpWithALaterTicketsClock) {
   auto first = store_->Append("clock-2", ExpectedVersion::Any(), {Json("A")});
   ASSERT_TRUE(first.ok()) << first.status();
@@ -274,12 +274,12 @@ TEST_F(StoreTest, TheOneCallPathCatchesUpWithALaterTicketsClock) {
   QueryValue(dsn_, "SELECT setval('logbook.recorded_at_micros', " + std::to_string(later) + ")");
   const AppendInput append = PrepareAppend("clock-2", ExpectedVersion::Exact(0),
                                            {Json("B", "{}", NewUuid())});
-  StreamRow head;
+  StreamHead head;
   head.exists = true;
   head.version = 0;
   head.last_position = first->last_position;
   head.head_hash = first->head_hash;
-  auto outcome = TryWriteAppendsFromCache(conn, {&append}, {{"clock-2", head}},
+  auto outcome = AppendWithKnownHeads(conn, {&append}, {{"clock-2", head}},
                                           absl::ToUnixMicros(absl::Now()));
   ASSERT_TRUE(outcome.has_value());
   ASSERT_TRUE(outcome->results[0].ok()) << outcome->results[0].status();
