@@ -8,7 +8,7 @@
 #include "convert.h"
 #include "logbook/store/status_macros.h"
 #include "spdlog/spdlog.h"
-#include "subscriptions.h"
+#include "subscribe_reactor.h"
 
 namespace logbook::service {
 namespace {
@@ -259,7 +259,7 @@ grpc::ServerUnaryReactor* EventStoreService::Append(grpc::CallbackServerContext*
           if (result.ok()) {
             // Wake this instance's subscriptions now; other instances hear
             // of it through NOTIFY.
-            hub_.OnHead(result->last_position);
+            tail_.OnHead(result->last_position);
             ToProto(*std::move(result), *response);
           } else {
             AddStatusTrailers(result.status(), *context);
@@ -295,7 +295,7 @@ grpc::ServerUnaryReactor* EventStoreService::DeleteStream(
                      store_.DeleteStream(request->stream_id(),
                                          FromProto(request->expected_version()),
                                          request->tombstone()));
-    hub_.OnHead(result.audit_position);  // The StreamDeleted event in $audit.
+    tail_.OnHead(result.audit_position);  // The StreamDeleted event in $audit.
     ToProto(result, *response);
     return absl::OkStatus();
   });
@@ -317,7 +317,7 @@ grpc::ServerUnaryReactor* EventStoreService::RedactEvent(grpc::CallbackServerCon
                                         request->reason()));
     spdlog::info("redacted {}@{} (position {}); audit position {}", request->stream_id(),
                  request->stream_version(), result.global_position, result.audit_position);
-    hub_.OnHead(result.audit_position);  // The EventRedacted event in $audit.
+    tail_.OnHead(result.audit_position);  // The EventRedacted event in $audit.
     ToProto(result, *response);
     return absl::OkStatus();
   });
@@ -432,7 +432,7 @@ grpc::ServerWriteReactor<v1::SubscribeResponse>* EventStoreService::Subscribe(
     EndCall();
     return new Failed(valid);
   }
-  return hub_.Subscribe(*request, [this] { EndCall(); });
+  return StartSubscribeReactor(tail_, *request, [this] { EndCall(); });
 }
 
 }  // namespace logbook::service

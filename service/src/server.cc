@@ -7,25 +7,28 @@
 #include "absl/strings/str_cat.h"
 #include "logbook/service/event_store_service.h"
 #include "spdlog/spdlog.h"
-#include "subscriptions.h"
 
 namespace logbook::service {
 namespace {
 
 class GrpcServer final : public Server {
  public:
-  GrpcServer(const ServerOptions& options, store::EventStore& store)
-      : workers_(options.worker_threads, options.max_queued_calls),
-        hub_(store, workers_, options.database_dsn, options.subscriptions),
-        service_(store, workers_, hub_, options.admin_token) {}
+  explicit GrpcServer(const ServerOptions& options)
+      : workers_(options.worker_threads, options.max_queued_calls) {}
 
-  absl::Status Start(const ServerOptions& options, const store::Limits& limits) {
-    if (absl::Status s = hub_.Start(); !s.ok()) return s;
+  absl::Status Start(const ServerOptions& options, store::EventStore& store) {
+    auto tail = store::LogTail::Start(
+        store, [this](std::function<void()> task) { return workers_.TrySubmit(std::move(task)); },
+        options.database_dsn, options.subscriptions);
+    if (!tail.ok()) return tail.status();
+    tail_ = *std::move(tail);
+    service_ = std::make_unique<EventStoreService>(store, workers_, *tail_, options.admin_token);
+    const store::Limits& limits = store.limits();
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     grpc::ServerBuilder builder;
     builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port_);
-    builder.RegisterService(&service_);
+    builder.RegisterService(service_.get());
     // Room for the largest batch plus framing, so that an oversized batch
     // gets the store's precise RESOURCE_EXHAUSTED rather than gRPC's.
     builder.SetMaxReceiveMessageSize(static_cast<int>(limits.max_batch_bytes * 2 + (1 << 20)));
@@ -46,11 +49,10 @@ class GrpcServer final : public Server {
   void Shutdown(absl::Duration deadline) override {
     if (server_ == nullptr) return;
     server_->GetHealthCheckService()->Shutdown();
-    service_.StartDraining();
-    hub_.EndAll(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                             "server shutting down; resume on another instance"));
+    service_->StartDraining();
+    tail_->EndAll(absl::UnavailableError("server shutting down; resume on another instance"));
     const absl::Time give_up = absl::Now() + deadline;
-    while (service_.in_flight() > 0 && absl::Now() < give_up) {
+    while (service_->in_flight() > 0 && absl::Now() < give_up) {
       absl::SleepFor(absl::Milliseconds(5));
     }
     server_->Shutdown(absl::ToChronoTime(absl::Now()));  // Cancels what is left.
@@ -60,8 +62,8 @@ class GrpcServer final : public Server {
 
  private:
   WorkerPool workers_;
-  SubscriptionHub hub_;
-  EventStoreService service_;
+  std::unique_ptr<store::LogTail> tail_;
+  std::unique_ptr<EventStoreService> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
 };
@@ -70,8 +72,8 @@ class GrpcServer final : public Server {
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options,
                                                       store::EventStore& store) {
-  auto server = std::make_unique<GrpcServer>(options, store);
-  if (absl::Status s = server->Start(options, store.limits()); !s.ok()) return s;
+  auto server = std::make_unique<GrpcServer>(options);
+  if (absl::Status s = server->Start(options, store); !s.ok()) return s;
   return server;
 }
 

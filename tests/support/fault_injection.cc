@@ -92,4 +92,42 @@ std::optional<store::GroupOutcome> FaultInjectingGroupWriter::AppendInTransactio
   return Inject(appends, [&] { return real_->AppendInTransaction(appends, not_before_micros); });
 }
 
+void FaultInjectingEventStore::FailReadAll(
+    int calls, absl::Status status, std::function<bool(const store::ReadAllQuery&)> applies) {
+  absl::MutexLock lock(&mu_);
+  fail_read_all_ = calls;
+  read_all_status_ = std::move(status);
+  read_all_applies_ = std::move(applies);
+}
+
+void FaultInjectingEventStore::FailHeadPosition(int calls, absl::Status status) {
+  absl::MutexLock lock(&mu_);
+  fail_head_ = calls;
+  head_status_ = std::move(status);
+}
+
+absl::StatusOr<std::vector<store::RecordedEvent>> FaultInjectingEventStore::ReadAll(
+    const store::ReadAllQuery& query) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (fail_read_all_ > 0 && (read_all_applies_ == nullptr || read_all_applies_(query))) {
+      --fail_read_all_;
+      ++read_all_failures_;
+      return read_all_status_;
+    }
+  }
+  return real_.ReadAll(query);
+}
+
+absl::StatusOr<uint64_t> FaultInjectingEventStore::HeadPosition() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (fail_head_ > 0) {
+      --fail_head_;
+      return head_status_;
+    }
+  }
+  return real_.HeadPosition();
+}
+
 }  // namespace logbook::testing

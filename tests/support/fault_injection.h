@@ -73,4 +73,65 @@ class FaultInjectingGroupWriter final : public store::GroupWriter {
   bool holding_ ABSL_GUARDED_BY(mu_) = false;
 };
 
+// An EventStore over a real one whose reads fail on demand. Thread-safe.
+class FaultInjectingEventStore final : public store::EventStore {
+ public:
+  explicit FaultInjectingEventStore(store::EventStore& real) : real_(real) {}
+
+  // The next `calls` ReadAll calls for which `applies` returns true (all,
+  // without it) return `status` without reaching the database.
+  void FailReadAll(int calls, absl::Status status,
+                   std::function<bool(const store::ReadAllQuery&)> applies = nullptr);
+  // The next `calls` HeadPosition calls return `status`.
+  void FailHeadPosition(int calls, absl::Status status);
+  // ReadAll calls failed so far.
+  int read_all_failures() const { return read_all_failures_.load(); }
+
+  void AppendAsync(absl::string_view stream_id, store::ExpectedVersion expected,
+                   std::vector<store::NewEvent> events, AppendDone done) override {
+    real_.AppendAsync(stream_id, expected, std::move(events), std::move(done));
+  }
+  absl::StatusOr<std::vector<store::RecordedEvent>> ReadStream(
+      const store::ReadStreamQuery& query) override {
+    return real_.ReadStream(query);
+  }
+  absl::StatusOr<std::vector<store::RecordedEvent>> ReadAll(
+      const store::ReadAllQuery& query) override;
+  absl::StatusOr<store::StreamInfo> GetStream(absl::string_view stream_id) override {
+    return real_.GetStream(stream_id);
+  }
+  absl::StatusOr<store::DeleteResult> DeleteStream(absl::string_view stream_id,
+                                                   store::ExpectedVersion expected,
+                                                   bool tombstone) override {
+    return real_.DeleteStream(stream_id, expected, tombstone);
+  }
+  absl::StatusOr<store::RedactResult> RedactEvent(absl::string_view stream_id,
+                                                  uint64_t stream_version,
+                                                  absl::string_view reason) override {
+    return real_.RedactEvent(stream_id, stream_version, reason);
+  }
+  absl::StatusOr<store::Snapshot> SaveSnapshot(const store::Snapshot& snapshot) override {
+    return real_.SaveSnapshot(snapshot);
+  }
+  absl::StatusOr<store::Snapshot> LoadSnapshot(const store::SnapshotQuery& query) override {
+    return real_.LoadSnapshot(query);
+  }
+  absl::StatusOr<std::unique_ptr<store::Verification>> StartVerify(
+      absl::string_view stream_id) override {
+    return real_.StartVerify(stream_id);
+  }
+  absl::StatusOr<uint64_t> HeadPosition() override;
+  const store::Limits& limits() const override { return real_.limits(); }
+
+ private:
+  store::EventStore& real_;
+  std::atomic<int> read_all_failures_{0};
+  absl::Mutex mu_;
+  int fail_read_all_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Status read_all_status_ ABSL_GUARDED_BY(mu_);
+  std::function<bool(const store::ReadAllQuery&)> read_all_applies_ ABSL_GUARDED_BY(mu_);
+  int fail_head_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Status head_status_ ABSL_GUARDED_BY(mu_);
+};
+
 }  // namespace logbook::testing

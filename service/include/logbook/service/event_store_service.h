@@ -7,11 +7,10 @@
 
 #include "logbook/service/worker_pool.h"
 #include "logbook/store/event_store.h"
+#include "logbook/store/subscription.h"
 #include "logbook/v1/event_store.grpc.pb.h"
 
 namespace logbook::service {
-
-class SubscriptionHub;
 
 // Callback-API implementation of logbook.v1.EventStore. Reactions only
 // validate and convert; every store call runs on `workers`, so no gRPC thread
@@ -26,9 +25,9 @@ class EventStoreService final : public logbook::v1::EventStore::CallbackService 
   // Returns up to `max` events following the previous page of a read.
   using FetchPage = std::function<absl::StatusOr<std::vector<store::RecordedEvent>>(uint64_t max)>;
 
-  EventStoreService(store::EventStore& store, WorkerPool& workers, SubscriptionHub& hub,
+  EventStoreService(store::EventStore& store, WorkerPool& workers, store::LogTail& tail,
                     std::string admin_token = "")
-      : store_(store), workers_(workers), hub_(hub), admin_token_(std::move(admin_token)) {}
+      : store_(store), workers_(workers), tail_(tail), admin_token_(std::move(admin_token)) {}
 
   grpc::ServerUnaryReactor* Append(grpc::CallbackServerContext* context,
                                    const v1::AppendRequest* request,
@@ -86,7 +85,7 @@ class EventStoreService final : public logbook::v1::EventStore::CallbackService 
 
   store::EventStore& store_;
   WorkerPool& workers_;
-  SubscriptionHub& hub_;
+  store::LogTail& tail_;
   const std::string admin_token_;  // Empty: admin calls disabled.
   std::atomic<bool> draining_{false};
   std::atomic<int> in_flight_{0};

@@ -7,20 +7,9 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "logbook/store/event_store.h"
+#include "logbook/store/subscription.h"
 
 namespace logbook::service {
-
-struct SubscriptionOptions {
-  // Per subscriber, before it falls behind: events queued for writing (one
-  // live batch of up to tail_page events is always accepted when the queue
-  // is empty).
-  size_t max_buffered_events = 1000;
-  size_t max_buffered_bytes = 8 << 20;   // Per subscriber: data + metadata bytes.
-  uint64_t catch_up_page = 500;          // Events per catch-up read.
-  uint64_t tail_page = 1000;             // Events per read of the live tail.
-  absl::Duration checkpoint_interval = absl::Seconds(1);  // Idle checkpoints.
-  absl::Duration poll_interval = absl::Seconds(1);  // Head poll without NOTIFY.
-};
 
 struct ServerOptions {
   std::string listen = "127.0.0.1:50051";  // host:port; port 0 picks a free one.
@@ -28,7 +17,7 @@ struct ServerOptions {
   size_t max_queued_calls = 10000;         // Calls waiting for a worker.
   std::string database_dsn;                // For the subscriptions' LISTEN connection.
   std::string admin_token;                 // Bearer token of admin calls; empty: disabled.
-  SubscriptionOptions subscriptions;
+  store::SubscriptionOptions subscriptions;
 };
 
 // A running gRPC server serving logbook.v1.EventStore, grpc.health.v1.Health

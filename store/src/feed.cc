@@ -1,0 +1,324 @@
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "log_tail.h"
+
+namespace logbook::store {
+namespace {
+
+size_t Bytes(const RecordedEvent& e) { return e.data.size() + e.metadata.size(); }
+
+// Events go into one message while it stays under this many (estimated)
+// bytes; one larger event still goes alone. Well under gRPC's default 4 MiB
+// receive limit.
+constexpr size_t kMaxMessageBytes = 1 << 20;
+
+// An upper estimate of `e`'s size in a message: its strings plus 80 bytes
+// for tags, lengths, the numbers and the timestamp.
+size_t MessageBytes(const RecordedEvent& e) {
+  return e.data.size() + e.metadata.size() + e.stream_id.size() + e.type.size() +
+         e.event_id.size() + e.content_type.size() + e.correlation_id.size() +
+         e.causation_id.size() + (e.redaction_reason ? e.redaction_reason->size() : 0) + 80;
+}
+
+}  // namespace
+
+Feed::Feed(LiveTail& tail, const SubscriptionRequest& request, SubscriptionConsumer& consumer)
+    : tail_(tail),
+      consumer_(consumer),
+      request_(request),
+      filter_(request.filter),
+      max_per_message_(std::max<uint32_t>(1, request.max_events_per_message)) {
+  const SubscriptionOptions& o = tail_.options();
+  page_ = std::min<uint64_t>(o.catch_up_page, o.max_buffered_events);
+  windowed_ = filter_.stream_id.empty() && filter_.category.empty() &&
+              filter_.stream_prefix.empty() && filter_.event_types.empty();
+}
+
+void Feed::Start() {
+  {
+    absl::MutexLock lock(&mu_);
+    ++fetches_;
+    Schedule([self = shared_from_this()] { self->Resolve(); });
+  }
+  MaybeFinish();
+}
+
+bool Feed::Deliver(const EventBatch& batch, uint64_t to) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!live_ || ending_) return true;
+    size_t events = 0, bytes = 0;
+    for (const auto& e : *batch) {
+      if (e.global_position > cursor_ && Matches(filter_, e)) {
+        ++events;
+        bytes += Bytes(e);
+      }
+    }
+    const SubscriptionOptions& o = tail_.options();
+    // A subscriber with an empty queue is keeping up and takes the whole
+    // (shared) batch; one with a backlog must have room for it.
+    if (events > 0 && queued_events_ > 0 &&
+        (queued_events_ + events > o.max_buffered_events ||
+         queued_bytes_ + bytes > o.max_buffered_bytes)) {
+      live_ = false;  // Too slow: back to the table once the queue drains.
+      queue_.push_back({SubscriptionItem::Kind::kFellBehind, nullptr, 0, cursor_});
+      return false;
+    }
+    for (size_t i = 0; i < batch->size(); ++i) {
+      const auto& e = (*batch)[i];
+      if (e.global_position > cursor_ && Matches(filter_, e)) Enqueue(batch, i);
+    }
+    cursor_ = std::max(cursor_, to);
+    requested_ = cursor_;  // Live: no read is in flight; one after falling behind starts here.
+    MaybeCheckpoint();
+  }
+  Pump();
+  return true;
+}
+
+void Feed::Tick() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (ending_) return;
+    MaybeCheckpoint();
+  }
+  Pump();
+}
+
+bool Feed::IsLive() {
+  absl::MutexLock lock(&mu_);
+  return live_;
+}
+
+bool Feed::GoLive(uint64_t published) {
+  absl::MutexLock lock(&mu_);
+  if (cursor_ < published || ending_) return false;
+  live_ = true;
+  if (!caught_up_sent_) {
+    caught_up_sent_ = true;
+    queue_.push_back({SubscriptionItem::Kind::kCaughtUp, nullptr, 0, cursor_});
+    reported_ = cursor_;
+  }
+  return true;
+}
+
+void Feed::End(const absl::Status& status) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!ending_) end_status_ = status;
+    ending_ = true;
+  }
+  MaybeFinish();
+}
+
+void Feed::MessageDone(bool ok) {
+  {
+    absl::MutexLock lock(&mu_);
+    sending_ = false;
+    if (!ok) Fail(absl::CancelledError("the client went away"));
+  }
+  Pump();
+}
+
+void Feed::Fail(const absl::Status& status) {
+  if (!ending_) end_status_ = status;
+  ending_ = true;
+}
+
+void Feed::Schedule(std::function<void()> step) {
+  if (!tail_.executor()(std::move(step))) {
+    --fetches_;
+    Fail(absl::UnavailableError("server overloaded: too many calls waiting for the database"));
+  }
+}
+
+void Feed::Enqueue(const EventBatch& batch, size_t index) {
+  const auto& e = (*batch)[index];
+  queue_.push_back({SubscriptionItem::Kind::kEvent, batch, index, e.global_position});
+  ++queued_events_;
+  queued_bytes_ += Bytes(e);
+  reported_ = e.global_position;
+}
+
+void Feed::MaybeCheckpoint() {
+  const absl::Time now = absl::Now();
+  if (cursor_ > reported_ && now - last_checkpoint_ >= tail_.options().checkpoint_interval) {
+    queue_.push_back({SubscriptionItem::Kind::kCheckpoint, nullptr, 0, cursor_});
+    reported_ = cursor_;
+    last_checkpoint_ = now;
+  }
+}
+
+void Feed::Resolve() {
+  if (auto ended = tail_.ended()) End(*ended);
+  uint64_t cursor = 0;
+  absl::Status status;
+  switch (request_.start) {
+    case SubscriptionRequest::Start::kBeginning:
+      break;
+    case SubscriptionRequest::Start::kAfterPosition:
+      cursor = request_.after;
+      break;
+    case SubscriptionRequest::Start::kNow: {
+      auto head = tail_.store().HeadPosition();
+      status = head.status();
+      if (head.ok()) cursor = *head;
+      break;
+    }
+    case SubscriptionRequest::Start::kAfterVersion: {
+      ReadStreamQuery q;
+      q.stream_id = filter_.stream_id;
+      q.from_version = request_.after;
+      q.max_count = 1;
+      auto events = tail_.store().ReadStream(q);
+      status = events.status();
+      if (events.ok() &&
+          (events->empty() || events->front().stream_version != request_.after)) {
+        status = absl::OutOfRangeError(absl::StrCat("after_version: stream '", filter_.stream_id,
+                                                    "' has no version ", request_.after));
+      } else if (events.ok()) {
+        cursor = events->front().global_position;
+      }
+      break;
+    }
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    --fetches_;
+    if (!status.ok()) Fail(status);
+    cursor_ = reported_ = requested_ = cursor;
+  }
+  Pump();  // Starts catching up.
+}
+
+// Reads up to the newest head the tail heard of, which may be ahead of the
+// tail (an acknowledged append included), so caught_up covers it. Results
+// are enqueued in position order whichever read finishes first.
+void Feed::Fetch() {
+  for (;;) {
+    const uint64_t until = tail_.readable();  // Not under mu_: the tail's lock comes first.
+    uint64_t from = 0, to = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      known_until_ = std::max(known_until_, until);
+      if (ending_) break;
+      from = requested_;
+      if (from < until) {
+        to = windowed_ ? std::min(from + page_, until) : until;
+        requested_ = to;  // For a filter: corrected below when the page is full.
+        StartFetches();   // The next window, while this one is read.
+      } else if (fetches_ > 1 || cursor_ < requested_) {
+        break;  // The read still in flight continues from here.
+      } else if (queued_events_ > 0) {
+        // Join the live feed with no backlog of events, so its first batch
+        // fits; Pump comes back here once the queue drained.
+        drain_before_live_ = true;
+        break;
+      }
+    }
+    if (from >= until) {
+      if (tail_.TryGoLive(shared_from_this(), from)) break;
+      continue;  // The tail moved on meanwhile; read the rest.
+    }
+    ReadAllQuery q;
+    q.from_position = from + 1;
+    q.until_position = to;
+    q.max_count = page_;
+    q.filter = filter_;
+    auto events = tail_.store().ReadAll(q);
+    absl::MutexLock lock(&mu_);
+    if (!events.ok()) {
+      Fail(events.status());
+      break;
+    }
+    if (!windowed_ && events->size() == page_) {
+      to = requested_ = events->back().global_position;  // Full: the rest comes next.
+    }
+    arrived_.emplace(
+        from, Arrived{to, std::make_shared<const std::vector<RecordedEvent>>(*std::move(events))});
+    // Enqueue what is now contiguous with the cursor.
+    for (auto it = arrived_.begin(); it != arrived_.end() && it->first == cursor_;
+         it = arrived_.erase(it)) {
+      for (size_t i = 0; i < it->second.batch->size(); ++i) Enqueue(it->second.batch, i);
+      cursor_ = it->second.to;
+    }
+    MaybeCheckpoint();
+    break;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    --fetches_;
+  }
+  Pump();
+}
+
+// Whether Pump should start a Fetch: when idle, or ahead of the message out
+// while less than a page is queued (a second one only without a filter,
+// while more is known to be readable); not before the queue drained once
+// the reads reached the tail.
+bool Feed::ShouldFetch() {
+  if (ending_ || live_) return false;
+  const bool idle = !sending_ && queue_.empty();
+  const bool room = !drain_before_live_ && queued_events_ < page_ &&
+                    queued_bytes_ < tail_.options().max_buffered_bytes;
+  if (fetches_ == 0) return idle || room;
+  return windowed_ && fetches_ < 2 && room && requested_ < known_until_;
+}
+
+void Feed::StartFetches() {
+  while (ShouldFetch()) {
+    drain_before_live_ = false;
+    ++fetches_;
+    Schedule([self = shared_from_this()] { self->Fetch(); });
+  }
+}
+
+void Feed::Pump() {
+  std::vector<SubscriptionItem> message;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!sending_ && !ending_ && !queue_.empty()) {
+      message = TakeMessage();
+      sending_ = true;
+    }
+    StartFetches();
+  }
+  if (!message.empty()) consumer_.Send(std::move(message));  // Outside the lock: may call back.
+  MaybeFinish();
+}
+
+std::vector<SubscriptionItem> Feed::TakeMessage() {
+  std::vector<SubscriptionItem> message;
+  size_t bytes = 0;
+  do {
+    Item& item = queue_.front();
+    if (item.kind == SubscriptionItem::Kind::kEvent) {
+      const auto& e = (*item.batch)[item.index];
+      if (!message.empty() && bytes + MessageBytes(e) > kMaxMessageBytes) break;
+      bytes += MessageBytes(e);
+      --queued_events_;
+      queued_bytes_ -= Bytes(e);
+    }
+    message.push_back({item.kind, std::move(item.batch), item.index, item.position});
+    queue_.pop_front();
+  } while (max_per_message_ > 1 && message.front().kind == SubscriptionItem::Kind::kEvent &&
+           message.size() < max_per_message_ && !queue_.empty() &&
+           queue_.front().kind == SubscriptionItem::Kind::kEvent);
+  return message;
+}
+
+void Feed::MaybeFinish() {
+  absl::Status status;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!ending_ || sending_ || fetches_ > 0 || finished_) return;
+    finished_ = true;
+    status = end_status_;
+  }
+  tail_.Leave(this);
+  consumer_.OnEnded(status);
+}
+
+}  // namespace logbook::store
