@@ -14,6 +14,7 @@ packages=(
   libjemalloc-dev       # logbookd's allocator (service/CMakeLists.txt)
   postgresql postgresql-client
   python3               # clients/bench/run.sh summarizes its results with it
+  clang                 # tests/lint/thread_safety_test.sh: -Wthread-safety
 )
 
 missing=()

@@ -99,8 +99,6 @@ constexpr char kVerifyStreamsPageSql[] =
     "SELECT stream_id, version, head_hash, last_position FROM logbook.streams"
     " WHERE stream_id > $1 ORDER BY stream_id LIMIT $2";
 
-constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
-
 std::string Bytes(const pqxx::field& f) { return f.is_null() ? std::string() : ByteaField(f); }
 
 // One page row.
