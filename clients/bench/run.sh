@@ -141,9 +141,9 @@ baseline() {
 : >"$work/baselines"
 : >"$work/cpu_rss"
 
-# The baselines read and write events without receipts (migrations/0007 keeps
-# them in event_log's receipt_* and *_digest columns): the columns before
-# those, as the raw-PostgreSQL workloads of issue 5 were defined.
+# The baselines read and write events without receipts (event_log keeps
+# them in its receipt_* and *_digest columns): the columns before those, as
+# the raw-PostgreSQL workloads of issue 5 were defined.
 event_columns=$("${psql[@]}" -Atc "SELECT string_agg(attname, ', ' ORDER BY attnum)
   FROM pg_attribute WHERE attrelid = 'logbook.event_log'::regclass AND attnum > 0
   AND NOT attisdropped AND attname NOT IN ('receipt_previous_hash', 'receipt_hash',

@@ -1,4 +1,4 @@
-// Receipts: the per-stream hash chain over events (README.md "Receipts").
+// Receipts: the per-stream hash chain over events (docs/receipts.md).
 // Pure functions, thread-safe.
 #pragma once
 

@@ -52,14 +52,15 @@ constexpr char kVerifyBeyondSql[] =
     "        AND e.global_position <= $2)"
     " ORDER BY e.global_position LIMIT 1";
 
-// The last position of the recorded gap from $1 on, if any (migrations/0005):
+// The last position of the recorded gap from $1 on, if any (logbook.position_gaps):
 // positions a writer took and never used.
 constexpr char kVerifyGap[] = "verify_gap";
 constexpr char kVerifyGapSql[] =
     "SELECT last_position FROM logbook.position_gaps WHERE first_position = $1";
 
 // A deleted event takes its receipt with it; these locate it from what is
-// left (migrations/0007). The stream and version that were at position $1:
+// left (migrations/functions/missing_event_at.sql, unused_position.sql). The
+// stream and version that were at position $1:
 constexpr char kVerifyMissingEvent[] = "verify_missing_event";
 constexpr char kVerifyMissingEventSql[] =
     "SELECT stream_id, stream_version FROM logbook.missing_event_at($1)";

@@ -1,6 +1,6 @@
 // Verification of receipts: recomputes every event's receipt hash with
 // OpenSSL and walks each stream's chain (the same checks as
-// logbook.verify_stream / verify_all in migrations/0004 and 0007).
+// migrations/functions/verify_stream.sql and verify_all.sql).
 #pragma once
 
 #include <functional>

@@ -11,7 +11,7 @@
 
 namespace logbook::store {
 
-// Every limit the store enforces; README.md "Limits" lists the same values.
+// Every limit the store enforces; docs/api.md "Limits" lists the same values.
 struct Limits {
   size_t max_stream_id_bytes = 256;        // Stream ids: 1..256 bytes.
   size_t max_event_type_bytes = 256;       // Event types: 1..256 bytes.

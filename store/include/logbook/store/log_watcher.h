@@ -20,8 +20,9 @@ struct LogWatcherOptions {
 };
 
 // Owns one thread and one dedicated connection that LISTENs on
-// logbook_events (migrations/0002_notify_appends.sql), polls the head as a
-// fallback, and reconnects by itself after failures, logging each one.
+// logbook_events (migrations/functions/notify_head_moved.sql), polls the
+// head as a fallback, and reconnects by itself after failures, logging each
+// one.
 // `on_head` is called from that thread with the head position whenever it
 // may have moved (possibly with an unchanged value); it must not block.
 // Destruction stops the thread within about 100 ms.
