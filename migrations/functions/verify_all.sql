@@ -52,37 +52,37 @@ BEGIN
       FROM logbook.missing_event_at(v_missing) m;
   END IF;
   -- An event beyond the head, or of a stream nobody recorded, was inserted.
-  SELECT ev.stream_id, ev.stream_version, ev.global_position INTO st FROM logbook.event_log ev
-   WHERE ev.global_position > v_head
-      OR NOT EXISTS (SELECT FROM logbook.streams s WHERE s.stream_id = ev.stream_id)
-   ORDER BY ev.global_position LIMIT 1;
-  IF FOUND AND (NOT b_found OR st.global_position < b_pos) THEN
-    b_found := true;
-    b_stream := st.stream_id;
-    b_version := st.stream_version;
-    b_pos := st.global_position;
-    b_reason := 'event_inserted';
-    b_detail := 'the event is beyond the head the stream and the log recorded';
-  END IF;
   -- A version at a lower position than the version before it: the stream's
-  -- versions do not follow its positions. verify_stream, walking by
-  -- version, names the later event; this names the lower position, as
-  -- logbookd's verify --all, walking by position, does.
-  SELECT ev.stream_id, ev.stream_version, ev.global_position, pv.global_position AS due_at
-    INTO st
-    FROM logbook.event_log ev
-    JOIN logbook.event_log pv ON pv.stream_id = ev.stream_id
-                             AND pv.stream_version = ev.stream_version - 1
-   WHERE pv.global_position > ev.global_position
-   ORDER BY ev.global_position LIMIT 1;
+  -- versions do not follow its positions; verify_stream, walking by version,
+  -- names the later event, this names the lower position, as logbookd's
+  -- verify --all, walking by position, does. The lower of the two first
+  -- cases counts (an insertion, at the same position).
+  SELECT c.* INTO st FROM (
+      (SELECT ev.stream_id, ev.stream_version, ev.global_position, 0 AS rank,
+              'event_inserted'::text AS reason,
+              'the event is beyond the head the stream and the log recorded'::text AS detail
+         FROM logbook.event_log ev
+        WHERE ev.global_position > v_head
+           OR NOT EXISTS (SELECT FROM logbook.streams s WHERE s.stream_id = ev.stream_id)
+        ORDER BY ev.global_position LIMIT 1)
+      UNION ALL
+      (SELECT ev.stream_id, ev.stream_version, ev.global_position, 1,
+              'versions_out_of_sequence',
+              format('version %s at position %s where version %s was due', ev.stream_version,
+                     ev.global_position, ev.stream_version - 1)
+         FROM logbook.event_log ev
+         JOIN logbook.event_log pv ON pv.stream_id = ev.stream_id
+                                  AND pv.stream_version = ev.stream_version - 1
+        WHERE pv.global_position > ev.global_position
+        ORDER BY ev.global_position LIMIT 1)) c
+   ORDER BY c.global_position, c.rank LIMIT 1;
   IF FOUND AND (NOT b_found OR st.global_position < b_pos) THEN
     b_found := true;
     b_stream := st.stream_id;
     b_version := st.stream_version;
     b_pos := st.global_position;
-    b_reason := 'versions_out_of_sequence';
-    b_detail := format('version %s at position %s where version %s was due', st.stream_version,
-                       st.global_position, st.stream_version - 1);
+    b_reason := st.reason;
+    b_detail := st.detail;
   END IF;
   FOR st IN SELECT s.stream_id FROM logbook.streams s ORDER BY s.stream_id LOOP
     SELECT * INTO r FROM logbook.verify_stream(st.stream_id);

@@ -8,6 +8,7 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <type_traits>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -117,6 +118,31 @@ Recorded ReadRecorded(pqxx::connection& conn) {
   return recorded;
 }
 
+// Appends the state of each of `known` as `recorded` (keyed by `key`) has
+// it, `mismatch` for another checksum, then the recorded files none of
+// `known` is.
+template <typename Key, typename KeyOf>
+void AddStates(const std::vector<Migration>& known, std::map<Key, Applied> recorded,
+               MigrationState::State mismatch, KeyOf key, std::vector<MigrationState>& states) {
+  for (const Migration& m : known) {
+    MigrationState& s = states.emplace_back();
+    s.version = m.version;
+    s.name = m.name;
+    auto it = recorded.find(key(m));
+    if (it == recorded.end()) continue;
+    s.state = it->second.checksum == m.checksum ? MigrationState::State::kApplied : mismatch;
+    s.applied_checksum = it->second.checksum;
+    s.applied_at = it->second.applied_at;
+    recorded.erase(it);
+  }
+  for (const auto& [k, a] : recorded) {
+    int version = 0;  // A definition's.
+    if constexpr (std::is_same_v<Key, int>) version = k;
+    states.push_back({version, a.name, MigrationState::State::kUnknown, a.checksum,
+                      a.applied_at});
+  }
+}
+
 std::string EditedMessage(const Migration& m, const Applied& a) {
   return absl::StrCat("migration ", m.name, " was edited after it was applied (the database "
                       "recorded checksum ", a.checksum, ", the file now has ", m.checksum,
@@ -223,38 +249,12 @@ absl::StatusOr<std::vector<MigrationState>> MigrationStatus(const std::string& d
     pqxx::connection conn(dsn);
     Recorded recorded = ReadRecorded(conn);
     std::vector<MigrationState> states;
-    for (const Migration& m : known.versioned) {
-      MigrationState& s = states.emplace_back();
-      s.version = m.version;
-      s.name = m.name;
-      auto it = recorded.versioned.find(m.version);
-      if (it == recorded.versioned.end()) continue;
-      s.state = it->second.checksum == m.checksum ? MigrationState::State::kApplied
-                                                  : MigrationState::State::kEdited;
-      s.applied_checksum = it->second.checksum;
-      s.applied_at = it->second.applied_at;
-      recorded.versioned.erase(it);
-    }
-    for (const auto& [version, a] : recorded.versioned) {
-      states.push_back({version, a.name, MigrationState::State::kUnknown, a.checksum,
-                        a.applied_at});
-    }
+    AddStates(known.versioned, std::move(recorded.versioned), MigrationState::State::kEdited,
+              [](const Migration& m) { return m.version; }, states);
     std::sort(states.begin(), states.end(),
               [](const auto& a, const auto& b) { return a.version < b.version; });
-    for (const Migration& m : known.definitions) {
-      MigrationState& s = states.emplace_back();
-      s.name = m.name;
-      auto it = recorded.definitions.find(m.name);
-      if (it == recorded.definitions.end()) continue;
-      s.state = it->second.checksum == m.checksum ? MigrationState::State::kApplied
-                                                  : MigrationState::State::kChanged;
-      s.applied_checksum = it->second.checksum;
-      s.applied_at = it->second.applied_at;
-      recorded.definitions.erase(it);
-    }
-    for (const auto& [name, a] : recorded.definitions) {
-      states.push_back({0, name, MigrationState::State::kUnknown, a.checksum, a.applied_at});
-    }
+    AddStates(known.definitions, std::move(recorded.definitions),
+              MigrationState::State::kChanged, [](const Migration& m) { return m.name; }, states);
     return states;
   });
 }
