@@ -17,44 +17,24 @@
 #include "absl/strings/escaping.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/notification.h"
+#include "events.h"
 #include "logbook/client/client.h"
 #include "logbook/v1/event_store.grpc.pb.h"
-#include "logbookd_process.h"
-#include "read_events.h"
+#include "server_fixture.h"
 #include "test_env.h"
 
 namespace logbook {
 namespace {
 
-using testing::CreateMigratedDatabase;
-using testing::Logbookd;
+using testing::Event;
+using testing::Events;
+using testing::Positions;
 using testing::QueryValue;
+using testing::Trailers;
+using testing::Verified;
+using testing::Versions;
 
-constexpr char kToken[] = "test-admin-token-0123456789";
-
-v1::EventData Event(const std::string& type, const std::string& data = "{}") {
-  v1::EventData e;
-  e.set_type(type);
-  e.set_data(data);
-  return e;
-}
-
-std::vector<v1::EventData> Events(size_t n, const std::string& type = "E") {
-  return std::vector<v1::EventData>(n, Event(type));
-}
-
-std::vector<uint64_t> Versions(const std::vector<v1::RecordedEvent>& events) {
-  std::vector<uint64_t> out;
-  for (const auto& e : events) out.push_back(e.stream_version());
-  return out;
-}
-
-std::vector<uint64_t> Positions(const std::vector<v1::RecordedEvent>& events) {
-  std::vector<uint64_t> out;
-  for (const auto& e : events) out.push_back(e.global_position());
-  return out;
-}
-
+// `t` moved by `micros` microseconds.
 google::protobuf::Timestamp Plus(google::protobuf::Timestamp t, int64_t micros) {
   int64_t nanos = t.nanos() + micros * 1000;
   int64_t seconds = t.seconds() + nanos / 1000000000;
@@ -72,95 +52,11 @@ absl::Time ToTime(const google::protobuf::Timestamp& t) {
   return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
 }
 
-// Everything a Verify call sent.
-struct Verified {
-  std::vector<v1::VerifyProgress> progress;
-  std::vector<v1::VerifyResult> results;
-  bool result_was_last = true;
-  grpc::Status status;
+constexpr char kToken[] = "test-admin-token-0123456789";
 
-  const v1::VerifyResult& result() const { return results.at(0); }
-};
-
-class ReceiptsTest : public ::testing::Test {
+class ReceiptsTest : public testing::ServerTest {
  protected:
-  void SetUp() override {
-    dsn_ = CreateMigratedDatabase();
-    server_ = std::make_unique<Logbookd>(dsn_, std::vector<std::string>{"--admin-token", kToken});
-    ASSERT_TRUE(server_->WaitServing()) << server_->log();
-    stub_ = v1::EventStore::NewStub(server_->channel());
-  }
-
-  // Appends and returns the response; fails the test on an error.
-  v1::AppendResponse Append(const std::string& stream, std::vector<v1::EventData> events) {
-    v1::AppendResponse response;
-    grpc::Status s = TryAppend(stream, std::move(events), &response);
-    EXPECT_TRUE(s.ok()) << stream << ": " << s.error_message();
-    return response;
-  }
-
-  grpc::Status TryAppend(const std::string& stream, std::vector<v1::EventData> events,
-                         v1::AppendResponse* response = nullptr) {
-    v1::AppendRequest request;
-    request.set_stream_id(stream);
-    for (auto& e : events) *request.add_events() = std::move(e);
-    grpc::ClientContext ctx;
-    v1::AppendResponse ignored;
-    return stub_->Append(&ctx, request, response ? response : &ignored);
-  }
-
-  template <typename Request>
-  std::pair<std::vector<v1::RecordedEvent>, grpc::Status> Read(const Request& request) {
-    return testing::ReadEvents(*stub_, request);
-  }
-
-  std::pair<std::vector<v1::RecordedEvent>, grpc::Status> ReadStream(
-      const std::string& stream, std::optional<uint64_t> until_version = std::nullopt) {
-    v1::ReadStreamRequest request;
-    request.set_stream_id(stream);
-    if (until_version) request.set_until_version(*until_version);
-    return Read(request);
-  }
-
-  v1::StreamInfo GetStream(const std::string& stream, grpc::Status* status = nullptr) {
-    grpc::ClientContext ctx;
-    v1::GetStreamRequest request;
-    request.set_stream_id(stream);
-    v1::StreamInfo info;
-    grpc::Status s = stub_->GetStream(&ctx, request, &info);
-    if (status != nullptr) {
-      *status = s;
-    } else {
-      EXPECT_TRUE(s.ok()) << stream << ": " << s.error_message();
-    }
-    return info;
-  }
-
-  Verified Verify(const v1::VerifyRequest& request) {
-    grpc::ClientContext ctx;
-    auto reader = stub_->Verify(&ctx, request);
-    Verified out;
-    v1::VerifyResponse response;
-    while (reader->Read(&response)) {
-      if (!out.results.empty()) out.result_was_last = false;
-      if (response.has_progress()) out.progress.push_back(response.progress());
-      if (response.has_result()) out.results.push_back(response.result());
-    }
-    out.status = reader->Finish();
-    return out;
-  }
-
-  Verified VerifyStream(const std::string& stream) {
-    v1::VerifyRequest request;
-    request.set_stream_id(stream);
-    return Verify(request);
-  }
-
-  Verified VerifyAll() {
-    v1::VerifyRequest request;
-    request.mutable_all();
-    return Verify(request);
-  }
+  ReceiptsTest() : ServerTest({"--admin-token", kToken}) {}
 
   // Runs `sql` as the superuser with the append-only triggers off.
   void Tamper(const std::string& sql) {
@@ -181,10 +77,11 @@ class ReceiptsTest : public ::testing::Test {
     return (stub ? stub : stub_.get())->RedactEvent(&ctx, request, response ? response : &ignored);
   }
 
+  // DeleteStream, with an exact expected version if given.
   grpc::Status Delete(const std::string& stream, bool tombstone,
                       std::optional<uint64_t> expected = std::nullopt,
                       v1::DeleteStreamResponse* response = nullptr,
-                      std::multimap<std::string, std::string>* trailers = nullptr) {
+                      Trailers* trailers = nullptr) {
     grpc::ClientContext ctx;
     v1::DeleteStreamRequest request;
     request.set_stream_id(stream);
@@ -200,18 +97,7 @@ class ReceiptsTest : public ::testing::Test {
     return s;
   }
 
-  grpc::Status Save(const std::string& stream, uint64_t version, uint32_t schema,
-                    const std::string& state, v1::SaveSnapshotResponse* response = nullptr) {
-    grpc::ClientContext ctx;
-    v1::SaveSnapshotRequest request;
-    request.set_stream_id(stream);
-    request.set_stream_version(version);
-    request.set_schema_version(schema);
-    request.set_state(state);
-    v1::SaveSnapshotResponse ignored;
-    return stub_->SaveSnapshot(&ctx, request, response ? response : &ignored);
-  }
-
+  // LoadSnapshot, selecting by maximum version and schema if given.
   std::pair<v1::Snapshot, grpc::Status> Load(const std::string& stream,
                                              std::optional<uint64_t> max_version = std::nullopt,
                                              std::optional<uint32_t> schema = std::nullopt) {
@@ -224,16 +110,6 @@ class ReceiptsTest : public ::testing::Test {
     grpc::Status s = stub_->LoadSnapshot(&ctx, request, &snapshot);
     return {snapshot, s};
   }
-
-  Client NewClient() {
-    ClientOptions options;
-    options.address = server_->address();
-    return Client(options);
-  }
-
-  std::string dsn_;
-  std::unique_ptr<Logbookd> server_;
-  std::unique_ptr<v1::EventStore::Stub> stub_;
 };
 
 TEST_F(ReceiptsTest, AppendReturnsTheHeadHashThatGetStreamAndVerifyShow) {
@@ -465,37 +341,29 @@ TEST_F(ReceiptsTest, RedactionNeedsTheAdminTokenAndKeepsTheChainValid) {
   EXPECT_NE(server_->log().find("RedactEvent from "), std::string::npos) << server_->log();
 }
 
-TEST(AdminToken, WithoutATokenAdminCallsAreDisabled) {
-  const std::string dsn = CreateMigratedDatabase();
-  Logbookd server(dsn);
-  ASSERT_TRUE(server.WaitServing()) << server.log();
-  auto stub = v1::EventStore::NewStub(server.channel());
+// logbookd started without an admin token; a test may restart it with one.
+class AdminToken : public testing::ServerTest {};
+
+TEST_F(AdminToken, WithoutATokenAdminCallsAreDisabled) {
   grpc::ClientContext ctx;
   ctx.AddMetadata("authorization", "Bearer anything");
   v1::RedactEventRequest request;
   request.set_stream_id("a-1");
   request.set_reason("why");
   v1::RedactEventResponse response;
-  grpc::Status s = stub->RedactEvent(&ctx, request, &response);
+  grpc::Status s = stub_->RedactEvent(&ctx, request, &response);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(s.error_message(), "admin calls are disabled: start logbookd with --admin-token");
 }
 
-TEST(AdminToken, ReadFromAFile) {
-  const std::string dsn = CreateMigratedDatabase();
+TEST_F(AdminToken, ReadFromAFile) {
   const std::string file = "/tmp/logbook-admin-token-" + std::to_string(getpid());
   std::ofstream(file) << "  from-a-file\n";
-  Logbookd server(dsn, {"--admin-token-file", file});
-  const bool serving = server.WaitServing();
+  StartServer({"--admin-token-file", file});
   std::remove(file.c_str());
-  ASSERT_TRUE(serving) << server.log();
-  ClientOptions options;
-  options.address = server.address();
-  Client client(options);
-  v1::EventData e;
-  e.set_type("A");
-  e.set_data("{}");
-  ASSERT_TRUE(client.Append("f-1", expect::Any(), {e}).ok());
+  if (HasFatalFailure()) return;  // It did not start.
+  Client client = NewClient();
+  ASSERT_TRUE(client.Append("f-1", expect::Any(), {Event("A")}).ok());
   EXPECT_EQ(client.RedactEvent("f-1", 0, "test", "wrong").status().code(),
             absl::StatusCode::kPermissionDenied);
   absl::StatusOr<v1::RedactEventResponse> redacted = client.RedactEvent("f-1", 0, "test",
@@ -590,10 +458,10 @@ TEST_F(ReceiptsTest, SnapshotsSaveLoadAndSelectByVersionAndSchema) {
   EXPECT_EQ(Append("sn-1", Events(10)).events_since_snapshot(), 10u);  // Versions 0-9.
   const std::string binary("\0s3\xff", 4);
   v1::SaveSnapshotResponse saved;
-  ASSERT_TRUE(Save("sn-1", 3, 1, binary, &saved).ok());
+  ASSERT_TRUE(TrySaveSnapshot("sn-1", 3, 1, binary, &saved).ok());
   EXPECT_LT(std::abs(saved.created_at().seconds() - absl::ToUnixSeconds(absl::Now())), 60);
-  ASSERT_TRUE(Save("sn-1", 5, 2, "s5").ok());
-  ASSERT_TRUE(Save("sn-1", 6, 1, "s6").ok());
+  ASSERT_TRUE(TrySaveSnapshot("sn-1", 5, 2, "s5").ok());
+  ASSERT_TRUE(TrySaveSnapshot("sn-1", 6, 1, "s6").ok());
   EXPECT_EQ(Append("sn-1", {Event("E")}).events_since_snapshot(), 4u);  // Versions 7-10.
 
   struct Case {
@@ -621,32 +489,33 @@ TEST_F(ReceiptsTest, SnapshotsSaveLoadAndSelectByVersionAndSchema) {
   EXPECT_EQ(Load("sn-1", std::nullopt, 3).second.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(Load("nope-1").second.error_code(), grpc::StatusCode::NOT_FOUND);
 
-  grpc::Status beyond = Save("sn-1", 11, 1, "x");
+  grpc::Status beyond = TrySaveSnapshot("sn-1", 11, 1, "x");
   EXPECT_EQ(beyond.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(beyond.error_message(),
             "stream_version: 11 is beyond the head of stream 'sn-1', version 10");
-  EXPECT_EQ(Save("nope-1", 0, 1, "x").error_code(), grpc::StatusCode::NOT_FOUND);
-  EXPECT_EQ(Save("sn-1", 1, 1, std::string((4 << 20) + 1, 'x')).error_code(),
+  EXPECT_EQ(TrySaveSnapshot("nope-1", 0, 1, "x").error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(TrySaveSnapshot("sn-1", 1, 1, std::string((4 << 20) + 1, 'x')).error_code(),
             grpc::StatusCode::RESOURCE_EXHAUSTED);
 
   // The newest three are kept: a fourth drops version 3.
-  ASSERT_TRUE(Save("sn-1", 8, 1, "s8").ok());
+  ASSERT_TRUE(TrySaveSnapshot("sn-1", 8, 1, "s8").ok());
   EXPECT_EQ(Load("sn-1", 4).second.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(Load("sn-1", 5).first.stream_version(), 5u);
   // Saving the same version and schema again replaces it.
-  ASSERT_TRUE(Save("sn-1", 8, 1, "s8 again").ok());
+  ASSERT_TRUE(TrySaveSnapshot("sn-1", 8, 1, "s8 again").ok());
   EXPECT_EQ(Load("sn-1").first.state(), "s8 again");
   EXPECT_EQ(Load("sn-1", 5).first.stream_version(), 5u);
   EXPECT_EQ(Append("sn-1", Events(2)).events_since_snapshot(), 4u);  // Versions 9-12.
 }
 
-TEST(SnapshotsKept, IsAFlag) {
-  const std::string dsn = CreateMigratedDatabase();
-  Logbookd server(dsn, {"--snapshots-kept", "1"});
-  ASSERT_TRUE(server.WaitServing()) << server.log();
-  ClientOptions options;
-  options.address = server.address();
-  Client client(options);
+// logbookd keeping one snapshot per stream, not three.
+class SnapshotsKept : public testing::ServerTest {
+ protected:
+  SnapshotsKept() : ServerTest({"--snapshots-kept", "1"}) {}
+};
+
+TEST_F(SnapshotsKept, IsAFlag) {
+  Client client = NewClient();
   ASSERT_TRUE(client.Append("k-1", expect::Any(), std::vector<v1::EventData>(2, Event("E"))).ok());
   ASSERT_TRUE(client.SaveSnapshot("k-1", 0, 1, "s0").ok());
   ASSERT_TRUE(client.SaveSnapshot("k-1", 1, 1, "s1").ok());
@@ -892,9 +761,9 @@ TEST_F(ReceiptsTest, ClientLoadIsTheNewestSnapshotAndTheEventsAfterIt) {
   for (int i = 0; i < 10; ++i) {  // Versions 0-9, one append each: distinct times.
     Append("agg-1", {Event("E" + std::to_string(i))});
   }
-  ASSERT_TRUE(Save("agg-1", 3, 1, "s3").ok());
-  ASSERT_TRUE(Save("agg-1", 5, 2, "s5").ok());
-  ASSERT_TRUE(Save("agg-1", 6, 1, "s6").ok());
+  ASSERT_TRUE(TrySaveSnapshot("agg-1", 3, 1, "s3").ok());
+  ASSERT_TRUE(TrySaveSnapshot("agg-1", 5, 2, "s5").ok());
+  ASSERT_TRUE(TrySaveSnapshot("agg-1", 6, 1, "s6").ok());
   const std::vector<v1::RecordedEvent> stored = ReadStream("agg-1").first;
   ASSERT_EQ(stored.size(), 10u);
   Client client = NewClient();

@@ -9,66 +9,26 @@
 #include "logbook/store/migrations.h"
 #include "logbook/v1/event_store.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
+#include "events.h"
 #include "logbookd_process.h"
-#include "read_events.h"
+#include "server_fixture.h"
 #include "test_env.h"
 
 namespace logbook {
 namespace {
 
 using testing::CreateMigratedDatabase;
+using testing::Event;
 using testing::Logbookd;
 using testing::QueryValue;
 
-v1::EventData Event(const std::string& type, const std::string& data = "{}") {
-  v1::EventData e;
-  e.set_type(type);
-  e.set_data(data);
-  return e;
-}
-
-class ServerTest : public ::testing::Test {
+// Appends, reads and their errors, and logbookd's start and stop.
+class ServerTest : public testing::ServerTest {
  protected:
-  void SetUp() override {
-    dsn_ = CreateMigratedDatabase();
-    server_ = std::make_unique<Logbookd>(dsn_);
-    ASSERT_TRUE(server_->WaitServing()) << server_->log();
-    stub_ = v1::EventStore::NewStub(server_->channel());
-  }
-
-  grpc::Status Append(const v1::AppendRequest& request, v1::AppendResponse* response = nullptr,
-                      std::multimap<std::string, std::string>* trailers = nullptr) {
-    grpc::ClientContext ctx;
-    v1::AppendResponse ignored;
-    grpc::Status s = stub_->Append(&ctx, request, response ? response : &ignored);
-    if (trailers) {
-      for (const auto& [k, v] : ctx.GetServerTrailingMetadata()) {
-        trailers->emplace(std::string(k.data(), k.size()), std::string(v.data(), v.size()));
-      }
-    }
-    return s;
-  }
-
-  v1::AppendRequest Request(const std::string& stream, std::vector<v1::EventData> events) {
-    v1::AppendRequest r;
-    r.set_stream_id(stream);
-    for (auto& e : events) *r.add_events() = e;
-    return r;
-  }
-
-  template <typename Request>
-  std::pair<std::vector<v1::RecordedEvent>, grpc::Status> Read(const Request& request) {
-    return testing::ReadEvents(*stub_, request);
-  }
-
   std::string Rows() {
     return QueryValue(dsn_, "SELECT (SELECT count(*) FROM logbook.event_log) || '/' || "
                             "(SELECT count(*) FROM logbook.streams)");
   }
-
-  std::string dsn_;
-  std::unique_ptr<Logbookd> server_;
-  std::unique_ptr<v1::EventStore::Stub> stub_;
 };
 
 TEST_F(ServerTest, LogsWhatItListensOnAndTheSchemaVersion) {
@@ -89,7 +49,7 @@ TEST_F(ServerTest, AppendsAndReadsBackByteForByte) {
   v1::AppendRequest request = Request("order-1", {Event("Placed", "{\"n\": [1, 2.5, null]}"), binary});
   request.mutable_expected_version()->mutable_no_stream();
   v1::AppendResponse response;
-  ASSERT_TRUE(Append(request, &response).ok());
+  ASSERT_TRUE(TryAppend(request, &response).ok());
   EXPECT_EQ(response.first_version(), 0u);
   EXPECT_EQ(response.last_version(), 1u);
   EXPECT_EQ(response.first_position(), 1u);
@@ -130,7 +90,7 @@ TEST_F(ServerTest, ConflictReturnsAbortedWithTheActualVersionTrailer) {
   v1::AppendRequest request = Request("acct-1", {Event("Opened")});
   request.mutable_expected_version()->set_exact(0);
   std::multimap<std::string, std::string> trailers;
-  grpc::Status missing = Append(request, nullptr, &trailers);
+  grpc::Status missing = TryAppend(request, nullptr, &trailers);
   EXPECT_EQ(missing.error_code(), grpc::StatusCode::ABORTED);
   EXPECT_EQ(missing.error_message(),
             "wrong expected version for stream 'acct-1': expected version 0, but the stream "
@@ -138,11 +98,11 @@ TEST_F(ServerTest, ConflictReturnsAbortedWithTheActualVersionTrailer) {
   EXPECT_EQ(trailers.count("logbook-actual-version"), 0u);
 
   request.mutable_expected_version()->mutable_no_stream();
-  ASSERT_TRUE(Append(request).ok());
-  ASSERT_TRUE(Append(Request("acct-1", {Event("A"), Event("B")})).ok());
+  ASSERT_TRUE(TryAppend(request).ok());
+  ASSERT_TRUE(TryAppend(Request("acct-1", {Event("A"), Event("B")})).ok());
   request.mutable_expected_version()->set_exact(1);
   trailers.clear();
-  grpc::Status stale = Append(request, nullptr, &trailers);
+  grpc::Status stale = TryAppend(request, nullptr, &trailers);
   EXPECT_EQ(stale.error_code(), grpc::StatusCode::ABORTED);
   EXPECT_EQ(stale.error_message(),
             "wrong expected version for stream 'acct-1': expected version 1, but the stream is "
@@ -168,7 +128,7 @@ TEST_F(ServerTest, ConcurrentExactAppendsOverGrpcOneWinnerPerRound) {
         }
         std::multimap<std::string, std::string> trailers;
         start.Block();
-        results[t] = Append(request, nullptr, &trailers);
+        results[t] = TryAppend(request, nullptr, &trailers);
         if (trailers.count("logbook-actual-version")) {
           actual[t] = trailers.find("logbook-actual-version")->second;
         }
@@ -195,13 +155,13 @@ TEST_F(ServerTest, IdempotentRetryAndReuseElsewhere) {
   v1::AppendRequest request = Request("order-9", {e});
   request.mutable_expected_version()->mutable_no_stream();
   v1::AppendResponse first, second;
-  ASSERT_TRUE(Append(request, &first).ok());
-  ASSERT_TRUE(Append(request, &second).ok());
+  ASSERT_TRUE(TryAppend(request, &first).ok());
+  ASSERT_TRUE(TryAppend(request, &second).ok());
   EXPECT_EQ(second.first_position(), first.first_position());
   EXPECT_EQ(second.last_version(), 0u);
   EXPECT_EQ(Rows(), "1/1");
   request.set_stream_id("order-10");
-  grpc::Status reused = Append(request);
+  grpc::Status reused = TryAppend(request);
   EXPECT_EQ(reused.error_code(), grpc::StatusCode::ALREADY_EXISTS);
   EXPECT_EQ(reused.error_message(),
             "events[0].event_id: bbbbbbbb-0000-4000-8000-000000000001 is already stored in "
@@ -210,7 +170,7 @@ TEST_F(ServerTest, IdempotentRetryAndReuseElsewhere) {
 }
 
 TEST_F(ServerTest, BadInputGetsItsCodeAndAPreciseMessageAndChangesNothing) {
-  ASSERT_TRUE(Append(Request("keep-1", {Event("A")})).ok());
+  ASSERT_TRUE(TryAppend(Request("keep-1", {Event("A")})).ok());
   struct Case {
     std::string name;
     v1::AppendRequest request;
@@ -263,7 +223,7 @@ TEST_F(ServerTest, BadInputGetsItsCodeAndAPreciseMessageAndChangesNothing) {
                    grpc::StatusCode::INVALID_ARGUMENT,
                    "stream_id: ids starting with '$' are reserved for system streams"});
   for (const Case& c : cases) {
-    grpc::Status s = Append(c.request);
+    grpc::Status s = TryAppend(c.request);
     EXPECT_EQ(s.error_code(), c.code) << c.name;
     EXPECT_EQ(s.error_message(), c.message) << c.name;
   }
@@ -301,9 +261,9 @@ TEST_F(ServerTest, ReadsRejectUnknownEnumsAndHugeCountsAndMissingStreams) {
 
 TEST_F(ServerTest, ReadsPageThroughLongRangesInOrder) {
   for (int i = 0; i < 3; ++i) {
-    ASSERT_TRUE(Append(Request("long-1", std::vector<v1::EventData>(400, Event("E")))).ok());
+    ASSERT_TRUE(TryAppend(Request("long-1", std::vector<v1::EventData>(400, Event("E")))).ok());
   }
-  ASSERT_TRUE(Append(Request("other-1", {Event("O")})).ok());
+  ASSERT_TRUE(TryAppend(Request("other-1", {Event("O")})).ok());
 
   v1::ReadStreamRequest forward;
   forward.set_stream_id("long-1");

@@ -8,13 +8,15 @@
 #include "absl/synchronization/mutex.h"
 #include "logbook/client/client.h"
 #include "logbook/v1/event_store.grpc.pb.h"
+#include "events.h"
 #include "logbookd_process.h"
+#include "server_fixture.h"
 #include "test_env.h"
 
 namespace logbook {
 namespace {
 
-using testing::CreateMigratedDatabase;
+using testing::Event;
 using testing::Logbookd;
 
 // A subscription read through gRPC's callback client API (no thread per
@@ -164,38 +166,19 @@ v1::SubscribeRequest Category(const std::string& category) {
   return ::testing::AssertionSuccess();
 }
 
-class SubscribeTest : public ::testing::Test {
+class SubscribeTest : public testing::ServerTest {
  protected:
-  void SetUp() override { StartServer(); }
-
-  void StartServer(std::vector<std::string> args = {}) {
-    if (dsn_.empty()) dsn_ = CreateMigratedDatabase();
-    server_ = std::make_unique<Logbookd>(dsn_, args);
-    ASSERT_TRUE(server_->WaitServing()) << server_->log();
-    stub_ = v1::EventStore::NewStub(server_->channel());
+  // Appends `n` events of `type` to `stream` through `stub`, each with data
+  // {"pad":"xx..."} of `padding` x's.
+  grpc::Status AppendN(v1::EventStore::Stub& stub, const std::string& stream, int n,
+                       const std::string& type = "Tick", size_t padding = 0) {
+    const std::string data = "{\"pad\":\"" + std::string(padding, 'x') + "\"}";
+    return TryAppend(stream, std::vector<v1::EventData>(n, Event(type, data)), nullptr, &stub);
   }
-
-  grpc::Status Append(v1::EventStore::Stub& stub, const std::string& stream, int n,
-                      const std::string& type = "Tick", size_t padding = 0) {
-    v1::AppendRequest request;
-    request.set_stream_id(stream);
-    for (int i = 0; i < n; ++i) {
-      v1::EventData* e = request.add_events();
-      e->set_type(type);
-      e->set_data("{\"pad\":\"" + std::string(padding, 'x') + "\"}");
-    }
-    grpc::ClientContext ctx;
-    v1::AppendResponse response;
-    return stub.Append(&ctx, request, &response);
+  grpc::Status AppendN(const std::string& stream, int n, const std::string& type = "Tick",
+                       size_t padding = 0) {
+    return AppendN(*stub_, stream, n, type, padding);
   }
-  grpc::Status Append(const std::string& stream, int n, const std::string& type = "Tick",
-                      size_t padding = 0) {
-    return Append(*stub_, stream, n, type, padding);
-  }
-
-  std::string dsn_;
-  std::unique_ptr<Logbookd> server_;
-  std::unique_ptr<v1::EventStore::Stub> stub_;
 };
 
 // The guarantees below hold whatever max_events_per_message asks for: unset,
@@ -230,7 +213,7 @@ INSTANTIATE_TEST_SUITE_P(EventsPerMessage, DeliveryTest, ::testing::Values(-1, 1
                          });
 
 TEST_P(DeliveryTest, CatchesUpThenGoesLiveInOrder) {
-  for (int i = 0; i < 12; ++i) ASSERT_TRUE(Append("order-" + std::to_string(i % 3), 100).ok());
+  for (int i = 0; i < 12; ++i) ASSERT_TRUE(AppendN("order-" + std::to_string(i % 3), 100).ok());
   Subscriber sub(*stub_, With(All()));
   ASSERT_TRUE(sub.WaitEvents(1200));
   // caught_up comes once, after the whole backlog.
@@ -238,8 +221,8 @@ TEST_P(DeliveryTest, CatchesUpThenGoesLiveInOrder) {
   ASSERT_EQ(sub.caught_up(), std::vector<uint64_t>{1200});
   EXPECT_EQ(sub.order(), std::vector<std::string>{"caught_up@1200"});
 
-  ASSERT_TRUE(Append("order-7", 3).ok());
-  ASSERT_TRUE(Append("cart-1", 2).ok());
+  ASSERT_TRUE(AppendN("order-7", 3).ok());
+  ASSERT_TRUE(AppendN("cart-1", 2).ok());
   ASSERT_TRUE(sub.WaitEvents(1205));
   auto events = sub.events();
   ASSERT_EQ(events.size(), 1205u);
@@ -257,9 +240,9 @@ TEST_P(DeliveryTest, CatchesUpThenGoesLiveInOrder) {
 }
 
 TEST_F(SubscribeTest, StartPointsAndTargets) {
-  ASSERT_TRUE(Append("order-1", 3).ok());   // 1..3
-  ASSERT_TRUE(Append("cart-1", 2).ok());    // 4..5
-  ASSERT_TRUE(Append("order-2", 2).ok());   // 6..7
+  ASSERT_TRUE(AppendN("order-1", 3).ok());   // 1..3
+  ASSERT_TRUE(AppendN("cart-1", 2).ok());    // 4..5
+  ASSERT_TRUE(AppendN("order-2", 2).ok());   // 6..7
 
   v1::SubscribeRequest after = All();
   after.set_after_position(5);
@@ -278,8 +261,8 @@ TEST_F(SubscribeTest, StartPointsAndTargets) {
 
   ASSERT_TRUE(from_now.WaitCaughtUp());
   ASSERT_EQ(from_now.caught_up(), std::vector<uint64_t>{7});
-  ASSERT_TRUE(Append("order-1", 1).ok());   // 8
-  ASSERT_TRUE(Append("cart-1", 1).ok());    // 9
+  ASSERT_TRUE(AppendN("order-1", 1).ok());   // 8
+  ASSERT_TRUE(AppendN("cart-1", 1).ok());    // 9
 
   auto positions = [](Subscriber& s, size_t n) {
     EXPECT_TRUE(s.WaitEvents(n));
@@ -297,12 +280,12 @@ TEST_P(DeliveryTest, FilteredSubscriberStillGetsCheckpoints) {
   v1::SubscribeRequest request = With(Category("order"));
   request.mutable_filter()->add_event_types("Shipped");
   Subscriber sub(*stub_, request);
-  ASSERT_TRUE(Append("order-1", 5, "Placed").ok());
-  ASSERT_TRUE(Append("cart-1", 5, "Placed").ok());
+  ASSERT_TRUE(AppendN("order-1", 5, "Placed").ok());
+  ASSERT_TRUE(AppendN("cart-1", 5, "Placed").ok());
   ASSERT_TRUE(sub.WaitFor([](Subscriber& s) { return s.last_checkpoint() >= 10; }))
       << "checkpoints: " << sub.checkpoints().size();
   EXPECT_EQ(sub.events().size(), 0u);
-  ASSERT_TRUE(Append("order-1", 1, "Shipped").ok());
+  ASSERT_TRUE(AppendN("order-1", 1, "Shipped").ok());
   ASSERT_TRUE(sub.WaitEvents(1));
   EXPECT_EQ(sub.events()[0].global_position(), 11u);
   ExpectShapes(sub);
@@ -314,7 +297,7 @@ TEST_P(DeliveryTest, FilteredSubscriberStillGetsCheckpoints) {
 // events, but wait to publish rather than commit first; nobody sees anything
 // new until it commits; then the subscriber gets every event, in order, once.
 TEST_F(SubscribeTest, HeldTransactionCannotBeOvertaken) {
-  ASSERT_TRUE(Append("seed-1", 2).ok());
+  ASSERT_TRUE(AppendN("seed-1", 2).ok());
   Subscriber sub(*stub_, All());
   ASSERT_TRUE(sub.WaitEvents(2));
 
@@ -346,7 +329,7 @@ TEST_F(SubscribeTest, HeldTransactionCannotBeOvertaken) {
     writers.emplace_back([&, t] {
       auto stub = v1::EventStore::NewStub(server_->NewChannel());
       for (int i = 0; i < 5; ++i) {
-        if (Append(*stub, "w-" + std::to_string(t), 1).ok()) ++acknowledged;
+        if (AppendN(*stub, "w-" + std::to_string(t), 1).ok()) ++acknowledged;
       }
     });
   }
@@ -378,7 +361,7 @@ TEST_P(DeliveryTest, ConcurrentWritersNoGapNoDuplicate) {
     writers.emplace_back([&, t] {
       auto stub = v1::EventStore::NewStub(server_->NewChannel());
       for (int i = 0; i < 50; ++i) {
-        ASSERT_TRUE(Append(*stub, "c-" + std::to_string(t), 1 + i % 3).ok());
+        ASSERT_TRUE(AppendN(*stub, "c-" + std::to_string(t), 1 + i % 3).ok());
       }
     });
   }
@@ -396,11 +379,11 @@ TEST_P(DeliveryTest, ConcurrentWritersNoGapNoDuplicate) {
 // the live tail) stay empty for ever: a live subscriber and a catching-up
 // one both step over them to the next event.
 TEST_F(SubscribeTest, LiveAndCatchUpStepOverAGap) {
-  ASSERT_TRUE(Append("seed-1", 2).ok());
+  ASSERT_TRUE(AppendN("seed-1", 2).ok());
   Subscriber live(*stub_, All());
   ASSERT_TRUE(live.WaitEvents(2));
   ASSERT_EQ(testing::Exec(dsn_, "BEGIN; SELECT logbook.take_ticket(2500, NULL); ROLLBACK;"), "");
-  ASSERT_TRUE(Append("after-1", 1).ok());
+  ASSERT_TRUE(AppendN("after-1", 1).ok());
   ASSERT_TRUE(live.WaitEvents(3));
   EXPECT_EQ(live.events()[2].global_position(), 2503u);
   Subscriber late(*stub_, All());
@@ -417,7 +400,7 @@ TEST_F(SubscribeTest, AcrossInstances) {
   auto other_stub = v1::EventStore::NewStub(other.channel());
   Subscriber sub(*other_stub, All());
   ASSERT_TRUE(sub.WaitCaughtUp());
-  ASSERT_TRUE(Append("order-1", 1).ok());  // Through this test's own server.
+  ASSERT_TRUE(AppendN("order-1", 1).ok());  // Through this test's own server.
   ASSERT_TRUE(sub.WaitEvents(1, absl::Seconds(10)));
   EXPECT_EQ(sub.events()[0].stream_id(), "order-1");
 }
@@ -426,7 +409,6 @@ TEST_F(SubscribeTest, AcrossInstances) {
 // subscribers; the server buffers a bounded amount for it, then reads from the
 // table again when it resumes.
 TEST_P(DeliveryTest, SlowSubscriberIsIsolatedAndCatchesUpFromTheTable) {
-  server_.reset();
   StartServer({"--subscription-buffer", "200"});
   auto slow_stub = v1::EventStore::NewStub(server_->NewChannel());
   Subscriber slow(*slow_stub, With(All()), /*paused=*/true);
@@ -434,7 +416,7 @@ TEST_P(DeliveryTest, SlowSubscriberIsIsolatedAndCatchesUpFromTheTable) {
   absl::SleepFor(absl::Milliseconds(200));
 
   constexpr int kBatches = 40, kPerBatch = 50;  // 2,000 events of ~4 KiB: 8 MiB.
-  for (int i = 0; i < kBatches; ++i) ASSERT_TRUE(Append("bulk-1", kPerBatch, "Tick", 4000).ok());
+  for (int i = 0; i < kBatches; ++i) ASSERT_TRUE(AppendN("bulk-1", kPerBatch, "Tick", 4000).ok());
   // Every append was acknowledged while `slow` read nothing, and `fast` got
   // everything, in order, without waiting for `slow`.
   ASSERT_TRUE(fast.WaitEvents(kBatches * kPerBatch));
@@ -460,7 +442,7 @@ TEST_F(SubscribeTest, AThousandSubscriptionsOnFewThreads) {
         *stub_, i % 10 == 0 ? All() : Category("cat" + std::to_string(i % 9))));
   }
   absl::SleepFor(absl::Seconds(1));
-  for (int c = 0; c < 9; ++c) ASSERT_TRUE(Append("cat" + std::to_string(c) + "-1", 1).ok());
+  for (int c = 0; c < 9; ++c) ASSERT_TRUE(AppendN("cat" + std::to_string(c) + "-1", 1).ok());
   for (int i = 0; i < kSubscribers; ++i) {
     ASSERT_TRUE(subs[i]->WaitEvents(i % 10 == 0 ? 9 : 1)) << "subscriber " << i;
   }
@@ -502,14 +484,12 @@ TEST_F(SubscribeTest, ClientResumesAfterAServerRestart) {
     auto enough = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu) { return positions.size() >= n; };
     return mu.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(30));
   };
-  ASSERT_TRUE(Append("order-1", 5).ok());
+  ASSERT_TRUE(AppendN("order-1", 5).ok());
   ASSERT_TRUE(received(5));
 
   EXPECT_EQ(server_->Stop(), 0);  // The subscription ends with UNAVAILABLE.
-  server_ = std::make_unique<Logbookd>(dsn_, std::vector<std::string>{}, port);
-  ASSERT_TRUE(server_->WaitServing()) << server_->log();
-  stub_ = v1::EventStore::NewStub(server_->channel());
-  ASSERT_TRUE(Append("order-1", 5).ok());
+  StartServer({}, port);
+  ASSERT_TRUE(AppendN("order-1", 5).ok());
   ASSERT_TRUE(received(10));
   absl::SleepFor(absl::Milliseconds(200));  // A duplicate would show up now.
   subscription->Stop();
@@ -525,7 +505,7 @@ TEST_F(SubscribeTest, BatchedDeliveryWithAFilterIsExact) {
   std::vector<uint64_t> expected;  // Positions of order-* events of type Placed.
   uint64_t head = 0;
   auto append = [&](const std::string& stream, int n, const std::string& type) {
-    ASSERT_TRUE(Append(stream, n, type).ok());
+    ASSERT_TRUE(AppendN(stream, n, type).ok());
     for (int k = 0; k < n; ++k) {
       ++head;
       if (stream.rfind("order-", 0) == 0 && type == "Placed") expected.push_back(head);
@@ -577,7 +557,7 @@ TEST_F(SubscribeTest, BatchedDeliveryWithAFilterIsExact) {
 
 // A batch also stops at ~1 MiB: 20 events of 300,000 bytes go 3 per message.
 TEST_F(SubscribeTest, BatchesAreCappedByBytes) {
-  for (int i = 0; i < 4; ++i) ASSERT_TRUE(Append("big-1", 5, "Tick", 300000).ok());
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(AppendN("big-1", 5, "Tick", 300000).ok());
   v1::SubscribeRequest request = All();
   request.set_max_events_per_message(100);
   Subscriber sub(*stub_, request);
@@ -593,7 +573,7 @@ TEST_F(SubscribeTest, BatchesAreCappedByBytes) {
 // event per message; stopping mid-batch stops exactly there, and resuming
 // from that position continues with the next event.
 TEST_F(SubscribeTest, ClientUnpacksBatchesExactly) {
-  for (int i = 0; i < 10; ++i) ASSERT_TRUE(Append("order-" + std::to_string(i), 100).ok());
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(AppendN("order-" + std::to_string(i), 100).ok());
   logbook::ClientOptions options;
   options.address = server_->address();
   logbook::Client client(options);
@@ -626,7 +606,7 @@ TEST_F(SubscribeTest, ClientUnpacksBatchesExactly) {
     auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu) { return !caught_up.empty(); };
     ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&ready), absl::Seconds(30)));
   }
-  ASSERT_TRUE(Append("order-1", 3).ok());
+  ASSERT_TRUE(AppendN("order-1", 3).ok());
   {
     absl::MutexLock lock(&mu);
     auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu) { return rest.size() >= 266; };
@@ -679,7 +659,7 @@ TEST_F(SubscribeTest, BadRequestsAreRejected) {
   missing_version.set_stream_id("nope-1");
   missing_version.set_after_version(3);
   EXPECT_EQ(status_of(missing_version).error_message(), "stream 'nope-1' does not exist");
-  ASSERT_TRUE(Append("short-1", 2).ok());
+  ASSERT_TRUE(AppendN("short-1", 2).ok());
   v1::SubscribeRequest beyond;
   beyond.set_stream_id("short-1");
   beyond.set_after_version(5);

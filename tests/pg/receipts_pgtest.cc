@@ -7,108 +7,20 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "events.h"
 #include "logbook/store/event_store.h"
+#include "store_fixture.h"
 #include "test_env.h"
 
 namespace logbook::store {
 namespace {
 
-using testing::CreateMigratedDatabase;
+using testing::Event;
 using testing::Exec;
 using testing::QueryValue;
 
-NewEvent Event(std::string type, std::string data, std::string metadata = "") {
-  NewEvent e;
-  e.type = std::move(type);
-  e.data = std::move(data);
-  e.metadata = std::move(metadata);
-  return e;
-}
-
-std::string ReasonName(BreakReason reason) {
-  switch (reason) {
-    case BreakReason::kDataChanged: return "data_changed";
-    case BreakReason::kMetadataChanged: return "metadata_changed";
-    case BreakReason::kEventMissing: return "event_missing";
-    case BreakReason::kEventInserted: return "event_inserted";
-    case BreakReason::kReceiptChanged: return "receipt_changed";
-    case BreakReason::kVersionsOutOfSequence: return "versions_out_of_sequence";
-    case BreakReason::kEventChanged: return "event_changed";
-    case BreakReason::kRedactionNotAudited: return "redaction_not_audited";
-  }
-  return "?";
-}
-
-class ReceiptsTest : public ::testing::Test {
+class ReceiptsTest : public testing::StoreTest {
  protected:
-  void SetUp() override {
-    dsn_ = CreateMigratedDatabase();
-    StoreOptions options;
-    options.dsn = dsn_;
-    auto store = EventStore::Open(options);
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
-    options.verify_streams_per_pass = 1;  // A pass over the log per stream.
-    options.pool_size = 2;
-    store = EventStore::Open(options);
-    ASSERT_TRUE(store.ok()) << store.status();
-    one_stream_per_pass_ = *std::move(store);
-  }
-
-  // acct-1, acct-2 and acct-3, five events each, interleaved: acct-K's
-  // version V is at position 3V + K.
-  void Seed() {
-    for (int v = 0; v < 5; ++v) {
-      for (int k = 1; k <= 3; ++k) {
-        auto r = store_->Append(absl::StrCat("acct-", k), ExpectedVersion::Any(),
-                                {Event("Deposited", absl::StrCat("{\"n\":", v, "}"),
-                                       absl::StrCat("m", v))});
-        ASSERT_TRUE(r.ok()) << r.status();
-        ASSERT_EQ(r->last_position, static_cast<uint64_t>(3 * v + k));
-      }
-    }
-  }
-
-  // Runs a verification to its end in pages of 4 events: "ok N" or
-  // "reason stream@version #position". For $all, also checks that walking
-  // the log once per stream, each pass holding one stream's chain, finds
-  // the same.
-  std::string Verify(const std::string& stream) {
-    const std::string result = VerifyWith(*store_, stream);
-    if (stream.empty()) {
-      EXPECT_EQ(VerifyWith(*one_stream_per_pass_, stream), result) << "one stream per pass";
-    }
-    return result;
-  }
-  std::string VerifyWith(EventStore& store, const std::string& stream) {
-    auto v = store.StartVerify(stream);
-    if (!v.ok()) return v.status().ToString();
-    for (;;) {
-      auto done = (*v)->Step(4);
-      if (!done.ok()) return done.status().ToString();
-      if (*done) break;
-    }
-    const VerifyReport& r = (*v)->report();
-    if (!r.first_broken) return absl::StrCat("ok ", r.events_checked);
-    const BrokenEvent& b = *r.first_broken;
-    return absl::StrCat(ReasonName(b.reason), " ", b.stream_id, "@", b.stream_version, " #",
-                        b.global_position);
-  }
-
-  // The same from the DBA's SQL functions.
-  std::string SqlVerifyStream(const std::string& stream) {
-    return QueryValue(dsn_, "SELECT CASE WHEN ok THEN 'ok ' || events_checked ELSE reason || ' "
-                            "' || '" + stream + "@' || stream_version || ' #' || "
-                            "coalesce(global_position, 0) END FROM logbook.verify_stream('" +
-                                stream + "')");
-  }
-  std::string SqlVerifyAll() {
-    return QueryValue(dsn_, "SELECT CASE WHEN ok THEN 'ok ' || events_checked ELSE reason || ' "
-                            "' || coalesce(stream_id, '') || '@' || coalesce(stream_version, 0) "
-                            "|| ' #' || coalesce(global_position, 0) END "
-                            "FROM logbook.verify_all()");
-  }
-
   // Every view of verification names `expected` for `stream` and for all.
   void ExpectBroken(const std::string& stream, const std::string& expected) {
     EXPECT_EQ(Verify(stream), expected);
@@ -117,7 +29,6 @@ class ReceiptsTest : public ::testing::Test {
     EXPECT_EQ(SqlVerifyAll(), expected);
   }
 
-  // Runs `sql` as the superuser with the append-only triggers off.
   // Seed(), then a writer takes positions 16..18 and rolls back, then two
   // events of acct-1 are appended at 19 and 20.
   void SeedAroundAGap() {
@@ -129,19 +40,11 @@ class ReceiptsTest : public ::testing::Test {
     ASSERT_EQ(r->first_position, 19u);
     ASSERT_EQ(r->last_position, 20u);
   }
-
-  void Tamper(const std::string& sql) {
-    ASSERT_EQ(Exec(dsn_, "SET session_replication_role = replica; " + sql), "");
-  }
-
-  std::string dsn_;
-  std::unique_ptr<EventStore> store_;
-  std::unique_ptr<EventStore> one_stream_per_pass_;
 };
 
 TEST_F(ReceiptsTest, EveryEventGetsAReceiptChainedToThePreviousOne) {
   auto first = store_->Append("order-1", ExpectedVersion::NoStream(),
-                              {Event("Placed", "{\"total\":5}"), Event("Paid", "{}", "meta")});
+                              {Event("Placed", "{\"total\":5}"), Event("Paid", "{}").Metadata("meta")});
   ASSERT_TRUE(first.ok()) << first.status();
   ASSERT_EQ(first->head_hash.size(), 32u);
   auto info = store_->GetStream("order-1");

@@ -12,22 +12,16 @@
 #include "append_writer.h"
 #include "logbook/store/event_store.h"
 #include "logbook/store/uuid.h"
+#include "events.h"
+#include "store_fixture.h"
 #include "test_env.h"
 
 namespace logbook::store {
 namespace {
 
-using testing::CreateMigratedDatabase;
+using testing::Event;
 using testing::Exec;
 using testing::QueryValue;
-
-NewEvent Json(std::string type, std::string data = "{}", std::string id = "") {
-  NewEvent e;
-  e.event_id = std::move(id);
-  e.type = std::move(type);
-  e.data = std::move(data);
-  return e;
-}
 
 ReadStreamQuery Stream(std::string id, std::optional<uint64_t> from = std::nullopt,
                        Direction direction = Direction::kForward, uint64_t max_count = 0) {
@@ -43,25 +37,15 @@ ReadAllQuery All(std::optional<uint64_t> from = std::nullopt,
   return query;
 }
 
-class StoreTest : public ::testing::Test {
+StoreOptions SixteenConnections() {
+  StoreOptions options;
+  options.pool_size = 16;
+  return options;
+}
+
+class StoreTest : public testing::StoreTest {
  protected:
-  void SetUp() override {
-    dsn_ = CreateMigratedDatabase();
-    StoreOptions options;
-    options.dsn = dsn_;
-    options.pool_size = 16;
-    auto store = EventStore::Open(options);
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
-  }
-
-  std::string Rows() {
-    return QueryValue(dsn_, "SELECT (SELECT count(*) FROM logbook.event_log) || '/' || "
-                            "(SELECT count(*) FROM logbook.streams)");
-  }
-
-  std::string dsn_;
-  std::unique_ptr<EventStore> store_;
+  StoreTest() : testing::StoreTest(SixteenConnections()) {}
 };
 
 TEST_F(StoreTest, AppendsAndReadsBackByteForByte) {
@@ -72,7 +56,7 @@ TEST_F(StoreTest, AppendsAndReadsBackByteForByte) {
   binary.metadata = std::string("\0m\0", 3);
   binary.correlation_id = "corr-1";
   binary.causation_id = "cause-1";
-  NewEvent json = Json("OrderPlaced", "{\"total\": 5, \"items\": [\"\xc3\xa4\"]}");
+  NewEvent json = Event("OrderPlaced", "{\"total\": 5, \"items\": [\"\xc3\xa4\"]}");
   json.metadata = "{\"user\":\"ann\"}";
 
   auto result = store_->Append("order-1", ExpectedVersion::NoStream(), {json, binary});
@@ -117,24 +101,24 @@ TEST_F(StoreTest, AppendsAndReadsBackByteForByte) {
 }
 
 TEST_F(StoreTest, ExpectedVersionKinds) {
-  EXPECT_EQ(store_->Append("s-1", ExpectedVersion::StreamExists(), {Json("A")}).status(),
+  EXPECT_EQ(store_->Append("s-1", ExpectedVersion::StreamExists(), {Event("A")}).status(),
             absl::AbortedError("wrong expected version for stream 's-1': expected an existing "
                                "stream, but the stream does not exist"));
-  auto exact_missing = store_->Append("s-1", ExpectedVersion::Exact(0), {Json("A")});
+  auto exact_missing = store_->Append("s-1", ExpectedVersion::Exact(0), {Event("A")});
   EXPECT_EQ(exact_missing.status().code(), absl::StatusCode::kAborted);
   EXPECT_FALSE(exact_missing.status().GetPayload(kActualVersionPayload).has_value());
 
-  ASSERT_TRUE(store_->Append("s-1", ExpectedVersion::NoStream(), {Json("A")}).ok());
-  auto again = store_->Append("s-1", ExpectedVersion::NoStream(), {Json("A")});
+  ASSERT_TRUE(store_->Append("s-1", ExpectedVersion::NoStream(), {Event("A")}).ok());
+  auto again = store_->Append("s-1", ExpectedVersion::NoStream(), {Event("A")});
   EXPECT_EQ(again.status().message(),
             "wrong expected version for stream 's-1': expected no stream, but the stream is at "
             "version 0");
   EXPECT_EQ(again.status().GetPayload(kActualVersionPayload), absl::Cord("0"));
-  ASSERT_TRUE(store_->Append("s-1", ExpectedVersion::StreamExists(), {Json("B")}).ok());
-  ASSERT_TRUE(store_->Append("s-1", ExpectedVersion::Any(), {Json("C"), Json("D")}).ok());
-  auto stale = store_->Append("s-1", ExpectedVersion::Exact(1), {Json("E")});
+  ASSERT_TRUE(store_->Append("s-1", ExpectedVersion::StreamExists(), {Event("B")}).ok());
+  ASSERT_TRUE(store_->Append("s-1", ExpectedVersion::Any(), {Event("C"), Event("D")}).ok());
+  auto stale = store_->Append("s-1", ExpectedVersion::Exact(1), {Event("E")});
   EXPECT_EQ(stale.status().GetPayload(kActualVersionPayload), absl::Cord("3"));
-  auto ok = store_->Append("s-1", ExpectedVersion::Exact(3), {Json("E")});
+  auto ok = store_->Append("s-1", ExpectedVersion::Exact(3), {Event("E")});
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ(ok->first_version, 4u);
   EXPECT_EQ(ok->first_position, 5u);
@@ -156,7 +140,7 @@ TEST_F(StoreTest, SixteenWritersOneStreamExactlyOneWinsEachRound) {
       threads.emplace_back([&, t] {
         start.Block();
         outcomes[t] = store_->Append("race-1", expected,
-                                     {Json("Tick", "{\"thread\":" + std::to_string(t) + "}")})
+                                     {Event("Tick", "{\"thread\":" + std::to_string(t) + "}")})
                           .status();
       });
     }
@@ -191,7 +175,7 @@ TEST_F(StoreTest, ParallelTransactionsPublishInPositionOrder) {
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kAppends; ++i) {
-        std::vector<NewEvent> events(kEvents, Json("Tick"));
+        std::vector<NewEvent> events(kEvents, Event("Tick"));
         const ExpectedVersion expected =
             i == 0 ? ExpectedVersion::NoStream() : ExpectedVersion::Exact(i * kEvents - 1);
         auto r = store_->Append("p-" + std::to_string(t), expected, std::move(events));
@@ -227,13 +211,13 @@ TEST_F(StoreTest, ParallelTransactionsPublishInPositionOrder) {
 // (migrations/0005): a ticket for a recorded_at before the last one's is
 // refused and takes nothing.
 TEST_F(StoreTest, TicketsNeverGoBackInTime) {
-  auto first = store_->Append("t-1", ExpectedVersion::Any(), {Json("A")});
+  auto first = store_->Append("t-1", ExpectedVersion::Any(), {Event("A")});
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_EQ(QueryValue(dsn_, "SELECT (t).ticket IS NULL FROM "
                              "(SELECT logbook.take_ticket(1, '2000-01-01') AS t) x"),
             "t");
   EXPECT_EQ(QueryValue(dsn_, "SELECT last_value FROM logbook.positions"), "1");
-  auto second = store_->Append("t-1", ExpectedVersion::Any(), {Json("B")});
+  auto second = store_->Append("t-1", ExpectedVersion::Any(), {Event("B")});
   ASSERT_TRUE(second.ok()) << second.status();
   EXPECT_EQ(second->first_position, 2u);
   EXPECT_GE(second->committed_at, first->committed_at);
@@ -245,10 +229,10 @@ TEST_F(StoreTest, TicketsNeverGoBackInTime) {
 // which logbookd hashes with its own clock first, is stored at that later
 // time, so recorded_at never goes back along the log.
 TEST_F(StoreTest, AnAppendBehindAnotherTicketsClockIsStoredAtThatTime) {
-  ASSERT_TRUE(store_->Append("clock-1", ExpectedVersion::Any(), {Json("A")}).ok());
+  ASSERT_TRUE(store_->Append("clock-1", ExpectedVersion::Any(), {Event("A")}).ok());
   const int64_t later = absl::ToUnixMicros(absl::Now()) + 10'000'000;
   QueryValue(dsn_, "SELECT setval('logbook.recorded_at_micros', " + std::to_string(later) + ")");
-  auto behind = store_->Append("clock-1", ExpectedVersion::Exact(0), {Json("B")});
+  auto behind = store_->Append("clock-1", ExpectedVersion::Exact(0), {Event("B")});
   ASSERT_TRUE(behind.ok()) << behind.status();
   EXPECT_EQ(absl::ToUnixMicros(behind->committed_at), later);
   EXPECT_EQ(behind->first_position, 2u);
@@ -266,14 +250,14 @@ TEST_F(StoreTest, AnAppendBehindAnotherTicketsClockIsStoredAtThatTime) {
 // is hashed again at that ticket's time and written by append_cached, not
 // given up to the locked path (AppendWithKnownHeads returning nullopt).
 TEST_F(StoreTest, TheOneCallPathCatchesUpWithALaterTicketsClock) {
-  auto first = store_->Append("clock-2", ExpectedVersion::Any(), {Json("A")});
+  auto first = store_->Append("clock-2", ExpectedVersion::Any(), {Event("A")});
   ASSERT_TRUE(first.ok()) << first.status();
   pqxx::connection conn(dsn_);
   PrepareWriteStatements(conn);
   const int64_t later = absl::ToUnixMicros(absl::Now()) + 10'000'000;
   QueryValue(dsn_, "SELECT setval('logbook.recorded_at_micros', " + std::to_string(later) + ")");
   const AppendInput append = PrepareAppend("clock-2", ExpectedVersion::Exact(0),
-                                           {Json("B", "{}", NewUuid())});
+                                           {Event("B").Id(NewUuid())});
   StreamHead head;
   head.exists = true;
   head.version = 0;
@@ -308,12 +292,12 @@ TEST_F(StoreTest, AppendsNeverScanTheLogOrTheStreams) {
   for (int i = 0; i < kAppends; ++i) {
     const ExpectedVersion expected =
         i == 0 ? ExpectedVersion::NoStream() : ExpectedVersion::Exact(i * kBatch - 1);
-    auto r = store_->Append("scan-1", expected, std::vector<NewEvent>(kBatch, Json("A")));
+    auto r = store_->Append("scan-1", expected, std::vector<NewEvent>(kBatch, Event("A")));
     ASSERT_TRUE(r.ok()) << r.status();
     // And to a new stream each time, which takes the loading path
     // (load_for_append), with ids given by the caller.
     std::vector<NewEvent> given;
-    for (int j = 0; j < kBatch; ++j) given.push_back(Json("B", "{}", NewUuid()));
+    for (int j = 0; j < kBatch; ++j) given.push_back(Event("B").Id(NewUuid()));
     auto any = store_->Append("scan-new-" + std::to_string(i), ExpectedVersion::NoStream(),
                               std::move(given));
     ASSERT_TRUE(any.ok()) << any.status();
@@ -341,7 +325,7 @@ TEST_F(StoreTest, ConcurrentWritersGetContiguousPositions) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kAppends; ++i) {
         ASSERT_TRUE(store_->Append("w-" + std::to_string(t % 4), ExpectedVersion::Any(),
-                                   {Json("A"), Json("B")})
+                                   {Event("A"), Event("B")})
                         .ok());
       }
     });
@@ -366,15 +350,15 @@ TEST_F(StoreTest, IdempotentRetryAndEventIdReuse) {
   const std::string id1 = "11111111-1111-4111-8111-111111111111";
   const std::string id2 = "22222222-2222-4222-8222-222222222222";
   const std::string id3 = "33333333-3333-4333-8333-333333333333";
-  ASSERT_TRUE(store_->Append("other-1", ExpectedVersion::Any(), {Json("X")}).ok());
+  ASSERT_TRUE(store_->Append("other-1", ExpectedVersion::Any(), {Event("X")}).ok());
   auto first = store_->Append("order-7", ExpectedVersion::NoStream(),
-                              {Json("A", "{}", id1), Json("B", "{}", id2)});
+                              {Event("A").Id(id1), Event("B").Id(id2)});
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_EQ(Rows(), "3/2");
 
   for (ExpectedVersion expected : {ExpectedVersion::NoStream(), ExpectedVersion::Any(),
                                    ExpectedVersion::StreamExists()}) {
-    auto retry = store_->Append("order-7", expected, {Json("A", "{}", id1), Json("B", "{}", id2)});
+    auto retry = store_->Append("order-7", expected, {Event("A").Id(id1), Event("B").Id(id2)});
     ASSERT_TRUE(retry.ok()) << retry.status();
     EXPECT_TRUE(retry->duplicate);
     EXPECT_EQ(retry->first_position, 2u);
@@ -385,40 +369,40 @@ TEST_F(StoreTest, IdempotentRetryAndEventIdReuse) {
   }
   // Upper-case ids are the same ids.
   auto upper = store_->Append("order-7", ExpectedVersion::NoStream(),
-                              {Json("A", "{}", "11111111-1111-4111-8111-111111111111"),
-                               Json("B", "{}", "22222222-2222-4222-8222-222222222222")});
+                              {Event("A").Id("11111111-1111-4111-8111-111111111111"),
+                               Event("B").Id("22222222-2222-4222-8222-222222222222")});
   EXPECT_TRUE(upper.ok() && upper->duplicate);
 
-  ASSERT_TRUE(store_->Append("order-7", ExpectedVersion::Exact(1), {Json("C", "{}", id3)}).ok());
-  auto retry_exact = store_->Append("order-7", ExpectedVersion::Exact(1), {Json("C", "{}", id3)});
+  ASSERT_TRUE(store_->Append("order-7", ExpectedVersion::Exact(1), {Event("C").Id(id3)}).ok());
+  auto retry_exact = store_->Append("order-7", ExpectedVersion::Exact(1), {Event("C").Id(id3)});
   ASSERT_TRUE(retry_exact.ok()) << retry_exact.status();
   EXPECT_TRUE(retry_exact->duplicate);
   EXPECT_EQ(retry_exact->first_version, 2u);
   EXPECT_EQ(Rows(), "4/2");
 
   // The same id anywhere else is a conflict, not a retry.
-  EXPECT_EQ(store_->Append("order-8", ExpectedVersion::Any(), {Json("A", "{}", id1)}).status(),
+  EXPECT_EQ(store_->Append("order-8", ExpectedVersion::Any(), {Event("A").Id(id1)}).status(),
             absl::AlreadyExistsError("events[0].event_id: " + id1 +
                                      " is already stored in stream 'order-7' at version 0"));
   // With `any`, re-sending a stored event to its own stream is a retry.
-  auto subset = store_->Append("order-7", ExpectedVersion::Any(), {Json("B", "{}", id2)});
+  auto subset = store_->Append("order-7", ExpectedVersion::Any(), {Event("B").Id(id2)});
   ASSERT_TRUE(subset.ok()) << subset.status();
   EXPECT_TRUE(subset->duplicate);
   EXPECT_EQ(subset->first_version, 1u);
   // Out of order, it is not.
   EXPECT_EQ(store_->Append("order-7", ExpectedVersion::Any(),
-                           {Json("B", "{}", id2), Json("A", "{}", id1)})
+                           {Event("B").Id(id2), Event("A").Id(id1)})
                 .status()
                 .code(),
             absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(store_->Append("order-7", ExpectedVersion::Exact(2),
-                           {Json("N", "{}", "44444444-4444-4444-8444-444444444444"),
-                            Json("C", "{}", id3)})
+                           {Event("N").Id("44444444-4444-4444-8444-444444444444"),
+                            Event("C").Id(id3)})
                 .status(),
             absl::AlreadyExistsError("events[1].event_id: " + id3 +
                                      " is already stored in stream 'order-7' at version 2"));
   EXPECT_EQ(store_->Append("order-7", ExpectedVersion::Exact(0),
-                           {Json("A", "{}", id1), Json("B", "{}", id2)})
+                           {Event("A").Id(id1), Event("B").Id(id2)})
                 .status()
                 .code(),
             absl::StatusCode::kAlreadyExists);  // Stored, but not where this append puts them.
@@ -426,7 +410,7 @@ TEST_F(StoreTest, IdempotentRetryAndEventIdReuse) {
   // In one call, logbookd checks only each append's first event id against
   // the stored ones (migrations/0009): the reused id3 after a new id failed
   // the INSERT, after positions 5 and 6 were taken. They are a recorded gap.
-  auto next = store_->Append("order-7", ExpectedVersion::Exact(2), {Json("D", "{}")});
+  auto next = store_->Append("order-7", ExpectedVersion::Exact(2), {Event("D", "{}")});
   ASSERT_TRUE(next.ok()) << next.status();
   EXPECT_EQ(next->first_position, 7u);
   EXPECT_EQ(QueryValue(dsn_, "SELECT string_agg(first_position || '-' || last_position, ',')"
@@ -446,8 +430,8 @@ TEST_F(StoreTest, IdempotentRetryAndEventIdReuse) {
 // group or several: one of them stores the events, every other one answers
 // as a retry with the same versions, positions and commit time.
 TEST_F(StoreTest, ConcurrentRetriesOfOneAppendStoreItOnce) {
-  const std::vector<NewEvent> events = {Json("A", "{}", "77777777-7777-4777-8777-777777777777"),
-                                        Json("B", "{}", "88888888-8888-4888-8888-888888888888")};
+  const std::vector<NewEvent> events = {Event("A").Id("77777777-7777-4777-8777-777777777777"),
+                                        Event("B").Id("88888888-8888-4888-8888-888888888888")};
   constexpr int kThreads = 16;
   std::vector<absl::StatusOr<AppendResult>> results(kThreads, absl::UnknownError("not run"));
   std::vector<std::thread> threads;
@@ -472,31 +456,31 @@ TEST_F(StoreTest, ConcurrentRetriesOfOneAppendStoreItOnce) {
 
 // Invariant 7: bad input gets its code and changes nothing.
 TEST_F(StoreTest, BadInputChangesNothing) {
-  ASSERT_TRUE(store_->Append("keep-1", ExpectedVersion::Any(), {Json("A")}).ok());
-  NewEvent huge = Json("Huge");
+  ASSERT_TRUE(store_->Append("keep-1", ExpectedVersion::Any(), {Event("A")}).ok());
+  NewEvent huge = Event("Huge");
   huge.content_type = "application/octet-stream";
   huge.data = std::string((1 << 20) + 1, 'x');
-  NewEvent bad_id = Json("A", "{}", "1234");
+  NewEvent bad_id = Event("A").Id("1234");
   struct Case {
     std::string stream;
     std::vector<NewEvent> events;
     absl::StatusCode code;
   };
   const std::vector<Case> cases = {
-      {"", {Json("A")}, absl::StatusCode::kInvalidArgument},
-      {std::string(257, 's'), {Json("A")}, absl::StatusCode::kInvalidArgument},
-      {"bad\xfe", {Json("A")}, absl::StatusCode::kInvalidArgument},
+      {"", {Event("A")}, absl::StatusCode::kInvalidArgument},
+      {std::string(257, 's'), {Event("A")}, absl::StatusCode::kInvalidArgument},
+      {"bad\xfe", {Event("A")}, absl::StatusCode::kInvalidArgument},
       {"keep-1", {}, absl::StatusCode::kInvalidArgument},
-      {"keep-1", {Json("A"), bad_id}, absl::StatusCode::kInvalidArgument},
-      {"keep-1", {Json("A"), Json("B", "{oops")}, absl::StatusCode::kInvalidArgument},
-      {"keep-1", {Json("A"), huge}, absl::StatusCode::kResourceExhausted},
-      {"keep-1", std::vector<NewEvent>(1001, Json("A")), absl::StatusCode::kResourceExhausted},
+      {"keep-1", {Event("A"), bad_id}, absl::StatusCode::kInvalidArgument},
+      {"keep-1", {Event("A"), Event("B", "{oops")}, absl::StatusCode::kInvalidArgument},
+      {"keep-1", {Event("A"), huge}, absl::StatusCode::kResourceExhausted},
+      {"keep-1", std::vector<NewEvent>(1001, Event("A")), absl::StatusCode::kResourceExhausted},
   };
   for (const Case& c : cases) {
     EXPECT_EQ(store_->Append(c.stream, ExpectedVersion::Any(), c.events).status().code(), c.code)
         << c.stream.substr(0, 20);
   }
-  EXPECT_EQ(store_->Append("keep-1", ExpectedVersion::Exact(uint64_t{1} << 63), {Json("A")})
+  EXPECT_EQ(store_->Append("keep-1", ExpectedVersion::Exact(uint64_t{1} << 63), {Event("A")})
                 .status()
                 .code(),
             absl::StatusCode::kInvalidArgument);
@@ -506,7 +490,7 @@ TEST_F(StoreTest, BadInputChangesNothing) {
 TEST_F(StoreTest, ReadsStreamsInBothDirectionsWithBounds) {
   for (int i = 0; i < 5; ++i) {
     ASSERT_TRUE(store_->Append("r-1", ExpectedVersion::Any(),
-                               {Json("E", "{\"i\":" + std::to_string(i) + "}")})
+                               {Event("E", "{\"i\":" + std::to_string(i) + "}")})
                     .ok());
   }
   auto versions = [](const absl::StatusOr<std::vector<RecordedEvent>>& events) {
@@ -529,11 +513,11 @@ TEST_F(StoreTest, ReadsStreamsInBothDirectionsWithBounds) {
 }
 
 TEST_F(StoreTest, ReadsAllWithFilters) {
-  ASSERT_TRUE(store_->Append("order-1", ExpectedVersion::Any(), {Json("Placed")}).ok());
-  ASSERT_TRUE(store_->Append("cart-1", ExpectedVersion::Any(), {Json("Added")}).ok());
-  ASSERT_TRUE(store_->Append("order-2", ExpectedVersion::Any(), {Json("Placed"), Json("Paid")}).ok());
-  ASSERT_TRUE(store_->Append("orderly-1", ExpectedVersion::Any(), {Json("Placed")}).ok());
-  ASSERT_TRUE(store_->Append("order", ExpectedVersion::Any(), {Json("Odd")}).ok());
+  ASSERT_TRUE(store_->Append("order-1", ExpectedVersion::Any(), {Event("Placed")}).ok());
+  ASSERT_TRUE(store_->Append("cart-1", ExpectedVersion::Any(), {Event("Added")}).ok());
+  ASSERT_TRUE(store_->Append("order-2", ExpectedVersion::Any(), {Event("Placed"), Event("Paid")}).ok());
+  ASSERT_TRUE(store_->Append("orderly-1", ExpectedVersion::Any(), {Event("Placed")}).ok());
+  ASSERT_TRUE(store_->Append("order", ExpectedVersion::Any(), {Event("Odd")}).ok());
   auto ids = [&](ReadAllQuery q) {
     std::string out;
     auto events = store_->ReadAll(q);
@@ -565,9 +549,9 @@ TEST_F(StoreTest, ReadsAllWithFilters) {
 
 TEST_F(StoreTest, ReadsAllBetweenBoundsAndByExactStreamAndKnowsTheHead) {
   EXPECT_EQ(*store_->HeadPosition(), 0u);
-  ASSERT_TRUE(store_->Append("a-1", ExpectedVersion::Any(), {Json("X"), Json("Y")}).ok());
-  ASSERT_TRUE(store_->Append("a-10", ExpectedVersion::Any(), {Json("X")}).ok());
-  ASSERT_TRUE(store_->Append("a-1", ExpectedVersion::Any(), {Json("Z")}).ok());
+  ASSERT_TRUE(store_->Append("a-1", ExpectedVersion::Any(), {Event("X"), Event("Y")}).ok());
+  ASSERT_TRUE(store_->Append("a-10", ExpectedVersion::Any(), {Event("X")}).ok());
+  ASSERT_TRUE(store_->Append("a-1", ExpectedVersion::Any(), {Event("Z")}).ok());
   EXPECT_EQ(*store_->HeadPosition(), 4u);
   auto positions = [&](ReadAllQuery q) {
     std::string out;
@@ -593,7 +577,7 @@ TEST_F(StoreTest, ReadsAllBetweenBoundsAndByExactStreamAndKnowsTheHead) {
 }
 
 TEST_F(StoreTest, TextFieldsWithQuotesAndBackslashesSurviveArrayEncoding) {
-  NewEvent e = Json("Type \"quoted\" \\ {x,y}");
+  NewEvent e = Event("Type \"quoted\" \\ {x,y}");
   e.correlation_id = "a\\\"b";
   e.content_type = "text/plain; q=\"1\"";
   e.data = "not json";
@@ -611,7 +595,7 @@ TEST_F(StoreTest, WorksAsTheLeastPrivilegedApplicationRole) {
   options.dsn = testing::DsnFor(database, "logbook_app");
   auto app_store = EventStore::Open(options);
   ASSERT_TRUE(app_store.ok()) << app_store.status();
-  auto appended = (*app_store)->Append("app-1", ExpectedVersion::NoStream(), {Json("A")});
+  auto appended = (*app_store)->Append("app-1", ExpectedVersion::NoStream(), {Event("A")});
   ASSERT_TRUE(appended.ok()) << appended.status();
   auto read = (*app_store)->ReadAll(All());
   ASSERT_TRUE(read.ok());

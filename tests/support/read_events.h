@@ -1,8 +1,10 @@
-// Test support: reads a whole ReadStream / ReadAll server stream.
+// Test support: reads a whole ReadStream / ReadAll server stream, and the
+// versions or positions of what it returned.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
 
+#include <cstdint>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -26,6 +28,20 @@ std::pair<std::vector<v1::RecordedEvent>, grpc::Status> ReadEvents(v1::EventStor
   v1::ReadResponse response;
   while (reader->Read(&response)) events.push_back(response.event());
   return {events, reader->Finish()};
+}
+
+// The stream versions of `events`, in order.
+inline std::vector<uint64_t> Versions(const std::vector<v1::RecordedEvent>& events) {
+  std::vector<uint64_t> out;
+  for (const auto& e : events) out.push_back(e.stream_version());
+  return out;
+}
+
+// The global positions of `events`, in order.
+inline std::vector<uint64_t> Positions(const std::vector<v1::RecordedEvent>& events) {
+  std::vector<uint64_t> out;
+  for (const auto& e : events) out.push_back(e.global_position());
+  return out;
 }
 
 }  // namespace logbook::testing
