@@ -86,6 +86,27 @@ TEST_F(ServerTest, AppendsAndReadsBackByteForByte) {
   EXPECT_EQ(info.last_position(), 2u);
 }
 
+TEST_F(ServerTest, SchemaVersionsRoundTrip) {
+  v1::EventData v3 = Event("Upcast");
+  v3.set_schema_version(3);
+  v1::EventData zero = Event("Zero");
+  zero.set_schema_version(0);
+  Append("sv-1", {v3, Event("None"), zero});
+  auto [events, status] = ReadStream("sv-1");
+  ASSERT_TRUE(status.ok());
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_TRUE(events[0].has_schema_version());
+  EXPECT_EQ(events[0].schema_version(), 3u);
+  EXPECT_FALSE(events[1].has_schema_version());
+  EXPECT_TRUE(events[2].has_schema_version());
+  EXPECT_EQ(events[2].schema_version(), 0u);
+  auto [log, log_status] = Read(v1::ReadAllRequest());
+  ASSERT_TRUE(log_status.ok());
+  ASSERT_EQ(log.size(), 3u);
+  EXPECT_EQ(log[0].schema_version(), 3u);
+  EXPECT_FALSE(log[1].has_schema_version());
+}
+
 TEST_F(ServerTest, ConflictReturnsAbortedWithTheActualVersionTrailer) {
   v1::AppendRequest request = Request("acct-1", {Event("Opened")});
   request.mutable_expected_version()->set_exact(0);

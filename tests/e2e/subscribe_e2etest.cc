@@ -6,7 +6,6 @@
 #include <thread>
 
 #include "absl/synchronization/mutex.h"
-#include "logbook/client/client.h"
 #include "logbook/v1/event_store.grpc.pb.h"
 #include "events.h"
 #include "logbookd_process.h"
@@ -462,43 +461,6 @@ TEST_F(SubscribeTest, ShutdownEndsSubscriptionsWithUnavailable) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
 }
 
-// The client library resumes after the server went away, from the last
-// position it delivered: every event once, in order.
-TEST_F(SubscribeTest, ClientResumesAfterAServerRestart) {
-  const int port = server_->port();
-  logbook::ClientOptions options;
-  options.address = server_->address();
-  options.initial_backoff = absl::Milliseconds(50);
-  logbook::Client client(options);
-  absl::Mutex mu;
-  std::vector<uint64_t> positions;
-  int caught_up = 0;
-  auto subscription = client.Subscribe(All(), [&](const v1::SubscribeResponse& r) {
-    absl::MutexLock lock(&mu);
-    if (r.has_event()) positions.push_back(r.event().global_position());
-    if (r.has_caught_up()) ++caught_up;
-    return true;
-  });
-  auto received = [&](size_t n) {
-    absl::MutexLock lock(&mu);
-    auto enough = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu) { return positions.size() >= n; };
-    return mu.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(30));
-  };
-  ASSERT_TRUE(AppendN("order-1", 5).ok());
-  ASSERT_TRUE(received(5));
-
-  EXPECT_EQ(server_->Stop(), 0);  // The subscription ends with UNAVAILABLE.
-  StartServer({}, port);
-  ASSERT_TRUE(AppendN("order-1", 5).ok());
-  ASSERT_TRUE(received(10));
-  absl::SleepFor(absl::Milliseconds(200));  // A duplicate would show up now.
-  subscription->Stop();
-  EXPECT_EQ(subscription->Wait().code(), absl::StatusCode::kCancelled);
-  absl::MutexLock lock(&mu);
-  EXPECT_EQ(positions, (std::vector<uint64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
-  EXPECT_EQ(caught_up, 2);  // Once per call: it did resubscribe.
-}
-
 // Batched delivery with a filter, across catch-up and live: every matching
 // event once, in order, in batches of at most the maximum.
 TEST_F(SubscribeTest, BatchedDeliveryWithAFilterIsExact) {
@@ -567,79 +529,6 @@ TEST_F(SubscribeTest, BatchesAreCappedByBytes) {
   ASSERT_EQ(events.size(), 20u);
   EXPECT_TRUE(Contiguous(events, 1));
   EXPECT_EQ(events[19].data().size(), 300010u);
-}
-
-// The client library asks for batches by default and hands the handler one
-// event per message; stopping mid-batch stops exactly there, and resuming
-// from that position continues with the next event.
-TEST_F(SubscribeTest, ClientUnpacksBatchesExactly) {
-  for (int i = 0; i < 10; ++i) ASSERT_TRUE(AppendN("order-" + std::to_string(i), 100).ok());
-  logbook::ClientOptions options;
-  options.address = server_->address();
-  logbook::Client client(options);
-
-  std::vector<uint64_t> first;
-  bool all_single = true;
-  auto stopped = client.Subscribe(All(), [&](const v1::SubscribeResponse& r) {
-    if (!r.has_event()) return true;
-    first.push_back(r.event().global_position());
-    return r.event().global_position() < 737;
-  });
-  ASSERT_TRUE(stopped->Wait().ok());
-  ASSERT_EQ(first.size(), 737u);
-  for (size_t i = 0; i < first.size(); ++i) ASSERT_EQ(first[i], i + 1);
-
-  absl::Mutex mu;
-  std::vector<uint64_t> rest;
-  std::vector<uint64_t> caught_up;
-  v1::SubscribeRequest after = All();
-  after.set_after_position(737);
-  auto resumed = client.Subscribe(after, [&](const v1::SubscribeResponse& r) {
-    absl::MutexLock lock(&mu);
-    if (r.has_events()) all_single = false;
-    if (r.has_event()) rest.push_back(r.event().global_position());
-    if (r.has_caught_up()) caught_up.push_back(r.caught_up().global_position());
-    return true;
-  });
-  {
-    absl::MutexLock lock(&mu);
-    auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu) { return !caught_up.empty(); };
-    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&ready), absl::Seconds(30)));
-  }
-  ASSERT_TRUE(AppendN("order-1", 3).ok());
-  {
-    absl::MutexLock lock(&mu);
-    auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu) { return rest.size() >= 266; };
-    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&ready), absl::Seconds(30)));
-  }
-  absl::SleepFor(absl::Milliseconds(200));  // A duplicate would show up now.
-  resumed->Stop();
-  absl::MutexLock lock(&mu);
-  EXPECT_EQ(caught_up, std::vector<uint64_t>{1000});
-  ASSERT_EQ(rest.size(), 266u);
-  for (size_t i = 0; i < rest.size(); ++i) ASSERT_EQ(rest[i], 738 + i);
-  EXPECT_TRUE(all_single);
-
-  // A caller that sets the field gets the server's messages as they are.
-  std::vector<int> sizes;
-  uint64_t next = 1;
-  bool in_order = true;
-  v1::SubscribeRequest batched = All();
-  batched.set_max_events_per_message(64);
-  auto raw = client.Subscribe(batched, [&](const v1::SubscribeResponse& r) {
-    if (r.has_caught_up()) return false;
-    EXPECT_FALSE(r.has_event());
-    if (r.has_events()) {
-      sizes.push_back(r.events().events_size());
-      for (const auto& e : r.events().events()) in_order = in_order && e.global_position() == next++;
-    }
-    return true;
-  });
-  ASSERT_TRUE(raw->Wait().ok());
-  EXPECT_TRUE(in_order);
-  EXPECT_EQ(next, 1004u);
-  for (int n : sizes) EXPECT_LE(n, 64);
-  EXPECT_EQ(sizes.front(), 64);
 }
 
 TEST_F(SubscribeTest, BadRequestsAreRejected) {

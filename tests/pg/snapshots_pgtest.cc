@@ -1,0 +1,76 @@
+// Snapshots against a real PostgreSQL: saved at a version and schema, the
+// newest few kept, loaded by version and schema, useless after a delete.
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "events.h"
+#include "logbook/store/event_store.h"
+#include "store_fixture.h"
+#include "test_env.h"
+
+namespace logbook::store {
+namespace {
+
+using testing::Event;
+using testing::QueryValue;
+
+// Snapshots of streams appended through the store.
+class SnapshotsTest : public testing::StoreTest {};
+
+TEST_F(SnapshotsTest, SnapshotsKeepTheNewestThreeAndCountEventsSinceTheNewest) {
+  std::vector<NewEvent> six;
+  for (int i = 0; i < 6; ++i) six.push_back(Event("E", "{}"));
+  auto appended = store_->Append("agg-1", ExpectedVersion::Any(), six);
+  ASSERT_TRUE(appended.ok());
+  EXPECT_EQ(appended->events_since_snapshot, 6u);
+
+  auto beyond = store_->SaveSnapshot({"agg-1", 6, 1, "s6"});
+  EXPECT_EQ(beyond.status(),
+            absl::FailedPreconditionError(
+                "stream_version: 6 is beyond the head of stream 'agg-1', version 5"));
+  EXPECT_EQ(store_->SaveSnapshot({"nope-3", 0, 1, "x"}).status(),
+            absl::NotFoundError("stream 'nope-3' does not exist"));
+  EXPECT_EQ(store_->SaveSnapshot({"agg-1", 1, 1, std::string((4 << 20) + 1, 'x')}).status(),
+            absl::ResourceExhaustedError("state: 4194305 bytes exceed the limit of 4194304"));
+
+  for (uint64_t v : {0, 1, 2, 3}) {
+    auto saved = store_->SaveSnapshot({"agg-1", v, 1, absl::StrCat("s", v)});
+    ASSERT_TRUE(saved.ok()) << saved.status();
+  }
+  ASSERT_TRUE(store_->SaveSnapshot({"agg-1", 2, 2, "v2-at-2"}).ok());
+  // Kept: the newest three by version: 3 (schema 1), 2 (schema 2), 2 (schema 1).
+  EXPECT_EQ(QueryValue(dsn_, "SELECT string_agg(stream_version || ':' || schema_version, ',' "
+                             "ORDER BY stream_version, schema_version) FROM logbook.snapshots"),
+            "2:1,2:2,3:1");
+
+  auto newest = store_->LoadSnapshot({"agg-1"});
+  ASSERT_TRUE(newest.ok());
+  EXPECT_EQ(newest->stream_version, 3u);
+  EXPECT_EQ(newest->state, "s3");
+  auto at2 = store_->LoadSnapshot({"agg-1", 2, 1});
+  ASSERT_TRUE(at2.ok());
+  EXPECT_EQ(at2->state, "s2");
+  auto schema2 = store_->LoadSnapshot({"agg-1", std::nullopt, 2});
+  ASSERT_TRUE(schema2.ok());
+  EXPECT_EQ(schema2->state, "v2-at-2");
+  EXPECT_EQ(store_->LoadSnapshot({"agg-1", 1, std::nullopt}).status(),
+            absl::NotFoundError("stream 'agg-1' has no snapshot at or below version 1"));
+  EXPECT_EQ(store_->LoadSnapshot({"agg-1", std::nullopt, 3}).status(),
+            absl::NotFoundError("stream 'agg-1' has no snapshot of schema version 3"));
+
+  auto next = store_->Append("agg-1", ExpectedVersion::Exact(5), {Event("E", "{}")});
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(next->events_since_snapshot, 3u);  // Versions 4, 5, 6 after the snapshot at 3.
+
+  // A soft delete makes the old snapshots useless: they include deleted events.
+  ASSERT_TRUE(store_->DeleteStream("agg-1", ExpectedVersion::Any(), false).ok());
+  auto revived = store_->Append("agg-1", ExpectedVersion::NoStream(), {Event("E", "{}")});
+  ASSERT_TRUE(revived.ok());
+  EXPECT_EQ(revived->first_version, 7u);
+  EXPECT_EQ(revived->events_since_snapshot, 1u);  // Only version 7 is readable.
+  EXPECT_EQ(store_->LoadSnapshot({"agg-1"}).status(),
+            absl::NotFoundError("stream 'agg-1' has no snapshot"));
+}
+
+}  // namespace
+}  // namespace logbook::store
