@@ -5,6 +5,9 @@
 #include <pqxx/pqxx>
 #include <thread>
 
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "logbook/v1/event_store.grpc.pb.h"
 #include "events.h"
@@ -324,18 +327,35 @@ TEST_F(SubscribeTest, HeldTransactionCannotBeOvertaken) {
 
   std::vector<std::thread> writers;
   std::atomic<int> acknowledged{0};
+  absl::Mutex failures_mu;
+  std::vector<std::string> failures;  // Under failures_mu: one line per failed append.
   for (int t = 0; t < 4; ++t) {
     writers.emplace_back([&, t] {
       auto stub = v1::EventStore::NewStub(server_->NewChannel());
       for (int i = 0; i < 5; ++i) {
-        if (AppendN(*stub, "w-" + std::to_string(t), 1).ok()) ++acknowledged;
+        const grpc::Status s = AppendN(*stub, "w-" + std::to_string(t), 1);
+        if (s.ok()) {
+          ++acknowledged;
+        } else {
+          absl::MutexLock lock(&failures_mu);
+          failures.push_back(absl::StrCat(
+              "w-", t, " append ", i, ": ",
+              absl::StatusCodeToString(static_cast<absl::StatusCode>(s.error_code())), ": ",
+              s.error_message()));
+        }
       }
     });
   }
+  // Every failed append, with its status, and logbookd's log.
+  auto failed = [&] {
+    absl::MutexLock lock(&failures_mu);
+    return absl::StrCat(failures.size(), " failed appends:\n  ", absl::StrJoin(failures, "\n  "),
+                        "\nlogbookd's log:\n", server_->log());
+  };
   absl::SleepFor(absl::Milliseconds(500));
   // Nobody overtook the held transaction: no append was acknowledged, no
   // reader sees a position above 2, the subscriber got nothing new.
-  EXPECT_EQ(acknowledged.load(), 0);
+  EXPECT_EQ(acknowledged.load(), 0) << failed();
   EXPECT_EQ(testing::QueryValue(dsn_, "SELECT max(global_position) FROM logbook.event_log"), "2");
   // ... though they did take positions after 3 and write their events.
   EXPECT_GE(std::stoll(testing::QueryValue(dsn_, "SELECT last_value FROM logbook.positions")), 4);
@@ -343,8 +363,8 @@ TEST_F(SubscribeTest, HeldTransactionCannotBeOvertaken) {
 
   held.commit();
   for (auto& w : writers) w.join();
-  EXPECT_EQ(acknowledged.load(), 20);
-  ASSERT_TRUE(sub.WaitEvents(23));
+  EXPECT_EQ(acknowledged.load(), 20) << failed();
+  ASSERT_TRUE(sub.WaitEvents(23)) << sub.events().size() << " events; " << failed();
   auto events = sub.events();
   ASSERT_EQ(events.size(), 23u);
   EXPECT_TRUE(Contiguous(events, 1));
