@@ -5,32 +5,9 @@ set -uo pipefail
 
 . "$LOGBOOK_TEST_ENV"
 . "$(dirname "$0")/lib.sh"
+begin_test
 cli=$LOGBOOK_CLI
-dsn=$(create_database cli) || exit 1
-work=$(mktemp -d)
-server_pid=""
-cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-
-failures=0
-passes=0
-# check NAME EXPECTED_EXIT EXPECTED_STDOUT_REGEX -- command...
-check() {
-  local name=$1 want_code=$2 want_out=$3
-  shift 4
-  local out code
-  out=$("$@" 2>"$work/stderr")
-  code=$?
-  if [ "$code" != "$want_code" ] || ! grep -Eq -- "$want_out" <<<"$out$(cat "$work/stderr")"; then
-    echo "FAIL: $name: exit $code (want $want_code)"
-    echo "  stdout: $out"
-    echo "  stderr: $(cat "$work/stderr")"
-    echo "  wanted: $want_out"
-    failures=$((failures + 1))
-  else
-    passes=$((passes + 1))
-  fi
-}
+dsn=$(create_database cli) || fail "cannot create a database"
 
 # Migrations.
 migrations=("$(dirname "$0")/../../migrations/"*.sql)
@@ -49,7 +26,7 @@ check "migrate up edited" 7 'was edited after it was applied' -- "$cli" migrate 
 check "migrate bad action" 2 'action' -- "$cli" migrate sideways --database "$dsn"
 
 # A server.
-start_logbookd "$dsn" "$work/server.log" --admin-token s3cret || exit 1
+start_logbookd "$dsn" "$work/server.log" --admin-token s3cret || fail "logbookd did not start"
 
 check "append" 0 '^appended OrderPlaced to order-1 at version 0 \(position 1, event id [0-9a-f-]{36}\)$' -- \
   "$cli" append order-1 --type OrderPlaced --data '{"total": 5}' --expect none
@@ -211,29 +188,29 @@ check "verify untouched stream" 0 '^ok: 5 events' -- "$cli" verify order-1
 # quarter of a second of CPU at most; the loop used all of it.
 "$cli" append idle-1 --type X --data '{}' >/dev/null
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$server_pid/stat"; }
-before=$(cpu_ticks)
-sleep 2
-idle_ticks=$(( $(cpu_ticks) - before ))
-if [ "$idle_ticks" -gt $(( $(getconf CLK_TCK) / 4 )) ] || grep -q "cannot read the log tail" "$work/server.log"; then
-  echo "FAIL: idle server: $idle_ticks CPU ticks in 2 s; $(grep -c 'cannot read the log tail' "$work/server.log") tail read failures logged"
-  failures=$((failures + 1))
-else
-  passes=$((passes + 1))
-fi
+idle_server() {
+  local before idle_ticks
+  before=$(cpu_ticks)
+  sleep 2
+  idle_ticks=$(( $(cpu_ticks) - before ))
+  if [ "$idle_ticks" -gt $(( $(getconf CLK_TCK) / 4 )) ] || grep -q "cannot read the log tail" "$work/server.log"; then
+    echo "$idle_ticks CPU ticks in 2 s; $(grep -c 'cannot read the log tail' "$work/server.log") tail read failures logged"
+    return 1
+  fi
+}
+check "idle server" 0 '' -- idle_server
 
-kill "$server_pid"; wait "$server_pid"; server_pid=""
+stop_logbookd
 
 # The size limits are flags of logbookd (and one append writer is enough).
 check "append writers range" 105 '--append-writers: Value 0 not in range 1 to 64' -- \
   "$LOGBOOKD" --database "$dsn" --append-writers 0
 start_logbookd "$dsn" "$work/server2.log" --max-event-bytes 10 --max-batch-events 2 \
-  --append-writers 1 || exit 1
+  --append-writers 1 || fail "logbookd did not start with limit flags"
 check "limit flag event bytes" 5 'events\[0\]: data and metadata are 11 bytes; the limit is 10' -- \
   "$cli" append order-1 --type X --data '"123456789"'
 check "limit flag within" 0 'appended' -- "$cli" append order-1 --type X --data '"1234567"'
-kill "$server_pid"; wait "$server_pid"; server_pid=""
+stop_logbookd
 check "server gone" 6 '' -- "$cli" --timeout 2 stream order-1
-grep -q "logbookd stopped" "$work/server.log" || { echo "FAIL: no clean shutdown line"; cat "$work/server.log"; failures=$((failures + 1)); }
-
-echo "$passes passed, $failures failed"
-[ "$failures" = 0 ]
+check "clean shutdown line" 0 'logbookd stopped' -- cat "$work/server.log"
+finish

@@ -13,11 +13,8 @@ set -uo pipefail
 deploy="$(cd "$(dirname "$0")/../../deploy" && pwd)"
 unit=$deploy/logbookd.service
 example=$deploy/logbookd.env.example
-work=$(mktemp -d)
+begin_test
 server_pid=""
-cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 
 # 1. systemd's own check, of a copy that points at this build (verify wants
 #    ExecStart to exist). Unknown keys only print a warning: any output fails.
@@ -27,7 +24,7 @@ if command -v systemd-analyze >/dev/null; then
   out=$(systemd-analyze verify --man=no "$work/logbookd.service" 2>&1) ||
     fail "systemd-analyze verify: $out"
   [ -z "$out" ] || fail "systemd-analyze verify: $out"
-  echo "ok: systemd-analyze verify"
+  pass "systemd-analyze verify"
 else
   echo "skipped: systemd-analyze is not installed"
 fi
@@ -40,13 +37,13 @@ keys=$(sed -n 's/^#\{0,1\}\([A-Z][A-Z0-9_]*\)=.*/\1/p' "$example")
 for k in $keys; do
   grep -q "(Env:$k)" <<<"$help" || fail "$example sets $k, which logbookd --help does not list"
 done
-echo "ok: the example's keys are logbookd's"
+pass "the example's keys are logbookd's"
 
 # 3. logbookd as the unit runs it, on this test's database and a free port.
 exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
 read -r -a args <<<"${exec_start#* }"  # The arguments after the binary.
 [ "${args[*]}" = "--log-level info" ] || fail "ExecStart arguments: ${args[*]}"
-dsn=$(create_database deploy) || exit 1
+dsn=$(create_database deploy) || fail "cannot create a database"
 "$LOGBOOK_CLI" migrate up --database "$dsn" >/dev/null || fail "migrate up"
 log=$work/logbookd.log
 env -i PATH=/usr/bin:/bin LOGBOOK_DATABASE_URL="$dsn" LOGBOOK_LISTEN=127.0.0.1:0 \
@@ -66,7 +63,7 @@ export LOGBOOK_ADDRESS="127.0.0.1:${line##*:}"
 out=$("$LOGBOOK_CLI" read deploy-1 --json) || fail "read"
 grep -q '"stream_id":"deploy-1"' <<<"$out" && grep -q '"type":"Installed"' <<<"$out" ||
   fail "read returned: $out"
-echo "ok: serves appends and reads"
+pass "serves appends and reads"
 
 stop_seconds=$(sed -n 's/^TimeoutStopSec=\([0-9]*\)s$/\1/p' "$unit")
 [ -n "$stop_seconds" ] || fail "TimeoutStopSec is not in seconds"
@@ -80,4 +77,5 @@ wait "$server_pid"
 code=$?
 server_pid=""
 [ "$code" = 0 ] || fail "logbookd exited $code on SIGTERM: $(tail -n 3 "$log")"
-echo "ok: exits 0 on SIGTERM"
+pass "exits 0 on SIGTERM"
+finish

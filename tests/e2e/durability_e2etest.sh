@@ -4,24 +4,17 @@
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
+. "$here/e2e/lib.sh"
+begin_test
 env_file="$work/pg.env"
-server_pid=""
-cleanup() {
-  [ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null
-  [ -z "${KEEP:-}" ] && "$here/pg_cluster.sh" stop "$env_file"
-  [ -n "${KEEP:-}" ] && { echo "kept $work"; return; }
-  rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; echo "0 passed, 1 failed"; exit 1; }
+stop_cluster() { [ -n "${KEEP:-}" ] || "$here/pg_cluster.sh" stop "$env_file"; }
+on_exit stop_cluster
 
 "$here/pg_cluster.sh" start "$env_file" >/dev/null || fail "cannot start PostgreSQL"
 . "$env_file"
 dsn="postgresql://logbook_admin@127.0.0.1:$LOGBOOK_TEST_PG_PORT/postgres"
 "$LOGBOOK_CLI" migrate up --database "$dsn" >/dev/null || fail "migrate"
 
-. "$here/e2e/lib.sh"
 start_server() {
   start_logbookd "$dsn" "$work/server.log" || fail "logbookd did not start"
 }
@@ -35,6 +28,7 @@ for i in $(seq 0 199); do
   fi
 done
 [ "$acked" = 200 ] || fail "only $acked of 200 appends were acknowledged"
+pass "200 appends acknowledged"
 
 kill -9 "$server_pid"; wait "$server_pid" 2>/dev/null; server_pid=""
 "$here/pg_cluster.sh" crash "$env_file"
@@ -48,6 +42,7 @@ grep -q '"global_position":200' <<<"$last" || fail "last event is not at positio
 # The log continues without a hole.
 out=$("$LOGBOOK_CLI" append durable-0 --type Tick --data '{"after":"crash"}')
 [[ "$out" == *"position 201"* ]] || fail "the next append did not get position 201: $out"
+pass "every acknowledged append survived kill -9 of logbookd and PostgreSQL"
 
 # PostgreSQL restarts under a running logbookd and an open subscription: the
 # server reconnects by itself, the first read and append after the restart
@@ -67,6 +62,7 @@ for _ in $(seq 200); do kill -0 "$sub_pid" 2>/dev/null || break; sleep 0.05; don
 kill "$sub_pid" 2>/dev/null && fail "the subscriber did not get all 203 events: $(wc -l <"$work/sub.out")"
 positions=$(grep -o '"global_position":[0-9]*' "$work/sub.out" | cut -d: -f2 | tr '\n' ' ')
 [ "$positions" = "$(seq -s ' ' 1 203) " ] || fail "subscriber saw positions: $positions"
+pass "logbookd and a subscriber carry on over a PostgreSQL restart"
 
 # SIGTERM while appends are in flight: every acknowledged append is stored.
 for w in $(seq 1 6); do
@@ -79,7 +75,7 @@ for w in $(seq 1 6); do
     done ) >"$work/acked.$w" &
 done
 sleep 0.5
-kill -TERM "$server_pid"; wait "$server_pid"; code=$?; server_pid=""
+stop_logbookd; code=$?
 [ "$code" = 0 ] || fail "logbookd exited with $code on SIGTERM"
 wait
 start_server
@@ -92,4 +88,5 @@ done
 acked=$(cat "$work"/acked.* | wc -l)
 [ "$missing" = 0 ] || fail "$missing of $acked acknowledged appends are missing after SIGTERM"
 [ "$acked" -gt 0 ] || fail "no append was acknowledged before SIGTERM"
-echo "4 passed, 0 failed"
+pass "every append acknowledged before SIGTERM is stored"
+finish

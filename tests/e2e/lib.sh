@@ -1,4 +1,120 @@
-# Shell helpers for the e2e scripts. Source it; needs $LOGBOOKD.
+# Shell helpers for the e2e scripts. Source it; sourcing only defines
+# functions and zeroes the counters (no trap, no output), so
+# clients/bench/run.sh (set -euo pipefail, a trap of its own) can use
+# start_logbookd too.
+#
+# A test script:
+#
+#   set -uo pipefail
+#   . "$(dirname "$0")/lib.sh"
+#   begin_test                # $work, a fresh folder; cleanup at exit
+#   on_exit stop_my_cluster   # more cleanup, if needed
+#   check "read" 0 '^1  order-1@0' -- "$LOGBOOK_CLI" read order-1
+#   [ "$n" = 3 ] || fail "got $n events, not 3"   # stops here
+#   pass "three events"
+#   finish                    # "N passed, M failed"; exit 1 if M > 0
+#
+# check counts a failure and goes on; fail stops the test (what follows
+# would only fail because of it). Both print "FAIL: ..." with what was
+# wanted and what came, then run the script's fail_context function if it
+# defines one (to show a log, say). fail and finish exit the shell they run
+# in: call them from the script's own shell, not from a subshell or a pipe.
+#
+# At exit (however the script ends) the cleanup kills this shell's
+# background jobs that still run (SIGTERM, then waits for them), runs the
+# on_exit commands (last registered first), and removes $work, or keeps
+# it and says so when KEEP is set.
+# Needs $LOGBOOKD for start_logbookd and LOGBOOK_TEST_PG_PORT (the
+# pg_cluster fixture's env file) for create_database.
+
+_lib_passed=0
+_lib_failed=0
+_lib_on_exit=()
+
+# begin_test: makes $work and installs the cleanup as the EXIT trap.
+begin_test() {
+  work=$(mktemp -d)
+  trap _lib_cleanup EXIT
+}
+
+# on_exit COMMAND...: runs COMMAND at exit, after the background jobs were
+# stopped and before $work is removed.
+on_exit() {
+  _lib_on_exit+=("$(printf '%q ' "$@")")
+}
+
+_lib_cleanup() {
+  local pids i
+  pids=$(jobs -pr)
+  if [ -n "$pids" ]; then
+    kill $pids 2>/dev/null
+    wait $pids 2>/dev/null
+  fi
+  for ((i = ${#_lib_on_exit[@]} - 1; i >= 0; i--)); do
+    eval "${_lib_on_exit[i]}"
+  done
+  if [ -n "${KEEP:-}" ]; then
+    echo "kept $work"
+  else
+    rm -rf "$work"
+  fi
+}
+
+# pass NAME: counts a step that passed.
+pass() {
+  _lib_passed=$((_lib_passed + 1))
+  echo "ok: $1"
+}
+
+# fail MESSAGE: counts a failure, prints it, and ends the test with finish.
+fail() {
+  _lib_failed=$((_lib_failed + 1))
+  echo "FAIL: $*"
+  _lib_fail_context
+  finish
+}
+
+_lib_fail_context() {
+  if declare -F fail_context >/dev/null; then fail_context; fi
+}
+
+# check NAME EXPECTED_EXIT REGEX -- COMMAND...: runs COMMAND (a program or a
+# shell function) and passes if it exits with EXPECTED_EXIT and REGEX (grep
+# -E) matches its stdout followed by its stderr; otherwise counts a
+# failure, prints both, and goes on.
+check() {
+  local name=$1 want_code=$2 want_out=$3
+  if [ $# -lt 5 ] || [ "$4" != -- ]; then
+    fail "check $name: usage: check NAME EXPECTED_EXIT REGEX -- COMMAND..."
+  fi
+  shift 4
+  local out err code
+  out=$("$@" 2>"$work/check.stderr")
+  code=$?
+  err=$(cat "$work/check.stderr")
+  if [ "$code" != "$want_code" ] || ! grep -Eq -- "$want_out" <<<"$out$err"; then
+    _lib_failed=$((_lib_failed + 1))
+    echo "FAIL: $name: exit $code (want $want_code)"
+    echo "  stdout: $out"
+    echo "  stderr: $err"
+    echo "  wanted: $want_out"
+    _lib_fail_context
+  else
+    pass "$name"
+  fi
+}
+
+# finish: prints "N passed, M failed" and exits 0 only if nothing failed
+# and something passed (a test that checked nothing proves nothing).
+finish() {
+  echo "$_lib_passed passed, $_lib_failed failed"
+  if [ "$_lib_passed" = 0 ] && [ "$_lib_failed" = 0 ]; then
+    echo "FAIL: nothing was checked"
+    exit 1
+  fi
+  [ "$_lib_failed" = 0 ] || exit 1
+  exit 0
+}
 
 # create_database NAME: creates database NAME_<pid> in the pg_cluster
 # fixture's cluster (LOGBOOK_TEST_PG_PORT) and prints its DSN.
@@ -31,4 +147,14 @@ start_logbookd() {
     return 1
   fi
   export LOGBOOK_ADDRESS="127.0.0.1:${line##*:}"
+}
+
+# stop_logbookd: SIGTERM to the server start_logbookd started, then waits;
+# returns its exit code and clears server_pid.
+stop_logbookd() {
+  local code=0
+  kill -TERM "$server_pid"
+  wait "$server_pid" || code=$?
+  server_pid=""
+  return "$code"
 }

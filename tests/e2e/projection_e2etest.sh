@@ -9,27 +9,12 @@ set -uo pipefail
 
 . "$LOGBOOK_TEST_ENV"
 . "$(dirname "$0")/lib.sh"
-work=$(mktemp -d)
+begin_test
 server_pid=""
 worker_pid=""
 writer_pids=()
-cleanup() {
-  [ -n "$worker_pid" ] && kill -9 "$worker_pid" 2>/dev/null
-  for pid in "${writer_pids[@]}"; do kill "$pid" 2>/dev/null; done
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
-  wait 2>/dev/null
-  [ -n "${KEEP:-}" ] && { echo "kept $work"; return; }
-  rm -rf "$work"
-}
-trap cleanup EXIT
-passes=0
-pass() { passes=$((passes + 1)); }
-fail() {
-  echo "FAIL: $*"
-  echo "--- worker log (tail):"; tail -n 20 "$work/worker.log" 2>/dev/null
-  echo "$passes passed, 1 failed"
-  exit 1
-}
+# Every failure shows the end of the worker's log.
+fail_context() { echo "--- worker log (tail):"; tail -n 20 "$work/worker.log" 2>/dev/null; }
 
 psql=(psql -X -q -v ON_ERROR_STOP=1)
 log_dsn=$(create_database proj_log) || fail "createdb"
@@ -116,7 +101,7 @@ for round in 1 2 3; do
   resumed_at+=("$at")
   start_worker
 done
-pass
+pass "three kills while catching up the backlog"
 
 # A fourth kill while live appends go on.
 start_writers 5 8 100
@@ -128,17 +113,17 @@ start_worker
 wait_writers
 last=$(last_position)
 [ "${resumed_at[-1]}" -lt "$last" ] || fail "the live kill came after the last append (at ${resumed_at[-1]} of $last)"
-pass
+pass "a kill while live appends go on"
 
 # Every start resumed exactly where the previous run's last commit left it.
 starts=$(sed -n 's/.*resuming after position \([0-9]*\)$/\1/p' "$work/worker.log" | tr '\n' ' ')
 [ "$starts" = "${resumed_at[*]} " ] || fail "the worker resumed after: $starts; checkpoints were: ${resumed_at[*]}"
-pass
+pass "every start resumed after the last commit"
 
 # The last worker gets to the end of the log (periodic checkpoints carry it
 # past trailing events of other categories) ...
 wait_checkpoint "$last"
-pass
+pass "the last worker reaches the end of the log"
 
 # ... and its read model is exactly what was appended: per stream the count,
 # the sum of the amounts, and the last version (events - 1; versions start at 0).
@@ -151,7 +136,7 @@ cat "$work"/appended.* | awk '{ n[$1]++; a[$1] += $2 }
 diff "$work/expected" "$work/actual" >"$work/diff" ||
   fail "read model differs from what was appended (< expected, > actual):
 $(cat "$work/diff")"
-pass
+pass "the read model is exactly what was appended"
 
 # SIGTERM stops it cleanly.
 kill -TERM "$worker_pid"
@@ -161,7 +146,7 @@ worker_pid=""
 [ "$code" = 0 ] || fail "the worker exited with $code on SIGTERM"
 tail -n 1 "$work/worker.log" | grep -q "stopped after .* at position $last: CANCELLED" ||
   fail "no clean stop line: $(tail -n 1 "$work/worker.log")"
-pass
+pass "SIGTERM stops the worker cleanly"
 
 echo "killed the worker at positions ${resumed_at[*]:1} (backlog $backlog, log end $last)"
-echo "$passes passed, 0 failed"
+finish
