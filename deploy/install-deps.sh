@@ -15,6 +15,7 @@ packages=(
   postgresql postgresql-client
   python3               # clients/bench/run.sh summarizes its results with it
   clang                 # tests/lint/thread_safety_test.sh: -Wthread-safety
+  systemd               # systemd-analyze: tests/e2e/deploy_e2etest.sh verifies the unit
 )
 
 missing=()
