@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "absl/synchronization/notification.h"
+#include "events.h"
 #include "fault_injection.h"
 #include "logbook/store/uuid.h"
 #include "spdlog/sinks/ostream_sink.h"
@@ -19,16 +20,13 @@ namespace logbook::store {
 namespace {
 
 using testing::CreateMigratedDatabase;
+using testing::Event;
 using testing::FaultInjectingGroupWriter;
 using testing::QueryValue;
 using testing::WriterFault;
 
 AppendInput OneEvent(const std::string& stream, std::string id = NewUuid()) {
-  NewEvent e;
-  e.event_id = std::move(id);
-  e.type = "Tick";
-  e.data = "{}";
-  return PrepareAppend(stream, ExpectedVersion::Any(), {e});
+  return PrepareAppend(stream, ExpectedVersion::Any(), {Event("Tick").Id(std::move(id))});
 }
 
 // Every callback of the appends submitted, counted.

@@ -9,14 +9,15 @@
 #include <thread>
 
 #include "absl/synchronization/mutex.h"
+#include "events.h"
 #include "fault_injection.h"
 #include "logbook/service/worker_pool.h"
-#include "test_env.h"
+#include "store_fixture.h"
 
 namespace logbook::store {
 namespace {
 
-using testing::CreateMigratedDatabase;
+using testing::Event;
 using testing::FaultInjectingEventStore;
 
 // Takes a subscription's messages, acknowledging each from a thread of its
@@ -107,15 +108,11 @@ std::vector<uint64_t> Range(uint64_t first, uint64_t last) {
   return v;
 }
 
-class SubscriptionTest : public ::testing::Test {
+class SubscriptionTest : public testing::StoreTest {
  protected:
   void SetUp() override {
-    dsn_ = CreateMigratedDatabase();
-    StoreOptions options;
-    options.dsn = dsn_;
-    auto store = EventStore::Open(options);
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
+    StoreTest::SetUp();
+    if (HasFatalFailure()) return;
     faulty_ = std::make_unique<FaultInjectingEventStore>(*store_);
     SubscriptionOptions tail_options;
     tail_options.catch_up_page = 100;
@@ -135,19 +132,13 @@ class SubscriptionTest : public ::testing::Test {
   // and tells the tail, as the service does after an append.
   void Append(const std::string& stream, int n) {
     for (int i = 0; i < n; ++i) {
-      NewEvent e;
-      e.type = "Tick";
-      e.data = "{}";
-      auto r = store_->Append(stream, ExpectedVersion::Any(), {e});
+      auto r = store_->Append(stream, ExpectedVersion::Any(), {Event("Tick")});
       ASSERT_TRUE(r.ok()) << r.status();
       tail_->OnHead(r->last_position);
     }
   }
   void AppendBatch(const std::string& stream, int n) {
-    NewEvent e;
-    e.type = "Tick";
-    e.data = "{}";
-    auto r = store_->Append(stream, ExpectedVersion::Any(), std::vector<NewEvent>(n, e));
+    auto r = store_->Append(stream, ExpectedVersion::Any(), std::vector<NewEvent>(n, Event("Tick")));
     ASSERT_TRUE(r.ok()) << r.status();
     tail_->OnHead(r->last_position);
   }
@@ -157,8 +148,6 @@ class SubscriptionTest : public ::testing::Test {
     c.subscription->Start();
   }
 
-  std::string dsn_;
-  std::unique_ptr<EventStore> store_;
   std::unique_ptr<FaultInjectingEventStore> faulty_;
   service::WorkerPool workers_{4, 1000};
   std::unique_ptr<LogTail> tail_;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/cord.h"
+#include "events.h"
 #include "logbook/store/event_store.h"
 #include "receipts.h"
 
@@ -18,18 +19,13 @@ const std::string kId2 = "00000000-0000-7000-8000-000000000002";
 const std::string kId3 = "00000000-0000-7000-8000-000000000003";
 const std::string kId4 = "00000000-0000-7000-8000-000000000004";
 
-NewEvent Event(const std::string& id, const std::string& type = "Tick") {
-  NewEvent e;
-  e.event_id = id;
-  e.type = type;
-  e.data = "{\"id\":\"" + id + "\"}";
-  return e;
-}
-
 AppendInput Append(const std::string& stream, ExpectedVersion expected,
                    std::vector<std::string> ids) {
   std::vector<NewEvent> events;
-  for (const std::string& id : ids) events.push_back(Event(id));
+  // Each event carries its id in its data too.
+  for (const std::string& id : ids) {
+    events.push_back(testing::Event("Tick", "{\"id\":\"" + id + "\"}").Id(id));
+  }
   return PrepareAppend(stream, expected, std::move(events));
 }
 
