@@ -611,6 +611,7 @@ int RunSnapshotLoad(const Connection& conn, const SnapshotArgs& a, CLI::App& cmd
 
 struct MigrateArgs {
   std::string database, dir;
+  bool reapply_definitions = false;
 };
 
 absl::StatusOr<logbook::store::MigrationSet> KnownMigrations(const MigrateArgs& a) {
@@ -624,9 +625,10 @@ int RunMigrate(const std::string& action, const MigrateArgs& a) {
   if (!known.ok()) return Fail(known.status());
   if (action == "up") {
     const auto start = absl::Now();
-    auto applied = logbook::store::MigrateUp(a.database, *known, [](const auto& m) {
-      std::cout << "applying " << m.name << " ..." << std::endl;
-    });
+    auto applied = logbook::store::MigrateUp(
+        a.database, *known,
+        [](const auto& m) { std::cout << "applying " << m.name << " ..." << std::endl; },
+        a.reapply_definitions);
     if (!applied.ok()) return Fail(applied.status());
     if (applied->versioned.empty() && applied->definitions.empty()) {
       std::cout << "already up to date: schema version " << known->latest_version() << "\n";
@@ -688,7 +690,8 @@ int RunMigrate(const std::string& action, const MigrateArgs& a) {
     }
     if (differ > 0) {
       std::cerr << "logbook: " << differ << " function(s) or view(s) in the database differ "
-                << "from the definitions recorded as applied\n";
+                << "from the definitions recorded as applied; `logbook migrate up "
+                << "--reapply-definitions` restores them\n";
       return kPrecondition;
     }
     std::cout << "ok: " << definitions << " definition(s) match the database, " << to_apply
@@ -847,6 +850,9 @@ int main(int argc, char** argv) {
   migrate_cmd->add_option("--database", migrate.database, "PostgreSQL connection string or URL")
       ->envname("LOGBOOK_DATABASE_URL")
       ->required();
+  migrate_cmd->add_flag("--reapply-definitions", migrate.reapply_definitions,
+                        "up: apply every function and view definition, changed or not (restores "
+                        "ones edited by hand, which verify names)");
   migrate_cmd->add_option("--migrations-dir", migrate.dir,
                           "Read NNNN_*.sql, functions/*.sql and views/*.sql from this folder "
                           "instead of the copies built into this binary");

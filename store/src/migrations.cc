@@ -296,7 +296,8 @@ absl::StatusOr<std::vector<DefinitionDrift>> FindDefinitionDrift(const std::stri
 }
 
 absl::StatusOr<MigrationSet> MigrateUp(const std::string& dsn, const MigrationSet& known,
-                                       const std::function<void(const Migration&)>& progress) {
+                                       const std::function<void(const Migration&)>& progress,
+                                       bool reapply_definitions) {
   return CatchPqxx("migrate", [&]() -> absl::StatusOr<MigrationSet> {
     pqxx::connection conn(dsn);
     // Session-level lock: a second runner waits here until the first is done
@@ -329,7 +330,8 @@ absl::StatusOr<MigrationSet> MigrateUp(const std::string& dsn, const MigrationSe
     }
     // The definitions that changed, all or none: together they are one
     // consistent version of the functions.
-    const std::vector<const Migration*> outdated = Outdated(known, ReadRecorded(conn));
+    const std::vector<const Migration*> outdated =
+        Outdated(known, reapply_definitions ? Recorded{} : ReadRecorded(conn));
     if (outdated.empty()) return done;
     pqxx::work tx(conn);
     for (const Migration* d : outdated) {

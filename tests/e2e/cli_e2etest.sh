@@ -18,6 +18,22 @@ check "migrate up" 0 'applying 0001_initial.sql' -- "$cli" migrate up --database
 check "migrate up again" 0 "^already up to date: schema version $latest\$" -- "$cli" migrate up --database "$dsn"
 check "migrate verify" 0 "^ok: $count applied migration\\(s\\) match their files, 0 pending\$" -- "$cli" migrate verify --database "$dsn"
 check "migrate from env" 0 'already up to date' -- env LOGBOOK_DATABASE_URL="$dsn" "$cli" migrate up
+# The current definitions: listed, verified against the database itself, a
+# function edited by hand named and restored.
+definitions=$(cd "$(dirname "$0")/../../migrations" && ls functions/*.sql views/*.sql | wc -l)
+check "migrate status lists definitions" 0 '^functions/append_cached.sql  applied  [0-9T:-]+Z$' -- \
+  "$cli" migrate status --database "$dsn"
+check "migrate verify definitions" 0 "^ok: $definitions definition\\(s\\) match the database, 0 to apply\$" -- \
+  "$cli" migrate verify --database "$dsn"
+psql -X -q -v ON_ERROR_STOP=1 "$dsn" -c "CREATE OR REPLACE FUNCTION logbook.position_at(p_time timestamptz)
+  RETURNS bigint LANGUAGE sql STABLE AS \$\$ SELECT 0::bigint \$\$" || fail "cannot edit a function by hand"
+check "migrate verify names a hand-edited function" 7 \
+  '^functions/position_at.sql: function logbook.position_at\(timestamp with time zone\) differs from the file' -- \
+  "$cli" migrate verify --database "$dsn"
+check "migrate up reapplies every definition" 0 "^applied 0 migration\\(s\\) and $definitions definition\\(s\\) in" -- \
+  "$cli" migrate up --database "$dsn" --reapply-definitions
+check "migrate verify after reapplying" 0 "^ok: $definitions definition\\(s\\) match the database, 0 to apply\$" -- \
+  "$cli" migrate verify --database "$dsn"
 mkdir "$work/migrations"
 cp "$(dirname "$0")/../../migrations/"*.sql "$work/migrations/"
 echo "-- edited" >>"$work/migrations/0001_initial.sql"

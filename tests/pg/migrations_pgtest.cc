@@ -481,6 +481,21 @@ TEST(Migrations, DriftFromTheDefinitionFilesIsNamed) {
   // Nothing was changed: the hand-made body is still there.
   EXPECT_EQ(QueryValue(dsn, "SELECT logbook.position_at(now())"), "0");
 
+  // migrate up restores it only when asked to apply every definition.
+  auto up = MigrateUp(dsn, EmbeddedMigrations());
+  ASSERT_TRUE(up.ok()) << up.status();
+  EXPECT_TRUE(up->definitions.empty());
+  auto reapplied = MigrateUp(dsn, EmbeddedMigrations(), nullptr, /*reapply_definitions=*/true);
+  ASSERT_TRUE(reapplied.ok()) << reapplied.status();
+  EXPECT_EQ(reapplied->definitions.size(), EmbeddedMigrations().definitions.size());
+  drift = FindDefinitionDrift(dsn, EmbeddedMigrations());
+  ASSERT_TRUE(drift.ok()) << drift.status();
+  ASSERT_EQ(drift->size(), 1u);
+  EXPECT_EQ((*drift)[0].object, "function logbook.extra()");
+  EXPECT_EQ(QueryValue(dsn, "SELECT prosrc LIKE '%WHILE lo < hi LOOP%' FROM pg_proc "
+                            "WHERE oid = 'logbook.position_at'::regproc"),
+            "t");
+
   const std::string database = QueryValue(dsn, "SELECT current_database()");
   auto as_app = FindDefinitionDrift(DsnFor(database, "logbook_app"), EmbeddedMigrations());
   EXPECT_EQ(as_app.status().code(), absl::StatusCode::kFailedPrecondition) << as_app.status();

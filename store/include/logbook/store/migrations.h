@@ -96,11 +96,14 @@ absl::StatusOr<std::vector<DefinitionDrift>> FindDefinitionDrift(const std::stri
 // FAILED_PRECONDITION (and nothing applied) when an applied versioned file's
 // checksum differs from its file; FAILED_PRECONDITION naming the file when
 // one fails (it is rolled back; the files applied before it stay applied).
-// `progress` is told each file as it starts. Returns what was applied now
+// `progress` is told each file as it starts. With `reapply_definitions`,
+// every definition is applied, changed or not: that restores functions and
+// views edited by hand (FindDefinitionDrift). Returns what was applied now
 // (empty: already up to date).
 absl::StatusOr<MigrationSet> MigrateUp(
     const std::string& dsn, const MigrationSet& known,
-    const std::function<void(const Migration&)>& progress = nullptr);
+    const std::function<void(const Migration&)>& progress = nullptr,
+    bool reapply_definitions = false);
 
 // What the server checks at start-up.
 struct SchemaCheck {
