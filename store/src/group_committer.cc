@@ -179,9 +179,11 @@ std::optional<std::map<std::string, StreamHead>> GroupCommitter::RunBatch(GroupW
   std::vector<const AppendInput*> appends;
   for (const auto& p : batch.appends) appends.push_back(&p->append);
   std::optional<std::map<std::string, StreamHead>> after;
+  bool sent = false;  // The group reached the database.
   const absl::Status failed = CatchPqxx(
       absl::StrCat("append a group of ", appends.size()), [&]() -> absl::Status {
         writer.Connect();
+        sent = true;
         std::optional<GroupOutcome> outcome;
         if (batch.heads) {
           outcome = writer.AppendWithKnownHeads(appends, *std::move(batch.heads),
@@ -205,16 +207,18 @@ std::optional<std::map<std::string, StreamHead>> GroupCommitter::RunBatch(GroupW
     spdlog::warn("{}; running each append alone", std::string(failed.message()));
   }
   if (!writer.connected()) writer.Disconnect();
+  // A connection lost once the group was sent leaves its commit in doubt.
+  const bool in_doubt = sent && (absl::IsUnavailable(failed) || absl::IsUnknown(failed));
   for (const auto& p : batch.appends) {
-    p->result = RunAlone(writer, p->append, batch.recorded_at_micros);
+    p->result = RunAlone(writer, p->append, batch.recorded_at_micros, in_doubt);
   }
   return std::nullopt;
 }
 
 absl::StatusOr<AppendResult> GroupCommitter::RunAlone(GroupWriter& writer,
                                                       const AppendInput& append,
-                                                      int64_t not_before_micros) {
-  bool sent = false;
+                                                      int64_t not_before_micros, bool in_doubt) {
+  bool sent = in_doubt;
   absl::Status last;
   for (int attempt = 0; attempt < 2; ++attempt) {  // A second try on a fresh connection.
     absl::Status connected = CatchPqxx("connect to the database", [&]() -> absl::Status {

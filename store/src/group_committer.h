@@ -88,7 +88,8 @@ class GroupCommitter {
 
   // UNAVAILABLE: the database could not be reached (nothing was stored).
   // UNKNOWN: the connection broke and stayed broken after the append was
-  // sent; it may or may not be stored. ABORTED: it lost a race with
+  // sent, alone or in its group; it may or may not be stored (a retry with
+  // the same event ids is safe). ABORTED: it lost a race with
   // concurrent writers of the same event ids or stream more than
   // kRaceRetries times. Other codes as StatusFromException and PlanAppends.
   using Done = std::function<void(absl::StatusOr<AppendResult>)>;
@@ -116,8 +117,11 @@ class GroupCommitter {
   // Runs `batch`, setting each append's result; returns the heads of its
   // streams afterwards, or nullopt when they are unknown (after an error).
   std::optional<std::map<std::string, StreamHead>> RunBatch(GroupWriter& writer, Batch& batch);
+  // Runs `append` in a transaction of its own. `in_doubt`: it was already
+  // sent in a group whose commit's outcome is unknown, so when the database
+  // cannot be reached now the answer is UNKNOWN, not UNAVAILABLE.
   absl::StatusOr<AppendResult> RunAlone(GroupWriter& writer, const AppendInput& append,
-                                        int64_t not_before_micros);
+                                        int64_t not_before_micros, bool in_doubt);
 
   const size_t max_batch_appends_;
   const size_t max_batch_bytes_;

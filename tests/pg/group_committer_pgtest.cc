@@ -187,6 +187,57 @@ TEST_F(GroupCommitterTest, OneFailingAppendDoesNotFailItsGroup) {
             "first-1,ok-0,ok-1,ok-3");
 }
 
+// The connection breaks as the group commits (it did commit) and then
+// cannot be opened again: the outcome is unknown, so every caller gets
+// UNKNOWN, never UNAVAILABLE ("nothing stored"); a retry with the same ids
+// finds the events and returns their positions.
+TEST_F(GroupCommitterTest, AGroupLostDuringCommitIsUnknownWhileTheDatabaseIsUnreachable) {
+  StartCommitter();
+  Answers answers(4), held(1);
+  std::vector<AppendInput> appends, retries;
+  for (int i = 0; i < 4; ++i) {
+    const std::string id = NewUuid();
+    appends.push_back(OneEvent("doubt-" + std::to_string(i), id));
+    retries.push_back(OneEvent("doubt-" + std::to_string(i), id));
+  }
+  FaultInjectingGroupWriter* writer = writer_;
+  writer_->FailAppends(
+      1, WriterFault::kAfter,
+      [writer] {
+        writer->FailConnects(true);
+        throw pqxx::broken_connection("injected: connection lost during COMMIT");
+      },
+      [](const std::vector<std::string>& streams) { return streams.size() == 4; });
+  // The writer is still connected after the fault: make it reconnect.
+  writer_->DisconnectOnFailure(true);
+  SubmitAsOneGroup(OneEvent("first-1"), std::move(appends), answers, held);
+  {
+    absl::MutexLock lock(&answers.mu);
+    for (size_t i = 0; i < 4; ++i) {
+      EXPECT_EQ(answers.calls[i], 1) << i;
+      EXPECT_EQ(answers.results[i].status().code(), absl::StatusCode::kUnknown)
+          << answers.results[i].status();
+      EXPECT_NE(answers.results[i].status().message().find(
+                    "the append may or may not be stored (retrying with the same event ids is "
+                    "safe)"),
+                absl::string_view::npos)
+          << answers.results[i].status();
+    }
+  }
+  EXPECT_EQ(QueryValue(dsn_, "SELECT count(*) FROM logbook.event_log"), "5");
+
+  StartCommitter();
+  Answers again(4);
+  for (size_t i = 0; i < 4; ++i) committer_->Submit(std::move(retries[i]), again.For(i));
+  again.Wait();
+  absl::MutexLock lock(&again.mu);
+  for (size_t i = 0; i < 4; ++i) {
+    ASSERT_TRUE(again.results[i].ok()) << again.results[i].status();
+    EXPECT_TRUE(again.results[i]->duplicate);
+    EXPECT_EQ(again.results[i]->first_position, i + 2);
+  }
+}
+
 // The database cannot be reached: every caller gets UNAVAILABLE once, and
 // the committer writes again as soon as it can.
 TEST_F(GroupCommitterTest, AnUnreachableDatabaseIsUnavailableToEachCaller) {

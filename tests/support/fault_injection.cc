@@ -19,6 +19,11 @@ void FaultInjectingGroupWriter::FailConnects(bool fail) {
   fail_connects_ = fail;
 }
 
+void FaultInjectingGroupWriter::DisconnectOnFailure(bool disconnect) {
+  absl::MutexLock lock(&mu_);
+  disconnect_on_failure_ = disconnect;
+}
+
 void FaultInjectingGroupWriter::HoldNextAppend() {
   absl::MutexLock lock(&mu_);
   hold_next_ = true;
@@ -53,6 +58,7 @@ std::optional<store::GroupOutcome> FaultInjectingGroupWriter::Inject(
   for (const store::AppendInput* a : appends) streams.push_back(a->stream_id);
   std::function<void()> fault;
   WriterFault where = WriterFault::kBefore;
+  bool disconnect = false;
   {
     absl::MutexLock lock(&mu_);
     if (hold_next_) {
@@ -65,7 +71,15 @@ std::optional<store::GroupOutcome> FaultInjectingGroupWriter::Inject(
       --fail_calls_;
       fault = throw_fault_;
       where = where_;
+      disconnect = disconnect_on_failure_;
     }
+  }
+  if (fault && disconnect) {
+    auto real_fault = std::move(fault);
+    fault = [this, real_fault] {
+      real_->Disconnect();
+      real_fault();
+    };
   }
   if (fault && where == WriterFault::kBefore) {
     ++failures_;

@@ -38,6 +38,9 @@ class FaultInjectingGroupWriter final : public store::GroupWriter {
                    std::function<bool(const std::vector<std::string>&)> applies = nullptr);
   // Every Connect() throws pqxx::broken_connection until called with false.
   void FailConnects(bool fail);
+  // With true, a failed append call also drops the real connection, as a
+  // connection that broke would be.
+  void DisconnectOnFailure(bool disconnect);
   // Blocks the next append call until Release() (to let appends queue up).
   void HoldNextAppend();
   void Release();
@@ -69,6 +72,7 @@ class FaultInjectingGroupWriter final : public store::GroupWriter {
   std::function<void()> throw_fault_ ABSL_GUARDED_BY(mu_);
   std::function<bool(const std::vector<std::string>&)> applies_ ABSL_GUARDED_BY(mu_);
   bool fail_connects_ ABSL_GUARDED_BY(mu_) = false;
+  bool disconnect_on_failure_ ABSL_GUARDED_BY(mu_) = false;
   bool hold_next_ ABSL_GUARDED_BY(mu_) = false;
   bool holding_ ABSL_GUARDED_BY(mu_) = false;
 };
