@@ -2,10 +2,35 @@
 
 #include <pqxx/except>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "spdlog/spdlog.h"
 
 namespace logbook::store {
+namespace {
+
+// The first line of a libpq message, without PostgreSQL's severity prefix
+// ("FATAL:  ..."): what a client may read of a connection failure.
+std::string Clean(absl::string_view what) {
+  what = what.substr(0, what.find('\n'));
+  for (absl::string_view severity : {"ERROR:", "FATAL:", "PANIC:"}) {
+    if (absl::ConsumePrefix(&what, severity)) what = absl::StripLeadingAsciiWhitespace(what);
+  }
+  return std::string(what);
+}
+
+// A value the database refused: input the store's own checks should have
+// named. PostgreSQL's text goes to the log, not to the client.
+absl::Status Refused(absl::string_view operation, const pqxx::sql_error& e) {
+  spdlog::warn("{}: the database refused a value: SQLSTATE {}: {}", std::string(operation),
+               e.sqlstate(), Clean(e.what()));
+  return absl::InvalidArgumentError(absl::StrCat(
+      operation, ": the database refused a value (SQLSTATE ", e.sqlstate(), ")"));
+}
+
+}  // namespace
 
 absl::Status StatusFromException(std::exception_ptr error, absl::string_view operation) {
   try {
@@ -23,11 +48,11 @@ absl::Status StatusFromException(std::exception_ptr error, absl::string_view ope
                    "(retrying with the same event ids is safe)"));
   } catch (const pqxx::broken_connection& e) {
     return absl::UnavailableError(
-        absl::StrCat(operation, ": database unavailable: ", e.what()));
+        absl::StrCat(operation, ": database unavailable: ", Clean(e.what())));
   } catch (const pqxx::data_exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(operation, ": ", e.what()));
+    return Refused(operation, e);
   } catch (const pqxx::check_violation& e) {
-    return absl::InvalidArgumentError(absl::StrCat(operation, ": ", e.what()));
+    return Refused(operation, e);
   } catch (const pqxx::sql_error& e) {
     spdlog::error("{}: SQLSTATE {}: {}", std::string(operation), e.sqlstate(), e.what());
     return absl::InternalError(

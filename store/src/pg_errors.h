@@ -13,7 +13,8 @@ namespace logbook::store {
 //   serialization_failure, deadlock_detected ABORTED
 //   broken_connection                        UNAVAILABLE
 //   in_doubt_error                           UNKNOWN
-//   data_exception, check_violation          INVALID_ARGUMENT
+//   data_exception, check_violation          INVALID_ARGUMENT (PostgreSQL's text is
+//                                            logged, not returned)
 //   anything else                            INTERNAL, logged with its SQLSTATE
 // `operation` names what failed, e.g. "append to stream 'order-1'".
 absl::Status StatusFromException(std::exception_ptr error, absl::string_view operation);

@@ -111,7 +111,8 @@ constexpr char kLoadSnapshot[] = "load_snapshot";
 constexpr char kLoadSnapshotSql[] =
     "SELECT stream_version, schema_version, state,"
     " (extract(epoch FROM created_at) * 1000000)::bigint FROM logbook.snapshots"
-    " WHERE stream_id = $1 AND stream_version <= $2 AND ($3 < 0 OR schema_version = $3)"
+    " WHERE stream_id = $1 AND stream_version <= $2"
+    " AND ($3::bigint < 0 OR schema_version = $3::bigint)"
     // A snapshot from before a soft delete includes deleted events.
     " AND stream_version >= (SELECT first_version FROM logbook.streams WHERE stream_id = $1)"
     " ORDER BY stream_version DESC, created_at DESC LIMIT 1";

@@ -72,5 +72,29 @@ TEST_F(SnapshotsTest, SnapshotsKeepTheNewestThreeAndCountEventsSinceTheNewest) {
             absl::NotFoundError("stream 'agg-1' has no snapshot"));
 }
 
+// Schema versions are unsigned 32-bit numbers: the whole range is stored and
+// selected, and a large one that matches nothing is NOT_FOUND.
+TEST_F(SnapshotsTest, SchemaVersionsTakeTheWholeUnsignedRange) {
+  ASSERT_TRUE(store_->Append("big-1", ExpectedVersion::Any(), {Event("E"), Event("E")}).ok());
+  for (uint32_t schema : {2147483648u, 4294967295u}) {
+    auto saved = store_->SaveSnapshot({"big-1", schema == 4294967295u ? 1u : 0u, schema,
+                                       absl::StrCat("at ", schema)});
+    ASSERT_TRUE(saved.ok()) << saved.status();
+  }
+  auto top = store_->LoadSnapshot({"big-1", std::nullopt, 4294967295u});
+  ASSERT_TRUE(top.ok()) << top.status();
+  EXPECT_EQ(top->schema_version, 4294967295u);
+  EXPECT_EQ(top->stream_version, 1u);
+  EXPECT_EQ(top->state, "at 4294967295");
+  auto half = store_->LoadSnapshot({"big-1", std::nullopt, 2147483648u});
+  ASSERT_TRUE(half.ok()) << half.status();
+  EXPECT_EQ(half->state, "at 2147483648");
+  EXPECT_EQ(store_->LoadSnapshot({"big-1", std::nullopt, 3000000000u}).status(),
+            absl::NotFoundError("stream 'big-1' has no snapshot of schema version 3000000000"));
+  EXPECT_EQ(QueryValue(dsn_, "SELECT string_agg(schema_version::text, ',' ORDER BY 1) "
+                             "FROM logbook.snapshots"),
+            "2147483648,4294967295");
+}
+
 }  // namespace
 }  // namespace logbook::store

@@ -42,6 +42,31 @@ TEST(StatusFromException, InternalErrorsNameTheSqlState) {
   EXPECT_EQ(s, absl::InternalError("append to stream 'x': database error (SQLSTATE 42501)"));
 }
 
+// PostgreSQL's own text (its "ERROR:" lines) stays in the log: a value the
+// database refused is named by its SQLSTATE, a lost connection by libpq's
+// first line without the severity.
+TEST(StatusFromException, NoPostgreSqlTextReachesAClient) {
+  const absl::Status refused = store::StatusFromException(
+      std::make_exception_ptr(pqxx::data_exception(
+          "ERROR:  value \"2147483648\" is out of range for type integer\n", "INSERT", "22003")),
+      "save a snapshot of stream 's-1'");
+  EXPECT_EQ(refused, absl::InvalidArgumentError("save a snapshot of stream 's-1': the database "
+                                                "refused a value (SQLSTATE 22003)"));
+  const absl::Status check = store::StatusFromException(
+      std::make_exception_ptr(pqxx::check_violation(
+          "ERROR:  new row violates check constraint \"x\"\n", "INSERT", "23514")),
+      "op");
+  EXPECT_EQ(check, absl::InvalidArgumentError("op: the database refused a value (SQLSTATE 23514)"));
+  const absl::Status gone = store::StatusFromException(
+      std::make_exception_ptr(pqxx::broken_connection(
+          "FATAL:  terminating connection due to administrator command\nserver closed the "
+          "connection unexpectedly\n")),
+      "op");
+  EXPECT_EQ(gone, absl::UnavailableError(
+                      "op: database unavailable: terminating connection due to administrator "
+                      "command"));
+}
+
 TEST(ToGrpcStatus, KeepsCodeAndMessage) {
   grpc::Status s = service::ToGrpcStatus(absl::AbortedError("wrong expected version"));
   EXPECT_EQ(s.error_code(), grpc::StatusCode::ABORTED);
