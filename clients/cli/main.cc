@@ -11,7 +11,8 @@
 //   6  server or database unavailable
 //   7  failed precondition (e.g. an edited or missing migration, a tombstoned
 //      stream, a snapshot beyond the stream's head, an event already redacted)
-//   8  verification found tampering (`verify` printed the first broken event)
+//   8  tampering found (`verify` printed the first broken event, or an append
+//      was refused because a stream's row was edited: DATA_LOSS)
 //   9  not allowed (admin call without the right admin token)
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
@@ -54,6 +55,7 @@ int ExitFor(int code) {
     case grpc::StatusCode::UNAVAILABLE:
     case grpc::StatusCode::DEADLINE_EXCEEDED: return kUnavailable;
     case grpc::StatusCode::FAILED_PRECONDITION: return kPrecondition;
+    case grpc::StatusCode::DATA_LOSS: return kTampered;
     case grpc::StatusCode::UNAUTHENTICATED:
     case grpc::StatusCode::PERMISSION_DENIED: return kNotAllowed;
     default: return kError;

@@ -177,6 +177,13 @@ AppendPlan PlanAppends(const std::vector<const AppendInput*>& appends,
       continue;
     }
 
+    if (s.exists && s.last_event_version && *s.last_event_version != s.version) {
+      plan.results.push_back(absl::DataLossError(absl::StrCat(
+          "stream '", a->stream_id, "' records version ", s.version, " but its last event is "
+          "version ", *s.last_event_version, ": its row was changed outside Logbook, so nothing "
+          "is appended to it (`logbook verify ", a->stream_id, "` names the break)")));
+      continue;
+    }
     if (s.exists && s.state == StreamState::kTombstoned) {
       plan.results.push_back(absl::FailedPreconditionError(absl::StrCat(
           "stream '", a->stream_id, "' is tombstoned (deleted for good); it cannot be written")));
@@ -204,6 +211,7 @@ AppendPlan PlanAppends(const std::vector<const AppendInput*>& appends,
     s.exists = true;
     s.state = StreamState::kActive;
     s.version = r.last_version;
+    if (s.last_event_version) s.last_event_version = r.last_version;
     s.last_position = r.last_position;
     plan.written.back() = true;
     plan.results.push_back(std::move(r));

@@ -51,6 +51,9 @@ struct StreamHead {
   StreamState state = StreamState::kActive;
   uint64_t first_version = 0;
   std::optional<uint64_t> snapshot_version;  // The newest usable snapshot's, if any.
+  // Loaded under the stream's lock (load_for_append): the version of its
+  // last event in the log, which must be `version`. Unset when not loaded.
+  std::optional<uint64_t> last_event_version;
 };
 
 // Where a stored event id is. The view points into the caller's data,
@@ -115,6 +118,8 @@ struct AppendPlan {
 //                         would give them, and the expected version fits
 //                         those: OK with the original positions, nothing written
 //   ALREADY_EXISTS        some id is stored anywhere else
+//   DATA_LOSS             the stream's row and its last event disagree on its
+//                         version (the row was edited behind logbookd's back)
 //   FAILED_PRECONDITION   the stream is tombstoned
 //   ABORTED               the expected version does not hold (CheckExpectedVersion)
 //   written               otherwise: the events continue the stream's versions,

@@ -3,6 +3,7 @@
 #include <pqxx/pqxx>
 
 #include <algorithm>
+#include <limits>
 #include <stdexcept>
 
 #include "absl/base/thread_annotations.h"
@@ -32,7 +33,7 @@ constexpr char kLockStreamRowsSql[] =
 constexpr char kLoadGroup[] = "load_group";
 constexpr char kLoadGroupSql[] =
     "SELECT row_kind, stream_id, version, last_position, recorded_at_micros, head_hash, state,"
-    " first_version, snapshot_version, event_id"
+    " first_version, snapshot_version, event_id, last_event_version"
     " FROM logbook.load_for_append($1::text[], $2::uuid[])";
 
 // migrations/functions/append_cached.sql: $1 the events, $2 each written
@@ -254,7 +255,11 @@ std::optional<GroupOutcome> AppendLoadingHeads(pqxx::transaction_base& tx,
   StoredEvents stored;  // Views into `loaded`, which outlives the plan's use of them.
   for (const auto& r : loaded) {
     if (r[0].as<std::string>() == "stream") {
-      streams[r[1].as<std::string>()] = HeadFromRow(r[2], r[3], r[5], r[6], r[7], r[8]);
+      StreamHead& head = streams[r[1].as<std::string>()];
+      head = HeadFromRow(r[2], r[3], r[5], r[6], r[7], r[8]);
+      // NULL (a row without events) can match no version.
+      head.last_event_version =
+          r[10].is_null() ? std::numeric_limits<uint64_t>::max() : r[10].as<uint64_t>();
     } else {
       stored[absl::string_view(r[9].c_str(), r[9].size())] = {
           absl::string_view(r[1].c_str(), r[1].size()), r[2].as<uint64_t>(),
@@ -269,8 +274,12 @@ std::optional<GroupOutcome> AppendLoadingHeads(pqxx::transaction_base& tx,
 void HeadCache::Remember(const std::map<std::string, StreamHead>& rows) {
   if (streams.size() + rows.size() > kMaxStreams) streams.clear();
   for (const auto& [id, row] : rows) {
-    if (row.exists) {
+    // A row its events contradict stays out: its appends must be refused
+    // under the lock (DATA_LOSS), not tried in one call that fails late.
+    const bool contradicted = row.last_event_version && *row.last_event_version != row.version;
+    if (row.exists && !contradicted) {
       streams[id] = row;
+      streams[id].last_event_version.reset();  // Checked where it is loaded.
     } else {
       streams.erase(id);
     }

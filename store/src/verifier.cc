@@ -87,6 +87,10 @@ constexpr char kVerifyLaterVersion[] = "verify_later_version";
 constexpr char kVerifyLaterVersionSql[] =
     "SELECT EXISTS (SELECT FROM logbook.event_log WHERE stream_id = $1 AND stream_version = $2"
     " AND global_position > $3)";
+// The position of version $2 of stream $1.
+constexpr char kVerifyVersionPosition[] = "verify_version_position";
+constexpr char kVerifyVersionPositionSql[] =
+    "SELECT global_position FROM logbook.event_log WHERE stream_id = $1 AND stream_version = $2";
 constexpr char kVerifyAudited[] = "verify_audited";
 constexpr char kVerifyAuditedSql[] =
     "SELECT EXISTS (SELECT FROM logbook.event_log WHERE stream_id = '$audit'"
@@ -273,7 +277,9 @@ class PgVerification final : public Verification {
       }
       if (page.size() == max_events && c.next_version <= until_) return false;
     }
-    // The end: the stream's recorded head, and nothing beyond it.
+    // The end: the stream's recorded head, nothing beyond it (an event after
+    // the recorded version comes first, as verify_stream() walking the
+    // stream's versions meets it), and the head's hash.
     if (c.next_version <= until_) {
       const pqxx::field at =
           tx.exec_prepared(kVerifyUnusedTail, stream_id_, static_cast<int64_t>(c.last_position),
@@ -282,11 +288,12 @@ class PgVerification final : public Verification {
             BreakReason::kEventMissing,
             absl::StrCat("the stream records version ", until_, ", the log ends at ",
                          static_cast<int64_t>(c.next_version) - 1));
-    } else if (head_hash_ != c.hash) {
+    }
+    CheckBeyond(tx);
+    if (head_hash_ != c.hash) {
       Break(stream_id_, c.next_version - 1, c.last_position, BreakReason::kReceiptChanged,
             "the stream's head hash differs from its last receipt");
     }
-    CheckBeyond(tx);
     return true;
   }
 
@@ -396,7 +403,14 @@ class PgVerification final : public Verification {
       if (!InPass(streams_after_) || f[3].as<uint64_t>() > until_) continue;  // Or written since.
       const Chain& c = chains_[streams_after_];
       const uint64_t version = f[1].as<uint64_t>();
-      if (version + 1 != c.next_version) {
+      if (version + 1 < c.next_version) {
+        // The log goes on past the version the stream records.
+        const pqxx::result at = tx.exec_prepared(kVerifyVersionPosition, streams_after_,
+                                                 static_cast<int64_t>(version + 1));
+        Break(streams_after_, version + 1, at.empty() ? 0 : at[0][0].as<uint64_t>(),
+              BreakReason::kEventInserted,
+              "the event is beyond the head the stream and the log recorded");
+      } else if (version + 1 > c.next_version) {
         Break(streams_after_, c.next_version, 0, BreakReason::kEventMissing,
               absl::StrCat("the stream records version ", version, ", the log ends at ",
                            static_cast<int64_t>(c.next_version) - 1));
@@ -464,6 +478,7 @@ void PrepareVerifyStatements(pqxx::connection& conn) {
   conn.prepare(kVerifyUnusedTail, kVerifyUnusedTailSql);
   conn.prepare(kVerifyNextLink, kVerifyNextLinkSql);
   conn.prepare(kVerifyLaterVersion, kVerifyLaterVersionSql);
+  conn.prepare(kVerifyVersionPosition, kVerifyVersionPositionSql);
   conn.prepare(kVerifyAudited, kVerifyAuditedSql);
   conn.prepare(kVerifyStreamsPage, kVerifyStreamsPageSql);
   conn.prepare(kVerifyStreamCount, kVerifyStreamCountSql);

@@ -162,6 +162,27 @@ TEST_F(ReceiptsTest, AStreamHeadThatDisagreesWithItsChainIsNamed) {
   EXPECT_EQ(Verify(""), "event_missing acct-2@5 #0");
 }
 
+// A stream's row set back a version behind logbookd's back: appends to it
+// fail with DATA_LOSS naming both versions (not an ABORTED that no retry
+// ends), other streams are written, and every verifier names the event past
+// the recorded head.
+TEST_F(ReceiptsTest, AStreamHeadSetBackIsRefusedAndNamed) {
+  Seed();
+  Tamper("UPDATE logbook.streams SET version = 3 WHERE stream_id = 'acct-2'");
+  const std::string refused =
+      "stream 'acct-2' records version 3 but its last event is version 4: its row was changed "
+      "outside Logbook, so nothing is appended to it (`logbook verify acct-2` names the break)";
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    EXPECT_EQ(store_->Append("acct-2", ExpectedVersion::Any(), {Event("Deposited")}).status(),
+              absl::DataLossError(refused));
+  }
+  auto other = store_->Append("acct-1", ExpectedVersion::Exact(4), {Event("Deposited")});
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_EQ(other->first_position, 16u);
+  EXPECT_EQ(Rows(), "16/3");
+  ExpectBroken("acct-2", "event_inserted acct-2@4 #14");
+}
+
 TEST_F(ReceiptsTest, AnEventWithoutAReceiptIsNamed) {
   Seed();
   Tamper("ALTER TABLE logbook.event_log ALTER receipt_hash DROP NOT NULL; "

@@ -229,6 +229,33 @@ struct Stored {
   StoredEvents events = {{kId1, {stream, 4, 40, 1'000'000}}, {kId2, {stream, 5, 41, 1'000'000}}};
 };
 
+// A stream row whose version its last event contradicts (edited behind
+// logbookd's back) is not written to; its retries are still recognized.
+TEST(PlanAppends, AStreamRowItsEventsContradictIsDataLoss) {
+  StreamHead set_back = Active(3);
+  set_back.last_event_version = 4;
+  const Stored stored;  // kId1, kId2 in s-1 at versions 4, 5.
+  const AppendInput write = Append("s-1", ExpectedVersion::Any(), {kId3});
+  const AppendInput retry = Append("s-1", ExpectedVersion::Any(), {kId1, kId2});
+  const AppendInput other = Append("t-1", ExpectedVersion::Any(), {kId4});
+  AppendPlan plan = PlanAppends({&write, &retry, &other}, {{"s-1", set_back}}, stored.events);
+  EXPECT_EQ(plan.results[0].status(),
+            absl::DataLossError(
+                "stream 's-1' records version 3 but its last event is version 4: its row was "
+                "changed outside Logbook, so nothing is appended to it (`logbook verify s-1` "
+                "names the break)"));
+  ASSERT_TRUE(plan.results[1].ok()) << plan.results[1].status();
+  EXPECT_TRUE(plan.results[1]->duplicate);
+  ASSERT_TRUE(plan.results[2].ok()) << plan.results[2].status();
+  EXPECT_EQ(plan.heads, (std::vector<std::string>{"t-1"}));
+  // Loaded and consistent: written, and still consistent after the write.
+  StreamHead loaded = Active(3);
+  loaded.last_event_version = 3;
+  AppendPlan ok = PlanAppends({&write}, {{"s-1", loaded}}, {});
+  ASSERT_TRUE(ok.results[0].ok()) << ok.results[0].status();
+  EXPECT_EQ(ok.after.at("s-1").last_event_version, 4u);
+}
+
 TEST(PlanAppends, AWholeRetryReturnsTheOriginalPositions) {
   const Stored stored;
   for (const ExpectedVersion& fits : {ExpectedVersion::Any(), ExpectedVersion::StreamExists(),
