@@ -5,6 +5,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "admin_limiter.h"
 #include "convert.h"
 #include "logbook/store/status_macros.h"
 #include "spdlog/spdlog.h"
@@ -183,6 +184,16 @@ uint64_t ReadTotal(const store::Limits& limits, uint64_t max_count) {
 
 }  // namespace
 
+EventStoreService::EventStoreService(store::EventStore& store, WorkerPool& workers,
+                                     store::LogTail& tail, std::string admin_token)
+    : store_(store),
+      workers_(workers),
+      tail_(tail),
+      admin_token_(std::move(admin_token)),
+      admin_limiter_(std::make_unique<AdminLimiter>()) {}
+
+EventStoreService::~EventStoreService() = default;
+
 bool EventStoreService::BeginCall() {
   ++in_flight_;
   if (!draining_) return true;
@@ -304,7 +315,18 @@ grpc::ServerUnaryReactor* EventStoreService::DeleteStream(
 grpc::ServerUnaryReactor* EventStoreService::RedactEvent(grpc::CallbackServerContext* context,
                                                          const v1::RedactEventRequest* request,
                                                          v1::RedactEventResponse* response) {
-  if (absl::Status allowed = CheckAdmin(*context); !allowed.ok()) {
+  const std::string source = PeerAddress(context->peer());
+  const absl::Time now = absl::Now();
+  absl::Status allowed = admin_limiter_->Check(source, now);
+  if (allowed.ok()) {
+    allowed = CheckAdmin(*context);
+    // A missing, malformed or wrong token counts as a guess.
+    if (!admin_token_.empty() && !allowed.ok() && admin_limiter_->Failed(source, now)) {
+      spdlog::warn("admin calls from {} are refused for a minute: too many failed attempts",
+                   source);
+    }
+  }
+  if (!allowed.ok()) {
     spdlog::warn("RedactEvent from {} refused: {}", context->peer(),
                  std::string(allowed.message()));
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();

@@ -51,5 +51,35 @@ TEST_F(AdminToken, ReadFromAFile) {
   EXPECT_EQ(redacted->audit_position(), 2u);
 }
 
+// Guessing the token: after 10 failed attempts within a minute, the
+// source address is refused admin calls, even with the right token, and the
+// server says so in its log.
+TEST_F(AdminToken, GuessesAreLimitedPerSourceAddress) {
+  StartServer({"--admin-token", "the-right-one"});
+  if (HasFatalFailure()) return;
+  Client client = NewClient();
+  ASSERT_TRUE(client.Append("g-1", expect::Any(), {Event("A")}).ok());
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(client.RedactEvent("g-1", 0, "test", "guess-" + std::to_string(i)).status().code(),
+              absl::StatusCode::kPermissionDenied)
+        << i;
+  }
+  const absl::Status locked = client.RedactEvent("g-1", 0, "test", "the-right-one").status();
+  EXPECT_EQ(locked.code(), absl::StatusCode::kResourceExhausted) << locked;
+  EXPECT_EQ(locked.message().find("too many failed admin attempts from ipv4:127.0.0.1: admin "
+                                  "calls from it are refused for "),
+            0u)
+      << locked;
+  EXPECT_NE(server_->log().find("admin calls from ipv4:127.0.0.1 are refused for a minute: too "
+                                "many failed attempts"),
+            std::string::npos)
+      << server_->log();
+  // Nothing was redacted.
+  auto [events, status] = ReadStream("g-1");
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_FALSE(events[0].has_redaction_reason());
+}
+
 }  // namespace
 }  // namespace logbook

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "logbook/service/worker_pool.h"
@@ -12,13 +13,17 @@
 
 namespace logbook::service {
 
+class AdminLimiter;
+
 // Callback-API implementation of logbook.v1.EventStore. Reactions only
 // validate and convert; every store call runs on `workers`, so no gRPC thread
 // ever blocks on the database. When the workers' queue is full a call fails
 // with UNAVAILABLE. Thread-safe; `store` and `workers` must outlive it.
 //
 // Admin calls (RedactEvent) need the metadata `authorization: Bearer
-// <admin_token>`; with an empty admin_token they are refused.
+// <admin_token>`; with an empty admin_token they are refused. A source
+// address that fails 10 times within a minute is refused admin calls
+// (RESOURCE_EXHAUSTED) for the rest of that minute.
 
 class EventStoreService final : public logbook::v1::EventStore::CallbackService {
  public:
@@ -26,8 +31,8 @@ class EventStoreService final : public logbook::v1::EventStore::CallbackService 
   using FetchPage = std::function<absl::StatusOr<std::vector<store::RecordedEvent>>(uint64_t max)>;
 
   EventStoreService(store::EventStore& store, WorkerPool& workers, store::LogTail& tail,
-                    std::string admin_token = "")
-      : store_(store), workers_(workers), tail_(tail), admin_token_(std::move(admin_token)) {}
+                    std::string admin_token = "");
+  ~EventStoreService() override;
 
   grpc::ServerUnaryReactor* Append(grpc::CallbackServerContext* context,
                                    const v1::AppendRequest* request,
@@ -87,6 +92,8 @@ class EventStoreService final : public logbook::v1::EventStore::CallbackService 
   WorkerPool& workers_;
   store::LogTail& tail_;
   const std::string admin_token_;  // Empty: admin calls disabled.
+  // Failed admin attempts per source address (10 a minute, then refused).
+  const std::unique_ptr<AdminLimiter> admin_limiter_;
   std::atomic<bool> draining_{false};
   std::atomic<int> in_flight_{0};
 };
