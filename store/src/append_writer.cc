@@ -45,6 +45,14 @@ constexpr char kAppendGroupSql[] =
     " FROM logbook.append_cached("
     "$1::logbook.new_event[], $2::uuid[], $3::timestamptz, $4::text[], $5::bigint[],"
     " $6::bigint[], $7::bytea, $8::bigint[], $9::bytea, $10::text[])";
+// migrations/functions/append_loaded.sql: $1 the events, $2 recorded_at,
+// $3-$6 the written streams' new heads.
+constexpr char kAppendLoadedGroup[] = "append_loaded_group";
+constexpr char kAppendLoadedGroupSql[] =
+    "SELECT stream_id, snapshot_version, first_position, later_recorded_at_micros"
+    " FROM logbook.append_loaded("
+    "$1::logbook.new_event[], $2::timestamptz, $3::text[], $4::bigint[], $5::bigint[],"
+    " $6::bytea)";
 
 // The fields of logbook.new_event (migrations/0009).
 constexpr int kNewEventFields = 14;
@@ -145,33 +153,42 @@ BinaryRowArray EventRows(const AppendPlan& plan, const std::vector<const AppendI
   return rows;
 }
 
-// Writes `plan` through logbook.append_cached in `tx`, at `recorded_at_micros`
-// or, when a concurrent writer's ticket passed it, at that ticket's time.
-// nullopt, having written nothing, when the database differs from
-// plan.before or the clock retries ran out.
+// Where a plan's heads came from, and so which call writes it.
+enum class Heads {
+  kKnown,   // This process's earlier writes: append_cached checks them.
+  kLoaded,  // Loaded and locked in this transaction: append_loaded.
+};
+
+// Writes `plan` in `tx`, at `recorded_at_micros` or, when a concurrent
+// writer's ticket passed it, at that ticket's time. nullopt, having written
+// nothing, when known heads differ from the database, or the clock retries
+// ran out.
 std::optional<GroupOutcome> Write(pqxx::transaction_base& tx, AppendPlan plan,
                                   const std::vector<const AppendInput*>& appends,
-                                  int64_t recorded_at_micros) {
+                                  int64_t recorded_at_micros, Heads heads) {
   if (plan.events == 0) {  // Retries and failures only.
     FinishPlan(plan, appends, {}, 1, 0, {});
     return GroupOutcome{std::move(plan.results), std::move(plan.after)};
   }
-  BinaryArray first_event_ids(BinaryArray::Type::kUuid);
-  for (size_t k = 0; k < appends.size(); ++k) {
-    if (plan.written[k]) first_event_ids.Add(appends[k]->event_id_bytes(0));
-  }
-  // The written streams: what they become, and what they must be now (a
-  // version of -1: must not exist).
+  // The written streams: what they become, and (known heads) what they must
+  // be now, with each written append's first event id, which must not be
+  // stored yet.
   std::vector<int64_t> versions, last_events, expected_versions;
   std::vector<std::string> expected_states;
   std::string expected_hashes;
+  BinaryArray first_event_ids(BinaryArray::Type::kUuid);
   for (const std::string& id : plan.heads) {
-    const StreamHead& before = plan.before.at(id);
     versions.push_back(static_cast<int64_t>(plan.after.at(id).version));
     last_events.push_back(static_cast<int64_t>(plan.last_event.at(id)));
-    expected_versions.push_back(before.exists ? static_cast<int64_t>(before.version) : -1);
-    expected_hashes += before.exists ? before.head_hash : ZeroHash();
-    expected_states.push_back(StateName(before.state));
+    if (heads == Heads::kKnown) {
+      const StreamHead& before = plan.before.at(id);
+      expected_versions.push_back(static_cast<int64_t>(before.version));
+      expected_hashes += before.head_hash;
+      expected_states.push_back(StateName(before.state));
+    }
+  }
+  for (size_t k = 0; k < appends.size() && heads == Heads::kKnown; ++k) {
+    if (plan.written[k]) first_event_ids.Add(appends[k]->event_id_bytes(0));
   }
   const pqxx::binarystring expected(expected_hashes.data(), expected_hashes.size());
   const uint32_t new_event_oid = NewEventOid(tx.conn());
@@ -179,13 +196,19 @@ std::optional<GroupOutcome> Write(pqxx::transaction_base& tx, AppendPlan plan,
     const GroupReceipts receipts = HashReceipts(plan, appends, recorded_at_micros);
     std::string head_hashes;  // Each written stream's last receipt.
     for (const std::string& id : plan.heads) head_hashes += receipts.heads.at(id);
-    const pqxx::binarystring heads(head_hashes.data(), head_hashes.size());
-    const pqxx::result rows = tx.exec_prepared(
-        kAppendGroup, EventRows(plan, appends, receipts, new_event_oid).Param(),
-        first_event_ids.Param(), TimestampLiteral(recorded_at_micros),
-        TextArray(plan.heads).Param(), Int8Array(versions).Param(),
-        Int8Array(last_events).Param(), heads, Int8Array(expected_versions).Param(), expected,
-        TextArray(expected_states).Param());
+    const pqxx::binarystring new_heads(head_hashes.data(), head_hashes.size());
+    const pqxx::binarystring events = EventRows(plan, appends, receipts, new_event_oid).Param();
+    const pqxx::result rows =
+        heads == Heads::kKnown
+            ? tx.exec_prepared(kAppendGroup, events, first_event_ids.Param(),
+                               TimestampLiteral(recorded_at_micros),
+                               TextArray(plan.heads).Param(), Int8Array(versions).Param(),
+                               Int8Array(last_events).Param(), new_heads,
+                               Int8Array(expected_versions).Param(), expected,
+                               TextArray(expected_states).Param())
+            : tx.exec_prepared(kAppendLoadedGroup, events, TimestampLiteral(recorded_at_micros),
+                               TextArray(plan.heads).Param(), Int8Array(versions).Param(),
+                               Int8Array(last_events).Param(), new_heads);
     if (rows.empty()) return std::nullopt;
     if (rows[0][0].is_null()) {
       recorded_at_micros = std::max(rows[0][3].as<int64_t>(), absl::ToUnixMicros(absl::Now()));
@@ -209,6 +232,7 @@ void PrepareWriteStatements(pqxx::connection& conn) {
   conn.prepare(kLockStreamRows, kLockStreamRowsSql);
   conn.prepare(kLoadGroup, kLoadGroupSql);
   conn.prepare(kAppendGroup, kAppendGroupSql);
+  conn.prepare(kAppendLoadedGroup, kAppendLoadedGroupSql);
   const auto oid = pqxx::nontransaction(conn)
                        .exec1("SELECT 'logbook.new_event'::regtype::oid")[0]
                        .as<uint32_t>();
@@ -236,7 +260,7 @@ std::optional<GroupOutcome> AppendWithKnownHeads(pqxx::connection& conn,
   // Conflicts are decided under the locks, against what is stored.
   if (!plan.AllAccepted()) return std::nullopt;
   pqxx::nontransaction tx(conn);  // Autocommit: durable when the call returns.
-  return Write(tx, std::move(plan), appends, recorded_at_micros);
+  return Write(tx, std::move(plan), appends, recorded_at_micros, Heads::kKnown);
 }
 
 std::optional<GroupOutcome> AppendLoadingHeads(pqxx::transaction_base& tx,
@@ -268,7 +292,7 @@ std::optional<GroupOutcome> AppendLoadingHeads(pqxx::transaction_base& tx,
   }
   AppendPlan plan = PlanAppends(appends, std::move(streams), stored);
   return Write(tx, std::move(plan), appends,
-               std::max(absl::ToUnixMicros(absl::Now()), not_before_micros));
+               std::max(absl::ToUnixMicros(absl::Now()), not_before_micros), Heads::kLoaded);
 }
 
 void HeadCache::Remember(const std::map<std::string, StreamHead>& rows) {

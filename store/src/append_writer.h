@@ -1,15 +1,18 @@
 // The write path's SQL: loads what a group of appends is decided on, and
-// writes what append_plan.h decided, in one call of logbook.append_cached
-// (migrations/functions/), which takes the group's positions and publishes
-// them in position order once every earlier writer has ended.
+// writes what append_plan.h decided in one call (migrations/functions/),
+// which takes the group's positions and publishes them in position order
+// once every earlier writer has ended.
 //
 // There are two ways to know a group's streams:
 //   AppendWithKnownHeads  from this process's earlier writes (HeadCache): the
-//                         whole append is that one call, in autocommit;
+//                         whole append is one call of logbook.append_cached,
+//                         which checks them under the streams' locks, in
+//                         autocommit;
 //   AppendLoadingHeads    loaded under the streams' locks first
-//                         (logbook.load_for_append), in a transaction.
+//                         (logbook.load_for_append), then written by
+//                         logbook.append_loaded, in a transaction.
 // Both hash the receipts with logbookd's clock; when a concurrent writer's
-// ticket already passed that time, append_cached says so, having written
+// ticket already passed that time, the call says so, having written
 // nothing, and the group is hashed again at that ticket's time.
 //
 // Not thread-safe per connection: each connection belongs to one caller.
@@ -64,9 +67,11 @@ std::optional<GroupOutcome> AppendWithKnownHeads(pqxx::connection& conn,
 // ids among its own, decides every append (append_plan.h), and writes the
 // accepted ones at the current time (never before `not_before_micros`). The
 // caller commits; each append has its own outcome, and one that is not OK
-// writes nothing. Returns nullopt, having written nothing, when a concurrent
-// writer stored one of the event ids after the load: roll back and run the
-// group again. Throws what libpqxx throws (see AppendWithKnownHeads).
+// writes nothing. Returns nullopt, having written nothing, when concurrent
+// writers kept taking tickets with later clocks: roll back and run the group
+// again. Throws what libpqxx throws, also pqxx::unique_violation when a
+// concurrent writer stored one of the event ids after the load (the next
+// try finds it).
 std::optional<GroupOutcome> AppendLoadingHeads(pqxx::transaction_base& tx,
                                                const std::vector<const AppendInput*>& appends,
                                                int64_t not_before_micros);
