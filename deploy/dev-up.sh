@@ -82,7 +82,7 @@ fi
 
 psql=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U logbook_admin -d postgres)
 exists() { [ -n "$("${psql[@]}" -Atc "$1")" ]; }
-for role in "logbook_owner LOGIN CREATEDB" "logbook_app LOGIN"; do
+for role in "logbook_owner LOGIN CREATEDB" "logbook_app LOGIN" "logbook_redactor LOGIN"; do
   if ! exists "SELECT 1 FROM pg_roles WHERE rolname = '${role%% *}'"; then
     echo "==> creating role ${role%% *}"
     "${psql[@]}" -c "CREATE ROLE $role"
@@ -95,6 +95,7 @@ fi
 
 owner_dsn="postgresql://logbook_owner@127.0.0.1:$pg_port/logbook"
 app_dsn="postgresql://logbook_app@127.0.0.1:$pg_port/logbook"
+redactor_dsn="postgresql://logbook_redactor@127.0.0.1:$pg_port/logbook"
 echo "==> applying migrations as logbook_owner"
 "$cli" migrate up --database "$owner_dsn"
 
@@ -125,7 +126,8 @@ fi
 
 echo "==> starting logbookd on $listen"
 echo "---- $(date -u +%Y-%m-%dT%H:%M:%SZ) dev-up: starting logbookd" >>"$state/logbookd.log"
-nohup "$logbookd" --listen "$listen" --database "$app_dsn" --admin-token-file "$token_file" \
+nohup "$logbookd" --listen "$listen" --database "$app_dsn" --admin-database "$redactor_dsn" \
+  --admin-token-file "$token_file" \
   >>"$state/logbookd.log" 2>&1 </dev/null &
 pid=$!
 echo "$pid" >"$state/logbookd.pid"

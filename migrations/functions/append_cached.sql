@@ -11,13 +11,15 @@
 -- the streams and decides again (load_for_append, append_loaded). Any other
 -- stored id fails the INSERT on the unique index; logbookd then runs each
 -- append alone, which names the id.
+--
+-- Runs as the owner (SECURITY DEFINER), as append_loaded does.
 CREATE OR REPLACE FUNCTION logbook.append_cached(
   p_events logbook.new_event[], p_first_event_ids uuid[], p_recorded_at timestamptz,
   p_heads text[], p_head_versions bigint[], p_head_last_events bigint[], p_head_hashes bytea,
   p_expected_versions bigint[], p_expected_hashes bytea, p_expected_states text[])
 RETURNS TABLE (stream_id text, snapshot_version bigint, first_position bigint,
                later_recorded_at_micros bigint)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   PERFORM logbook.lock_streams(p_heads);
   IF EXISTS (
@@ -39,6 +41,10 @@ BEGIN
 END;
 $$;
 
+REVOKE ALL ON FUNCTION
+  logbook.append_cached(logbook.new_event[], uuid[], timestamptz, text[], bigint[], bigint[],
+                        bytea, bigint[], bytea, text[])
+  FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
   logbook.append_cached(logbook.new_event[], uuid[], timestamptz, text[], bigint[], bigint[],
                         bytea, bigint[], bytea, text[])

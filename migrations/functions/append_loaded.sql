@@ -1,7 +1,9 @@
 -- Appends a group that logbookd decided against the streams load_for_append
 -- loaded and locked in this transaction, and hashed with recorded_at
--- p_recorded_at: takes a ticket for its events at that time (take_ticket)
--- and writes and publishes them as write_appends (p_heads: the streams
+-- p_recorded_at: refuses (SQLSTATE LB002) a group that writes a system
+-- stream ($audit is written only by the functions that audit), takes a
+-- ticket for its events at that time (take_ticket) and writes and
+-- publishes them as write_appends, which checks the rest (p_heads: the streams
 -- written, their new versions, their last events' places in p_events and
 -- their new head hashes). Returns, for each written stream, its newest
 -- usable snapshot version, and the group's first position.
@@ -11,15 +13,23 @@
 -- that (a concurrent writer took a ticket with a later clock): logbookd
 -- hashes the group again at that time and calls once more. append_cached
 -- ends here too, after checking what it assumed.
+--
+-- Runs as the owner (SECURITY DEFINER): the application role has no INSERT
+-- on the tables it writes.
 CREATE OR REPLACE FUNCTION logbook.append_loaded(
   p_events logbook.new_event[], p_recorded_at timestamptz,
   p_heads text[], p_head_versions bigint[], p_head_last_events bigint[], p_head_hashes bytea)
 RETURNS TABLE (stream_id text, snapshot_version bigint, first_position bigint,
                later_recorded_at_micros bigint)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v_ticket record;
 BEGIN
+  IF EXISTS (SELECT FROM unnest(p_heads) AS x(id) WHERE left(x.id, 1) = '$') THEN
+    RAISE EXCEPTION 'logbook: refused to append: % is a system stream',
+      (SELECT x.id FROM unnest(p_heads) AS x(id) WHERE left(x.id, 1) = '$' LIMIT 1)
+      USING ERRCODE = 'LB002';
+  END IF;
   SELECT * INTO v_ticket FROM logbook.take_ticket(cardinality(p_events), p_recorded_at);
   IF v_ticket.ticket IS NULL THEN
     RETURN QUERY SELECT NULL::text, NULL::bigint, NULL::bigint, r.last_value
@@ -34,6 +44,9 @@ BEGIN
 END;
 $$;
 
+REVOKE ALL ON FUNCTION
+  logbook.append_loaded(logbook.new_event[], timestamptz, text[], bigint[], bigint[], bytea)
+  FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
   logbook.append_loaded(logbook.new_event[], timestamptz, text[], bigint[], bigint[], bytea)
   TO logbook_app;

@@ -17,4 +17,5 @@ BEGIN
 END;
 $$;
 
-GRANT EXECUTE ON FUNCTION logbook.await_turn(bigint) TO logbook_app;
+-- Internal: called by the SECURITY DEFINER append and audit functions.
+REVOKE ALL ON FUNCTION logbook.await_turn(bigint) FROM PUBLIC, logbook_app;

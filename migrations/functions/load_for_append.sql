@@ -20,7 +20,7 @@ RETURNS TABLE (row_kind text, stream_id text, version bigint, last_position bigi
                recorded_at_micros bigint, head_hash bytea, state text,
                first_version bigint, snapshot_version bigint, event_id text,
                last_event_version bigint)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   PERFORM logbook.lock_streams(p_stream_ids);
   PERFORM pg_advisory_xact_lock(logbook.new_stream_lock_class(), m.key)
@@ -49,4 +49,5 @@ BEGIN
 END;
 $$;
 
+REVOKE ALL ON FUNCTION logbook.load_for_append(text[], uuid[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION logbook.load_for_append(text[], uuid[]) TO logbook_app;

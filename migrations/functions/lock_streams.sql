@@ -14,4 +14,5 @@ BEGIN
 END;
 $$;
 
-GRANT EXECUTE ON FUNCTION logbook.lock_streams(text[]) TO logbook_app;
+-- Internal: called by the SECURITY DEFINER append and audit functions.
+REVOKE ALL ON FUNCTION logbook.lock_streams(text[]) FROM PUBLIC, logbook_app;

@@ -31,4 +31,5 @@ BEGIN
 END;
 $$;
 
-GRANT EXECUTE ON FUNCTION logbook.publish(bigint, bigint, bigint, timestamptz) TO logbook_app;
+-- Internal: called by the SECURITY DEFINER append and audit functions.
+REVOKE ALL ON FUNCTION logbook.publish(bigint, bigint, bigint, timestamptz) FROM PUBLIC, logbook_app;

@@ -7,7 +7,7 @@
 -- where len is an int4 byte count of the UTF-8 text after it, integers are
 -- big-endian, and absent correlation/causation ids are empty. logbookd
 -- computes the same with OpenSSL (store/src/receipts.cc); this one is for
--- verification in SQL and for DBAs.
+-- verification in SQL, the functions that write $audit, and DBAs.
 CREATE OR REPLACE FUNCTION logbook.receipt_hash(
   previous_hash bytea, stream_id text, stream_version bigint, event_id uuid, event_type text,
   content_type text, recorded_at timestamptz, schema_version bigint, correlation_id text,
@@ -28,6 +28,9 @@ RETURNS bytea LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     || data_digest || metadata_digest)
 $$;
 
-GRANT EXECUTE ON FUNCTION logbook.receipt_hash(bytea, text, bigint, uuid, text, text,
-                                               timestamptz, bigint, text, text, bytea, bytea)
-  TO logbook_app;
+-- Not for the application role: a session with logbookd's credentials must
+-- not be handed the tool to forge receipts. The verifiers (SECURITY DEFINER)
+-- and the owner use it.
+REVOKE ALL ON FUNCTION logbook.receipt_hash(bytea, text, bigint, uuid, text, text, timestamptz,
+                                            bigint, text, text, bytea, bytea)
+  FROM PUBLIC, logbook_app;

@@ -53,4 +53,5 @@ BEGIN
 END;
 $$;
 
-GRANT EXECUTE ON FUNCTION logbook.take_ticket(integer, timestamptz) TO logbook_app;
+-- Internal: called by the SECURITY DEFINER append and audit functions.
+REVOKE ALL ON FUNCTION logbook.take_ticket(integer, timestamptz) FROM PUBLIC, logbook_app;

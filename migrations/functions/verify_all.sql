@@ -3,11 +3,12 @@
 -- gaps, every event's stream is recorded, every stream's versions follow its
 -- positions, every chain verifies (verify_stream). Returns one row: ok, the
 -- events and streams checked, and the broken event with the lowest position,
--- if any. Reads only. Usage: SELECT * FROM logbook.verify_all();
+-- if any. Reads only; runs as the owner (SECURITY DEFINER), as verify_stream
+-- does. Usage: SELECT * FROM logbook.verify_all();
 CREATE OR REPLACE FUNCTION logbook.verify_all()
 RETURNS TABLE (ok boolean, events_checked bigint, streams_checked bigint, stream_id text,
                stream_version bigint, global_position bigint, reason text, detail text)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v_head    bigint;
   v_events  bigint := 0;
@@ -103,4 +104,5 @@ BEGIN
 END;
 $$;
 
+REVOKE ALL ON FUNCTION logbook.verify_all() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION logbook.verify_all() TO logbook_app;

@@ -4,11 +4,12 @@
 -- broken event (by version), a reason (data_changed, metadata_changed,
 -- event_missing, event_inserted, receipt_changed, versions_out_of_sequence,
 -- event_changed, redaction_not_audited; docs/receipts.md) and a detail.
--- Reads only. Usage: SELECT * FROM logbook.verify_stream('order-42');
+-- Reads only; runs as the owner (SECURITY DEFINER), which may use
+-- receipt_hash. Usage: SELECT * FROM logbook.verify_stream('order-42');
 CREATE OR REPLACE FUNCTION logbook.verify_stream(p_stream_id text)
 RETURNS TABLE (ok boolean, events_checked bigint, head_hash bytea, stream_version bigint,
                global_position bigint, reason text, detail text)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   zero       constant bytea := '\x0000000000000000000000000000000000000000000000000000000000000000';
   s          record;
@@ -145,4 +146,5 @@ BEGIN
 END;
 $$;
 
+REVOKE ALL ON FUNCTION logbook.verify_stream(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION logbook.verify_stream(text) TO logbook_app;

@@ -34,6 +34,10 @@ int main(int argc, char** argv) {
                  "PostgreSQL connection string or URL (libpq syntax)")
       ->envname("LOGBOOK_DATABASE_URL")
       ->required();
+  app.add_option("--admin-database", store_options.admin_dsn,
+                 "Connection for admin calls (RedactEvent) only, as a role granted "
+                 "logbook_redactor (default: --database)")
+      ->envname("LOGBOOK_ADMIN_DATABASE_URL");
   app.add_option("--pool-size", store_options.pool_size, "Database connections at most")
       ->check(CLI::Range(1, 1000));
   app.add_option("--append-writers", store_options.append_writers,

@@ -19,16 +19,6 @@ namespace {
 // Statement names differ from the SQL functions' they call, so a search for
 // either finds one thing.
 
-// The stream rows, locked: one probe of the primary key per id.
-constexpr char kLockStreamRows[] = "lock_stream_rows";
-constexpr char kLockStreamRowsSql[] =
-    "SELECT s.stream_id, s.version, s.last_position, s.head_hash, s.state, s.first_version,"
-    " (SELECT max(n.stream_version) FROM logbook.snapshots n WHERE n.stream_id = s.stream_id"
-    "  AND n.stream_version >= s.first_version)"
-    " FROM (SELECT DISTINCT x.id FROM unnest($1::text[]) AS x(id) ORDER BY x.id) k"
-    " CROSS JOIN LATERAL (SELECT * FROM logbook.streams t WHERE t.stream_id = k.id"
-    "                      FOR UPDATE) s";
-
 // migrations/functions/load_for_append.sql: $1 stream ids, $2 event ids.
 constexpr char kLoadGroup[] = "load_group";
 constexpr char kLoadGroupSql[] =
@@ -78,12 +68,6 @@ uint32_t NewEventOid(const pqxx::connection_base& conn) {
   return it->second;
 }
 
-StreamState ParseState(const std::string& s) {
-  if (s == "soft_deleted") return StreamState::kSoftDeleted;
-  if (s == "tombstoned") return StreamState::kTombstoned;
-  return StreamState::kActive;
-}
-
 const char* StateName(StreamState state) {
   switch (state) {
     case StreamState::kSoftDeleted:
@@ -105,7 +89,7 @@ StreamHead HeadFromRow(const pqxx::field& version, const pqxx::field& last_posit
   s.version = version.as<uint64_t>();
   s.last_position = last_position.as<uint64_t>();
   s.head_hash = head_hash.is_null() ? ZeroHash() : ByteaField(head_hash);
-  s.state = ParseState(state.as<std::string>());
+  s.state = ParseStreamState(state.as<std::string>());
   s.first_version = first_version.as<uint64_t>();
   if (!snapshot_version.is_null()) s.snapshot_version = snapshot_version.as<uint64_t>();
   return s;
@@ -229,7 +213,6 @@ std::optional<GroupOutcome> Write(pqxx::transaction_base& tx, AppendPlan plan,
 }  // namespace
 
 void PrepareWriteStatements(pqxx::connection& conn) {
-  conn.prepare(kLockStreamRows, kLockStreamRowsSql);
   conn.prepare(kLoadGroup, kLoadGroupSql);
   conn.prepare(kAppendGroup, kAppendGroupSql);
   conn.prepare(kAppendLoadedGroup, kAppendLoadedGroupSql);
@@ -240,11 +223,19 @@ void PrepareWriteStatements(pqxx::connection& conn) {
   new_event_oids[&conn] = oid;
 }
 
+StreamState ParseStreamState(const std::string& state) {
+  if (state == "soft_deleted") return StreamState::kSoftDeleted;
+  if (state == "tombstoned") return StreamState::kTombstoned;
+  return StreamState::kActive;
+}
+
 std::vector<StreamHead> LockStreams(pqxx::transaction_base& tx,
                                     const std::vector<std::string>& stream_ids) {
   std::unordered_map<std::string, StreamHead> found;
-  for (const auto& r : tx.exec_prepared(kLockStreamRows, TextArray(stream_ids).Param())) {
-    found[r[0].as<std::string>()] = HeadFromRow(r[1], r[2], r[3], r[4], r[5], r[6]);
+  const BinaryArray no_events(BinaryArray::Type::kUuid);
+  for (const auto& r : tx.exec_prepared(kLoadGroup, TextArray(stream_ids).Param(),
+                                        no_events.Param())) {
+    found[r[1].as<std::string>()] = HeadFromRow(r[2], r[3], r[5], r[6], r[7], r[8]);
   }
   std::vector<StreamHead> rows;
   rows.reserve(stream_ids.size());

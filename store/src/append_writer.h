@@ -37,8 +37,11 @@ namespace logbook::store {
 // what libpqxx throws, also when the schema predates migration 0009).
 void PrepareWriteStatements(pqxx::connection& conn);
 
+// A stream state as logbook.streams.state spells it.
+StreamState ParseStreamState(const std::string& state);
+
 // The rows of `stream_ids` (missing ones have exists = false), locked until
-// `tx` ends: appends to these streams wait for it.
+// `tx` ends (logbook.load_for_append): appends to these streams wait for it.
 std::vector<StreamHead> LockStreams(pqxx::transaction_base& tx,
                                     const std::vector<std::string>& stream_ids);
 

@@ -53,6 +53,12 @@ absl::Status StatusFromException(std::exception_ptr error, absl::string_view ope
     return Refused(operation, e);
   } catch (const pqxx::check_violation& e) {
     return Refused(operation, e);
+  } catch (const pqxx::insufficient_privilege& e) {
+    // libpqxx 6.4 leaves e.sqlstate() empty for this one: it is 42501.
+    spdlog::error("{}: logbookd's database role lacks a privilege (docs/operations.md "
+                  "\"Roles\"): {}", std::string(operation), Clean(e.what()));
+    return absl::PermissionDeniedError(absl::StrCat(
+        operation, ": logbookd's database role may not do this (SQLSTATE 42501)"));
   } catch (const pqxx::sql_error& e) {
     spdlog::error("{}: SQLSTATE {}: {}", std::string(operation), e.sqlstate(), e.what());
     return absl::InternalError(

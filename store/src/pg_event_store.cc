@@ -19,7 +19,6 @@
 #include "pg_array.h"
 #include "pg_errors.h"
 #include "verifier.h"
-#include "nlohmann/json.hpp"
 
 namespace logbook::store {
 namespace {
@@ -81,31 +80,23 @@ constexpr char kStreamInfoSql[] =
     "SELECT version, last_position, (extract(epoch FROM created_at) * 1000000)::bigint,"
     " head_hash, state, first_version FROM logbook.streams WHERE stream_id = $1";
 
-// Deletion: $1 stream id, $2 new state.
-constexpr char kDeleteStream[] = "delete_stream";
-constexpr char kDeleteStreamSql[] =
-    "UPDATE logbook.streams SET state = $2, first_version = version + 1 WHERE stream_id = $1";
+// migrations/functions/delete_stream.sql: $1 stream id, $2 the version
+// it was found at, $3 tombstone. Returns the StreamDeleted event's position.
+constexpr char kDeleteStream[] = "delete_stream_found";
+constexpr char kDeleteStreamSql[] = "SELECT logbook.delete_stream($1, $2, $3)";
 
-constexpr char kFindEvent[] = "find_event";
-constexpr char kFindEventSql[] =
-    "SELECT global_position, event_id::text, redaction_reason IS NOT NULL"
-    " FROM logbook.event_log WHERE stream_id = $1 AND stream_version = $2";
-constexpr char kRedact[] = "redact";
-constexpr char kRedactSql[] = "SELECT logbook.redact_event($1, $2)";
+// migrations/functions/redact.sql, on the admin connection: $1 stream id,
+// $2 version, $3 reason.
+constexpr char kRedact[] = "redact_event";
+constexpr char kRedactSql[] =
+    "SELECT outcome, global_position, audit_position FROM logbook.redact($1, $2, $3)";
 
-// Snapshots: save replaces one at the same (stream, schema, version), then
-// keeps the stream's newest $2 by version, whatever their schema versions.
-constexpr char kSaveSnapshot[] = "save_snapshot";
+// migrations/functions/save_snapshot.sql: $1 stream id, $2 version, $3
+// schema version, $4 state, $5 how many to keep.
+constexpr char kSaveSnapshot[] = "save_stream_snapshot";
 constexpr char kSaveSnapshotSql[] =
-    "INSERT INTO logbook.snapshots AS n (stream_id, stream_version, schema_version, state)"
-    " VALUES ($1, $2, $3, $4) ON CONFLICT (stream_id, schema_version, stream_version)"
-    " DO UPDATE SET state = EXCLUDED.state, created_at = now()"
-    " RETURNING (extract(epoch FROM n.created_at) * 1000000)::bigint";
-constexpr char kPruneSnapshots[] = "prune_snapshots";
-constexpr char kPruneSnapshotsSql[] =
-    "DELETE FROM logbook.snapshots WHERE stream_id = $1 AND (stream_version, schema_version) IN ("
-    " SELECT stream_version, schema_version FROM logbook.snapshots WHERE stream_id = $1"
-    " ORDER BY stream_version DESC, created_at DESC OFFSET $2)";
+    "SELECT outcome, stream_version, stream_state, created_at_micros"
+    " FROM logbook.save_snapshot($1, $2, $3, $4, $5)";
 // $2 max version, $3 schema version (-1: any).
 constexpr char kLoadSnapshot[] = "load_snapshot";
 constexpr char kLoadSnapshotSql[] =
@@ -130,16 +121,18 @@ void PrepareStatements(pqxx::connection& conn) {
   conn.prepare(kHead, kHeadSql);
   conn.prepare(kPositionAt, kPositionAtSql);
   conn.prepare(kDeleteStream, kDeleteStreamSql);
-  conn.prepare(kFindEvent, kFindEventSql);
-  conn.prepare(kRedact, kRedactSql);
   conn.prepare(kSaveSnapshot, kSaveSnapshotSql);
-  conn.prepare(kPruneSnapshots, kPruneSnapshotsSql);
   conn.prepare(kLoadSnapshot, kLoadSnapshotSql);
   PrepareWriteStatements(conn);
   PrepareVerifyStatements(conn);
 }
 
+void PrepareAdminStatements(pqxx::connection& conn) { conn.prepare(kRedact, kRedactSql); }
+
 constexpr uint64_t kMaxSql = std::numeric_limits<int64_t>::max();
+
+// Connections of the admin pool: redactions are rare and one at a time.
+constexpr int kAdminConnections = 2;
 
 int64_t ToSql(uint64_t v) { return static_cast<int64_t>(std::min(v, kMaxSql)); }
 
@@ -181,6 +174,9 @@ class PgEventStore final : public EventStore {
         verify_streams_per_pass_(std::max<size_t>(1, options.verify_streams_per_pass)),
         pool_(options.dsn, options.pool_size, options.acquire_timeout, options.max_waiters,
               PrepareStatements),
+        admin_pool_(options.admin_dsn.empty() ? options.dsn : options.admin_dsn,
+                    kAdminConnections, options.acquire_timeout, options.max_waiters,
+                    PrepareAdminStatements),
         committer_([dsn = options.dsn] { return NewPgGroupWriter(dsn); }, options.append_writers,
                    options.group_commit_max_appends, options.group_commit_max_bytes) {}
 
@@ -295,15 +291,11 @@ class PgEventStore final : public EventStore {
                  pqxx::work tx(conn);
                  const StreamHead s = LockStreams(tx, {stream})[0];
                  LOGBOOK_RETURN_IF_ERROR(CheckDelete(stream, expected, tombstone, s));
-                 tx.exec_prepared(kDeleteStream, stream,
-                                  tombstone ? "tombstoned" : "soft_deleted");
-                 nlohmann::json audit = {{"stream_id", stream},
-                                         {"deleted_version", s.version},
-                                         {"tombstone", tombstone}};
-                 LOGBOOK_ASSIGN_OR_RETURN(AppendResult appended,
-                                  AppendAudit(tx, "StreamDeleted", audit.dump()));
+                 const uint64_t audit_position =
+                     tx.exec_prepared(kDeleteStream, stream, ToSql(s.version), tombstone)[0][0]
+                         .as<uint64_t>();
                  tx.commit();
-                 return DeleteResult{s.version, appended.last_position};
+                 return DeleteResult{s.version, audit_position};
                });
   }
 
@@ -317,31 +309,26 @@ class PgEventStore final : public EventStore {
                        "' cannot be redacted"));
     }
     const std::string stream(stream_id), why(reason);
-    return Run(absl::StrCat("redact ", stream_id, "@", stream_version),
+    return Run(admin_pool_, absl::StrCat("redact ", stream_id, "@", stream_version),
                [&](pqxx::connection& conn) -> absl::StatusOr<RedactResult> {
                  pqxx::work tx(conn);
-                 pqxx::result rows = tx.exec_prepared(kFindEvent, stream, ToSql(stream_version));
-                 if (rows.empty()) {
-                   return absl::NotFoundError(absl::StrCat("stream '", stream,
-                                                           "' has no event at version ",
-                                                           stream_version));
+                 const pqxx::row row =
+                     tx.exec_prepared1(kRedact, stream, ToSql(stream_version), why);
+                 const std::string outcome = row[0].as<std::string>();
+                 if (outcome == "no_event") {
+                   return absl::NotFoundError(absl::StrCat(
+                       "stream '", stream, "' has no event at version ", stream_version));
                  }
-                 const uint64_t position = rows[0][0].as<uint64_t>();
-                 if (rows[0][2].as<bool>() ||
-                     !tx.exec_prepared(kRedact, static_cast<int64_t>(position), why)[0][0]
-                          .as<bool>()) {
+                 if (outcome == "already_redacted") {
                    return absl::FailedPreconditionError(absl::StrCat(
                        "event ", stream, "@", stream_version, " is already redacted"));
                  }
-                 nlohmann::json audit = {{"stream_id", stream},
-                                         {"stream_version", stream_version},
-                                         {"global_position", position},
-                                         {"event_id", rows[0][1].as<std::string>()},
-                                         {"reason", why}};
-                 LOGBOOK_ASSIGN_OR_RETURN(AppendResult appended,
-                                  AppendAudit(tx, "EventRedacted", audit.dump()));
+                 if (outcome != "redacted") {
+                   return absl::InternalError(
+                       absl::StrCat("logbook.redact answered '", outcome, "'"));
+                 }
                  tx.commit();
-                 return RedactResult{position, appended.last_position};
+                 return RedactResult{row[1].as<uint64_t>(), row[2].as<uint64_t>()};
                });
   }
 
@@ -359,22 +346,31 @@ class PgEventStore final : public EventStore {
     return Run(absl::StrCat("save a snapshot of stream '", snapshot.stream_id, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<Snapshot> {
                  pqxx::work tx(conn);
-                 LOGBOOK_ASSIGN_OR_RETURN(StreamInfo info, LoadStreamInfo(tx, snapshot.stream_id));
-                 if (info.state != StreamState::kActive) return StreamNotFound(info);
-                 if (snapshot.stream_version > info.version) {
+                 const pqxx::binarystring state(snapshot.state.data(), snapshot.state.size());
+                 const pqxx::row row = tx.exec_prepared1(
+                     kSaveSnapshot, snapshot.stream_id, ToSql(snapshot.stream_version),
+                     static_cast<int64_t>(snapshot.schema_version), state,
+                     static_cast<int>(snapshots_kept_));
+                 const std::string outcome = row[0].as<std::string>();
+                 if (outcome == "no_stream") {
+                   return absl::NotFoundError(
+                       absl::StrCat("stream '", snapshot.stream_id, "' does not exist"));
+                 }
+                 if (outcome == "not_active") {
+                   StreamInfo info;
+                   info.stream_id = snapshot.stream_id;
+                   info.version = row[1].as<uint64_t>();
+                   info.state = ParseStreamState(row[2].as<std::string>());
+                   return StreamNotFound(info);
+                 }
+                 if (outcome == "beyond_head") {
                    return absl::FailedPreconditionError(absl::StrCat(
                        "stream_version: ", snapshot.stream_version, " is beyond the head of stream '",
-                       snapshot.stream_id, "', version ", info.version));
+                       snapshot.stream_id, "', version ", row[1].as<uint64_t>()));
                  }
-                 const pqxx::binarystring state(snapshot.state.data(), snapshot.state.size());
-                 Snapshot saved = snapshot;
-                 saved.created_at = FromMicros(
-                     tx.exec_prepared(kSaveSnapshot, snapshot.stream_id,
-                                      static_cast<int64_t>(snapshot.stream_version),
-                                      static_cast<int64_t>(snapshot.schema_version), state)[0][0]);
-                 tx.exec_prepared(kPruneSnapshots, snapshot.stream_id,
-                                  static_cast<int64_t>(snapshots_kept_));
                  tx.commit();
+                 Snapshot saved = snapshot;
+                 saved.created_at = FromMicros(row[3]);
                  return saved;
                });
   }
@@ -454,40 +450,25 @@ class PgEventStore final : public EventStore {
     info.last_position = rows[0][1].as<uint64_t>();
     info.created_at = FromMicros(rows[0][2]);
     if (!rows[0][3].is_null()) info.head_hash = ByteaField(rows[0][3]);
-    const std::string state = rows[0][4].as<std::string>();
-    info.state = state == "soft_deleted" ? StreamState::kSoftDeleted
-                 : state == "tombstoned" ? StreamState::kTombstoned
-                                         : StreamState::kActive;
+    info.state = ParseStreamState(rows[0][4].as<std::string>());
     info.first_version = rows[0][5].as<uint64_t>();
     return info;
-  }
-
-  // Appends one event to $audit inside `tx`.
-  static absl::StatusOr<AppendResult> AppendAudit(pqxx::transaction_base& tx,
-                                                  std::string type, std::string data) {
-    std::vector<NewEvent> events(1);
-    events[0].event_id = NewUuid();
-    events[0].type = std::move(type);
-    events[0].data = std::move(data);
-    const AppendInput audit =
-        PrepareAppend(kAuditStream, ExpectedVersion::Any(), std::move(events));
-    std::optional<GroupOutcome> outcome = AppendLoadingHeads(tx, {&audit}, 0);
-    if (!outcome) {
-      return absl::AbortedError(absl::StrCat("append to stream '", kAuditStream,
-                                             "': lost a race with a concurrent writer; retry"));
-    }
-    return std::move(outcome->results[0]);
   }
 
   // Runs `fn` on a pooled connection, translating what libpqxx throws. A
   // connection that broke is dropped from the pool.
   template <typename Fn>
   auto Run(absl::string_view operation, Fn&& fn) -> decltype(fn(std::declval<pqxx::connection&>())) {
-    LOGBOOK_ASSIGN_OR_RETURN(ConnectionPool::Lease lease, pool_.Acquire());
+    return Run(pool_, operation, std::forward<Fn>(fn));
+  }
+  template <typename Fn>
+  static auto Run(ConnectionPool& pool, absl::string_view operation, Fn&& fn)
+      -> decltype(fn(std::declval<pqxx::connection&>())) {
+    LOGBOOK_ASSIGN_OR_RETURN(ConnectionPool::Lease lease, pool.Acquire());
     auto result = CatchPqxx(operation, [&] { return fn(*lease); });
     if (absl::IsUnavailable(result.status()) || !lease->is_open()) {
       lease.Discard();
-      pool_.DiscardIdle();
+      pool.DiscardIdle();
     }
     return result;
   }
@@ -506,6 +487,7 @@ class PgEventStore final : public EventStore {
   const size_t snapshots_kept_;
   const size_t verify_streams_per_pass_;
   ConnectionPool pool_;
+  ConnectionPool admin_pool_;  // For RedactEvent only: StoreOptions::admin_dsn.
   GroupCommitter committer_;
 };
 

@@ -232,13 +232,26 @@ TEST_F(RolesTest, TriggerRejectsChangesEvenFromTheOwner) {
   EXPECT_EQ(QueryValue(owner_, "SELECT count(*) FROM logbook.event_log"), "1");
 }
 
-TEST_F(RolesTest, ApplicationRoleRedactsOnlyThroughTheAuditedFunction) {
+TEST_F(RolesTest, OnlyTheRedactorRoleRedacts) {
   // Setting the guard's switch does not give the app role UPDATE rights...
   EXPECT_NE(Exec(app_, "SET logbook.redacting = 'on'; UPDATE logbook.event_log SET data = ''")
                 .find("permission denied for table event_log"),
             std::string::npos);
-  // ...but the store redacts through logbook.redact_event (SECURITY DEFINER).
-  auto redacted = store_->RedactEvent("r-1", 0, "GDPR request 7");
+  // ...nor may it call logbook.redact: a store without an admin connection
+  // gets PERMISSION_DENIED, and nothing changes.
+  EXPECT_EQ(store_->RedactEvent("r-1", 0, "GDPR request 7").status(),
+            absl::PermissionDeniedError(
+                "redact r-1@0: logbookd's database role may not do this (SQLSTATE 42501)"));
+  EXPECT_EQ(QueryValue(owner_, "SELECT count(*) || '/' || count(redaction_reason) "
+                               "FROM logbook.event_log"),
+            "1/0");
+  // The store redacts on its admin connection, as logbook_redactor.
+  StoreOptions options;
+  options.dsn = app_;
+  options.admin_dsn = DsnFor(database_, "logbook_redactor");
+  auto admin = EventStore::Open(options);
+  ASSERT_TRUE(admin.ok()) << admin.status();
+  auto redacted = (*admin)->RedactEvent("r-1", 0, "GDPR request 7");
   ASSERT_TRUE(redacted.ok()) << redacted.status();
   EXPECT_EQ(redacted->global_position, 1u);
   EXPECT_EQ(redacted->audit_position, 2u);

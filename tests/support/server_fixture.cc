@@ -15,7 +15,9 @@ void ServerTest::SetUp() {
 void ServerTest::StartServer(std::vector<std::string> args, int port) {
   stub_.reset();
   server_.reset();  // Stops it, so that `port` is free again.
-  server_ = std::make_unique<Logbookd>(dsn_, std::move(args), port);
+  // As deployed: the application role, and the redactor for admin calls.
+  args.push_back("--admin-database=" + AsRole(dsn_, "logbook_redactor"));
+  server_ = std::make_unique<Logbookd>(AsRole(dsn_, "logbook_app"), std::move(args), port);
   ASSERT_TRUE(server_->WaitServing()) << server_->log();
   stub_ = v1::EventStore::NewStub(server_->channel());
 }

@@ -34,7 +34,8 @@ struct Verified {
 };
 
 // The base of every end-to-end gtest: SetUp creates a migrated database
-// (dsn_, as the superuser), starts logbookd on it with the arguments given
+// (dsn_, as the superuser), starts logbookd on it (as logbook_app, admin
+// calls as logbook_redactor) with the arguments given
 // to the constructor, and makes stub_ on its channel. A suite that needs
 // flags passes them up:
 //

@@ -28,7 +28,9 @@ StoreTest::StoreTest(store::StoreOptions options) : options_(std::move(options))
 
 void StoreTest::SetUp() {
   dsn_ = CreateMigratedDatabase();
-  options_.dsn = dsn_;
+  // As logbookd runs: the application role, and the redactor for admin calls.
+  options_.dsn = AsRole(dsn_, "logbook_app");
+  options_.admin_dsn = AsRole(dsn_, "logbook_redactor");
   auto store = store::EventStore::Open(options_);
   ASSERT_TRUE(store.ok()) << store.status();
   store_ = *std::move(store);
@@ -60,7 +62,7 @@ std::string StoreTest::Verify(const std::string& stream) {
   if (stream.empty()) {
     if (one_stream_per_pass_ == nullptr) {
       store::StoreOptions options;
-      options.dsn = dsn_;
+      options.dsn = options_.dsn;
       options.verify_streams_per_pass = 1;  // A pass over the log per stream.
       options.pool_size = 2;
       auto store = store::EventStore::Open(options);

@@ -13,7 +13,8 @@ namespace logbook::testing {
 
 // The base of every store gtest that appends: SetUp creates a migrated
 // database (dsn_, as the superuser) and opens store_ on it with the options
-// given to the constructor (their dsn is filled in). Tampering and SQL
+// given to the constructor, as logbookd runs (dsn as logbook_app, admin_dsn
+// as logbook_redactor, both filled in). Tampering and SQL
 // checks go to dsn_ behind the store's back. Like a gtest fixture, used
 // from the test's thread, except store_, which is thread-safe.
 class StoreTest : public ::testing::Test {

@@ -49,6 +49,15 @@ std::string CreateDatabase() {
   return name;
 }
 
+std::string AsRole(const std::string& dsn, const std::string& role) {
+  const size_t scheme = dsn.find("://"), at = dsn.find('@');
+  if (scheme == std::string::npos || at == std::string::npos) {
+    std::cerr << "AsRole: not a postgresql://user@host URL: " << dsn << "\n";
+    std::abort();
+  }
+  return dsn.substr(0, scheme + 3) + role + dsn.substr(at);
+}
+
 std::string CreateMigratedDatabase() {
   const std::string dsn = DsnFor(CreateDatabase());
   auto applied = store::MigrateUp(dsn, store::EmbeddedMigrations());

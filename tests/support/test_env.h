@@ -16,6 +16,10 @@ std::string AdminDsn();
 // DSN of `database` in the test cluster as `user`.
 std::string DsnFor(const std::string& database, const std::string& user = "logbook_admin");
 
+// `dsn` (a DSN of this file's functions) as `role` instead: logbook_app for
+// what logbookd does, logbook_redactor for its admin connection.
+std::string AsRole(const std::string& dsn, const std::string& role);
+
 // Creates a new, empty database with a unique name and returns its name.
 std::string CreateDatabase();
 

@@ -37,9 +37,21 @@ TEST(StatusFromException, MapsEachLibpqxxExceptionOnce) {
 
 TEST(StatusFromException, InternalErrorsNameTheSqlState) {
   absl::Status s = store::StatusFromException(
-      std::make_exception_ptr(pqxx::insufficient_privilege("denied", "SELECT", "42501")),
+      std::make_exception_ptr(pqxx::undefined_table("no table", "SELECT", "42P01")),
       "append to stream 'x'");
-  EXPECT_EQ(s, absl::InternalError("append to stream 'x': database error (SQLSTATE 42501)"));
+  EXPECT_EQ(s, absl::InternalError("append to stream 'x': database error (SQLSTATE 42P01)"));
+}
+
+// A role without a privilege is named as such (libpqxx 6.4 throws it
+// without its SQLSTATE).
+TEST(StatusFromException, AMissingPrivilegeIsPermissionDenied) {
+  for (const char* sqlstate : {"42501", ""}) {
+    absl::Status s = store::StatusFromException(
+        std::make_exception_ptr(pqxx::insufficient_privilege("denied", "SELECT", sqlstate)),
+        "redact r-1@0");
+    EXPECT_EQ(s, absl::PermissionDeniedError(
+                     "redact r-1@0: logbookd's database role may not do this (SQLSTATE 42501)"));
+  }
 }
 
 // PostgreSQL's own text (its "ERROR:" lines) stays in the log: a value the

@@ -21,6 +21,9 @@ inline constexpr char kActualVersionPayload[] = "logbook-actual-version";
 
 struct StoreOptions {
   std::string dsn;                          // libpq connection string or URL.
+  // For admin calls (RedactEvent) only: a role granted logbook_redactor.
+  // Empty: dsn.
+  std::string admin_dsn;
   int pool_size = 8;                        // Database connections at most.
   absl::Duration acquire_timeout = absl::Seconds(5);  // Wait for a connection.
   int max_waiters = 1024;                   // Callers queued for a connection.
@@ -106,7 +109,8 @@ class EventStore {
   // Empties the data and metadata of one event, marks it redacted with
   // `reason`, and records an EventRedacted event in $audit, in one
   // transaction. NOT_FOUND: no such event; FAILED_PRECONDITION: already
-  // redacted or in a system stream. Authorization is the caller's job.
+  // redacted or in a system stream. Authorization is the caller's job. Runs
+  // on a connection to StoreOptions::admin_dsn (logbook.redact).
   virtual absl::StatusOr<RedactResult> RedactEvent(absl::string_view stream_id,
                                                    uint64_t stream_version,
                                                    absl::string_view reason) = 0;
