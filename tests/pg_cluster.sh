@@ -4,6 +4,7 @@
 #   tests/pg_cluster.sh start ENV_FILE   initdb in a new temp folder, start on a
 #                                        free localhost port, create the roles,
 #                                        write LOGBOOK_TEST_* lines to ENV_FILE
+#                                        (and empty $LOGBOOK_TEST_CLIENT_ERRORS)
 #   tests/pg_cluster.sh stop ENV_FILE    stop it and delete the folder
 #   tests/pg_cluster.sh crash ENV_FILE   kill -9 the postmaster (a power cut)
 #   tests/pg_cluster.sh restart ENV_FILE start it again on the same port
@@ -23,6 +24,8 @@ as_owner() {
 
 case "$action" in
 start)
+  # A new run of the suite: its client errors are collected afresh.
+  if [ -n "${LOGBOOK_TEST_CLIENT_ERRORS:-}" ]; then : >"$LOGBOOK_TEST_CLIENT_ERRORS"; fi
   dir=$(mktemp -d /tmp/logbook-test-pg.XXXXXX)
   chmod 755 "$dir"
   [ "$(id -u)" = 0 ] && chown postgres: "$dir"

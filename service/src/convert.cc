@@ -6,10 +6,15 @@
 #include "absl/strings/str_join.h"
 #include "logbook/store/event_store.h"
 #include "logbook/store/status_macros.h"
+#include "spdlog/spdlog.h"
 
 namespace logbook::service {
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (!status.ok()) {
+    spdlog::debug("answering {}: {}", absl::StatusCodeToString(status.code()),
+                  std::string(status.message()));
+  }
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
                       std::string(status.message()));
 }

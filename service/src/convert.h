@@ -13,7 +13,10 @@ namespace logbook::service {
 // The trailer carrying the actual stream version on ABORTED appends.
 inline constexpr char kActualVersionTrailer[] = "logbook-actual-version";
 
-// absl and gRPC codes match one to one; the message is kept.
+// absl and gRPC codes match one to one; the message is kept. Every error
+// the store or a validation gives a client passes here, and is logged at debug level ("answering CODE:
+// message"; the tests collect these lines and check that no PostgreSQL
+// text is among them).
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
 // Adds the trailers that `status` carries (the actual version on ABORTED).

@@ -30,6 +30,7 @@
 _lib_passed=0
 _lib_failed=0
 _lib_on_exit=()
+_lib_server_logs=()
 
 # begin_test: makes $work and installs the cleanup as the EXIT trap.
 begin_test() {
@@ -52,6 +53,13 @@ _lib_cleanup() {
   fi
   for ((i = ${#_lib_on_exit[@]} - 1; i >= 0; i--)); do
     eval "${_lib_on_exit[i]}"
+  done
+  # Every error clients got, for client_errors_test.
+  local log
+  for log in "${_lib_server_logs[@]}"; do
+    if [ -n "${LOGBOOK_TEST_CLIENT_ERRORS:-}" ] && [ -f "$log" ]; then
+      grep -F '] answering ' "$log" >>"$LOGBOOK_TEST_CLIENT_ERRORS" || true
+    fi
   done
   if [ -n "${KEEP:-}" ]; then
     echo "kept $work"
@@ -127,12 +135,16 @@ create_database() {
 
 # start_logbookd DSN LOG_FILE [ARGS...]: starts logbookd on a port of its own
 # choosing, waits for its start-up line, and sets server_pid and
-# LOGBOOK_ADDRESS. Returns 1 (with the log on stderr) if it did not start.
+# LOGBOOK_ADDRESS. Logs at debug level; the client errors in LOG_FILE are
+# collected at exit (client_errors_test). Returns 1 (with the log on
+# stderr) if it did not start.
 start_logbookd() {
   local dsn=$1 log=$2
   shift 2
   : >"$log"
-  "$LOGBOOKD" --listen 127.0.0.1:0 --database "$dsn" "$@" 2>>"$log" &
+  _lib_server_logs+=("$log")
+  # Debug: the log has every error message clients got (collected at exit).
+  "$LOGBOOKD" --listen 127.0.0.1:0 --database "$dsn" --log-level debug "$@" 2>>"$log" &
   server_pid=$!
   local line=""
   for _ in $(seq 200); do

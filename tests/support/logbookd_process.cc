@@ -1,11 +1,13 @@
 #include "logbookd_process.h"
 
 #include <signal.h>
+#include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -33,13 +35,30 @@ long ProcStatus(pid_t pid, const std::string& key) {
 
 }  // namespace
 
+void CollectClientErrors(const std::string& log) {
+  const char* collected = std::getenv("LOGBOOK_TEST_CLIENT_ERRORS");
+  if (collected == nullptr) return;
+  std::ifstream in(log);
+  std::string lines, line;
+  while (std::getline(in, line)) {
+    if (line.find("] answering ") != std::string::npos) lines += line + "\n";
+  }
+  // One O_APPEND write: tests running at once do not interleave lines.
+  const int fd = open(collected, O_WRONLY | O_APPEND | O_CREAT, 0644);
+  if (fd < 0) return;
+  if (write(fd, lines.data(), lines.size()) < 0) perror("CollectClientErrors");
+  close(fd);
+}
+
 Logbookd::Logbookd(const std::string& dsn, std::vector<std::string> extra_args, int port)
     : port_(0) {
   static int counter = 0;
   log_ = "/tmp/logbookd-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++) +
          ".log";
-  std::vector<std::string> args = {"logbookd", "--listen",
-                                   "127.0.0.1:" + std::to_string(port), "--database", dsn};
+  // Debug: the log then has every error message clients got (~Logbookd
+  // collects them).
+  std::vector<std::string> args = {"logbookd", "--listen", "127.0.0.1:" + std::to_string(port),
+                                   "--database", dsn, "--log-level", "debug"};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   pid_ = fork();
   if (pid_ == 0) {
@@ -55,6 +74,7 @@ Logbookd::Logbookd(const std::string& dsn, std::vector<std::string> extra_args, 
 
 Logbookd::~Logbookd() {
   Stop();
+  CollectClientErrors(log_);
   unlink(log_.c_str());
 }
 

@@ -10,9 +10,15 @@
 
 namespace logbook::testing {
 
+// Appends the "answering CODE: message" lines of logbookd log `log` (every
+// error a client got) to the file $LOGBOOK_TEST_CLIENT_ERRORS names, if it
+// is set; client_errors_test checks them all once the suite ran.
+void CollectClientErrors(const std::string& log);
+
 // A logbookd child process serving `dsn` on a port it picks itself (known,
 // with channel(), once WaitServing() returned true); its stderr goes to a log
-// file. Stops it with SIGTERM on destruction. Not thread-safe.
+// file, at debug level. Stops it with SIGTERM on destruction and collects
+// its client errors (CollectClientErrors). Not thread-safe.
 class Logbookd {
  public:
   // `port` 0: the server picks one.
