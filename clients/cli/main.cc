@@ -30,6 +30,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "logbook/client/client.h"
+#include "logbook/store/checkpoints.h"
 #include "logbook/store/limits.h"
 #include "logbook/store/migrations.h"
 #include "logbook/v1/event_store.grpc.pb.h"
@@ -474,8 +475,45 @@ class ProgressReporter {
   int decile_ = 0;
 };
 
-int RunVerify(const Connection& conn, const std::string& stream, bool all, bool as_json) {
+// What `--public-key` proves of a verification of the whole log: that its
+// newest checkpoint is signed by that key, so the log up to there is what
+// the key's holder signed. Empty when proven; else why not.
+std::string CheckSignedCheckpoint(const v1::VerifyResult& result, const std::string& public_key) {
+  if (!result.has_latest_checkpoint() || result.checkpoints_checked() == 0) {
+    return "the server checked the log against no signed checkpoint (is it run with "
+           "--signing-key, and has it signed one yet? `logbook checkpoint --create`)";
+  }
+  const v1::SignedCheckpoint& c = result.latest_checkpoint();
+  if (c.key_id() != logbook::store::KeyId(public_key)) {
+    return absl::StrCat("checkpoint #", c.id(), " is signed by key ", Hex(c.key_id()),
+                        ", not by this public key (", Hex(logbook::store::KeyId(public_key)),
+                        ")");
+  }
+  const absl::Time created =
+      absl::FromUnixSeconds(c.created_at().seconds()) + absl::Nanoseconds(c.created_at().nanos());
+  if (!logbook::store::VerifySignature(
+          public_key, logbook::store::CheckpointMessage(c.log_position(), c.log_hash(), created),
+          c.signature())) {
+    return absl::StrCat("the signature of checkpoint #", c.id(),
+                        " does not verify with this public key");
+  }
+  return "";
+}
+
+int RunVerify(const Connection& conn, const std::string& stream, bool all, bool as_json,
+              const std::string& public_key_file) {
   if (all == !stream.empty()) return Usage("verify: give a stream id or --all, exactly one");
+  std::string public_key;
+  if (!public_key_file.empty()) {
+    if (!all) return Usage("verify: --public-key checks the checkpoints of --all");
+    std::ifstream in(public_key_file, std::ios::binary);
+    std::stringstream pem;
+    pem << in.rdbuf();
+    absl::StatusOr<std::string> key = logbook::store::PublicKeyFromPem(pem.str());
+    if (!key.ok()) return Usage(absl::StrCat("--public-key ", public_key_file, ": ",
+                                             key.status().message()));
+    public_key = *std::move(key);
+  }
   v1::VerifyRequest request;
   if (all) {
     request.mutable_all();
@@ -490,11 +528,22 @@ int RunVerify(const Connection& conn, const std::string& stream, bool all, bool 
   }
   if (!result.ok()) return Fail(result.status());
   const v1::BrokenEvent& broken = result->first_broken();
+  const std::string unproven =
+      public_key.empty() || !result->ok() ? "" : CheckSignedCheckpoint(*result, public_key);
+  const v1::SignedCheckpoint& checkpoint = result->latest_checkpoint();
   if (as_json) {
-    json j = {{"ok", result->ok()},
+    json j = {{"ok", result->ok() && unproven.empty()},
               {"events_checked", result->events_checked()},
               {"streams_checked", result->streams_checked()}};
     if (result->has_head_hash()) j["head_hash"] = Hex(result->head_hash());
+    if (result->checkpoints_checked() > 0) {
+      j["checkpoints_checked"] = result->checkpoints_checked();
+      j["latest_checkpoint"] = {{"id", checkpoint.id()},
+                                {"log_position", checkpoint.log_position()},
+                                {"log_hash", Hex(checkpoint.log_hash())},
+                                {"key_id", Hex(checkpoint.key_id())}};
+    }
+    if (!unproven.empty()) j["not_proven"] = unproven;
     if (result->has_first_broken()) {
       j["first_broken"] = {{"stream_id", broken.stream_id()},
                            {"stream_version", broken.stream_version()},
@@ -503,6 +552,8 @@ int RunVerify(const Connection& conn, const std::string& stream, bool all, bool 
                            {"detail", broken.detail()}};
     }
     std::cout << j.dump() << "\n";
+  } else if (!unproven.empty()) {
+    std::cout << "NOT PROVEN: " << unproven << "\n";
   } else if (result->ok()) {
     std::cout << "ok: " << result->events_checked() << " events";
     if (all) {
@@ -510,14 +561,48 @@ int RunVerify(const Connection& conn, const std::string& stream, bool all, bool 
                 << (result->streams_checked() == 1 ? " stream" : " streams");
     }
     if (result->has_head_hash()) std::cout << ", head " << Hex(result->head_hash());
+    if (result->checkpoints_checked() > 0) {
+      std::cout << "; " << result->checkpoints_checked() << " signed checkpoint"
+                << (result->checkpoints_checked() == 1 ? "" : "s") << " match, the newest #"
+                << checkpoint.id() << " at position " << checkpoint.log_position();
+      if (!public_key.empty()) std::cout << " (signature verified with the public key)";
+    }
     std::cout << "\n";
   } else {
-    std::cout << "BROKEN at " << broken.stream_id() << "@" << broken.stream_version()
-              << " (position " << broken.global_position()
-              << "): " << v1::BreakReason_Name(broken.reason()) << ": " << broken.detail()
+    if (broken.stream_id().empty()) {  // A checkpoint's break: a position, no event.
+      std::cout << "BROKEN at position " << broken.global_position();
+    } else {
+      std::cout << "BROKEN at " << broken.stream_id() << "@" << broken.stream_version()
+                << " (position " << broken.global_position() << ")";
+    }
+    std::cout << ": " << v1::BreakReason_Name(broken.reason()) << ": " << broken.detail() << "\n";
+  }
+  return result->ok() && unproven.empty() ? kOk : kTampered;
+}
+
+int RunCheckpoint(const Connection& conn, bool create, bool as_json) {
+  v1::CheckpointRequest request;
+  request.set_create(create);
+  v1::SignedCheckpoint c;
+  grpc::ClientContext ctx;
+  grpc::Status status = conn.Stub()->Checkpoint(&ctx, request, &c);
+  if (!status.ok()) return Fail(status);
+  if (as_json) {
+    std::cout << json{{"id", c.id()},
+                      {"log_position", c.log_position()},
+                      {"log_hash", Hex(c.log_hash())},
+                      {"created_at", Rfc3339(c.created_at())},
+                      {"key_id", Hex(c.key_id())},
+                      {"signature", Hex(c.signature())}}
+                     .dump()
+              << "\n";
+  } else {
+    std::cout << "checkpoint #" << c.id() << " at position " << c.log_position() << ", "
+              << Rfc3339(c.created_at()) << "\n  log hash  " << Hex(c.log_hash())
+              << "\n  key id    " << Hex(c.key_id()) << "\n  signature " << Hex(c.signature())
               << "\n";
   }
-  return result->ok() ? kOk : kTampered;
+  return kOk;
 }
 
 struct DeleteArgs {
@@ -786,11 +871,26 @@ int main(int argc, char** argv) {
   verify_cmd->add_option("stream", verify_stream, "Stream id (omit with --all)");
   verify_cmd->add_flag("--all", verify_all, "Verify every stream and the global log");
   verify_cmd->add_flag("--json", verify_json, "Print the result as JSON");
+  std::string verify_public_key;
+  verify_cmd
+      ->add_option("--public-key", verify_public_key,
+                   "With --all: also require the newest signed checkpoint the server checked "
+                   "the log against to be signed by this Ed25519 public key (PEM)")
+      ->check(CLI::ExistingFile);
   verify_cmd->footer(
       "Prints 'ok: N events, head HEX' (--all: 'ok: N events in M streams') and exits 0, or "
       "'BROKEN at STREAM@VERSION (position P): REASON: DETAIL' naming the first broken event "
-      "and exits 8. Progress goes to stderr: a bar on a terminal, else a line per 10% of a "
+      "and exits 8 (CHECKPOINT_MISMATCH: the log no longer hashes to a checkpoint the server "
+      "signed). With --public-key, 'NOT PROVEN: WHY' and exit 8 unless the newest checked "
+      "checkpoint is signed by that key. Progress goes to stderr: a bar on a terminal, else a line per 10% of a "
       "long run.");
+
+  bool checkpoint_create = false, checkpoint_json = false;
+  CLI::App* checkpoint_cmd = app.add_subcommand(
+      "checkpoint", "Show the newest signed checkpoint of the log, or sign one now");
+  checkpoint_cmd->add_flag("--create", checkpoint_create,
+                           "Have the server sign a checkpoint of the log's head now");
+  checkpoint_cmd->add_flag("--json", checkpoint_json, "Print as JSON");
 
   DeleteArgs del;
   CLI::App* delete_cmd = app.add_subcommand(
@@ -869,7 +969,10 @@ int main(int argc, char** argv) {
   if (read_cmd->parsed()) return RunRead(conn, read, *read_cmd);
   if (stream_cmd->parsed()) return RunStream(conn, stream_id, stream_json);
   if (sub_cmd->parsed()) return RunSubscribe(conn, sub, *sub_cmd);
-  if (verify_cmd->parsed()) return RunVerify(conn, verify_stream, verify_all, verify_json);
+  if (verify_cmd->parsed()) {
+    return RunVerify(conn, verify_stream, verify_all, verify_json, verify_public_key);
+  }
+  if (checkpoint_cmd->parsed()) return RunCheckpoint(conn, checkpoint_create, checkpoint_json);
   if (delete_cmd->parsed()) return RunDelete(conn, del);
   if (redact_cmd->parsed()) return RunRedact(conn, redact);
   if (snap_save_cmd->parsed()) return RunSnapshotSave(conn, snap, *snap_save_cmd);

@@ -13,6 +13,9 @@
 --   ticket_dispenser_lock()  7809643502356145524 ('lbticket'), a session
 --                            lock held only inside take_ticket while it
 --                            hands out a ticket.
+--   checkpoint_lock()        7809914003842624368 ('lbcheckp'): held by the
+--                            transaction that signs a checkpoint, so two
+--                            logbookd instances sign one after the other.
 --
 -- `logbook migrate up` holds the session lock 0x6c6f67626f6f6b ('logbook')
 -- while it migrates; it is taken before this schema exists, so it lives in
@@ -27,6 +30,9 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 27747 $$;
 CREATE OR REPLACE FUNCTION logbook.ticket_dispenser_lock() RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 7809643502356145524 $$;
 
+CREATE OR REPLACE FUNCTION logbook.checkpoint_lock() RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 7809914003842624368 $$;
+
 GRANT EXECUTE ON FUNCTION logbook.ticket_lock_class(), logbook.new_stream_lock_class(),
-                          logbook.ticket_dispenser_lock()
+                          logbook.ticket_dispenser_lock(), logbook.checkpoint_lock()
   TO logbook_app;

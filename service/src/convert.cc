@@ -234,6 +234,19 @@ void ToProto(const store::VerifyReport& report, v1::VerifyResult& out) {
   } else if (!report.head_hash.empty()) {
     out.set_head_hash(report.head_hash);
   }
+  if (report.checkpoints_checked > 0) out.set_checkpoints_checked(report.checkpoints_checked);
+  if (report.latest_checkpoint) {
+    ToProto(*report.latest_checkpoint, *out.mutable_latest_checkpoint());
+  }
+}
+
+void ToProto(const store::Checkpoint& checkpoint, v1::SignedCheckpoint& out) {
+  out.set_id(checkpoint.id);
+  out.set_log_position(checkpoint.log_position);
+  out.set_log_hash(checkpoint.log_hash);
+  ToProto(checkpoint.created_at, *out.mutable_created_at());
+  out.set_key_id(checkpoint.key_id);
+  out.set_signature(checkpoint.signature);
 }
 
 v1::StreamState ToProto(store::StreamState state) {
@@ -256,6 +269,8 @@ v1::BreakReason ToProto(store::BreakReason reason) {
     case R::kVersionsOutOfSequence: return v1::VERSIONS_OUT_OF_SEQUENCE;
     case R::kEventChanged: return v1::EVENT_CHANGED;
     case R::kRedactionNotAudited: return v1::REDACTION_NOT_AUDITED;
+    case R::kCheckpointMismatch: return v1::CHECKPOINT_MISMATCH;
+    case R::kCheckpointSignatureInvalid: return v1::CHECKPOINT_SIGNATURE_INVALID;
   }
   return v1::BREAK_REASON_UNSPECIFIED;
 }

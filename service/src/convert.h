@@ -54,6 +54,7 @@ void ToProto(const store::Snapshot& snapshot, v1::Snapshot& out);
 // Progress of a verification; the result once it finished.
 void ToProto(const store::VerifyReport& report, v1::VerifyProgress& out);
 void ToProto(const store::VerifyReport& report, v1::VerifyResult& out);
+void ToProto(const store::Checkpoint& checkpoint, v1::SignedCheckpoint& out);
 
 v1::StreamState ToProto(store::StreamState state);
 v1::BreakReason ToProto(store::BreakReason reason);

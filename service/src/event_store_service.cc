@@ -288,6 +288,18 @@ grpc::ServerUnaryReactor* EventStoreService::Append(grpc::CallbackServerContext*
   return reactor;
 }
 
+grpc::ServerUnaryReactor* EventStoreService::Checkpoint(grpc::CallbackServerContext* context,
+                                                        const v1::CheckpointRequest* request,
+                                                        v1::SignedCheckpoint* response) {
+  return RunUnary(context, *request, [this, request, response]() -> absl::Status {
+    LOGBOOK_ASSIGN_OR_RETURN(store::Checkpoint checkpoint,
+                             request->create() ? store_.CreateCheckpoint()
+                                               : store_.LatestCheckpoint());
+    ToProto(checkpoint, *response);
+    return absl::OkStatus();
+  });
+}
+
 grpc::ServerUnaryReactor* EventStoreService::GetStream(grpc::CallbackServerContext* context,
                                                        const v1::GetStreamRequest* request,
                                                        v1::StreamInfo* response) {

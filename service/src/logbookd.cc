@@ -10,6 +10,8 @@
 #include "logbook/service/server.h"
 #include "logbook/store/event_store.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "logbook/store/migrations.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
@@ -77,6 +79,16 @@ int main(int argc, char** argv) {
                  "Read the admin token from this file (surrounding whitespace ignored)")
       ->check(CLI::ExistingFile)
       ->excludes(token_option);
+  std::string signing_key_file;
+  app.add_option("--signing-key", signing_key_file,
+                 "Ed25519 private key (PEM, `openssl genpkey -algorithm ed25519`) that signs "
+                 "checkpoints of the log; verifying the whole log then checks them")
+      ->envname("LOGBOOK_SIGNING_KEY_FILE")
+      ->check(CLI::ExistingFile);
+  int checkpoint_seconds = 300;
+  app.add_option("--checkpoint-interval", checkpoint_seconds,
+                 "Seconds between signed checkpoints (with --signing-key); 0: only on demand")
+      ->check(CLI::Range(0, 86400));
   app.add_option("--shutdown-grace", shutdown_seconds,
                  "Seconds in-flight calls get to finish on SIGTERM");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
@@ -98,6 +110,19 @@ int main(int argc, char** argv) {
       std::cerr << "--admin-token-file: " << admin_token_file << " holds no token\n";
       return 2;
     }
+  }
+
+  if (!signing_key_file.empty()) {
+    std::ifstream in(signing_key_file, std::ios::binary);
+    std::stringstream pem;
+    pem << in.rdbuf();
+    auto key = logbook::store::SigningKey::FromPem(pem.str());
+    if (!key.ok()) {
+      std::cerr << "--signing-key: " << signing_key_file << ": " << key.status().message() << "\n";
+      return 2;
+    }
+    store_options.signing_key = *std::move(key);
+    server_options.checkpoint_interval = absl::Seconds(checkpoint_seconds);
   }
 
   spdlog::set_default_logger(spdlog::stderr_color_mt("logbookd"));
@@ -134,6 +159,12 @@ int main(int argc, char** argv) {
       listen.substr(0, listen.rfind(':')), (*server)->port(), schema->version,
       store_options.pool_size,
       store_options.append_writers);
+  if (store_options.signing_key != nullptr) {
+    spdlog::info("signing checkpoints with key {} ({})",
+                 absl::BytesToHexString(store_options.signing_key->key_id()).substr(0, 16),
+                 checkpoint_seconds > 0 ? absl::StrCat("every ", checkpoint_seconds, " s")
+                                        : std::string("on demand only"));
+  }
   spdlog::info("admin calls are {}", server_options.admin_token.empty()
                                          ? "disabled (no --admin-token)"
                                          : "enabled (--admin-token set)");

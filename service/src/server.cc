@@ -4,7 +4,10 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <thread>
+
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "logbook/service/event_store_service.h"
 #include "spdlog/spdlog.h"
 
@@ -36,6 +39,11 @@ class GrpcServer final : public Server {
     if (server_ == nullptr || port_ == 0) {
       return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
     }
+    if (options.checkpoint_interval > absl::ZeroDuration()) {
+      checkpoints_ = std::thread([this, &store, every = options.checkpoint_interval] {
+        SignCheckpoints(store, every);
+      });
+    }
     return absl::OkStatus();
   }
 
@@ -48,6 +56,8 @@ class GrpcServer final : public Server {
   // every shutdown for the whole deadline while any client is connected.
   void Shutdown(absl::Duration deadline) override {
     if (server_ == nullptr) return;
+    stop_checkpoints_.Notify();
+    if (checkpoints_.joinable()) checkpoints_.join();
     server_->GetHealthCheckService()->Shutdown();
     service_->StartDraining();
     tail_->EndAll(absl::UnavailableError("server shutting down; resume on another instance"));
@@ -61,11 +71,28 @@ class GrpcServer final : public Server {
   }
 
  private:
+  // Every `every` until Shutdown: signs a checkpoint of the log's head, if
+  // it moved. Failures are logged and tried again next time.
+  void SignCheckpoints(store::EventStore& store, absl::Duration every) {
+    uint64_t last_id = 0;
+    while (!stop_checkpoints_.WaitForNotificationWithTimeout(every)) {
+      absl::StatusOr<store::Checkpoint> c = store.CreateCheckpoint();
+      if (!c.ok()) {
+        spdlog::warn("cannot sign a checkpoint: {}", std::string(c.status().message()));
+      } else if (c->id != last_id) {
+        last_id = c->id;
+        spdlog::info("signed checkpoint #{} of the log at position {}", c->id, c->log_position);
+      }
+    }
+  }
+
   WorkerPool workers_;
   std::unique_ptr<store::LogTail> tail_;
   std::unique_ptr<EventStoreService> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
+  absl::Notification stop_checkpoints_;
+  std::thread checkpoints_;
 };
 
 }  // namespace

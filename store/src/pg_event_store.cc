@@ -18,6 +18,7 @@
 #include "logbook/store/uuid.h"
 #include "pg_array.h"
 #include "pg_errors.h"
+#include "receipts.h"
 #include "verifier.h"
 
 namespace logbook::store {
@@ -108,6 +109,29 @@ constexpr char kLoadSnapshotSql[] =
     " AND stream_version >= (SELECT first_version FROM logbook.streams WHERE stream_id = $1)"
     " ORDER BY stream_version DESC, created_at DESC LIMIT 1";
 
+// Checkpoints (migrations/0013, functions/add_checkpoint.sql).
+constexpr char kCheckpointLock[] = "checkpoint_lock";
+constexpr char kCheckpointLockSql[] = "SELECT pg_advisory_xact_lock(logbook.checkpoint_lock())";
+#define LOGBOOK_CHECKPOINT_COLUMNS                                                   \
+  "SELECT id, log_position, log_hash, (extract(epoch FROM created_at) * 1000000)::bigint," \
+  " key_id, signature FROM logbook.checkpoints"
+constexpr char kLatestCheckpoint[] = "latest_checkpoint";
+constexpr char kLatestCheckpointSql[] =
+    LOGBOOK_CHECKPOINT_COLUMNS " ORDER BY log_position DESC LIMIT 1";
+// $1 after position, $2 until position, $3 limit.
+constexpr char kReceiptsPage[] = "receipts_page";
+constexpr char kReceiptsPageSql[] =
+    "SELECT global_position, receipt_hash FROM logbook.event_log"
+    " WHERE global_position > $1 AND global_position <= $2 ORDER BY global_position LIMIT $3";
+constexpr char kAddCheckpoint[] = "add_signed_checkpoint";
+constexpr char kAddCheckpointSql[] = "SELECT logbook.add_checkpoint($1, $2, $3, $4, $5)";
+constexpr int64_t kReceiptsPerPage = 10000;
+
+Checkpoint CheckpointFromRow(const pqxx::row& r) {
+  return {r[0].as<uint64_t>(), r[1].as<uint64_t>(), ByteaField(r[2]),
+          absl::FromUnixMicros(r[3].as<int64_t>()), ByteaField(r[4]), ByteaField(r[5])};
+}
+
 void PrepareStatements(pqxx::connection& conn) {
   conn.prepare(kReadStreamForward, kReadStreamForwardSql);
   conn.prepare(kReadStreamBackward, kReadStreamBackwardSql);
@@ -123,6 +147,10 @@ void PrepareStatements(pqxx::connection& conn) {
   conn.prepare(kDeleteStream, kDeleteStreamSql);
   conn.prepare(kSaveSnapshot, kSaveSnapshotSql);
   conn.prepare(kLoadSnapshot, kLoadSnapshotSql);
+  conn.prepare(kCheckpointLock, kCheckpointLockSql);
+  conn.prepare(kLatestCheckpoint, kLatestCheckpointSql);
+  conn.prepare(kReceiptsPage, kReceiptsPageSql);
+  conn.prepare(kAddCheckpoint, kAddCheckpointSql);
   PrepareWriteStatements(conn);
   PrepareVerifyStatements(conn);
 }
@@ -172,6 +200,7 @@ class PgEventStore final : public EventStore {
       : limits_(options.limits),
         snapshots_kept_(std::max<size_t>(1, options.snapshots_kept)),
         verify_streams_per_pass_(std::max<size_t>(1, options.verify_streams_per_pass)),
+        signing_key_(options.signing_key),
         pool_(options.dsn, options.pool_size, options.acquire_timeout, options.max_waiters,
               PrepareStatements),
         admin_pool_(options.admin_dsn.empty() ? options.dsn : options.admin_dsn,
@@ -414,10 +443,76 @@ class PgEventStore final : public EventStore {
                    [&](pqxx::connection& conn) -> absl::StatusOr<std::unique_ptr<Verification>> {
                      pqxx::nontransaction tx(conn);
                      return NewVerification(
-                         tx, stream, verify_streams_per_pass_,
+                         tx, stream, verify_streams_per_pass_, signing_key_.get(),
                          [this](absl::string_view op, const VerifyPage& page) {
                            return RunRead(op, page);
                          });
+                   });
+  }
+
+  absl::StatusOr<Checkpoint> CreateCheckpoint() override {
+    if (signing_key_ == nullptr) {
+      return absl::FailedPreconditionError(
+          "checkpoints need a signing key (logbookd --signing-key)");
+    }
+    const SigningKey& key = *signing_key_;
+    return Run("create a checkpoint", [&](pqxx::connection& conn) -> absl::StatusOr<Checkpoint> {
+      pqxx::work tx(conn);
+      tx.exec_prepared(kCheckpointLock);  // Instances sign one after the other.
+      const uint64_t head = tx.exec_prepared1(kHead)[0].as<uint64_t>();
+      std::optional<Checkpoint> latest;
+      if (pqxx::result r = tx.exec_prepared(kLatestCheckpoint); !r.empty()) {
+        latest = CheckpointFromRow(r[0]);
+      }
+      if (latest && latest->log_position >= head) return *latest;
+      // From the newest checkpoint this key signed, if it is that; else
+      // from the start of the log.
+      uint64_t position = 0;
+      std::string log_hash = ZeroHash();
+      if (latest && latest->key_id == key.key_id() &&
+          VerifySignature(key.public_key(),
+                          CheckpointMessage(latest->log_position, latest->log_hash,
+                                            latest->created_at),
+                          latest->signature)) {
+        position = latest->log_position;
+        log_hash = latest->log_hash;
+      }
+      for (;;) {
+        const pqxx::result page = tx.exec_prepared(kReceiptsPage, ToSql(position), ToSql(head),
+                                                   kReceiptsPerPage);
+        for (const auto& r : page) {
+          position = r[0].as<uint64_t>();
+          log_hash = NextLogHash(log_hash, position, ByteaField(r[1]));
+        }
+        if (page.size() < static_cast<size_t>(kReceiptsPerPage)) break;
+      }
+      Checkpoint c;
+      c.log_position = head;
+      c.log_hash = log_hash;
+      c.created_at = absl::FromUnixMicros(absl::ToUnixMicros(absl::Now()));
+      c.key_id = key.key_id();
+      c.signature = key.Sign(CheckpointMessage(c.log_position, c.log_hash, c.created_at));
+      const pqxx::binarystring hash(c.log_hash.data(), c.log_hash.size()),
+          key_id(c.key_id.data(), c.key_id.size()),
+          signature(c.signature.data(), c.signature.size());
+      const pqxx::row id = tx.exec_prepared1(kAddCheckpoint, ToSql(c.log_position), hash,
+                                             SqlTime(c.created_at), key_id, signature);
+      if (id[0].is_null()) {
+        return absl::AbortedError("create a checkpoint: the log moved under it; retry");
+      }
+      c.id = id[0].as<uint64_t>();
+      tx.commit();
+      return c;
+    });
+  }
+
+  absl::StatusOr<Checkpoint> LatestCheckpoint() override {
+    return RunRead("read the latest checkpoint",
+                   [&](pqxx::connection& conn) -> absl::StatusOr<Checkpoint> {
+                     pqxx::nontransaction tx(conn);
+                     pqxx::result r = tx.exec_prepared(kLatestCheckpoint);
+                     if (r.empty()) return absl::NotFoundError("no checkpoint was signed yet");
+                     return CheckpointFromRow(r[0]);
                    });
   }
 
@@ -486,6 +581,7 @@ class PgEventStore final : public EventStore {
   const Limits limits_;
   const size_t snapshots_kept_;
   const size_t verify_streams_per_pass_;
+  const std::shared_ptr<const SigningKey> signing_key_;
   ConnectionPool pool_;
   ConnectionPool admin_pool_;  // For RedactEvent only: StoreOptions::admin_dsn.
   GroupCommitter committer_;

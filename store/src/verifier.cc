@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "logbook/store/checkpoints.h"
 #include "pg_array.h"
 #include "receipts.h"
 
@@ -39,6 +40,13 @@ constexpr char kVerifyStart[] = "verify_start";
 constexpr char kVerifyStartSql[] =
     "SELECT h.last_position, s.version, s.head_hash FROM logbook.log_head h"
     " LEFT JOIN logbook.streams s ON s.stream_id = $1";
+
+// The checkpoints up to $1 signed by key id $2, oldest first.
+constexpr char kVerifyCheckpoints[] = "verify_checkpoints";
+constexpr char kVerifyCheckpointsSql[] =
+    "SELECT id, log_position, log_hash, (extract(epoch FROM created_at) * 1000000)::bigint,"
+    " key_id, signature FROM logbook.checkpoints WHERE log_position <= $1 AND key_id = $2"
+    " ORDER BY log_position";
 
 // The first event beyond what the log (and, for $1 <> '', the stream)
 // recorded, read in one snapshot with the heads it is compared to.
@@ -158,9 +166,11 @@ struct Chain {
 class PgVerification final : public Verification {
  public:
   PgVerification(std::string stream_id, uint64_t until, std::string head_hash, size_t passes,
-                 VerifyRunner run)
+                 VerifyRunner run, std::vector<Checkpoint> checkpoints,
+                 std::string public_key)
       : stream_id_(std::move(stream_id)), until_(until), head_hash_(std::move(head_hash)),
-        run_(std::move(run)), passes_(passes), stop_at_(until) {
+        run_(std::move(run)), public_key_(std::move(public_key)),
+        checkpoints_(std::move(checkpoints)), passes_(passes), stop_at_(until) {
     report_.events_total = stream_id_.empty() ? until_ : until_ + 1;
   }
 
@@ -338,6 +348,39 @@ class PgVerification final : public Verification {
     return true;
   }
 
+  // Checks the log hash against every checkpoint up to position `through`
+  // not checked yet: the walk has hashed every event up to it. False, with
+  // the break reported, at the first that fails.
+  bool PassCheckpoints(uint64_t through) {
+    for (; next_checkpoint_ < checkpoints_.size() &&
+           checkpoints_[next_checkpoint_].log_position <= through;
+         ++next_checkpoint_) {
+      const Checkpoint& c = checkpoints_[next_checkpoint_];
+      if (!VerifySignature(public_key_,
+                           CheckpointMessage(c.log_position, c.log_hash, c.created_at),
+                           c.signature)) {
+        Break("", 0, c.log_position, BreakReason::kCheckpointSignatureInvalid,
+              absl::StrCat("checkpoint #", c.id, " at position ", c.log_position,
+                           " names this server's key, but its signature does not verify"));
+        return false;
+      }
+      if (c.log_hash != log_hash_) {
+        const uint64_t after =
+            next_checkpoint_ == 0 ? 0 : checkpoints_[next_checkpoint_ - 1].log_position;
+        Break("", 0, c.log_position, BreakReason::kCheckpointMismatch,
+              absl::StrCat("the log up to position ", c.log_position,
+                           " does not hash to signed checkpoint #", c.id, " (",
+                           absl::FormatTime(c.created_at), "): an event at a position in (",
+                           after, ", ", c.log_position,
+                           "] was changed, inserted or removed after it was signed"));
+        return false;
+      }
+      ++report_.checkpoints_checked;
+      report_.latest_checkpoint = c;
+    }
+    return true;
+  }
+
   // One page of this pass's walk of the log; true when the pass is through.
   bool WalkEvents(pqxx::transaction_base& tx, size_t max_events) {
     pqxx::result page = tx.exec_prepared(kVerifyAllPage, static_cast<int64_t>(last_position_),
@@ -345,6 +388,9 @@ class PgVerification final : public Verification {
                                          static_cast<int64_t>(max_events));
     for (const auto& f : page) {
       const Row r = ToRow(f);
+      if (pass_ == 0 && !PassCheckpoints(r.position - 1)) {
+        return EventBreak(report_.first_broken->global_position);
+      }
       if (pass_ == 0 && r.position != last_position_ + 1) {
         // Only a recorded gap may lie between two events.
         const pqxx::result gap =
@@ -362,6 +408,7 @@ class PgVerification final : public Verification {
         }
       }
       last_position_ = r.position;
+      if (pass_ == 0) log_hash_ = NextLogHash(log_hash_, r.position, r.hash);
       if (!InPass(r.stream_id)) continue;
       auto [it, fresh] = chains_.try_emplace(r.stream_id);
       Chain& c = it->second;
@@ -386,6 +433,9 @@ class PgVerification final : public Verification {
       if (!Check(tx, r, c)) return EventBreak(r.position);
     }
     if (page.size() == max_events && last_position_ < stop_at_) return false;
+    if (pass_ == 0 && !PassCheckpoints(stop_at_)) {
+      return EventBreak(report_.first_broken->global_position);
+    }
     if (pass_ == 0 && last_position_ < stop_at_) {
       MissingPosition(tx, last_position_ + 1);
       return EventBreak(last_position_ + 1);
@@ -453,6 +503,12 @@ class PgVerification final : public Verification {
   VerifyReport report_;
   bool done_ = false;
   Chain chain_;  // A stream target's.
+  // $all: the checkpoints signed by public_key_, oldest first, and the log
+  // hash of the events walked (first pass).
+  const std::string public_key_;
+  const std::vector<Checkpoint> checkpoints_;
+  size_t next_checkpoint_ = 0;
+  std::string log_hash_ = ZeroHash();
   // $all, see StepAll.
   const size_t passes_;
   size_t pass_ = 0;
@@ -482,12 +538,12 @@ void PrepareVerifyStatements(pqxx::connection& conn) {
   conn.prepare(kVerifyAudited, kVerifyAuditedSql);
   conn.prepare(kVerifyStreamsPage, kVerifyStreamsPageSql);
   conn.prepare(kVerifyStreamCount, kVerifyStreamCountSql);
+  conn.prepare(kVerifyCheckpoints, kVerifyCheckpointsSql);
 }
 
-absl::StatusOr<std::unique_ptr<Verification>> NewVerification(pqxx::transaction_base& tx,
-                                                               const std::string& stream_id,
-                                                               size_t streams_per_pass,
-                                                               VerifyRunner run) {
+absl::StatusOr<std::unique_ptr<Verification>> NewVerification(
+    pqxx::transaction_base& tx, const std::string& stream_id, size_t streams_per_pass,
+    const SigningKey* key, VerifyRunner run) {
   const pqxx::row start = tx.exec_prepared(kVerifyStart, stream_id)[0];
   uint64_t until = start[0].as<uint64_t>();
   std::string head_hash;
@@ -504,8 +560,17 @@ absl::StatusOr<std::unique_ptr<Verification>> NewVerification(pqxx::transaction_
     const size_t per_pass = std::max<size_t>(1, streams_per_pass);
     passes = std::max<size_t>(1, (streams + per_pass - 1) / per_pass);
   }
+  std::vector<Checkpoint> checkpoints;
+  if (stream_id.empty() && key != nullptr) {
+    const pqxx::binarystring key_id(key->key_id().data(), key->key_id().size());
+    for (const auto& r : tx.exec_prepared(kVerifyCheckpoints, static_cast<int64_t>(until), key_id)) {
+      checkpoints.push_back({r[0].as<uint64_t>(), r[1].as<uint64_t>(), Bytes(r[2]),
+                             absl::FromUnixMicros(r[3].as<int64_t>()), Bytes(r[4]), Bytes(r[5])});
+    }
+  }
   return std::make_unique<PgVerification>(stream_id, until, std::move(head_hash), passes,
-                                          std::move(run));
+                                          std::move(run), std::move(checkpoints),
+                                          key != nullptr ? key->public_key() : "");
 }
 
 }  // namespace logbook::store

@@ -227,6 +227,58 @@ check "limit flag event bytes" 5 'events\[0\]: data and metadata are 11 bytes; t
   "$cli" append order-1 --type X --data '"123456789"'
 check "limit flag within" 0 'appended' -- "$cli" append order-1 --type X --data '"1234567"'
 stop_logbookd
+
+# Signed checkpoints, on a database of their own.
+openssl genpkey -algorithm ed25519 -out "$work/signing.pem" 2>/dev/null
+openssl pkey -in "$work/signing.pem" -pubout -out "$work/signing.pub" 2>/dev/null
+openssl genpkey -algorithm ed25519 2>/dev/null | openssl pkey -pubout -out "$work/other.pub" 2>/dev/null
+check "signing key flag" 2 "^--signing-key: $work/blob: not an Ed25519 private key" -- \
+  "$LOGBOOKD" --database "$dsn" --signing-key "$work/blob"
+ckpt_dsn=$(create_database cli_ckpt) || fail "cannot create a database"
+"$cli" migrate up --database "$ckpt_dsn" >/dev/null || fail "migrate up"
+start_logbookd "$ckpt_dsn" "$work/server3.log" --signing-key "$work/signing.pem" \
+  --checkpoint-interval 0 || fail "logbookd did not start with a signing key"
+check "checkpoint none yet" 3 'logbook: no checkpoint was signed yet$' -- "$cli" checkpoint
+"$cli" append ck-1 --type A --data '{}' >/dev/null && "$cli" append ck-1 --type B --data '{}' >/dev/null
+check "checkpoint create" 0 '^checkpoint #1 at position 2, [0-9T:.-]+Z' -- "$cli" checkpoint --create
+check "checkpoint json" 0 '^\{"created_at":"[^"]+","id":1,"key_id":"[0-9a-f]{64}","log_hash":"[0-9a-f]{64}","log_position":2,"signature":"[0-9a-f]{128}"\}$' -- \
+  "$cli" checkpoint --json
+check "verify signed" 0 '^ok: 2 events in 1 stream; 1 signed checkpoint match, the newest #1 at position 2 \(signature verified with the public key\)$' -- \
+  "$cli" verify --all --public-key "$work/signing.pub"
+check "verify other key" 8 '^NOT PROVEN: checkpoint #1 is signed by key [0-9a-f]{64}, not by this public key' -- \
+  "$cli" verify --all --public-key "$work/other.pub"
+check "verify bad public key" 2 'not an Ed25519 public or private key' -- \
+  "$cli" verify --all --public-key "$work/blob"
+check "verify public key needs all" 2 'checks the checkpoints of --all' -- \
+  "$cli" verify ck-1 --public-key "$work/signing.pub"
+# The owner rewrites ck-1@1 with a receipt it recomputes, and the head:
+# receipts cannot tell, the signed checkpoint can.
+psql -X -q -d "$ckpt_dsn" -c "SET session_replication_role = replica;
+  UPDATE logbook.event_log e SET data = '{\"forged\":1}', data_digest = sha256('{\"forged\":1}'),
+    receipt_hash = logbook.receipt_hash(e.receipt_previous_hash, e.stream_id, e.stream_version,
+      e.event_id, e.event_type, e.content_type, e.recorded_at, e.schema_version,
+      e.correlation_id, e.causation_id, sha256('{\"forged\":1}'), e.metadata_digest)
+  WHERE global_position = 2;
+  UPDATE logbook.streams s SET head_hash = e.receipt_hash FROM logbook.event_log e
+  WHERE s.stream_id = 'ck-1' AND e.global_position = 2" || fail "tampering failed"
+check "verify stream rewritten" 0 '^ok: 2 events' -- "$cli" verify ck-1
+check "verify rewritten" 8 '^BROKEN at position 2: CHECKPOINT_MISMATCH: the log up to position 2 does not hash to signed checkpoint #1 ' -- \
+  "$cli" verify --all --public-key "$work/signing.pub"
+stop_logbookd
+# Every --checkpoint-interval seconds, a checkpoint when the head moved.
+start_logbookd "$ckpt_dsn" "$work/server4.log" --signing-key "$work/signing.pem" \
+  --checkpoint-interval 1 || fail "logbookd did not start with a checkpoint interval"
+"$cli" append ck-2 --type C --data '{}' >/dev/null || fail "append"
+signed_periodically() {
+  for _ in $(seq 100); do
+    grep -q 'signed checkpoint #2 of the log at position 3' "$work/server4.log" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+check "checkpoint every interval" 0 '' -- signed_periodically
+check "checkpoint interval latest" 0 '^checkpoint #2 at position 3, ' -- "$cli" checkpoint
+stop_logbookd
 check "server gone" 6 '' -- "$cli" --timeout 2 stream order-1
 check "clean shutdown line" 0 'logbookd stopped' -- cat "$work/server.log"
 finish

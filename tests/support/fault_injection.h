@@ -124,6 +124,12 @@ class FaultInjectingEventStore final : public store::EventStore {
       absl::string_view stream_id) override {
     return real_.StartVerify(stream_id);
   }
+  absl::StatusOr<store::Checkpoint> CreateCheckpoint() override {
+    return real_.CreateCheckpoint();
+  }
+  absl::StatusOr<store::Checkpoint> LatestCheckpoint() override {
+    return real_.LatestCheckpoint();
+  }
   absl::StatusOr<uint64_t> HeadPosition() override;
   const store::Limits& limits() const override { return real_.limits(); }
 

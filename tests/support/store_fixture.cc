@@ -18,6 +18,8 @@ std::string ReasonName(store::BreakReason reason) {
     case BreakReason::kVersionsOutOfSequence: return "versions_out_of_sequence";
     case BreakReason::kEventChanged: return "event_changed";
     case BreakReason::kRedactionNotAudited: return "redaction_not_audited";
+    case BreakReason::kCheckpointMismatch: return "checkpoint_mismatch";
+    case BreakReason::kCheckpointSignatureInvalid: return "checkpoint_signature_invalid";
   }
   return "?";
 }
@@ -61,8 +63,7 @@ std::string StoreTest::Verify(const std::string& stream) {
   const std::string result = VerifyWith(*store_, stream);
   if (stream.empty()) {
     if (one_stream_per_pass_ == nullptr) {
-      store::StoreOptions options;
-      options.dsn = options_.dsn;
+      store::StoreOptions options = options_;  // The same roles and signing key.
       options.verify_streams_per_pass = 1;  // A pass over the log per stream.
       options.pool_size = 2;
       auto store = store::EventStore::Open(options);

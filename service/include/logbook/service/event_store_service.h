@@ -41,6 +41,9 @@ class EventStoreService final : public logbook::v1::EventStore::CallbackService 
       grpc::CallbackServerContext* context, const v1::ReadStreamRequest* request) override;
   grpc::ServerWriteReactor<v1::ReadResponse>* ReadAll(grpc::CallbackServerContext* context,
                                                       const v1::ReadAllRequest* request) override;
+  grpc::ServerUnaryReactor* Checkpoint(grpc::CallbackServerContext* context,
+                                       const v1::CheckpointRequest* request,
+                                       v1::SignedCheckpoint* response) override;
   grpc::ServerUnaryReactor* GetStream(grpc::CallbackServerContext* context,
                                       const v1::GetStreamRequest* request,
                                       v1::StreamInfo* response) override;

@@ -18,6 +18,9 @@ struct ServerOptions {
   std::string database_dsn;                // For the subscriptions' LISTEN connection.
   std::string admin_token;                 // Bearer token of admin calls; empty: disabled.
   store::SubscriptionOptions subscriptions;
+  // Signs a checkpoint of the log this often (EventStore::CreateCheckpoint;
+  // the store needs a signing key). Zero: only on demand.
+  absl::Duration checkpoint_interval = absl::ZeroDuration();
 };
 
 // A running gRPC server serving logbook.v1.EventStore, grpc.health.v1.Health

@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "logbook/store/checkpoints.h"
 #include "logbook/store/limits.h"
 #include "logbook/store/types.h"
 
@@ -34,6 +35,9 @@ struct StoreOptions {
   // Verifying $all holds this many streams' chains (about 170 bytes each)
   // in memory at most; more streams cost one more pass over the log each.
   size_t verify_streams_per_pass = 500000;
+  // Signs checkpoints (CreateCheckpoint); verifying $all checks the log
+  // against every checkpoint it signed. Null: neither.
+  std::shared_ptr<const SigningKey> signing_key;
   Limits limits;
 };
 
@@ -128,6 +132,15 @@ class EventStore {
   // it is empty. NOT_FOUND: no such stream.
   virtual absl::StatusOr<std::unique_ptr<Verification>> StartVerify(
       absl::string_view stream_id) = 0;
+
+  // Signs a checkpoint of the log at its head now (StoreOptions::
+  // signing_key), from the newest checkpoint it signed on, and returns it;
+  // the newest checkpoint when the head has not moved since.
+  // FAILED_PRECONDITION: no signing key.
+  virtual absl::StatusOr<Checkpoint> CreateCheckpoint() = 0;
+
+  // The newest checkpoint, whoever signed it; NOT_FOUND when there is none.
+  virtual absl::StatusOr<Checkpoint> LatestCheckpoint() = 0;
 
   // The global position of the newest event (0 for an empty log). Every
   // event at or below it is committed and visible to any later read.

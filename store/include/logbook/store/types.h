@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "logbook/store/checkpoints.h"
 
 namespace logbook::store {
 
@@ -147,6 +148,13 @@ enum class BreakReason {
   kVersionsOutOfSequence,  // Versions do not follow positions.
   kEventChanged,       // A hashed field of the event was edited.
   kRedactionNotAudited,    // Redacted without an $audit record.
+  // The log up to a checkpoint's position does not hash to its signed log
+  // hash (an event at or below it was changed, inserted or removed, even
+  // with its chain recomputed); global_position is the checkpoint's.
+  kCheckpointMismatch,
+  // A checkpoint that says it is signed by the verifying key, but its
+  // signature does not verify.
+  kCheckpointSignatureInvalid,
 };
 
 struct BrokenEvent {
@@ -159,6 +167,10 @@ struct BrokenEvent {
 
 struct VerifyReport {
   uint64_t events_checked = 0;
+  // $all with a signing key: the checkpoints signed by it that the log was
+  // checked against, and the newest of them.
+  uint64_t checkpoints_checked = 0;
+  std::optional<Checkpoint> latest_checkpoint = std::nullopt;
   uint64_t events_total = 0;    // Known when verification started.
   uint64_t streams_checked = 0;
   std::string head_hash = {};   // Stream target, when ok: the recomputed head.

@@ -1,0 +1,72 @@
+// Signed checkpoints: logbookd's Ed25519 signature over the whole log up to a
+// position (docs/receipts.md "Signed checkpoints"), so that even the
+// database's owner cannot rewrite history before a checkpoint unnoticed.
+// Pure functions and an immutable key: thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace logbook::store {
+
+// One signed checkpoint, as logbook.checkpoints stores it.
+struct Checkpoint {
+  uint64_t id = 0;
+  uint64_t log_position = 0;  // The log's head when it was signed.
+  std::string log_hash;       // 32 bytes: NextLogHash over every event up to log_position.
+  absl::Time created_at;      // Whole microseconds.
+  std::string key_id;         // 32 bytes: KeyId of the signer's public key.
+  std::string signature;      // 64 bytes: Ed25519 over CheckpointMessage.
+};
+
+// The log hash after the event at `position` whose receipt hash is
+// `receipt_hash`, given the log hash before it (32 zero bytes before the
+// first event): SHA-256('logbook-log-v1' | previous | int8 position |
+// receipt hash). It commits to every receipt up to `position`, and so to
+// every stream's head hash there.
+std::string NextLogHash(absl::string_view previous, uint64_t position,
+                        absl::string_view receipt_hash);
+
+// The bytes a checkpoint's signature signs: 'logbook-checkpoint-v1' |
+// int8 log position | log hash | int8 created_at (µs since 1970, UTC).
+std::string CheckpointMessage(uint64_t log_position, absl::string_view log_hash,
+                              absl::Time created_at);
+
+// SHA-256 of a raw 32-byte Ed25519 public key: how a checkpoint names its
+// signer.
+std::string KeyId(absl::string_view public_key);
+
+// Whether `signature` is the Ed25519 signature of `message` by raw public
+// key `public_key`.
+bool VerifySignature(absl::string_view public_key, absl::string_view message,
+                     absl::string_view signature);
+
+// The raw Ed25519 public key of a PEM public or private key ("-----BEGIN
+// PUBLIC KEY-----", as `openssl pkey -pubout` writes). INVALID_ARGUMENT when
+// it is not an Ed25519 key.
+absl::StatusOr<std::string> PublicKeyFromPem(absl::string_view pem);
+
+// An Ed25519 private key (made with `openssl genpkey -algorithm ed25519`).
+class SigningKey {
+ public:
+  // INVALID_ARGUMENT when `pem` is not an Ed25519 private key.
+  static absl::StatusOr<std::shared_ptr<const SigningKey>> FromPem(absl::string_view pem);
+
+  // The 64-byte signature of `message`.
+  std::string Sign(absl::string_view message) const;
+  const std::string& public_key() const { return public_key_; }  // Raw, 32 bytes.
+  const std::string& key_id() const { return key_id_; }
+
+ private:
+  SigningKey(std::string private_key, std::string public_key);
+  std::string private_key_;  // Raw, 32 bytes.
+  std::string public_key_;
+  std::string key_id_;
+};
+
+}  // namespace logbook::store

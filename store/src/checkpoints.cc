@@ -1,0 +1,135 @@
+#include "logbook/store/checkpoints.h"
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include <memory>
+
+#include "receipts.h"
+
+namespace logbook::store {
+namespace {
+
+constexpr size_t kEd25519Bytes = 32;
+constexpr size_t kSignatureBytes = 64;
+
+struct PkeyFree {
+  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+};
+struct MdCtxFree {
+  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+};
+struct BioFree {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+using Pkey = std::unique_ptr<EVP_PKEY, PkeyFree>;
+
+void AppendInt8(std::string& out, uint64_t v) {  // Big-endian.
+  for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
+}
+
+// The raw key of `key` (EVP_PKEY_get_raw_public_key or _private_key).
+template <typename Get>
+std::string RawKey(EVP_PKEY* key, Get get) {
+  std::string raw(kEd25519Bytes, '\0');
+  size_t size = raw.size();
+  if (get(key, reinterpret_cast<unsigned char*>(raw.data()), &size) != 1 ||
+      size != kEd25519Bytes) {
+    return "";
+  }
+  return raw;
+}
+
+Pkey ReadPem(absl::string_view pem, bool private_key) {
+  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  if (!bio) return nullptr;
+  Pkey key(private_key ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr)
+                       : PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
+  if (key && EVP_PKEY_id(key.get()) != EVP_PKEY_ED25519) return nullptr;
+  return key;
+}
+
+}  // namespace
+
+std::string NextLogHash(absl::string_view previous, uint64_t position,
+                        absl::string_view receipt_hash) {
+  std::string in = "logbook-log-v1";
+  in.append(previous.data(), previous.size());
+  AppendInt8(in, position);
+  in.append(receipt_hash.data(), receipt_hash.size());
+  return Sha256(in);
+}
+
+std::string CheckpointMessage(uint64_t log_position, absl::string_view log_hash,
+                              absl::Time created_at) {
+  std::string out = "logbook-checkpoint-v1";
+  AppendInt8(out, log_position);
+  out.append(log_hash.data(), log_hash.size());
+  AppendInt8(out, static_cast<uint64_t>(absl::ToUnixMicros(created_at)));
+  return out;
+}
+
+std::string KeyId(absl::string_view public_key) { return Sha256(public_key); }
+
+bool VerifySignature(absl::string_view public_key, absl::string_view message,
+                     absl::string_view signature) {
+  if (public_key.size() != kEd25519Bytes || signature.size() != kSignatureBytes) return false;
+  Pkey key(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr,
+                                       reinterpret_cast<const unsigned char*>(public_key.data()),
+                                       public_key.size()));
+  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
+  return key && ctx &&
+         EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key.get()) == 1 &&
+         EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
+                          signature.size(),
+                          reinterpret_cast<const unsigned char*>(message.data()),
+                          message.size()) == 1;
+}
+
+absl::StatusOr<std::string> PublicKeyFromPem(absl::string_view pem) {
+  Pkey key = ReadPem(pem, /*private_key=*/false);
+  if (!key) key = ReadPem(pem, /*private_key=*/true);
+  std::string raw = key ? RawKey(key.get(), EVP_PKEY_get_raw_public_key) : "";
+  if (raw.empty()) {
+    return absl::InvalidArgumentError("not an Ed25519 public or private key in PEM format");
+  }
+  return raw;
+}
+
+absl::StatusOr<std::shared_ptr<const SigningKey>> SigningKey::FromPem(absl::string_view pem) {
+  Pkey key = ReadPem(pem, /*private_key=*/true);
+  std::string private_key = key ? RawKey(key.get(), EVP_PKEY_get_raw_private_key) : "";
+  std::string public_key = key ? RawKey(key.get(), EVP_PKEY_get_raw_public_key) : "";
+  if (private_key.empty() || public_key.empty()) {
+    return absl::InvalidArgumentError(
+        "not an Ed25519 private key in PEM format (make one with `openssl genpkey -algorithm "
+        "ed25519`)");
+  }
+  return std::shared_ptr<const SigningKey>(
+      new SigningKey(std::move(private_key), std::move(public_key)));
+}
+
+SigningKey::SigningKey(std::string private_key, std::string public_key)
+    : private_key_(std::move(private_key)),
+      public_key_(std::move(public_key)),
+      key_id_(KeyId(public_key_)) {}
+
+std::string SigningKey::Sign(absl::string_view message) const {
+  Pkey key(EVP_PKEY_new_raw_private_key(
+      EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(private_key_.data()),
+      private_key_.size()));
+  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
+  std::string signature(kSignatureBytes, '\0');
+  size_t size = signature.size();
+  if (!key || !ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key.get()) != 1 ||
+      EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(signature.data()), &size,
+                     reinterpret_cast<const unsigned char*>(message.data()),
+                     message.size()) != 1 ||
+      size != kSignatureBytes) {
+    return "";  // Only out of memory: a verifier then names the checkpoint.
+  }
+  return signature;
+}
+
+}  // namespace logbook::store

@@ -1,0 +1,79 @@
+// Signed checkpoints' pure parts: the log hash, the signed message, Ed25519
+// keys from PEM, signatures. The expected hashes were computed with
+// Python's hashlib, independently of OpenSSL's C API.
+#include "logbook/store/checkpoints.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "absl/strings/escaping.h"
+#include "keys.h"
+#include "receipts.h"
+
+namespace logbook::store {
+namespace {
+
+using testing::NewEd25519Key;
+
+std::string Bytes(int first, int count) {
+  std::string out;
+  for (int i = 0; i < count; ++i) out.push_back(static_cast<char>(first + i));
+  return out;
+}
+
+TEST(NextLogHash, IsTheDocumentedSha256) {
+  // sha256(b'logbook-log-v1' + bytes(32) + pack('>Q', 1) + bytes(range(32)))
+  EXPECT_EQ(absl::BytesToHexString(NextLogHash(ZeroHash(), 1, Bytes(0, 32))),
+            "cac765473012b2a7c13becd2aed0bf1a51b2b0e8c91c2d53633e04a95f5e932d");
+  // ... + pack('>Q', 7) + sha256(b'r')
+  EXPECT_EQ(absl::BytesToHexString(NextLogHash(ZeroHash(), 7, Sha256("r"))),
+            "f50db359527ea2269df4c7b3b69e2d197d354ed8b6b8d58e3b45978f53d50d3b");
+  // Every input matters.
+  EXPECT_NE(NextLogHash(ZeroHash(), 2, Bytes(0, 32)), NextLogHash(ZeroHash(), 1, Bytes(0, 32)));
+  EXPECT_NE(NextLogHash(Sha256("x"), 1, Bytes(0, 32)), NextLogHash(ZeroHash(), 1, Bytes(0, 32)));
+}
+
+TEST(CheckpointMessage, IsTheDocumentedLayout) {
+  const std::string m = CheckpointMessage(258, Bytes(1, 32), absl::FromUnixMicros(513));
+  EXPECT_EQ(m, std::string("logbook-checkpoint-v1") + std::string("\0\0\0\0\0\0\1\2", 8) +
+                   Bytes(1, 32) + std::string("\0\0\0\0\0\0\2\1", 8));
+}
+
+TEST(SigningKey, SignaturesVerifyWithItsPublicKeyOnly) {
+  const testing::PemKeyPair pem = NewEd25519Key(), other = NewEd25519Key();
+  auto key = SigningKey::FromPem(pem.private_pem);
+  ASSERT_TRUE(key.ok()) << key.status();
+  EXPECT_EQ((*key)->public_key().size(), 32u);
+  EXPECT_EQ((*key)->key_id(), Sha256((*key)->public_key()));
+  EXPECT_EQ(*PublicKeyFromPem(pem.public_pem), (*key)->public_key());
+  EXPECT_EQ(*PublicKeyFromPem(pem.private_pem), (*key)->public_key());
+
+  const std::string message = CheckpointMessage(9, Sha256("log"), absl::FromUnixMicros(1));
+  const std::string signature = (*key)->Sign(message);
+  ASSERT_EQ(signature.size(), 64u);
+  EXPECT_TRUE(VerifySignature((*key)->public_key(), message, signature));
+  std::string tampered = message;
+  tampered[25] ^= 1;
+  EXPECT_FALSE(VerifySignature((*key)->public_key(), tampered, signature));
+  std::string forged = signature;
+  forged[0] ^= 1;
+  EXPECT_FALSE(VerifySignature((*key)->public_key(), message, forged));
+  EXPECT_FALSE(VerifySignature(*PublicKeyFromPem(other.public_pem), message, signature));
+  EXPECT_FALSE(VerifySignature("short", message, signature));
+}
+
+TEST(SigningKey, OnlyEd25519PrivateKeysInPemAreAccepted) {
+  const std::string expected =
+      "not an Ed25519 private key in PEM format (make one with `openssl genpkey -algorithm "
+      "ed25519`)";
+  EXPECT_EQ(SigningKey::FromPem("not a key").status(), absl::InvalidArgumentError(expected));
+  EXPECT_EQ(SigningKey::FromPem(NewEd25519Key().public_pem).status(),
+            absl::InvalidArgumentError(expected));
+  EXPECT_EQ(PublicKeyFromPem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
+                .status(),
+            absl::InvalidArgumentError("not an Ed25519 public or private key in PEM format"));
+}
+
+}  // namespace
+}  // namespace logbook::store
