@@ -1,7 +1,8 @@
 -- Verifies every stream and the log's positions in plain SQL, as logbookd's
 -- `verify --all` does: positions run from 1 to the head except for recorded
 -- gaps, every event's stream is recorded, every stream's versions follow its
--- positions, every chain verifies (verify_stream). Returns one row: ok, the
+-- positions, every chain verifies (verify_stream), every deleted stream's
+-- row agrees with its newest StreamDeleted record. Returns one row: ok, the
 -- events and streams checked, and the broken event with the lowest position,
 -- if any. Reads only; runs as the owner (SECURITY DEFINER), as verify_stream
 -- does. Usage: SELECT * FROM logbook.verify_all();
@@ -24,6 +25,8 @@ DECLARE
   r         record;
   st        record;
   h         record;
+  v_deleted jsonb;  -- Each deleted stream's newest StreamDeleted record.
+  d         jsonb;
 BEGIN
   SELECT lh.last_position INTO v_head FROM logbook.log_head lh;
   -- Positions: a hole is a deleted event, except for a recorded gap; an
@@ -85,7 +88,15 @@ BEGIN
     b_reason := st.reason;
     b_detail := st.detail;
   END IF;
-  FOR st IN SELECT s.stream_id FROM logbook.streams s ORDER BY s.stream_id LOOP
+  SELECT coalesce(jsonb_object_agg(x.stream_id, x.record), '{}') INTO v_deleted
+    FROM (SELECT DISTINCT ON (j->>'stream_id') j->>'stream_id' AS stream_id,
+                 j || jsonb_build_object('position', ev.global_position) AS record
+            FROM logbook.event_log ev
+           CROSS JOIN LATERAL (SELECT convert_from(ev.data, 'UTF8')::jsonb AS j) p
+           WHERE ev.stream_id = '$audit' AND ev.event_type = 'StreamDeleted'
+           ORDER BY j->>'stream_id', ev.stream_version DESC) x;
+  FOR st IN SELECT s.stream_id, s.state, s.version, s.first_version FROM logbook.streams s
+             ORDER BY s.stream_id LOOP
     SELECT * INTO r FROM logbook.verify_stream(st.stream_id);
     v_streams := v_streams + 1;
     v_events := v_events + r.events_checked;
@@ -97,6 +108,30 @@ BEGIN
       b_pos := r.global_position;
       b_reason := r.reason;
       b_detail := r.detail;
+    END IF;
+    -- The row must agree with the stream's newest StreamDeleted record: a
+    -- tombstone stays tombstoned at its version; after a soft delete reads
+    -- start past it, and the stream is still deleted at it or was written
+    -- again since (as logbookd's verify --all checks).
+    d := v_deleted -> st.stream_id;
+    IF NOT b_found AND r.ok AND d IS NOT NULL AND NOT (
+         CASE WHEN (d->>'tombstone')::boolean
+              THEN st.state = 'tombstoned' AND st.version = (d->>'deleted_version')::bigint
+              ELSE st.first_version > (d->>'deleted_version')::bigint
+                   AND ((st.state = 'soft_deleted'
+                         AND st.version = (d->>'deleted_version')::bigint)
+                        OR (st.state = 'active'
+                            AND st.version > (d->>'deleted_version')::bigint)) END) THEN
+      b_found := true;
+      b_stream := st.stream_id;
+      b_version := (d->>'deleted_version')::bigint;
+      b_pos := NULL;
+      b_reason := 'stream_state_changed';
+      b_detail := format('its StreamDeleted record at position %s deleted it %sat version %s, '
+                         'but its row says %s at version %s reading from version %s',
+                         d->>'position',
+                         CASE WHEN (d->>'tombstone')::boolean THEN 'for good ' ELSE '' END,
+                         d->>'deleted_version', st.state, st.version, st.first_version);
     END IF;
   END LOOP;
   RETURN QUERY SELECT NOT b_found, v_events, v_streams, b_stream, b_version, b_pos, b_reason,

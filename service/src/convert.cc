@@ -271,6 +271,7 @@ v1::BreakReason ToProto(store::BreakReason reason) {
     case R::kRedactionNotAudited: return v1::REDACTION_NOT_AUDITED;
     case R::kCheckpointMismatch: return v1::CHECKPOINT_MISMATCH;
     case R::kCheckpointSignatureInvalid: return v1::CHECKPOINT_SIGNATURE_INVALID;
+    case R::kStreamStateChanged: return v1::STREAM_STATE_CHANGED;
   }
   return v1::BREAK_REASON_UNSPECIFIED;
 }

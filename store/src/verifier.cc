@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
 #include "logbook/store/checkpoints.h"
 #include "pg_array.h"
 #include "receipts.h"
@@ -109,7 +110,8 @@ constexpr char kVerifyStreamCountSql[] = "SELECT count(*) FROM logbook.streams";
 // $1 after stream id, $2 limit.
 constexpr char kVerifyStreamsPage[] = "verify_streams_page";
 constexpr char kVerifyStreamsPageSql[] =
-    "SELECT stream_id, version, head_hash, last_position FROM logbook.streams"
+    "SELECT stream_id, version, head_hash, last_position, state, first_version"
+    " FROM logbook.streams"
     " WHERE stream_id > $1 ORDER BY stream_id LIMIT $2";
 
 std::string Bytes(const pqxx::field& f) { return f.is_null() ? std::string() : ByteaField(f); }
@@ -154,6 +156,32 @@ std::string Hash(const Row& r, absl::string_view data_digest, absl::string_view 
   return ReceiptHash({r.previous_hash, r.stream_id, r.version, id, r.type, r.content_type,
                       r.recorded_at_micros, r.schema_version, r.correlation_id, r.causation_id,
                       data_digest, metadata_digest});
+}
+
+// A stream's newest StreamDeleted record in $audit.
+struct Deletion {
+  uint64_t version = 0;   // deleted_version.
+  bool tombstone = false;
+  uint64_t position = 0;  // The record's.
+};
+
+// Why the row of a stream (state, version, first version) contradicts its
+// newest StreamDeleted record, or "" when it does not: a tombstone stays
+// tombstoned at its version; after a soft delete reads start past the
+// deleted version, and the stream is still deleted at it or was written
+// again since.
+std::string Contradiction(const Deletion& d, const std::string& state, uint64_t version,
+                          uint64_t first_version) {
+  const bool holds =
+      d.tombstone
+          ? state == "tombstoned" && version == d.version
+          : first_version > d.version && ((state == "soft_deleted" && version == d.version) ||
+                                          (state == "active" && version > d.version));
+  if (holds) return "";
+  return absl::StrCat("its StreamDeleted record at position ", d.position, " deleted it ",
+                      d.tombstone ? "for good" : "", d.tombstone ? " " : "", "at version ",
+                      d.version, ", but its row says ", state, " at version ", version,
+                      " reading from version ", first_version);
 }
 
 // Where a stream's chain stands.
@@ -348,6 +376,19 @@ class PgVerification final : public Verification {
     return true;
   }
 
+  // Remembers what a StreamDeleted record says (a record that does not
+  // parse is the receipts' business, not this).
+  void NoteDeletion(const Row& r) {
+    const nlohmann::json j = nlohmann::json::parse(r.data, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object() || !j.contains("stream_id") || !j["stream_id"].is_string() ||
+        !j.contains("deleted_version") || !j["deleted_version"].is_number_unsigned() ||
+        !j.contains("tombstone") || !j["tombstone"].is_boolean()) {
+      return;
+    }
+    deletions_[j["stream_id"].get<std::string>()] = {j["deleted_version"].get<uint64_t>(),
+                                                     j["tombstone"].get<bool>(), r.position};
+  }
+
   // Checks the log hash against every checkpoint up to position `through`
   // not checked yet: the walk has hashed every event up to it. False, with
   // the break reported, at the first that fails.
@@ -408,7 +449,10 @@ class PgVerification final : public Verification {
         }
       }
       last_position_ = r.position;
-      if (pass_ == 0) log_hash_ = NextLogHash(log_hash_, r.position, r.hash);
+      if (pass_ == 0) {
+        log_hash_ = NextLogHash(log_hash_, r.position, r.hash);
+        if (r.stream_id == kAuditStream && r.type == "StreamDeleted") NoteDeletion(r);
+      }
       if (!InPass(r.stream_id)) continue;
       auto [it, fresh] = chains_.try_emplace(r.stream_id);
       Chain& c = it->second;
@@ -453,6 +497,7 @@ class PgVerification final : public Verification {
       if (!InPass(streams_after_) || f[3].as<uint64_t>() > until_) continue;  // Or written since.
       const Chain& c = chains_[streams_after_];
       const uint64_t version = f[1].as<uint64_t>();
+      std::string contradiction;
       if (version + 1 < c.next_version) {
         // The log goes on past the version the stream records.
         const pqxx::result at = tx.exec_prepared(kVerifyVersionPosition, streams_after_,
@@ -467,6 +512,13 @@ class PgVerification final : public Verification {
       } else if (Bytes(f[2]) != c.hash) {
         Break(streams_after_, version, c.last_position, BreakReason::kReceiptChanged,
               "the stream's head hash differs from its last receipt");
+      } else if (auto d = deletions_.find(streams_after_);
+                 d != deletions_.end() &&
+                 !(contradiction = Contradiction(d->second, f[4].as<std::string>(), version,
+                                                 f[5].as<uint64_t>()))
+                      .empty()) {
+        Break(streams_after_, d->second.version, 0, BreakReason::kStreamStateChanged,
+              contradiction);
       } else {
         continue;
       }
@@ -509,6 +561,8 @@ class PgVerification final : public Verification {
   const std::vector<Checkpoint> checkpoints_;
   size_t next_checkpoint_ = 0;
   std::string log_hash_ = ZeroHash();
+  // $all: each deleted stream's newest StreamDeleted record (first pass).
+  std::unordered_map<std::string, Deletion> deletions_;
   // $all, see StepAll.
   const size_t passes_;
   size_t pass_ = 0;

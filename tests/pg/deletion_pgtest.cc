@@ -89,5 +89,34 @@ TEST_F(DeletionTest, TombstonedStreamsCanNeverBeWrittenAgain) {
   EXPECT_EQ(SqlVerifyAll(), "ok 2");
 }
 
+// The owner (past the grants) reviving a tombstone or undoing a soft
+// delete in logbook.streams: the row then contradicts the StreamDeleted
+// record in $audit, which the receipts (and signed checkpoints) cover, and
+// both verifiers name the stream.
+TEST_F(DeletionTest, ARowThatContradictsItsDeletionRecordIsNamed) {
+  ASSERT_TRUE(store_->Append("cart-3", ExpectedVersion::Any(), {Event("A", "{}")}).ok());
+  ASSERT_TRUE(store_->Append("cart-4", ExpectedVersion::Any(),
+                             {Event("A", "{}"), Event("B", "{}")}).ok());
+  ASSERT_TRUE(store_->DeleteStream("cart-3", ExpectedVersion::Any(), true).ok());
+  ASSERT_TRUE(store_->DeleteStream("cart-4", ExpectedVersion::Any(), false).ok());
+  ASSERT_TRUE(store_->Append("cart-4", ExpectedVersion::Any(), {Event("C", "{}")}).ok());
+  EXPECT_EQ(Verify(""), "ok 6");
+  EXPECT_EQ(SqlVerifyAll(), "ok 6");
+
+  Tamper("UPDATE logbook.streams SET state = 'active' WHERE stream_id = 'cart-3'");
+  EXPECT_EQ(Verify(""), "stream_state_changed cart-3@0 #0");
+  EXPECT_EQ(SqlVerifyAll(), "stream_state_changed cart-3@0 #0");
+  EXPECT_EQ(QueryValue(dsn_, "SELECT detail FROM logbook.verify_all()"),
+            "its StreamDeleted record at position 4 deleted it for good at version 0, but its "
+            "row says active at version 0 reading from version 1");
+  Tamper("UPDATE logbook.streams SET state = 'tombstoned' WHERE stream_id = 'cart-3'");
+  EXPECT_EQ(Verify(""), "ok 6");
+
+  // Deleted events readable again.
+  Tamper("UPDATE logbook.streams SET first_version = 0 WHERE stream_id = 'cart-4'");
+  EXPECT_EQ(Verify(""), "stream_state_changed cart-4@1 #0");
+  EXPECT_EQ(SqlVerifyAll(), "stream_state_changed cart-4@1 #0");
+}
+
 }  // namespace
 }  // namespace logbook::store

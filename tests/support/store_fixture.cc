@@ -20,6 +20,7 @@ std::string ReasonName(store::BreakReason reason) {
     case BreakReason::kRedactionNotAudited: return "redaction_not_audited";
     case BreakReason::kCheckpointMismatch: return "checkpoint_mismatch";
     case BreakReason::kCheckpointSignatureInvalid: return "checkpoint_signature_invalid";
+    case BreakReason::kStreamStateChanged: return "stream_state_changed";
   }
   return "?";
 }

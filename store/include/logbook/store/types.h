@@ -155,6 +155,9 @@ enum class BreakReason {
   // A checkpoint that says it is signed by the verifying key, but its
   // signature does not verify.
   kCheckpointSignatureInvalid,
+  // A stream's row contradicts its newest StreamDeleted record in $audit
+  // (a tombstone revived, a deletion undone); the version is the deleted one.
+  kStreamStateChanged,
 };
 
 struct BrokenEvent {
