@@ -6,6 +6,7 @@
 
 #include <memory>
 
+#include "absl/strings/str_cat.h"
 #include "receipts.h"
 
 namespace logbook::store {
@@ -68,6 +69,47 @@ std::string CheckpointMessage(uint64_t log_position, absl::string_view log_hash,
   out.append(log_hash.data(), log_hash.size());
   AppendInt8(out, static_cast<uint64_t>(absl::ToUnixMicros(created_at)));
   return out;
+}
+
+std::string SnapshotMessage(absl::string_view stream_id, uint64_t stream_version,
+                            uint32_t schema_version, absl::string_view head_hash,
+                            absl::string_view state_digest) {
+  std::string out = "logbook-snapshot-v1";
+  const uint32_t length = static_cast<uint32_t>(stream_id.size());
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(length >> shift));
+  out.append(stream_id.data(), stream_id.size());
+  AppendInt8(out, stream_version);
+  AppendInt8(out, schema_version);
+  out.append(head_hash.data(), head_hash.size());
+  out.append(state_digest.data(), state_digest.size());
+  return out;
+}
+
+absl::Status CheckSnapshot(absl::string_view stream_id, uint64_t stream_version,
+                           uint32_t schema_version, absl::string_view state,
+                           const SnapshotProof& proof, absl::string_view current_receipt,
+                           const SigningKey* key) {
+  const std::string what = absl::StrCat("the snapshot of stream '", stream_id, "' at version ",
+                                        stream_version, " (schema ", schema_version, ")");
+  const std::string digest = Sha256(state);
+  if (!proof.state_digest.empty() && proof.state_digest != digest) {
+    return absl::DataLossError(absl::StrCat(what, ": its state does not match its digest"));
+  }
+  if (!proof.head_hash.empty() && proof.head_hash != current_receipt) {
+    return absl::DataLossError(absl::StrCat(
+        what, ": the stream's receipt at that version is no longer the one it was computed "
+              "from"));
+  }
+  if (key != nullptr &&
+      (proof.key_id != key->key_id() || proof.head_hash.empty() ||
+       !VerifySignature(key->public_key(),
+                        SnapshotMessage(stream_id, stream_version, schema_version,
+                                        proof.head_hash, digest),
+                        proof.signature))) {
+    return absl::DataLossError(
+        absl::StrCat(what, ": its signature does not verify with this server's key"));
+  }
+  return absl::OkStatus();
 }
 
 std::string KeyId(absl::string_view public_key) { return Sha256(public_key); }

@@ -97,17 +97,27 @@ constexpr char kRedactSql[] =
 constexpr char kSaveSnapshot[] = "save_stream_snapshot";
 constexpr char kSaveSnapshotSql[] =
     "SELECT outcome, stream_version, stream_state, created_at_micros"
-    " FROM logbook.save_snapshot($1, $2, $3, $4, $5)";
+    " FROM logbook.save_snapshot($1, $2, $3, $4, $5, NULLIF($6::bytea, ''),"
+    " NULLIF($7::bytea, ''), NULLIF($8::bytea, ''))";
+// The stream's receipt hash at a version: what a snapshot there is of.
+constexpr char kSnapshotHead[] = "snapshot_head";
+constexpr char kSnapshotHeadSql[] =
+    "SELECT receipt_hash FROM logbook.event_log WHERE stream_id = $1 AND stream_version = $2";
 // $2 max version, $3 schema version (-1: any).
 constexpr char kLoadSnapshot[] = "load_snapshot";
+// $4 the signing key's id ('': none): with one, only snapshots it signed.
 constexpr char kLoadSnapshotSql[] =
-    "SELECT stream_version, schema_version, state,"
-    " (extract(epoch FROM created_at) * 1000000)::bigint FROM logbook.snapshots"
-    " WHERE stream_id = $1 AND stream_version <= $2"
-    " AND ($3::bigint < 0 OR schema_version = $3::bigint)"
+    "SELECT n.stream_version, n.schema_version, n.state,"
+    " (extract(epoch FROM n.created_at) * 1000000)::bigint, n.head_hash, n.state_digest,"
+    " n.key_id, n.signature, (SELECT e.receipt_hash FROM logbook.event_log e"
+    "  WHERE e.stream_id = $1 AND e.stream_version = n.stream_version)"
+    " FROM logbook.snapshots n"
+    " WHERE n.stream_id = $1 AND n.stream_version <= $2"
+    " AND ($3::bigint < 0 OR n.schema_version = $3::bigint)"
+    " AND ($4::bytea = '' OR n.key_id = $4::bytea)"
     // A snapshot from before a soft delete includes deleted events.
-    " AND stream_version >= (SELECT first_version FROM logbook.streams WHERE stream_id = $1)"
-    " ORDER BY stream_version DESC, created_at DESC LIMIT 1";
+    " AND n.stream_version >= (SELECT first_version FROM logbook.streams WHERE stream_id = $1)"
+    " ORDER BY n.stream_version DESC, n.created_at DESC LIMIT 1";
 
 // Checkpoints (migrations/0013, functions/add_checkpoint.sql).
 constexpr char kCheckpointLock[] = "checkpoint_lock";
@@ -126,6 +136,9 @@ constexpr char kReceiptsPageSql[] =
 constexpr char kAddCheckpoint[] = "add_signed_checkpoint";
 constexpr char kAddCheckpointSql[] = "SELECT logbook.add_checkpoint($1, $2, $3, $4, $5)";
 constexpr int64_t kReceiptsPerPage = 10000;
+
+// A bytea field's bytes; "" for NULL.
+std::string Bytes(const pqxx::field& f) { return f.is_null() ? std::string() : ByteaField(f); }
 
 Checkpoint CheckpointFromRow(const pqxx::row& r) {
   return {r[0].as<uint64_t>(), r[1].as<uint64_t>(), ByteaField(r[2]),
@@ -147,6 +160,7 @@ void PrepareStatements(pqxx::connection& conn) {
   conn.prepare(kDeleteStream, kDeleteStreamSql);
   conn.prepare(kSaveSnapshot, kSaveSnapshotSql);
   conn.prepare(kLoadSnapshot, kLoadSnapshotSql);
+  conn.prepare(kSnapshotHead, kSnapshotHeadSql);
   conn.prepare(kCheckpointLock, kCheckpointLockSql);
   conn.prepare(kLatestCheckpoint, kLatestCheckpointSql);
   conn.prepare(kReceiptsPage, kReceiptsPageSql);
@@ -376,10 +390,25 @@ class PgEventStore final : public EventStore {
                [&](pqxx::connection& conn) -> absl::StatusOr<Snapshot> {
                  pqxx::work tx(conn);
                  const pqxx::binarystring state(snapshot.state.data(), snapshot.state.size());
+                 // What it is of, signed with the key (if any); the function
+                 // checks the head hash.
+                 std::string head_hash, key_id, signature;
+                 const pqxx::result head = tx.exec_prepared(
+                     kSnapshotHead, snapshot.stream_id, ToSql(snapshot.stream_version));
+                 if (!head.empty()) head_hash = ByteaField(head[0][0]);
+                 if (signing_key_ != nullptr && !head_hash.empty()) {
+                   key_id = signing_key_->key_id();
+                   signature = signing_key_->Sign(SnapshotMessage(
+                       snapshot.stream_id, snapshot.stream_version, snapshot.schema_version,
+                       head_hash, Sha256(snapshot.state)));
+                 }
+                 const pqxx::binarystring head_param(head_hash.data(), head_hash.size()),
+                     key_param(key_id.data(), key_id.size()),
+                     signature_param(signature.data(), signature.size());
                  const pqxx::row row = tx.exec_prepared1(
                      kSaveSnapshot, snapshot.stream_id, ToSql(snapshot.stream_version),
                      static_cast<int64_t>(snapshot.schema_version), state,
-                     static_cast<int>(snapshots_kept_));
+                     static_cast<int>(snapshots_kept_), head_param, key_param, signature_param);
                  const std::string outcome = row[0].as<std::string>();
                  if (outcome == "no_stream") {
                    return absl::NotFoundError(
@@ -391,6 +420,11 @@ class PgEventStore final : public EventStore {
                    info.version = row[1].as<uint64_t>();
                    info.state = ParseStreamState(row[2].as<std::string>());
                    return StreamNotFound(info);
+                 }
+                 if (outcome == "head_mismatch") {  // Only if the log changed under it.
+                   return absl::DataLossError(absl::StrCat(
+                       "stream '", snapshot.stream_id, "' has no receipt at version ",
+                       snapshot.stream_version, " matching the one just read"));
                  }
                  if (outcome == "beyond_head") {
                    return absl::FailedPreconditionError(absl::StrCat(
@@ -412,8 +446,11 @@ class PgEventStore final : public EventStore {
     return RunRead(absl::StrCat("load a snapshot of stream '", query.stream_id, "'"),
                    [&](pqxx::connection& conn) -> absl::StatusOr<Snapshot> {
                      pqxx::nontransaction tx(conn);
+                     const std::string key_id =
+                         signing_key_ != nullptr ? signing_key_->key_id() : "";
                      pqxx::result rows =
-                         tx.exec_prepared(kLoadSnapshot, query.stream_id, max, schema);
+                         tx.exec_prepared(kLoadSnapshot, query.stream_id, max, schema,
+                                          pqxx::binarystring(key_id.data(), key_id.size()));
                      if (rows.empty()) {
                        return absl::NotFoundError(absl::StrCat(
                            "stream '", query.stream_id, "' has no snapshot",
@@ -430,6 +467,12 @@ class PgEventStore final : public EventStore {
                      s.schema_version = rows[0][1].as<uint32_t>();
                      s.state = ByteaField(rows[0][2]);
                      s.created_at = FromMicros(rows[0][3]);
+                     const SnapshotProof proof{Bytes(rows[0][4]), Bytes(rows[0][5]),
+                                               Bytes(rows[0][6]), Bytes(rows[0][7])};
+                     LOGBOOK_RETURN_IF_ERROR(CheckSnapshot(s.stream_id, s.stream_version,
+                                                           s.schema_version, s.state, proof,
+                                                           Bytes(rows[0][8]),
+                                                           signing_key_.get()));
                      return s;
                    });
   }

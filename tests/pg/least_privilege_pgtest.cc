@@ -151,10 +151,10 @@ TEST_F(LeastPrivilegeTest, AppendFunctionsRefuseWhatLogbookdWouldNeverSend) {
             std::string::npos);
   // Snapshots only of live streams at versions they have.
   EXPECT_EQ(QueryValue(app_, "SELECT outcome FROM logbook.save_snapshot('shop-1', 0, 1, "
-                             "'\\x00', 3)"),
+                             "'\\x00', 3, NULL, NULL, NULL)"),
             "not_active");
   EXPECT_EQ(QueryValue(app_, "SELECT outcome FROM logbook.save_snapshot('acct-1', 5, 1, "
-                             "'\\x00', 3)"),
+                             "'\\x00', 3, NULL, NULL, NULL)"),
             "beyond_head");
   EXPECT_EQ(State(), before_);
   EXPECT_EQ(Verify(""), "ok 17");

@@ -1,9 +1,13 @@
 // Snapshots against a real PostgreSQL: saved at a version and schema, the
-// newest few kept, loaded by version and schema, useless after a delete.
+// newest few kept, loaded by version and schema, useless after a delete,
+// refused when they no longer match what they were computed from.
 #include <gtest/gtest.h>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "events.h"
+#include "keys.h"
+#include "logbook/store/checkpoints.h"
 #include "logbook/store/event_store.h"
 #include "store_fixture.h"
 #include "test_env.h"
@@ -94,6 +98,74 @@ TEST_F(SnapshotsTest, SchemaVersionsTakeTheWholeUnsignedRange) {
   EXPECT_EQ(QueryValue(dsn_, "SELECT string_agg(schema_version::text, ',' ORDER BY 1) "
                              "FROM logbook.snapshots"),
             "2147483648,4294967295");
+}
+
+// A snapshot carries the stream's receipt at its version and its state's
+// digest: the owner editing its state, or the history it was computed
+// from, gets DATA_LOSS instead of a snapshot.
+TEST_F(SnapshotsTest, ASnapshotThatNoLongerMatchesIsRefused) {
+  ASSERT_TRUE(store_->Append("cart-1", ExpectedVersion::Any(),
+                             {Event("A", "{}"), Event("B", "{}")}).ok());
+  ASSERT_TRUE(store_->SaveSnapshot({"cart-1", 1, 1, "two items"}).ok());
+  EXPECT_EQ(QueryValue(dsn_, "SELECT n.head_hash = e.receipt_hash AND n.state_digest = "
+                             "sha256(n.state) AND n.signature IS NULL FROM logbook.snapshots n "
+                             "JOIN logbook.event_log e USING (stream_id, stream_version)"),
+            "t");
+  ASSERT_TRUE(store_->LoadSnapshot({"cart-1"}).ok());
+
+  Tamper("UPDATE logbook.snapshots SET state = 'nine items'");
+  EXPECT_EQ(store_->LoadSnapshot({"cart-1"}).status(),
+            absl::DataLossError("the snapshot of stream 'cart-1' at version 1 (schema 1): its "
+                                "state does not match its digest"));
+  Tamper("UPDATE logbook.snapshots SET state_digest = sha256(state)");
+  Tamper("UPDATE logbook.event_log SET receipt_hash = sha256('x') WHERE stream_version = 1");
+  EXPECT_EQ(store_->LoadSnapshot({"cart-1"}).status(),
+            absl::DataLossError("the snapshot of stream 'cart-1' at version 1 (schema 1): the "
+                                "stream's receipt at that version is no longer the one it was "
+                                "computed from"));
+  // The application role cannot save one of another history.
+  EXPECT_EQ(QueryValue(testing::AsRole(dsn_, "logbook_app"),
+                       "SELECT outcome FROM logbook.save_snapshot('cart-1', 0, 1, 'x', 3, "
+                       "sha256('y'), NULL, NULL)"),
+            "head_mismatch");
+}
+
+// With a signing key, snapshots are signed over what they were computed
+// from; one forged by the owner, even with a matching digest and head, is
+// refused, and an unsigned one is never served.
+class SignedSnapshotsTest : public testing::StoreTest {
+ protected:
+  static StoreOptions WithKey() {
+    StoreOptions options;
+    options.signing_key = *SigningKey::FromPem(testing::NewEd25519Key().private_pem);
+    return options;
+  }
+  SignedSnapshotsTest() : StoreTest(WithKey()) {}
+};
+
+TEST_F(SignedSnapshotsTest, OnlySnapshotsSignedByTheKeyAreServed) {
+  ASSERT_TRUE(store_->Append("cart-1", ExpectedVersion::Any(),
+                             {Event("A", "{}"), Event("B", "{}"), Event("C", "{}")}).ok());
+  ASSERT_TRUE(store_->SaveSnapshot({"cart-1", 1, 1, "two items"}).ok());
+  auto loaded = store_->LoadSnapshot({"cart-1"});
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->state, "two items");
+  EXPECT_EQ(QueryValue(dsn_, "SELECT encode(key_id, 'hex') FROM logbook.snapshots"),
+            absl::BytesToHexString(options_.signing_key->key_id()));
+
+  // An unsigned snapshot at a later version, inserted by the owner: skipped.
+  Tamper("INSERT INTO logbook.snapshots (stream_id, stream_version, schema_version, state, "
+         "head_hash, state_digest) SELECT 'cart-1', 2, 1, 'forged', receipt_hash, "
+         "sha256('forged') FROM logbook.event_log WHERE stream_version = 2");
+  loaded = store_->LoadSnapshot({"cart-1"});
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->stream_version, 1u);
+  // The signed one's state rewritten with its digest: the signature fails.
+  Tamper("UPDATE logbook.snapshots SET state = 'nine items', state_digest = sha256('nine items') "
+         "WHERE stream_version = 1");
+  EXPECT_EQ(store_->LoadSnapshot({"cart-1"}).status(),
+            absl::DataLossError("the snapshot of stream 'cart-1' at version 1 (schema 1): its "
+                                "signature does not verify with this server's key"));
 }
 
 }  // namespace

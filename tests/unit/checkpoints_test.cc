@@ -75,5 +75,32 @@ TEST(SigningKey, OnlyEd25519PrivateKeysInPemAreAccepted) {
             absl::InvalidArgumentError("not an Ed25519 public or private key in PEM format"));
 }
 
+TEST(CheckSnapshot, ServesOnlyWhatStillMatches) {
+  auto key = SigningKey::FromPem(NewEd25519Key().private_pem);
+  ASSERT_TRUE(key.ok());
+  const std::string head = Sha256("receipt"), state = "state";
+  SnapshotProof proof{head, Sha256(state), (*key)->key_id(),
+                      (*key)->Sign(SnapshotMessage("s-1", 4, 2, head, Sha256(state)))};
+  EXPECT_TRUE(CheckSnapshot("s-1", 4, 2, state, proof, head, key->get()).ok());
+  EXPECT_TRUE(CheckSnapshot("s-1", 4, 2, state, proof, head, nullptr).ok());
+  EXPECT_TRUE(CheckSnapshot("s-1", 4, 2, state, {}, "", nullptr).ok());  // Saved before 0014.
+  const std::string what = "the snapshot of stream 's-1' at version 4 (schema 2): ";
+  EXPECT_EQ(CheckSnapshot("s-1", 4, 2, "other", proof, head, nullptr),
+            absl::DataLossError(what + "its state does not match its digest"));
+  EXPECT_EQ(CheckSnapshot("s-1", 4, 2, state, proof, Sha256("x"), nullptr),
+            absl::DataLossError(what + "the stream's receipt at that version is no longer the "
+                                       "one it was computed from"));
+  const std::string bad_signature =
+      what + "its signature does not verify with this server's key";
+  EXPECT_EQ(CheckSnapshot("s-1", 4, 3, state, proof, head, key->get()),  // Signed for schema 2.
+            absl::DataLossError("the snapshot of stream 's-1' at version 4 (schema 3): its "
+                                "signature does not verify with this server's key"));
+  EXPECT_EQ(CheckSnapshot("s-1", 4, 2, state, {head, Sha256(state), "", ""}, head, key->get()),
+            absl::DataLossError(bad_signature));
+  auto other = SigningKey::FromPem(NewEd25519Key().private_pem);
+  EXPECT_EQ(CheckSnapshot("s-1", 4, 2, state, proof, head, other->get()),
+            absl::DataLossError(bad_signature));
+}
+
 }  // namespace
 }  // namespace logbook::store

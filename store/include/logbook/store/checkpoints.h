@@ -1,6 +1,7 @@
-// Signed checkpoints: logbookd's Ed25519 signature over the whole log up to a
-// position (docs/receipts.md "Signed checkpoints"), so that even the
-// database's owner cannot rewrite history before a checkpoint unnoticed.
+// Signed checkpoints and snapshots: logbookd's Ed25519 signature over the
+// whole log up to a position, and over what a snapshot was computed from
+// (docs/receipts.md "Signed checkpoints"), so that even the database's
+// owner cannot rewrite history before a checkpoint, or a snapshot, unnoticed.
 // Pure functions and an immutable key: thread-safe.
 #pragma once
 
@@ -36,6 +37,33 @@ std::string NextLogHash(absl::string_view previous, uint64_t position,
 // int8 log position | log hash | int8 created_at (µs since 1970, UTC).
 std::string CheckpointMessage(uint64_t log_position, absl::string_view log_hash,
                               absl::Time created_at);
+
+// The bytes a snapshot's signature signs: 'logbook-snapshot-v1' | int4
+// length | stream id | int8 stream version | int8 schema version | the
+// stream's receipt hash at that version | SHA-256 of the state.
+std::string SnapshotMessage(absl::string_view stream_id, uint64_t stream_version,
+                            uint32_t schema_version, absl::string_view head_hash,
+                            absl::string_view state_digest);
+
+// What a stored snapshot carries besides its state; empty fields: none
+// recorded (saved before migration 0014, or without a signing key).
+struct SnapshotProof {
+  std::string head_hash;     // The stream's receipt hash at its version.
+  std::string state_digest;  // SHA-256 of the state.
+  std::string key_id;
+  std::string signature;     // Over SnapshotMessage.
+};
+
+class SigningKey;
+
+// Whether a stored snapshot may be served: its state matches its digest,
+// its head hash is still the stream's receipt at its version
+// (`current_receipt`, empty when that event is gone), and, with `key`, it
+// is signed by it. DATA_LOSS naming what does not match. Pure.
+absl::Status CheckSnapshot(absl::string_view stream_id, uint64_t stream_version,
+                           uint32_t schema_version, absl::string_view state,
+                           const SnapshotProof& proof, absl::string_view current_receipt,
+                           const SigningKey* key);
 
 // SHA-256 of a raw 32-byte Ed25519 public key: how a checkpoint names its
 // signer.

@@ -120,12 +120,17 @@ class EventStore {
                                                    absl::string_view reason) = 0;
 
   // Stores a snapshot (replacing one with the same stream, version and
-  // schema version) and keeps the newest StoreOptions::snapshots_kept of
-  // the stream. created_at is ignored and set. NOT_FOUND: no such stream;
+  // schema version) with the stream's receipt hash at its version and its
+  // state's digest, signed with StoreOptions::signing_key if there is one,
+  // and keeps the newest StoreOptions::snapshots_kept of the stream.
+  // created_at is ignored and set. NOT_FOUND: no such stream;
   // FAILED_PRECONDITION: the version is beyond the stream's head.
   virtual absl::StatusOr<Snapshot> SaveSnapshot(const Snapshot& snapshot) = 0;
 
-  // The newest matching snapshot; NOT_FOUND when there is none.
+  // The newest matching snapshot (with a signing key: the newest it signed);
+  // NOT_FOUND when there is none. DATA_LOSS when its state no longer
+  // matches its digest, the stream's receipt at its version is no longer
+  // the one it was computed from, or its signature does not verify.
   virtual absl::StatusOr<Snapshot> LoadSnapshot(const SnapshotQuery& query) = 0;
 
   // Starts verifying the receipts of `stream_id`, or of the whole log when
