@@ -29,36 +29,57 @@ namespace {
   "global_position, stream_id, stream_version, event_id::text, event_type, data, "     \
   "metadata, content_type, coalesce(correlation_id, ''), coalesce(causation_id, ''), " \
   "(extract(epoch FROM recorded_at) * 1000000)::bigint, schema_version, redaction_reason"
+// The columns LOGBOOK_EVENT_COLUMNS reads, as stored.
+#define LOGBOOK_RAW_COLUMNS                                                              \
+  "global_position, stream_id, stream_version, event_id, event_type, data, metadata, " \
+  "content_type, correlation_id, causation_id, recorded_at, schema_version, redaction_reason"
 
-constexpr char kReadStreamForward[] = "read_stream_forward";
+// A read bounded in bytes: `page` (SELECT ... FROM ... WHERE ..., without
+// its columns) ordered by `order` and limited by `limit` (a parameter),
+// stopping after the event that brings data + metadata to the parameter
+// `max_bytes` or past it. The running sum is taken under the LIMIT, over
+// the rows the index scan yields in order, and octet_length reads a
+// (possibly TOASTed) bytea's length from its header without fetching it, so
+// the rows past the bound cost a heap tuple each and are never sent.
+std::string BytesBounded(const std::string& page, const std::string& order, const char* limit,
+                         const char* max_bytes) {
+  return absl::StrCat(
+      "SELECT " LOGBOOK_EVENT_COLUMNS " FROM (SELECT " LOGBOOK_RAW_COLUMNS
+      ", sum(octet_length(data) + octet_length(metadata)) OVER (ORDER BY ",
+      order, " ROWS UNBOUNDED PRECEDING) - octet_length(data) - octet_length(metadata)",
+      " AS bytes_before ", page, " ORDER BY ", order, " LIMIT ", limit,
+      ") page WHERE bytes_before < ", max_bytes, "::bigint ORDER BY ", order);
+}
+
 // Reads of one stream. Parameters: $1 stream id, $2 from version, $3 limit,
-// $4 until version, $5 until time. Versions below the stream's
-// first_version (after a soft delete) are hidden.
-#define LOGBOOK_STREAM_RANGE                                                       \
-  " FROM logbook.event_log WHERE stream_id = $1"                                   \
-  " AND stream_version >= (SELECT first_version FROM logbook.streams WHERE stream_id = $1)" \
-  " AND recorded_at <= $5::timestamptz"
-constexpr char kReadStreamForwardSql[] =
-    "SELECT " LOGBOOK_EVENT_COLUMNS LOGBOOK_STREAM_RANGE
-    " AND stream_version BETWEEN $2 AND $4 ORDER BY stream_version LIMIT $3";
+// $4 until version, $5 until time, $6 max bytes. Versions below the
+// stream's first_version (after a soft delete) are hidden.
+constexpr char kReadStreamForward[] = "read_stream_forward";
 constexpr char kReadStreamBackward[] = "read_stream_backward";
-constexpr char kReadStreamBackwardSql[] =
-    "SELECT " LOGBOOK_EVENT_COLUMNS LOGBOOK_STREAM_RANGE
-    " AND stream_version <= least($2::bigint, $4::bigint) ORDER BY stream_version DESC LIMIT $3";
+std::string ReadStreamSql(bool forward) {
+  return BytesBounded(
+      absl::StrCat(
+          "FROM logbook.event_log WHERE stream_id = $1"
+          " AND stream_version >= (SELECT first_version FROM logbook.streams WHERE stream_id = $1)"
+          " AND recorded_at <= $5::timestamptz",
+          forward ? " AND stream_version BETWEEN $2 AND $4"
+                  : " AND stream_version <= least($2::bigint, $4::bigint)"),
+      forward ? "stream_version" : "stream_version DESC", "$3", "$6");
+}
 
 // Reads of the global log. Parameters: $1 from position, $2 stream prefix,
 // $3 category, $4 event types, $5 limit, $6 the far end (forward the highest
-// position, backward the lowest), $7 stream id.
+// position, backward the lowest), $7 stream id, $8 max bytes.
 // Three variants per direction, so the planner can use the index that fits:
 // the primary key, the category index, or the (stream_id, version) key.
 std::string ReadAllSql(bool forward, const char* selector) {
-  return absl::StrCat(
-      "SELECT " LOGBOOK_EVENT_COLUMNS " FROM logbook.event_log WHERE ", selector,
-      forward ? " AND global_position BETWEEN $1 AND $6" : " AND global_position BETWEEN $6 AND $1",
-      " AND ($2 = '' OR starts_with(stream_id, $2))"
-      " AND (cardinality($4::text[]) = 0 OR event_type = ANY ($4::text[]))"
-      " ORDER BY global_position",
-      forward ? "" : " DESC", " LIMIT $5");
+  return BytesBounded(
+      absl::StrCat("FROM logbook.event_log WHERE ", selector,
+                   forward ? " AND global_position BETWEEN $1 AND $6"
+                           : " AND global_position BETWEEN $6 AND $1",
+                   " AND ($2 = '' OR starts_with(stream_id, $2))"
+                   " AND (cardinality($4::text[]) = 0 OR event_type = ANY ($4::text[]))"),
+      forward ? "global_position" : "global_position DESC", "$5", "$8");
 }
 constexpr char kAnySelector[] = "($3 = '' OR category = $3) AND ($7 = '' OR stream_id = $7)";
 constexpr char kCategorySelector[] = "category = $3 AND ($7 = '' OR stream_id = $7)";
@@ -118,8 +139,8 @@ constexpr char kLoadSnapshotSql[] =
     " ORDER BY stream_version DESC, created_at DESC LIMIT 1";
 
 void PrepareStatements(pqxx::connection& conn) {
-  conn.prepare(kReadStreamForward, kReadStreamForwardSql);
-  conn.prepare(kReadStreamBackward, kReadStreamBackwardSql);
+  conn.prepare(kReadStreamForward, ReadStreamSql(true));
+  conn.prepare(kReadStreamBackward, ReadStreamSql(false));
   conn.prepare(kReadAllForward, ReadAllSql(true, kAnySelector));
   conn.prepare(kReadAllBackward, ReadAllSql(false, kAnySelector));
   conn.prepare(kReadCategoryForward, ReadAllSql(true, kCategorySelector));
@@ -142,6 +163,11 @@ void PrepareStatements(pqxx::connection& conn) {
 constexpr uint64_t kMaxSql = std::numeric_limits<int64_t>::max();
 
 int64_t ToSql(uint64_t v) { return static_cast<int64_t>(std::min(v, kMaxSql)); }
+
+// A read's max_bytes as the statements take it (0: no bound).
+int64_t MaxBytesSql(size_t max_bytes) {
+  return max_bytes == 0 ? static_cast<int64_t>(kMaxSql) : ToSql(max_bytes);
+}
 
 absl::Time FromMicros(const pqxx::field& f) { return absl::FromUnixMicros(f.as<int64_t>()); }
 
@@ -220,7 +246,8 @@ class PgEventStore final : public EventStore {
                  pqxx::nontransaction tx(conn);
                  pqxx::result rows =
                      tx.exec_prepared(forward ? kReadStreamForward : kReadStreamBackward,
-                                      query.stream_id, from, limit, until, until_time);
+                                      query.stream_id, from, limit, until, until_time,
+                                      MaxBytesSql(query.max_bytes));
                  if (rows.empty()) {
                    // Nothing in range: fine for a live stream, NOT_FOUND otherwise.
                    LOGBOOK_ASSIGN_OR_RETURN(StreamInfo info, LoadStreamInfo(tx, query.stream_id));
@@ -262,7 +289,8 @@ class PgEventStore final : public EventStore {
                      return ToEvents(tx.exec_prepared(statement, from_sql,
                                                       query.filter.stream_prefix,
                                                       query.filter.category, types, limit,
-                                                      until_sql, query.filter.stream_id));
+                                                      until_sql, query.filter.stream_id,
+                                                      MaxBytesSql(query.max_bytes)));
                    });
   }
 

@@ -576,6 +576,78 @@ TEST_F(StoreTest, ReadsAllBetweenBoundsAndByExactStreamAndKnowsTheHead) {
   EXPECT_EQ(store_->ReadAll(q).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// max_bytes: a read stops after the event whose data + metadata bring the
+// total to the bound or past it (so it returns at least one event); only
+// the events the read returns count, in its direction.
+TEST_F(StoreTest, ReadsStopAfterTheEventThatReachesMaxBytes) {
+  auto blob = [](size_t data, size_t metadata = 0) {
+    NewEvent e;
+    e.type = "Blob";
+    e.content_type = "application/octet-stream";
+    e.data = std::string(data, 'd');
+    e.metadata = std::string(metadata, 'm');
+    return e;
+  };
+  // Positions and bytes: 1 b-1@0 100, 2 c-1@0 1000, 3 b-1@1 200+50,
+  // 4 c-1@1 1000, 5 b-1@2 300, 6 b-1@3 400.
+  ASSERT_TRUE(store_->Append("b-1", ExpectedVersion::Any(), {blob(100)}).ok());
+  ASSERT_TRUE(store_->Append("c-1", ExpectedVersion::Any(), {blob(1000)}).ok());
+  ASSERT_TRUE(store_->Append("b-1", ExpectedVersion::Any(), {blob(200, 50)}).ok());
+  ASSERT_TRUE(store_->Append("c-1", ExpectedVersion::Any(), {blob(1000)}).ok());
+  ASSERT_TRUE(store_->Append("b-1", ExpectedVersion::Any(), {blob(300), blob(400)}).ok());
+  auto positions = [&](ReadAllQuery q, size_t max_bytes) {
+    q.max_bytes = max_bytes;
+    std::string out;
+    auto events = store_->ReadAll(q);
+    EXPECT_TRUE(events.ok()) << events.status();
+    for (const auto& e : *events) out += std::to_string(e.global_position);
+    return out;
+  };
+  EXPECT_EQ(positions(All(), 0), "123456");
+  EXPECT_EQ(positions(All(), 1), "1");
+  EXPECT_EQ(positions(All(), 100), "1");
+  EXPECT_EQ(positions(All(), 101), "12");
+  EXPECT_EQ(positions(All(), 1100), "12");
+  EXPECT_EQ(positions(All(), 1101), "123");
+  EXPECT_EQ(positions(All(2), 1), "2");
+  EXPECT_EQ(positions(All(std::nullopt, Direction::kForward, 2), 100000), "12");
+  EXPECT_EQ(positions(All(std::nullopt, Direction::kBackward), 400), "6");
+  EXPECT_EQ(positions(All(std::nullopt, Direction::kBackward), 401), "65");
+  ReadAllQuery category;
+  category.filter.category = "b";
+  EXPECT_EQ(positions(category, 100), "1");
+  EXPECT_EQ(positions(category, 350), "13");
+  EXPECT_EQ(positions(category, 351), "135");
+  ReadAllQuery stream;
+  stream.filter.stream_id = "b-1";
+  stream.direction = Direction::kBackward;
+  EXPECT_EQ(positions(stream, 700), "65");
+  EXPECT_EQ(positions(stream, 701), "653");
+  ReadAllQuery types = All(2);
+  types.filter.event_types = {"Blob"};
+  EXPECT_EQ(positions(types, 1250), "23");
+
+  auto versions = [&](ReadStreamQuery q, size_t max_bytes) {
+    q.max_bytes = max_bytes;
+    std::string out;
+    auto events = store_->ReadStream(q);
+    EXPECT_TRUE(events.ok()) << events.status();
+    for (const auto& e : *events) out += std::to_string(e.stream_version);
+    return out;
+  };
+  EXPECT_EQ(versions(Stream("b-1"), 0), "0123");
+  EXPECT_EQ(versions(Stream("b-1"), 1), "0");
+  EXPECT_EQ(versions(Stream("b-1"), 100), "0");
+  EXPECT_EQ(versions(Stream("b-1"), 101), "01");
+  EXPECT_EQ(versions(Stream("b-1"), 350), "01");
+  EXPECT_EQ(versions(Stream("b-1"), 351), "012");
+  EXPECT_EQ(versions(Stream("b-1", 1), 250), "1");
+  EXPECT_EQ(versions(Stream("b-1", 0, Direction::kForward, 2), 100000), "01");
+  EXPECT_EQ(versions(Stream("b-1", std::nullopt, Direction::kBackward), 700), "32");
+  EXPECT_EQ(versions(Stream("b-1", std::nullopt, Direction::kBackward), 701), "321");
+  EXPECT_EQ(versions(Stream("c-1"), 1), "0");
+}
+
 TEST_F(StoreTest, TextFieldsWithQuotesAndBackslashesSurviveArrayEncoding) {
   NewEvent e = Event("Type \"quoted\" \\ {x,y}");
   e.correlation_id = "a\\\"b";
