@@ -20,11 +20,13 @@ const grpc::Status kOverloaded(grpc::StatusCode::UNAVAILABLE,
                                "server overloaded: too many calls waiting for the database; "
                                "retry with backoff");
 
-// Streams the result of a paged read: fetches a page on a worker, writes it
-// one message at a time (one write in flight), fetches the next page from
-// OnWriteDone, and finishes when `total` events were sent or a page came back
-// short. Deletes itself in OnDone. At most one of {fetch, write} is in
-// flight, so the reactor is never touched by two threads at once.
+// Streams the result of a paged read: fetches a page (up to kPageSize events
+// and kPageBytes of data + metadata, plus the event that crosses it) on a
+// worker, writes it one message at a time (one write in flight), fetches the
+// next page from OnWriteDone, and finishes when `total` events were sent or
+// a page came back short of both bounds. Deletes itself in OnDone. At most
+// one of {fetch, write} is in flight, so the reactor is never touched by two
+// threads at once, and a call holds one page and the message being written.
 class PagedReadReactor final : public grpc::ServerWriteReactor<v1::ReadResponse> {
  public:
   using FetchPage = EventStoreService::FetchPage;
@@ -51,16 +53,19 @@ class PagedReadReactor final : public grpc::ServerWriteReactor<v1::ReadResponse>
 
  private:
   static constexpr uint64_t kPageSize = 500;
+  static constexpr size_t kPageBytes = 512 << 10;
 
   void StartFetch() {
     const uint64_t want = std::min(remaining_, kPageSize);
     if (!workers_.TrySubmit([this, want] {
-          absl::StatusOr<std::vector<store::RecordedEvent>> page = fetch_(want);
+          absl::StatusOr<std::vector<store::RecordedEvent>> page = fetch_(want, kPageBytes);
           if (!page.ok()) {
             Finish(ToGrpcStatus(page.status()));
             return;
           }
-          last_page_ = page->size() < want;
+          size_t bytes = 0;
+          for (const auto& e : *page) bytes += e.data.size() + e.metadata.size();
+          last_page_ = page->size() < want && bytes < kPageBytes;
           remaining_ -= page->size();
           page_.assign(std::make_move_iterator(page->begin()), std::make_move_iterator(page->end()));
           WriteNextOrFetch();
@@ -411,10 +416,12 @@ grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadStream(
   // The query keeps its until_* bounds from page to page.
   return StartPagedRead(
       *request, query.status(), request->max_count(),
-      [this, query = query.value_or(store::ReadStreamQuery()), done = false](uint64_t max) mutable
+      [this, query = query.value_or(store::ReadStreamQuery()), done = false](
+          uint64_t max, size_t max_bytes) mutable
       -> absl::StatusOr<std::vector<store::RecordedEvent>> {
         if (done) return std::vector<store::RecordedEvent>{};
         query.max_count = max;
+        query.max_bytes = max_bytes;
         auto page = store_.ReadStream(query);
         if (page.ok() && !page->empty()) {
           const uint64_t last = page->back().stream_version;
@@ -431,10 +438,12 @@ grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadAll(
   absl::StatusOr<store::ReadAllQuery> query = FromProto(*request);
   return StartPagedRead(
       *request, query.status(), request->max_count(),
-      [this, query = query.value_or(store::ReadAllQuery()), done = false](uint64_t max) mutable
+      [this, query = query.value_or(store::ReadAllQuery()), done = false](
+          uint64_t max, size_t max_bytes) mutable
       -> absl::StatusOr<std::vector<store::RecordedEvent>> {
         if (done) return std::vector<store::RecordedEvent>{};
         query.max_count = max;
+        query.max_bytes = max_bytes;
         auto page = store_.ReadAll(query);
         if (page.ok() && !page->empty()) {
           const uint64_t last = page->back().global_position;

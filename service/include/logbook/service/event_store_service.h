@@ -27,8 +27,10 @@ class AdminLimiter;
 
 class EventStoreService final : public logbook::v1::EventStore::CallbackService {
  public:
-  // Returns up to `max` events following the previous page of a read.
-  using FetchPage = std::function<absl::StatusOr<std::vector<store::RecordedEvent>>(uint64_t max)>;
+  // Returns up to `max` events following the previous page of a read,
+  // stopping after the one that brings data + metadata to `max_bytes`.
+  using FetchPage = std::function<absl::StatusOr<std::vector<store::RecordedEvent>>(
+      uint64_t max, size_t max_bytes)>;
 
   EventStoreService(store::EventStore& store, WorkerPool& workers, store::LogTail& tail,
                     std::string admin_token = "");
