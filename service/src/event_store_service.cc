@@ -5,6 +5,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "admin_limiter.h"
 #include "convert.h"
 #include "logbook/store/status_macros.h"
@@ -190,12 +191,14 @@ uint64_t ReadTotal(const store::Limits& limits, uint64_t max_count) {
 }  // namespace
 
 EventStoreService::EventStoreService(store::EventStore& store, WorkerPool& workers,
-                                     store::LogTail& tail, std::string admin_token)
+                                     store::LogTail& tail, std::string admin_token,
+                                     size_t max_subscriptions_per_connection)
     : store_(store),
       workers_(workers),
       tail_(tail),
       admin_token_(std::move(admin_token)),
-      admin_limiter_(std::make_unique<AdminLimiter>()) {}
+      admin_limiter_(std::make_unique<AdminLimiter>()),
+      max_subscriptions_per_connection_(max_subscriptions_per_connection) {}
 
 EventStoreService::~EventStoreService() = default;
 
@@ -455,15 +458,40 @@ grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadAll(
       });
 }
 
+absl::Status EventStoreService::BeginSubscription(const std::string& peer) {
+  absl::MutexLock lock(&subscriptions_mu_);
+  size_t& open = subscriptions_[peer];
+  if (max_subscriptions_per_connection_ > 0 && open >= max_subscriptions_per_connection_) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "this connection (", peer, ") has ", open,
+        " open subscriptions, the most that --max-subscriptions-per-connection (",
+        max_subscriptions_per_connection_, ") allows; end one, or open another connection"));
+  }
+  ++open;
+  return absl::OkStatus();
+}
+
+void EventStoreService::EndSubscription(const std::string& peer) {
+  absl::MutexLock lock(&subscriptions_mu_);
+  auto it = subscriptions_.find(peer);
+  if (it != subscriptions_.end() && --it->second == 0) subscriptions_.erase(it);
+}
+
 grpc::ServerWriteReactor<v1::SubscribeResponse>* EventStoreService::Subscribe(
-    grpc::CallbackServerContext*, const v1::SubscribeRequest* request) {
+    grpc::CallbackServerContext* context, const v1::SubscribeRequest* request) {
   using Failed = FailedWriteReactor<v1::SubscribeResponse>;
   if (!BeginCall()) return new Failed(kShuttingDown);
-  if (absl::Status valid = ValidateSubscribe(store_.limits(), *request); !valid.ok()) {
+  absl::Status valid = ValidateSubscribe(store_.limits(), *request);
+  std::string peer = context->peer();
+  if (valid.ok()) valid = BeginSubscription(peer);
+  if (!valid.ok()) {
     EndCall();
     return new Failed(valid);
   }
-  return StartSubscribeReactor(tail_, *request, [this] { EndCall(); });
+  return StartSubscribeReactor(tail_, *request, [this, peer = std::move(peer)] {
+    EndSubscription(peer);
+    EndCall();
+  });
 }
 
 }  // namespace logbook::service

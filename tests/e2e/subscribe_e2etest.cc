@@ -452,13 +452,16 @@ TEST_P(DeliveryTest, SlowSubscriberIsIsolatedAndCatchesUpFromTheTable) {
   ExpectShapes(fast);
 }
 
-// Guarantee 4: many live subscriptions on a bounded number of threads.
+// Guarantee 4: many live subscriptions on a bounded number of threads (ten
+// connections of 100, the most one connection may open by default).
 TEST_F(SubscribeTest, AThousandSubscriptionsOnFewThreads) {
   constexpr int kSubscribers = 1000;
+  std::vector<std::unique_ptr<v1::EventStore::Stub>> stubs;
+  for (int c = 0; c < 10; ++c) stubs.push_back(v1::EventStore::NewStub(server_->NewChannel()));
   std::vector<std::unique_ptr<Subscriber>> subs;
   for (int i = 0; i < kSubscribers; ++i) {
     subs.push_back(std::make_unique<Subscriber>(
-        *stub_, i % 10 == 0 ? All() : Category("cat" + std::to_string(i % 9))));
+        *stubs[i / 100], i % 10 == 0 ? All() : Category("cat" + std::to_string(i % 9))));
   }
   absl::SleepFor(absl::Seconds(1));
   for (int c = 0; c < 9; ++c) ASSERT_TRUE(AppendN("cat" + std::to_string(c) + "-1", 1).ok());
