@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(size_t{1}, size_t{1000000}));
   app.add_option("--subscription-buffer-bytes", subscriptions.max_buffered_bytes,
                  "Bytes one subscriber may hold (queued events and catch-up reads), at least "
-                 "twice a catch-up read of 512 KiB plus the largest event; units such as MiB "
+                 "twice a catch-up read of 256 KiB plus the largest event; units such as MiB "
                  "accepted")
       ->transform(CLI::AsSizeValue(false))
       ->check(CLI::Range(size_t{1} << 20, size_t{1} << 30));

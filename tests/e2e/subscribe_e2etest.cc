@@ -542,7 +542,7 @@ TEST_F(SubscribeTest, BatchedDeliveryWithAFilterIsExact) {
 
 // A batch also stops at ~1 MiB: of 20 events of 300,000 bytes a message
 // holds at most 3, and holds 3 once that many are queued (catch-up reads
-// stop at 512 KiB, two such events; the paused subscriber lets the server
+// stop at 256 KiB, after one such event; the paused subscriber lets the server
 // queue several reads).
 TEST_F(SubscribeTest, BatchesAreCappedByBytes) {
   for (int i = 0; i < 4; ++i) ASSERT_TRUE(AppendN("big-1", 5, "Tick", 300000).ok());

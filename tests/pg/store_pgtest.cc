@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <thread>
+#include <type_traits>
 
 #include <pqxx/pqxx>
 
@@ -595,57 +596,57 @@ TEST_F(StoreTest, ReadsStopAfterTheEventThatReachesMaxBytes) {
   ASSERT_TRUE(store_->Append("b-1", ExpectedVersion::Any(), {blob(200, 50)}).ok());
   ASSERT_TRUE(store_->Append("c-1", ExpectedVersion::Any(), {blob(1000)}).ok());
   ASSERT_TRUE(store_->Append("b-1", ExpectedVersion::Any(), {blob(300), blob(400)}).ok());
-  auto positions = [&](ReadAllQuery q, size_t max_bytes) {
+  // What `q` with `max_bytes` returns: the positions of a ReadAll, the
+  // versions of a ReadStream.
+  auto read = [&](auto q, size_t max_bytes) {
+    constexpr bool kAll = std::is_same_v<decltype(q), ReadAllQuery>;
     q.max_bytes = max_bytes;
-    std::string out;
-    auto events = store_->ReadAll(q);
+    absl::StatusOr<std::vector<RecordedEvent>> events;
+    if constexpr (kAll) {
+      events = store_->ReadAll(q);
+    } else {
+      events = store_->ReadStream(q);
+    }
     EXPECT_TRUE(events.ok()) << events.status();
-    for (const auto& e : *events) out += std::to_string(e.global_position);
+    std::string out;
+    for (const auto& e : *events) out += std::to_string(kAll ? e.global_position : e.stream_version);
     return out;
   };
-  EXPECT_EQ(positions(All(), 0), "123456");
-  EXPECT_EQ(positions(All(), 1), "1");
-  EXPECT_EQ(positions(All(), 100), "1");
-  EXPECT_EQ(positions(All(), 101), "12");
-  EXPECT_EQ(positions(All(), 1100), "12");
-  EXPECT_EQ(positions(All(), 1101), "123");
-  EXPECT_EQ(positions(All(2), 1), "2");
-  EXPECT_EQ(positions(All(std::nullopt, Direction::kForward, 2), 100000), "12");
-  EXPECT_EQ(positions(All(std::nullopt, Direction::kBackward), 400), "6");
-  EXPECT_EQ(positions(All(std::nullopt, Direction::kBackward), 401), "65");
+  EXPECT_EQ(read(All(), 0), "123456");
+  EXPECT_EQ(read(All(), 1), "1");
+  EXPECT_EQ(read(All(), 100), "1");
+  EXPECT_EQ(read(All(), 101), "12");
+  EXPECT_EQ(read(All(), 1100), "12");
+  EXPECT_EQ(read(All(), 1101), "123");
+  EXPECT_EQ(read(All(2), 1), "2");
+  EXPECT_EQ(read(All(std::nullopt, Direction::kForward, 2), 100000), "12");
+  EXPECT_EQ(read(All(std::nullopt, Direction::kBackward), 400), "6");
+  EXPECT_EQ(read(All(std::nullopt, Direction::kBackward), 401), "65");
   ReadAllQuery category;
   category.filter.category = "b";
-  EXPECT_EQ(positions(category, 100), "1");
-  EXPECT_EQ(positions(category, 350), "13");
-  EXPECT_EQ(positions(category, 351), "135");
+  EXPECT_EQ(read(category, 100), "1");
+  EXPECT_EQ(read(category, 350), "13");
+  EXPECT_EQ(read(category, 351), "135");
   ReadAllQuery stream;
   stream.filter.stream_id = "b-1";
   stream.direction = Direction::kBackward;
-  EXPECT_EQ(positions(stream, 700), "65");
-  EXPECT_EQ(positions(stream, 701), "653");
+  EXPECT_EQ(read(stream, 700), "65");
+  EXPECT_EQ(read(stream, 701), "653");
   ReadAllQuery types = All(2);
   types.filter.event_types = {"Blob"};
-  EXPECT_EQ(positions(types, 1250), "23");
+  EXPECT_EQ(read(types, 1250), "23");
 
-  auto versions = [&](ReadStreamQuery q, size_t max_bytes) {
-    q.max_bytes = max_bytes;
-    std::string out;
-    auto events = store_->ReadStream(q);
-    EXPECT_TRUE(events.ok()) << events.status();
-    for (const auto& e : *events) out += std::to_string(e.stream_version);
-    return out;
-  };
-  EXPECT_EQ(versions(Stream("b-1"), 0), "0123");
-  EXPECT_EQ(versions(Stream("b-1"), 1), "0");
-  EXPECT_EQ(versions(Stream("b-1"), 100), "0");
-  EXPECT_EQ(versions(Stream("b-1"), 101), "01");
-  EXPECT_EQ(versions(Stream("b-1"), 350), "01");
-  EXPECT_EQ(versions(Stream("b-1"), 351), "012");
-  EXPECT_EQ(versions(Stream("b-1", 1), 250), "1");
-  EXPECT_EQ(versions(Stream("b-1", 0, Direction::kForward, 2), 100000), "01");
-  EXPECT_EQ(versions(Stream("b-1", std::nullopt, Direction::kBackward), 700), "32");
-  EXPECT_EQ(versions(Stream("b-1", std::nullopt, Direction::kBackward), 701), "321");
-  EXPECT_EQ(versions(Stream("c-1"), 1), "0");
+  EXPECT_EQ(read(Stream("b-1"), 0), "0123");
+  EXPECT_EQ(read(Stream("b-1"), 1), "0");
+  EXPECT_EQ(read(Stream("b-1"), 100), "0");
+  EXPECT_EQ(read(Stream("b-1"), 101), "01");
+  EXPECT_EQ(read(Stream("b-1"), 350), "01");
+  EXPECT_EQ(read(Stream("b-1"), 351), "012");
+  EXPECT_EQ(read(Stream("b-1", 1), 250), "1");
+  EXPECT_EQ(read(Stream("b-1", 0, Direction::kForward, 2), 100000), "01");
+  EXPECT_EQ(read(Stream("b-1", std::nullopt, Direction::kBackward), 700), "32");
+  EXPECT_EQ(read(Stream("b-1", std::nullopt, Direction::kBackward), 701), "321");
+  EXPECT_EQ(read(Stream("c-1"), 1), "0");
 }
 
 TEST_F(StoreTest, TextFieldsWithQuotesAndBackslashesSurviveArrayEncoding) {

@@ -35,12 +35,12 @@ TEST(SubscriptionMemory, EventsCountTheirStructAndEveryString) {
 }
 
 TEST(SubscriptionMemory, AReadReservesItsBoundTheCrossingEventAndEachEventsOverhead) {
-  EXPECT_EQ(ReadReservation(512 << 10, 500, 1 << 20),
-            sizeof(std::vector<RecordedEvent>) + (512 << 10) + (1 << 20) + 500 * kEventOverhead);
+  EXPECT_EQ(ReadReservation(256 << 10, 500, 1 << 20),
+            sizeof(std::vector<RecordedEvent>) + (256 << 10) + (1 << 20) + 500 * kEventOverhead);
   // The most such a read can return fits: max_bytes - 1 of events before the
   // last, one event of max_event_bytes, each within its overhead.
-  std::vector<RecordedEvent> worst = {Sized((512 << 10) - 1), Sized(1 << 20)};
-  EXPECT_LE(BatchBytes(worst), ReadReservation(512 << 10, 2, 1 << 20));
+  std::vector<RecordedEvent> worst = {Sized((256 << 10) - 1), Sized(1 << 20)};
+  EXPECT_LE(BatchBytes(worst), ReadReservation(256 << 10, 2, 1 << 20));
 }
 
 TEST(SubscriptionMemory, AReadStartsWhenItFitsOrNothingIsHeld) {

@@ -43,7 +43,7 @@ struct SubscriptionOptions {
   // A retained live batch counts whole, as it keeps the whole batch alive.
   size_t max_buffered_bytes = 4 << 20;
   uint64_t catch_up_page = 500;          // Events per catch-up read, at most.
-  size_t catch_up_bytes = 512 << 10;     // Data + metadata per catch-up read (ReadAllQuery::max_bytes).
+  size_t catch_up_bytes = 256 << 10;     // Data + metadata per catch-up read (ReadAllQuery::max_bytes).
   uint64_t tail_page = 1000;             // Events per read of the live tail, at most.
   size_t tail_bytes = 512 << 10;         // Data + metadata per read of the live tail.
   // Server-wide, the bytes all subscriptions may hold (0: no cap); each
