@@ -102,39 +102,42 @@ struct FakeExecutor {
   }
 };
 
-TEST(MemoryBudget, ReservesUpToTheCapAndWakesWaitersOnTheExecutorWhenMemoryIsGivenBack) {
-  FakeExecutor pool;
-  MemoryBudget budget(1000, pool.executor());
-  EXPECT_TRUE(budget.TryReserve(600));
-  EXPECT_TRUE(budget.HasRoom(400));
-  EXPECT_FALSE(budget.HasRoom(401));
+// A budget of 1,000 bytes whose wake-ups go to pool_.
+class MemoryBudgetTest : public ::testing::Test {
+ protected:
+  FakeExecutor pool_;
+  MemoryBudget budget_{1000, pool_.executor()};
+};
+
+TEST_F(MemoryBudgetTest, ReservesUpToTheCapAndWakesWaitersOnTheExecutorWhenMemoryIsGivenBack) {
+  EXPECT_TRUE(budget_.TryReserve(600));
+  EXPECT_TRUE(budget_.HasRoom(400));
+  EXPECT_FALSE(budget_.HasRoom(401));
   int woken = 0;
-  EXPECT_FALSE(budget.TryReserve(401, [&] { ++woken; }));
-  EXPECT_EQ(budget.used(), 600u);
-  EXPECT_TRUE(budget.TryReserve(400));
-  EXPECT_EQ(budget.used(), 1000u);
-  EXPECT_FALSE(budget.OverCap());
-  budget.Reserve(50);  // A batch already read: taken past the cap.
-  EXPECT_TRUE(budget.OverCap());
-  budget.Release(450);
-  EXPECT_EQ(budget.used(), 600u);
+  EXPECT_FALSE(budget_.TryReserve(401, [&] { ++woken; }));
+  EXPECT_EQ(budget_.used(), 600u);
+  EXPECT_TRUE(budget_.TryReserve(400));
+  EXPECT_EQ(budget_.used(), 1000u);
+  EXPECT_FALSE(budget_.OverCap());
+  budget_.Reserve(50);  // A batch already read: taken past the cap.
+  EXPECT_TRUE(budget_.OverCap());
+  budget_.Release(450);
+  EXPECT_EQ(budget_.used(), 600u);
   EXPECT_EQ(woken, 0);  // Not on the releasing thread...
-  EXPECT_EQ(pool.RunAll(), 1);
+  EXPECT_EQ(pool_.RunAll(), 1);
   EXPECT_EQ(woken, 1);  // ...but on the executor, once.
-  budget.Release(100);
-  EXPECT_EQ(pool.RunAll(), 0);
-  EXPECT_EQ(budget.used(), 500u);
+  budget_.Release(100);
+  EXPECT_EQ(pool_.RunAll(), 0);
+  EXPECT_EQ(budget_.used(), 500u);
 }
 
-TEST(MemoryBudget, OneReadLargerThanTheCapGoesAheadWhenNothingIsHeld) {
-  FakeExecutor pool;
-  MemoryBudget budget(1000, pool.executor());
-  EXPECT_TRUE(budget.HasRoom(5000));
-  EXPECT_TRUE(budget.TryReserve(5000));
-  EXPECT_FALSE(budget.TryReserve(1));
-  budget.Release(5000);
-  EXPECT_EQ(budget.used(), 0u);
-  MemoryBudget unlimited(0, pool.executor());
+TEST_F(MemoryBudgetTest, OneReadLargerThanTheCapGoesAheadWhenNothingIsHeld) {
+  EXPECT_TRUE(budget_.HasRoom(5000));
+  EXPECT_TRUE(budget_.TryReserve(5000));
+  EXPECT_FALSE(budget_.TryReserve(1));
+  budget_.Release(5000);
+  EXPECT_EQ(budget_.used(), 0u);
+  MemoryBudget unlimited(0, pool_.executor());
   EXPECT_TRUE(unlimited.TryReserve(size_t{1} << 40));
   EXPECT_TRUE(unlimited.TryReserve(size_t{1} << 40));
   EXPECT_FALSE(unlimited.OverCap());
