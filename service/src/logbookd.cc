@@ -78,9 +78,9 @@ int main(int argc, char** argv) {
                  "Events buffered per subscriber before it falls back to reading the table")
       ->check(CLI::Range(size_t{1}, size_t{1000000}));
   app.add_option("--subscription-buffer-bytes", subscriptions.max_buffered_bytes,
-                 "Bytes one subscriber may hold (queued events and catch-up reads), at least "
-                 "twice a catch-up read of 256 KiB plus the largest event; units such as MiB "
-                 "accepted")
+                 "Bytes one subscriber may hold (queued events and catch-up reads); room for "
+                 "two catch-up reads is always used (3 MiB with 1 MiB events); units such as "
+                 "MiB accepted")
       ->transform(CLI::AsSizeValue(false))
       ->check(CLI::Range(size_t{1} << 20, size_t{1} << 30));
   app.add_option("--max-subscription-memory", subscriptions.max_memory,
