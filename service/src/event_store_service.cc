@@ -5,6 +5,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "admin_limiter.h"
 #include "convert.h"
 #include "logbook/store/status_macros.h"
@@ -20,11 +21,13 @@ const grpc::Status kOverloaded(grpc::StatusCode::UNAVAILABLE,
                                "server overloaded: too many calls waiting for the database; "
                                "retry with backoff");
 
-// Streams the result of a paged read: fetches a page on a worker, writes it
-// one message at a time (one write in flight), fetches the next page from
-// OnWriteDone, and finishes when `total` events were sent or a page came back
-// short. Deletes itself in OnDone. At most one of {fetch, write} is in
-// flight, so the reactor is never touched by two threads at once.
+// Streams the result of a paged read: fetches a page (up to kPageSize events
+// and kPageBytes of data + metadata, plus the event that crosses it) on a
+// worker, writes it one message at a time (one write in flight), fetches the
+// next page from OnWriteDone, and finishes when `total` events were sent or
+// a page came back short of both bounds. Deletes itself in OnDone. At most
+// one of {fetch, write} is in flight, so the reactor is never touched by two
+// threads at once, and a call holds one page and the message being written.
 class PagedReadReactor final : public grpc::ServerWriteReactor<v1::ReadResponse> {
  public:
   using FetchPage = EventStoreService::FetchPage;
@@ -51,16 +54,19 @@ class PagedReadReactor final : public grpc::ServerWriteReactor<v1::ReadResponse>
 
  private:
   static constexpr uint64_t kPageSize = 500;
+  static constexpr size_t kPageBytes = 512 << 10;
 
   void StartFetch() {
     const uint64_t want = std::min(remaining_, kPageSize);
     if (!workers_.TrySubmit([this, want] {
-          absl::StatusOr<std::vector<store::RecordedEvent>> page = fetch_(want);
+          absl::StatusOr<std::vector<store::RecordedEvent>> page = fetch_(want, kPageBytes);
           if (!page.ok()) {
             Finish(ToGrpcStatus(page.status()));
             return;
           }
-          last_page_ = page->size() < want;
+          size_t bytes = 0;
+          for (const auto& e : *page) bytes += e.data.size() + e.metadata.size();
+          last_page_ = page->size() < want && bytes < kPageBytes;
           remaining_ -= page->size();
           page_.assign(std::make_move_iterator(page->begin()), std::make_move_iterator(page->end()));
           WriteNextOrFetch();
@@ -185,12 +191,14 @@ uint64_t ReadTotal(const store::Limits& limits, uint64_t max_count) {
 }  // namespace
 
 EventStoreService::EventStoreService(store::EventStore& store, WorkerPool& workers,
-                                     store::LogTail& tail, std::string admin_token)
+                                     store::LogTail& tail, std::string admin_token,
+                                     size_t max_subscriptions_per_connection)
     : store_(store),
       workers_(workers),
       tail_(tail),
       admin_token_(std::move(admin_token)),
-      admin_limiter_(std::make_unique<AdminLimiter>()) {}
+      admin_limiter_(std::make_unique<AdminLimiter>()),
+      max_subscriptions_per_connection_(max_subscriptions_per_connection) {}
 
 EventStoreService::~EventStoreService() = default;
 
@@ -423,10 +431,12 @@ grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadStream(
   // The query keeps its until_* bounds from page to page.
   return StartPagedRead(
       *request, query.status(), request->max_count(),
-      [this, query = query.value_or(store::ReadStreamQuery()), done = false](uint64_t max) mutable
+      [this, query = query.value_or(store::ReadStreamQuery()), done = false](
+          uint64_t max, size_t max_bytes) mutable
       -> absl::StatusOr<std::vector<store::RecordedEvent>> {
         if (done) return std::vector<store::RecordedEvent>{};
         query.max_count = max;
+        query.max_bytes = max_bytes;
         auto page = store_.ReadStream(query);
         if (page.ok() && !page->empty()) {
           const uint64_t last = page->back().stream_version;
@@ -443,10 +453,12 @@ grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadAll(
   absl::StatusOr<store::ReadAllQuery> query = FromProto(*request);
   return StartPagedRead(
       *request, query.status(), request->max_count(),
-      [this, query = query.value_or(store::ReadAllQuery()), done = false](uint64_t max) mutable
+      [this, query = query.value_or(store::ReadAllQuery()), done = false](
+          uint64_t max, size_t max_bytes) mutable
       -> absl::StatusOr<std::vector<store::RecordedEvent>> {
         if (done) return std::vector<store::RecordedEvent>{};
         query.max_count = max;
+        query.max_bytes = max_bytes;
         auto page = store_.ReadAll(query);
         if (page.ok() && !page->empty()) {
           const uint64_t last = page->back().global_position;
@@ -458,15 +470,40 @@ grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadAll(
       });
 }
 
+absl::Status EventStoreService::BeginSubscription(const std::string& peer) {
+  absl::MutexLock lock(&subscriptions_mu_);
+  size_t& open = subscriptions_[peer];
+  if (max_subscriptions_per_connection_ > 0 && open >= max_subscriptions_per_connection_) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "this connection (", peer, ") has ", open,
+        " open subscriptions, the most that --max-subscriptions-per-connection (",
+        max_subscriptions_per_connection_, ") allows; end one, or open another connection"));
+  }
+  ++open;
+  return absl::OkStatus();
+}
+
+void EventStoreService::EndSubscription(const std::string& peer) {
+  absl::MutexLock lock(&subscriptions_mu_);
+  auto it = subscriptions_.find(peer);
+  if (it != subscriptions_.end() && --it->second == 0) subscriptions_.erase(it);
+}
+
 grpc::ServerWriteReactor<v1::SubscribeResponse>* EventStoreService::Subscribe(
-    grpc::CallbackServerContext*, const v1::SubscribeRequest* request) {
+    grpc::CallbackServerContext* context, const v1::SubscribeRequest* request) {
   using Failed = FailedWriteReactor<v1::SubscribeResponse>;
   if (!BeginCall()) return new Failed(kShuttingDown);
-  if (absl::Status valid = ValidateSubscribe(store_.limits(), *request); !valid.ok()) {
+  absl::Status valid = ValidateSubscribe(store_.limits(), *request);
+  std::string peer = context->peer();
+  if (valid.ok()) valid = BeginSubscription(peer);
+  if (!valid.ok()) {
     EndCall();
     return new Failed(valid);
   }
-  return StartSubscribeReactor(tail_, *request, [this] { EndCall(); });
+  return StartSubscribeReactor(tail_, *request, [this, peer = std::move(peer)] {
+    EndSubscription(peer);
+    EndCall();
+  });
 }
 
 }  // namespace logbook::service

@@ -7,6 +7,8 @@
 #include <iostream>
 #include <sstream>
 
+#include <jemalloc/jemalloc.h>
+
 #include "logbook/service/server.h"
 #include "logbook/store/event_store.h"
 #include "absl/strings/ascii.h"
@@ -16,6 +18,35 @@
 #include "logbook/store/migrations.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
+
+// jemalloc reads this at start-up: a background thread purges freed pages
+// within about a second (dirty_decay_ms), straight back to the system
+// (muzzy_decay_ms 0: no lazy MADV_FREE), so the memory of ended
+// subscriptions leaves logbookd's RSS in seconds, not at the next
+// allocation burst. MALLOC_CONF in the environment still overrides it.
+extern "C" {
+const char* malloc_conf = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0";
+}
+
+namespace {
+
+// How jemalloc is set up, as read back from it: "background_thread true,
+// dirty_decay_ms 1000, muzzy_decay_ms 0".
+std::string AllocatorSettings() {
+  bool background = false;
+  ssize_t dirty = -1, muzzy = -1;
+  size_t size = sizeof(background);
+  mallctl("opt.background_thread", &background, &size, nullptr, 0);
+  size = sizeof(dirty);
+  mallctl("opt.dirty_decay_ms", &dirty, &size, nullptr, 0);
+  size = sizeof(muzzy);
+  mallctl("opt.muzzy_decay_ms", &muzzy, &size, nullptr, 0);
+  return "background_thread " + std::string(background ? "true" : "false") +
+         ", dirty_decay_ms " + std::to_string(dirty) + ", muzzy_decay_ms " +
+         std::to_string(muzzy);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   // Debian's Abseil is built with Mutex deadlock detection on: every
@@ -48,9 +79,37 @@ int main(int argc, char** argv) {
   app.add_option("--workers", server_options.worker_threads,
                  "Threads running database calls (default: the pool size)")
       ->check(CLI::Range(1, 1000));
-  size_t buffered = server_options.subscriptions.max_buffered_events;
-  app.add_option("--subscription-buffer", buffered,
+  logbook::store::SubscriptionOptions& subscriptions = server_options.subscriptions;
+  app.add_option("--subscription-buffer", subscriptions.max_buffered_events,
                  "Events buffered per subscriber before it falls back to reading the table")
+      ->check(CLI::Range(size_t{1}, size_t{1000000}));
+  app.add_option("--subscription-buffer-bytes", subscriptions.max_buffered_bytes,
+                 "Bytes one subscriber may hold (queued events and catch-up reads); room for "
+                 "two catch-up reads is always used (3 MiB with 1 MiB events); units such as "
+                 "MiB accepted")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Range(size_t{1} << 20, size_t{1} << 30));
+  app.add_option("--max-subscription-memory", subscriptions.max_memory,
+                 "Bytes all subscriptions may hold together (0: no cap); past it catch-up "
+                 "reads wait and new subscriptions fail with RESOURCE_EXHAUSTED; units such as "
+                 "GiB accepted")
+      ->transform(CLI::AsSizeValue(false));
+  app.add_option("--max-subscriptions-per-connection",
+                 server_options.max_subscriptions_per_connection,
+                 "Open subscriptions one client connection may hold (0: no cap); past it "
+                 "Subscribe fails with RESOURCE_EXHAUSTED");
+  int idle_seconds = 300, keepalive_seconds = 60, keepalive_timeout_seconds = 20;
+  app.add_option("--idle-connection-timeout", idle_seconds,
+                 "Seconds a client connection may go without a call before it is closed "
+                 "(0: never)")
+      ->check(CLI::Range(0, 1000000));
+  app.add_option("--keepalive-time", keepalive_seconds,
+                 "Seconds without traffic after which logbookd pings a client, to find dead "
+                 "peers (0: never); clients may ping as often as every 10 s")
+      ->check(CLI::Range(0, 1000000));
+  app.add_option("--keepalive-timeout", keepalive_timeout_seconds,
+                 "Seconds a ping may go unanswered before the connection and its calls are "
+                 "closed")
       ->check(CLI::Range(1, 1000000));
   logbook::store::Limits& limits = store_options.limits;
   app.add_option("--max-event-bytes", limits.max_event_bytes,
@@ -95,7 +154,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   CLI11_PARSE(app, argc, argv);
   if (app.count("--workers") == 0) server_options.worker_threads = store_options.pool_size;
-  server_options.subscriptions.max_buffered_events = buffered;
+  server_options.idle_connection_timeout = absl::Seconds(idle_seconds);
+  server_options.keepalive_time = absl::Seconds(keepalive_seconds);
+  server_options.keepalive_timeout = absl::Seconds(keepalive_timeout_seconds);
   server_options.database_dsn = store_options.dsn;
   if (!admin_token_file.empty()) {
     std::ifstream in(admin_token_file, std::ios::binary);
@@ -168,6 +229,11 @@ int main(int argc, char** argv) {
   spdlog::info("admin calls are {}", server_options.admin_token.empty()
                                          ? "disabled (no --admin-token)"
                                          : "enabled (--admin-token set)");
+  spdlog::info(
+      "subscriptions: {} bytes each, {} bytes in all (0: no cap), {} per connection (0: no "
+      "cap); connections idle for {} s are closed; allocator: {}",
+      subscriptions.max_buffered_bytes, subscriptions.max_memory,
+      server_options.max_subscriptions_per_connection, idle_seconds, AllocatorSettings());
 
   int received = 0;
   sigwait(&signals, &received);

@@ -4,6 +4,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <climits>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -13,6 +14,13 @@
 
 namespace logbook::service {
 namespace {
+
+// A duration as a gRPC channel argument: milliseconds, INT_MAX for zero
+// (never).
+int ChannelMillis(absl::Duration d) {
+  if (d <= absl::ZeroDuration()) return INT_MAX;
+  return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(d), INT_MAX));
+}
 
 class GrpcServer final : public Server {
  public:
@@ -25,7 +33,8 @@ class GrpcServer final : public Server {
         options.database_dsn, options.subscriptions);
     if (!tail.ok()) return tail.status();
     tail_ = *std::move(tail);
-    service_ = std::make_unique<EventStoreService>(store, workers_, *tail_, options.admin_token);
+    service_ = std::make_unique<EventStoreService>(store, workers_, *tail_, options.admin_token,
+                                                   options.max_subscriptions_per_connection);
     const store::Limits& limits = store.limits();
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -35,6 +44,16 @@ class GrpcServer final : public Server {
     // Room for the largest batch plus framing, so that an oversized batch
     // gets the store's precise RESOURCE_EXHAUSTED rather than gRPC's.
     builder.SetMaxReceiveMessageSize(static_cast<int>(limits.max_batch_bytes * 2 + (1 << 20)));
+    // Idle connections and dead peers: see ServerOptions.
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                               ChannelMillis(options.idle_connection_timeout));
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, ChannelMillis(options.keepalive_time));
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                               ChannelMillis(options.keepalive_timeout));
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                               ChannelMillis(options.min_client_ping_interval));
+    builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
     server_ = builder.BuildAndStart();
     if (server_ == nullptr || port_ == 0) {
       return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));

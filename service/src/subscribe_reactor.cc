@@ -56,7 +56,17 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
   void OnEnded(const absl::Status& status) override { Finish(ToGrpcStatus(status)); }
 
   // grpc::ServerWriteReactor.
-  void OnWriteDone(bool ok) override { subscription_->MessageDone(ok); }
+  void OnWriteDone(bool ok) override {
+    // Clear() keeps every string's capacity, so a message of large events
+    // would stay allocated for good: once what was written since the last
+    // reset reaches kMaxRetainedBytes, the message is freed.
+    retained_ += static_cast<size_t>(response_.GetCachedSize());
+    if (retained_ >= kMaxRetainedBytes) {
+      response_ = v1::SubscribeResponse();
+      retained_ = 0;
+    }
+    subscription_->MessageDone(ok);
+  }
   void OnCancel() override { subscription_->End(absl::CancelledError("cancelled")); }
   void OnDone() override {
     on_done_();
@@ -64,10 +74,13 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
   }
 
  private:
+  static constexpr size_t kMaxRetainedBytes = 1 << 20;
+
   std::function<void()> on_done_;
   const bool batched_;  // Events go in EventBatch messages.
   std::shared_ptr<store::Subscription> subscription_;
   v1::SubscribeResponse response_;  // Owned by the write in flight.
+  size_t retained_ = 0;             // Bytes written into response_ since it was last freed.
 };
 
 }  // namespace

@@ -1,13 +1,13 @@
 #include <algorithm>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "log_tail.h"
+#include "spdlog/spdlog.h"
 
 namespace logbook::store {
 namespace {
-
-size_t Bytes(const RecordedEvent& e) { return e.data.size() + e.metadata.size(); }
 
 // Events go into one message while it stays under this many (estimated)
 // bytes; one larger event still goes alone. Well under gRPC's default 4 MiB
@@ -31,45 +31,52 @@ Feed::Feed(LiveTail& tail, const SubscriptionRequest& request, SubscriptionConsu
       filter_(request.filter),
       max_per_message_(std::max<uint32_t>(1, request.max_events_per_message)) {
   const SubscriptionOptions& o = tail_.options();
-  page_ = std::min<uint64_t>(o.catch_up_page, o.max_buffered_events);
+  page_ = std::max<uint64_t>(1, std::min<uint64_t>(o.catch_up_page, o.max_buffered_events));
   windowed_ = filter_.stream_id.empty() && filter_.category.empty() &&
               filter_.stream_prefix.empty() && filter_.event_types.empty();
+  read_bytes_ = std::max<size_t>(1, o.catch_up_bytes);
+  reservation_ = ReadReservation(read_bytes_, page_, tail_.store().limits().max_event_bytes);
+  budget_ = std::max(o.max_buffered_bytes, 2 * reservation_);
 }
 
 void Feed::Start() {
   {
     absl::MutexLock lock(&mu_);
-    ++fetches_;
-    Schedule([self = shared_from_this()] { self->Resolve(); });
+    MemoryBudget& memory = tail_.memory();
+    if (!memory.HasRoom(reservation_)) {
+      Fail(absl::ResourceExhaustedError(absl::StrCat(
+          "subscription memory is used up: open subscriptions hold ", memory.used(),
+          " bytes, and a new one needs ", reservation_, " more, over the ", memory.cap(),
+          " bytes that --max-subscription-memory allows; retry later")));
+    } else {
+      ++fetches_;
+      Schedule([self = shared_from_this()] { self->Resolve(); });
+    }
   }
   MaybeFinish();
 }
 
-bool Feed::Deliver(const EventBatch& batch, uint64_t to) {
+bool Feed::Deliver(const EventBatch& batch, size_t batch_bytes, uint64_t to) {
   {
     absl::MutexLock lock(&mu_);
     if (!live_ || ending_) return true;
-    size_t events = 0, bytes = 0;
+    LiveRoom room;
     for (const auto& e : *batch) {
-      if (e.global_position > cursor_ && Matches(filter_, e)) {
-        ++events;
-        bytes += Bytes(e);
-      }
+      if (e.global_position > cursor_ && Matches(filter_, e)) ++room.events;
     }
-    const SubscriptionOptions& o = tail_.options();
-    // A subscriber with an empty queue is keeping up and takes the whole
-    // (shared) batch; one with a backlog must have room for it.
-    if (events > 0 && queued_events_ > 0 &&
-        (queued_events_ + events > o.max_buffered_events ||
-         queued_bytes_ + bytes > o.max_buffered_bytes)) {
+    room.batch_bytes = batch_bytes;
+    room.queued_events = queued_events_;
+    room.held = held_;
+    room.idle = queue_.empty() && !sending_;
+    room.max_events = tail_.options().max_buffered_events;
+    room.budget = budget_;
+    room.over_cap = room.events > 0 && !room.idle && tail_.memory().OverCap();
+    if (!TakesLiveBatch(room)) {
       live_ = false;  // Too slow: back to the table once the queue drains.
       queue_.push_back({SubscriptionItem::Kind::kFellBehind, nullptr, 0, cursor_});
       return false;
     }
-    for (size_t i = 0; i < batch->size(); ++i) {
-      const auto& e = (*batch)[i];
-      if (e.global_position > cursor_ && Matches(filter_, e)) Enqueue(batch, i);
-    }
+    EnqueueBatch(batch, batch_bytes, /*filtered=*/true);
     cursor_ = std::max(cursor_, to);
     requested_ = cursor_;  // Live: no read is in flight; one after falling behind starts here.
     MaybeCheckpoint();
@@ -134,12 +141,22 @@ void Feed::Schedule(std::function<void()> step) {
   }
 }
 
-void Feed::Enqueue(const EventBatch& batch, size_t index) {
-  const auto& e = (*batch)[index];
-  queue_.push_back({SubscriptionItem::Kind::kEvent, batch, index, e.global_position});
-  ++queued_events_;
-  queued_bytes_ += Bytes(e);
-  reported_ = e.global_position;
+size_t Feed::EnqueueBatch(const EventBatch& batch, size_t bytes, bool filtered) {
+  size_t queued = 0;
+  for (size_t i = 0; i < batch->size(); ++i) {
+    const auto& e = (*batch)[i];
+    if (filtered && (e.global_position <= cursor_ || !Matches(filter_, e))) continue;
+    queue_.push_back({SubscriptionItem::Kind::kEvent, batch, i, e.global_position});
+    reported_ = e.global_position;
+    ++queued;
+  }
+  queued_events_ += queued;
+  // The batch stays alive until its last queued event has left.
+  if (queued > 0) {
+    queue_.back().charge = bytes;
+    held_ += bytes;
+  }
+  return queued;
 }
 
 void Feed::MaybeCheckpoint() {
@@ -193,60 +210,8 @@ void Feed::Resolve() {
   Pump();  // Starts catching up.
 }
 
-// Reads up to the newest head the tail heard of, which may be ahead of the
-// tail (an acknowledged append included), so caught_up covers it. Results
-// are enqueued in position order whichever read finishes first.
 void Feed::Fetch() {
-  for (;;) {
-    const uint64_t until = tail_.readable();  // Not under mu_: the tail's lock comes first.
-    uint64_t from = 0, to = 0;
-    {
-      absl::MutexLock lock(&mu_);
-      known_until_ = std::max(known_until_, until);
-      if (ending_) break;
-      from = requested_;
-      if (from < until) {
-        to = windowed_ ? std::min(from + page_, until) : until;
-        requested_ = to;  // For a filter: corrected below when the page is full.
-        StartFetches();   // The next window, while this one is read.
-      } else if (fetches_ > 1 || cursor_ < requested_) {
-        break;  // The read still in flight continues from here.
-      } else if (queued_events_ > 0) {
-        // Join the live feed with no backlog of events, so its first batch
-        // fits; Pump comes back here once the queue drained.
-        drain_before_live_ = true;
-        break;
-      }
-    }
-    if (from >= until) {
-      if (tail_.TryGoLive(shared_from_this(), from)) break;
-      continue;  // The tail moved on meanwhile; read the rest.
-    }
-    ReadAllQuery q;
-    q.from_position = from + 1;
-    q.until_position = to;
-    q.max_count = page_;
-    q.filter = filter_;
-    auto events = tail_.store().ReadAll(q);
-    absl::MutexLock lock(&mu_);
-    if (!events.ok()) {
-      Fail(events.status());
-      break;
-    }
-    if (!windowed_ && events->size() == page_) {
-      to = requested_ = events->back().global_position;  // Full: the rest comes next.
-    }
-    arrived_.emplace(
-        from, Arrived{to, std::make_shared<const std::vector<RecordedEvent>>(*std::move(events))});
-    // Enqueue what is now contiguous with the cursor.
-    for (auto it = arrived_.begin(); it != arrived_.end() && it->first == cursor_;
-         it = arrived_.erase(it)) {
-      for (size_t i = 0; i < it->second.batch->size(); ++i) Enqueue(it->second.batch, i);
-      cursor_ = it->second.to;
-    }
-    MaybeCheckpoint();
-    break;
-  }
+  ReadNext();
   {
     absl::MutexLock lock(&mu_);
     --fetches_;
@@ -254,17 +219,123 @@ void Feed::Fetch() {
   Pump();
 }
 
+// Reads up to the newest head the tail heard of, which may be ahead of the
+// tail (an acknowledged append included), so caught_up covers it. Results
+// are enqueued in position order whichever read finishes first.
+void Feed::ReadNext() {
+  const uint64_t until = tail_.readable();  // Not under mu_: the tail's lock comes first.
+  uint64_t from = 0, to = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    known_until_ = std::max(known_until_, until);
+    if (ending_) return;
+    if (!holes_.empty()) {
+      std::tie(from, to) = *holes_.begin();
+      holes_.erase(holes_.begin());
+    } else if (requested_ < until) {
+      from = requested_;
+      to = windowed_ ? std::min(from + page_, until) : until;
+      requested_ = to;
+    } else if (fetches_ > 1 || cursor_ < requested_) {
+      return;  // The read still in flight continues from here.
+    } else if (queued_events_ > 0) {
+      // Join the live feed with no backlog of events, so its first batch
+      // fits; Pump comes back here once the queue drained.
+      drain_before_live_ = true;
+      return;
+    } else {
+      from = requested_;
+    }
+    if (to > 0) {
+      // The server's memory first: when it is used up, wait for a Release
+      // (which calls Retry), and read this range then.
+      std::function<void()> wake;
+      if (!waiting_) {
+        wake = [weak = weak_from_this()] {
+          if (auto self = weak.lock()) self->Retry();
+        };
+      }
+      if (!tail_.memory().TryReserve(reservation_, std::move(wake))) {
+        if (!waiting_) {
+          spdlog::debug("a subscription waits for subscription memory: {} bytes of {} held",
+                        tail_.memory().used(), tail_.memory().cap());
+        }
+        waiting_ = true;
+        holes_.emplace(from, to);
+        return;
+      }
+      held_ += reservation_;
+      ++reads_;
+      StartFetches();  // The next window, while this one is read.
+    }
+  }
+  if (to == 0) {
+    // Live; or the tail moved on meanwhile, and Pump starts a read of the rest.
+    tail_.TryGoLive(shared_from_this(), from);
+    return;
+  }
+  ReadAllQuery q;
+  q.from_position = from + 1;
+  q.until_position = to;
+  q.max_count = page_;
+  q.max_bytes = read_bytes_;
+  q.filter = filter_;
+  auto events = tail_.store().ReadAll(q);
+  if (!events.ok()) {
+    absl::MutexLock lock(&mu_);
+    --reads_;
+    held_ -= reservation_;
+    tail_.memory().Release(reservation_);
+    Fail(events.status());
+    return;
+  }
+  size_t payload = 0;
+  for (const auto& e : *events) payload += e.data.size() + e.metadata.size();
+  uint64_t last = to;
+  // Full, by count or by bytes: the rest of the range comes next.
+  if (!events->empty() && (events->size() == page_ || payload >= read_bytes_)) {
+    last = events->back().global_position;
+  }
+  size_t bytes = 0;
+  EventBatch batch = HoldBatch(*std::move(events), tail_.memory(), reservation_, &bytes);
+  absl::MutexLock lock(&mu_);
+  --reads_;
+  held_ = held_ - reservation_ + bytes;  // HoldBatch settled the reservation.
+  if (last < to) holes_.emplace(last, to);
+  arrived_.emplace(from, Arrived{last, std::move(batch), bytes});
+  // Enqueue what is now contiguous with the cursor.
+  for (auto it = arrived_.begin(); it != arrived_.end() && it->first == cursor_;
+       it = arrived_.erase(it)) {
+    held_ -= it->second.bytes;  // Now carried by its last queued event, if any.
+    EnqueueBatch(it->second.batch, it->second.bytes, /*filtered=*/false);
+    cursor_ = it->second.to;
+  }
+  MaybeCheckpoint();
+}
+
+void Feed::Retry() {
+  {
+    absl::MutexLock lock(&mu_);
+    waiting_ = false;
+  }
+  Pump();
+}
+
 // Whether Pump should start a Fetch: when idle, or ahead of the message out
-// while less than a page is queued (a second one only without a filter,
-// while more is known to be readable); not before the queue drained once
-// the reads reached the tail.
+// while less than a page is queued and the read fits the budget (a second
+// one only without a filter, while nothing waits ahead of the cursor and
+// more is known to be readable); not before the queue drained once the reads
+// reached the tail, nor while waiting for memory. Fetches that have not
+// reserved yet count as if they had.
 bool Feed::ShouldFetch() {
-  if (ending_ || live_) return false;
+  if (ending_ || live_ || waiting_) return false;
   const bool idle = !sending_ && queue_.empty();
+  const size_t pending = static_cast<size_t>(fetches_ - reads_) * reservation_;
   const bool room = !drain_before_live_ && queued_events_ < page_ &&
-                    queued_bytes_ < tail_.options().max_buffered_bytes;
+                    MayStartRead(held_ + pending, reservation_, budget_);
   if (fetches_ == 0) return idle || room;
-  return windowed_ && fetches_ < 2 && room && requested_ < known_until_;
+  return windowed_ && fetches_ < 2 && room && arrived_.empty() && holes_.empty() &&
+         requested_ < known_until_;
 }
 
 void Feed::StartFetches() {
@@ -299,8 +370,8 @@ std::vector<SubscriptionItem> Feed::TakeMessage() {
       if (!message.empty() && bytes + MessageBytes(e) > kMaxMessageBytes) break;
       bytes += MessageBytes(e);
       --queued_events_;
-      queued_bytes_ -= Bytes(e);
     }
+    held_ -= item.charge;
     message.push_back({item.kind, std::move(item.batch), item.index, item.position});
     queue_.pop_front();
   } while (max_per_message_ > 1 && message.front().kind == SubscriptionItem::Kind::kEvent &&
@@ -311,12 +382,20 @@ std::vector<SubscriptionItem> Feed::TakeMessage() {
 
 void Feed::MaybeFinish() {
   absl::Status status;
+  std::deque<Item> queue;
+  std::map<uint64_t, Arrived> arrived;
   {
     absl::MutexLock lock(&mu_);
     if (!ending_ || sending_ || fetches_ > 0 || finished_) return;
     finished_ = true;
     status = end_status_;
+    // Give the events back now, not when the last owner lets go.
+    queue.swap(queue_);
+    arrived.swap(arrived_);
+    held_ = 0;
   }
+  queue.clear();
+  arrived.clear();
   tail_.Leave(this);
   consumer_.OnEnded(status);
 }

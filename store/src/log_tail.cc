@@ -28,7 +28,10 @@ absl::StatusOr<std::unique_ptr<LogTail>> LogTail::Start(EventStore& store, Execu
 }
 
 LiveTail::LiveTail(EventStore& store, Executor executor, SubscriptionOptions options)
-    : store_(store), executor_(std::move(executor)), options_(options) {}
+    : store_(store),
+      executor_(std::move(executor)),
+      options_(options),
+      memory_(options.max_memory, executor_) {}
 
 LiveTail::~LiveTail() {
   EndAll(absl::UnavailableError("server shutting down"));
@@ -146,6 +149,7 @@ void LiveTail::TailLoop() {
       q.from_position = from;
       q.until_position = to;
       q.max_count = to - from + 1;
+      q.max_bytes = options_.tail_bytes;
       auto events = store_.ReadAll(q);
       if (!events.ok()) {
         if (!failing) {
@@ -164,8 +168,9 @@ void LiveTail::TailLoop() {
         published_ = to;
         continue;
       }
-      to = events->back().global_position;
-      auto batch = std::make_shared<const std::vector<RecordedEvent>>(*std::move(events));
+      to = events->back().global_position;  // All of (from, to], or up to its byte bound.
+      size_t bytes = 0;
+      const EventBatch batch = HoldBatch(*std::move(events), memory_, 0, &bytes);
       std::vector<std::shared_ptr<Feed>> live;
       {
         absl::MutexLock lock(&mu_);
@@ -176,7 +181,7 @@ void LiveTail::TailLoop() {
       }
       std::vector<Feed*> fell_behind;
       for (auto& f : live) {
-        if (!f->Deliver(batch, to)) fell_behind.push_back(f.get());
+        if (!f->Deliver(batch, bytes, to)) fell_behind.push_back(f.get());
       }
       if (!fell_behind.empty()) {
         absl::MutexLock lock(&mu_);
@@ -187,6 +192,7 @@ void LiveTail::TailLoop() {
       }
     }
     if (absl::Now() >= next_tick) {
+      memory_.Kick();
       for (auto& f : LiveFeeds()) f->Tick();
       next_tick = absl::Now() + options_.checkpoint_interval;
     }

@@ -14,13 +14,11 @@
 #include "absl/synchronization/mutex.h"
 #include "logbook/store/log_watcher.h"
 #include "logbook/store/subscription.h"
+#include "subscription_memory.h"
 
 namespace logbook::store {
 
 class LiveTail;
-
-// A batch of events read once and shared by the subscriptions it goes to.
-using EventBatch = std::shared_ptr<const std::vector<RecordedEvent>>;
 
 // Whether `event` passes `filter` (empty fields select everything).
 bool Matches(const EventFilter& filter, const RecordedEvent& event);
@@ -30,7 +28,16 @@ bool Matches(const EventFilter& filter, const RecordedEvent& event);
 // (Send, then MessageDone). Without a filter, catch-up reads windows of
 // page_ positions, two at once: the database answers one while the other is
 // sent; with a filter, one read at a time takes the next page_ matching
-// events. At most a page is queued ahead of the message being sent.
+// events. Every read is bounded in bytes too (read_bytes_); one that stops
+// there leaves the rest of its range as a hole, read next.
+//
+// Memory: held_ counts what it holds (queued batches, reads arrived ahead of
+// the cursor, reservations of reads in flight) and stays within budget_: a
+// read starts only when its reservation fits (MayStartRead), and only with
+// less than a page queued; a second read only while nothing waits ahead of
+// the cursor. A read also reserves its bytes from the tail's MemoryBudget
+// when it starts; when that is used up it leaves its range as a hole and
+// waits (waiting_) until a Release calls Retry.
 //
 // Owned through shared_ptrs: the consumer's, and each executor task's while
 // it runs; the tail holds weak ones. Thread-safe through mu_.
@@ -42,9 +49,10 @@ class Feed final : public Subscription, public std::enable_shared_from_this<Feed
   void MessageDone(bool ok) override;
   void End(const absl::Status& status) override;
 
-  // From the tail's thread: the log grew to `to`, `batch` holding the new
-  // events. False when this subscription overflowed and left the live feed.
-  bool Deliver(const EventBatch& batch, uint64_t to);
+  // From the tail's thread: the log grew to `to`, `batch` (taking
+  // `batch_bytes`) holding the new events. False when this subscription
+  // overflowed and left the live feed.
+  bool Deliver(const EventBatch& batch, size_t batch_bytes, uint64_t to);
   // From the tail's thread, every checkpoint interval.
   void Tick();
   bool IsLive();
@@ -58,15 +66,25 @@ class Feed final : public Subscription, public std::enable_shared_from_this<Feed
     EventBatch batch;
     size_t index;
     uint64_t position;
+    size_t charge = 0;  // Bytes of held_ given back when it leaves the queue.
   };
 
+  // Runs `step` on the executor; on refusal ends the subscription.
   void Schedule(std::function<void()> step) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Enqueue(const EventBatch& batch, size_t index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Queues the events of `batch` from `index` on that pass the filter and
+  // lie past the cursor; the last one queued carries `bytes`. Returns how
+  // many it queued.
+  size_t EnqueueBatch(const EventBatch& batch, size_t bytes, bool filtered)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeCheckpoint() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // On the executor: turns the start into a cursor, then catches up.
   void Resolve();
   // On the executor: reads the next range of the backlog, or goes live.
   void Fetch();
+  // Fetch's work: reserves memory for the read (or waits for it) and reads.
+  void ReadNext();
+  // Called by the MemoryBudget once memory was given back: tries again.
+  void Retry();
   bool ShouldFetch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartFetches() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Sends the next message, starts the next catch-up step, or finishes.
@@ -83,6 +101,9 @@ class Feed final : public Subscription, public std::enable_shared_from_this<Feed
   EventFilter filter_;
   bool windowed_ = false;  // No filter: reads by windows of positions, two at once.
   uint64_t page_ = 0;
+  size_t read_bytes_ = 0;   // max_bytes of a catch-up read.
+  size_t reservation_ = 0;  // What a catch-up read reserves.
+  size_t budget_ = 0;       // held_ stays within this.
   const uint32_t max_per_message_;
 
   absl::Mutex mu_;
@@ -91,18 +112,24 @@ class Feed final : public Subscription, public std::enable_shared_from_this<Feed
   absl::Time last_checkpoint_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::deque<Item> queue_ ABSL_GUARDED_BY(mu_);
   size_t queued_events_ ABSL_GUARDED_BY(mu_) = 0;
-  size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t held_ ABSL_GUARDED_BY(mu_) = 0;           // Bytes held; see the class comment.
+  bool waiting_ ABSL_GUARDED_BY(mu_) = false;      // For memory: a wake-up is registered.
   bool live_ ABSL_GUARDED_BY(mu_) = false;
   bool caught_up_sent_ ABSL_GUARDED_BY(mu_) = false;
   bool sending_ ABSL_GUARDED_BY(mu_) = false;      // A message is out.
   int fetches_ ABSL_GUARDED_BY(mu_) = 0;           // Executor steps queued or running.
+  int reads_ ABSL_GUARDED_BY(mu_) = 0;             // Of them, reads holding a reservation.
   uint64_t requested_ ABSL_GUARDED_BY(mu_) = 0;    // Reads cover everything up to here.
   uint64_t known_until_ ABSL_GUARDED_BY(mu_) = 0;  // The newest readable() a Fetch saw.
   struct Arrived {
     uint64_t to;  // The read covered (its key, to].
     EventBatch batch;
+    size_t bytes;
   };
   std::map<uint64_t, Arrived> arrived_ ABSL_GUARDED_BY(mu_);  // Reads ahead of the cursor.
+  // Ranges (key, value] below requested_ that a read left unread (it stopped
+  // at its byte bound); read before anything new.
+  std::map<uint64_t, uint64_t> holes_ ABSL_GUARDED_BY(mu_);
   bool drain_before_live_ ABSL_GUARDED_BY(mu_) = false;  // Caught up; the queue must drain.
   bool ending_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
@@ -134,6 +161,7 @@ class LiveTail final : public LogTail {
   EventStore& store() { return store_; }
   const Executor& executor() const { return executor_; }
   const SubscriptionOptions& options() const { return options_; }
+  MemoryBudget& memory() { return memory_; }
 
  private:
   void TailLoop();
@@ -142,6 +170,7 @@ class LiveTail final : public LogTail {
   EventStore& store_;
   const Executor executor_;
   const SubscriptionOptions options_;
+  MemoryBudget memory_;
 
   absl::Mutex mu_;
   uint64_t published_ ABSL_GUARDED_BY(mu_) = 0;  // The tail has read up to here.

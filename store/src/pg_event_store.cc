@@ -28,37 +28,63 @@ namespace {
 #define LOGBOOK_EVENT_COLUMNS                                                          \
   "global_position, stream_id, stream_version, event_id::text, event_type, data, "     \
   "metadata, content_type, coalesce(correlation_id, ''), coalesce(causation_id, ''), " \
-  "(extract(epoch FROM recorded_at) * 1000000)::bigint, schema_version, redaction_reason"
+  "extract(epoch FROM recorded_at), schema_version, redaction_reason"
+// A read bounded in bytes: the rows of `rows` (FROM ... WHERE ...) in
+// `order`, at most the parameter `limit` of them, stopping after the one
+// that brings data + metadata to the parameter `max_bytes` or past it (0:
+// no bound). The bound becomes the LIMIT, worked out by InitPlans that walk
+// the same rows narrowly, by the same index (octet_length reads a TOASTed
+// bytea's length from its header, fetching nothing): when all `limit` rows
+// together stay under the bound (a plain sum: the common case), `limit`;
+// otherwise the number that start under it (a running sum, a window
+// function, which costs several times the plain sum per row). The rows
+// themselves are read as without a bound, and nothing past it is sent.
+// PostgreSQL runs an InitPlan only when the CASE needs its value. (A window
+// over the rows themselves cost a catch-up read a third more: it copies
+// every wide row through a tuplestore.)
+std::string BytesBounded(const std::string& rows, const std::string& order, const char* limit,
+                         const char* max_bytes) {
+  const std::string sizes = absl::StrCat(
+      "(SELECT global_position, stream_version, octet_length(data) + octet_length(metadata) AS "
+      "size ", rows, " ORDER BY ", order, " LIMIT ", limit, ") page");
+  return absl::StrCat(
+      "SELECT " LOGBOOK_EVENT_COLUMNS " ", rows, " ORDER BY ", order, " LIMIT CASE",
+      " WHEN ", max_bytes, "::bigint = 0 THEN ", limit,
+      " WHEN (SELECT coalesce(sum(size), 0) FROM ", sizes, ") < ", max_bytes, "::bigint THEN ", limit,
+      " ELSE (SELECT count(*) FROM (SELECT sum(size) OVER (ORDER BY ", order,
+      " ROWS UNBOUNDED PRECEDING) - size AS bytes_before FROM ", sizes,
+      ") running WHERE bytes_before < ", max_bytes, "::bigint) END");
+}
 
-constexpr char kReadStreamForward[] = "read_stream_forward";
 // Reads of one stream. Parameters: $1 stream id, $2 from version, $3 limit,
-// $4 until version, $5 until time. Versions below the stream's
-// first_version (after a soft delete) are hidden.
-#define LOGBOOK_STREAM_RANGE                                                       \
-  " FROM logbook.event_log WHERE stream_id = $1"                                   \
-  " AND stream_version >= (SELECT first_version FROM logbook.streams WHERE stream_id = $1)" \
-  " AND recorded_at <= $5::timestamptz"
-constexpr char kReadStreamForwardSql[] =
-    "SELECT " LOGBOOK_EVENT_COLUMNS LOGBOOK_STREAM_RANGE
-    " AND stream_version BETWEEN $2 AND $4 ORDER BY stream_version LIMIT $3";
+// $4 until version, $5 until time, $6 max bytes. Versions below the
+// stream's first_version (after a soft delete) are hidden.
+constexpr char kReadStreamForward[] = "read_stream_forward";
 constexpr char kReadStreamBackward[] = "read_stream_backward";
-constexpr char kReadStreamBackwardSql[] =
-    "SELECT " LOGBOOK_EVENT_COLUMNS LOGBOOK_STREAM_RANGE
-    " AND stream_version <= least($2::bigint, $4::bigint) ORDER BY stream_version DESC LIMIT $3";
+std::string ReadStreamSql(bool forward) {
+  return BytesBounded(
+      absl::StrCat(
+          "FROM logbook.event_log WHERE stream_id = $1"
+          " AND stream_version >= (SELECT first_version FROM logbook.streams WHERE stream_id = $1)"
+          " AND recorded_at <= $5::timestamptz",
+          forward ? " AND stream_version BETWEEN $2 AND $4"
+                  : " AND stream_version <= least($2::bigint, $4::bigint)"),
+      forward ? "stream_version" : "stream_version DESC", "$3", "$6");
+}
 
 // Reads of the global log. Parameters: $1 from position, $2 stream prefix,
 // $3 category, $4 event types, $5 limit, $6 the far end (forward the highest
-// position, backward the lowest), $7 stream id.
+// position, backward the lowest), $7 stream id, $8 max bytes.
 // Three variants per direction, so the planner can use the index that fits:
 // the primary key, the category index, or the (stream_id, version) key.
 std::string ReadAllSql(bool forward, const char* selector) {
-  return absl::StrCat(
-      "SELECT " LOGBOOK_EVENT_COLUMNS " FROM logbook.event_log WHERE ", selector,
-      forward ? " AND global_position BETWEEN $1 AND $6" : " AND global_position BETWEEN $6 AND $1",
-      " AND ($2 = '' OR starts_with(stream_id, $2))"
-      " AND (cardinality($4::text[]) = 0 OR event_type = ANY ($4::text[]))"
-      " ORDER BY global_position",
-      forward ? "" : " DESC", " LIMIT $5");
+  return BytesBounded(
+      absl::StrCat("FROM logbook.event_log WHERE ", selector,
+                   forward ? " AND global_position BETWEEN $1 AND $6"
+                           : " AND global_position BETWEEN $6 AND $1",
+                   " AND ($2 = '' OR starts_with(stream_id, $2))"
+                   " AND (cardinality($4::text[]) = 0 OR event_type = ANY ($4::text[]))"),
+      forward ? "global_position" : "global_position DESC", "$5", "$8");
 }
 constexpr char kAnySelector[] = "($3 = '' OR category = $3) AND ($7 = '' OR stream_id = $7)";
 constexpr char kCategorySelector[] = "category = $3 AND ($7 = '' OR stream_id = $7)";
@@ -69,6 +95,17 @@ constexpr char kReadCategoryForward[] = "read_category_forward";
 constexpr char kReadCategoryBackward[] = "read_category_backward";
 constexpr char kReadStreamByPositionForward[] = "read_stream_by_position_forward";
 constexpr char kReadStreamByPositionBackward[] = "read_stream_by_position_backward";
+
+// Reads of the whole log without a filter (catch-up, the live tail): no
+// filter expressions to plan or evaluate. Parameters: $1 from position, $2
+// the far end, $3 limit, $4 max bytes.
+constexpr char kReadRangeForward[] = "read_range_forward";
+constexpr char kReadRangeBackward[] = "read_range_backward";
+std::string ReadRangeSql(bool forward) {
+  return BytesBounded(forward ? "FROM logbook.event_log WHERE global_position BETWEEN $1 AND $2"
+                              : "FROM logbook.event_log WHERE global_position BETWEEN $2 AND $1",
+                      forward ? "global_position" : "global_position DESC", "$3", "$4");
+}
 
 constexpr char kPositionAt[] = "position_at_time";
 constexpr char kPositionAtSql[] = "SELECT logbook.position_at($1::timestamptz)";
@@ -146,8 +183,10 @@ Checkpoint CheckpointFromRow(const pqxx::row& r) {
 }
 
 void PrepareStatements(pqxx::connection& conn) {
-  conn.prepare(kReadStreamForward, kReadStreamForwardSql);
-  conn.prepare(kReadStreamBackward, kReadStreamBackwardSql);
+  conn.prepare(kReadStreamForward, ReadStreamSql(true));
+  conn.prepare(kReadStreamBackward, ReadStreamSql(false));
+  conn.prepare(kReadRangeForward, ReadRangeSql(true));
+  conn.prepare(kReadRangeBackward, ReadRangeSql(false));
   conn.prepare(kReadAllForward, ReadAllSql(true, kAnySelector));
   conn.prepare(kReadAllBackward, ReadAllSql(false, kAnySelector));
   conn.prepare(kReadCategoryForward, ReadAllSql(true, kCategorySelector));
@@ -180,6 +219,24 @@ int64_t ToSql(uint64_t v) { return static_cast<int64_t>(std::min(v, kMaxSql)); }
 
 absl::Time FromMicros(const pqxx::field& f) { return absl::FromUnixMicros(f.as<int64_t>()); }
 
+// A time from extract(epoch FROM ...) as text: seconds, then up to six
+// decimals ("1796700634.947123", "-1.500000"). Read as text rather than
+// multiplied to microseconds in SQL: numeric arithmetic per row was a
+// quarter of a catch-up read's cost in PostgreSQL.
+absl::Time FromEpochText(const pqxx::field& f) {
+  absl::string_view text(f.c_str(), f.size());
+  const bool negative = !text.empty() && text.front() == '-';
+  if (negative) text.remove_prefix(1);
+  int64_t seconds = 0, micros = 0;
+  size_t i = 0;
+  for (; i < text.size() && text[i] != '.'; ++i) seconds = seconds * 10 + (text[i] - '0');
+  int digits = 0;
+  for (++i; i < text.size() && digits < 6; ++i, ++digits) micros = micros * 10 + (text[i] - '0');
+  for (; digits < 6; ++digits) micros *= 10;
+  const int64_t total = seconds * 1000000 + micros;
+  return absl::FromUnixMicros(negative ? -total : total);
+}
+
 std::vector<RecordedEvent> ToEvents(const pqxx::result& rows) {
   std::vector<RecordedEvent> events;
   events.reserve(rows.size());
@@ -195,7 +252,7 @@ std::vector<RecordedEvent> ToEvents(const pqxx::result& rows) {
     e.content_type.assign(row[7].c_str(), row[7].size());
     e.correlation_id.assign(row[8].c_str(), row[8].size());
     e.causation_id.assign(row[9].c_str(), row[9].size());
-    e.recorded_at = FromMicros(row[10]);
+    e.recorded_at = FromEpochText(row[10]);
     if (!row[11].is_null()) e.schema_version = row[11].as<uint32_t>();
     if (!row[12].is_null()) e.redaction_reason = row[12].as<std::string>();
   }
@@ -259,7 +316,8 @@ class PgEventStore final : public EventStore {
                  pqxx::nontransaction tx(conn);
                  pqxx::result rows =
                      tx.exec_prepared(forward ? kReadStreamForward : kReadStreamBackward,
-                                      query.stream_id, from, limit, until, until_time);
+                                      query.stream_id, from, limit, until, until_time,
+                                      ToSql(query.max_bytes));
                  if (rows.empty()) {
                    // Nothing in range: fine for a live stream, NOT_FOUND otherwise.
                    LOGBOOK_ASSIGN_OR_RETURN(StreamInfo info, LoadStreamInfo(tx, query.stream_id));
@@ -285,6 +343,9 @@ class PgEventStore final : public EventStore {
         : !query.filter.category.empty() ? (forward ? kReadCategoryForward : kReadCategoryBackward)
                                          : (forward ? kReadAllForward : kReadAllBackward);
     const pqxx::binarystring types = TextArray(query.filter.event_types).Param();
+    const bool unfiltered = query.filter.stream_id.empty() && query.filter.category.empty() &&
+                            query.filter.stream_prefix.empty() &&
+                            query.filter.event_types.empty();
     return RunRead("read $all",
                    [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<RecordedEvent>> {
                      pqxx::nontransaction tx(conn);
@@ -298,10 +359,16 @@ class PgEventStore final : public EventStore {
                      }
                      const int64_t from_sql = forward ? from : std::min(from, highest);
                      const int64_t until_sql = forward ? highest : 0;
+                     if (unfiltered) {
+                       return ToEvents(
+                           tx.exec_prepared(forward ? kReadRangeForward : kReadRangeBackward,
+                                            from_sql, until_sql, limit, ToSql(query.max_bytes)));
+                     }
                      return ToEvents(tx.exec_prepared(statement, from_sql,
                                                       query.filter.stream_prefix,
                                                       query.filter.category, types, limit,
-                                                      until_sql, query.filter.stream_id));
+                                                      until_sql, query.filter.stream_id,
+                                                      ToSql(query.max_bytes)));
                    });
   }
 

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <thread>
+#include <type_traits>
 
 #include <pqxx/pqxx>
 
@@ -574,6 +575,78 @@ TEST_F(StoreTest, ReadsAllBetweenBoundsAndByExactStreamAndKnowsTheHead) {
   EXPECT_EQ(positions(q), "2");
   q.filter.stream_id = "bad\xff";
   EXPECT_EQ(store_->ReadAll(q).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// max_bytes: a read stops after the event whose data + metadata bring the
+// total to the bound or past it (so it returns at least one event); only
+// the events the read returns count, in its direction.
+TEST_F(StoreTest, ReadsStopAfterTheEventThatReachesMaxBytes) {
+  auto blob = [](size_t data, size_t metadata = 0) {
+    NewEvent e;
+    e.type = "Blob";
+    e.content_type = "application/octet-stream";
+    e.data = std::string(data, 'd');
+    e.metadata = std::string(metadata, 'm');
+    return e;
+  };
+  // Positions and bytes: 1 b-1@0 100, 2 c-1@0 1000, 3 b-1@1 200+50,
+  // 4 c-1@1 1000, 5 b-1@2 300, 6 b-1@3 400.
+  ASSERT_TRUE(store_->Append("b-1", ExpectedVersion::Any(), {blob(100)}).ok());
+  ASSERT_TRUE(store_->Append("c-1", ExpectedVersion::Any(), {blob(1000)}).ok());
+  ASSERT_TRUE(store_->Append("b-1", ExpectedVersion::Any(), {blob(200, 50)}).ok());
+  ASSERT_TRUE(store_->Append("c-1", ExpectedVersion::Any(), {blob(1000)}).ok());
+  ASSERT_TRUE(store_->Append("b-1", ExpectedVersion::Any(), {blob(300), blob(400)}).ok());
+  // What `q` with `max_bytes` returns: the positions of a ReadAll, the
+  // versions of a ReadStream.
+  auto read = [&](auto q, size_t max_bytes) {
+    constexpr bool kAll = std::is_same_v<decltype(q), ReadAllQuery>;
+    q.max_bytes = max_bytes;
+    absl::StatusOr<std::vector<RecordedEvent>> events;
+    if constexpr (kAll) {
+      events = store_->ReadAll(q);
+    } else {
+      events = store_->ReadStream(q);
+    }
+    EXPECT_TRUE(events.ok()) << events.status();
+    std::string out;
+    for (const auto& e : *events) out += std::to_string(kAll ? e.global_position : e.stream_version);
+    return out;
+  };
+  EXPECT_EQ(read(All(), 0), "123456");
+  EXPECT_EQ(read(All(), 1), "1");
+  EXPECT_EQ(read(All(), 100), "1");
+  EXPECT_EQ(read(All(), 101), "12");
+  EXPECT_EQ(read(All(), 1100), "12");
+  EXPECT_EQ(read(All(), 1101), "123");
+  EXPECT_EQ(read(All(2), 1), "2");
+  EXPECT_EQ(read(All(std::nullopt, Direction::kForward, 2), 100000), "12");
+  EXPECT_EQ(read(All(std::nullopt, Direction::kBackward), 400), "6");
+  EXPECT_EQ(read(All(std::nullopt, Direction::kBackward), 401), "65");
+  ReadAllQuery category;
+  category.filter.category = "b";
+  EXPECT_EQ(read(category, 100), "1");
+  EXPECT_EQ(read(category, 350), "13");
+  EXPECT_EQ(read(category, 351), "135");
+  ReadAllQuery stream;
+  stream.filter.stream_id = "b-1";
+  stream.direction = Direction::kBackward;
+  EXPECT_EQ(read(stream, 700), "65");
+  EXPECT_EQ(read(stream, 701), "653");
+  ReadAllQuery types = All(2);
+  types.filter.event_types = {"Blob"};
+  EXPECT_EQ(read(types, 1250), "23");
+
+  EXPECT_EQ(read(Stream("b-1"), 0), "0123");
+  EXPECT_EQ(read(Stream("b-1"), 1), "0");
+  EXPECT_EQ(read(Stream("b-1"), 100), "0");
+  EXPECT_EQ(read(Stream("b-1"), 101), "01");
+  EXPECT_EQ(read(Stream("b-1"), 350), "01");
+  EXPECT_EQ(read(Stream("b-1"), 351), "012");
+  EXPECT_EQ(read(Stream("b-1", 1), 250), "1");
+  EXPECT_EQ(read(Stream("b-1", 0, Direction::kForward, 2), 100000), "01");
+  EXPECT_EQ(read(Stream("b-1", std::nullopt, Direction::kBackward), 700), "32");
+  EXPECT_EQ(read(Stream("b-1", std::nullopt, Direction::kBackward), 701), "321");
+  EXPECT_EQ(read(Stream("c-1"), 1), "0");
 }
 
 TEST_F(StoreTest, TextFieldsWithQuotesAndBackslashesSurviveArrayEncoding) {

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -58,7 +59,10 @@ Logbookd::Logbookd(const std::string& dsn, std::vector<std::string> extra_args, 
   // Debug: the log then has every error message clients got (~Logbookd
   // collects them).
   std::vector<std::string> args = {"logbookd", "--listen", "127.0.0.1:" + std::to_string(port),
-                                   "--database", dsn, "--log-level", "debug"};
+                                   "--database", dsn};
+  if (std::find(extra_args.begin(), extra_args.end(), "--log-level") == extra_args.end()) {
+    args.insert(args.end(), {"--log-level", "debug"});
+  }
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   pid_ = fork();
   if (pid_ == 0) {

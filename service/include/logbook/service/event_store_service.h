@@ -3,9 +3,12 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "logbook/service/worker_pool.h"
 #include "logbook/store/event_store.h"
 #include "logbook/store/subscription.h"
@@ -24,14 +27,20 @@ class AdminLimiter;
 // <admin_token>`; with an empty admin_token they are refused. A source
 // address that fails 10 times within a minute is refused admin calls
 // (RESOURCE_EXHAUSTED) for the rest of that minute.
+//
+// One connection (told apart by its peer address, context->peer()) may
+// hold at most max_subscriptions_per_connection open Subscribe calls (0: no
+// cap); another fails with RESOURCE_EXHAUSTED.
 
 class EventStoreService final : public logbook::v1::EventStore::CallbackService {
  public:
-  // Returns up to `max` events following the previous page of a read.
-  using FetchPage = std::function<absl::StatusOr<std::vector<store::RecordedEvent>>(uint64_t max)>;
+  // Returns up to `max` events following the previous page of a read,
+  // stopping after the one that brings data + metadata to `max_bytes`.
+  using FetchPage = std::function<absl::StatusOr<std::vector<store::RecordedEvent>>(
+      uint64_t max, size_t max_bytes)>;
 
   EventStoreService(store::EventStore& store, WorkerPool& workers, store::LogTail& tail,
-                    std::string admin_token = "");
+                    std::string admin_token = "", size_t max_subscriptions_per_connection = 100);
   ~EventStoreService() override;
 
   grpc::ServerUnaryReactor* Append(grpc::CallbackServerContext* context,
@@ -91,6 +100,11 @@ class EventStoreService final : public logbook::v1::EventStore::CallbackService 
   bool BeginCall();
   void EndCall() { --in_flight_; }
 
+  // Counts a subscription of connection `peer`; RESOURCE_EXHAUSTED naming
+  // the cap when it has as many as it may.
+  absl::Status BeginSubscription(const std::string& peer);
+  void EndSubscription(const std::string& peer);
+
   store::EventStore& store_;
   WorkerPool& workers_;
   store::LogTail& tail_;
@@ -99,6 +113,10 @@ class EventStoreService final : public logbook::v1::EventStore::CallbackService 
   const std::unique_ptr<AdminLimiter> admin_limiter_;
   std::atomic<bool> draining_{false};
   std::atomic<int> in_flight_{0};
+  const size_t max_subscriptions_per_connection_;
+  absl::Mutex subscriptions_mu_;
+  // Open subscriptions per connection (peer address), those with any.
+  std::map<std::string, size_t> subscriptions_ ABSL_GUARDED_BY(subscriptions_mu_);
 };
 
 }  // namespace logbook::service

@@ -21,6 +21,21 @@ struct ServerOptions {
   // Signs a checkpoint of the log this often (EventStore::CreateCheckpoint;
   // the store needs a signing key). Zero: only on demand.
   absl::Duration checkpoint_interval = absl::ZeroDuration();
+  // Open Subscribe calls one connection (peer address) may hold; 0: no cap.
+  size_t max_subscriptions_per_connection = 100;
+  // A connection without a call for this long is closed (GOAWAY; clients
+  // reconnect when they next call). Zero: never.
+  absl::Duration idle_connection_timeout = absl::Minutes(5);
+  // With no traffic on a connection for keepalive_time, the server pings the
+  // client; without an answer within keepalive_timeout it closes the
+  // connection, which ends its calls (a dead peer's subscriptions). Zero:
+  // no pings.
+  absl::Duration keepalive_time = absl::Minutes(1);
+  absl::Duration keepalive_timeout = absl::Seconds(20);
+  // Clients' own keepalive pings are accepted this often, with or without
+  // calls (gRPC's default, 5 minutes, would close the connection of a
+  // client pinging every minute).
+  absl::Duration min_client_ping_interval = absl::Seconds(10);
 };
 
 // A running gRPC server serving logbook.v1.EventStore, grpc.health.v1.Health

@@ -29,14 +29,29 @@
 
 namespace logbook::store {
 
+// Memory is counted as the events take it in memory (the struct and every
+// string; see subscription_memory.h). What gRPC holds of a subscription
+// besides (the message being written) is at most about two messages of up
+// to ~1 MiB each, or one event.
 struct SubscriptionOptions {
   // Per subscriber, before it falls behind: events queued for the consumer
-  // (one live batch of up to tail_page events is always accepted when the
-  // queue is empty).
+  // (a live batch is always accepted when nothing is queued or out).
   size_t max_buffered_events = 1000;
-  size_t max_buffered_bytes = 8 << 20;   // Per subscriber: data + metadata bytes.
-  uint64_t catch_up_page = 500;          // Events per catch-up read.
-  uint64_t tail_page = 1000;             // Events per read of the live tail.
+  // Per subscriber: the bytes it may hold: queued events, reads arrived
+  // ahead of its cursor, and reads in flight (each counted at the most it
+  // may return). At least twice a catch-up read's reservation is used.
+  // A retained live batch counts whole, as it keeps the whole batch alive.
+  size_t max_buffered_bytes = 4 << 20;
+  uint64_t catch_up_page = 500;          // Events per catch-up read, at most.
+  size_t catch_up_bytes = 256 << 10;     // Data + metadata per catch-up read (ReadAllQuery::max_bytes).
+  uint64_t tail_page = 1000;             // Events per read of the live tail, at most.
+  size_t tail_bytes = 512 << 10;         // Data + metadata per read of the live tail.
+  // Server-wide, the bytes all subscriptions may hold (0: no cap); each
+  // batch counts once, however many subscribers share it. A catch-up read
+  // that does not fit waits until memory is given back; a new subscription
+  // that would not fit one read fails with RESOURCE_EXHAUSTED. Live batches
+  // are taken past it only by subscribers with nothing queued.
+  size_t max_memory = size_t{1} << 30;
   absl::Duration checkpoint_interval = absl::Seconds(1);  // Idle checkpoints.
   absl::Duration poll_interval = absl::Seconds(1);        // Head poll without NOTIFY.
   absl::Duration tail_retry_delay = absl::Milliseconds(100);  // After a failed tail read.
@@ -85,7 +100,9 @@ class SubscriptionConsumer {
   // The subscription is over: no message is out and none will be. Called
   // once, and last. Statuses: those of the reads (e.g. UNAVAILABLE when the
   // database cannot be reached, OUT_OF_RANGE for an after_version the stream
-  // lacks), CANCELLED when a message could not be delivered, or End's.
+  // lacks), RESOURCE_EXHAUSTED at Start when SubscriptionOptions::max_memory
+  // has no room for one more read, CANCELLED when a message could not be
+  // delivered, or End's.
   virtual void OnEnded(const absl::Status& status) = 0;
 };
 

@@ -75,6 +75,11 @@ struct ReadStreamQuery {
   std::optional<uint64_t> from_version = std::nullopt;
   Direction direction = Direction::kForward;
   uint64_t max_count = 0;  // 0: Limits::default_read_count.
+  // 0: no bound. Otherwise the read stops after the event that brings the
+  // data + metadata bytes read to max_bytes or past it (so at least one
+  // event, and at most max_bytes - 1 + one event's bytes); PostgreSQL sends
+  // nothing beyond it.
+  size_t max_bytes = 0;
   // Time travel: only events at or below this version / recorded at or
   // before this time, in either direction.
   std::optional<uint64_t> until_version = std::nullopt;
@@ -94,6 +99,7 @@ struct ReadAllQuery {
   std::optional<uint64_t> from_position = std::nullopt;
   Direction direction = Direction::kForward;
   uint64_t max_count = 0;  // 0: Limits::default_read_count.
+  size_t max_bytes = 0;    // 0: no bound; otherwise as ReadStreamQuery::max_bytes.
   EventFilter filter;
   // Time travel: only events at or below this position, in either direction
   // (a backward read starts at the lower of it and from_position).
