@@ -62,6 +62,29 @@ std::string NextLogHash(absl::string_view previous, uint64_t position,
   return Sha256(in);
 }
 
+std::string CheckpointEntry(uint64_t position, absl::string_view receipt_hash) {
+  std::string out;
+  out.reserve(kCheckpointEntrySize);
+  AppendInt8(out, position);
+  out.append(receipt_hash.data(), receipt_hash.size());
+  return out;
+}
+
+CheckpointEntryView ParseCheckpointEntry(absl::string_view entries) {
+  CheckpointEntryView e;
+  for (size_t i = 0; i < 8; ++i) e.position = e.position << 8 | static_cast<uint8_t>(entries[i]);
+  e.receipt_hash = entries.substr(8, kCheckpointEntrySize - 8);
+  return e;
+}
+
+std::string NextLogHashOfEntries(std::string log_hash, absl::string_view entries) {
+  for (; entries.size() >= kCheckpointEntrySize; entries.remove_prefix(kCheckpointEntrySize)) {
+    const CheckpointEntryView e = ParseCheckpointEntry(entries);
+    log_hash = NextLogHash(log_hash, e.position, e.receipt_hash);
+  }
+  return log_hash;
+}
+
 std::string CheckpointMessage(uint64_t log_position, absl::string_view log_hash,
                               absl::Time created_at) {
   std::string out = "logbook-checkpoint-v1";

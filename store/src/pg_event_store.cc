@@ -172,6 +172,11 @@ constexpr char kReceiptsPageSql[] =
     " WHERE global_position > $1 AND global_position <= $2 ORDER BY global_position LIMIT $3";
 constexpr char kAddCheckpoint[] = "add_signed_checkpoint";
 constexpr char kAddCheckpointSql[] = "SELECT logbook.add_checkpoint($1, $2, $3, $4, $5)";
+// $1 the checkpoint's position, $2 after position, $3 entries
+// (migrations/functions/add_checkpoint_receipts.sql).
+constexpr char kAddCheckpointReceipts[] = "add_checkpoint_receipts";
+constexpr char kAddCheckpointReceiptsSql[] = "SELECT logbook.add_checkpoint_receipts($1, $2, $3)";
+// One page of receipts is one chunk of checkpoint_receipts: 400 KB.
 constexpr int64_t kReceiptsPerPage = 10000;
 
 // A bytea field's bytes; "" for NULL.
@@ -204,6 +209,7 @@ void PrepareStatements(pqxx::connection& conn) {
   conn.prepare(kLatestCheckpoint, kLatestCheckpointSql);
   conn.prepare(kReceiptsPage, kReceiptsPageSql);
   conn.prepare(kAddCheckpoint, kAddCheckpointSql);
+  conn.prepare(kAddCheckpointReceipts, kAddCheckpointReceiptsSql);
   PrepareWriteStatements(conn);
   PrepareVerifyStatements(conn);
 }
@@ -587,12 +593,25 @@ class PgEventStore final : public EventStore {
         position = latest->log_position;
         log_hash = latest->log_hash;
       }
+      // Each page of receipts hashed is recorded too, so that verification
+      // can name the event that differs from what was signed.
       for (;;) {
         const pqxx::result page = tx.exec_prepared(kReceiptsPage, ToSql(position), ToSql(head),
                                                    kReceiptsPerPage);
+        if (page.empty()) break;
+        const uint64_t after = position;
+        std::string entries;
+        entries.reserve(page.size() * kCheckpointEntrySize);
         for (const auto& r : page) {
           position = r[0].as<uint64_t>();
-          log_hash = NextLogHash(log_hash, position, ByteaField(r[1]));
+          const std::string receipt = ByteaField(r[1]);
+          log_hash = NextLogHash(log_hash, position, receipt);
+          entries += CheckpointEntry(position, receipt);
+        }
+        const pqxx::binarystring chunk(entries.data(), entries.size());
+        if (!tx.exec_prepared1(kAddCheckpointReceipts, ToSql(head), ToSql(after), chunk)[0]
+                 .as<bool>()) {
+          return absl::AbortedError("create a checkpoint: the log moved under it; retry");
         }
         if (page.size() < static_cast<size_t>(kReceiptsPerPage)) break;
       }

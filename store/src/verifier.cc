@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <unordered_map>
 #include <utility>
@@ -42,12 +43,21 @@ constexpr char kVerifyStartSql[] =
     "SELECT h.last_position, s.version, s.head_hash FROM logbook.log_head h"
     " LEFT JOIN logbook.streams s ON s.stream_id = $1";
 
-// The checkpoints up to $1 signed by key id $2, oldest first.
+// The checkpoints signed by key id $1, oldest first, each with the log's
+// head in the same snapshot: none may be beyond it (add_checkpoint refuses
+// that, and the head never moves back).
 constexpr char kVerifyCheckpoints[] = "verify_checkpoints";
 constexpr char kVerifyCheckpointsSql[] =
     "SELECT id, log_position, log_hash, (extract(epoch FROM created_at) * 1000000)::bigint,"
-    " key_id, signature FROM logbook.checkpoints WHERE log_position <= $1 AND key_id = $2"
-    " ORDER BY log_position";
+    " key_id, signature, (SELECT last_position FROM logbook.log_head)"
+    " FROM logbook.checkpoints WHERE key_id = $1 ORDER BY log_position";
+
+// The chunk of what the checkpoint at $1 hashed that follows position $2
+// or comes later (migrations/0015).
+constexpr char kVerifyCheckpointReceipts[] = "verify_checkpoint_receipts";
+constexpr char kVerifyCheckpointReceiptsSql[] =
+    "SELECT after_position, receipts FROM logbook.checkpoint_receipts"
+    " WHERE log_position = $1 AND after_position >= $2 ORDER BY after_position LIMIT 1";
 
 // The first event beyond what the log (and, for $1 <> '', the stream)
 // recorded, read in one snapshot with the heads it is compared to.
@@ -194,11 +204,12 @@ struct Chain {
 class PgVerification final : public Verification {
  public:
   PgVerification(std::string stream_id, uint64_t until, std::string head_hash, size_t passes,
-                 VerifyRunner run, std::vector<Checkpoint> checkpoints,
+                 VerifyRunner run, std::vector<Checkpoint> checkpoints, bool beyond_head,
                  std::string public_key)
       : stream_id_(std::move(stream_id)), until_(until), head_hash_(std::move(head_hash)),
         run_(std::move(run)), public_key_(std::move(public_key)),
-        checkpoints_(std::move(checkpoints)), passes_(passes), stop_at_(until) {
+        checkpoints_(std::move(checkpoints)), beyond_head_(beyond_head), passes_(passes),
+        stop_at_(until) {
     report_.events_total = stream_id_.empty() ? until_ : until_ + 1;
   }
 
@@ -367,12 +378,23 @@ class PgVerification final : public Verification {
     return passes_ == 1 || std::hash<std::string>{}(stream_id) % passes_ == pass_;
   }
 
+  static bool FromCheckpoint(const BrokenEvent& b) {
+    return b.reason == BreakReason::kCheckpointMismatch ||
+           b.reason == BreakReason::kCheckpointSignatureInvalid;
+  }
+
   // Takes the break just found at position `at` out of the report as a
-  // candidate; later passes need only look below it. Returns true.
+  // candidate; later passes need only look below it, or at it when the
+  // first pass found it by checkpoint: a receipt's own break there is more
+  // precise, and one walk meets it first. Returns true.
   bool EventBreak(uint64_t at) {
-    if (!event_break_ || at < event_break_->first) event_break_.emplace(at, *report_.first_broken);
+    const bool by_checkpoint = FromCheckpoint(*report_.first_broken);
+    if (!event_break_ || at < event_break_->first ||
+        (at == event_break_->first && FromCheckpoint(event_break_->second) && !by_checkpoint)) {
+      event_break_.emplace(at, *report_.first_broken);
+    }
     report_.first_broken.reset();
-    stop_at_ = at - 1;
+    stop_at_ = by_checkpoint ? at : at - 1;
     return true;
   }
 
@@ -389,20 +411,30 @@ class PgVerification final : public Verification {
                                                      j["tombstone"].get<bool>(), r.position};
   }
 
+  // Whether checkpoint `c`'s signature verifies; reports the break if not.
+  bool SignatureHolds(const Checkpoint& c) {
+    if (VerifySignature(public_key_, CheckpointMessage(c.log_position, c.log_hash, c.created_at),
+                        c.signature)) {
+      return true;
+    }
+    Break("", 0, c.log_position, BreakReason::kCheckpointSignatureInvalid,
+          absl::StrCat("checkpoint #", c.id, " at position ", c.log_position,
+                       " names this server's key, but its signature does not verify"));
+    return false;
+  }
+
   // Checks the log hash against every checkpoint up to position `through`
   // not checked yet: the walk has hashed every event up to it. False, with
   // the break reported, at the first that fails.
-  bool PassCheckpoints(uint64_t through) {
+  bool PassCheckpoints(pqxx::transaction_base& tx, uint64_t through) {
     for (; next_checkpoint_ < checkpoints_.size() &&
            checkpoints_[next_checkpoint_].log_position <= through;
          ++next_checkpoint_) {
       const Checkpoint& c = checkpoints_[next_checkpoint_];
-      if (!VerifySignature(public_key_,
-                           CheckpointMessage(c.log_position, c.log_hash, c.created_at),
-                           c.signature)) {
-        Break("", 0, c.log_position, BreakReason::kCheckpointSignatureInvalid,
-              absl::StrCat("checkpoint #", c.id, " at position ", c.log_position,
-                           " names this server's key, but its signature does not verify"));
+      if (!SignatureHolds(c)) return false;
+      if (const std::optional<CheckpointEntryView> removed = NextSigned(tx);
+          removed && removed->position <= c.log_position) {
+        RemovedSinceSigned(tx, c, *removed);
         return false;
       }
       if (c.log_hash != log_hash_) {
@@ -422,6 +454,159 @@ class PgVerification final : public Verification {
     return true;
   }
 
+  // What the next checkpoint to check hashed (migrations/0015), one chunk
+  // at a time: its next entry not compared yet, if it recorded any and
+  // they are the ones it signed. Entries at or before the previous
+  // checkpoint (a checkpoint that started again from the log's beginning)
+  // are passed over: that one vouched for them.
+  std::optional<CheckpointEntryView> NextSigned(pqxx::transaction_base& tx) {
+    if (next_checkpoint_ >= checkpoints_.size()) return std::nullopt;
+    const Checkpoint& c = checkpoints_[next_checkpoint_];
+    if (signed_for_ != next_checkpoint_) {
+      signed_for_ = next_checkpoint_;
+      signed_entries_.clear();
+      signed_offset_ = 0;
+      signed_after_ = 0;
+      signed_ended_ = false;
+      signed_trusted_ = std::nullopt;
+    }
+    const uint64_t range_start =
+        next_checkpoint_ == 0 ? 0 : checkpoints_[next_checkpoint_ - 1].log_position;
+    for (;;) {
+      while (signed_offset_ + kCheckpointEntrySize <= signed_entries_.size()) {
+        const CheckpointEntryView e =
+            ParseCheckpointEntry(absl::string_view(signed_entries_).substr(signed_offset_));
+        if (e.position > range_start) return e;
+        signed_offset_ += kCheckpointEntrySize;
+      }
+      if (signed_ended_) return std::nullopt;
+      const pqxx::result chunk =
+          tx.exec_prepared(kVerifyCheckpointReceipts, static_cast<int64_t>(c.log_position),
+                           static_cast<int64_t>(signed_after_));
+      if (chunk.empty()) {
+        signed_ended_ = true;
+        return std::nullopt;
+      }
+      // Trusted only as a whole: before the first entry is compared.
+      if (!signed_trusted_) signed_trusted_ = SignedRecordIsAuthentic(tx, c);
+      if (!*signed_trusted_) {
+        signed_ended_ = true;
+        return std::nullopt;
+      }
+      signed_entries_ = Bytes(chunk[0][1]);
+      signed_offset_ = 0;
+      signed_after_ = ParseCheckpointEntry(absl::string_view(signed_entries_)
+                                               .substr(signed_entries_.size() -
+                                                       kCheckpointEntrySize))
+                          .position;
+    }
+  }
+
+  // Whether checkpoint `c`'s recorded entries, chunk after chunk, hash from
+  // where it started (the log's beginning or the previous checkpoint this
+  // key signed) to its signed log hash. Reads them all, a chunk at a time.
+  bool SignedRecordIsAuthentic(pqxx::transaction_base& tx, const Checkpoint& c) {
+    std::string hash;
+    uint64_t after = 0;
+    bool first = true;
+    for (;;) {
+      const pqxx::result chunk =
+          tx.exec_prepared(kVerifyCheckpointReceipts, static_cast<int64_t>(c.log_position),
+                           static_cast<int64_t>(after));
+      if (chunk.empty()) return !first && hash == c.log_hash;
+      const uint64_t chunk_after = chunk[0][0].as<uint64_t>();
+      const std::string entries = Bytes(chunk[0][1]);
+      if (entries.empty() || entries.size() % kCheckpointEntrySize != 0) return false;
+      if (first) {
+        if (chunk_after == 0) {
+          hash = ZeroHash();
+        } else {
+          auto start = std::find_if(checkpoints_.begin(), checkpoints_.end(),
+                                    [&](const Checkpoint& k) { return k.log_position == chunk_after; });
+          if (start == checkpoints_.end() || start->log_position >= c.log_position) return false;
+          hash = start->log_hash;
+        }
+        first = false;
+      } else if (chunk_after != after) {
+        return false;  // Chunks follow each other.
+      }
+      hash = NextLogHashOfEntries(std::move(hash), entries);
+      after = ParseCheckpointEntry(absl::string_view(entries).substr(entries.size() -
+                                                                     kCheckpointEntrySize))
+                  .position;
+    }
+  }
+
+  // The change, if event `r` is not what the next checkpoint signed at its
+  // position: an event it did not hash (inserted), one with another
+  // receipt (rewritten), or one it hashed at a lower position that is gone.
+  std::optional<BrokenEvent> DiffersFromSigned(pqxx::transaction_base& tx, const Row& r) {
+    const std::optional<CheckpointEntryView> e = NextSigned(tx);
+    if (!e) return std::nullopt;  // Nothing recorded: the log hash alone tells.
+    const Checkpoint& c = checkpoints_[next_checkpoint_];
+    if (e->position < r.position) return Removed(tx, c, *e);
+    std::string what;
+    if (e->position > r.position) {
+      what = "the event is not among those it hashed";
+    } else if (e->receipt_hash != r.hash) {
+      what = absl::StrCat("its receipt hash ", Hex(r.hash), " is not the ",
+                          Hex(e->receipt_hash), " it hashed here");
+    } else {
+      signed_offset_ += kCheckpointEntrySize;
+      return std::nullopt;
+    }
+    return BrokenEvent{r.stream_id, r.version, r.position, BreakReason::kCheckpointMismatch,
+                       absl::StrCat(SignedBy(c), ": ", what)};
+  }
+
+  BrokenEvent Removed(pqxx::transaction_base& tx, const Checkpoint& c,
+                      const CheckpointEntryView& e) {
+    const pqxx::row at =
+        tx.exec_prepared(kVerifyMissingEvent, static_cast<int64_t>(e.position))[0];
+    return BrokenEvent{at[0].is_null() ? "" : at[0].as<std::string>(),
+                       at[1].is_null() ? 0 : at[1].as<uint64_t>(), e.position,
+                       BreakReason::kCheckpointMismatch,
+                       absl::StrCat(SignedBy(c), ": it hashed an event here (receipt hash ",
+                                    Hex(e.receipt_hash), "), which is gone")};
+  }
+
+  static std::string SignedBy(const Checkpoint& c) {
+    return absl::StrCat("changed since signed checkpoint #", c.id, " at position ",
+                        c.log_position, " (", absl::FormatTime(c.created_at), ")");
+  }
+
+  void RemovedSinceSigned(pqxx::transaction_base& tx, const Checkpoint& c,
+                          const CheckpointEntryView& e) {
+    BrokenEvent b = Removed(tx, c, e);
+    Break(b.stream_id, b.stream_version, b.global_position, b.reason, std::move(b.detail));
+  }
+
+  bool SignedBreak(BrokenEvent b) {
+    const uint64_t at = b.global_position;
+    Break(b.stream_id, b.stream_version, at, b.reason, std::move(b.detail));
+    return EventBreak(at);
+  }
+
+  // After the walk: false, with the break reported, when a checkpoint this
+  // key signed is beyond the log's head (the log lost events it hashed).
+  bool LogEndsAsSigned(pqxx::transaction_base& tx) {
+    if (!beyond_head_ || next_checkpoint_ + 1 != checkpoints_.size() ||
+        stop_at_ != until_) {
+      return true;
+    }
+    const Checkpoint& c = checkpoints_.back();
+    if (!SignatureHolds(c)) return false;
+    if (const std::optional<CheckpointEntryView> removed = NextSigned(tx)) {
+      RemovedSinceSigned(tx, c, *removed);
+      return false;
+    }
+    Break("", 0, c.log_position, BreakReason::kCheckpointMismatch,
+          absl::StrCat("the log ends at position ", until_, ", before signed checkpoint #", c.id,
+                       " at position ", c.log_position, " (", absl::FormatTime(c.created_at),
+                       "): events it hashed after ", until_, " were removed"));
+    return false;
+  }
+
   // One page of this pass's walk of the log; true when the pass is through.
   bool WalkEvents(pqxx::transaction_base& tx, size_t max_events) {
     pqxx::result page = tx.exec_prepared(kVerifyAllPage, static_cast<int64_t>(last_position_),
@@ -429,7 +614,7 @@ class PgVerification final : public Verification {
                                          static_cast<int64_t>(max_events));
     for (const auto& f : page) {
       const Row r = ToRow(f);
-      if (pass_ == 0 && !PassCheckpoints(r.position - 1)) {
+      if (pass_ == 0 && !PassCheckpoints(tx, r.position - 1)) {
         return EventBreak(report_.first_broken->global_position);
       }
       if (pass_ == 0 && r.position != last_position_ + 1) {
@@ -453,7 +638,14 @@ class PgVerification final : public Verification {
         log_hash_ = NextLogHash(log_hash_, r.position, r.hash);
         if (r.stream_id == kAuditStream && r.type == "StreamDeleted") NoteDeletion(r);
       }
-      if (!InPass(r.stream_id)) continue;
+      // What the next checkpoint signed at this position; a difference is
+      // named after the event's own checks, which say more.
+      std::optional<BrokenEvent> unsigned_change;
+      if (pass_ == 0) unsigned_change = DiffersFromSigned(tx, r);
+      if (!InPass(r.stream_id)) {
+        if (unsigned_change) return SignedBreak(*std::move(unsigned_change));
+        continue;
+      }
       auto [it, fresh] = chains_.try_emplace(r.stream_id);
       Chain& c = it->second;
       if (fresh) ++report_.streams_checked;
@@ -475,9 +667,10 @@ class PgVerification final : public Verification {
         return EventBreak(r.position);
       }
       if (!Check(tx, r, c)) return EventBreak(r.position);
+      if (unsigned_change) return SignedBreak(*std::move(unsigned_change));
     }
     if (page.size() == max_events && last_position_ < stop_at_) return false;
-    if (pass_ == 0 && !PassCheckpoints(stop_at_)) {
+    if (pass_ == 0 && (!PassCheckpoints(tx, stop_at_) || !LogEndsAsSigned(tx))) {
       return EventBreak(report_.first_broken->global_position);
     }
     if (pass_ == 0 && last_position_ < stop_at_) {
@@ -559,8 +752,16 @@ class PgVerification final : public Verification {
   // hash of the events walked (first pass).
   const std::string public_key_;
   const std::vector<Checkpoint> checkpoints_;
+  const bool beyond_head_;  // The last of checkpoints_ is beyond the log's head.
   size_t next_checkpoint_ = 0;
   std::string log_hash_ = ZeroHash();
+  // $all, first pass: what checkpoints_[signed_for_] hashed (NextSigned).
+  size_t signed_for_ = std::numeric_limits<size_t>::max();
+  std::string signed_entries_;  // The chunk being compared.
+  size_t signed_offset_ = 0;    // Its next entry.
+  uint64_t signed_after_ = 0;   // The next chunk follows this position.
+  bool signed_ended_ = false;
+  std::optional<bool> signed_trusted_;
   // $all: each deleted stream's newest StreamDeleted record (first pass).
   std::unordered_map<std::string, Deletion> deletions_;
   // $all, see StepAll.
@@ -593,6 +794,7 @@ void PrepareVerifyStatements(pqxx::connection& conn) {
   conn.prepare(kVerifyStreamsPage, kVerifyStreamsPageSql);
   conn.prepare(kVerifyStreamCount, kVerifyStreamCountSql);
   conn.prepare(kVerifyCheckpoints, kVerifyCheckpointsSql);
+  conn.prepare(kVerifyCheckpointReceipts, kVerifyCheckpointReceiptsSql);
 }
 
 absl::StatusOr<std::unique_ptr<Verification>> NewVerification(
@@ -614,16 +816,23 @@ absl::StatusOr<std::unique_ptr<Verification>> NewVerification(
     const size_t per_pass = std::max<size_t>(1, streams_per_pass);
     passes = std::max<size_t>(1, (streams + per_pass - 1) / per_pass);
   }
+  // The checkpoints up to `until`, and after them the first beyond the
+  // log's head, if any: the log lost its end since that was signed.
   std::vector<Checkpoint> checkpoints;
+  bool beyond_head = false;
   if (stream_id.empty() && key != nullptr) {
     const pqxx::binarystring key_id(key->key_id().data(), key->key_id().size());
-    for (const auto& r : tx.exec_prepared(kVerifyCheckpoints, static_cast<int64_t>(until), key_id)) {
-      checkpoints.push_back({r[0].as<uint64_t>(), r[1].as<uint64_t>(), Bytes(r[2]),
+    for (const auto& r : tx.exec_prepared(kVerifyCheckpoints, key_id)) {
+      const uint64_t position = r[1].as<uint64_t>();
+      beyond_head = position > r[6].as<uint64_t>();
+      if (position > until && !beyond_head) break;  // Signed since `until` was read.
+      checkpoints.push_back({r[0].as<uint64_t>(), position, Bytes(r[2]),
                              absl::FromUnixMicros(r[3].as<int64_t>()), Bytes(r[4]), Bytes(r[5])});
+      if (beyond_head) break;
     }
   }
   return std::make_unique<PgVerification>(stream_id, until, std::move(head_hash), passes,
-                                          std::move(run), std::move(checkpoints),
+                                          std::move(run), std::move(checkpoints), beyond_head,
                                           key != nullptr ? key->public_key() : "");
 }
 

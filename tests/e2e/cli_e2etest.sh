@@ -262,7 +262,7 @@ psql -X -q -d "$ckpt_dsn" -c "SET session_replication_role = replica;
   UPDATE logbook.streams s SET head_hash = e.receipt_hash FROM logbook.event_log e
   WHERE s.stream_id = 'ck-1' AND e.global_position = 2" || fail "tampering failed"
 check "verify stream rewritten" 0 '^ok: 2 events' -- "$cli" verify ck-1
-check "verify rewritten" 8 '^BROKEN at position 2: CHECKPOINT_MISMATCH: the log up to position 2 does not hash to signed checkpoint #1 ' -- \
+check "verify rewritten" 8 "^BROKEN at ck-1@1 \(position 2\): CHECKPOINT_MISMATCH: changed since signed checkpoint #1 at position 2 \\(.*\\): its receipt hash [0-9a-f]{64} is not the [0-9a-f]{64} it hashed here\$" -- \
   "$cli" verify --all --public-key "$work/signing.pub"
 stop_logbookd
 # Every --checkpoint-interval seconds, a checkpoint when the head moved.

@@ -28,18 +28,6 @@ class ReceiptsTest : public testing::StoreTest {
     EXPECT_EQ(Verify(""), expected);
     EXPECT_EQ(SqlVerifyAll(), expected);
   }
-
-  // Seed(), then a writer takes positions 16..18 and rolls back, then two
-  // events of acct-1 are appended at 19 and 20.
-  void SeedAroundAGap() {
-    Seed();
-    ASSERT_EQ(Exec(dsn_, "BEGIN; SELECT logbook.take_ticket(3, NULL); ROLLBACK;"), "");
-    auto r = store_->Append("acct-1", ExpectedVersion::Exact(4),
-                            {Event("Deposited", "{\"n\":5}"), Event("Deposited", "{\"n\":6}")});
-    ASSERT_TRUE(r.ok()) << r.status();
-    ASSERT_EQ(r->first_position, 19u);
-    ASSERT_EQ(r->last_position, 20u);
-  }
 };
 
 TEST_F(ReceiptsTest, EveryEventGetsAReceiptChainedToThePreviousOne) {

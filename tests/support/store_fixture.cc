@@ -60,6 +60,16 @@ void StoreTest::Seed() {
   }
 }
 
+void StoreTest::SeedAroundAGap() {
+  Seed();
+  ASSERT_EQ(Exec(dsn_, "BEGIN; SELECT logbook.take_ticket(3, NULL); ROLLBACK;"), "");
+  auto r = store_->Append("acct-1", store::ExpectedVersion::Exact(4),
+                          {Event("Deposited", "{\"n\":5}"), Event("Deposited", "{\"n\":6}")});
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->first_position, 19u);
+  ASSERT_EQ(r->last_position, 20u);
+}
+
 std::string StoreTest::Verify(const std::string& stream) {
   const std::string result = VerifyWith(*store_, stream);
   if (stream.empty()) {

@@ -35,6 +35,10 @@ class StoreTest : public ::testing::Test {
   // metadata "mV".
   void Seed();
 
+  // Seed(), then a writer takes positions 16..18 and rolls back (a
+  // recorded gap), then acct-1's versions 5 and 6 go to 19 and 20.
+  void SeedAroundAGap();
+
   // Runs a verification of `stream` ("" for the whole log) to its end in
   // pages of 4 events and returns "ok N" (events checked) or "REASON
   // STREAM@VERSION #POSITION" for the first broken event, or the error. For

@@ -40,6 +40,21 @@ TEST(CheckpointMessage, IsTheDocumentedLayout) {
                    Bytes(1, 32) + std::string("\0\0\0\0\0\0\2\1", 8));
 }
 
+TEST(CheckpointEntry, IsPositionThenReceiptAndHashesLikeTheLog) {
+  const std::string entry = CheckpointEntry(0x0102030405060708, Bytes(9, 32));
+  EXPECT_EQ(entry, std::string("\1\2\3\4\5\6\7\10", 8) + Bytes(9, 32));
+  ASSERT_EQ(entry.size(), kCheckpointEntrySize);
+  const CheckpointEntryView parsed = ParseCheckpointEntry(entry);
+  EXPECT_EQ(parsed.position, 0x0102030405060708u);
+  EXPECT_EQ(parsed.receipt_hash, Bytes(9, 32));
+  const std::string entries = CheckpointEntry(1, Bytes(0, 32)) + CheckpointEntry(7, Sha256("r"));
+  EXPECT_EQ(NextLogHashOfEntries(ZeroHash(), entries),
+            NextLogHash(NextLogHash(ZeroHash(), 1, Bytes(0, 32)), 7, Sha256("r")));
+  EXPECT_EQ(NextLogHashOfEntries(Sha256("x"), ""), Sha256("x"));
+  // A position above 2^63 (the top bit) is read as unsigned.
+  EXPECT_EQ(ParseCheckpointEntry(CheckpointEntry(~0ull, Bytes(0, 32))).position, ~0ull);
+}
+
 TEST(SigningKey, SignaturesVerifyWithItsPublicKeyOnly) {
   const testing::PemKeyPair pem = NewEd25519Key(), other = NewEd25519Key();
   auto key = SigningKey::FromPem(pem.private_pem);

@@ -5,6 +5,7 @@
 // Pure functions and an immutable key: thread-safe.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -32,6 +33,20 @@ struct Checkpoint {
 // every stream's head hash there.
 std::string NextLogHash(absl::string_view previous, uint64_t position,
                         absl::string_view receipt_hash);
+
+// What a checkpoint hashed is recorded beside it (logbook.checkpoint_receipts)
+// as entries of kCheckpointEntrySize bytes: int8 position (big-endian) |
+// 32-byte receipt hash. Its signature covers them through its log hash.
+inline constexpr size_t kCheckpointEntrySize = 40;
+std::string CheckpointEntry(uint64_t position, absl::string_view receipt_hash);
+struct CheckpointEntryView {
+  uint64_t position = 0;
+  absl::string_view receipt_hash;
+};
+// The entry at the start of `entries`, which holds at least one.
+CheckpointEntryView ParseCheckpointEntry(absl::string_view entries);
+// `log_hash` after NextLogHash over every whole entry of `entries`, in order.
+std::string NextLogHashOfEntries(std::string log_hash, absl::string_view entries);
 
 // The bytes a checkpoint's signature signs: 'logbook-checkpoint-v1' |
 // int8 log position | log hash | int8 created_at (µs since 1970, UTC).

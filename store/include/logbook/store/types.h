@@ -154,9 +154,11 @@ enum class BreakReason {
   kVersionsOutOfSequence,  // Versions do not follow positions.
   kEventChanged,       // A hashed field of the event was edited.
   kRedactionNotAudited,    // Redacted without an $audit record.
-  // The log up to a checkpoint's position does not hash to its signed log
-  // hash (an event at or below it was changed, inserted or removed, even
-  // with its chain recomputed); global_position is the checkpoint's.
+  // An event differs from what a signed checkpoint hashed at its position
+  // (changed with its chain recomputed, inserted, or removed: then only the
+  // position is sure), or the log up to a checkpoint does not hash to its
+  // signed log hash and its record of receipts cannot be trusted
+  // (global_position is the checkpoint's).
   kCheckpointMismatch,
   // A checkpoint that says it is signed by the verifying key, but its
   // signature does not verify.
