@@ -463,4 +463,81 @@ absl::StatusOr<v1::VerifyResult> Client::Verify(
   return *std::move(result);
 }
 
+namespace {
+
+// One attempt of a unary RPC with the call timeout.
+template <typename Request, typename Response>
+absl::StatusOr<Response> Unary(
+    v1::EventStore::Stub& stub, const ClientOptions& options,
+    grpc::Status (v1::EventStore::Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+    const Request& request) {
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, options.call_timeout);
+  Response response;
+  grpc::Status status = (stub.*method)(&ctx, request, &response);
+  if (!status.ok()) return FromGrpc(status);
+  return response;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::ConsumerGroupInfo> Client::CreateConsumerGroup(
+    const v1::CreateConsumerGroupRequest& request) {
+  return Unary(*stub_, options_, &v1::EventStore::Stub::CreateConsumerGroup, request);
+}
+
+absl::StatusOr<v1::ConsumerGroupInfo> Client::UpdateConsumerGroup(
+    const std::string& group, const v1::ConsumerGroupSettings& settings) {
+  v1::UpdateConsumerGroupRequest request;
+  request.set_group(group);
+  *request.mutable_settings() = settings;
+  return Unary(*stub_, options_, &v1::EventStore::Stub::UpdateConsumerGroup, request);
+}
+
+absl::Status Client::DeleteConsumerGroup(const std::string& group) {
+  v1::DeleteConsumerGroupRequest request;
+  request.set_group(group);
+  return Unary(*stub_, options_, &v1::EventStore::Stub::DeleteConsumerGroup, request).status();
+}
+
+absl::StatusOr<std::vector<v1::ConsumerGroupInfo>> Client::ListConsumerGroups() {
+  auto response = Unary(*stub_, options_, &v1::EventStore::Stub::ListConsumerGroups,
+                        v1::ListConsumerGroupsRequest());
+  if (!response.ok()) return response.status();
+  return std::vector<v1::ConsumerGroupInfo>(
+      std::make_move_iterator(response->mutable_groups()->begin()),
+      std::make_move_iterator(response->mutable_groups()->end()));
+}
+
+absl::StatusOr<v1::ConsumerGroupInfo> Client::GetConsumerGroup(const std::string& group) {
+  v1::GetConsumerGroupRequest request;
+  request.set_group(group);
+  return Unary(*stub_, options_, &v1::EventStore::Stub::GetConsumerGroup, request);
+}
+
+absl::StatusOr<v1::ListParkedResponse> Client::ListParked(const std::string& group,
+                                                          uint64_t after, uint32_t max_count) {
+  v1::ListParkedRequest request;
+  request.set_group(group);
+  request.set_after(after);
+  request.set_max_count(max_count);
+  return Unary(*stub_, options_, &v1::EventStore::Stub::ListParked, request);
+}
+
+absl::StatusOr<uint64_t> Client::ReplayParked(const v1::ParkedSelection& selection) {
+  v1::ReplayParkedRequest request;
+  *request.mutable_selection() = selection;
+  auto response = Unary(*stub_, options_, &v1::EventStore::Stub::ReplayParked, request);
+  if (!response.ok()) return response.status();
+  return response->replayed();
+}
+
+absl::StatusOr<uint64_t> Client::DropParked(const v1::ParkedSelection& selection) {
+  v1::DropParkedRequest request;
+  *request.mutable_selection() = selection;
+  auto response = Unary(*stub_, options_, &v1::EventStore::Stub::DropParked, request);
+  if (!response.ok()) return response.status();
+  return response->dropped();
+}
+
 }  // namespace logbook

@@ -7,7 +7,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "admin_limiter.h"
+#include "consume_reactor.h"
+#include "consumer_group_hub.h"
 #include "convert.h"
+#include "group_convert.h"
 #include "logbook/store/status_macros.h"
 #include "spdlog/spdlog.h"
 #include "subscribe_reactor.h"
@@ -191,11 +194,14 @@ uint64_t ReadTotal(const store::Limits& limits, uint64_t max_count) {
 }  // namespace
 
 EventStoreService::EventStoreService(store::EventStore& store, WorkerPool& workers,
-                                     store::LogTail& tail, std::string admin_token,
+                                     store::LogTail& tail, store::ConsumerGroups& groups,
+                                     ConsumerGroupHub& hub, std::string admin_token,
                                      size_t max_subscriptions_per_connection)
     : store_(store),
       workers_(workers),
       tail_(tail),
+      groups_(groups),
+      hub_(hub),
       admin_token_(std::move(admin_token)),
       admin_limiter_(std::make_unique<AdminLimiter>()),
       max_subscriptions_per_connection_(max_subscriptions_per_connection) {}
@@ -503,6 +509,132 @@ grpc::ServerWriteReactor<v1::SubscribeResponse>* EventStoreService::Subscribe(
   return StartSubscribeReactor(tail_, *request, [this, peer = std::move(peer)] {
     EndSubscription(peer);
     EndCall();
+  });
+}
+
+// --- Consumer groups (docs/consumer-groups.md).
+
+grpc::ServerUnaryReactor* EventStoreService::CreateConsumerGroup(
+    grpc::CallbackServerContext* context, const v1::CreateConsumerGroupRequest* request,
+    v1::ConsumerGroupInfo* response) {
+  return RunUnary(context, *request, [this, request, response]() -> absl::Status {
+    if (!request->has_target()) {
+      return absl::InvalidArgumentError("target: set one of stream_id, category or all");
+    }
+    LOGBOOK_ASSIGN_OR_RETURN(store::EventFilter target,
+                             FromProto(store_.limits(), request->target()));
+    LOGBOOK_ASSIGN_OR_RETURN(store::GroupDefinition d,
+                             groups_.Create(request->group(), target, FromProto(*request),
+                                            FromProto(request->settings())));
+    spdlog::info("consumer group '{}' created", d.name);
+    LOGBOOK_ASSIGN_OR_RETURN(store::GroupInfo info, groups_.Get(d.name));
+    ToProto(info, *response);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* EventStoreService::UpdateConsumerGroup(
+    grpc::CallbackServerContext* context, const v1::UpdateConsumerGroupRequest* request,
+    v1::ConsumerGroupInfo* response) {
+  return RunUnary(context, *request, [this, request, response]() -> absl::Status {
+    LOGBOOK_RETURN_IF_ERROR(
+        groups_.Update(request->group(), FromProto(request->settings())).status());
+    spdlog::info("consumer group '{}' updated", request->group());
+    hub_.Wake(request->group());
+    LOGBOOK_ASSIGN_OR_RETURN(store::GroupInfo info, groups_.Get(request->group()));
+    ToProto(info, *response);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* EventStoreService::DeleteConsumerGroup(
+    grpc::CallbackServerContext* context, const v1::DeleteConsumerGroupRequest* request,
+    v1::DeleteConsumerGroupResponse*) {
+  return RunUnary(context, *request, [this, request]() -> absl::Status {
+    LOGBOOK_RETURN_IF_ERROR(groups_.Delete(request->group()));
+    spdlog::info("consumer group '{}' deleted", request->group());
+    hub_.Wake(request->group());  // Its consumers here end with NOT_FOUND.
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* EventStoreService::ListConsumerGroups(
+    grpc::CallbackServerContext* context, const v1::ListConsumerGroupsRequest* request,
+    v1::ListConsumerGroupsResponse* response) {
+  return RunUnary(context, *request, [this, response]() -> absl::Status {
+    LOGBOOK_ASSIGN_OR_RETURN(std::vector<store::GroupInfo> groups, groups_.List());
+    for (const store::GroupInfo& info : groups) ToProto(info, *response->add_groups());
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* EventStoreService::GetConsumerGroup(
+    grpc::CallbackServerContext* context, const v1::GetConsumerGroupRequest* request,
+    v1::ConsumerGroupInfo* response) {
+  return RunUnary(context, *request, [this, request, response]() -> absl::Status {
+    LOGBOOK_ASSIGN_OR_RETURN(store::GroupInfo info, groups_.Get(request->group()));
+    ToProto(info, *response);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>* EventStoreService::Consume(
+    grpc::CallbackServerContext*) {
+  if (!BeginCall()) {
+    class Refused final : public grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse> {
+     public:
+      Refused() { Finish(kShuttingDown); }
+      void OnDone() override { delete this; }
+    };
+    return new Refused();
+  }
+  return StartConsumeReactor(groups_, hub_, workers_, [this] { EndCall(); });
+}
+
+grpc::ServerUnaryReactor* EventStoreService::ListParked(grpc::CallbackServerContext* context,
+                                                        const v1::ListParkedRequest* request,
+                                                        v1::ListParkedResponse* response) {
+  return RunUnary(context, *request, [this, request, response]() -> absl::Status {
+    constexpr uint32_t kDefaultCount = 1000, kMaxCount = 10000;
+    if (request->max_count() > kMaxCount) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "max_count: ", request->max_count(), " is more than ", kMaxCount));
+    }
+    const uint32_t count = request->max_count() ? request->max_count() : kDefaultCount;
+    LOGBOOK_ASSIGN_OR_RETURN(std::vector<store::ParkedEntry> parked,
+                             groups_.ListParked(request->group(), request->after(), count));
+    for (const store::ParkedEntry& p : parked) ToProto(p, *response->add_parked());
+    if (parked.size() == count) response->set_next_after(parked.back().delivery_id);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* EventStoreService::ReplayParked(grpc::CallbackServerContext* context,
+                                                          const v1::ReplayParkedRequest* request,
+                                                          v1::ReplayParkedResponse* response) {
+  return RunUnary(context, *request, [this, request, response]() -> absl::Status {
+    LOGBOOK_ASSIGN_OR_RETURN(store::ParkedSelection selection, FromProto(request->selection()));
+    LOGBOOK_ASSIGN_OR_RETURN(uint64_t n,
+                             groups_.ReplayParked(request->selection().group(), selection));
+    spdlog::info("consumer group '{}': {} parked events replayed", request->selection().group(),
+                 n);
+    hub_.Wake(request->selection().group());
+    response->set_replayed(n);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* EventStoreService::DropParked(grpc::CallbackServerContext* context,
+                                                        const v1::DropParkedRequest* request,
+                                                        v1::DropParkedResponse* response) {
+  return RunUnary(context, *request, [this, request, response]() -> absl::Status {
+    LOGBOOK_ASSIGN_OR_RETURN(store::ParkedSelection selection, FromProto(request->selection()));
+    LOGBOOK_ASSIGN_OR_RETURN(uint64_t n,
+                             groups_.DropParked(request->selection().group(), selection));
+    spdlog::info("consumer group '{}': {} parked events dropped", request->selection().group(),
+                 n);
+    response->set_dropped(n);
+    return absl::OkStatus();
   });
 }
 

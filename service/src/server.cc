@@ -4,12 +4,17 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <unistd.h>
+
 #include <climits>
+#include <random>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "consumer_group_hub.h"
 #include "logbook/service/event_store_service.h"
+#include "logbook/store/log_watcher.h"
 #include "spdlog/spdlog.h"
 
 namespace logbook::service {
@@ -20,6 +25,16 @@ namespace {
 int ChannelMillis(absl::Duration d) {
   if (d <= absl::ZeroDuration()) return INT_MAX;
   return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(d), INT_MAX));
+}
+
+// This process among the logbookd instances sharing a database, as consumer
+// groups record it: host:pid:random.
+std::string InstanceName() {
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  std::random_device random;
+  return absl::StrCat(host[0] ? host : "localhost", ":", getpid(), ":",
+                      absl::Hex(random() & 0xffff, absl::kZeroPad4));
 }
 
 class GrpcServer final : public Server {
@@ -33,7 +48,17 @@ class GrpcServer final : public Server {
         options.database_dsn, options.subscriptions);
     if (!tail.ok()) return tail.status();
     tail_ = *std::move(tail);
-    service_ = std::make_unique<EventStoreService>(store, workers_, *tail_, options.admin_token,
+    store::StoreOptions group_options;
+    group_options.dsn = options.database_dsn;
+    auto groups = store::ConsumerGroups::Open(group_options);
+    if (!groups.ok()) return groups.status();
+    groups_ = *std::move(groups);
+    hub_ = std::make_unique<ConsumerGroupHub>(*groups_, InstanceName());
+    // New events wake the dispatchers of the groups consumed here.
+    group_watcher_ = store::LogWatcher::Start({options.database_dsn},
+                                              [this](uint64_t) { hub_->WakeAll(); });
+    service_ = std::make_unique<EventStoreService>(store, workers_, *tail_, *groups_, *hub_,
+                                                   options.admin_token,
                                                    options.max_subscriptions_per_connection);
     const store::Limits& limits = store.limits();
     grpc::EnableDefaultHealthCheckService(true);
@@ -80,6 +105,7 @@ class GrpcServer final : public Server {
     server_->GetHealthCheckService()->Shutdown();
     service_->StartDraining();
     tail_->EndAll(absl::UnavailableError("server shutting down; resume on another instance"));
+    hub_->EndAll(absl::UnavailableError("server shutting down; join again on another instance"));
     const absl::Time give_up = absl::Now() + deadline;
     while (service_->in_flight() > 0 && absl::Now() < give_up) {
       absl::SleepFor(absl::Milliseconds(5));
@@ -105,8 +131,12 @@ class GrpcServer final : public Server {
     }
   }
 
+  // Before workers_: a task still queued at the end may use them.
+  std::unique_ptr<store::ConsumerGroups> groups_;
+  std::unique_ptr<ConsumerGroupHub> hub_;
   WorkerPool workers_;
   std::unique_ptr<store::LogTail> tail_;
+  std::unique_ptr<store::LogWatcher> group_watcher_;  // Stopped before hub_ goes.
   std::unique_ptr<EventStoreService> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

@@ -79,7 +79,7 @@ Logbookd::Logbookd(const std::string& dsn, std::vector<std::string> extra_args, 
 Logbookd::~Logbookd() {
   Stop();
   CollectClientErrors(log_);
-  unlink(log_.c_str());
+  if (getenv("LOGBOOK_KEEP_LOGS") == nullptr) unlink(log_.c_str());
 }
 
 std::shared_ptr<grpc::Channel> Logbookd::NewChannel() const {

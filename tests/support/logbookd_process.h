@@ -17,8 +17,10 @@ void CollectClientErrors(const std::string& log);
 
 // A logbookd child process serving `dsn` on a port it picks itself (known,
 // with channel(), once WaitServing() returned true); its stderr goes to a log
-// file, at debug level. Stops it with SIGTERM on destruction and collects
-// its client errors (CollectClientErrors). Not thread-safe.
+// file, at debug level (/tmp/logbookd-test-PID-N.log, removed on
+// destruction unless LOGBOOK_KEEP_LOGS is set). Stops it with SIGTERM on
+// destruction and collects its client errors (CollectClientErrors). Not
+// thread-safe.
 class Logbookd {
  public:
   // `port` 0: the server picks one.

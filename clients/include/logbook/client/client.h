@@ -137,7 +137,33 @@ class Client {
       v1::SubscribeRequest request,
       std::function<bool(const v1::SubscribeResponse&)> handler);
 
+  // Consumer groups (see event_store.proto for each RPC's contract, and
+  // logbook/client/worker.h to consume one). One attempt each, with
+  // ClientOptions::call_timeout; errors are the server's status: NOT_FOUND
+  // (no such group), ALREADY_EXISTS (Create), INVALID_ARGUMENT naming the
+  // field, UNAVAILABLE, ...
+  absl::StatusOr<v1::ConsumerGroupInfo> CreateConsumerGroup(
+      const v1::CreateConsumerGroupRequest& request);
+  // Changes the settings that are set in `settings`; returns the group with
+  // its effective settings.
+  absl::StatusOr<v1::ConsumerGroupInfo> UpdateConsumerGroup(
+      const std::string& group, const v1::ConsumerGroupSettings& settings);
+  // Deletes the group with its deliveries and parked events.
+  absl::Status DeleteConsumerGroup(const std::string& group);
+  absl::StatusOr<std::vector<v1::ConsumerGroupInfo>> ListConsumerGroups();
+  absl::StatusOr<v1::ConsumerGroupInfo> GetConsumerGroup(const std::string& group);
+  // One page of parked events with a delivery id greater than `after`;
+  // `max_count` 0: the server's default page (1,000). The response's
+  // next_after is set when there are more.
+  absl::StatusOr<v1::ListParkedResponse> ListParked(const std::string& group, uint64_t after = 0,
+                                                    uint32_t max_count = 0);
+  // Put back for delivery (attempts reset), or forget, the parked events
+  // `selection` names; return how many.
+  absl::StatusOr<uint64_t> ReplayParked(const v1::ParkedSelection& selection);
+  absl::StatusOr<uint64_t> DropParked(const v1::ParkedSelection& selection);
+
   v1::EventStore::Stub& stub() { return *stub_; }
+  const ClientOptions& options() const { return options_; }
 
  private:
   ClientOptions options_;

@@ -10,6 +10,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "logbook/service/worker_pool.h"
+#include "logbook/store/consumer_groups.h"
 #include "logbook/store/event_store.h"
 #include "logbook/store/subscription.h"
 #include "logbook/v1/event_store.grpc.pb.h"
@@ -17,6 +18,7 @@
 namespace logbook::service {
 
 class AdminLimiter;
+class ConsumerGroupHub;
 
 // Callback-API implementation of logbook.v1.EventStore. Reactions only
 // validate and convert; every store call runs on `workers`, so no gRPC thread
@@ -39,7 +41,9 @@ class EventStoreService final : public logbook::v1::EventStore::CallbackService 
   using FetchPage = std::function<absl::StatusOr<std::vector<store::RecordedEvent>>(
       uint64_t max, size_t max_bytes)>;
 
+  // `groups` and `hub` serve the consumer-group calls.
   EventStoreService(store::EventStore& store, WorkerPool& workers, store::LogTail& tail,
+                    store::ConsumerGroups& groups, ConsumerGroupHub& hub,
                     std::string admin_token = "", size_t max_subscriptions_per_connection = 100);
   ~EventStoreService() override;
 
@@ -72,6 +76,33 @@ class EventStoreService final : public logbook::v1::EventStore::CallbackService 
   grpc::ServerUnaryReactor* LoadSnapshot(grpc::CallbackServerContext* context,
                                          const v1::LoadSnapshotRequest* request,
                                          v1::Snapshot* response) override;
+
+  grpc::ServerUnaryReactor* CreateConsumerGroup(grpc::CallbackServerContext* context,
+                                                const v1::CreateConsumerGroupRequest* request,
+                                                v1::ConsumerGroupInfo* response) override;
+  grpc::ServerUnaryReactor* UpdateConsumerGroup(grpc::CallbackServerContext* context,
+                                                const v1::UpdateConsumerGroupRequest* request,
+                                                v1::ConsumerGroupInfo* response) override;
+  grpc::ServerUnaryReactor* DeleteConsumerGroup(grpc::CallbackServerContext* context,
+                                                const v1::DeleteConsumerGroupRequest* request,
+                                                v1::DeleteConsumerGroupResponse* response) override;
+  grpc::ServerUnaryReactor* ListConsumerGroups(grpc::CallbackServerContext* context,
+                                               const v1::ListConsumerGroupsRequest* request,
+                                               v1::ListConsumerGroupsResponse* response) override;
+  grpc::ServerUnaryReactor* GetConsumerGroup(grpc::CallbackServerContext* context,
+                                             const v1::GetConsumerGroupRequest* request,
+                                             v1::ConsumerGroupInfo* response) override;
+  grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>* Consume(
+      grpc::CallbackServerContext* context) override;
+  grpc::ServerUnaryReactor* ListParked(grpc::CallbackServerContext* context,
+                                      const v1::ListParkedRequest* request,
+                                      v1::ListParkedResponse* response) override;
+  grpc::ServerUnaryReactor* ReplayParked(grpc::CallbackServerContext* context,
+                                         const v1::ReplayParkedRequest* request,
+                                         v1::ReplayParkedResponse* response) override;
+  grpc::ServerUnaryReactor* DropParked(grpc::CallbackServerContext* context,
+                                       const v1::DropParkedRequest* request,
+                                       v1::DropParkedResponse* response) override;
 
   // From now on, new calls fail with UNAVAILABLE; calls already running go on.
   void StartDraining() { draining_ = true; }
@@ -108,6 +139,8 @@ class EventStoreService final : public logbook::v1::EventStore::CallbackService 
   store::EventStore& store_;
   WorkerPool& workers_;
   store::LogTail& tail_;
+  store::ConsumerGroups& groups_;
+  ConsumerGroupHub& hub_;
   const std::string admin_token_;  // Empty: admin calls disabled.
   // Failed admin attempts per source address (10 a minute, then refused).
   const std::unique_ptr<AdminLimiter> admin_limiter_;

@@ -1,0 +1,317 @@
+#include "consume_reactor.h"
+
+#include <algorithm>
+#include <deque>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "convert.h"
+#include "spdlog/spdlog.h"
+
+namespace logbook::service {
+namespace {
+
+constexpr int kMaxIds = 10000;
+constexpr size_t kMaxReason = 1024;
+constexpr uint32_t kMaxRetryDelayMs = 3600000;
+
+absl::Status ValidateIds(absl::string_view field,
+                         const google::protobuf::RepeatedField<uint64_t>& ids) {
+  if (ids.empty() || ids.size() > kMaxIds) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": 1 to ", kMaxIds, " ids, not ", ids.size()));
+  }
+  std::vector<uint64_t> sorted(ids.begin(), ids.end());
+  std::sort(sorted.begin(), sorted.end());
+  if (auto twice = std::adjacent_find(sorted.begin(), sorted.end()); twice != sorted.end()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": ", *twice, " appears twice"));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<uint64_t> Ids(const google::protobuf::RepeatedField<uint64_t>& ids) {
+  return std::vector<uint64_t>(ids.begin(), ids.end());
+}
+
+store::NackAction FromProto(v1::NackAction action) {
+  switch (action) {
+    case v1::PARK:
+      return store::NackAction::kPark;
+    case v1::SKIP:
+      return store::NackAction::kSkip;
+    default:
+      return store::NackAction::kRetry;
+  }
+}
+
+// Lifetime: the reactor is deleted once gRPC is done with it (OnDone) and
+// no task of its runs on the workers. Every member below mu_ is guarded
+// by it; gRPC operations are started holding it (gRPC never runs a
+// reaction inline from them).
+class ConsumeReactor final : public grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>,
+                             public ConsumerSession {
+ public:
+  ConsumeReactor(store::ConsumerGroups& groups, ConsumerGroupHub& hub, WorkerPool& workers,
+                 std::function<void()> on_done)
+      : groups_(groups), hub_(hub), workers_(workers), on_done_(std::move(on_done)) {
+    absl::MutexLock lock(&mu_);
+    StartRead(&request_);
+  }
+
+  // ConsumerSession, from the dispatcher's thread.
+  void Deliver(std::vector<store::GroupDelivery> deliveries) override {
+    absl::MutexLock lock(&mu_);
+    if (finished_) return;
+    for (store::GroupDelivery& d : deliveries) {
+      v1::ConsumeResponse& m = outbox_.emplace_back();
+      v1::Delivery* delivery = m.mutable_delivery();
+      delivery->set_delivery_id(d.event.global_position);
+      delivery->set_attempt(d.attempt);
+      ToProto(d.event, *delivery->mutable_event());
+    }
+    WriteNext();
+  }
+  void End(const absl::Status& status) override {
+    absl::MutexLock lock(&mu_);
+    FinishOnce(ToGrpcStatus(status));
+  }
+
+  // grpc::ServerBidiReactor.
+  void OnReadDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    if (!ok) {  // The client is done sending (or gone): so is this call.
+      FinishOnce(grpc::Status::OK);
+      return;
+    }
+    const v1::ConsumeRequest request = request_;
+    if (absl::Status known = RejectUnknownEnumValues(request); !known.ok()) {
+      FinishOnce(ToGrpcStatus(known));
+      return;
+    }
+    if (!joined_) {
+      if (request.kind_case() != v1::ConsumeRequest::kJoin) {
+        FinishOnce(ToGrpcStatus(absl::FailedPreconditionError(
+            "join: the first message of Consume must be a join")));
+        return;
+      }
+      RunTask([this, join = request.join()] { Join(join); });
+      return;
+    }
+    absl::Status valid;
+    switch (request.kind_case()) {
+      case v1::ConsumeRequest::kJoin:
+        valid = absl::FailedPreconditionError(absl::StrCat(
+            "join: this call already joined group '", group_, "' as '", consumer_, "'"));
+        break;
+      case v1::ConsumeRequest::kAck:
+      case v1::ConsumeRequest::kNack:
+        valid = ValidateSettle(request);
+        break;
+      default:
+        valid = absl::InvalidArgumentError("kind: set one of join, ack or nack");
+    }
+    if (!valid.ok()) {
+      FinishOnce(ToGrpcStatus(valid));
+      return;
+    }
+    RunTask([this, request] { Settle(request); });
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) {
+      FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+      return;
+    }
+    outbox_.pop_front();
+    WriteNext();
+  }
+
+  void OnDone() override {
+    bool reserved;
+    {
+      absl::MutexLock lock(&mu_);
+      finished_ = true;
+      done_ = true;
+      reserved = reserved_;
+    }
+    // The name is free again at once (MaybeDelete removes it again, in case
+    // a join task reserved it meanwhile).
+    if (reserved) hub_.Remove(group_, consumer_, this);
+    on_done_();
+    MaybeDelete();
+  }
+
+ private:
+  // Runs `task` on a worker; reads the next message after it, unless it
+  // finished the call.
+  void RunTask(std::function<void()> task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    task_running_ = true;
+    if (!workers_.TrySubmit([this, task = std::move(task)] {
+          task();
+          {
+            absl::MutexLock lock(&mu_);
+            task_running_ = false;
+            if (!finished_) StartRead(&request_);
+          }
+          MaybeDelete();
+        })) {
+      task_running_ = false;
+      FinishOnce(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                              "server overloaded: too many calls waiting for the database; "
+                              "retry with backoff"));
+    }
+  }
+
+  // Reserves the name here first (ALREADY_EXISTS if a call of this
+  // instance holds it), then joins in the database, which refuses a live
+  // member of that name on another instance.
+  void Join(const v1::ConsumerJoin& join) {
+    absl::Status valid = store::ValidateGroupName("join.group", join.group());
+    if (valid.ok()) valid = store::ValidateGroupName("join.consumer", join.consumer());
+    const std::string session = hub_.NewSession();
+    if (valid.ok() && !hub_.Reserve(join.group(), join.consumer(), session, this)) {
+      valid = Taken(join);
+    }
+    absl::StatusOr<store::GroupDefinition> group = absl::UnknownError("not joined");
+    if (valid.ok()) {
+      {
+        absl::MutexLock lock(&mu_);
+        reserved_ = true;  // Removed in MaybeDelete, which runs after this task.
+        group_ = join.group();
+        consumer_ = join.consumer();
+        session_ = session;
+      }
+      group = groups_.Join(join.group(), join.consumer(), session);
+    } else {
+      group = valid;
+    }
+    if (group.ok() && join.max_in_flight() > group->settings.max_in_flight) {
+      (void)groups_.Leave(join.group(), join.consumer(), session);
+      group = absl::InvalidArgumentError(absl::StrCat(
+          "join.max_in_flight: ", join.max_in_flight(), " is more than the group's ",
+          group->settings.max_in_flight));
+    }
+    uint32_t max_in_flight = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!group.ok()) {
+        FinishOnce(ToGrpcStatus(group.status()));
+        return;
+      }
+      joined_ = true;
+      max_in_flight = join.max_in_flight() ? join.max_in_flight() : group->settings.max_in_flight;
+      v1::ConsumerJoined* joined = outbox_.emplace_back().mutable_joined();
+      joined->set_instance(hub_.instance());
+      joined->set_max_in_flight(max_in_flight);
+      WriteNext();
+    }
+    spdlog::info("consumer group '{}': consumer '{}' joined as {}", group_, consumer_, session);
+    // If the call ended meanwhile, Deliver ignores what comes before Remove.
+    hub_.Activate(group_, consumer_, max_in_flight);
+  }
+
+  static absl::Status Taken(const v1::ConsumerJoin& join) {
+    return absl::AlreadyExistsError(absl::StrCat("consumer '", join.consumer(),
+                                                 "' is already connected to group '",
+                                                 join.group(), "'"));
+  }
+
+  void Settle(const v1::ConsumeRequest& request) {
+    absl::Status status;
+    if (request.has_ack()) {
+      status = groups_.Ack(group_, consumer_, session_, Ids(request.ack().delivery_ids()));
+    } else {
+      const v1::ConsumerNack& nack = request.nack();
+      std::optional<absl::Duration> delay;
+      if (nack.has_retry_delay_ms()) delay = absl::Milliseconds(nack.retry_delay_ms());
+      status = groups_.Nack(group_, consumer_, session_, Ids(nack.delivery_ids()),
+                            FromProto(nack.action()), delay, nack.reason());
+    }
+    if (!status.ok()) {
+      absl::MutexLock lock(&mu_);
+      FinishOnce(ToGrpcStatus(status));
+      return;
+    }
+    hub_.Wake(group_);
+  }
+
+  void WriteNext() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (writing_ || finished_ || outbox_.empty()) return;
+    writing_ = true;
+    StartWrite(&outbox_.front());
+  }
+
+  void FinishOnce(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return;
+    finished_ = true;
+    Finish(status);
+  }
+
+  // Once gRPC is done with the call and no task runs: leaves the group
+  // (its dispatcher calls Deliver no more once Remove returns) and deletes
+  // the reactor, exactly once.
+  void MaybeDelete() {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!done_ || task_running_ || deleting_) return;
+      deleting_ = true;
+    }
+    if (reserved_) hub_.Remove(group_, consumer_, this);
+    if (joined_) spdlog::info("consumer group '{}': consumer '{}' left", group_, consumer_);
+    delete this;
+  }
+
+  store::ConsumerGroups& groups_;
+  ConsumerGroupHub& hub_;
+  WorkerPool& workers_;
+  const std::function<void()> on_done_;
+  absl::Mutex mu_;
+  v1::ConsumeRequest request_;  // Owned by the read in flight.
+  // Messages to write; the front one is being written while writing_.
+  std::deque<v1::ConsumeResponse> outbox_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  bool task_running_ ABSL_GUARDED_BY(mu_) = false;
+  bool deleting_ ABSL_GUARDED_BY(mu_) = false;
+  // Set once, by the join task, under mu_; read after it.
+  bool reserved_ = false;
+  bool joined_ = false;
+  std::string group_;
+  std::string consumer_;
+  std::string session_;  // hub_.NewSession(): what it holds deliveries as.
+};
+
+}  // namespace
+
+absl::Status ValidateSettle(const v1::ConsumeRequest& request) {
+  if (request.has_ack()) return ValidateIds("ack.delivery_ids", request.ack().delivery_ids());
+  const v1::ConsumerNack& nack = request.nack();
+  if (absl::Status s = ValidateIds("nack.delivery_ids", nack.delivery_ids()); !s.ok()) return s;
+  if (nack.reason().size() > kMaxReason) {
+    return absl::InvalidArgumentError(absl::StrCat("nack.reason: at most ", kMaxReason,
+                                                   " bytes, not ", nack.reason().size()));
+  }
+  if (nack.retry_delay_ms() > kMaxRetryDelayMs) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "nack.retry_delay_ms: ", nack.retry_delay_ms(), " is more than ", kMaxRetryDelayMs));
+  }
+  if (nack.has_retry_delay_ms() && nack.action() != v1::RETRY) {
+    return absl::InvalidArgumentError("nack.retry_delay_ms: only a RETRY waits");
+  }
+  return absl::OkStatus();
+}
+
+grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>* StartConsumeReactor(
+    store::ConsumerGroups& groups, ConsumerGroupHub& hub, WorkerPool& workers,
+    std::function<void()> on_done) {
+  return new ConsumeReactor(groups, hub, workers, std::move(on_done));
+}
+
+}  // namespace logbook::service

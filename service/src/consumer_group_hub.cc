@@ -1,0 +1,244 @@
+#include "consumer_group_hub.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "spdlog/spdlog.h"
+
+namespace logbook::service {
+
+namespace {
+
+// Pending events a group keeps ahead of its consumers, at most.
+constexpr size_t kPendingWindow = 10000;
+// Members are renewed this often (store::kMemberTimeout is 10 s).
+constexpr absl::Duration kHeartbeatInterval = absl::Seconds(1);
+// After a database error, the next try.
+constexpr absl::Duration kErrorBackoff = absl::Seconds(1);
+
+}  // namespace
+
+// One group's consumers here. Its thread makes every database call of the
+// group (but Join, done by the call, and acks and nacks), and when it is
+// stopped hands back what calls that already ended held; `mu_` guards what
+// calls hand it and is never held across a database call, so Add, Remove
+// and Wake never block for long. Sessions are called holding `mu_`, which
+// is what makes Remove final.
+class ConsumerGroupHub::Dispatcher {
+ public:
+  Dispatcher(store::ConsumerGroups& groups, std::string group, std::string instance)
+      : groups_(groups), group_(std::move(group)), instance_(std::move(instance)),
+        thread_([this] { Run(); }) {}
+
+  ~Dispatcher() {
+    {
+      absl::MutexLock lock(&mu_);
+      stop_ = true;
+    }
+    thread_.join();
+  }
+
+  bool Reserve(const std::string& consumer, const std::string& session_name,
+               ConsumerSession* session) {
+    absl::MutexLock lock(&mu_);
+    return consumers_.try_emplace(consumer, Consumer{0, session_name, session, false}).second;
+  }
+
+  void Activate(const std::string& consumer, uint32_t max_in_flight) {
+    absl::MutexLock lock(&mu_);
+    auto it = consumers_.find(consumer);
+    if (it == consumers_.end()) return;
+    it->second.max_in_flight = max_in_flight;
+    it->second.active = true;
+    // A member arrived: spread the streams again at once.
+    next_heartbeat_ = absl::InfinitePast();
+    wake_ = true;
+  }
+
+  void Remove(const std::string& consumer, ConsumerSession* session) {
+    absl::MutexLock lock(&mu_);
+    auto it = consumers_.find(consumer);
+    if (it == consumers_.end() || it->second.session != session) return;
+    if (it->second.active) {
+      leaving_.emplace_back(consumer, it->second.session_name);
+      next_heartbeat_ = absl::InfinitePast();
+      wake_ = true;
+    }
+    consumers_.erase(it);
+  }
+
+  void Wake() {
+    absl::MutexLock lock(&mu_);
+    wake_ = true;
+  }
+
+  void EndCalls(const absl::Status& status) { EndAll(status, /*forget=*/false); }
+
+ private:
+  struct Consumer {
+    uint32_t max_in_flight = 0;
+    std::string session_name;
+    ConsumerSession* session = nullptr;
+    bool active = false;  // Joined; until then only reserved.
+  };
+
+  void Run() {
+    absl::Time due = absl::InfiniteFuture();
+    for (;;) {
+      std::vector<std::pair<std::string, std::string>> leaving;  // Consumer, session.
+      std::map<std::string, Consumer> active;
+      bool heartbeat = false;
+      {
+        absl::MutexLock lock(&mu_);
+        auto woken = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stop_ || wake_; };
+        const absl::Time deadline = std::min(due, next_heartbeat_);
+        mu_.AwaitWithDeadline(absl::Condition(&woken), deadline);
+        wake_ = false;
+        leaving.swap(leaving_);
+        for (const auto& [name, c] : consumers_) {
+          if (c.active) active.emplace(name, c);
+        }
+        if (absl::Now() >= next_heartbeat_) {
+          heartbeat = !active.empty();
+          next_heartbeat_ = active.empty() ? absl::InfiniteFuture()
+                                           : absl::Now() + kHeartbeatInterval;
+        }
+      }
+      for (const auto& [consumer, session] : leaving) {
+        if (absl::Status s = groups_.Leave(group_, consumer, session); !s.ok()) {
+          spdlog::warn("consumer group '{}': could not hand back the deliveries of '{}': {}",
+                       group_, consumer, s.ToString());
+        }
+      }
+      {
+        absl::MutexLock lock(&mu_);
+        if (stop_ && leaving_.empty()) return;  // Stopping: only hands back.
+        if (stop_) continue;
+      }
+      if (active.empty()) {
+        due = absl::InfiniteFuture();
+        continue;
+      }
+      absl::StatusOr<absl::Time> next = Step(active, heartbeat);
+      if (!next.ok()) {
+        if (absl::IsNotFound(next.status())) {
+          EndAll(next.status());
+        } else {
+          spdlog::warn("consumer group '{}': {}; trying again in {}", group_,
+                       next.status().ToString(), absl::FormatDuration(kErrorBackoff));
+        }
+        due = absl::Now() + kErrorBackoff;
+        continue;
+      }
+      due = *next;
+    }
+  }
+
+  // One round: members, new events, deliveries. Returns when the next
+  // waiting delivery is due (now, when a round left work undone).
+  absl::StatusOr<absl::Time> Step(const std::map<std::string, Consumer>& active,
+                                  bool heartbeat) {
+    if (heartbeat) {
+      std::vector<std::string> names;
+      for (const auto& [name, c] : active) names.push_back(name);
+      absl::StatusOr<std::vector<std::string>> live = groups_.Heartbeat(group_, instance_, names);
+      if (!live.ok()) return live.status();
+      members_ = *std::move(live);
+    }
+    absl::StatusOr<bool> caught_up = groups_.Fill(group_, kPendingWindow);
+    if (!caught_up.ok()) return caught_up.status();
+    for (const auto& [name, c] : active) {
+      absl::StatusOr<std::vector<store::GroupDelivery>> claimed =
+          groups_.Claim(group_, name, c.session_name, members_, c.max_in_flight);
+      if (!claimed.ok()) return claimed.status();
+      if (claimed->empty()) continue;
+      absl::MutexLock lock(&mu_);
+      auto it = consumers_.find(name);
+      // Gone meanwhile: its Leave, queued behind this round, hands them back.
+      if (it != consumers_.end() && it->second.session == c.session) {
+        c.session->Deliver(*std::move(claimed));
+      }
+    }
+    if (!*caught_up) return absl::Now();  // More of the backlog next.
+    absl::StatusOr<std::optional<absl::Time>> due = groups_.NextDue(group_);
+    if (!due.ok()) return due.status();
+    return due->value_or(absl::InfiniteFuture());
+  }
+
+  // Ends every call here with `status`. Their sessions leave as usual
+  // (Remove), unless the group is gone with them (`forget`).
+  void EndAll(const absl::Status& status, bool forget = true) {
+    absl::MutexLock lock(&mu_);
+    for (auto& [name, c] : consumers_) c.session->End(status);
+    if (forget) consumers_.clear();
+  }
+
+  store::ConsumerGroups& groups_;
+  const std::string group_;
+  const std::string instance_;
+  std::vector<std::string> members_;  // Live members, sorted; the thread's own.
+  absl::Mutex mu_;
+  std::map<std::string, Consumer> consumers_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<std::string, std::string>> leaving_ ABSL_GUARDED_BY(mu_);
+  absl::Time next_heartbeat_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  bool wake_ ABSL_GUARDED_BY(mu_) = false;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;  // Last: starts after the members above.
+};
+
+ConsumerGroupHub::ConsumerGroupHub(store::ConsumerGroups& groups, std::string instance)
+    : groups_(groups), instance_(std::move(instance)) {}
+
+ConsumerGroupHub::~ConsumerGroupHub() {
+  std::map<std::string, std::unique_ptr<Dispatcher>> dispatchers;
+  {
+    absl::MutexLock lock(&mu_);
+    dispatchers.swap(dispatchers_);
+  }
+}
+
+std::string ConsumerGroupHub::NewSession() {
+  return absl::StrCat(instance_, "/", ++sessions_);
+}
+
+bool ConsumerGroupHub::Reserve(const std::string& group, const std::string& consumer,
+                               const std::string& session_name, ConsumerSession* session) {
+  absl::MutexLock lock(&mu_);
+  std::unique_ptr<Dispatcher>& d = dispatchers_[group];
+  if (!d) d = std::make_unique<Dispatcher>(groups_, group, instance_);
+  return d->Reserve(consumer, session_name, session);
+}
+
+void ConsumerGroupHub::Activate(const std::string& group, const std::string& consumer,
+                                uint32_t max_in_flight) {
+  absl::MutexLock lock(&mu_);
+  if (auto it = dispatchers_.find(group); it != dispatchers_.end()) {
+    it->second->Activate(consumer, max_in_flight);
+  }
+}
+
+void ConsumerGroupHub::Remove(const std::string& group, const std::string& consumer,
+                              ConsumerSession* session) {
+  absl::MutexLock lock(&mu_);
+  if (auto it = dispatchers_.find(group); it != dispatchers_.end()) {
+    it->second->Remove(consumer, session);
+  }
+}
+
+void ConsumerGroupHub::Wake(const std::string& group) {
+  absl::MutexLock lock(&mu_);
+  if (auto it = dispatchers_.find(group); it != dispatchers_.end()) it->second->Wake();
+}
+
+void ConsumerGroupHub::EndAll(const absl::Status& status) {
+  absl::MutexLock lock(&mu_);
+  for (auto& [name, d] : dispatchers_) d->EndCalls(status);
+}
+
+void ConsumerGroupHub::WakeAll() {
+  absl::MutexLock lock(&mu_);
+  for (auto& [name, d] : dispatchers_) d->Wake();
+}
+
+}  // namespace logbook::service

@@ -1,0 +1,201 @@
+// Consumer groups (docs/consumer-groups.md): competing consumers sharing the
+// events of a target, each event handled by one of them, with every bit of
+// state in PostgreSQL (migrations/0016) so that a group survives restarts
+// and serves consumers connected to several logbookd instances at once.
+//
+// ConsumerGroups is the store's side: definitions, and the steps a
+// logbookd instance takes for the consumers connected to it (join, fill,
+// claim, ack, nack, leave). Scheduling those steps is the service's job
+// (service/src/consumer_group_hub.h).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "logbook/store/event_store.h"
+#include "logbook/store/types.h"
+
+namespace logbook::store {
+
+enum class GroupStrategy { kPerStream, kRoundRobin };
+
+struct GroupSettings {
+  GroupStrategy strategy = GroupStrategy::kPerStream;
+  absl::Duration ack_timeout = absl::Seconds(30);
+  uint32_t max_deliveries = 10;
+  absl::Duration retry_backoff = absl::Seconds(1);
+  absl::Duration retry_backoff_max = absl::Seconds(60);
+  uint32_t max_in_flight = 100;
+};
+
+// Settings a request sets; unset ones keep their value (or the default).
+struct GroupSettingsPatch {
+  std::optional<GroupStrategy> strategy;
+  std::optional<uint32_t> ack_timeout_ms;
+  std::optional<uint32_t> max_deliveries;
+  std::optional<uint32_t> retry_backoff_ms;
+  std::optional<uint32_t> retry_backoff_max_ms;
+  std::optional<uint32_t> max_in_flight;
+};
+
+// `base` with `patch` applied; INVALID_ARGUMENT naming the field (as
+// "settings.ack_timeout_ms") when a value is out of its range (the proto's
+// comments). Pure.
+absl::StatusOr<GroupSettings> ApplySettings(const GroupSettings& base,
+                                            const GroupSettingsPatch& patch);
+
+// INVALID_ARGUMENT naming `field` unless `name` is 1 to 128 bytes of
+// [A-Za-z0-9._-]. Pure.
+absl::Status ValidateGroupName(absl::string_view field, absl::string_view name);
+
+// How long a retry of an event delivered `attempts` times waits:
+// retry_backoff doubling per delivery after the first, at most
+// retry_backoff_max. Pure.
+absl::Duration RetryDelay(const GroupSettings& settings, uint32_t attempts);
+
+// Where a new group starts.
+struct GroupStart {
+  enum Kind { kBeginning, kAfterPosition, kNow } kind = kBeginning;
+  uint64_t after_position = 0;
+};
+
+struct GroupDefinition {
+  std::string name;
+  // stream_id or category set (or neither: the whole log), with
+  // stream_prefix and event_types narrowing it.
+  EventFilter target;
+  GroupSettings settings;
+  absl::Time created_at;
+};
+
+struct GroupMember {
+  std::string consumer;
+  std::string instance;
+  uint64_t in_flight = 0;
+  uint64_t streams_owned = 0;
+  absl::Time connected_at;
+};
+
+struct GroupInfo {
+  GroupDefinition definition;
+  uint64_t checkpoint = 0;
+  uint64_t head_position = 0;
+  uint64_t lag_events = 0;
+  absl::Duration lag = absl::ZeroDuration();
+  std::vector<GroupMember> members;
+  uint64_t in_flight = 0;
+  uint64_t parked = 0;
+  uint64_t delivered = 0;
+  uint64_t acked = 0;
+  absl::Duration oldest_parked_age = absl::ZeroDuration();
+};
+
+// One event handed to a consumer.
+struct GroupDelivery {
+  RecordedEvent event;  // Its global position is the delivery id.
+  uint32_t attempt = 0;  // 1 for the first delivery.
+};
+
+enum class NackAction { kRetry, kPark, kSkip };
+
+struct ParkedEntry {
+  uint64_t delivery_id = 0;  // The event's global position.
+  std::string stream_id;
+  uint64_t stream_version = 0;
+  std::string event_type;
+  uint32_t attempts = 0;
+  std::string reason;
+  absl::Time parked_at;
+};
+
+// Which parked events ReplayParked and DropParked take: the ids named, or
+// (ids empty) all, oldest first, at most max_count (0: every one).
+struct ParkedSelection {
+  std::vector<uint64_t> ids;
+  uint64_t max_count = 0;
+};
+
+// A member is live while its instance renews it (Heartbeat) within this.
+inline constexpr absl::Duration kMemberTimeout = absl::Seconds(10);
+
+// Thread-safe; every call blocks for its database round trips. Errors as
+// EventStore's, and NOT_FOUND for a group that does not exist.
+class ConsumerGroups {
+ public:
+  // Its own few connections to options.dsn.
+  static absl::StatusOr<std::unique_ptr<ConsumerGroups>> Open(const StoreOptions& options);
+  virtual ~ConsumerGroups() = default;
+
+  // ALREADY_EXISTS: a group of that name; INVALID_ARGUMENT naming the field.
+  virtual absl::StatusOr<GroupDefinition> Create(const std::string& name,
+                                                 const EventFilter& target, GroupStart start,
+                                                 const GroupSettingsPatch& settings) = 0;
+  virtual absl::StatusOr<GroupDefinition> Update(const std::string& name,
+                                                 const GroupSettingsPatch& settings) = 0;
+  virtual absl::Status Delete(const std::string& name) = 0;
+  virtual absl::StatusOr<std::vector<GroupInfo>> List() = 0;
+  virtual absl::StatusOr<GroupInfo> Get(const std::string& name) = 0;
+
+  // --- What an instance does for its connected consumers. `instance`
+  // names the logbookd instance; a consumer's call is its session,
+  // "<instance>/<n>", and its deliveries are held in its name and session.
+
+  // Records `consumer` as connected in `session`. ALREADY_EXISTS when a
+  // live member of that name is connected on another instance; one of this
+  // instance is taken over (the caller checked that no call of its own
+  // holds the name), and what an earlier session held comes back.
+  virtual absl::StatusOr<GroupDefinition> Join(const std::string& group,
+                                               const std::string& consumer,
+                                               const std::string& session) = 0;
+  // Renews the members of `instance` named in `consumers` and returns the
+  // group's live members' names, sorted (PER_STREAM spreads streams over
+  // them).
+  virtual absl::StatusOr<std::vector<std::string>> Heartbeat(
+      const std::string& group, const std::string& instance,
+      const std::vector<std::string>& consumers) = 0;
+  // Forgets the session and hands back what it held (each counted: each
+  // was a delivery).
+  virtual absl::Status Leave(const std::string& group, const std::string& consumer,
+                             const std::string& session) = 0;
+  // Brings up to `max_events` more events of the target, up to the log's
+  // head, into the group's pending events, and moves the checkpoint up to
+  // what is done. Returns whether it got as far as the head.
+  virtual absl::StatusOr<bool> Fill(const std::string& group, size_t max_events) = 0;
+  // Delivers to `consumer` up to `max` less what it holds: waiting events
+  // whose time has come, and ones whose lease ran out; PER_STREAM only each
+  // stream's lowest pending event, nothing of a stream in flight, and only
+  // streams that hashing over `members` gives this consumer. An event
+  // already delivered max_deliveries times is parked instead.
+  virtual absl::StatusOr<std::vector<GroupDelivery>> Claim(
+      const std::string& group, const std::string& consumer, const std::string& session,
+      const std::vector<std::string>& members, size_t max) = 0;
+  // FAILED_PRECONDITION naming the first id the session does not hold;
+  // nothing changes then.
+  virtual absl::Status Ack(const std::string& group, const std::string& consumer,
+                           const std::string& session, const std::vector<uint64_t>& ids) = 0;
+  virtual absl::Status Nack(const std::string& group, const std::string& consumer,
+                            const std::string& session, const std::vector<uint64_t>& ids,
+                            NackAction action, std::optional<absl::Duration> delay,
+                            const std::string& reason) = 0;
+  // When the next waiting event of the group is due (lease or retry), if
+  // any is waiting.
+  virtual absl::StatusOr<std::optional<absl::Time>> NextDue(const std::string& group) = 0;
+
+  // --- Parked events.
+  virtual absl::StatusOr<std::vector<ParkedEntry>> ListParked(const std::string& group,
+                                                               uint64_t after,
+                                                               size_t max_count) = 0;
+  // Put back for delivery (attempts reset), in batches: bounded memory.
+  virtual absl::StatusOr<uint64_t> ReplayParked(const std::string& group,
+                                                const ParkedSelection& selection) = 0;
+  virtual absl::StatusOr<uint64_t> DropParked(const std::string& group,
+                                              const ParkedSelection& selection) = 0;
+};
+
+}  // namespace logbook::store

@@ -1,0 +1,904 @@
+#include "logbook/store/consumer_groups.h"
+
+#include <pqxx/pqxx>
+
+#include <algorithm>
+#include <limits>
+#include <tuple>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "connection_pool.h"
+#include "event_rows.h"
+#include "logbook/store/status_macros.h"
+#include "pg_array.h"
+#include "pg_errors.h"
+
+namespace logbook::store {
+
+// --- Pure rules.
+
+absl::Status ValidateGroupName(absl::string_view field, absl::string_view name) {
+  if (name.empty() || name.size() > 128) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": must be 1 to 128 bytes, not ", name.size()));
+  }
+  for (char c : name) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' &&
+        c != '-') {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": only letters, digits, '.', '_' and '-' are allowed"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+absl::Status InRange(absl::string_view field, uint32_t value, uint32_t low, uint32_t high) {
+  if (value < low || value > high) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("settings.", field, ": ", value, " is outside ", low, "..", high));
+  }
+  return absl::OkStatus();
+}
+
+uint32_t Millis(absl::Duration d) { return static_cast<uint32_t>(absl::ToInt64Milliseconds(d)); }
+
+}  // namespace
+
+absl::StatusOr<GroupSettings> ApplySettings(const GroupSettings& base,
+                                            const GroupSettingsPatch& patch) {
+  constexpr uint32_t kHour = 3600000;
+  GroupSettings s = base;
+  if (patch.strategy) s.strategy = *patch.strategy;
+  if (patch.ack_timeout_ms) {
+    LOGBOOK_RETURN_IF_ERROR(InRange("ack_timeout_ms", *patch.ack_timeout_ms, 100, kHour));
+    s.ack_timeout = absl::Milliseconds(*patch.ack_timeout_ms);
+  }
+  if (patch.max_deliveries) {
+    LOGBOOK_RETURN_IF_ERROR(InRange("max_deliveries", *patch.max_deliveries, 1, 1000));
+    s.max_deliveries = *patch.max_deliveries;
+  }
+  if (patch.retry_backoff_ms) {
+    LOGBOOK_RETURN_IF_ERROR(InRange("retry_backoff_ms", *patch.retry_backoff_ms, 0, kHour));
+    s.retry_backoff = absl::Milliseconds(*patch.retry_backoff_ms);
+  }
+  if (patch.retry_backoff_max_ms) {
+    LOGBOOK_RETURN_IF_ERROR(
+        InRange("retry_backoff_max_ms", *patch.retry_backoff_max_ms, 0, kHour));
+    s.retry_backoff_max = absl::Milliseconds(*patch.retry_backoff_max_ms);
+  }
+  if (s.retry_backoff > s.retry_backoff_max) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "settings.retry_backoff_ms: ", Millis(s.retry_backoff),
+        " is more than retry_backoff_max_ms ", Millis(s.retry_backoff_max)));
+  }
+  if (patch.max_in_flight) {
+    LOGBOOK_RETURN_IF_ERROR(InRange("max_in_flight", *patch.max_in_flight, 1, 10000));
+    s.max_in_flight = *patch.max_in_flight;
+  }
+  return s;
+}
+
+absl::Duration RetryDelay(const GroupSettings& settings, uint32_t attempts) {
+  absl::Duration delay = settings.retry_backoff;
+  for (uint32_t i = 1; i < attempts && delay < settings.retry_backoff_max; ++i) delay *= 2;
+  return std::min(delay, settings.retry_backoff_max);
+}
+
+namespace {
+
+// --- Statements. Every one names its group in $1.
+
+#define LOGBOOK_GROUP_COLUMNS                                                                \
+  "g.group_name, g.target_stream_id, g.target_category, g.filter_stream_prefix,"            \
+  " g.filter_event_types, g.strategy, g.ack_timeout_ms, g.max_deliveries,"                  \
+  " g.retry_backoff_ms, g.retry_backoff_max_ms, g.max_in_flight,"                           \
+  " (extract(epoch FROM g.created_at) * 1000000)::bigint"
+
+// Whether an event_log row e is of group g's target.
+#define LOGBOOK_GROUP_TARGET                                                                 \
+  " (g.target_stream_id = '' OR e.stream_id = g.target_stream_id)"                          \
+  " AND (g.target_category = '' OR e.category = g.target_category)"                         \
+  " AND (g.filter_stream_prefix = '' OR starts_with(e.stream_id, g.filter_stream_prefix))"  \
+  " AND (cardinality(g.filter_event_types) = 0 OR e.event_type = ANY (g.filter_event_types))"
+
+// $2 target stream, $3 category, $4 prefix, $5 types, $6 strategy, $7..$11
+// settings, $12 start after (-1: the head).
+constexpr char kCreate[] = "group_create";
+constexpr char kCreateSql[] =
+    "INSERT INTO logbook.consumer_groups AS g (group_name, target_stream_id, target_category,"
+    " filter_stream_prefix, filter_event_types, strategy, ack_timeout_ms, max_deliveries,"
+    " retry_backoff_ms, retry_backoff_max_ms, max_in_flight, checkpoint, scanned_to)"
+    " SELECT $1, $2, $3, $4, $5::text[], $6, $7, $8, $9, $10, $11, s.at, s.at FROM"
+    " (SELECT CASE WHEN $12::bigint < 0 THEN h.last_position ELSE $12::bigint END AS at"
+    "  FROM logbook.log_head h) s"
+    " ON CONFLICT (group_name) DO NOTHING RETURNING " LOGBOOK_GROUP_COLUMNS;
+
+constexpr char kDefinition[] = "group_definition";
+constexpr char kDefinitionSql[] =
+    "SELECT " LOGBOOK_GROUP_COLUMNS " FROM logbook.consumer_groups g WHERE g.group_name = $1";
+constexpr char kDefinitionForUpdate[] = "group_definition_for_update";
+constexpr char kDefinitionForUpdateSql[] =
+    "SELECT " LOGBOOK_GROUP_COLUMNS
+    " FROM logbook.consumer_groups g WHERE g.group_name = $1 FOR UPDATE";
+constexpr char kUpdate[] = "group_update";
+constexpr char kUpdateSql[] =
+    "UPDATE logbook.consumer_groups SET strategy = $2, ack_timeout_ms = $3, max_deliveries = $4,"
+    " retry_backoff_ms = $5, retry_backoff_max_ms = $6, max_in_flight = $7 WHERE group_name = $1";
+constexpr char kDelete[] = "group_delete";
+constexpr char kDeleteSql[] =
+    "DELETE FROM logbook.consumer_groups WHERE group_name = $1 RETURNING 1";
+constexpr char kNames[] = "group_names";
+constexpr char kNamesSql[] =
+    "SELECT group_name FROM logbook.consumer_groups ORDER BY group_name";
+
+// Where a group stands. The checkpoint is worked out as Fill stores it.
+constexpr char kState[] = "group_state";
+constexpr char kStateSql[] =
+    "SELECT greatest(g.checkpoint, coalesce(p.lowest - 1, g.scanned_to)), h.last_position,"
+    " p.pending, p.in_flight, g.delivered, g.acked, k.parked,"
+    " coalesce(extract(epoch FROM now() - k.oldest), 0),"
+    " coalesce(extract(epoch FROM now() - (SELECT e.recorded_at FROM logbook.event_log e"
+    "   WHERE e.global_position = coalesce(p.lowest, (SELECT min(e.global_position)"
+    "     FROM logbook.event_log e WHERE e.global_position > g.scanned_to AND"
+    LOGBOOK_GROUP_TARGET ")))), 0),"
+    " (SELECT count(*) FROM logbook.event_log e"
+    "   WHERE e.global_position > g.scanned_to AND e.global_position <= h.last_position AND"
+    LOGBOOK_GROUP_TARGET ")"
+    " FROM logbook.consumer_groups g, logbook.log_head h,"
+    " LATERAL (SELECT min(global_position) AS lowest, count(*) AS pending,"
+    "   count(*) FILTER (WHERE lease_until > now()) AS in_flight"
+    "   FROM logbook.consumer_group_pending WHERE group_name = g.group_name) p,"
+    " LATERAL (SELECT count(*) AS parked, min(parked_at) AS oldest"
+    "   FROM logbook.consumer_group_parked WHERE group_name = g.group_name) k"
+    " WHERE g.group_name = $1";
+// $2 how long a member stays live without a heartbeat.
+constexpr char kMembers[] = "group_members";
+constexpr char kMembersSql[] =
+    "SELECT m.consumer, split_part(m.session, '/', 1),"
+    " (extract(epoch FROM m.connected_at) * 1000000)::bigint,"
+    " count(p.global_position), count(DISTINCT p.stream_id)"
+    " FROM logbook.consumer_group_members m LEFT JOIN logbook.consumer_group_pending p"
+    "   ON p.group_name = m.group_name AND p.consumer = m.consumer"
+    "   AND p.session = m.session AND p.lease_until > now()"
+    " WHERE m.group_name = $1 AND m.seen_at > now() - $2::interval"
+    " GROUP BY m.consumer, m.session, m.connected_at ORDER BY m.consumer";
+
+// $2 consumer, $3 session, $4 member timeout, $5 this instance's session
+// prefix. A row of that consumer that is no longer live, or is of this
+// instance (which checked that no call of its own holds the name), is
+// taken over.
+constexpr char kJoin[] = "group_join";
+constexpr char kJoinSql[] =
+    "INSERT INTO logbook.consumer_group_members AS m (group_name, consumer, session)"
+    " VALUES ($1, $2, $3) ON CONFLICT (group_name, consumer) DO UPDATE"
+    " SET session = excluded.session, connected_at = now(), seen_at = now()"
+    " WHERE m.seen_at <= now() - $4::interval OR starts_with(m.session, $5) RETURNING 1";
+// $2 this instance's session prefix, $3 consumers.
+constexpr char kHeartbeat[] = "group_heartbeat";
+constexpr char kHeartbeatSql[] =
+    "UPDATE logbook.consumer_group_members SET seen_at = now()"
+    " WHERE group_name = $1 AND starts_with(session, $2) AND consumer = ANY ($3::text[])";
+constexpr char kLiveMembers[] = "group_live_members";
+constexpr char kLiveMembersSql[] =
+    "SELECT consumer FROM logbook.consumer_group_members"
+    " WHERE group_name = $1 AND seen_at > now() - $2::interval ORDER BY consumer";
+// $2 consumer, $3 session (NULL: any other than $4), $5 why.
+constexpr char kRelease[] = "group_release";
+constexpr char kReleaseSql[] =
+    "UPDATE logbook.consumer_group_pending SET consumer = NULL, session = NULL,"
+    " lease_until = NULL, not_before = now(), last_reason = $5"
+    " WHERE group_name = $1 AND consumer = $2"
+    " AND (session = $3 OR ($3 IS NULL AND session <> $4))";
+constexpr char kLeave[] = "group_leave";
+constexpr char kLeaveSql[] =
+    "DELETE FROM logbook.consumer_group_members"
+    " WHERE group_name = $1 AND consumer = $2 AND session = $3";
+
+// Fill: $2 most events to add. Under the group's row lock, so instances
+// fill one after the other.
+constexpr char kFillStart[] = "group_fill_start";
+constexpr char kFillStartSql[] =
+    "SELECT g.scanned_to, h.last_position,"
+    " (SELECT count(*) FROM logbook.consumer_group_pending p WHERE p.group_name = g.group_name)"
+    " FROM logbook.consumer_groups g, logbook.log_head h WHERE g.group_name = $1"
+    " FOR UPDATE OF g";
+// $2 after, $3 through, $4 limit: the target's events in (after, through].
+constexpr char kFillInsert[] = "group_fill_insert";
+constexpr char kFillInsertSql[] =
+    "WITH added AS (INSERT INTO logbook.consumer_group_pending (group_name, global_position,"
+    "   stream_id)"
+    " SELECT $1, e.global_position, e.stream_id FROM logbook.event_log e,"
+    "   logbook.consumer_groups g WHERE g.group_name = $1"
+    "   AND e.global_position > $2 AND e.global_position <= $3 AND" LOGBOOK_GROUP_TARGET
+    " ORDER BY e.global_position LIMIT $4 ON CONFLICT DO NOTHING RETURNING global_position)"
+    " SELECT count(*), max(global_position) FROM added";
+// $2 scanned to.
+constexpr char kFillEnd[] = "group_fill_end";
+constexpr char kFillEndSql[] =
+    "UPDATE logbook.consumer_groups g SET scanned_to = $2, checkpoint = greatest(g.checkpoint,"
+    " coalesce((SELECT min(global_position) - 1 FROM logbook.consumer_group_pending p"
+    "   WHERE p.group_name = $1), $2))"
+    " WHERE g.group_name = $1";
+
+// Claim: $2 consumer, $3 its session, $4 live members, $5 most in flight
+// to it, $6 ack timeout ms. First ($2 max deliveries) the events whose
+// deliveries are used up go to the parked ones.
+constexpr char kParkSpent[] = "group_park_spent";
+constexpr char kParkSpentSql[] =
+    "WITH spent AS (DELETE FROM logbook.consumer_group_pending"
+    " WHERE group_name = $1 AND attempts >= $2 AND not_before <= now()"
+    " AND (lease_until IS NULL OR lease_until <= now())"
+    " RETURNING group_name, global_position, attempts, last_reason)"
+    " INSERT INTO logbook.consumer_group_parked (group_name, global_position, attempts, reason)"
+    " SELECT group_name, global_position, attempts, format('delivered %s times (max_deliveries)"
+    " without an ack; the last: %s', attempts, coalesce(last_reason, 'not acked within"
+    " ack_timeout')) FROM spent";
+// What is free to claim: waiting and due, or its lease ran out. The
+// consumer's room is $5 less what it holds now.
+#define LOGBOOK_CLAIM_ROOM                                                                   \
+  "room AS (SELECT greatest(0, $5 - count(*)) AS n FROM logbook.consumer_group_pending"      \
+  "   WHERE group_name = $1 AND consumer = $2 AND session = $3 AND lease_until > now())"
+#define LOGBOOK_CLAIMABLE                                                                    \
+  " p.not_before <= now() AND (p.lease_until IS NULL OR p.lease_until <= now())"
+#define LOGBOOK_CLAIM_UPDATE                                                                 \
+  " UPDATE logbook.consumer_group_pending p SET attempts = p.attempts + 1, consumer = $2,"   \
+  " session = $3, lease_until = now() + $6 * interval '1 millisecond',"                     \
+  " last_reason = CASE WHEN p.lease_until IS NOT NULL"                                       \
+  "   THEN 'not acked within ack_timeout' ELSE p.last_reason END"                            \
+  " FROM chosen WHERE p.group_name = $1 AND p.global_position = chosen.global_position"     \
+  " RETURNING p.global_position, p.attempts"
+// ROUND_ROBIN: the lowest free positions. ($4, the members, unused.)
+constexpr char kClaimAny[] = "group_claim_any";
+constexpr char kClaimAnySql[] =
+    "WITH " LOGBOOK_CLAIM_ROOM ","
+    " chosen AS (SELECT p.global_position FROM logbook.consumer_group_pending p"
+    " WHERE p.group_name = $1 AND" LOGBOOK_CLAIMABLE " AND cardinality($4::text[]) >= 0"
+    " ORDER BY p.global_position LIMIT (SELECT n FROM room) FOR UPDATE OF p SKIP LOCKED)"
+    LOGBOOK_CLAIM_UPDATE;
+// PER_STREAM: each stream's lowest pending event (found by skipping from
+// stream to stream along the stream index), when it is free, nothing else
+// of its stream is in flight (a replayed event sorts below one that is),
+// and hashing the stream over the live members $4 names this consumer.
+// Another instance claiming at once finds the same lowest events and skips
+// the ones locked here: a stream never has two in flight.
+constexpr char kClaimPerStream[] = "group_claim_per_stream";
+constexpr char kClaimPerStreamSql[] =
+    "WITH RECURSIVE heads AS ("
+    " (SELECT stream_id, global_position FROM logbook.consumer_group_pending"
+    "   WHERE group_name = $1 ORDER BY stream_id, global_position LIMIT 1)"
+    " UNION ALL"
+    " SELECT n.stream_id, n.global_position FROM heads h CROSS JOIN LATERAL"
+    " (SELECT stream_id, global_position FROM logbook.consumer_group_pending"
+    "   WHERE group_name = $1 AND stream_id > h.stream_id"
+    "   ORDER BY stream_id, global_position LIMIT 1) n),"
+    " " LOGBOOK_CLAIM_ROOM ","
+    " chosen AS (SELECT p.global_position FROM logbook.consumer_group_pending p"
+    " JOIN heads h ON p.group_name = $1 AND p.global_position = h.global_position"
+    " WHERE" LOGBOOK_CLAIMABLE
+    " AND NOT EXISTS (SELECT FROM logbook.consumer_group_pending q"
+    "   WHERE q.group_name = $1 AND q.stream_id = p.stream_id"
+    "   AND q.global_position <> p.global_position AND q.lease_until > now())"
+    " AND (SELECT m FROM unnest($4::text[]) m"
+    "      ORDER BY hashtext(p.stream_id || '/' || m) DESC, m LIMIT 1) = $2"
+    " ORDER BY p.global_position LIMIT (SELECT n FROM room) FOR UPDATE OF p SKIP LOCKED)"
+    LOGBOOK_CLAIM_UPDATE;
+constexpr char kCountDelivered[] = "group_count_delivered";
+constexpr char kCountDeliveredSql[] =
+    "UPDATE logbook.consumer_groups SET delivered = delivered + $2 WHERE group_name = $1";
+constexpr char kEventsAt[] = "group_events_at";
+constexpr char kEventsAtSql[] =
+    "SELECT " LOGBOOK_EVENT_COLUMNS " FROM logbook.event_log"
+    " WHERE global_position = ANY ($1::bigint[]) ORDER BY global_position";
+
+// Ack and nack: $2 consumer, $3 session, $4 ids. The ids the consumer
+// holds, locked, with their attempts.
+constexpr char kHeld[] = "group_held";
+constexpr char kHeldSql[] =
+    "SELECT global_position, attempts FROM logbook.consumer_group_pending"
+    " WHERE group_name = $1 AND consumer = $2 AND session = $3"
+    " AND global_position = ANY ($4::bigint[]) FOR UPDATE";
+constexpr char kDone[] = "group_done";
+constexpr char kDoneSql[] =
+    "DELETE FROM logbook.consumer_group_pending"
+    " WHERE group_name = $1 AND global_position = ANY ($2::bigint[])";
+constexpr char kCountAcked[] = "group_count_acked";
+constexpr char kCountAckedSql[] =
+    "UPDATE logbook.consumer_groups SET acked = acked + $2 WHERE group_name = $1";
+// $2 ids, $3 delays in ms, $4 reason.
+constexpr char kRetry[] = "group_retry";
+constexpr char kRetrySql[] =
+    "UPDATE logbook.consumer_group_pending p SET consumer = NULL, session = NULL,"
+    " lease_until = NULL, not_before = now() + r.delay * interval '1 millisecond',"
+    " last_reason = $4"
+    " FROM unnest($2::bigint[], $3::bigint[]) AS r(id, delay)"
+    " WHERE p.group_name = $1 AND p.global_position = r.id";
+// $2 ids, $3 reason.
+constexpr char kPark[] = "group_park";
+constexpr char kParkSql[] =
+    "WITH parked AS (DELETE FROM logbook.consumer_group_pending"
+    " WHERE group_name = $1 AND global_position = ANY ($2::bigint[])"
+    " RETURNING group_name, global_position, attempts)"
+    " INSERT INTO logbook.consumer_group_parked (group_name, global_position, attempts, reason)"
+    " SELECT group_name, global_position, attempts, $3 FROM parked";
+constexpr char kNextDue[] = "group_next_due";
+constexpr char kNextDueSql[] =
+    "SELECT (extract(epoch FROM min(CASE WHEN lease_until > now() THEN lease_until"
+    " ELSE not_before END)) * 1000000)::bigint FROM logbook.consumer_group_pending"
+    " WHERE group_name = $1 AND (lease_until > now() OR not_before > now())";
+
+// Parked: $2 after, $3 limit.
+constexpr char kListParked[] = "group_list_parked";
+constexpr char kListParkedSql[] =
+    "SELECT k.global_position, e.stream_id, e.stream_version, e.event_type, k.attempts,"
+    " k.reason, (extract(epoch FROM k.parked_at) * 1000000)::bigint"
+    " FROM logbook.consumer_group_parked k JOIN logbook.event_log e USING (global_position)"
+    " WHERE k.group_name = $1 AND k.global_position > $2 ORDER BY k.global_position LIMIT $3";
+// $2 ids (NULL: any), $3 limit. The first of the ids that is not parked.
+constexpr char kNotParked[] = "group_not_parked";
+constexpr char kNotParkedSql[] =
+    "SELECT id FROM unnest($2::bigint[]) WITH ORDINALITY AS i(id, n)"
+    " WHERE NOT EXISTS (SELECT FROM logbook.consumer_group_parked k"
+    "   WHERE k.group_name = $1 AND k.global_position = i.id) ORDER BY n LIMIT 1";
+constexpr char kReplay[] = "group_replay";
+constexpr char kReplaySql[] =
+    "WITH taken AS (DELETE FROM logbook.consumer_group_parked k WHERE k.group_name = $1"
+    " AND k.global_position IN (SELECT global_position FROM logbook.consumer_group_parked"
+    "   WHERE group_name = $1 AND ($2::bigint[] IS NULL OR global_position = ANY ($2::bigint[]))"
+    "   ORDER BY global_position LIMIT $3)"
+    " RETURNING k.global_position)"
+    " INSERT INTO logbook.consumer_group_pending (group_name, global_position, stream_id)"
+    " SELECT $1, t.global_position, e.stream_id FROM taken t"
+    " JOIN logbook.event_log e USING (global_position) ON CONFLICT DO NOTHING";
+constexpr char kDrop[] = "group_drop";
+constexpr char kDropSql[] =
+    "DELETE FROM logbook.consumer_group_parked k WHERE k.group_name = $1"
+    " AND k.global_position IN (SELECT global_position FROM logbook.consumer_group_parked"
+    "   WHERE group_name = $1 AND ($2::bigint[] IS NULL OR global_position = ANY ($2::bigint[]))"
+    "   ORDER BY global_position LIMIT $3)";
+
+void Prepare(pqxx::connection& conn) {
+  for (const auto& [name, sql] : std::initializer_list<std::pair<const char*, const char*>>{
+           {kCreate, kCreateSql},
+           {kDefinition, kDefinitionSql},
+           {kDefinitionForUpdate, kDefinitionForUpdateSql},
+           {kUpdate, kUpdateSql},
+           {kDelete, kDeleteSql},
+           {kNames, kNamesSql},
+           {kState, kStateSql},
+           {kMembers, kMembersSql},
+           {kJoin, kJoinSql},
+           {kHeartbeat, kHeartbeatSql},
+           {kLiveMembers, kLiveMembersSql},
+           {kRelease, kReleaseSql},
+           {kLeave, kLeaveSql},
+           {kFillStart, kFillStartSql},
+           {kFillInsert, kFillInsertSql},
+           {kFillEnd, kFillEndSql},
+           {kParkSpent, kParkSpentSql},
+           {kClaimAny, kClaimAnySql},
+           {kClaimPerStream, kClaimPerStreamSql},
+           {kCountDelivered, kCountDeliveredSql},
+           {kEventsAt, kEventsAtSql},
+           {kHeld, kHeldSql},
+           {kDone, kDoneSql},
+           {kCountAcked, kCountAckedSql},
+           {kRetry, kRetrySql},
+           {kPark, kParkSql},
+           {kNextDue, kNextDueSql},
+           {kListParked, kListParkedSql},
+           {kNotParked, kNotParkedSql},
+           {kReplay, kReplaySql},
+           {kDrop, kDropSql},
+       }) {
+    conn.prepare(name, sql);
+  }
+}
+
+constexpr int kConnections = 4;
+// Fill looks at most this many positions past where it got per call, so a
+// sparse filter still moves the checkpoint in bounded steps.
+constexpr int64_t kScanWindow = 100000;
+// ReplayParked and DropParked move this many rows per transaction.
+constexpr int64_t kParkedBatch = 1000;
+
+const char* StrategyName(GroupStrategy s) {
+  return s == GroupStrategy::kPerStream ? "per_stream" : "round_robin";
+}
+
+std::string MemberTimeout() {
+  return absl::StrCat(absl::ToInt64Milliseconds(kMemberTimeout), " milliseconds");
+}
+
+absl::Status NoGroup(const std::string& name) {
+  return absl::NotFoundError(absl::StrCat("consumer group '", name, "' does not exist"));
+}
+
+// "host:pid:x/" of session "host:pid:x/7".
+std::string SessionPrefix(const std::string& session) {
+  return session.substr(0, session.rfind('/') + 1);
+}
+
+std::vector<std::string> TextArrayField(const pqxx::field& f) {
+  std::vector<std::string> out;
+  auto parser = f.as_array();
+  for (auto [juncture, value] = parser.get_next(); juncture != pqxx::array_parser::juncture::done;
+       std::tie(juncture, value) = parser.get_next()) {
+    if (juncture == pqxx::array_parser::juncture::string_value) out.push_back(value);
+  }
+  return out;
+}
+
+GroupDefinition DefinitionFromRow(const pqxx::row& r) {
+  GroupDefinition d;
+  d.name = r[0].as<std::string>();
+  d.target.stream_id = r[1].as<std::string>();
+  d.target.category = r[2].as<std::string>();
+  d.target.stream_prefix = r[3].as<std::string>();
+  d.target.event_types = TextArrayField(r[4]);
+  d.settings.strategy =
+      r[5].as<std::string>() == "per_stream" ? GroupStrategy::kPerStream : GroupStrategy::kRoundRobin;
+  d.settings.ack_timeout = absl::Milliseconds(r[6].as<int64_t>());
+  d.settings.max_deliveries = r[7].as<uint32_t>();
+  d.settings.retry_backoff = absl::Milliseconds(r[8].as<int64_t>());
+  d.settings.retry_backoff_max = absl::Milliseconds(r[9].as<int64_t>());
+  d.settings.max_in_flight = r[10].as<uint32_t>();
+  d.created_at = absl::FromUnixMicros(r[11].as<int64_t>());
+  return d;
+}
+
+std::vector<int64_t> ToSqlIds(const std::vector<uint64_t>& ids) {
+  std::vector<int64_t> out;
+  out.reserve(ids.size());
+  for (uint64_t id : ids) {
+    out.push_back(static_cast<int64_t>(std::min<uint64_t>(id, std::numeric_limits<int64_t>::max())));
+  }
+  return out;
+}
+
+class PgConsumerGroups final : public ConsumerGroups {
+ public:
+  explicit PgConsumerGroups(const StoreOptions& options)
+      : pool_(options.dsn, kConnections, options.acquire_timeout, options.max_waiters, Prepare) {}
+
+  absl::Status Ping() {
+    return Run("connect to the database", [](pqxx::connection&) -> absl::StatusOr<bool> {
+             return true;
+           }).status();
+  }
+
+  absl::StatusOr<GroupDefinition> Create(const std::string& name, const EventFilter& target,
+                                         GroupStart start,
+                                         const GroupSettingsPatch& patch) override {
+    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("group", name));
+    LOGBOOK_ASSIGN_OR_RETURN(const GroupSettings s, ApplySettings(GroupSettings{}, patch));
+    const int64_t after = start.kind == GroupStart::kNow ? -1
+                          : start.kind == GroupStart::kAfterPosition
+                              ? static_cast<int64_t>(std::min<uint64_t>(
+                                    start.after_position, std::numeric_limits<int64_t>::max()))
+                              : 0;
+    return Run(absl::StrCat("create consumer group '", name, "'"),
+               [&](pqxx::connection& conn) -> absl::StatusOr<GroupDefinition> {
+                 pqxx::work tx(conn);
+                 const pqxx::result r = tx.exec_prepared(
+                     kCreate, name, target.stream_id, target.category, target.stream_prefix,
+                     TextArray(target.event_types).Param(), StrategyName(s.strategy),
+                     static_cast<int64_t>(Millis(s.ack_timeout)),
+                     static_cast<int64_t>(s.max_deliveries),
+                     static_cast<int64_t>(Millis(s.retry_backoff)),
+                     static_cast<int64_t>(Millis(s.retry_backoff_max)),
+                     static_cast<int64_t>(s.max_in_flight), after);
+                 if (r.empty()) {
+                   return absl::AlreadyExistsError(
+                       absl::StrCat("consumer group '", name, "' already exists"));
+                 }
+                 tx.commit();
+                 return DefinitionFromRow(r[0]);
+               });
+  }
+
+  absl::StatusOr<GroupDefinition> Update(const std::string& name,
+                                         const GroupSettingsPatch& patch) override {
+    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("group", name));
+    return Run(absl::StrCat("update consumer group '", name, "'"),
+               [&](pqxx::connection& conn) -> absl::StatusOr<GroupDefinition> {
+                 pqxx::work tx(conn);
+                 const pqxx::result r = tx.exec_prepared(kDefinitionForUpdate, name);
+                 if (r.empty()) return NoGroup(name);
+                 GroupDefinition d = DefinitionFromRow(r[0]);
+                 LOGBOOK_ASSIGN_OR_RETURN(d.settings, ApplySettings(d.settings, patch));
+                 const GroupSettings& s = d.settings;
+                 tx.exec_prepared(kUpdate, name, StrategyName(s.strategy),
+                                  static_cast<int64_t>(Millis(s.ack_timeout)),
+                                  static_cast<int64_t>(s.max_deliveries),
+                                  static_cast<int64_t>(Millis(s.retry_backoff)),
+                                  static_cast<int64_t>(Millis(s.retry_backoff_max)),
+                                  static_cast<int64_t>(s.max_in_flight));
+                 tx.commit();
+                 return d;
+               });
+  }
+
+  absl::Status Delete(const std::string& name) override {
+    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("group", name));
+    return Run(absl::StrCat("delete consumer group '", name, "'"),
+               [&](pqxx::connection& conn) -> absl::StatusOr<bool> {
+                 pqxx::work tx(conn);
+                 if (tx.exec_prepared(kDelete, name).empty()) return NoGroup(name);
+                 tx.commit();
+                 return true;
+               })
+        .status();
+  }
+
+  absl::StatusOr<std::vector<GroupInfo>> List() override {
+    LOGBOOK_ASSIGN_OR_RETURN(
+        std::vector<std::string> names,
+        Run("list consumer groups", [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<std::string>> {
+          pqxx::nontransaction tx(conn);
+          std::vector<std::string> out;
+          for (const auto& r : tx.exec_prepared(kNames)) out.push_back(r[0].as<std::string>());
+          return out;
+        }));
+    std::vector<GroupInfo> groups;
+    for (const std::string& name : names) {
+      absl::StatusOr<GroupInfo> info = Get(name);
+      if (absl::IsNotFound(info.status())) continue;  // Deleted meanwhile.
+      LOGBOOK_RETURN_IF_ERROR(info.status());
+      groups.push_back(*std::move(info));
+    }
+    return groups;
+  }
+
+  absl::StatusOr<GroupInfo> Get(const std::string& name) override {
+    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("group", name));
+    return Run(absl::StrCat("describe consumer group '", name, "'"),
+               [&](pqxx::connection& conn) -> absl::StatusOr<GroupInfo> {
+                 pqxx::work tx(conn);  // One snapshot.
+                 const pqxx::result d = tx.exec_prepared(kDefinition, name);
+                 if (d.empty()) return NoGroup(name);
+                 GroupInfo info;
+                 info.definition = DefinitionFromRow(d[0]);
+                 const pqxx::row s = tx.exec_prepared1(kState, name);
+                 info.checkpoint = s[0].as<uint64_t>();
+                 info.head_position = s[1].as<uint64_t>();
+                 const uint64_t pending = s[2].as<uint64_t>();
+                 info.in_flight = s[3].as<uint64_t>();
+                 info.delivered = s[4].as<uint64_t>();
+                 info.acked = s[5].as<uint64_t>();
+                 info.parked = s[6].as<uint64_t>();
+                 info.oldest_parked_age = absl::Seconds(s[7].as<double>());
+                 info.lag = absl::Seconds(s[8].as<double>());
+                 info.lag_events = pending + s[9].as<uint64_t>();
+                 for (const auto& m : tx.exec_prepared(kMembers, name, MemberTimeout())) {
+                   info.members.push_back({m[0].as<std::string>(), m[1].as<std::string>(),
+                                           m[3].as<uint64_t>(), m[4].as<uint64_t>(),
+                                           absl::FromUnixMicros(m[2].as<int64_t>())});
+                 }
+                 return info;
+               });
+  }
+
+  absl::StatusOr<GroupDefinition> Join(const std::string& group, const std::string& consumer,
+                                       const std::string& session) override {
+    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("join.group", group));
+    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("join.consumer", consumer));
+    return Run(absl::StrCat("join consumer group '", group, "'"),
+               [&](pqxx::connection& conn) -> absl::StatusOr<GroupDefinition> {
+                 pqxx::work tx(conn);
+                 const pqxx::result d = tx.exec_prepared(kDefinition, group);
+                 if (d.empty()) return NoGroup(group);
+                 if (tx.exec_prepared(kJoin, group, consumer, session, MemberTimeout(),
+                                      SessionPrefix(session))
+                         .empty()) {
+                   return absl::AlreadyExistsError(absl::StrCat(
+                       "consumer '", consumer, "' is already connected to group '", group, "'"));
+                 }
+                 // What an earlier call held in this consumer's name comes back now.
+                 tx.exec_prepared(kRelease, group, consumer, static_cast<const char*>(nullptr),
+                                  session, "its consumer reconnected");
+                 tx.commit();
+                 return DefinitionFromRow(d[0]);
+               });
+  }
+
+  absl::StatusOr<std::vector<std::string>> Heartbeat(
+      const std::string& group, const std::string& instance,
+      const std::vector<std::string>& consumers) override {
+    return Run(absl::StrCat("renew consumers of group '", group, "'"),
+               [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<std::string>> {
+                 pqxx::work tx(conn);
+                 if (tx.exec_prepared(kDefinition, group).empty()) return NoGroup(group);
+                 tx.exec_prepared(kHeartbeat, group, instance + "/",
+                                  TextArray(consumers).Param());
+                 std::vector<std::string> live;
+                 for (const auto& r : tx.exec_prepared(kLiveMembers, group, MemberTimeout())) {
+                   live.push_back(r[0].as<std::string>());
+                 }
+                 tx.commit();
+                 return live;
+               });
+  }
+
+  absl::Status Leave(const std::string& group, const std::string& consumer,
+                     const std::string& session) override {
+    return Run(absl::StrCat("leave consumer group '", group, "'"),
+               [&](pqxx::connection& conn) -> absl::StatusOr<bool> {
+                 pqxx::work tx(conn);
+                 tx.exec_prepared(kLeave, group, consumer, session);
+                 tx.exec_prepared(kRelease, group, consumer, session, session,
+                                  "its consumer went away");
+                 tx.commit();
+                 return true;
+               })
+        .status();
+  }
+
+  absl::StatusOr<bool> Fill(const std::string& group, size_t max_events) override {
+    return Run(absl::StrCat("fill consumer group '", group, "'"),
+               [&](pqxx::connection& conn) -> absl::StatusOr<bool> {
+                 pqxx::work tx(conn);
+                 const pqxx::result start = tx.exec_prepared(kFillStart, group);
+                 if (start.empty()) return NoGroup(group);
+                 const int64_t scanned = start[0][0].as<int64_t>();
+                 const int64_t head = start[0][1].as<int64_t>();
+                 const int64_t room =
+                     static_cast<int64_t>(max_events) - start[0][2].as<int64_t>();
+                 int64_t reached = scanned;
+                 if (room > 0 && scanned < head) {
+                   const int64_t through = std::min(head, scanned + kScanWindow);
+                   const pqxx::row added =
+                       tx.exec_prepared1(kFillInsert, group, scanned, through, room);
+                   reached = added[0].as<int64_t>() == room ? added[1].as<int64_t>() : through;
+                 }
+                 tx.exec_prepared(kFillEnd, group, reached);
+                 tx.commit();
+                 return reached >= head;
+               });
+  }
+
+  absl::StatusOr<std::vector<GroupDelivery>> Claim(const std::string& group,
+                                                   const std::string& consumer,
+                                                   const std::string& session,
+                                                   const std::vector<std::string>& members,
+                                                   size_t max) override {
+    return Run(absl::StrCat("deliver from consumer group '", group, "'"),
+               [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<GroupDelivery>> {
+                 pqxx::work tx(conn);
+                 const pqxx::result d = tx.exec_prepared(kDefinition, group);
+                 if (d.empty()) return NoGroup(group);
+                 const GroupSettings s = DefinitionFromRow(d[0]).settings;
+                 tx.exec_prepared(kParkSpent, group, static_cast<int64_t>(s.max_deliveries));
+                 const pqxx::result claimed = tx.exec_prepared(
+                     s.strategy == GroupStrategy::kPerStream ? kClaimPerStream : kClaimAny,
+                     group, consumer, session, TextArray(members).Param(),
+                     static_cast<int64_t>(max), static_cast<int64_t>(Millis(s.ack_timeout)));
+                 std::vector<GroupDelivery> out;
+                 if (claimed.empty()) {
+                   tx.commit();
+                   return out;
+                 }
+                 std::vector<int64_t> ids;
+                 std::vector<std::pair<int64_t, uint32_t>> attempts;
+                 for (const auto& r : claimed) {
+                   ids.push_back(r[0].as<int64_t>());
+                   attempts.emplace_back(r[0].as<int64_t>(), r[1].as<uint32_t>());
+                 }
+                 std::sort(attempts.begin(), attempts.end());
+                 tx.exec_prepared(kCountDelivered, group, static_cast<int64_t>(ids.size()));
+                 std::vector<RecordedEvent> events =
+                     ToEvents(tx.exec_prepared(kEventsAt, Int8Array(ids).Param()));
+                 tx.commit();
+                 for (RecordedEvent& e : events) {
+                   auto it = std::lower_bound(
+                       attempts.begin(), attempts.end(),
+                       std::make_pair(static_cast<int64_t>(e.global_position), uint32_t{0}));
+                   out.push_back({std::move(e), it->second});
+                 }
+                 return out;
+               });
+  }
+
+  absl::Status Ack(const std::string& group, const std::string& consumer,
+                   const std::string& session, const std::vector<uint64_t>& ids) override {
+    return Settle(group, consumer, session, ids, "ack",
+                  [&](pqxx::work& tx, const GroupSettings&, const std::vector<int64_t>& held,
+                      const std::vector<uint32_t>&) {
+                    tx.exec_prepared(kDone, group, Int8Array(held).Param());
+                    tx.exec_prepared(kCountAcked, group, static_cast<int64_t>(held.size()));
+                  });
+  }
+
+  absl::Status Nack(const std::string& group, const std::string& consumer,
+                    const std::string& session, const std::vector<uint64_t>& ids,
+                    NackAction action, std::optional<absl::Duration> delay,
+                    const std::string& reason) override {
+    return Settle(
+        group, consumer, session, ids, "nack",
+        [&](pqxx::work& tx, const GroupSettings& s, const std::vector<int64_t>& held,
+            const std::vector<uint32_t>& attempts) {
+          const std::string why = reason.empty() ? "nacked" : absl::StrCat("nacked: ", reason);
+          if (action == NackAction::kSkip) {
+            tx.exec_prepared(kDone, group, Int8Array(held).Param());
+            return;
+          }
+          std::vector<int64_t> park, retry, delays;
+          for (size_t i = 0; i < held.size(); ++i) {
+            if (action == NackAction::kPark || attempts[i] >= s.max_deliveries) {
+              park.push_back(held[i]);
+            } else {
+              retry.push_back(held[i]);
+              delays.push_back(absl::ToInt64Milliseconds(delay ? *delay
+                                                               : RetryDelay(s, attempts[i])));
+            }
+          }
+          if (!park.empty()) {
+            tx.exec_prepared(kPark, group, Int8Array(park).Param(),
+                             action == NackAction::kPark
+                                 ? why
+                                 : absl::StrCat("delivered ", s.max_deliveries,
+                                                " times (max_deliveries) without an ack; the "
+                                                "last: ",
+                                                why));
+          }
+          if (!retry.empty()) {
+            tx.exec_prepared(kRetry, group, Int8Array(retry).Param(),
+                             Int8Array(delays).Param(), why);
+          }
+        });
+  }
+
+  absl::StatusOr<std::optional<absl::Time>> NextDue(const std::string& group) override {
+    return Run(absl::StrCat("schedule consumer group '", group, "'"),
+               [&](pqxx::connection& conn) -> absl::StatusOr<std::optional<absl::Time>> {
+                 pqxx::nontransaction tx(conn);
+                 const pqxx::field f = tx.exec_prepared1(kNextDue, group)[0];
+                 if (f.is_null()) return std::optional<absl::Time>();
+                 return std::optional<absl::Time>(absl::FromUnixMicros(f.as<int64_t>()));
+               });
+  }
+
+  absl::StatusOr<std::vector<ParkedEntry>> ListParked(const std::string& group, uint64_t after,
+                                                       size_t max_count) override {
+    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("group", group));
+    return Run(absl::StrCat("list parked events of group '", group, "'"),
+               [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<ParkedEntry>> {
+                 pqxx::work tx(conn);
+                 if (tx.exec_prepared(kDefinition, group).empty()) return NoGroup(group);
+                 std::vector<ParkedEntry> out;
+                 for (const auto& r : tx.exec_prepared(
+                          kListParked, group,
+                          static_cast<int64_t>(std::min<uint64_t>(
+                              after, std::numeric_limits<int64_t>::max())),
+                          static_cast<int64_t>(max_count))) {
+                   out.push_back({r[0].as<uint64_t>(), r[1].as<std::string>(),
+                                  r[2].as<uint64_t>(), r[3].as<std::string>(),
+                                  r[4].as<uint32_t>(), r[5].as<std::string>(),
+                                  absl::FromUnixMicros(r[6].as<int64_t>())});
+                 }
+                 return out;
+               });
+  }
+
+  absl::StatusOr<uint64_t> ReplayParked(const std::string& group,
+                                        const ParkedSelection& selection) override {
+    return MoveParked(group, selection, kReplay, "replay parked events");
+  }
+
+  absl::StatusOr<uint64_t> DropParked(const std::string& group,
+                                      const ParkedSelection& selection) override {
+    return MoveParked(group, selection, kDrop, "drop parked events");
+  }
+
+ private:
+  // Ack and nack: checks, in one transaction, that the consumer holds every
+  // id (FAILED_PRECONDITION naming the first it does not; nothing changes),
+  // then runs `settle` on them with their attempts.
+  template <typename SettleFn>
+  absl::Status Settle(const std::string& group, const std::string& consumer,
+                      const std::string& session, const std::vector<uint64_t>& ids,
+                      absl::string_view verb, SettleFn&& settle) {
+    return Run(absl::StrCat(verb, " in consumer group '", group, "'"),
+               [&](pqxx::connection& conn) -> absl::StatusOr<bool> {
+                 pqxx::work tx(conn);
+                 const pqxx::result d = tx.exec_prepared(kDefinition, group);
+                 if (d.empty()) return NoGroup(group);
+                 const GroupSettings s = DefinitionFromRow(d[0]).settings;
+                 const std::vector<int64_t> wanted = ToSqlIds(ids);
+                 const pqxx::result held =
+                     tx.exec_prepared(kHeld, group, consumer, session, Int8Array(wanted).Param());
+                 std::vector<int64_t> held_ids;
+                 std::vector<uint32_t> attempts;
+                 for (const auto& r : held) {
+                   held_ids.push_back(r[0].as<int64_t>());
+                   attempts.push_back(r[1].as<uint32_t>());
+                 }
+                 if (held_ids.size() != wanted.size()) {
+                   std::vector<int64_t> sorted = held_ids;
+                   std::sort(sorted.begin(), sorted.end());
+                   for (int64_t id : wanted) {
+                     if (!std::binary_search(sorted.begin(), sorted.end(), id)) {
+                       return absl::FailedPreconditionError(absl::StrCat(
+                           verb, ": delivery ", id, " is not held by consumer '", consumer,
+                           "' (settled already, or delivered again after its ack_timeout)"));
+                     }
+                   }
+                 }
+                 settle(tx, s, held_ids, attempts);
+                 tx.commit();
+                 return true;
+               })
+        .status();
+  }
+
+  absl::StatusOr<uint64_t> MoveParked(const std::string& group, const ParkedSelection& selection,
+                                      const char* statement, absl::string_view what) {
+    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("selection.group", group));
+    const std::string op = absl::StrCat(what, " of group '", group, "'");
+    if (!selection.ids.empty()) {
+      const std::vector<int64_t> ids = ToSqlIds(selection.ids);
+      return Run(op, [&](pqxx::connection& conn) -> absl::StatusOr<uint64_t> {
+        pqxx::work tx(conn);
+        if (tx.exec_prepared(kDefinition, group).empty()) return NoGroup(group);
+        const pqxx::binarystring param = Int8Array(ids).Param();
+        if (const pqxx::result r = tx.exec_prepared(kNotParked, group, param); !r.empty()) {
+          return absl::NotFoundError(absl::StrCat("delivery ", r[0][0].as<int64_t>(),
+                                                  " is not parked in group '", group, "'"));
+        }
+        const uint64_t n = tx.exec_prepared(statement, group, param,
+                                            static_cast<int64_t>(ids.size()))
+                               .affected_rows();
+        tx.commit();
+        return n;
+      });
+    }
+    // All, a batch per transaction: bounded memory however many there are.
+    uint64_t moved = 0;
+    for (;;) {
+      int64_t batch = kParkedBatch;
+      if (selection.max_count > 0) {
+        batch = static_cast<int64_t>(std::min<uint64_t>(batch, selection.max_count - moved));
+      }
+      if (batch == 0) return moved;
+      LOGBOOK_ASSIGN_OR_RETURN(
+          const uint64_t n, Run(op, [&](pqxx::connection& conn) -> absl::StatusOr<uint64_t> {
+            pqxx::work tx(conn);
+            if (tx.exec_prepared(kDefinition, group).empty()) return NoGroup(group);
+            const uint64_t n = tx.exec_prepared(statement, group, static_cast<const char*>(nullptr), batch).affected_rows();
+            tx.commit();
+            return n;
+          }));
+      moved += n;
+      if (n < static_cast<uint64_t>(batch)) return moved;
+    }
+  }
+
+  template <typename Fn>
+  auto Run(absl::string_view operation, Fn&& fn)
+      -> decltype(fn(std::declval<pqxx::connection&>())) {
+    LOGBOOK_ASSIGN_OR_RETURN(ConnectionPool::Lease lease, pool_.Acquire());
+    auto result = CatchPqxx(operation, [&] { return fn(*lease); });
+    if (absl::IsUnavailable(result.status()) || !lease->is_open()) {
+      lease.Discard();
+      pool_.DiscardIdle();
+    }
+    return result;
+  }
+
+  ConnectionPool pool_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ConsumerGroups>> ConsumerGroups::Open(
+    const StoreOptions& options) {
+  auto groups = std::make_unique<PgConsumerGroups>(options);
+  LOGBOOK_RETURN_IF_ERROR(groups->Ping());
+  return groups;
+}
+
+}  // namespace logbook::store

@@ -1,0 +1,380 @@
+// Consumer groups against a real PostgreSQL, as the application role: the
+// definitions, and the steps a logbookd instance takes for its consumers
+// (join, fill, claim, ack, nack, leave), with the group's rules: per-stream
+// order, every delivery counted, parking, replay, a checkpoint that moves
+// only over what is done.
+#include "logbook/store/consumer_groups.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "events.h"
+#include "logbook/store/event_store.h"
+#include "test_env.h"
+
+namespace logbook::store {
+namespace {
+
+using testing::Event;
+using testing::QueryValue;
+
+constexpr char kHere[] = "instance-a/1";  // A session of instance-a.
+
+class ConsumerGroupsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dsn_ = testing::CreateMigratedDatabase();
+    StoreOptions options;
+    options.dsn = testing::AsRole(dsn_, "logbook_app");
+    auto store = EventStore::Open(options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+    auto groups = ConsumerGroups::Open(options);
+    ASSERT_TRUE(groups.ok()) << groups.status();
+    groups_ = *std::move(groups);
+  }
+
+  void Append(const std::string& stream, int n, const std::string& type = "Happened") {
+    std::vector<NewEvent> events;
+    for (int i = 0; i < n; ++i) events.push_back(Event(type, "{}"));
+    ASSERT_TRUE(store_->Append(stream, ExpectedVersion::Any(), events).ok());
+  }
+
+  GroupDefinition Create(const std::string& name, EventFilter target,
+                         GroupSettingsPatch settings = {}, GroupStart start = {}) {
+    auto d = groups_->Create(name, target, start, settings);
+    EXPECT_TRUE(d.ok()) << d.status();
+    return d.ok() ? *d : GroupDefinition{};
+  }
+
+  // "position@attempt" of what `consumer` claims, in order.
+  std::string Claim(const std::string& group, const std::string& consumer, size_t max,
+                    const std::vector<std::string>& members = {"c1"}) {
+    auto claimed = groups_->Claim(group, consumer, kHere, members, max);
+    if (!claimed.ok()) return claimed.status().ToString();
+    std::vector<std::string> out;
+    for (const GroupDelivery& d : *claimed) {
+      out.push_back(absl::StrCat(d.event.stream_id, "@", d.event.stream_version, "#",
+                                 d.event.global_position, "x", d.attempt));
+    }
+    return absl::StrJoin(out, " ");
+  }
+
+  GroupInfo Info(const std::string& group) {
+    auto info = groups_->Get(group);
+    EXPECT_TRUE(info.ok()) << info.status();
+    return info.ok() ? *info : GroupInfo{};
+  }
+
+  // Makes every lease of `group` run out now.
+  void ExpireLeases(const std::string& group) {
+    testing::Exec(dsn_, absl::StrCat("UPDATE logbook.consumer_group_pending SET lease_until = "
+                                     "now() - interval '1 second' WHERE group_name = '",
+                                     group, "' AND lease_until IS NOT NULL"));
+  }
+
+  std::string dsn_;
+  std::unique_ptr<EventStore> store_;
+  std::unique_ptr<ConsumerGroups> groups_;
+};
+
+EventFilter Category(const std::string& c) {
+  EventFilter f;
+  f.category = c;
+  return f;
+}
+
+TEST(GroupRules, SettingsNameTheFieldOutOfRange) {
+  GroupSettingsPatch p;
+  p.ack_timeout_ms = 99;
+  EXPECT_EQ(ApplySettings({}, p).status(),
+            absl::InvalidArgumentError("settings.ack_timeout_ms: 99 is outside 100..3600000"));
+  p = {};
+  p.max_deliveries = 0;
+  EXPECT_EQ(ApplySettings({}, p).status(),
+            absl::InvalidArgumentError("settings.max_deliveries: 0 is outside 1..1000"));
+  p = {};
+  p.retry_backoff_ms = 70000;  // Above the default maximum of 60,000.
+  EXPECT_EQ(ApplySettings({}, p).status(),
+            absl::InvalidArgumentError(
+                "settings.retry_backoff_ms: 70000 is more than retry_backoff_max_ms 60000"));
+  p.retry_backoff_max_ms = 70000;
+  auto s = ApplySettings({}, p);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->retry_backoff, absl::Seconds(70));
+  EXPECT_EQ(s->max_in_flight, 100u);  // Untouched: the default.
+  p = {};
+  p.max_in_flight = 10001;
+  EXPECT_EQ(ApplySettings({}, p).status(),
+            absl::InvalidArgumentError("settings.max_in_flight: 10001 is outside 1..10000"));
+}
+
+TEST(GroupRules, RetriesBackOffDoublingUpToTheMaximum) {
+  GroupSettings s;  // 1 s doubling to 60 s.
+  EXPECT_EQ(RetryDelay(s, 1), absl::Seconds(1));
+  EXPECT_EQ(RetryDelay(s, 2), absl::Seconds(2));
+  EXPECT_EQ(RetryDelay(s, 6), absl::Seconds(32));
+  EXPECT_EQ(RetryDelay(s, 7), absl::Seconds(60));
+  EXPECT_EQ(RetryDelay(s, 1000), absl::Seconds(60));
+  s.retry_backoff = absl::ZeroDuration();
+  EXPECT_EQ(RetryDelay(s, 5), absl::ZeroDuration());
+}
+
+TEST(GroupRules, NamesAreShortPlainWords) {
+  EXPECT_TRUE(ValidateGroupName("group", "orders.emails-v2_x").ok());
+  EXPECT_EQ(ValidateGroupName("group", "bad name!"),
+            absl::InvalidArgumentError(
+                "group: only letters, digits, '.', '_' and '-' are allowed"));
+  EXPECT_EQ(ValidateGroupName("group", ""),
+            absl::InvalidArgumentError("group: must be 1 to 128 bytes, not 0"));
+  EXPECT_EQ(ValidateGroupName("join.consumer", std::string(129, 'a')),
+            absl::InvalidArgumentError("join.consumer: must be 1 to 128 bytes, not 129"));
+}
+
+TEST_F(ConsumerGroupsTest, GroupsAreCreatedDescribedUpdatedAndDeleted) {
+  Append("order-1", 2);
+  GroupSettingsPatch rr;
+  rr.strategy = GroupStrategy::kRoundRobin;
+  rr.max_deliveries = 3;
+  const GroupDefinition d = Create("emails", Category("order"), rr);
+  EXPECT_EQ(d.name, "emails");
+  EXPECT_EQ(d.target.category, "order");
+  EXPECT_EQ(d.settings.strategy, GroupStrategy::kRoundRobin);
+  EXPECT_EQ(d.settings.max_deliveries, 3u);
+  EXPECT_EQ(d.settings.ack_timeout, absl::Seconds(30));
+  EXPECT_EQ(groups_->Create("emails", Category("order"), {}, {}).status(),
+            absl::AlreadyExistsError("consumer group 'emails' already exists"));
+  EXPECT_EQ(groups_->Create("bad name!", Category("order"), {}, {}).status(),
+            absl::InvalidArgumentError(
+                "group: only letters, digits, '.', '_' and '-' are allowed"));
+
+  GroupInfo info = Info("emails");
+  EXPECT_EQ(info.checkpoint, 0u);
+  EXPECT_EQ(info.head_position, 2u);
+  EXPECT_EQ(info.lag_events, 2u);
+  EXPECT_EQ(info.in_flight, 0u);
+
+  GroupSettingsPatch longer;
+  longer.ack_timeout_ms = 5000;
+  auto updated = groups_->Update("emails", longer);
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_EQ(updated->settings.ack_timeout, absl::Seconds(5));
+  EXPECT_EQ(updated->settings.max_deliveries, 3u);  // Kept.
+  EXPECT_EQ(groups_->Update("nope", longer).status(),
+            absl::NotFoundError("consumer group 'nope' does not exist"));
+
+  // From now: the existing events are behind it.
+  GroupStart now;
+  now.kind = GroupStart::kNow;
+  Create("audit", EventFilter{}, {}, now);
+  EXPECT_EQ(Info("audit").checkpoint, 2u);
+  EXPECT_EQ(Info("audit").lag_events, 0u);
+
+  auto all = groups_->List();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].definition.name, "audit");
+  EXPECT_EQ((*all)[1].definition.name, "emails");
+
+  EXPECT_TRUE(groups_->Delete("emails").ok());
+  EXPECT_EQ(groups_->Delete("emails"),
+            absl::NotFoundError("consumer group 'emails' does not exist"));
+  EXPECT_EQ(groups_->Get("emails").status(),
+            absl::NotFoundError("consumer group 'emails' does not exist"));
+}
+
+TEST_F(ConsumerGroupsTest, EveryEventIsDeliveredUntilAckedAndTheCheckpointFollows) {
+  Append("order-1", 2);
+  Append("user-1", 1);
+  Append("order-2", 1);
+  GroupSettingsPatch rr;
+  rr.strategy = GroupStrategy::kRoundRobin;
+  Create("g", Category("order"), rr);
+  ASSERT_TRUE(groups_->Join("g", "c1", kHere).ok());
+  auto filled = groups_->Fill("g", 100);
+  ASSERT_TRUE(filled.ok()) << filled.status();
+  EXPECT_TRUE(*filled);
+  EXPECT_EQ(Claim("g", "c1", 2), "order-1@0#1x1 order-1@1#2x1");
+  EXPECT_EQ(Claim("g", "c1", 2), "");  // Two in flight, at most two.
+  EXPECT_EQ(Claim("g", "c1", 3), "order-2@0#4x1");
+  EXPECT_EQ(Info("g").in_flight, 3u);
+  EXPECT_EQ(Info("g").checkpoint, 0u);
+
+  // An ack of something it does not hold changes nothing.
+  EXPECT_EQ(groups_->Ack("g", "c1", kHere, {2, 3}),
+            absl::FailedPreconditionError(
+                "ack: delivery 3 is not held by consumer 'c1' (settled already, or delivered "
+                "again after its ack_timeout)"));
+  EXPECT_EQ(Info("g").in_flight, 3u);
+  ASSERT_TRUE(groups_->Ack("g", "c1", kHere, {2}).ok());
+  EXPECT_EQ(Info("g").checkpoint, 0u);  // Position 1 is not acked.
+  ASSERT_TRUE(groups_->Ack("g", "c1", kHere, {1, 4}).ok());
+  const GroupInfo info = Info("g");
+  EXPECT_EQ(info.checkpoint, 4u);  // Over user-1 at 3, filtered out.
+  EXPECT_EQ(info.delivered, 3u);
+  EXPECT_EQ(info.acked, 3u);
+  EXPECT_EQ(info.lag_events, 0u);
+  ASSERT_EQ(info.members.size(), 1u);
+  EXPECT_EQ(info.members[0].consumer, "c1");
+  EXPECT_EQ(info.members[0].instance, "instance-a");  // Its session is instance-a/1.
+
+  // A second connection of the same consumer is refused while it lives.
+  EXPECT_EQ(groups_->Join("g", "c1", "instance-b/1").status(),
+            absl::AlreadyExistsError("consumer 'c1' is already connected to group 'g'"));
+  // Another call of the same instance takes over (logbookd checked that no
+  // call of its own holds the name), and gets back what the first held.
+  ASSERT_TRUE(groups_->Join("g", "c1", "instance-a/2").ok());
+}
+
+// PER_STREAM: a stream's next event waits until the one before it is
+// settled, streams are spread over the live members, and one in flight
+// stays with its consumer even when the members change.
+TEST_F(ConsumerGroupsTest, PerStreamKeepsEachStreamInOrderAndOnOneConsumer) {
+  Append("order-1", 3);
+  Append("order-2", 2);
+  Create("g", Category("order"));
+  ASSERT_TRUE(groups_->Fill("g", 100).ok());
+  const std::vector<std::string> one = {"c1"};
+  EXPECT_EQ(Claim("g", "c1", 10, one), "order-1@0#1x1 order-2@0#4x1");
+  EXPECT_EQ(Claim("g", "c1", 10, one), "");  // Their next versions wait.
+  ASSERT_TRUE(groups_->Ack("g", "c1", kHere, {1}).ok());
+  EXPECT_EQ(Claim("g", "c1", 10, one), "order-1@1#2x1");
+
+  // c2 joins: hashing over {c1, c2} gives both streams to c2, but they
+  // move only once nothing of them is in flight (c1 holds #2 and #4).
+  const std::vector<std::string> two = {"c1", "c2"};
+  EXPECT_EQ(Claim("g", "c2", 10, two), "");
+  EXPECT_EQ(Claim("g", "c1", 10, two), "");  // Not c1's any more.
+  ASSERT_TRUE(groups_->Ack("g", "c1", kHere, {2, 4}).ok());
+  EXPECT_EQ(Claim("g", "c1", 10, two), "");
+  EXPECT_EQ(Claim("g", "c2", 10, two), "order-1@2#3x1 order-2@1#5x1");
+  // Spread over both, with more streams: each stream on one member.
+  Append("order-3", 1);
+  Append("order-4", 1);
+  Append("order-5", 1);
+  ASSERT_TRUE(groups_->Fill("g", 100).ok());
+  EXPECT_EQ(Claim("g", "c1", 10, two), "order-5@0#8x1");
+  EXPECT_EQ(Claim("g", "c2", 10, two), "order-3@0#6x1 order-4@0#7x1");
+}
+
+TEST_F(ConsumerGroupsTest, EveryDeliveryCountsAndTheLastIsParked) {
+  Append("order-1", 2);
+  GroupSettingsPatch p;
+  p.max_deliveries = 3;
+  p.retry_backoff_ms = 0;
+  Create("g", Category("order"), p);
+  ASSERT_TRUE(groups_->Fill("g", 100).ok());
+  EXPECT_EQ(Claim("g", "c1", 1), "order-1@0#1x1");
+  // Its consumer goes away: counted, and back for another.
+  ASSERT_TRUE(groups_->Leave("g", "c1", kHere).ok());
+  EXPECT_EQ(Claim("g", "c1", 1), "order-1@0#1x2");
+  // Not acked in time: counted.
+  ExpireLeases("g");
+  EXPECT_EQ(Claim("g", "c1", 1), "order-1@0#1x3");
+  // A retry after the third delivery parks it instead; order-1's next
+  // version is not blocked by it.
+  ASSERT_TRUE(groups_->Nack("g", "c1", kHere, {1}, NackAction::kRetry, std::nullopt, "boom").ok());
+  EXPECT_EQ(Claim("g", "c1", 1), "order-1@1#2x1");
+  auto parked = groups_->ListParked("g", 0, 10);
+  ASSERT_TRUE(parked.ok()) << parked.status();
+  ASSERT_EQ(parked->size(), 1u);
+  EXPECT_EQ((*parked)[0].delivery_id, 1u);
+  EXPECT_EQ((*parked)[0].stream_id, "order-1");
+  EXPECT_EQ((*parked)[0].event_type, "Happened");
+  EXPECT_EQ((*parked)[0].attempts, 3u);
+  EXPECT_EQ((*parked)[0].reason,
+            "delivered 3 times (max_deliveries) without an ack; the last: nacked: boom");
+  // A lease that runs out after the last delivery parks it too.
+  ExpireLeases("g");
+  ASSERT_TRUE(groups_->Leave("g", "c1", kHere).ok());
+  EXPECT_EQ(Claim("g", "c1", 1), "order-1@1#2x2");
+  ExpireLeases("g");
+  EXPECT_EQ(Claim("g", "c1", 1), "order-1@1#2x3");
+  ExpireLeases("g");
+  EXPECT_EQ(Claim("g", "c1", 1), "");
+  parked = groups_->ListParked("g", 1, 10);
+  ASSERT_TRUE(parked.ok());
+  ASSERT_EQ(parked->size(), 1u);
+  EXPECT_EQ((*parked)[0].reason,
+            "delivered 3 times (max_deliveries) without an ack; the last: not acked within "
+            "ack_timeout");
+  const GroupInfo info = Info("g");
+  EXPECT_EQ(info.parked, 2u);
+  EXPECT_EQ(info.checkpoint, 2u);  // Parked counts as done.
+  EXPECT_EQ(info.delivered, 6u);
+
+  // Replayed: delivered again from attempt 1, in order.
+  ParkedSelection all;
+  auto replayed = groups_->ReplayParked("g", all);
+  ASSERT_TRUE(replayed.ok()) << replayed.status();
+  EXPECT_EQ(*replayed, 2u);
+  EXPECT_EQ(Claim("g", "c1", 5), "order-1@0#1x1");
+  ASSERT_TRUE(groups_->Nack("g", "c1", kHere, {1}, NackAction::kPark, std::nullopt, "later").ok());
+  EXPECT_EQ(Claim("g", "c1", 5), "order-1@1#2x1");
+  ASSERT_TRUE(groups_->Nack("g", "c1", kHere, {2}, NackAction::kSkip, std::nullopt, "").ok());
+  ParkedSelection other;
+  other.ids = {2};
+  EXPECT_EQ(groups_->DropParked("g", other).status(),
+            absl::NotFoundError("delivery 2 is not parked in group 'g'"));
+  other.ids = {1};
+  auto dropped = groups_->DropParked("g", other);
+  ASSERT_TRUE(dropped.ok());
+  EXPECT_EQ(*dropped, 1u);
+  EXPECT_EQ(Info("g").parked, 0u);
+}
+
+TEST_F(ConsumerGroupsTest, ARetryWaitsItsDelay) {
+  Append("order-1", 1);
+  Create("g", Category("order"));
+  ASSERT_TRUE(groups_->Fill("g", 100).ok());
+  EXPECT_EQ(Claim("g", "c1", 1), "order-1@0#1x1");
+  ASSERT_TRUE(groups_->Nack("g", "c1", kHere, {1}, NackAction::kRetry, absl::Hours(1), "x").ok());
+  EXPECT_EQ(Claim("g", "c1", 1), "");
+  auto due = groups_->NextDue("g");
+  ASSERT_TRUE(due.ok());
+  ASSERT_TRUE(due->has_value());
+  EXPECT_GT(**due, absl::Now() + absl::Minutes(59));
+  testing::Exec(dsn_, "UPDATE logbook.consumer_group_pending SET not_before = now()");
+  EXPECT_EQ(Claim("g", "c1", 1), "order-1@0#1x2");
+}
+
+// A filter matching 1 event in 10,000 still moves the checkpoint, a
+// bounded window of positions at a time.
+TEST_F(ConsumerGroupsTest, ASparseFilterNeverPinsTheCheckpoint) {
+  for (int i = 0; i < 25; ++i) {
+    std::vector<NewEvent> events;
+    for (int j = 0; j < 1000; ++j) events.push_back(Event("Noise", "{}"));
+    ASSERT_TRUE(store_->Append(absl::StrCat("noise-", i), ExpectedVersion::Any(), events).ok());
+  }
+  Append("order-1", 1, "OrderPlaced");  // At 25,001.
+  EventFilter f;
+  f.event_types = {"OrderPlaced"};
+  Create("g", f);
+  auto filled = groups_->Fill("g", 100);
+  ASSERT_TRUE(filled.ok());
+  EXPECT_TRUE(*filled);
+  EXPECT_EQ(Info("g").checkpoint, 25000u);
+  EXPECT_EQ(Claim("g", "c1", 1), "order-1@0#25001x1");
+  ASSERT_TRUE(groups_->Ack("g", "c1", kHere, {25001}).ok());
+  Append("noise-0", 1);
+  ASSERT_TRUE(groups_->Fill("g", 100).ok());
+  EXPECT_EQ(Info("g").checkpoint, 25002u);
+}
+
+TEST_F(ConsumerGroupsTest, AnUnknownGroupIsNotFoundEverywhere) {
+  const absl::Status missing = absl::NotFoundError("consumer group 'nope' does not exist");
+  EXPECT_EQ(groups_->Join("nope", "c1", kHere).status(), missing);
+  EXPECT_EQ(groups_->Fill("nope", 10).status(), missing);
+  EXPECT_EQ(groups_->Claim("nope", "c1", kHere, {"c1"}, 1).status(), missing);
+  EXPECT_EQ(groups_->Ack("nope", "c1", kHere, {1}), missing);
+  EXPECT_EQ(groups_->ListParked("nope", 0, 1).status(), missing);
+  EXPECT_EQ(groups_->ReplayParked("nope", {}).status(), missing);
+  EXPECT_EQ(groups_->Heartbeat("nope", "instance-a", {"c1"}).status(), missing);
+}
+
+}  // namespace
+}  // namespace logbook::store
