@@ -16,6 +16,8 @@ constexpr size_t kPendingWindow = 10000;
 constexpr absl::Duration kHeartbeatInterval = absl::Seconds(1);
 // After a database error, the next try.
 constexpr absl::Duration kErrorBackoff = absl::Seconds(1);
+// After a round that delivered something, the next at the latest.
+constexpr absl::Duration kBusyRecheck = absl::Milliseconds(250);
 
 }  // namespace
 
@@ -68,9 +70,11 @@ class ConsumerGroupHub::Dispatcher {
     consumers_.erase(it);
   }
 
-  void Wake() {
+  // `head_moved`: new events may be there to bring in.
+  void Wake(bool head_moved) {
     absl::MutexLock lock(&mu_);
     wake_ = true;
+    head_moved_ = head_moved_ || head_moved;
   }
 
   void EndCalls(const absl::Status& status) { EndAll(status, /*forget=*/false); }
@@ -88,13 +92,15 @@ class ConsumerGroupHub::Dispatcher {
     for (;;) {
       std::vector<std::pair<std::string, std::string>> leaving;  // Consumer, session.
       std::map<std::string, Consumer> active;
-      bool heartbeat = false;
+      bool heartbeat = false, fill = false;
       {
         absl::MutexLock lock(&mu_);
         auto woken = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stop_ || wake_; };
         const absl::Time deadline = std::min(due, next_heartbeat_);
         mu_.AwaitWithDeadline(absl::Condition(&woken), deadline);
         wake_ = false;
+        fill = head_moved_ || !caught_up_;
+        head_moved_ = false;
         leaving.swap(leaving_);
         for (const auto& [name, c] : consumers_) {
           if (c.active) active.emplace(name, c);
@@ -120,7 +126,7 @@ class ConsumerGroupHub::Dispatcher {
         due = absl::InfiniteFuture();
         continue;
       }
-      absl::StatusOr<absl::Time> next = Step(active, heartbeat);
+      absl::StatusOr<absl::Time> next = Step(active, heartbeat, fill);
       if (!next.ok()) {
         if (absl::IsNotFound(next.status())) {
           EndAll(next.status());
@@ -135,10 +141,14 @@ class ConsumerGroupHub::Dispatcher {
     }
   }
 
-  // One round: members, new events, deliveries. Returns when the next
-  // waiting delivery is due (now, when a round left work undone).
-  absl::StatusOr<absl::Time> Step(const std::map<std::string, Consumer>& active,
-                                  bool heartbeat) {
+  // One round: members, new events (when the head moved or the last round
+  // did not get to it), deliveries. Returns when to look again: at once
+  // when the backlog is not all in; when the next waiting delivery is due
+  // when nothing was delivered (the due times cost a scan of the pending
+  // events, so a busy round skips them: settles wake it anyway, and it
+  // looks again within kBusyRecheck).
+  absl::StatusOr<absl::Time> Step(const std::map<std::string, Consumer>& active, bool heartbeat,
+                                  bool fill) {
     if (heartbeat) {
       std::vector<std::string> names;
       for (const auto& [name, c] : active) names.push_back(name);
@@ -146,13 +156,19 @@ class ConsumerGroupHub::Dispatcher {
       if (!live.ok()) return live.status();
       members_ = *std::move(live);
     }
-    absl::StatusOr<bool> caught_up = groups_.Fill(group_, kPendingWindow);
-    if (!caught_up.ok()) return caught_up.status();
+    if (fill) {
+      absl::StatusOr<bool> caught_up = groups_.Fill(group_, kPendingWindow);
+      if (!caught_up.ok()) return caught_up.status();
+      absl::MutexLock lock(&mu_);
+      caught_up_ = *caught_up;
+    }
+    bool delivered = false;
     for (const auto& [name, c] : active) {
       absl::StatusOr<std::vector<store::GroupDelivery>> claimed =
           groups_.Claim(group_, name, c.session_name, members_, c.max_in_flight);
       if (!claimed.ok()) return claimed.status();
       if (claimed->empty()) continue;
+      delivered = true;
       absl::MutexLock lock(&mu_);
       auto it = consumers_.find(name);
       // Gone meanwhile: its Leave, queued behind this round, hands them back.
@@ -160,7 +176,11 @@ class ConsumerGroupHub::Dispatcher {
         c.session->Deliver(*std::move(claimed));
       }
     }
-    if (!*caught_up) return absl::Now();  // More of the backlog next.
+    {
+      absl::MutexLock lock(&mu_);
+      if (!caught_up_) return absl::Now();  // More of the backlog next.
+    }
+    if (delivered) return absl::Now() + kBusyRecheck;
     absl::StatusOr<std::optional<absl::Time>> due = groups_.NextDue(group_);
     if (!due.ok()) return due.status();
     return due->value_or(absl::InfiniteFuture());
@@ -183,6 +203,8 @@ class ConsumerGroupHub::Dispatcher {
   std::vector<std::pair<std::string, std::string>> leaving_ ABSL_GUARDED_BY(mu_);
   absl::Time next_heartbeat_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool wake_ ABSL_GUARDED_BY(mu_) = false;
+  bool head_moved_ ABSL_GUARDED_BY(mu_) = true;
+  bool caught_up_ ABSL_GUARDED_BY(mu_) = false;  // The last Fill got to the head.
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;  // Last: starts after the members above.
 };
@@ -228,7 +250,9 @@ void ConsumerGroupHub::Remove(const std::string& group, const std::string& consu
 
 void ConsumerGroupHub::Wake(const std::string& group) {
   absl::MutexLock lock(&mu_);
-  if (auto it = dispatchers_.find(group); it != dispatchers_.end()) it->second->Wake();
+  if (auto it = dispatchers_.find(group); it != dispatchers_.end()) {
+    it->second->Wake(/*head_moved=*/false);
+  }
 }
 
 void ConsumerGroupHub::EndAll(const absl::Status& status) {
@@ -238,7 +262,7 @@ void ConsumerGroupHub::EndAll(const absl::Status& status) {
 
 void ConsumerGroupHub::WakeAll() {
   absl::MutexLock lock(&mu_);
-  for (auto& [name, d] : dispatchers_) d->Wake();
+  for (auto& [name, d] : dispatchers_) d->Wake(/*head_moved=*/true);
 }
 
 }  // namespace logbook::service

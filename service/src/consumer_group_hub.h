@@ -59,8 +59,9 @@ class ConsumerGroupHub {
   // was active its dispatcher then hands back what it held
   // (ConsumerGroups::Leave).
   void Remove(const std::string& group, const std::string& consumer, ConsumerSession* session);
-  // A delivery of `group` was settled, or the log's head moved: look again.
+  // A delivery of `group` was settled (or its settings changed): look again.
   void Wake(const std::string& group);
+  // The log's head moved: every group looks for new events.
   void WakeAll();
   // Ends every Consume call here with `status` (shutting down); what they
   // held is handed back as they go.

@@ -140,7 +140,7 @@ constexpr char kNamesSql[] =
 constexpr char kState[] = "group_state";
 constexpr char kStateSql[] =
     "SELECT greatest(g.checkpoint, coalesce(p.lowest - 1, g.scanned_to)), h.last_position,"
-    " p.pending, p.in_flight, g.delivered, g.acked, k.parked,"
+    " p.pending, p.in_flight, n.delivered, n.acked, k.parked,"
     " coalesce(extract(epoch FROM now() - k.oldest), 0),"
     " coalesce(extract(epoch FROM now() - (SELECT e.recorded_at FROM logbook.event_log e"
     "   WHERE e.global_position = coalesce(p.lowest, (SELECT min(e.global_position)"
@@ -154,7 +154,9 @@ constexpr char kStateSql[] =
     "   count(*) FILTER (WHERE lease_until > now()) AS in_flight"
     "   FROM logbook.consumer_group_pending WHERE group_name = g.group_name) p,"
     " LATERAL (SELECT count(*) AS parked, min(parked_at) AS oldest"
-    "   FROM logbook.consumer_group_parked WHERE group_name = g.group_name) k"
+    "   FROM logbook.consumer_group_parked WHERE group_name = g.group_name) k,"
+    " LATERAL (SELECT coalesce(sum(delivered), 0) AS delivered, coalesce(sum(acked), 0) AS acked"
+    "   FROM logbook.consumer_group_counters WHERE group_name = g.group_name) n"
     " WHERE g.group_name = $1";
 // $2 how long a member stays live without a heartbeat.
 constexpr char kMembers[] = "group_members";
@@ -225,41 +227,49 @@ constexpr char kFillEndSql[] =
     "   WHERE p.group_name = $1), $2))"
     " WHERE g.group_name = $1";
 
-// Claim: $2 consumer, $3 its session, $4 live members, $5 most in flight
-// to it, $6 ack timeout ms. First ($2 max deliveries) the events whose
-// deliveries are used up go to the parked ones.
-constexpr char kParkSpent[] = "group_park_spent";
-constexpr char kParkSpentSql[] =
-    "WITH spent AS (DELETE FROM logbook.consumer_group_pending"
-    " WHERE group_name = $1 AND attempts >= $2 AND not_before <= now()"
-    " AND (lease_until IS NULL OR lease_until <= now())"
-    " RETURNING group_name, global_position, attempts, last_reason)"
-    " INSERT INTO logbook.consumer_group_parked (group_name, global_position, attempts, reason)"
-    " SELECT group_name, global_position, attempts, format('delivered %s times (max_deliveries)"
-    " without an ack; the last: %s', attempts, coalesce(last_reason, 'not acked within"
-    " ack_timeout')) FROM spent";
-// What is free to claim: waiting and due, or its lease ran out. The
-// consumer's room is $5 less what it holds now.
+// Claim, one statement: $2 consumer, $3 its session, $4 live members, $5
+// most in flight to it, $6 ack timeout ms, $7 max deliveries. What is free
+// to claim: waiting and due, or its lease ran out. The consumer's room is
+// $5 less what it holds now. Of what it chooses, an event delivered $7
+// times already goes to the parked ones instead, with the reason of its
+// last failure; the rest is delivered (attempts counted now, before it is
+// sent) and returned with the events, in position order.
 #define LOGBOOK_CLAIM_ROOM                                                                   \
   "room AS (SELECT greatest(0, $5 - count(*)) AS n FROM logbook.consumer_group_pending"      \
-  "   WHERE group_name = $1 AND consumer = $2 AND session = $3 AND lease_until > now())"
+  "   WHERE group_name = $1 AND session = $3 AND session IS NOT NULL"                         \
+  "   AND lease_until > now())"
 #define LOGBOOK_CLAIMABLE                                                                    \
   " p.not_before <= now() AND (p.lease_until IS NULL OR p.lease_until <= now())"
-#define LOGBOOK_CLAIM_UPDATE                                                                 \
-  " UPDATE logbook.consumer_group_pending p SET attempts = p.attempts + 1, consumer = $2,"   \
-  " session = $3, lease_until = now() + $6 * interval '1 millisecond',"                     \
-  " last_reason = CASE WHEN p.lease_until IS NOT NULL"                                       \
-  "   THEN 'not acked within ack_timeout' ELSE p.last_reason END"                            \
-  " FROM chosen WHERE p.group_name = $1 AND p.global_position = chosen.global_position"     \
-  " RETURNING p.global_position, p.attempts"
+#define LOGBOOK_CLAIM_TAKE                                                                   \
+  " spent AS (DELETE FROM logbook.consumer_group_pending p WHERE p.group_name = $1"          \
+  "   AND p.global_position = ANY (ARRAY(SELECT global_position FROM chosen"                  \
+  "     WHERE attempts >= $7))"                                                                \
+  "   RETURNING p.global_position, p.attempts, CASE WHEN p.lease_until IS NOT NULL"           \
+  "     THEN 'not acked within ack_timeout' ELSE p.last_reason END AS why),"                  \
+  " parked AS (INSERT INTO logbook.consumer_group_parked (group_name, global_position,"      \
+  "   attempts, reason) SELECT $1, global_position, attempts,"                              \
+  "   format('delivered %s times (max_deliveries) without an ack; the last: %s',"             \
+  "   attempts, why) FROM spent),"                                                             \
+  " claimed AS (UPDATE logbook.consumer_group_pending p SET attempts = p.attempts + 1,"      \
+  "   consumer = $2, session = $3, lease_until = now() + $6 * interval '1 millisecond',"     \
+  "   last_reason = CASE WHEN p.lease_until IS NOT NULL"                                      \
+  "     THEN 'not acked within ack_timeout' ELSE p.last_reason END"                           \
+  "   WHERE p.group_name = $1 AND p.global_position = ANY (ARRAY(SELECT global_position"    \
+  "     FROM chosen WHERE attempts < $7)) RETURNING p.global_position, p.attempts),"           \
+  " counted AS (INSERT INTO logbook.consumer_group_counters (group_name, consumer,"          \
+  "   delivered) SELECT $1, $2, count(*) FROM claimed HAVING count(*) > 0"                   \
+  "   ON CONFLICT (group_name, consumer) DO UPDATE"                                          \
+  "   SET delivered = consumer_group_counters.delivered + excluded.delivered)"               \
+  " SELECT " LOGBOOK_EVENT_COLUMNS ", c.attempts FROM claimed c"                             \
+  " JOIN logbook.event_log e USING (global_position) ORDER BY global_position"
 // ROUND_ROBIN: the lowest free positions. ($4, the members, unused.)
 constexpr char kClaimAny[] = "group_claim_any";
 constexpr char kClaimAnySql[] =
     "WITH " LOGBOOK_CLAIM_ROOM ","
-    " chosen AS (SELECT p.global_position FROM logbook.consumer_group_pending p"
+    " chosen AS (SELECT p.global_position, p.attempts FROM logbook.consumer_group_pending p"
     " WHERE p.group_name = $1 AND" LOGBOOK_CLAIMABLE " AND cardinality($4::text[]) >= 0"
-    " ORDER BY p.global_position LIMIT (SELECT n FROM room) FOR UPDATE OF p SKIP LOCKED)"
-    LOGBOOK_CLAIM_UPDATE;
+    " ORDER BY p.global_position LIMIT (SELECT n FROM room) FOR UPDATE OF p SKIP LOCKED),"
+    LOGBOOK_CLAIM_TAKE;
 // PER_STREAM: each stream's lowest pending event (found by skipping from
 // stream to stream along the stream index), when it is free, nothing else
 // of its stream is in flight (a replayed event sorts below one that is),
@@ -270,30 +280,43 @@ constexpr char kClaimPerStream[] = "group_claim_per_stream";
 constexpr char kClaimPerStreamSql[] =
     "WITH RECURSIVE heads AS ("
     " (SELECT stream_id, global_position FROM logbook.consumer_group_pending"
-    "   WHERE group_name = $1 ORDER BY stream_id, global_position LIMIT 1)"
+    "   WHERE group_name = $1 ORDER BY group_name, stream_id, global_position LIMIT 1)"
     " UNION ALL"
     " SELECT n.stream_id, n.global_position FROM heads h CROSS JOIN LATERAL"
     " (SELECT stream_id, global_position FROM logbook.consumer_group_pending"
-    "   WHERE group_name = $1 AND stream_id > h.stream_id"
-    "   ORDER BY stream_id, global_position LIMIT 1) n),"
+    // A row comparison only the stream index serves, whatever the planner
+    // believes of a group it has no statistics for.
+    "   WHERE group_name = $1 AND (group_name, stream_id) > ($1, h.stream_id)"
+    "   ORDER BY group_name, stream_id, global_position LIMIT 1) n),"
+    // Streams with an event in flight (by the partial index on sessions).
+    " busy AS (SELECT DISTINCT stream_id FROM logbook.consumer_group_pending"
+    "   WHERE group_name = $1 AND session IS NOT NULL AND lease_until > now()),"
     " " LOGBOOK_CLAIM_ROOM ","
-    " chosen AS (SELECT p.global_position FROM logbook.consumer_group_pending p"
-    " JOIN heads h ON p.group_name = $1 AND p.global_position = h.global_position"
-    " WHERE" LOGBOOK_CLAIMABLE
-    " AND NOT EXISTS (SELECT FROM logbook.consumer_group_pending q"
-    "   WHERE q.group_name = $1 AND q.stream_id = p.stream_id"
-    "   AND q.global_position <> p.global_position AND q.lease_until > now())"
+    " chosen AS (SELECT p.global_position, p.attempts FROM logbook.consumer_group_pending p"
+    " WHERE p.group_name = $1"
+    " AND p.global_position = ANY (ARRAY(SELECT global_position FROM heads)) AND"
+    LOGBOOK_CLAIMABLE
+    " AND p.stream_id NOT IN (SELECT stream_id FROM busy)"
     " AND (SELECT m FROM unnest($4::text[]) m"
     "      ORDER BY hashtext(p.stream_id || '/' || m) DESC, m LIMIT 1) = $2"
-    " ORDER BY p.global_position LIMIT (SELECT n FROM room) FOR UPDATE OF p SKIP LOCKED)"
-    LOGBOOK_CLAIM_UPDATE;
-constexpr char kCountDelivered[] = "group_count_delivered";
-constexpr char kCountDeliveredSql[] =
-    "UPDATE logbook.consumer_groups SET delivered = delivered + $2 WHERE group_name = $1";
-constexpr char kEventsAt[] = "group_events_at";
-constexpr char kEventsAtSql[] =
-    "SELECT " LOGBOOK_EVENT_COLUMNS " FROM logbook.event_log"
-    " WHERE global_position = ANY ($1::bigint[]) ORDER BY global_position";
+    " ORDER BY p.global_position LIMIT (SELECT n FROM room) FOR UPDATE OF p SKIP LOCKED),"
+    LOGBOOK_CLAIM_TAKE;
+
+// Ack, one statement: $2 consumer, $3 session, $4 ids. Deletes them only
+// when the session holds every one; returns how many.
+constexpr char kAck[] = "group_ack";
+constexpr char kAckSql[] =
+    "WITH held AS (SELECT global_position FROM logbook.consumer_group_pending"
+    "   WHERE group_name = $1 AND consumer = $2 AND session = $3"
+    "   AND global_position = ANY ($4::bigint[]) FOR UPDATE),"
+    " done AS (DELETE FROM logbook.consumer_group_pending p USING held h"
+    "   WHERE p.group_name = $1 AND p.global_position = h.global_position"
+    "   AND (SELECT count(*) FROM held) = cardinality($4::bigint[]) RETURNING 1),"
+    " counted AS (INSERT INTO logbook.consumer_group_counters (group_name, consumer, acked)"
+    "   SELECT $1, $2, count(*) FROM done HAVING count(*) > 0"
+    "   ON CONFLICT (group_name, consumer) DO UPDATE"
+    "   SET acked = consumer_group_counters.acked + excluded.acked)"
+    " SELECT count(*) FROM done";
 
 // Ack and nack: $2 consumer, $3 session, $4 ids. The ids the consumer
 // holds, locked, with their attempts.
@@ -306,9 +329,6 @@ constexpr char kDone[] = "group_done";
 constexpr char kDoneSql[] =
     "DELETE FROM logbook.consumer_group_pending"
     " WHERE group_name = $1 AND global_position = ANY ($2::bigint[])";
-constexpr char kCountAcked[] = "group_count_acked";
-constexpr char kCountAckedSql[] =
-    "UPDATE logbook.consumer_groups SET acked = acked + $2 WHERE group_name = $1";
 // $2 ids, $3 delays in ms, $4 reason.
 constexpr char kRetry[] = "group_retry";
 constexpr char kRetrySql[] =
@@ -379,14 +399,11 @@ void Prepare(pqxx::connection& conn) {
            {kFillStart, kFillStartSql},
            {kFillInsert, kFillInsertSql},
            {kFillEnd, kFillEndSql},
-           {kParkSpent, kParkSpentSql},
            {kClaimAny, kClaimAnySql},
            {kClaimPerStream, kClaimPerStreamSql},
-           {kCountDelivered, kCountDeliveredSql},
-           {kEventsAt, kEventsAtSql},
+           {kAck, kAckSql},
            {kHeld, kHeldSql},
            {kDone, kDoneSql},
-           {kCountAcked, kCountAckedSql},
            {kRetry, kRetrySql},
            {kPark, kParkSql},
            {kNextDue, kNextDueSql},
@@ -668,36 +685,20 @@ class PgConsumerGroups final : public ConsumerGroups {
                                                    size_t max) override {
     return Run(absl::StrCat("deliver from consumer group '", group, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<GroupDelivery>> {
-                 pqxx::work tx(conn);
+                 pqxx::nontransaction tx(conn);  // One statement each.
                  const pqxx::result d = tx.exec_prepared(kDefinition, group);
                  if (d.empty()) return NoGroup(group);
                  const GroupSettings s = DefinitionFromRow(d[0]).settings;
-                 tx.exec_prepared(kParkSpent, group, static_cast<int64_t>(s.max_deliveries));
                  const pqxx::result claimed = tx.exec_prepared(
                      s.strategy == GroupStrategy::kPerStream ? kClaimPerStream : kClaimAny,
                      group, consumer, session, TextArray(members).Param(),
-                     static_cast<int64_t>(max), static_cast<int64_t>(Millis(s.ack_timeout)));
+                     static_cast<int64_t>(max), static_cast<int64_t>(Millis(s.ack_timeout)),
+                     static_cast<int64_t>(s.max_deliveries));
+                 std::vector<RecordedEvent> events = ToEvents(claimed);
                  std::vector<GroupDelivery> out;
-                 if (claimed.empty()) {
-                   tx.commit();
-                   return out;
-                 }
-                 std::vector<int64_t> ids;
-                 std::vector<std::pair<int64_t, uint32_t>> attempts;
-                 for (const auto& r : claimed) {
-                   ids.push_back(r[0].as<int64_t>());
-                   attempts.emplace_back(r[0].as<int64_t>(), r[1].as<uint32_t>());
-                 }
-                 std::sort(attempts.begin(), attempts.end());
-                 tx.exec_prepared(kCountDelivered, group, static_cast<int64_t>(ids.size()));
-                 std::vector<RecordedEvent> events =
-                     ToEvents(tx.exec_prepared(kEventsAt, Int8Array(ids).Param()));
-                 tx.commit();
-                 for (RecordedEvent& e : events) {
-                   auto it = std::lower_bound(
-                       attempts.begin(), attempts.end(),
-                       std::make_pair(static_cast<int64_t>(e.global_position), uint32_t{0}));
-                   out.push_back({std::move(e), it->second});
+                 out.reserve(events.size());
+                 for (size_t i = 0; i < events.size(); ++i) {
+                   out.push_back({std::move(events[i]), claimed[i][13].as<uint32_t>()});
                  }
                  return out;
                });
@@ -705,11 +706,22 @@ class PgConsumerGroups final : public ConsumerGroups {
 
   absl::Status Ack(const std::string& group, const std::string& consumer,
                    const std::string& session, const std::vector<uint64_t>& ids) override {
+    const std::vector<int64_t> wanted = ToSqlIds(ids);
+    LOGBOOK_ASSIGN_OR_RETURN(
+        const uint64_t acked,
+        Run(absl::StrCat("ack in consumer group '", group, "'"),
+            [&](pqxx::connection& conn) -> absl::StatusOr<uint64_t> {
+              pqxx::nontransaction tx(conn);
+              return tx.exec_prepared1(kAck, group, consumer, session, Int8Array(wanted).Param())
+                  [0].as<uint64_t>();
+            }));
+    if (acked == ids.size()) return absl::OkStatus();
+    // Nothing changed: Settle names the id it does not hold (or acks them
+    // all, if they are held by now: delivered to this session again).
     return Settle(group, consumer, session, ids, "ack",
-                  [&](pqxx::work& tx, const GroupSettings&, const std::vector<int64_t>& held,
+                  [&](pqxx::work& tx, const GroupSettings&, const std::vector<int64_t>&,
                       const std::vector<uint32_t>&) {
-                    tx.exec_prepared(kDone, group, Int8Array(held).Param());
-                    tx.exec_prepared(kCountAcked, group, static_cast<int64_t>(held.size()));
+                    tx.exec_prepared(kAck, group, consumer, session, Int8Array(wanted).Param());
                   });
   }
 
