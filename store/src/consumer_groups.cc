@@ -283,11 +283,14 @@ constexpr char kClaimPerStreamSql[] =
     "   WHERE group_name = $1 ORDER BY group_name, stream_id, global_position LIMIT 1)"
     " UNION ALL"
     " SELECT n.stream_id, n.global_position FROM heads h CROSS JOIN LATERAL"
-    " (SELECT stream_id, global_position FROM logbook.consumer_group_pending"
-    // A row comparison only the stream index serves, whatever the planner
-    // believes of a group it has no statistics for.
-    "   WHERE group_name = $1 AND (group_name, stream_id) > ($1, h.stream_id)"
-    "   ORDER BY group_name, stream_id, global_position LIMIT 1) n),"
+    // The next stream's first entry: a row comparison alone, so that the
+    // scan of the stream index starts right there (with group_name = $1
+    // beside it, it started at the group's first entry every time); past
+    // the group's last stream the recursion ends.
+    " (SELECT group_name, stream_id, global_position FROM logbook.consumer_group_pending"
+    "   WHERE (group_name, stream_id) > ($1, h.stream_id)"
+    "   ORDER BY group_name, stream_id, global_position LIMIT 1) n"
+    " WHERE n.group_name = $1),"
     // Streams with an event in flight (by the partial index on sessions).
     " busy AS (SELECT DISTINCT stream_id FROM logbook.consumer_group_pending"
     "   WHERE group_name = $1 AND session IS NOT NULL AND lease_until > now()),"
