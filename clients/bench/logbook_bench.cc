@@ -13,6 +13,14 @@
 //   live-latency      append-to-delivery latency of live subscriptions at a
 //                     fixed append rate (default: 1,000 appends/s, 100
 //                     subscribers of which 10 on $all and 90 on 9 categories)
+//   group             a consumer group on $all (--strategy round-robin or
+//                     per-stream), 4 consumers acking each event: first the
+//                     time to ack a backlog of --events (1,000,000) events
+//                     spread over --streams (1,000) streams, appended first
+//                     (or, with --after-position, already in the log), then
+//                     append-to-delivery latency of live events at --rate
+//                     (1,000) appends/s. Checks that every backlog and live
+//                     event was delivered.
 // Exit code 1 when appends failed or a subscriber got the wrong events.
 #include <grpcpp/grpcpp.h>
 
@@ -24,11 +32,13 @@
 #include <fstream>
 #include <functional>
 #include <thread>
+#include <unordered_set>
 
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "logbook/client/client.h"
+#include "logbook/client/worker.h"
 #include "nlohmann/json.hpp"
 
 namespace {
@@ -107,6 +117,47 @@ double Percentile(std::vector<double>& sorted, double p) {
   return sorted[i];
 }
 
+// `appenders` threads append one event each, together `rate` a second,
+// from `start` until `end`: event i (0, 1, 2, ... over all threads) to
+// stream `stream(i)`, its data {"t": nanoseconds when sent, "pad": `pad`
+// x's}. `done(i, result, sent)` is called for every append that
+// succeeded, on its thread; `appended` and `failed` count. Returns the
+// threads, for the caller to join.
+std::vector<std::thread> PacedAppends(logbook::Client& client, int appenders, int rate,
+                                      size_t pad, Clock::time_point start,
+                                      Clock::time_point end,
+                                      std::function<std::string(int64_t)> stream,
+                                      std::function<void(int64_t, const v1::AppendResponse&,
+                                                         int64_t sent)> done,
+                                      std::atomic<int64_t>& appended,
+                                      std::atomic<int64_t>& failed) {
+  std::vector<std::thread> threads;
+  for (int t = 0; t < appenders; ++t) {
+    threads.emplace_back([&client, appenders, rate, pad, start, end, stream, done, &appended,
+                          &failed, t] {
+      const auto interval = std::chrono::nanoseconds(1'000'000'000LL * appenders / rate);
+      auto next = start + interval * t / appenders;
+      for (int64_t i = t; Clock::now() < end; i += appenders) {
+        std::this_thread::sleep_until(next);
+        next += interval;
+        v1::EventData event;
+        event.set_type("Tick");
+        event.set_data("{\"t\":" + std::to_string(NowNanos()) + ",\"pad\":\"" +
+                       std::string(pad, 'x') + "\"}");
+        const int64_t sent = NowNanos();
+        auto r = client.Append(stream(i), logbook::expect::Any(), {event});
+        if (r.ok()) {
+          ++appended;
+          done(i, *r, sent);
+        } else {
+          ++failed;
+        }
+      }
+    });
+  }
+  return threads;
+}
+
 struct LiveLatencyOptions {
   int rate = 1000;          // Appends per second.
   int seconds = 10;         // Measured duration.
@@ -150,32 +201,16 @@ nlohmann::json LiveLatency(const std::string& address, const LiveLatencyOptions&
   const auto start = Clock::now();
   const auto measure_from = start + std::chrono::seconds(o.warmup_seconds);
   const auto end = measure_from + std::chrono::seconds(o.seconds);
-  std::vector<std::thread> appenders;
-  for (int t = 0; t < o.appenders; ++t) {
-    appenders.emplace_back([&, t] {
-      const auto interval = std::chrono::nanoseconds(1'000'000'000LL * o.appenders / o.rate);
-      auto next = start + interval * t / o.appenders;
-      for (int64_t i = t; Clock::now() < end; i += o.appenders) {
-        std::this_thread::sleep_until(next);
-        next += interval;
-        v1::EventData event;
-        event.set_type("Tick");
-        event.set_data("{\"t\":" + std::to_string(NowNanos()) + ",\"pad\":\"" +
-                       std::string(150, 'x') + "\"}");
-        const std::string stream = category(i % o.categories) + "-" + std::to_string(i % 100);
-        const int64_t sent = NowNanos();
-        if (client.Append(stream, logbook::expect::Any(), {event}).ok()) {
-          ++appended;
-          if (recording.load()) {
-            absl::MutexLock lock(&append_mu);
-            append_us.push_back((NowNanos() - sent) / 1000.0);
-          }
-        } else {
-          ++failed;
+  std::vector<std::thread> appenders = PacedAppends(
+      client, o.appenders, o.rate, 150, start, end,
+      [&](int64_t i) { return category(i % o.categories) + "-" + std::to_string(i % 100); },
+      [&](int64_t, const v1::AppendResponse&, int64_t sent) {
+        if (recording.load()) {
+          absl::MutexLock lock(&append_mu);
+          append_us.push_back((NowNanos() - sent) / 1000.0);
         }
-      }
-    });
-  }
+      },
+      appended, failed);
   std::this_thread::sleep_until(measure_from);
   const int64_t appended_at_start = appended.load();
   for (auto& s : subscribers) s->Record(true);
@@ -438,6 +473,450 @@ nlohmann::json CatchUp(const std::string& address, const CatchUpOptions& o) {
           {"failures", exact ? 0 : 1}};
 }
 
+// --- group: a consumer group on $all, its backlog, then live events.
+
+struct GroupOptions {
+  std::string strategy = "round-robin";  // Or "per-stream".
+  uint64_t events = 1000000;   // The backlog.
+  int streams = 1000;          // Streams the backlog and the live events are spread over.
+  int64_t after_position = -1; // -1: append the backlog first; else it is the events after this.
+  int consumers = 4;
+  std::string client = "worker";  // logbook::Worker, or "raw" Consume streams.
+  int max_in_flight = 100;     // The group's setting: unacked deliveries per consumer.
+  int ack_batch = 100;         // Worker: most ids per ack message.
+  int fill_clients = 8;        // Appenders of the backlog...
+  int fill_batch = 10;         // ...each append this many events to the next stream in turn.
+  int payload = 150;           // Padding bytes: ~200-byte JSON events.
+  int rate = 1000;             // Live: appends of one event per second...
+  int seconds = 10;            // ...measured this long...
+  int warmup_seconds = 1;      // ...after this.
+  int appenders = 8;
+  int timeout_seconds = 1800;  // The backlog must be acked within this.
+};
+
+// What a group's consumers got: each backlog position's deliveries, and the
+// append-to-delivery latency of live events (their data starts {"t":<nanos>).
+class GroupTally {
+ public:
+  GroupTally(uint64_t after, uint64_t events) : after_(after), seen_(events) {}
+
+  void Record(const v1::Delivery& d, int64_t now) {
+    ++deliveries_;
+    const uint64_t pos = d.delivery_id();
+    if (pos > after_ && pos <= after_ + seen_.size()) {
+      if (seen_[pos - after_ - 1].fetch_add(1, std::memory_order_relaxed) == 0) {
+        ++backlog_distinct_;
+      } else {
+        ++redeliveries_;
+      }
+      return;
+    }
+    const std::string& data = d.event().data();
+    if (data.rfind("{\"t\":", 0) != 0) {
+      ++other_;
+      return;
+    }
+    const int64_t sent = std::atoll(data.c_str() + 5);
+    absl::MutexLock lock(&mu_);
+    if (!live_.insert(pos).second) {
+      ++redeliveries_;
+      return;
+    }
+    if (recording_ && sent > 0) latencies_us_.push_back((now - sent) / 1000.0);
+  }
+
+  void Recording(bool on) {
+    absl::MutexLock lock(&mu_);
+    recording_ = on;
+  }
+  uint64_t backlog_distinct() const { return backlog_distinct_.load(); }
+  uint64_t deliveries() const { return deliveries_.load(); }
+  uint64_t redeliveries() const { return redeliveries_.load(); }
+  uint64_t other() const { return other_.load(); }
+  // How many of `positions` no consumer got.
+  size_t LiveMissing(const std::vector<uint64_t>& positions) {
+    absl::MutexLock lock(&mu_);
+    return std::count_if(positions.begin(), positions.end(),
+                         [&](uint64_t p) ABSL_NO_THREAD_SAFETY_ANALYSIS { return !live_.count(p); });
+  }
+  std::vector<double> latencies() {
+    absl::MutexLock lock(&mu_);
+    return latencies_us_;
+  }
+
+ private:
+  const uint64_t after_;
+  std::vector<std::atomic<uint8_t>> seen_;  // Deliveries of each backlog position (saturates).
+  std::atomic<uint64_t> backlog_distinct_{0}, deliveries_{0}, redeliveries_{0}, other_{0};
+  absl::Mutex mu_;
+  std::unordered_set<uint64_t> live_ ABSL_GUARDED_BY(mu_);
+  bool recording_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<double> latencies_us_ ABSL_GUARDED_BY(mu_);
+};
+
+class GroupConsumer {
+ public:
+  virtual ~GroupConsumer() = default;
+  // Ends the consumer and waits for it.
+  virtual void Stop() = 0;
+  // Whether it ended by itself (an error).
+  virtual bool ended() = 0;
+  virtual absl::Status status() = 0;
+};
+
+// A logbook::Worker on a Client of its own, its handler only counting.
+class WorkerConsumer final : public GroupConsumer {
+ public:
+  WorkerConsumer(const std::string& address, logbook::WorkerOptions options, GroupTally& tally)
+      : client_(ClientFor(address)),
+        worker_(client_, std::move(options),
+                [&tally](const v1::Delivery& d) {
+                  tally.Record(d, NowNanos());
+                  return absl::OkStatus();
+                }),
+        thread_([this] {
+          absl::Status s = worker_.Run();
+          absl::MutexLock lock(&mu_);
+          status_ = s;
+          ended_ = true;
+        }) {}
+  ~WorkerConsumer() override { Stop(); }
+
+  void Stop() override {
+    worker_.Stop();
+    if (thread_.joinable()) thread_.join();
+  }
+  bool ended() override {
+    absl::MutexLock lock(&mu_);
+    return ended_;
+  }
+  absl::Status status() override {
+    absl::MutexLock lock(&mu_);
+    return status_;
+  }
+
+ private:
+  static logbook::ClientOptions ClientFor(const std::string& address) {
+    logbook::ClientOptions o;
+    o.address = address;
+    return o;
+  }
+  logbook::Client client_;
+  logbook::Worker worker_;
+  absl::Mutex mu_;
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
+  bool ended_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;  // Last: starts after the members above.
+};
+
+// A raw Consume stream on a channel (and connection) of its own, on gRPC's
+// callback API: it acks every delivery as it is read, all that arrived
+// while the previous ack was being written going in one message.
+class RawConsumer final : public GroupConsumer,
+                          public grpc::ClientBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse> {
+ public:
+  RawConsumer(const std::string& address, const std::string& group, const std::string& consumer,
+              GroupTally& tally)
+      : tally_(tally) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    channel_ = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+    stub_ = v1::EventStore::NewStub(channel_);
+    stub_->async()->Consume(&ctx_, this);
+    join_.mutable_join()->set_group(group);
+    join_.mutable_join()->set_consumer(consumer);
+    writing_ = true;
+    StartWrite(&join_);
+    StartRead(&response_);
+    StartCall();
+  }
+  ~RawConsumer() override { Stop(); }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;
+    if (response_.has_delivery()) {
+      tally_.Record(response_.delivery(), NowNanos());
+      absl::MutexLock lock(&mu_);
+      acks_.push_back(response_.delivery().delivery_id());
+      WriteAcks();
+    }
+    StartRead(&response_);
+  }
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    broken_ = broken_ || !ok;
+    WriteAcks();
+  }
+  void OnDone(const grpc::Status& status) override {
+    absl::MutexLock lock(&mu_);
+    status_ = status;
+    done_ = true;
+  }
+
+  void Stop() override {
+    ctx_.TryCancel();
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(&done_));
+  }
+  bool ended() override {
+    absl::MutexLock lock(&mu_);
+    return done_;
+  }
+  absl::Status status() override {
+    absl::MutexLock lock(&mu_);
+    return absl::Status(static_cast<absl::StatusCode>(status_.error_code()),
+                        status_.error_message());
+  }
+
+ private:
+  // Called only from a read's or write's reaction, so never after OnDone.
+  void WriteAcks() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (writing_ || broken_ || acks_.empty()) return;
+    ack_.Clear();
+    ack_.mutable_ack()->mutable_delivery_ids()->Add(acks_.begin(), acks_.end());
+    acks_.clear();
+    writing_ = true;
+    StartWrite(&ack_);
+  }
+
+  GroupTally& tally_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::EventStore::Stub> stub_;
+  grpc::ClientContext ctx_;
+  v1::ConsumeRequest join_, ack_;
+  v1::ConsumeResponse response_;
+  absl::Mutex mu_;
+  std::vector<uint64_t> acks_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status status_ ABSL_GUARDED_BY(mu_);
+};
+
+nlohmann::json Group(const std::string& address, const GroupOptions& o) {
+  logbook::ClientOptions client_options;
+  client_options.address = address;
+  client_options.call_timeout = absl::Minutes(10);
+  logbook::Client client(client_options);
+  const std::string run = logbook::NewEventId().substr(28);
+  const bool per_stream = o.strategy == "per-stream";
+  nlohmann::json result = {{"scenario", "group"},
+                           {"strategy", o.strategy},
+                           {"consumers", o.consumers},
+                           {"client", o.client},
+                           {"max_in_flight", o.max_in_flight},
+                           {"streams", o.streams},
+                           {"backlog_events", o.events}};
+  auto fail = [&](const std::string& why) {
+    std::fprintf(stderr, "group: %s\n", why.c_str());
+    result["error"] = why;
+    result["failures"] = 1;
+    return result;
+  };
+  auto head = Head(client);
+  if (!head.ok()) return fail("cannot read the head: " + head.status().ToString());
+
+  // 1. The backlog: o.events events after `after`, each stream's appends of
+  // fill_batch events taking turns, so any stretch of the log holds events
+  // of every stream.
+  uint64_t after = 0;
+  int64_t filled = 0;
+  double fill_seconds = 0;
+  if (o.after_position >= 0) {
+    after = static_cast<uint64_t>(o.after_position);
+    if (*head < after + o.events) {
+      return fail("the log has no " + std::to_string(o.events) + " events after position " +
+                  std::to_string(after));
+    }
+  } else {
+    after = *head;
+    std::fprintf(stderr, "group: appending a backlog of %llu events over %d streams\n",
+                 static_cast<unsigned long long>(o.events), o.streams);
+    std::atomic<int64_t> next{0}, fill_failures{0};
+    const auto fill_start = Clock::now();
+    std::vector<std::thread> threads;
+    for (int c = 0; c < o.fill_clients; ++c) {
+      threads.emplace_back([&] {
+        for (;;) {
+          const int64_t i = next.fetch_add(1);
+          const int64_t first = i * o.fill_batch;
+          if (first >= static_cast<int64_t>(o.events)) break;
+          std::vector<v1::EventData> batch(
+              std::min<int64_t>(o.fill_batch, static_cast<int64_t>(o.events) - first));
+          for (auto& e : batch) {
+            e.set_type("Tick");
+            e.set_data("{\"pad\":\"" + std::string(o.payload, 'x') + "\"}");
+          }
+          const std::string stream = "grp" + run + "-" + std::to_string(i % o.streams);
+          if (!client.Append(stream, logbook::expect::Any(), std::move(batch)).ok()) {
+            ++fill_failures;
+            break;
+          }
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    fill_seconds = std::chrono::duration<double>(Clock::now() - fill_start).count();
+    filled = static_cast<int64_t>(o.events);
+    if (fill_failures > 0) return fail("appending the backlog failed");
+    head = Head(client);
+    if (!head.ok() || *head != after + o.events) {
+      return fail("the log grew by more than the backlog meanwhile");
+    }
+  }
+  result["from_position"] = after + 1;
+  result["filled_events"] = filled;
+  result["fill_events_per_s"] = filled > 0 ? filled / fill_seconds : 0.0;
+
+  // 2. The group, on $all after `after`.
+  const std::string group = "bench-" + run + "-" + o.strategy;
+  v1::CreateConsumerGroupRequest create;
+  create.set_group(group);
+  create.mutable_target()->mutable_all();
+  create.set_after_position(after);
+  create.mutable_settings()->set_strategy(per_stream ? v1::PER_STREAM : v1::ROUND_ROBIN);
+  create.mutable_settings()->set_max_in_flight(o.max_in_flight);
+  if (auto created = client.CreateConsumerGroup(create); !created.ok()) {
+    return fail("cannot create the group: " + created.status().ToString());
+  }
+
+  // 3. The backlog, timed from the consumers' start until the group's
+  // checkpoint passed it: every event delivered and its ack stored.
+  GroupTally tally(after, o.events);
+  std::vector<std::unique_ptr<GroupConsumer>> consumers;
+  const auto start = Clock::now();
+  for (int i = 0; i < o.consumers; ++i) {
+    const std::string name = "c" + std::to_string(i);
+    if (o.client == "raw") {
+      consumers.push_back(std::make_unique<RawConsumer>(address, group, name, tally));
+    } else {
+      logbook::WorkerOptions w;
+      w.group = group;
+      w.consumer = name;
+      w.ack_batch_size = o.ack_batch;
+      consumers.push_back(std::make_unique<WorkerConsumer>(address, w, tally));
+    }
+  }
+  auto stop_all = [&] {
+    for (auto& c : consumers) c->Stop();
+    // Leave nothing behind: a group's pending rows slow the next one's claims.
+    absl::Status s;
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      s = client.DeleteConsumerGroup(group);
+      if (s.ok() || absl::IsNotFound(s)) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    std::fprintf(stderr, "group: cannot delete group %s: %s\n", group.c_str(),
+                 s.ToString().c_str());
+  };
+  auto consumer_failed = [&]() -> std::string {
+    for (auto& c : consumers) {
+      if (c->ended()) return "a consumer ended: " + c->status().ToString();
+    }
+    return "";
+  };
+  const auto deadline = start + std::chrono::seconds(o.timeout_seconds);
+  auto last_report = start;
+  while (tally.backlog_distinct() < o.events) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    const auto now = Clock::now();
+    if (std::string why = consumer_failed(); !why.empty() || now > deadline) {
+      stop_all();
+      return fail(why.empty() ? "the backlog was not delivered in time (" +
+                                    std::to_string(tally.backlog_distinct()) + " of " +
+                                    std::to_string(o.events) + ")"
+                              : why);
+    }
+    if (now - last_report >= std::chrono::seconds(5)) {
+      last_report = now;
+      std::fprintf(stderr, "group: %llu of %llu backlog events delivered, %.0f/s\n",
+                   static_cast<unsigned long long>(tally.backlog_distinct()),
+                   static_cast<unsigned long long>(o.events),
+                   tally.backlog_distinct() / std::chrono::duration<double>(now - start).count());
+    }
+  }
+  const double delivered_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  uint64_t checkpoint = 0;
+  for (;;) {
+    auto info = client.GetConsumerGroup(group);
+    if (info.ok()) checkpoint = info->checkpoint_position();
+    if (checkpoint >= after + o.events) break;
+    if (Clock::now() > deadline) {
+      stop_all();
+      return fail("the backlog's acks did not reach the group in time (checkpoint " +
+                  std::to_string(checkpoint) + ")");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  const double backlog_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  std::fprintf(stderr, "group: backlog of %llu acked in %.2f s (%.0f events/s); live at %d/s\n",
+               static_cast<unsigned long long>(o.events), backlog_seconds,
+               o.events / backlog_seconds, o.rate);
+
+  // 4. Live: paced appends of one event to the streams in turn; latency is
+  // append-to-delivery (to the consumer's handler).
+  std::atomic<int64_t> appended{0}, failed{0};
+  absl::Mutex positions_mu;
+  std::vector<uint64_t> positions;
+  const auto live_start = Clock::now();
+  const auto measure_from = live_start + std::chrono::seconds(o.warmup_seconds);
+  const auto end = measure_from + std::chrono::seconds(o.seconds);
+  std::vector<std::thread> appenders = PacedAppends(
+      client, o.appenders, o.rate, o.payload, live_start, end,
+      [&](int64_t i) { return "grplive" + run + "-" + std::to_string(i % o.streams); },
+      [&](int64_t, const v1::AppendResponse& r, int64_t) {
+        absl::MutexLock lock(&positions_mu);
+        positions.push_back(r.last_position());
+      },
+      appended, failed);
+  std::this_thread::sleep_until(measure_from);
+  const int64_t appended_at_start = appended.load();
+  tally.Recording(true);
+  std::this_thread::sleep_until(end);
+  const int64_t measured_appends = appended.load() - appended_at_start;
+  for (auto& t : appenders) t.join();
+  tally.Recording(false);
+  // Every live event delivered (waiting at most 10 s for the last ones).
+  size_t missing = 0;
+  {
+    absl::MutexLock lock(&positions_mu);
+    const auto wait_until = Clock::now() + std::chrono::seconds(10);
+    while ((missing = tally.LiveMissing(positions)) > 0 && Clock::now() < wait_until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  auto info = client.GetConsumerGroup(group);
+  const std::string why = consumer_failed();
+  stop_all();
+
+  std::vector<double> latencies = tally.latencies();
+  std::sort(latencies.begin(), latencies.end());
+  const bool exact = why.empty() && missing == 0 && failed == 0;
+  if (!why.empty()) std::fprintf(stderr, "group: %s\n", why.c_str());
+  if (missing > 0) std::fprintf(stderr, "group: %zu live events not delivered\n", missing);
+  result.update(nlohmann::json{
+      {"backlog_seconds", backlog_seconds},
+      {"events_per_s", o.events / backlog_seconds},
+      {"delivered_seconds", delivered_seconds},
+      {"delivered_events_per_s", o.events / delivered_seconds},
+      {"redeliveries", tally.redeliveries()},
+      {"other_deliveries", tally.other()},
+      {"target_appends_per_s", o.rate},
+      {"appends_per_s", static_cast<double>(measured_appends) / o.seconds},
+      {"failed_appends", failed.load()},
+      {"live_deliveries", latencies.size()},
+      {"live_missing", missing},
+      {"latency_p50_ms", Percentile(latencies, 0.50) / 1000},
+      {"latency_p99_ms", Percentile(latencies, 0.99) / 1000},
+      {"latency_max_ms", latencies.empty() ? 0 : latencies.back() / 1000},
+      {"group_delivered", info.ok() ? info->delivered() : 0},
+      {"group_acked", info.ok() ? info->acked() : 0},
+      {"exact", exact},
+      {"failures", exact ? 0 : 1}});
+  return result;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -510,6 +989,45 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1000));
   catch_up_cmd->add_flag("--fill-only", catch_up.fill_only,
                          "Only append what the log lacks of --events; read nothing");
+  GroupOptions group;
+  CLI::App* group_cmd = app.add_subcommand(
+      "group", "A consumer group on $all: 4 consumers ack a backlog, then live events");
+  group_cmd->add_option("--strategy", group.strategy, "The group's strategy")
+      ->check(CLI::IsMember({"round-robin", "per-stream"}));
+  group_cmd->add_option("--events", group.events, "Backlog events")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 32));
+  group_cmd->add_option("--streams", group.streams,
+                        "Streams the backlog and the live events are spread over")
+      ->check(CLI::Range(1, 1000000));
+  group_cmd->add_option("--after-position", group.after_position,
+                        "Use the --events events after this position as the backlog "
+                        "(-1: append a fresh one first)")
+      ->check(CLI::Range(int64_t{-1}, int64_t{1} << 62));
+  group_cmd->add_option("--consumers", group.consumers, "Consumers, each on its own channel")
+      ->check(CLI::Range(1, 1000));
+  group_cmd->add_option("--client", group.client,
+                        "worker: logbook::Worker; raw: Consume streams acking on arrival")
+      ->check(CLI::IsMember({"worker", "raw"}));
+  group_cmd->add_option("--max-in-flight", group.max_in_flight,
+                        "The group's max_in_flight (per consumer)")
+      ->check(CLI::Range(1, 10000));
+  group_cmd->add_option("--ack-batch", group.ack_batch, "Worker: most ids per ack message")
+      ->check(CLI::Range(1, 10000));
+  group_cmd->add_option("--fill-clients", group.fill_clients, "Appenders of the backlog")
+      ->check(CLI::Range(1, 1000));
+  group_cmd->add_option("--fill-batch", group.fill_batch,
+                        "Events per backlog append (one stream each, the streams in turn)")
+      ->check(CLI::Range(1, 1000));
+  group_cmd->add_option("--rate", group.rate, "Live appends per second (one event each)")
+      ->check(CLI::Range(1, 1000000));
+  group_cmd->add_option("--seconds", group.seconds, "Live: measured seconds")
+      ->check(CLI::Range(1, 3600));
+  group_cmd->add_option("--warmup", group.warmup_seconds, "Live: unmeasured seconds first")
+      ->check(CLI::Range(0, 3600));
+  group_cmd->add_option("--appenders", group.appenders, "Live: appending threads")
+      ->check(CLI::Range(1, 1000));
+  group_cmd->add_option("--timeout", group.timeout_seconds, "Seconds the backlog may take")
+      ->check(CLI::Range(1, 86400));
   app.require_subcommand(1);
   CLI11_PARSE(app, argc, argv);
 
@@ -522,6 +1040,7 @@ int main(int argc, char** argv) {
     }
   }
   if (catch_up_cmd->parsed()) result = CatchUp(address, catch_up);
+  if (group_cmd->parsed()) result = Group(address, group);
   std::printf("%s\n", result.dump(2).c_str());
   if (!json_out.empty()) std::ofstream(json_out) << result.dump(2) << "\n";
   return result.value("failures", 0) == 0 ? 0 : 1;

@@ -9,20 +9,28 @@
 #   clients/bench/run.sh [--quick] [--json FILE] [--build DIR]
 #
 # Default: 15 s per timed scenario and a catch-up of 1,000,000 events (about
-# 3 minutes). --quick: 3 s and 200,000 events (under a minute; a smoke test
-# of the tool, its numbers mean little). --build: the build folder holding
+# 3 minutes), then the consumer-group scenarios (4 consumers on $all acking
+# each event: a fresh backlog of 5,000 events over 1,000 streams with
+# ROUND_ROBIN, then with PER_STREAM, each then live at 1,000 appends/s for
+# 5 s), beside the plain catch-up of the same run. The issue's backlog is
+# 1,000,000 events; the full run uses 5,000 because the group's claim
+# statements cost time in proportion to the pending events today (PER_STREAM
+# at 20,000 delivers ~30 events/s): `logbook-bench group --events N`
+# measures any size. --quick: 3 s, 200,000 events and a backlog of 1,000
+# (about a minute; a smoke test of the tool, its numbers mean little). --build: the build folder holding
 # logbookd, logbook and logbook-bench (default build/, or $LOGBOOK_BUILD_DIR).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 seconds=15
 catch_up_events=1000000
+group_events=5000
 quick=false
 build=${LOGBOOK_BUILD_DIR:-build}
 json_out=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    --quick) seconds=3; catch_up_events=200000; quick=true ;;
+    --quick) seconds=3; catch_up_events=200000; group_events=1000; quick=true ;;
     --json) json_out=$2; shift ;;
     --build) build=$2; shift ;;
     *) echo "usage: clients/bench/run.sh [--quick] [--json FILE] [--build DIR]" >&2; exit 2 ;;
@@ -104,16 +112,18 @@ reset_peak_rss() { echo 5 >"/proc/$server_pid/clear_refs" 2>/dev/null || true; }
 
 # scenario NAME ARGS...: runs logbook-bench NAME ARGS, records CPU and peak
 # RSS (cpu_rss: name, logbookd CPU s, peak RSS KiB, PostgreSQL CPU s,
-# logbook-bench CPU s).
-scenario() {
-  local name=$1
-  shift
-  echo "==> $name ($*)"
+# logbook-bench CPU s). scenario_as NAME COMMAND ARGS...: the same, running
+# logbook-bench COMMAND ARGS and recording it as NAME.
+scenario() { scenario_as "$1" "$@"; }
+scenario_as() {
+  local name=$1 command=$2
+  shift 2
+  echo "==> $name ($command $*)"
   local before
   reset_peak_rss
   before=$(server_cpu)
   cpu_window_start
-  "$bench" --address "$LOGBOOK_ADDRESS" --json "$work/$name.json" "$name" "$@" >/dev/null
+  "$bench" --address "$LOGBOOK_ADDRESS" --json "$work/$name.json" "$command" "$@" >/dev/null
   cpu_window_end
   printf '%s\t%s\t%s\t%s\t%s\n' "$name" \
     "$(awk -v a="$(server_cpu)" -v b="$before" 'BEGIN { printf "%.1f", a - b }')" \
@@ -185,16 +195,27 @@ INSERT INTO raw_events $cols VALUES ('rawc-' || :s, :v, $values);
 UPDATE raw_streams SET version = :v WHERE id = :s;
 END;"
 scenario live-latency --seconds "$seconds" --warmup 1
+# Consumer groups: 4 consumers (logbook::Worker, each on its own channel) of
+# one group on $all ack a fresh backlog spread over 1,000 streams, then
+# live events at 1,000 appends/s; no pgbench baseline, the plain catch-up
+# above is the figure beside them.
+live_seconds=$(( seconds / 3 > 1 ? seconds / 3 : 1 ))
+for strategy in round-robin per-stream; do
+  scenario_as "group-$strategy" group --strategy "$strategy" --events "$group_events" \
+    --streams 1000 --consumers 4 --seconds "$live_seconds" --warmup 1 --timeout 600
+done
 elapsed=$(( $(date +%s) - started ))
 
-python3 - "$work" "$json_out" "$seconds" "$quick" "$elapsed" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" <<'PY'
+python3 - "$work" "$json_out" "$seconds" "$quick" "$elapsed" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" "$group_events" <<'PY'
 import json, os, sys
-work, out, seconds, quick, elapsed, commit = sys.argv[1:7]
+work, out, seconds, quick, elapsed, commit, group_events = sys.argv[1:8]
 cpu_rss = {l.split("\t")[0]: l.rstrip("\n").split("\t")[1:] for l in open(f"{work}/cpu_rss")}
 baselines = {l.split("\t")[0]: l.rstrip("\n").split("\t")[1:] for l in open(f"{work}/baselines")}
 fill = json.load(open(f"{work}/fill.json"))
 scenarios = []
-for name in ["catch-up", "append-single", "append-batch", "append-contended", "live-latency"]:
+catch_up_events_per_s = None
+for name in ["catch-up", "append-single", "append-batch", "append-contended", "live-latency",
+             "group-round-robin", "group-per-stream"]:
     s = json.load(open(f"{work}/{name}.json"))
     s["scenario"] = name
     s["events_per_s"] = s.get("events_per_s", s.get("appends_per_s"))
@@ -205,8 +226,16 @@ for name in ["catch-up", "append-single", "append-batch", "append-contended", "l
     s["server_peak_rss_mib"] = round(int(rss) / 1024, 1)
     # CPU per event, where the events are counted exactly (not live-latency).
     per_event = lambda cpu_s, events: round(float(cpu_s) * 1e6 / events, 1) if events else None
-    events = s["events"] if name == "catch-up" else s["events_per_s"] * int(seconds)
-    s["cpu_us_per_event"] = None if name == "live-latency" else {
+    if name == "catch-up":
+        catch_up_events_per_s = s["events_per_s"]
+    if name.startswith("group-"):
+        # Backlog events acked per second; p50/p99: live append-to-delivery.
+        # Beside it, the plain catch-up of this run.
+        s["catch_up_events_per_s"] = catch_up_events_per_s
+        s["ratio_to_catch_up"] = (round(s["events_per_s"] / catch_up_events_per_s, 4)
+                                  if s.get("events_per_s") and catch_up_events_per_s else None)
+    events = s["events"] if name == "catch-up" else (s.get("events_per_s") or 0) * int(seconds)
+    s["cpu_us_per_event"] = None if name == "live-latency" or name.startswith("group-") else {
         "postgres": per_event(pg_cpu, events), "logbookd": per_event(cpu, events),
         "client": per_event(client_cpu, events)}
     s["baseline_cpu_us_per_event"] = None
@@ -245,7 +274,16 @@ for s in scenarios:
         notes = f"64 clients on 4 streams; conflict rate {s['conflict_rate']:.2f}"
     elif name == "live-latency":
         notes = f"{s['appends_per_s']:.0f} appends/s, {s['subscribers']} subscribers; append-to-delivery latency"
-    print(f"| {name} | {s['events_per_s']:,.0f} | {f(s['baseline_events_per_s'], ',')} | {f(s['ratio'], '.2f')} "
+    elif name.startswith("group-"):
+        if s.get("failures"):
+            notes = f"FAILED: {s.get('error', 'events missing')}"
+        else:
+            notes = (f"backlog of {s['backlog_events']:,} events over {s['streams']:,} streams acked by "
+                     f"{s['consumers']} consumers ({s['client']}, max_in_flight {s['max_in_flight']}); "
+                     f"catch-up of this run {s['catch_up_events_per_s']:,.0f} events/s, ratio "
+                     f"{s['ratio_to_catch_up']:.3f}; live {s['appends_per_s']:.0f} appends/s, "
+                     f"append-to-delivery latency")
+    print(f"| {name} | {f(s['events_per_s'], ',.0f')} | {f(s['baseline_events_per_s'], ',')} | {f(s['ratio'], '.2f')} "
           f"| {f(p50, '.2f')} | {f(p99, '.2f')} | {s['server_cpu_s']:.1f} | {s['server_peak_rss_mib']:.0f} | {notes} |")
 print()
 print("CPU per event, µs (all processes of each kind, over the scenario):")
@@ -262,6 +300,9 @@ print()
 for s in scenarios:
     if s["baseline"]:
         print(f"baseline of {s['scenario']}: {s['baseline']} (pgbench)")
+print(f"group scenarios: a backlog of {int(group_events):,} events (the issue's is 1,000,000), "
+      f"then live at 1,000 appends/s; targets: backlog >= 100,000 events/s (round-robin), "
+      f">= 50,000 (per-stream), live p50 < 5 ms, logbookd RSS < 256 MiB")
 print(f"{seconds} s per timed scenario; log filled through logbookd at {fill['fill_events_per_s']:,.0f} events/s; "
       f"whole run {elapsed} s")
 PY

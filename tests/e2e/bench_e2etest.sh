@@ -41,5 +41,11 @@ check "append-contended" 0 "" -- bench 'r["events_per_s"] > 0 and r["failures"] 
   append-contended --clients 8 --seconds 1
 check "live-latency" 0 "" -- bench 'r["deliveries"] > 0 and r["failures"] == 0' \
   live-latency --rate 50 --seconds 1 --warmup 0 --all-subscribers 2 --category-subscribers 3 --categories 3
+check "group round-robin: 4 workers ack a 300-event backlog over 10 streams, then live" 0 "" -- bench \
+  'r["exact"] and r["failures"] == 0 and r["backlog_events"] == 300 and r["filled_events"] == 300 and r["events_per_s"] > 0 and r["live_missing"] == 0 and r["live_deliveries"] > 0' \
+  group --strategy round-robin --events 300 --streams 10 --rate 50 --seconds 1 --warmup 0
+check "group per-stream, raw Consume streams" 0 "" -- bench \
+  'r["exact"] and r["failures"] == 0 and r["client"] == "raw" and r["live_missing"] == 0' \
+  group --strategy per-stream --client raw --events 300 --streams 10 --rate 50 --seconds 1 --warmup 0
 
 finish

@@ -24,7 +24,8 @@ report_is_exact() {
   python3 - "$work/report.json" "$work/out" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-want = ["catch-up", "append-single", "append-batch", "append-contended", "live-latency"]
+want = ["catch-up", "append-single", "append-batch", "append-contended", "live-latency",
+        "group-round-robin", "group-per-stream"]
 names = [s["scenario"] for s in r["scenarios"]]
 assert names == want, names
 assert r["quick"] is True and r["seconds_per_scenario"] == 3, r
@@ -47,6 +48,14 @@ for name in want[:4]:
 assert by["append-batch"]["events_per_append"] == 100 and by["append-batch"]["clients"] == 8
 assert by["live-latency"]["failures"] == 0 and by["live-latency"]["latency_p50_ms"] > 0
 assert by["live-latency"]["cpu_us_per_event"] is None
+for name in want[5:]:
+    s = by[name]
+    assert s["failures"] == 0 and s["exact"] and s["backlog_events"] == 1000, s
+    assert s["streams"] == 1000 and s["consumers"] == 4 and s["live_missing"] == 0, s
+    assert s["catch_up_events_per_s"] == by["catch-up"]["events_per_s"], s
+    assert s["ratio_to_catch_up"] == round(s["events_per_s"] / s["catch_up_events_per_s"], 4), s
+    assert s["server_peak_rss_mib"] > 0 and s["cpu_us_per_event"] is None, s
+assert "| group-per-stream | " in open(sys.argv[2]).read()
 assert "| append-batch | " in open(sys.argv[2]).read().split("CPU per event")[1]
 print("the report is exact")
 PY
