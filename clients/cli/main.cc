@@ -31,6 +31,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "logbook/client/client.h"
@@ -1119,7 +1120,7 @@ int RunGroupSettle(const Connection& conn, const GroupArgs& a, bool replay) {
 
 struct ConsumeArgs {
   std::string group, consumer;
-  std::vector<std::string> fail_types, park_types;
+  std::vector<std::string> fail_types, park_types, hold_types;
   uint32_t max_in_flight = 0;
   uint64_t count = 0;
   bool json = false;
@@ -1166,6 +1167,8 @@ int RunConsume(const Connection& conn, const ConsumeArgs& a, CLI::App& cmd) {
   };
   const std::set<std::string> fail(a.fail_types.begin(), a.fail_types.end());
   const std::set<std::string> park(a.park_types.begin(), a.park_types.end());
+  const std::set<std::string> hold(a.hold_types.begin(), a.hold_types.end());
+  absl::Notification stopping;  // A signal came: held events are let go.
   uint64_t handled = 0;
   std::unique_ptr<logbook::Worker> worker;
   worker = std::make_unique<logbook::Worker>(
@@ -1179,6 +1182,9 @@ int RunConsume(const Connection& conn, const ConsumeArgs& a, CLI::App& cmd) {
         } else if (fail.count(e.type())) {
           status = absl::UnknownError("type " + e.type() + " is in --fail-types");
           action = "retry";
+        } else if (hold.count(e.type())) {
+          status = absl::UnknownError("type " + e.type() + " is in --hold-types");
+          action = "hold";
         }
         if (a.json) {
           std::cout << json{{"delivery_id", d.delivery_id()},
@@ -1192,12 +1198,16 @@ int RunConsume(const Connection& conn, const ConsumeArgs& a, CLI::App& cmd) {
                     << "  " << e.type() << "  attempt " << d.attempt() << "  " << action
                     << std::endl;
         }
+        // Held: kept, unsettled, until a signal stops the worker (then
+        // nacked RETRY).
+        if (hold.count(e.type())) stopping.WaitForNotification();
         if (a.count > 0 && ++handled >= a.count) worker->Stop();
         return status;
       });
-  std::thread stopper([&signals, &worker] {
+  std::thread stopper([&signals, &worker, &stopping] {
     int received = 0;
     sigwait(&signals, &received);
+    stopping.Notify();
     worker->Stop();
   });
   const absl::Status status = worker->Run();
@@ -1450,12 +1460,18 @@ int main(int argc, char** argv) {
                           "Nack events of these types PARK instead of acking them "
                           "(comma-separated)")
       ->delimiter(',');
+  consume_cmd->add_option("--hold-types", consume.hold_types,
+                          "Keep events of these types without settling them until stopped, "
+                          "then nack them RETRY (to practise ack timeouts and crashes; "
+                          "comma-separated)")
+      ->delimiter(',');
   consume_cmd->add_option("--count", consume.count,
                           "Exit after handling this many deliveries, acked or nacked (0: never)");
   consume_cmd->add_flag("--json", consume.json, "One JSON object per line");
   consume_cmd->footer(
       "Prints a line per delivery: DELIVERY_ID  STREAM@VERSION  TYPE  attempt N  ACTION, where "
-      "ACTION is ack, retry or park (--json: delivery_id, attempt, action and the event). "
+      "ACTION is ack, retry, park or hold (--json: delivery_id, attempt, action and the "
+      "event). "
       "Reconnects by itself when the server is unreachable; exits 0 after --count deliveries "
       "or on SIGINT/SIGTERM, once its acks are sent.");
 

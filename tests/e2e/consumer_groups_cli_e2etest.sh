@@ -364,5 +364,21 @@ check "list after delete" 0 '' -- prints "audit
 one.stream_1
 order_emails" -- sh -c "'$cli' group list | cut -d' ' -f1"
 
+# A consumer process killed (SIGKILL) holding a delivery: the server sees
+# its connection drop and hands the event to another consumer at once,
+# long before the group's ack timeout (10 minutes), as a second delivery.
+"$cli" group create crashy --category crash --ack-timeout-ms 600000 >/dev/null || fail "create crashy"
+"$cli" consume crashy --consumer victim --hold-types Crash >"$work/victim.out" 2>"$work/victim.err" &
+victim=$!
+wait_for "$work/victim.err" '^-- joined' || fail "victim did not join: $(cat "$work/victim.err")"
+"$cli" append crash-1 --type Crash --data '{}' >/dev/null || fail "append crash-1"
+wait_for "$work/victim.out" 'hold$' || fail "victim got nothing: $(cat "$work/victim.out")"
+kill -KILL "$victim"
+wait "$victim" 2>/dev/null
+check "held by the killed consumer" 0 '' -- prints "13  crash-1@0  Crash  attempt 1  hold" -- cat "$work/victim.out"
+check "its delivery goes to another" 0 '' -- prints "13  crash-1@0  Crash  attempt 2  ack
+-- joined group crashy as survivor on <instance>, max in flight 1 (Ctrl-C to stop)" -- \
+  timeout 20 "$cli" consume crashy --consumer survivor --count 1
+
 stop_logbookd || fail "logbookd did not stop cleanly"
 finish
