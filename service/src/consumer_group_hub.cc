@@ -1,6 +1,7 @@
 #include "consumer_group_hub.h"
 
 #include <algorithm>
+#include <future>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -99,7 +100,8 @@ class ConsumerGroupHub::Dispatcher {
         const absl::Time deadline = std::min(due, next_heartbeat_);
         mu_.AwaitWithDeadline(absl::Condition(&woken), deadline);
         wake_ = false;
-        fill = head_moved_ || !caught_up_;
+        // Due: a lease another instance left may be there to take back.
+        fill = head_moved_ || !caught_up_ || absl::Now() >= due;
         head_moved_ = false;
         leaving.swap(leaving_);
         for (const auto& [name, c] : consumers_) {
@@ -162,12 +164,14 @@ class ConsumerGroupHub::Dispatcher {
       absl::MutexLock lock(&mu_);
       caught_up_ = *caught_up;
     }
-    bool delivered = false;
-    for (const auto& [name, c] : active) {
+    // Every consumer's claim at once (each is a few round trips; one after
+    // the other, consumers would wait on each other), delivered as it comes.
+    std::atomic<bool> delivered{false};
+    auto claim = [&](const std::string& name, const Consumer& c) -> absl::Status {
       absl::StatusOr<std::vector<store::GroupDelivery>> claimed =
           groups_.Claim(group_, name, c.session_name, members_, c.max_in_flight);
       if (!claimed.ok()) return claimed.status();
-      if (claimed->empty()) continue;
+      if (claimed->empty()) return absl::OkStatus();
       delivered = true;
       absl::MutexLock lock(&mu_);
       auto it = consumers_.find(name);
@@ -175,7 +179,21 @@ class ConsumerGroupHub::Dispatcher {
       if (it != consumers_.end() && it->second.session == c.session) {
         c.session->Deliver(*std::move(claimed));
       }
+      return absl::OkStatus();
+    };
+    std::vector<std::future<absl::Status>> others;
+    absl::Status first;
+    for (auto it = active.begin(); it != active.end(); ++it) {
+      if (it == active.begin()) continue;  // This thread's own, below.
+      others.push_back(std::async(std::launch::async, claim, std::cref(it->first),
+                                  std::cref(it->second)));
     }
+    first = claim(active.begin()->first, active.begin()->second);
+    for (auto& f : others) {
+      absl::Status s = f.get();
+      if (first.ok()) first = s;
+    }
+    if (!first.ok()) return first;
     {
       absl::MutexLock lock(&mu_);
       if (!caught_up_) return absl::Now();  // More of the backlog next.

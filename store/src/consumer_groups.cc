@@ -4,14 +4,17 @@
 
 #include <algorithm>
 #include <limits>
+#include <map>
 #include <tuple>
 #include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "connection_pool.h"
 #include "event_rows.h"
+#include "lease_book.h"
 #include "logbook/store/status_macros.h"
 #include "pg_array.h"
 #include "pg_errors.h"
@@ -136,16 +139,20 @@ constexpr char kNames[] = "group_names";
 constexpr char kNamesSql[] =
     "SELECT group_name FROM logbook.consumer_groups ORDER BY group_name";
 
-// Where a group stands. The checkpoint is worked out as Fill stores it.
+// Where a group stands. The checkpoint is worked out as Fill stores it:
+// below the lowest pending event, the lowest lease and the frontier (LEAST
+// skips the NULLs of what there is none of). A lease's events count as in
+// flight until it closes: which of them are settled only its instance
+// knows.
+#define LOGBOOK_DONE_TO "least(p.lowest - 1, l.lowest, g.scanned_to)"
 constexpr char kState[] = "group_state";
 constexpr char kStateSql[] =
-    "SELECT greatest(g.checkpoint, coalesce(p.lowest - 1, g.scanned_to)), h.last_position,"
-    " p.pending, p.in_flight, n.delivered, n.acked, k.parked,"
+    "SELECT greatest(g.checkpoint, " LOGBOOK_DONE_TO "), h.last_position,"
+    " p.pending + l.events, p.in_flight + l.events, n.delivered, n.acked, k.parked,"
     " coalesce(extract(epoch FROM now() - k.oldest), 0),"
     " coalesce(extract(epoch FROM now() - (SELECT e.recorded_at FROM logbook.event_log e"
-    "   WHERE e.global_position = coalesce(p.lowest, (SELECT min(e.global_position)"
-    "     FROM logbook.event_log e WHERE e.global_position > g.scanned_to AND"
-    LOGBOOK_GROUP_TARGET ")))), 0),"
+    "   WHERE e.global_position > " LOGBOOK_DONE_TO " AND" LOGBOOK_GROUP_TARGET
+    "   ORDER BY e.global_position LIMIT 1)), 0),"
     " (SELECT count(*) FROM logbook.event_log e"
     "   WHERE e.global_position > g.scanned_to AND e.global_position <= h.last_position AND"
     LOGBOOK_GROUP_TARGET ")"
@@ -153,6 +160,8 @@ constexpr char kStateSql[] =
     " LATERAL (SELECT min(global_position) AS lowest, count(*) AS pending,"
     "   count(*) FILTER (WHERE lease_until > now()) AS in_flight"
     "   FROM logbook.consumer_group_pending WHERE group_name = g.group_name) p,"
+    " LATERAL (SELECT min(after_position) AS lowest, coalesce(sum(events), 0) AS events"
+    "   FROM logbook.consumer_group_leases WHERE group_name = g.group_name) l,"
     " LATERAL (SELECT count(*) AS parked, min(parked_at) AS oldest"
     "   FROM logbook.consumer_group_parked WHERE group_name = g.group_name) k,"
     " LATERAL (SELECT coalesce(sum(delivered), 0) AS delivered, coalesce(sum(acked), 0) AS acked"
@@ -163,7 +172,10 @@ constexpr char kMembers[] = "group_members";
 constexpr char kMembersSql[] =
     "SELECT m.consumer, split_part(m.session, '/', 1),"
     " (extract(epoch FROM m.connected_at) * 1000000)::bigint,"
-    " count(p.global_position), count(DISTINCT p.stream_id)"
+    " count(p.global_position) + (SELECT coalesce(sum(l.events), 0)"
+    "   FROM logbook.consumer_group_leases l"
+    "   WHERE l.group_name = $1 AND l.session = m.session),"
+    " count(DISTINCT p.stream_id)"
     " FROM logbook.consumer_group_members m LEFT JOIN logbook.consumer_group_pending p"
     "   ON p.group_name = m.group_name AND p.consumer = m.consumer"
     "   AND p.session = m.session AND p.lease_until > now()"
@@ -206,7 +218,8 @@ constexpr char kLeaveSql[] =
 constexpr char kFillStart[] = "group_fill_start";
 constexpr char kFillStartSql[] =
     "SELECT g.scanned_to, h.last_position,"
-    " (SELECT count(*) FROM logbook.consumer_group_pending p WHERE p.group_name = g.group_name)"
+    " (SELECT count(*) FROM logbook.consumer_group_pending p WHERE p.group_name = g.group_name),"
+    " g.strategy"
     " FROM logbook.consumer_groups g, logbook.log_head h WHERE g.group_name = $1"
     " FOR UPDATE OF g";
 // $2 after, $3 through, $4 limit: the target's events in (after, through].
@@ -223,8 +236,9 @@ constexpr char kFillInsertSql[] =
 constexpr char kFillEnd[] = "group_fill_end";
 constexpr char kFillEndSql[] =
     "UPDATE logbook.consumer_groups g SET scanned_to = $2, checkpoint = greatest(g.checkpoint,"
-    " coalesce((SELECT min(global_position) - 1 FROM logbook.consumer_group_pending p"
-    "   WHERE p.group_name = $1), $2))"
+    " least((SELECT min(global_position) - 1 FROM logbook.consumer_group_pending p"
+    "   WHERE p.group_name = $1), (SELECT min(after_position)"
+    "   FROM logbook.consumer_group_leases l WHERE l.group_name = $1), $2))"
     " WHERE g.group_name = $1";
 
 // Claim, one statement: $2 consumer, $3 its session, $4 live members, $5
@@ -348,11 +362,14 @@ constexpr char kParkSql[] =
     " RETURNING group_name, global_position, attempts)"
     " INSERT INTO logbook.consumer_group_parked (group_name, global_position, attempts, reason)"
     " SELECT group_name, global_position, attempts, $3 FROM parked";
+// $2 how long after its deadline another instance takes a lease back.
 constexpr char kNextDue[] = "group_next_due";
 constexpr char kNextDueSql[] =
-    "SELECT (extract(epoch FROM min(CASE WHEN lease_until > now() THEN lease_until"
-    " ELSE not_before END)) * 1000000)::bigint FROM logbook.consumer_group_pending"
-    " WHERE group_name = $1 AND (lease_until > now() OR not_before > now())";
+    "SELECT (extract(epoch FROM least((SELECT min(CASE WHEN lease_until > now()"
+    "   THEN lease_until ELSE not_before END) FROM logbook.consumer_group_pending"
+    "   WHERE group_name = $1 AND (lease_until > now() OR not_before > now())),"
+    " (SELECT min(lease_until) + $2::interval FROM logbook.consumer_group_leases"
+    "   WHERE group_name = $1))) * 1000000)::bigint";
 
 // Parked: $2 after, $3 limit.
 constexpr char kListParked[] = "group_list_parked";
@@ -384,6 +401,137 @@ constexpr char kDropSql[] =
     "   WHERE group_name = $1 AND ($2::bigint[] IS NULL OR global_position = ANY ($2::bigint[]))"
     "   ORDER BY global_position LIMIT $3)";
 
+// --- ROUND_ROBIN leases (migrations/0018): fresh events handed out a run
+// at a time, one row per run; the LeaseBook of the call that holds a lease
+// knows which of its events are settled.
+
+// What a claim needs to know, unlocked: $2 session. The frontier, the
+// log's head, and the pending events the session holds.
+constexpr char kLeaseRoom[] = "group_lease_room";
+constexpr char kLeaseRoomSql[] =
+    "SELECT g.scanned_to, h.last_position, (SELECT count(*) FROM logbook.consumer_group_pending p"
+    "   WHERE p.group_name = $1 AND p.session = $2 AND p.session IS NOT NULL"
+    "   AND p.lease_until > now())"
+    " FROM logbook.consumer_groups g, logbook.log_head h WHERE g.group_name = $1";
+// The frontier, locked: leases are cut one after the other. A lease's
+// transactions commit asynchronously (synchronous_commit off for them
+// alone): if PostgreSQL crashes before their commit reaches the disk, the
+// lease was never there, or is still there, and its events are delivered
+// again, which at-least-once allows; nothing is skipped.
+#define LOGBOOK_ASYNC_COMMIT "set_config('synchronous_commit', 'off', true)"
+constexpr char kLeaseFrontier[] = "group_lease_frontier";
+constexpr char kLeaseFrontierSql[] =
+    "SELECT g.scanned_to, h.last_position, " LOGBOOK_ASYNC_COMMIT
+    " FROM logbook.consumer_groups g, logbook.log_head h WHERE g.group_name = $1 FOR UPDATE OF g";
+// $2 consumer, $3 session, $4 frontier, $5 how far to look, $6 most events,
+// $7 ack timeout ms. The target's next $6 events in ($4, $5] become a lease
+// (none if there are none) and the frontier moves past them (to $5 when
+// fewer were there). Returns the lease's id and bounds, and how many.
+// Positions only: the events are read after the frontier's lock is gone.
+constexpr char kLeaseTake[] = "group_lease_take";
+constexpr char kLeaseTakeSql[] =
+    "WITH picked AS (SELECT e.global_position FROM logbook.event_log e,"
+    "   logbook.consumer_groups g WHERE g.group_name = $1"
+    "   AND e.global_position > $4 AND e.global_position <= $5 AND" LOGBOOK_GROUP_TARGET
+    "   ORDER BY e.global_position LIMIT $6),"
+    " span AS (SELECT count(*) AS n, CASE WHEN count(*) = $6 THEN max(global_position)"
+    "   ELSE $5 END AS upto FROM picked),"
+    " moved AS (UPDATE logbook.consumer_groups g SET scanned_to = s.upto FROM span s"
+    "   WHERE g.group_name = $1),"
+    " leased AS (INSERT INTO logbook.consumer_group_leases (group_name, consumer, session,"
+    "   after_position, through_position, events, lease_until)"
+    "   SELECT $1, $2, $3, $4::bigint, upto, n, now() + $7 * interval '1 millisecond' FROM span"
+    "   WHERE n > 0 RETURNING lease_id),"
+    " counted AS (INSERT INTO logbook.consumer_group_counters (group_name, consumer, delivered)"
+    "   SELECT $1, $2, n FROM span WHERE n > 0 ON CONFLICT (group_name, consumer) DO UPDATE"
+    "   SET delivered = consumer_group_counters.delivered + excluded.delivered)"
+    " SELECT (SELECT lease_id FROM leased), s.upto, s.n FROM span s";
+// The events of a lease: $2 after, $3 through, $4 how many.
+constexpr char kLeaseEvents[] = "group_lease_events";
+constexpr char kLeaseEventsSql[] =
+    "SELECT " LOGBOOK_EVENT_COLUMNS " FROM logbook.event_log e, logbook.consumer_groups g"
+    " WHERE g.group_name = $1 AND e.global_position > $2 AND e.global_position <= $3 AND"
+    LOGBOOK_GROUP_TARGET " ORDER BY e.global_position LIMIT $4";
+// $2 consumer, $3 session, $4 lease, $5 acked, $6 its open events, $7 why
+// they go back. Closes the lease if the session still holds it; its open
+// events wait for delivery again (each counted as one delivery); the
+// checkpoint follows. Every bound of the checkpoint is read from the
+// statement's snapshot, so a lease cut meanwhile is never skipped. Returns
+// whether it held the lease.
+constexpr char kLeaseClose[] = "group_lease_close";
+constexpr char kLeaseCloseSql[] =
+    "WITH closed AS (DELETE FROM logbook.consumer_group_leases"
+    "   WHERE lease_id = $4 AND group_name = $1 AND session = $3 RETURNING lease_id),"
+    " back AS (INSERT INTO logbook.consumer_group_pending (group_name, global_position,"
+    "   stream_id, attempts, last_reason) SELECT $1, e.global_position, e.stream_id, 1, $7::text"
+    "   FROM logbook.event_log e WHERE EXISTS (SELECT FROM closed)"
+    "   AND e.global_position = ANY ($6::bigint[]) ON CONFLICT DO NOTHING),"
+    " counted AS (INSERT INTO logbook.consumer_group_counters (group_name, consumer, acked)"
+    "   SELECT $1, $2, $5::bigint WHERE $5::bigint > 0 AND EXISTS (SELECT FROM closed)"
+    "   ON CONFLICT (group_name, consumer) DO UPDATE"
+    "   SET acked = consumer_group_counters.acked + excluded.acked),"
+    " moved AS (UPDATE logbook.consumer_groups g SET checkpoint = greatest(g.checkpoint,"
+    "   (SELECT least((SELECT min(global_position) - 1 FROM logbook.consumer_group_pending"
+    "       WHERE group_name = $1),"
+    "     (SELECT min(after_position) FROM logbook.consumer_group_leases"
+    "       WHERE group_name = $1 AND lease_id <> $4),"
+    "     (SELECT min(x) - 1 FROM unnest($6::bigint[]) x),"
+    "     (SELECT scanned_to FROM logbook.consumer_groups WHERE group_name = $1))))"
+    "   WHERE g.group_name = $1 AND EXISTS (SELECT FROM closed))"
+    " SELECT count(*) FROM closed";
+// Leases whose every event was settled, closed in one statement: $2 their
+// ids, $3 their sessions, $4 their consumers, $5 the acks of each. Those
+// the sessions still hold go; the acks are counted; the checkpoint follows
+// (as kLeaseClose's). Returns how many went.
+constexpr char kLeaseCloseDone[] = "group_lease_close_done";
+constexpr char kLeaseCloseDoneSql[] =
+    "WITH closed AS (DELETE FROM logbook.consumer_group_leases l"
+    "   USING unnest($2::bigint[], $3::text[]) AS u(id, s)"
+    "   WHERE l.group_name = $1 AND l.lease_id = u.id AND l.session = u.s RETURNING l.lease_id),"
+    " counted AS (INSERT INTO logbook.consumer_group_counters (group_name, consumer, acked)"
+    "   SELECT $1, u.c, sum(u.a) FROM unnest($2::bigint[], $4::text[], $5::bigint[]) AS u(id, c, a)"
+    "   WHERE u.a > 0 AND u.id IN (SELECT lease_id FROM closed) GROUP BY u.c"
+    "   ON CONFLICT (group_name, consumer) DO UPDATE"
+    "   SET acked = consumer_group_counters.acked + excluded.acked),"
+    " moved AS (UPDATE logbook.consumer_groups g SET checkpoint = greatest(g.checkpoint,"
+    "   (SELECT least((SELECT min(global_position) - 1 FROM logbook.consumer_group_pending"
+    "       WHERE group_name = $1),"
+    "     (SELECT min(after_position) FROM logbook.consumer_group_leases"
+    "       WHERE group_name = $1 AND lease_id NOT IN (SELECT lease_id FROM closed)),"
+    "     (SELECT scanned_to FROM logbook.consumer_groups WHERE group_name = $1))))"
+    "   WHERE g.group_name = $1)"
+    " SELECT (SELECT count(*) FROM closed), " LOGBOOK_ASYNC_COMMIT;
+// $2 consumer, $3 session, $4 lease, $5 events of it. Makes them pending
+// events held by the session until the lease's deadline, delivered once,
+// so that a nack settles them as any other.
+constexpr char kLeaseHold[] = "group_lease_hold";
+constexpr char kLeaseHoldSql[] =
+    "INSERT INTO logbook.consumer_group_pending (group_name, global_position, stream_id,"
+    " attempts, consumer, session, lease_until)"
+    " SELECT $1, e.global_position, e.stream_id, 1, $2, $3, l.lease_until"
+    " FROM logbook.consumer_group_leases l, logbook.event_log e"
+    " WHERE l.lease_id = $4 AND l.group_name = $1 AND l.session = $3"
+    " AND e.global_position = ANY ($5::bigint[]) ON CONFLICT DO NOTHING";
+// $2 grace, $3 consumer (NULL: none), $4 its new session. Takes back the
+// leases past their deadline by more than $2 (their instance is gone), and
+// those consumer $3 held in another session: every event of them that is
+// not parked waits for delivery again, counted as delivered once.
+constexpr char kLeaseRecover[] = "group_lease_recover";
+constexpr char kLeaseRecoverSql[] =
+    "WITH gone AS (DELETE FROM logbook.consumer_group_leases l WHERE l.group_name = $1"
+    "   AND (l.lease_until < now() - $2::interval OR (l.consumer = $3 AND l.session <> $4))"
+    "   RETURNING after_position, through_position, l.consumer = $3 AS reconnected)"
+    " INSERT INTO logbook.consumer_group_pending (group_name, global_position, stream_id,"
+    "   attempts, last_reason)"
+    " SELECT $1, e.global_position, e.stream_id, 1, CASE WHEN r.reconnected"
+    "   THEN 'its consumer reconnected' ELSE 'not acked within ack_timeout' END"
+    " FROM gone r JOIN logbook.event_log e ON e.global_position > r.after_position"
+    "   AND e.global_position <= r.through_position, logbook.consumer_groups g"
+    " WHERE g.group_name = $1 AND" LOGBOOK_GROUP_TARGET
+    " AND NOT EXISTS (SELECT FROM logbook.consumer_group_parked k"
+    "   WHERE k.group_name = $1 AND k.global_position = e.global_position)"
+    " ON CONFLICT DO NOTHING";
+
 void Prepare(pqxx::connection& conn) {
   for (const auto& [name, sql] : std::initializer_list<std::pair<const char*, const char*>>{
            {kCreate, kCreateSql},
@@ -414,25 +562,38 @@ void Prepare(pqxx::connection& conn) {
            {kNotParked, kNotParkedSql},
            {kReplay, kReplaySql},
            {kDrop, kDropSql},
+           {kLeaseRoom, kLeaseRoomSql},
+           {kLeaseFrontier, kLeaseFrontierSql},
+           {kLeaseTake, kLeaseTakeSql},
+           {kLeaseEvents, kLeaseEventsSql},
+           {kLeaseClose, kLeaseCloseSql},
+           {kLeaseCloseDone, kLeaseCloseDoneSql},
+           {kLeaseHold, kLeaseHoldSql},
+           {kLeaseRecover, kLeaseRecoverSql},
        }) {
     conn.prepare(name, sql);
   }
 }
 
-constexpr int kConnections = 4;
+constexpr int kConnections = 8;
 // Fill looks at most this many positions past where it got per call, so a
 // sparse filter still moves the checkpoint in bounded steps.
 constexpr int64_t kScanWindow = 100000;
 // ReplayParked and DropParked move this many rows per transaction.
 constexpr int64_t kParkedBatch = 1000;
+// A lease still there this long after its deadline is taken back by any
+// instance: its own instance, which closes it at the deadline, is gone.
+constexpr absl::Duration kLeaseGrace = absl::Seconds(2);
+
+std::string Interval(absl::Duration d) {
+  return absl::StrCat(absl::ToInt64Milliseconds(d), " milliseconds");
+}
 
 const char* StrategyName(GroupStrategy s) {
   return s == GroupStrategy::kPerStream ? "per_stream" : "round_robin";
 }
 
-std::string MemberTimeout() {
-  return absl::StrCat(absl::ToInt64Milliseconds(kMemberTimeout), " milliseconds");
-}
+std::string MemberTimeout() { return Interval(kMemberTimeout); }
 
 absl::Status NoGroup(const std::string& name) {
   return absl::NotFoundError(absl::StrCat("consumer group '", name, "' does not exist"));
@@ -576,6 +737,7 @@ class PgConsumerGroups final : public ConsumerGroups {
 
   absl::StatusOr<GroupInfo> Get(const std::string& name) override {
     LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("group", name));
+    LOGBOOK_RETURN_IF_ERROR(CloseDone(name));
     return Run(absl::StrCat("describe consumer group '", name, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<GroupInfo> {
                  pqxx::work tx(conn);  // One snapshot.
@@ -621,6 +783,12 @@ class PgConsumerGroups final : public ConsumerGroups {
                  // What an earlier call held in this consumer's name comes back now.
                  tx.exec_prepared(kRelease, group, consumer, static_cast<const char*>(nullptr),
                                   session, "its consumer reconnected");
+                 for (const auto& [old_session, closed] : TakeBooks(group, consumer, session)) {
+                   for (const LeaseBook::Closed& c : closed) {
+                     CloseLease(tx, group, consumer, old_session, c, "its consumer reconnected");
+                   }
+                 }
+                 tx.exec_prepared(kLeaseRecover, group, Interval(kLeaseGrace), consumer, session);
                  tx.commit();
                  return DefinitionFromRow(d[0]);
                });
@@ -646,12 +814,16 @@ class PgConsumerGroups final : public ConsumerGroups {
 
   absl::Status Leave(const std::string& group, const std::string& consumer,
                      const std::string& session) override {
+    LOGBOOK_RETURN_IF_ERROR(CloseDone(group));
     return Run(absl::StrCat("leave consumer group '", group, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<bool> {
                  pqxx::work tx(conn);
                  tx.exec_prepared(kLeave, group, consumer, session);
                  tx.exec_prepared(kRelease, group, consumer, session, session,
                                   "its consumer went away");
+                 for (const LeaseBook::Closed& c : TakeBook(group, session)) {
+                   CloseLease(tx, group, consumer, session, c, "its consumer went away");
+                 }
                  tx.commit();
                  return true;
                })
@@ -659,17 +831,22 @@ class PgConsumerGroups final : public ConsumerGroups {
   }
 
   absl::StatusOr<bool> Fill(const std::string& group, size_t max_events) override {
+    LOGBOOK_RETURN_IF_ERROR(CloseDone(group));
     return Run(absl::StrCat("fill consumer group '", group, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<bool> {
                  pqxx::work tx(conn);
                  const pqxx::result start = tx.exec_prepared(kFillStart, group);
                  if (start.empty()) return NoGroup(group);
+                 tx.exec_prepared(kLeaseRecover, group, Interval(kLeaseGrace),
+                                  static_cast<const char*>(nullptr), "");
                  const int64_t scanned = start[0][0].as<int64_t>();
                  const int64_t head = start[0][1].as<int64_t>();
                  const int64_t room =
                      static_cast<int64_t>(max_events) - start[0][2].as<int64_t>();
+                 // ROUND_ROBIN claims cut fresh events into leases instead.
+                 const bool per_stream = start[0][3].as<std::string>() == "per_stream";
                  int64_t reached = scanned;
-                 if (room > 0 && scanned < head) {
+                 if (per_stream && room > 0 && scanned < head) {
                    const int64_t through = std::min(head, scanned + kScanWindow);
                    const pqxx::row added =
                        tx.exec_prepared1(kFillInsert, group, scanned, through, room);
@@ -677,7 +854,9 @@ class PgConsumerGroups final : public ConsumerGroups {
                  }
                  tx.exec_prepared(kFillEnd, group, reached);
                  tx.commit();
-                 return reached >= head;
+                 // ROUND_ROBIN: nothing to bring in ahead; a claim with room
+                 // gets to the head.
+                 return !per_stream || reached >= head;
                });
   }
 
@@ -686,22 +865,44 @@ class PgConsumerGroups final : public ConsumerGroups {
                                                    const std::string& session,
                                                    const std::vector<std::string>& members,
                                                    size_t max) override {
+    LOGBOOK_RETURN_IF_ERROR(CloseDone(group));
     return Run(absl::StrCat("deliver from consumer group '", group, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<GroupDelivery>> {
-                 pqxx::nontransaction tx(conn);  // One statement each.
-                 const pqxx::result d = tx.exec_prepared(kDefinition, group);
-                 if (d.empty()) return NoGroup(group);
-                 const GroupSettings s = DefinitionFromRow(d[0]).settings;
-                 const pqxx::result claimed = tx.exec_prepared(
-                     s.strategy == GroupStrategy::kPerStream ? kClaimPerStream : kClaimAny,
-                     group, consumer, session, TextArray(members).Param(),
-                     static_cast<int64_t>(max), static_cast<int64_t>(Millis(s.ack_timeout)),
-                     static_cast<int64_t>(s.max_deliveries));
-                 std::vector<RecordedEvent> events = ToEvents(claimed);
+                 GroupSettings s;
+                 size_t leased = 0;
                  std::vector<GroupDelivery> out;
-                 out.reserve(events.size());
-                 for (size_t i = 0; i < events.size(); ++i) {
-                   out.push_back({std::move(events[i]), claimed[i][13].as<uint32_t>()});
+                 {
+                   pqxx::nontransaction tx(conn);  // One statement each.
+                   const pqxx::result d = tx.exec_prepared(kDefinition, group);
+                   if (d.empty()) return NoGroup(group);
+                   s = DefinitionFromRow(d[0]).settings;
+                   // Leases past their deadline go back first.
+                   std::vector<LeaseBook::Closed> expired;
+                   {
+                     absl::MutexLock lock(&books_mu_);
+                     if (auto it = books_.find({group, session}); it != books_.end()) {
+                       expired = it->second.book.Expire(absl::Now());
+                       leased = it->second.book.in_flight();
+                     }
+                   }
+                   for (const LeaseBook::Closed& c : expired) {
+                     CloseLease(tx, group, consumer, session, c, "not acked within ack_timeout");
+                   }
+                   const size_t room = max > leased ? max - leased : 0;
+                   const pqxx::result claimed = tx.exec_prepared(
+                       s.strategy == GroupStrategy::kPerStream ? kClaimPerStream : kClaimAny,
+                       group, consumer, session, TextArray(members).Param(),
+                       static_cast<int64_t>(room), static_cast<int64_t>(Millis(s.ack_timeout)),
+                       static_cast<int64_t>(s.max_deliveries));
+                   std::vector<RecordedEvent> events = ToEvents(claimed);
+                   out.reserve(events.size());
+                   for (size_t i = 0; i < events.size(); ++i) {
+                     out.push_back({std::move(events[i]), claimed[i][13].as<uint32_t>()});
+                   }
+                 }
+                 if (s.strategy == GroupStrategy::kRoundRobin) {
+                   LOGBOOK_RETURN_IF_ERROR(
+                       TakeLease(conn, group, consumer, session, s, max, leased, out));
                  }
                  return out;
                });
@@ -709,29 +910,35 @@ class PgConsumerGroups final : public ConsumerGroups {
 
   absl::Status Ack(const std::string& group, const std::string& consumer,
                    const std::string& session, const std::vector<uint64_t>& ids) override {
-    const std::vector<int64_t> wanted = ToSqlIds(ids);
-    LOGBOOK_ASSIGN_OR_RETURN(
-        const uint64_t acked,
-        Run(absl::StrCat("ack in consumer group '", group, "'"),
-            [&](pqxx::connection& conn) -> absl::StatusOr<uint64_t> {
-              pqxx::nontransaction tx(conn);
-              return tx.exec_prepared1(kAck, group, consumer, session, Int8Array(wanted).Param())
-                  [0].as<uint64_t>();
-            }));
-    if (acked == ids.size()) return absl::OkStatus();
-    // Nothing changed: Settle names the id it does not hold (or acks them
-    // all, if they are held by now: delivered to this session again).
-    return Settle(group, consumer, session, ids, "ack",
-                  [&](pqxx::work& tx, const GroupSettings&, const std::vector<int64_t>&,
-                      const std::vector<uint32_t>&) {
-                    tx.exec_prepared(kAck, group, consumer, session, Int8Array(wanted).Param());
-                  });
+    // Leased ids are settled in memory, once the others are acked (all or
+    // nothing); one that left its lease meanwhile is acked as the others.
+    auto [leased, others] = SplitLeased(group, session, ids);
+    if (!others.empty()) LOGBOOK_RETURN_IF_ERROR(AckPending(group, consumer, session, others));
+    if (leased.empty()) return absl::OkStatus();
+    std::vector<LeaseBook::Closed> closed;
+    std::vector<uint64_t> late;
+    {
+      absl::MutexLock lock(&books_mu_);
+      auto it = books_.find({group, session});
+      for (uint64_t id : leased) {
+        if (it == books_.end() || !it->second.book.LeaseOf(id)) late.push_back(id);
+      }
+      if (it != books_.end()) closed = it->second.book.Settle(leased, /*acked=*/true);
+    }
+    if (!closed.empty()) {
+      absl::MutexLock lock(&books_mu_);
+      std::vector<DoneLease>& done = done_[group];
+      for (const LeaseBook::Closed& c : closed) done.push_back({c.lease_id, session, consumer, c.acked});
+    }
+    if (late.empty()) return absl::OkStatus();
+    return AckPending(group, consumer, session, late);
   }
 
   absl::Status Nack(const std::string& group, const std::string& consumer,
                     const std::string& session, const std::vector<uint64_t>& ids,
                     NackAction action, std::optional<absl::Duration> delay,
                     const std::string& reason) override {
+    LOGBOOK_RETURN_IF_ERROR(HoldLeased(group, consumer, session, ids));
     return Settle(
         group, consumer, session, ids, "nack",
         [&](pqxx::work& tx, const GroupSettings& s, const std::vector<int64_t>& held,
@@ -768,12 +975,21 @@ class PgConsumerGroups final : public ConsumerGroups {
   }
 
   absl::StatusOr<std::optional<absl::Time>> NextDue(const std::string& group) override {
+    LOGBOOK_RETURN_IF_ERROR(CloseDone(group));
     return Run(absl::StrCat("schedule consumer group '", group, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<std::optional<absl::Time>> {
                  pqxx::nontransaction tx(conn);
-                 const pqxx::field f = tx.exec_prepared1(kNextDue, group)[0];
-                 if (f.is_null()) return std::optional<absl::Time>();
-                 return std::optional<absl::Time>(absl::FromUnixMicros(f.as<int64_t>()));
+                 const pqxx::field f =
+                     tx.exec_prepared1(kNextDue, group, Interval(kLeaseGrace))[0];
+                 std::optional<absl::Time> due;
+                 if (!f.is_null()) due = absl::FromUnixMicros(f.as<int64_t>());
+                 absl::MutexLock lock(&books_mu_);
+                 for (auto it = books_.lower_bound({group, ""});
+                      it != books_.end() && it->first.first == group; ++it) {
+                   std::optional<absl::Time> next = it->second.book.NextDeadline();
+                   if (next && (!due || *next < *due)) due = next;
+                 }
+                 return due;
                });
   }
 
@@ -810,6 +1026,228 @@ class PgConsumerGroups final : public ConsumerGroups {
   }
 
  private:
+  // One call's leases, by (group, session).
+  struct SessionBook {
+    std::string consumer;
+    LeaseBook book;
+  };
+  // A lease whose every event was settled, to close.
+  struct DoneLease {
+    int64_t lease_id;
+    std::string session;
+    std::string consumer;
+    uint64_t acked;
+  };
+
+  // Acks pending events the session holds: FAILED_PRECONDITION naming the
+  // first it does not hold, and then nothing changes.
+  absl::Status AckPending(const std::string& group, const std::string& consumer,
+                          const std::string& session, const std::vector<uint64_t>& ids) {
+    const std::vector<int64_t> wanted = ToSqlIds(ids);
+    LOGBOOK_ASSIGN_OR_RETURN(
+        const uint64_t acked,
+        Run(absl::StrCat("ack in consumer group '", group, "'"),
+            [&](pqxx::connection& conn) -> absl::StatusOr<uint64_t> {
+              pqxx::nontransaction tx(conn);
+              return tx.exec_prepared1(kAck, group, consumer, session, Int8Array(wanted).Param())
+                  [0].as<uint64_t>();
+            }));
+    if (acked == ids.size()) return absl::OkStatus();
+    // Nothing changed: Settle names the id it does not hold (or acks them
+    // all, if they are held by now: delivered to this session again).
+    return Settle(group, consumer, session, ids, "ack",
+                  [&](pqxx::work& tx, const GroupSettings&, const std::vector<int64_t>&,
+                      const std::vector<uint32_t>&) {
+                    tx.exec_prepared(kAck, group, consumer, session, Int8Array(wanted).Param());
+                  });
+  }
+
+  // `ids` split into those open in the session's leases and the others.
+  std::pair<std::vector<uint64_t>, std::vector<uint64_t>> SplitLeased(
+      const std::string& group, const std::string& session, const std::vector<uint64_t>& ids) {
+    std::vector<uint64_t> leased, others;
+    absl::MutexLock lock(&books_mu_);
+    auto it = books_.find({group, session});
+    for (uint64_t id : ids) {
+      (it != books_.end() && it->second.book.LeaseOf(id) ? leased : others).push_back(id);
+    }
+    return {std::move(leased), std::move(others)};
+  }
+
+  // Before a nack: the ids open in the session's leases leave them and
+  // become pending events the session holds, delivered once.
+  absl::Status HoldLeased(const std::string& group, const std::string& consumer,
+                          const std::string& session, const std::vector<uint64_t>& ids) {
+    std::map<int64_t, std::vector<int64_t>> by_lease;
+    std::vector<LeaseBook::Closed> closed;
+    {
+      absl::MutexLock lock(&books_mu_);
+      auto it = books_.find({group, session});
+      if (it == books_.end()) return absl::OkStatus();
+      std::vector<uint64_t> leased;
+      for (uint64_t id : ids) {
+        if (std::optional<int64_t> lease = it->second.book.LeaseOf(id)) {
+          by_lease[*lease].push_back(static_cast<int64_t>(id));
+          leased.push_back(id);
+        }
+      }
+      if (leased.empty()) return absl::OkStatus();
+      closed = it->second.book.Settle(leased, /*acked=*/false);
+    }
+    return Run(absl::StrCat("nack in consumer group '", group, "'"),
+               [&](pqxx::connection& conn) -> absl::StatusOr<bool> {
+                 pqxx::work tx(conn);
+                 for (const auto& [lease, held] : by_lease) {
+                   tx.exec_prepared(kLeaseHold, group, consumer, session, lease,
+                                    Int8Array(held).Param());
+                 }
+                 for (const LeaseBook::Closed& c : closed) {
+                   CloseLease(tx, group, consumer, session, c, "");
+                 }
+                 tx.commit();
+                 return true;
+               })
+        .status();
+  }
+
+  // Closes a lease the session held (`why`: what its open events go back
+  // for); nothing if another instance took it back meanwhile.
+  void CloseLease(pqxx::transaction_base& tx, const std::string& group,
+                  const std::string& consumer, const std::string& session,
+                  const LeaseBook::Closed& c, const std::string& why) {
+    std::vector<int64_t> open(c.open.begin(), c.open.end());
+    tx.exec_prepared(kLeaseClose, group, consumer, session, c.lease_id,
+                     static_cast<int64_t>(c.acked), Int8Array(open).Param(), why);
+  }
+
+  // Closes the leases of `group` whose every event was settled here (Ack
+  // queues them, so that an ack costs no round trip and one statement
+  // closes what several acks completed). Called before whatever reads or
+  // changes the group's leases or checkpoint; on failure they stay queued.
+  absl::Status CloseDone(const std::string& group) {
+    std::vector<DoneLease> done;
+    {
+      absl::MutexLock lock(&books_mu_);
+      auto it = done_.find(group);
+      if (it == done_.end()) return absl::OkStatus();
+      done.swap(it->second);
+      done_.erase(it);
+    }
+    std::vector<int64_t> ids, acked;
+    std::vector<std::string> sessions, consumers;
+    for (const DoneLease& d : done) {
+      ids.push_back(d.lease_id);
+      sessions.push_back(d.session);
+      consumers.push_back(d.consumer);
+      acked.push_back(static_cast<int64_t>(d.acked));
+    }
+    absl::Status s = Run(absl::StrCat("ack in consumer group '", group, "'"),
+                         [&](pqxx::connection& conn) -> absl::StatusOr<bool> {
+                           pqxx::nontransaction tx(conn);
+                           tx.exec_prepared(kLeaseCloseDone, group, Int8Array(ids).Param(),
+                                            TextArray(sessions).Param(),
+                                            TextArray(consumers).Param(),
+                                            Int8Array(acked).Param());
+                           return true;
+                         })
+                         .status();
+    if (!s.ok()) {
+      absl::MutexLock lock(&books_mu_);
+      std::vector<DoneLease>& queue = done_[group];
+      queue.insert(queue.end(), done.begin(), done.end());
+    }
+    return s;
+  }
+
+  // ROUND_ROBIN: the next fresh events of the target, as many as the
+  // session has room for (`max` less its `leased` events and the pending
+  // ones it holds), as a lease to it, appended to `out`. Looks a window at
+  // a time until it finds some or gets to the head, so a sparse filter
+  // moves the frontier along.
+  absl::Status TakeLease(pqxx::connection& conn, const std::string& group,
+                         const std::string& consumer, const std::string& session,
+                         const GroupSettings& s, size_t max, size_t leased,
+                         std::vector<GroupDelivery>& out) {
+    int64_t room = 0;
+    {
+      pqxx::nontransaction tx(conn);
+      const pqxx::result r = tx.exec_prepared(kLeaseRoom, group, session);
+      if (r.empty()) return NoGroup(group);
+      if (r[0][0].as<int64_t>() >= r[0][1].as<int64_t>()) return absl::OkStatus();  // No news.
+      room = static_cast<int64_t>(max) - static_cast<int64_t>(leased) - r[0][2].as<int64_t>();
+      if (room <= 0) return absl::OkStatus();
+    }
+    const absl::Time deadline = absl::Now() + s.ack_timeout;
+    pqxx::work tx(conn);
+    const pqxx::result f = tx.exec_prepared(kLeaseFrontier, group);
+    if (f.empty()) return NoGroup(group);
+    int64_t after = f[0][0].as<int64_t>();
+    const int64_t head = f[0][1].as<int64_t>();
+    // Small windows first: however the planner reads the window (before
+    // the table's statistics exist it reads all of it and sorts), it costs
+    // little; a window that had nothing doubles the next.
+    int64_t window = std::max<int64_t>(room * 4, 1000);
+    int64_t lease_id = 0, through = 0, n = 0;
+    while (n == 0 && after < head) {
+      const int64_t bound = std::min(head, after + window);
+      const pqxx::row r = tx.exec_prepared1(kLeaseTake, group, consumer, session, after, bound,
+                                            room, static_cast<int64_t>(Millis(s.ack_timeout)));
+      n = r[2].as<int64_t>();
+      if (n > 0) {
+        lease_id = r[0].as<int64_t>();
+        through = r[1].as<int64_t>();
+      } else {
+        after = bound;
+      }
+      window = std::min(window * 2, kScanWindow);
+    }
+    tx.commit();
+    if (n == 0) return absl::OkStatus();
+    std::vector<RecordedEvent> events;
+    {
+      pqxx::nontransaction read(conn);
+      events = ToEvents(read.exec_prepared(kLeaseEvents, group, after, through, n));
+    }
+    std::vector<uint64_t> positions;
+    positions.reserve(events.size());
+    for (RecordedEvent& e : events) {
+      positions.push_back(e.global_position);
+      out.push_back({std::move(e), 1});
+    }
+    absl::MutexLock lock(&books_mu_);
+    SessionBook& b = books_[{group, session}];
+    b.consumer = consumer;
+    b.book.Add(lease_id, positions, deadline);
+    return absl::OkStatus();
+  }
+
+  // Removes the session's book: what it held.
+  std::vector<LeaseBook::Closed> TakeBook(const std::string& group, const std::string& session) {
+    absl::MutexLock lock(&books_mu_);
+    auto it = books_.find({group, session});
+    if (it == books_.end()) return {};
+    std::vector<LeaseBook::Closed> closed = it->second.book.TakeAll();
+    books_.erase(it);
+    return closed;
+  }
+
+  // Removes the books of `consumer`'s sessions other than `session`.
+  std::vector<std::pair<std::string, std::vector<LeaseBook::Closed>>> TakeBooks(
+      const std::string& group, const std::string& consumer, const std::string& session) {
+    std::vector<std::pair<std::string, std::vector<LeaseBook::Closed>>> out;
+    absl::MutexLock lock(&books_mu_);
+    for (auto it = books_.lower_bound({group, ""});
+         it != books_.end() && it->first.first == group;) {
+      if (it->second.consumer == consumer && it->first.second != session) {
+        out.emplace_back(it->first.second, it->second.book.TakeAll());
+        it = books_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    return out;
+  }
+
   // Ack and nack: checks, in one transaction, that the consumer holds every
   // id (FAILED_PRECONDITION naming the first it does not; nothing changes),
   // then runs `settle` on them with their attempts.
@@ -905,6 +1343,9 @@ class PgConsumerGroups final : public ConsumerGroups {
   }
 
   ConnectionPool pool_;
+  absl::Mutex books_mu_;  // Never held across a database call.
+  std::map<std::pair<std::string, std::string>, SessionBook> books_ ABSL_GUARDED_BY(books_mu_);
+  std::map<std::string, std::vector<DoneLease>> done_ ABSL_GUARDED_BY(books_mu_);  // By group.
 };
 
 }  // namespace

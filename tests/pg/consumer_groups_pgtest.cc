@@ -365,6 +365,141 @@ TEST_F(ConsumerGroupsTest, ASparseFilterNeverPinsTheCheckpoint) {
   EXPECT_EQ(Info("g").checkpoint, 25002u);
 }
 
+// ROUND_ROBIN hands fresh events out in leases, one row per claim, and
+// keeps in memory which of them are settled: a lease goes with its last
+// event; a nack makes its event a pending one of its own; what is open when
+// the lease runs out or its consumer leaves goes back, counted as one
+// delivery; another instance takes back the leases of one that is gone.
+TEST_F(ConsumerGroupsTest, RoundRobinLeasesSettleInMemoryAndGoBackWhenDue) {
+  Append("order-1", 5);
+  GroupSettingsPatch rr;
+  rr.strategy = GroupStrategy::kRoundRobin;
+  Create("g", Category("order"), rr);
+  ASSERT_TRUE(groups_->Join("g", "c1", kHere).ok());
+  auto filled = groups_->Fill("g", 100);
+  ASSERT_TRUE(filled.ok()) << filled.status();
+  EXPECT_TRUE(*filled);  // Nothing brought in ahead: claims cut leases.
+  EXPECT_EQ(QueryValue(dsn_, "SELECT count(*) FROM logbook.consumer_group_pending"), "0");
+  EXPECT_EQ(Claim("g", "c1", 3), "order-1@0#1x1 order-1@1#2x1 order-1@2#3x1");
+  const std::string leases =
+      "SELECT coalesce(string_agg(format('%s-%s:%s', after_position, through_position, events),"
+      " ' ' ORDER BY after_position), '') FROM logbook.consumer_group_leases";
+  EXPECT_EQ(QueryValue(dsn_, leases), "0-3:3");
+  EXPECT_EQ(QueryValue(dsn_, "SELECT count(*) FROM logbook.consumer_group_pending"), "0");
+  EXPECT_EQ(Info("g").in_flight, 3u);
+
+  // A nacked event leaves its lease: a pending event, delivered once.
+  ASSERT_TRUE(groups_->Nack("g", "c1", kHere, {2}, NackAction::kRetry, absl::ZeroDuration(),
+                            "boom").ok());
+  EXPECT_EQ(Claim("g", "c1", 3), "order-1@1#2x2");  // Room for one.
+  // An ack of something it does not hold changes nothing, in the lease too.
+  EXPECT_EQ(groups_->Ack("g", "c1", kHere, {1, 9}),
+            absl::FailedPreconditionError(
+                "ack: delivery 9 is not held by consumer 'c1' (settled already, or delivered "
+                "again after its ack_timeout)"));
+  ASSERT_TRUE(groups_->Ack("g", "c1", kHere, {3, 2}).ok());
+  EXPECT_EQ(QueryValue(dsn_, leases), "0-3:3");  // 1 is open.
+  EXPECT_EQ(Info("g").checkpoint, 0u);
+  ASSERT_TRUE(groups_->Ack("g", "c1", kHere, {1}).ok());
+  GroupInfo info = Info("g");  // Closes the leases acks completed.
+  EXPECT_EQ(QueryValue(dsn_, leases), "");
+  EXPECT_EQ(info.checkpoint, 3u);
+  EXPECT_EQ(info.delivered, 4u);
+  EXPECT_EQ(info.acked, 3u);
+  EXPECT_EQ(info.in_flight, 0u);
+  EXPECT_EQ(info.lag_events, 2u);
+
+  // Its consumer leaves holding a lease: what is open goes back.
+  EXPECT_EQ(Claim("g", "c1", 10), "order-1@3#4x1 order-1@4#5x1");
+  ASSERT_TRUE(groups_->Ack("g", "c1", kHere, {5}).ok());
+  ASSERT_TRUE(groups_->Leave("g", "c1", kHere).ok());
+  EXPECT_EQ(QueryValue(dsn_, leases), "");
+  EXPECT_EQ(QueryValue(dsn_, "SELECT string_agg(format('%s:%s:%s', global_position, attempts, "
+                             "last_reason), ' ') FROM logbook.consumer_group_pending"),
+            "4:1:its consumer went away");
+  info = Info("g");
+  EXPECT_EQ(info.checkpoint, 3u);
+  EXPECT_EQ(info.acked, 4u);
+  ASSERT_TRUE(groups_->Join("g", "c1", kHere).ok());
+  EXPECT_EQ(Claim("g", "c1", 10), "order-1@3#4x2");
+  ASSERT_TRUE(groups_->Ack("g", "c1", kHere, {4}).ok());
+  EXPECT_EQ(Info("g").checkpoint, 5u);
+
+  // Another instance's consumer takes a lease, and that instance is gone:
+  // once the lease is past its deadline (here, set back by hand) and the
+  // grace after it, a Fill here takes back every event of it.
+  Append("order-2", 2);
+  {
+    StoreOptions options;
+    options.dsn = testing::AsRole(dsn_, "logbook_app");
+    auto other = ConsumerGroups::Open(options);
+    ASSERT_TRUE(other.ok()) << other.status();
+    ASSERT_TRUE((*other)->Join("g", "c2", "instance-b/1").ok());
+    auto claimed = (*other)->Claim("g", "c2", "instance-b/1", {"c1", "c2"}, 10);
+    ASSERT_TRUE(claimed.ok()) << claimed.status();
+    EXPECT_EQ(claimed->size(), 2u);
+    ASSERT_TRUE((*other)->Ack("g", "c2", "instance-b/1", {6}).ok());  // Known there only.
+  }
+  EXPECT_EQ(QueryValue(dsn_, leases), "5-7:2");
+  ASSERT_TRUE(groups_->Fill("g", 100).ok());
+  EXPECT_EQ(QueryValue(dsn_, leases), "5-7:2");  // Not due yet.
+  testing::Exec(dsn_, "UPDATE logbook.consumer_group_leases SET lease_until = now() - interval "
+                      "'3 seconds'");
+  ASSERT_TRUE(groups_->Fill("g", 100).ok());
+  EXPECT_EQ(QueryValue(dsn_, leases), "");
+  EXPECT_EQ(Claim("g", "c1", 10), "order-2@0#6x2 order-2@1#7x2");  // 6 again: at-least-once.
+  info = Info("g");
+  EXPECT_EQ(info.delivered, 11u);  // 3 + 1 + 2 + 1 + 2 + 2.
+}
+
+// A ROUND_ROBIN lease that runs out while its consumer is connected goes
+// back at that consumer's next claim; a late ack of it is refused.
+TEST_F(ConsumerGroupsTest, ARoundRobinLeaseThatRunsOutGoesBack) {
+  Append("order-1", 2);
+  GroupSettingsPatch rr;
+  rr.strategy = GroupStrategy::kRoundRobin;
+  rr.ack_timeout_ms = 100;
+  Create("g", Category("order"), rr);
+  ASSERT_TRUE(groups_->Join("g", "c1", kHere).ok());
+  EXPECT_EQ(Claim("g", "c1", 10), "order-1@0#1x1 order-1@1#2x1");
+  ASSERT_TRUE(groups_->Ack("g", "c1", kHere, {2}).ok());
+  absl::SleepFor(absl::Milliseconds(150));  // Past the deadline.
+  auto due = groups_->NextDue("g");
+  ASSERT_TRUE(due.ok()) << due.status();
+  ASSERT_TRUE(due->has_value());
+  EXPECT_LE(**due, absl::Now());
+  EXPECT_EQ(Claim("g", "c1", 10), "order-1@0#1x2");
+  EXPECT_EQ(Info("g").acked, 1u);
+  absl::SleepFor(absl::Milliseconds(150));
+  EXPECT_EQ(Claim("g", "c1", 10), "order-1@0#1x3");
+}
+
+// ROUND_ROBIN: a sparse filter moves the frontier a window at a time, and
+// the checkpoint with it.
+TEST_F(ConsumerGroupsTest, ASparseFilterMovesARoundRobinFrontier) {
+  for (int i = 0; i < 25; ++i) {
+    std::vector<NewEvent> events;
+    for (int j = 0; j < 1000; ++j) events.push_back(Event("Noise", "{}"));
+    ASSERT_TRUE(store_->Append(absl::StrCat("noise-", i), ExpectedVersion::Any(), events).ok());
+  }
+  Append("order-1", 1, "OrderPlaced");  // At 25,001.
+  Append("noise-0", 1);
+  EventFilter f;
+  f.event_types = {"OrderPlaced"};
+  GroupSettingsPatch rr;
+  rr.strategy = GroupStrategy::kRoundRobin;
+  Create("g", f, rr);
+  ASSERT_TRUE(groups_->Join("g", "c1", kHere).ok());
+  EXPECT_EQ(Claim("g", "c1", 5), "order-1@0#25001x1");
+  ASSERT_TRUE(groups_->Ack("g", "c1", kHere, {25001}).ok());
+  EXPECT_EQ(Info("g").checkpoint, 25002u);  // The lease covered the noise after it.
+  Append("noise-1", 1);
+  EXPECT_EQ(Claim("g", "c1", 5), "");  // Nothing of the target: no lease, the frontier moves.
+  EXPECT_EQ(QueryValue(dsn_, "SELECT count(*) FROM logbook.consumer_group_leases"), "0");
+  ASSERT_TRUE(groups_->Fill("g", 100).ok());
+  EXPECT_EQ(Info("g").checkpoint, 25003u);
+}
+
 TEST_F(ConsumerGroupsTest, AnUnknownGroupIsNotFoundEverywhere) {
   const absl::Status missing = absl::NotFoundError("consumer group 'nope' does not exist");
   EXPECT_EQ(groups_->Join("nope", "c1", kHere).status(), missing);

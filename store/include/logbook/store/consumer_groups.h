@@ -125,7 +125,11 @@ struct ParkedSelection {
 inline constexpr absl::Duration kMemberTimeout = absl::Seconds(10);
 
 // Thread-safe; every call blocks for its database round trips. Errors as
-// EventStore's, and NOT_FOUND for a group that does not exist.
+// EventStore's, and NOT_FOUND for a group that does not exist. It keeps in
+// memory which events of its sessions' ROUND_ROBIN leases are settled, so
+// one object serves one logbookd instance; the leases of an instance that
+// dies go back to the group once they are past their deadline (their acked
+// events then are delivered again: at-least-once).
 class ConsumerGroups {
  public:
   // Its own few connections to options.dsn.
@@ -163,15 +167,21 @@ class ConsumerGroups {
   // was a delivery).
   virtual absl::Status Leave(const std::string& group, const std::string& consumer,
                              const std::string& session) = 0;
-  // Brings up to `max_events` more events of the target, up to the log's
-  // head, into the group's pending events, and moves the checkpoint up to
-  // what is done. Returns whether it got as far as the head.
+  // Takes back the leases of instances that are gone (still there
+  // kLeaseGrace after their deadline); for a PER_STREAM group brings up to
+  // `max_events` more events of the target, up to the log's head, into its
+  // pending events; and moves the checkpoint up to what is done. Returns
+  // whether there is nothing left to bring in (always, for ROUND_ROBIN).
   virtual absl::StatusOr<bool> Fill(const std::string& group, size_t max_events) = 0;
   // Delivers to `consumer` up to `max` less what it holds: waiting events
   // whose time has come, and ones whose lease ran out; PER_STREAM only each
   // stream's lowest pending event, nothing of a stream in flight, and only
   // streams that hashing over `members` gives this consumer. An event
-  // already delivered max_deliveries times is parked instead.
+  // already delivered max_deliveries times is parked instead. ROUND_ROBIN
+  // then fills the rest with the target's next events as one lease
+  // (migrations/0018), which this object keeps the book of in memory: what
+  // of it is settled, and when it is due back (the session's leases past
+  // their deadline go back at its next Claim).
   virtual absl::StatusOr<std::vector<GroupDelivery>> Claim(
       const std::string& group, const std::string& consumer, const std::string& session,
       const std::vector<std::string>& members, size_t max) = 0;
