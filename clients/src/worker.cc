@@ -285,6 +285,19 @@ absl::Status Worker::Run() {
   return result;
 }
 
+void Worker::Handle(Connection& connection, const v1::Delivery& delivery) {
+  if (!connection.BeginHandling()) return;  // Stopping: it goes back to the group.
+  absl::Status status;
+  try {
+    status = handler_(delivery);
+  } catch (const std::exception& e) {
+    status = absl::UnknownError(absl::StrCat("handler threw: ", e.what()));
+  } catch (...) {
+    status = absl::UnknownError("handler threw an exception that is not a std::exception");
+  }
+  connection.EndHandling(delivery.delivery_id(), status);
+}
+
 absl::Status Worker::RunConnection(bool* joined) {
   Connection connection(options_);
   // An outage is waited out rather than failed fast; Stop() cancels the wait.
@@ -299,6 +312,7 @@ absl::Status Worker::RunConnection(bool* joined) {
   join.mutable_join()->set_group(options_.group);
   join.mutable_join()->set_consumer(options_.consumer);
   join.mutable_join()->set_max_in_flight(options_.max_in_flight);
+  join.mutable_join()->set_max_batch(options_.max_batch);
   std::thread writer;
   if (connection.stream->Write(join)) {
     writer = std::thread([&connection] { connection.Write(); });
@@ -310,18 +324,13 @@ absl::Status Worker::RunConnection(bool* joined) {
         if (options_.on_joined) options_.on_joined(response.joined());
         continue;
       }
-      if (!response.has_delivery()) continue;  // Something newer than this client.
-      const v1::Delivery& delivery = response.delivery();
-      if (!connection.BeginHandling()) continue;  // Stopping: it goes back to the group.
-      absl::Status status;
-      try {
-        status = handler_(delivery);
-      } catch (const std::exception& e) {
-        status = absl::UnknownError(absl::StrCat("handler threw: ", e.what()));
-      } catch (...) {
-        status = absl::UnknownError("handler threw an exception that is not a std::exception");
-      }
-      connection.EndHandling(delivery.delivery_id(), status);
+      if (response.has_delivery()) {
+        Handle(connection, response.delivery());
+      } else if (response.has_deliveries()) {
+        for (const v1::Delivery& delivery : response.deliveries().deliveries()) {
+          Handle(connection, delivery);
+        }
+      }  // Else something newer than this client.
     }
   }
   connection.Ended();

@@ -16,6 +16,9 @@ namespace logbook::service {
 namespace {
 
 constexpr int kMaxIds = 10000;
+// join.max_batch, at most; and the bytes of one `deliveries` message.
+constexpr uint32_t kMaxBatch = 1000;
+constexpr size_t kMaxBatchBytes = 1 << 20;
 constexpr size_t kMaxReason = 1024;
 constexpr uint32_t kMaxRetryDelayMs = 3600000;
 
@@ -66,12 +69,25 @@ class ConsumeReactor final : public grpc::ServerBidiReactor<v1::ConsumeRequest, 
   void Deliver(std::vector<store::GroupDelivery> deliveries) override {
     absl::MutexLock lock(&mu_);
     if (finished_) return;
+    v1::Deliveries* batch = nullptr;  // The message being filled, if batching.
+    size_t batch_bytes = 0;
     for (store::GroupDelivery& d : deliveries) {
-      v1::ConsumeResponse& m = outbox_.emplace_back();
-      v1::Delivery* delivery = m.mutable_delivery();
-      delivery->set_delivery_id(d.event.global_position);
-      delivery->set_attempt(d.attempt);
-      ToProto(d.event, *delivery->mutable_event());
+      v1::Delivery delivery;
+      delivery.set_delivery_id(d.event.global_position);
+      delivery.set_attempt(d.attempt);
+      ToProto(d.event, *delivery.mutable_event());
+      if (max_batch_ <= 1) {
+        *outbox_.emplace_back().mutable_delivery() = std::move(delivery);
+        continue;
+      }
+      const size_t bytes = delivery.ByteSizeLong();
+      if (batch == nullptr || batch->deliveries_size() >= static_cast<int>(max_batch_) ||
+          batch_bytes + bytes > kMaxBatchBytes) {
+        batch = outbox_.emplace_back().mutable_deliveries();
+        batch_bytes = 0;
+      }
+      *batch->add_deliveries() = std::move(delivery);
+      batch_bytes += bytes;
     }
     WriteNext();
   }
@@ -191,6 +207,11 @@ class ConsumeReactor final : public grpc::ServerBidiReactor<v1::ConsumeRequest, 
     } else {
       group = valid;
     }
+    if (group.ok() && join.max_batch() > kMaxBatch) {
+      (void)groups_.Leave(join.group(), join.consumer(), session);
+      group = absl::InvalidArgumentError(absl::StrCat("join.max_batch: ", join.max_batch(),
+                                                      " is more than ", kMaxBatch));
+    }
     if (group.ok() && join.max_in_flight() > group->settings.max_in_flight) {
       (void)groups_.Leave(join.group(), join.consumer(), session);
       group = absl::InvalidArgumentError(absl::StrCat(
@@ -205,6 +226,7 @@ class ConsumeReactor final : public grpc::ServerBidiReactor<v1::ConsumeRequest, 
         return;
       }
       joined_ = true;
+      max_batch_ = join.max_batch();
       max_in_flight = join.max_in_flight() ? join.max_in_flight() : group->settings.max_in_flight;
       v1::ConsumerJoined* joined = outbox_.emplace_back().mutable_joined();
       joined->set_instance(hub_.instance());
@@ -286,6 +308,7 @@ class ConsumeReactor final : public grpc::ServerBidiReactor<v1::ConsumeRequest, 
   std::string group_;
   std::string consumer_;
   std::string session_;  // hub_.NewSession(): what it holds deliveries as.
+  uint32_t max_batch_ ABSL_GUARDED_BY(mu_) = 0;  // join.max_batch.
 };
 
 }  // namespace

@@ -515,6 +515,43 @@ TEST_F(ConsumerGroupsE2eTest, ManyParkedEventsAreListedAndReplayedInBoundedMemor
   EXPECT_EQ(info.checkpoint_position(), 100000u);  // Not moved back.
 }
 
+// join.max_batch: what is ready comes in `deliveries` messages of at most
+// that many, in order; acked as any other.
+TEST_F(ConsumerGroupsE2eTest, DeliveriesComeInBatchesWhenTheJoinAsks) {
+  Create("g", "bulk", v1::ROUND_ROBIN);
+  Append("bulk-1", std::vector<v1::EventData>(25, Event("Loaded", "{}")));
+  grpc::ClientContext ctx;
+  auto stream = stub_->Consume(&ctx);
+  v1::ConsumeRequest join = Join("g", "c1");
+  join.mutable_join()->set_max_batch(10);
+  ASSERT_TRUE(stream->Write(join));
+  std::vector<uint64_t> ids;
+  std::vector<int> sizes;
+  v1::ConsumeResponse m;
+  while (ids.size() < 25 && stream->Read(&m)) {
+    if (m.has_joined()) continue;
+    ASSERT_TRUE(m.has_deliveries()) << m.DebugString();
+    sizes.push_back(m.deliveries().deliveries_size());
+    v1::ConsumeRequest ack;
+    for (const v1::Delivery& d : m.deliveries().deliveries()) {
+      ids.push_back(d.delivery_id());
+      EXPECT_EQ(d.attempt(), 1u);
+      ack.mutable_ack()->add_delivery_ids(d.delivery_id());
+    }
+    ASSERT_TRUE(stream->Write(ack));
+  }
+  std::vector<uint64_t> expected(25);
+  for (uint64_t i = 0; i < 25; ++i) expected[i] = i + 1;
+  EXPECT_EQ(ids, expected);
+  for (int n : sizes) EXPECT_LE(n, 10);
+  EXPECT_GE(sizes.size(), 3u);
+  EXPECT_TRUE(WaitSettled("g", 25, absl::Seconds(30))) << Info("g").DebugString();
+  stream->WritesDone();
+  while (stream->Read(&m)) {
+  }
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
 TEST_F(ConsumerGroupsE2eTest, BadInputIsRefusedWithItsField) {
   Create("g", "order", v1::PER_STREAM);
   v1::CreateConsumerGroupRequest bad;
@@ -563,6 +600,11 @@ TEST_F(ConsumerGroupsE2eTest, BadInputIsRefusedWithItsField) {
   s = ConsumeStatus({big});
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(s.error_message(), "join.max_in_flight: 101 is more than the group's 100");
+  v1::ConsumeRequest batch = Join("g", "c5");
+  batch.mutable_join()->set_max_batch(1001);
+  s = ConsumeStatus({batch});
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message(), "join.max_batch: 1001 is more than 1000");
   s = ConsumeStatus({Join("g", "bad name")});
   EXPECT_EQ(s.error_message(), "join.consumer: only letters, digits, '.', '_' and '-' are allowed");
   // Nothing of that changed the group; the calls that joined left (their

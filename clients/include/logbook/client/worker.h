@@ -55,6 +55,10 @@ struct WorkerOptions {
   // once when the server would send nothing more until acks arrive (every
   // delivery in flight is handled).
   absl::Duration ack_delay = absl::Milliseconds(5);
+  // Deliveries the server may put in one message (join.max_batch; default
+  // 100, at most 1,000; 0 or 1: one each). Fewer, bigger messages cost both
+  // sides less per event; the handler is still called once per delivery.
+  uint32_t max_batch = 100;
   // After Stop(): how long to wait for the server to take the last acks and
   // end the call before cancelling it (default 5 s).
   absl::Duration stop_timeout = absl::Seconds(5);
@@ -124,6 +128,8 @@ class Worker {
 
   // One Consume call, from join to its end. OK after a graceful stop.
   absl::Status RunConnection(bool* joined);
+  // Calls the handler for one delivery and queues its ack or nack.
+  void Handle(Connection& connection, const v1::Delivery& delivery);
 
   Client& client_;
   const WorkerOptions options_;
