@@ -218,8 +218,7 @@ constexpr char kLeaveSql[] =
 constexpr char kFillStart[] = "group_fill_start";
 constexpr char kFillStartSql[] =
     "SELECT g.scanned_to, h.last_position,"
-    " (SELECT count(*) FROM logbook.consumer_group_pending p WHERE p.group_name = g.group_name),"
-    " g.strategy"
+    " (SELECT count(*) FROM logbook.consumer_group_pending p WHERE p.group_name = g.group_name)"
     " FROM logbook.consumer_groups g, logbook.log_head h WHERE g.group_name = $1"
     " FOR UPDATE OF g";
 // $2 after, $3 through, $4 limit: the target's events in (after, through].
@@ -232,14 +231,14 @@ constexpr char kFillInsertSql[] =
     "   AND e.global_position > $2 AND e.global_position <= $3 AND" LOGBOOK_GROUP_TARGET
     " ORDER BY e.global_position LIMIT $4 ON CONFLICT DO NOTHING RETURNING global_position)"
     " SELECT count(*), max(global_position) FROM added";
-// $2 scanned to.
+// $2 scanned to. Writes the row only when something moves.
 constexpr char kFillEnd[] = "group_fill_end";
 constexpr char kFillEndSql[] =
     "UPDATE logbook.consumer_groups g SET scanned_to = $2, checkpoint = greatest(g.checkpoint,"
-    " least((SELECT min(global_position) - 1 FROM logbook.consumer_group_pending p"
-    "   WHERE p.group_name = $1), (SELECT min(after_position)"
-    "   FROM logbook.consumer_group_leases l WHERE l.group_name = $1), $2))"
-    " WHERE g.group_name = $1";
+    " t.cp) FROM (SELECT least((SELECT min(global_position) - 1"
+    "   FROM logbook.consumer_group_pending p WHERE p.group_name = $1), (SELECT min(after_position)"
+    "   FROM logbook.consumer_group_leases l WHERE l.group_name = $1), $2::bigint) AS cp) t"
+    " WHERE g.group_name = $1 AND (g.scanned_to <> $2 OR g.checkpoint < t.cp)";
 
 // Claim, one statement: $2 consumer, $3 its session, $4 live members, $5
 // most in flight to it, $6 ack timeout ms, $7 max deliveries. What is free
@@ -405,47 +404,74 @@ constexpr char kDropSql[] =
 // at a time, one row per run; the LeaseBook of the call that holds a lease
 // knows which of its events are settled.
 
-// What a claim needs to know, unlocked: $2 session. The frontier, the
-// log's head, and the pending events the session holds.
-constexpr char kLeaseRoom[] = "group_lease_room";
-constexpr char kLeaseRoomSql[] =
-    "SELECT g.scanned_to, h.last_position, (SELECT count(*) FROM logbook.consumer_group_pending p"
+// What a claim needs to know, unlocked: $2 session. The definition, the
+// frontier, the log's head, the pending events the session holds, and
+// whether any pending event is free to claim.
+constexpr char kClaimContext[] = "group_claim_context";
+constexpr char kClaimContextSql[] =
+    "SELECT " LOGBOOK_GROUP_COLUMNS ", g.scanned_to, h.last_position,"
+    " (SELECT count(*) FROM logbook.consumer_group_pending p"
     "   WHERE p.group_name = $1 AND p.session = $2 AND p.session IS NOT NULL"
-    "   AND p.lease_until > now())"
+    "   AND p.lease_until > now()),"
+    " EXISTS (SELECT FROM logbook.consumer_group_pending p WHERE p.group_name = $1 AND"
+    LOGBOOK_CLAIMABLE ")"
     " FROM logbook.consumer_groups g, logbook.log_head h WHERE g.group_name = $1";
-// The frontier, locked: leases are cut one after the other. A lease's
-// transactions commit asynchronously (synchronous_commit off for them
-// alone): if PostgreSQL crashes before their commit reaches the disk, the
-// lease was never there, or is still there, and its events are delivered
-// again, which at-least-once allows; nothing is skipped.
+// $2 consumer, $3 session, $4 the log's head, $5 how far past the frontier
+// to look, $6 most events, $7 ack timeout ms. Locks the frontier (leases
+// are cut one after the other; a statement that waited for the lock reads
+// the frontier as the one before it left it); the target's next $6 events
+// in (frontier, frontier + $5], up to $4, become a lease (none if there are
+// none) and the frontier moves past them (to the window's end when fewer
+// were there). Returns the lease's id, its bounds and how many events.
+// Positions only: the events are read once the lock is gone.
+//
+// A lease's transactions commit asynchronously (synchronous_commit off for
+// them alone): if PostgreSQL crashes before their commit reaches the disk,
+// the lease was never there, or is still there, and its events are
+// delivered again, which at-least-once allows; nothing is skipped.
 #define LOGBOOK_ASYNC_COMMIT "set_config('synchronous_commit', 'off', true)"
-constexpr char kLeaseFrontier[] = "group_lease_frontier";
-constexpr char kLeaseFrontierSql[] =
-    "SELECT g.scanned_to, h.last_position, " LOGBOOK_ASYNC_COMMIT
-    " FROM logbook.consumer_groups g, logbook.log_head h WHERE g.group_name = $1 FOR UPDATE OF g";
-// $2 consumer, $3 session, $4 frontier, $5 how far to look, $6 most events,
-// $7 ack timeout ms. The target's next $6 events in ($4, $5] become a lease
-// (none if there are none) and the frontier moves past them (to $5 when
-// fewer were there). Returns the lease's id and bounds, and how many.
-// Positions only: the events are read after the frontier's lock is gone.
 constexpr char kLeaseTake[] = "group_lease_take";
 constexpr char kLeaseTakeSql[] =
-    "WITH picked AS (SELECT e.global_position FROM logbook.event_log e,"
+    "WITH f AS (SELECT scanned_to AS after FROM logbook.consumer_groups"
+    "   WHERE group_name = $1 FOR UPDATE),"
+    " picked AS (SELECT e.global_position FROM f, logbook.event_log e,"
     "   logbook.consumer_groups g WHERE g.group_name = $1"
-    "   AND e.global_position > $4 AND e.global_position <= $5 AND" LOGBOOK_GROUP_TARGET
-    "   ORDER BY e.global_position LIMIT $6),"
-    " span AS (SELECT count(*) AS n, CASE WHEN count(*) = $6 THEN max(global_position)"
-    "   ELSE $5 END AS upto FROM picked),"
-    " moved AS (UPDATE logbook.consumer_groups g SET scanned_to = s.upto FROM span s"
-    "   WHERE g.group_name = $1),"
+    "   AND e.global_position > f.after AND e.global_position <= least($4, f.after + $5) AND"
+    LOGBOOK_GROUP_TARGET " ORDER BY e.global_position LIMIT $6),"
+    " span AS (SELECT f.after, count(p.*) AS n, CASE WHEN count(p.*) = $6"
+    "   THEN max(p.global_position) ELSE greatest(f.after, least($4, f.after + $5)) END AS upto"
+    "   FROM f LEFT JOIN picked p ON true GROUP BY f.after),"
+    " moved AS (UPDATE logbook.consumer_groups g SET scanned_to = s.upto,"
+    // Nothing found: no lease to close later, so the checkpoint follows
+    // now, as far as this statement's snapshot shows it done (a lease cut
+    // after the snapshot begins at or past the frontier it saw).
+    "   checkpoint = CASE WHEN s.n > 0 THEN g.checkpoint ELSE greatest(g.checkpoint,"
+    "     least((SELECT min(global_position) - 1 FROM logbook.consumer_group_pending"
+    "       WHERE group_name = $1), (SELECT min(after_position)"
+    "       FROM logbook.consumer_group_leases WHERE group_name = $1),"
+    "       (SELECT scanned_to FROM logbook.consumer_groups WHERE group_name = $1))) END"
+    "   FROM span s WHERE g.group_name = $1),"
     " leased AS (INSERT INTO logbook.consumer_group_leases (group_name, consumer, session,"
     "   after_position, through_position, events, lease_until)"
-    "   SELECT $1, $2, $3, $4::bigint, upto, n, now() + $7 * interval '1 millisecond' FROM span"
+    "   SELECT $1, $2, $3, after, upto, n, now() + $7 * interval '1 millisecond' FROM span"
     "   WHERE n > 0 RETURNING lease_id),"
     " counted AS (INSERT INTO logbook.consumer_group_counters (group_name, consumer, delivered)"
     "   SELECT $1, $2, n FROM span WHERE n > 0 ON CONFLICT (group_name, consumer) DO UPDATE"
     "   SET delivered = consumer_group_counters.delivered + excluded.delivered)"
-    " SELECT (SELECT lease_id FROM leased), s.upto, s.n FROM span s";
+    " SELECT (SELECT lease_id FROM leased), s.after, s.upto, s.n, " LOGBOOK_ASYNC_COMMIT
+    " FROM span s";
+// The checkpoint, moved up to what is done, all of it read from the
+// statement's snapshot; the row is written only when it moves.
+#define LOGBOOK_MOVE_CHECKPOINT(OTHER_LEASES)                                                 \
+  "UPDATE logbook.consumer_groups g SET checkpoint = t.cp FROM"                              \
+  "   (SELECT least((SELECT min(global_position) - 1 FROM logbook.consumer_group_pending"     \
+  "       WHERE group_name = $1),"                                                            \
+  "     (SELECT min(after_position) FROM logbook.consumer_group_leases"                       \
+  "       WHERE group_name = $1 AND " OTHER_LEASES "),"                                       \
+  "     (SELECT scanned_to FROM logbook.consumer_groups WHERE group_name = $1)) AS cp) t"     \
+  "   WHERE g.group_name = $1 AND t.cp > g.checkpoint"
+constexpr char kMoveCheckpoint[] = "group_move_checkpoint";
+constexpr char kMoveCheckpointSql[] = LOGBOOK_MOVE_CHECKPOINT("true");
 // The events of a lease: $2 after, $3 through, $4 how many.
 constexpr char kLeaseEvents[] = "group_lease_events";
 constexpr char kLeaseEventsSql[] =
@@ -482,7 +508,8 @@ constexpr char kLeaseCloseSql[] =
 // Leases whose every event was settled, closed in one statement: $2 their
 // ids, $3 their sessions, $4 their consumers, $5 the acks of each. Those
 // the sessions still hold go; the acks are counted; the checkpoint follows
-// (as kLeaseClose's). Returns how many went.
+// (as kLeaseClose's; the group's row, which every lease locks, is written
+// only when it moves). Returns how many went.
 constexpr char kLeaseCloseDone[] = "group_lease_close_done";
 constexpr char kLeaseCloseDoneSql[] =
     "WITH closed AS (DELETE FROM logbook.consumer_group_leases l"
@@ -493,13 +520,7 @@ constexpr char kLeaseCloseDoneSql[] =
     "   WHERE u.a > 0 AND u.id IN (SELECT lease_id FROM closed) GROUP BY u.c"
     "   ON CONFLICT (group_name, consumer) DO UPDATE"
     "   SET acked = consumer_group_counters.acked + excluded.acked),"
-    " moved AS (UPDATE logbook.consumer_groups g SET checkpoint = greatest(g.checkpoint,"
-    "   (SELECT least((SELECT min(global_position) - 1 FROM logbook.consumer_group_pending"
-    "       WHERE group_name = $1),"
-    "     (SELECT min(after_position) FROM logbook.consumer_group_leases"
-    "       WHERE group_name = $1 AND lease_id NOT IN (SELECT lease_id FROM closed)),"
-    "     (SELECT scanned_to FROM logbook.consumer_groups WHERE group_name = $1))))"
-    "   WHERE g.group_name = $1)"
+    " moved AS (" LOGBOOK_MOVE_CHECKPOINT("lease_id NOT IN (SELECT lease_id FROM closed)") ")"
     " SELECT (SELECT count(*) FROM closed), " LOGBOOK_ASYNC_COMMIT;
 // $2 consumer, $3 session, $4 lease, $5 events of it. Makes them pending
 // events held by the session until the lease's deadline, delivered once,
@@ -562,8 +583,8 @@ void Prepare(pqxx::connection& conn) {
            {kNotParked, kNotParkedSql},
            {kReplay, kReplaySql},
            {kDrop, kDropSql},
-           {kLeaseRoom, kLeaseRoomSql},
-           {kLeaseFrontier, kLeaseFrontierSql},
+           {kClaimContext, kClaimContextSql},
+           {kMoveCheckpoint, kMoveCheckpointSql},
            {kLeaseTake, kLeaseTakeSql},
            {kLeaseEvents, kLeaseEventsSql},
            {kLeaseClose, kLeaseCloseSql},
@@ -835,18 +856,25 @@ class PgConsumerGroups final : public ConsumerGroups {
     return Run(absl::StrCat("fill consumer group '", group, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<bool> {
                  pqxx::work tx(conn);
-                 const pqxx::result start = tx.exec_prepared(kFillStart, group);
-                 if (start.empty()) return NoGroup(group);
+                 const pqxx::result d = tx.exec_prepared(kDefinition, group);
+                 if (d.empty()) return NoGroup(group);
                  tx.exec_prepared(kLeaseRecover, group, Interval(kLeaseGrace),
                                   static_cast<const char*>(nullptr), "");
+                 // ROUND_ROBIN: nothing to bring in ahead (claims cut fresh
+                 // events into leases and move the checkpoint).
+                 if (DefinitionFromRow(d[0]).settings.strategy == GroupStrategy::kRoundRobin) {
+                   tx.exec_prepared(kMoveCheckpoint, group);
+                   tx.commit();
+                   return true;
+                 }
+                 const pqxx::result start = tx.exec_prepared(kFillStart, group);
+                 if (start.empty()) return NoGroup(group);
                  const int64_t scanned = start[0][0].as<int64_t>();
                  const int64_t head = start[0][1].as<int64_t>();
                  const int64_t room =
                      static_cast<int64_t>(max_events) - start[0][2].as<int64_t>();
-                 // ROUND_ROBIN claims cut fresh events into leases instead.
-                 const bool per_stream = start[0][3].as<std::string>() == "per_stream";
                  int64_t reached = scanned;
-                 if (per_stream && room > 0 && scanned < head) {
+                 if (room > 0 && scanned < head) {
                    const int64_t through = std::min(head, scanned + kScanWindow);
                    const pqxx::row added =
                        tx.exec_prepared1(kFillInsert, group, scanned, through, room);
@@ -854,9 +882,7 @@ class PgConsumerGroups final : public ConsumerGroups {
                  }
                  tx.exec_prepared(kFillEnd, group, reached);
                  tx.commit();
-                 // ROUND_ROBIN: nothing to bring in ahead; a claim with room
-                 // gets to the head.
-                 return !per_stream || reached >= head;
+                 return reached >= head;
                });
   }
 
@@ -869,13 +895,16 @@ class PgConsumerGroups final : public ConsumerGroups {
     return Run(absl::StrCat("deliver from consumer group '", group, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<GroupDelivery>> {
                  GroupSettings s;
+                 ClaimContext context;
                  size_t leased = 0;
                  std::vector<GroupDelivery> out;
                  {
                    pqxx::nontransaction tx(conn);  // One statement each.
-                   const pqxx::result d = tx.exec_prepared(kDefinition, group);
-                   if (d.empty()) return NoGroup(group);
-                   s = DefinitionFromRow(d[0]).settings;
+                   const pqxx::result c = tx.exec_prepared(kClaimContext, group, session);
+                   if (c.empty()) return NoGroup(group);
+                   s = DefinitionFromRow(c[0]).settings;
+                   context = {c[0][12].as<int64_t>(), c[0][13].as<int64_t>(),
+                              c[0][14].as<int64_t>()};
                    // Leases past their deadline go back first.
                    std::vector<LeaseBook::Closed> expired;
                    {
@@ -885,24 +914,32 @@ class PgConsumerGroups final : public ConsumerGroups {
                        leased = it->second.book.in_flight();
                      }
                    }
-                   for (const LeaseBook::Closed& c : expired) {
-                     CloseLease(tx, group, consumer, session, c, "not acked within ack_timeout");
+                   for (const LeaseBook::Closed& e : expired) {
+                     CloseLease(tx, group, consumer, session, e, "not acked within ack_timeout");
                    }
                    const size_t room = max > leased ? max - leased : 0;
-                   const pqxx::result claimed = tx.exec_prepared(
-                       s.strategy == GroupStrategy::kPerStream ? kClaimPerStream : kClaimAny,
-                       group, consumer, session, TextArray(members).Param(),
-                       static_cast<int64_t>(room), static_cast<int64_t>(Millis(s.ack_timeout)),
-                       static_cast<int64_t>(s.max_deliveries));
-                   std::vector<RecordedEvent> events = ToEvents(claimed);
-                   out.reserve(events.size());
-                   for (size_t i = 0; i < events.size(); ++i) {
-                     out.push_back({std::move(events[i]), claimed[i][13].as<uint32_t>()});
+                   if (room > 0 && (c[0][15].as<bool>() || !expired.empty())) {
+                     const pqxx::result claimed = tx.exec_prepared(
+                         s.strategy == GroupStrategy::kPerStream ? kClaimPerStream : kClaimAny,
+                         group, consumer, session, TextArray(members).Param(),
+                         static_cast<int64_t>(room),
+                         static_cast<int64_t>(Millis(s.ack_timeout)),
+                         static_cast<int64_t>(s.max_deliveries));
+                     std::vector<RecordedEvent> events = ToEvents(claimed);
+                     out.reserve(events.size());
+                     for (size_t i = 0; i < events.size(); ++i) {
+                       out.push_back({std::move(events[i]), claimed[i][13].as<uint32_t>()});
+                     }
                    }
                  }
                  if (s.strategy == GroupStrategy::kRoundRobin) {
-                   LOGBOOK_RETURN_IF_ERROR(
-                       TakeLease(conn, group, consumer, session, s, max, leased, out));
+                   const int64_t held = context.held + static_cast<int64_t>(out.size()) +
+                                        static_cast<int64_t>(leased);
+                   if (context.scanned_to < context.head && held < static_cast<int64_t>(max)) {
+                     LOGBOOK_RETURN_IF_ERROR(TakeLease(conn, group, consumer, session, s,
+                                                       context.head,
+                                                       static_cast<int64_t>(max) - held, out));
+                   }
                  }
                  return out;
                });
@@ -1030,6 +1067,12 @@ class PgConsumerGroups final : public ConsumerGroups {
   struct SessionBook {
     std::string consumer;
     LeaseBook book;
+  };
+  // What a claim read first (kClaimContext).
+  struct ClaimContext {
+    int64_t scanned_to = 0;
+    int64_t head = 0;
+    int64_t held = 0;  // Pending events the session holds.
   };
   // A lease whose every event was settled, to close.
   struct DoneLease {
@@ -1159,55 +1202,33 @@ class PgConsumerGroups final : public ConsumerGroups {
     return s;
   }
 
-  // ROUND_ROBIN: the next fresh events of the target, as many as the
-  // session has room for (`max` less its `leased` events and the pending
-  // ones it holds), as a lease to it, appended to `out`. Looks a window at
+  // ROUND_ROBIN: the next fresh events of the target, `room` at most, as a
+  // lease to the session, appended to `out`. Looks a window at
   // a time until it finds some or gets to the head, so a sparse filter
   // moves the frontier along.
   absl::Status TakeLease(pqxx::connection& conn, const std::string& group,
                          const std::string& consumer, const std::string& session,
-                         const GroupSettings& s, size_t max, size_t leased,
+                         const GroupSettings& s, int64_t head, int64_t room,
                          std::vector<GroupDelivery>& out) {
-    int64_t room = 0;
-    {
-      pqxx::nontransaction tx(conn);
-      const pqxx::result r = tx.exec_prepared(kLeaseRoom, group, session);
-      if (r.empty()) return NoGroup(group);
-      if (r[0][0].as<int64_t>() >= r[0][1].as<int64_t>()) return absl::OkStatus();  // No news.
-      room = static_cast<int64_t>(max) - static_cast<int64_t>(leased) - r[0][2].as<int64_t>();
-      if (room <= 0) return absl::OkStatus();
-    }
     const absl::Time deadline = absl::Now() + s.ack_timeout;
-    pqxx::work tx(conn);
-    const pqxx::result f = tx.exec_prepared(kLeaseFrontier, group);
-    if (f.empty()) return NoGroup(group);
-    int64_t after = f[0][0].as<int64_t>();
-    const int64_t head = f[0][1].as<int64_t>();
     // Small windows first: however the planner reads the window (before
     // the table's statistics exist it reads all of it and sorts), it costs
     // little; a window that had nothing doubles the next.
     int64_t window = std::max<int64_t>(room * 4, 1000);
-    int64_t lease_id = 0, through = 0, n = 0;
-    while (n == 0 && after < head) {
-      const int64_t bound = std::min(head, after + window);
-      const pqxx::row r = tx.exec_prepared1(kLeaseTake, group, consumer, session, after, bound,
+    int64_t lease_id = 0, after = 0, through = 0, n = 0;
+    pqxx::nontransaction tx(conn);  // Each statement its own transaction.
+    while (n == 0 && through < head) {
+      const pqxx::row r = tx.exec_prepared1(kLeaseTake, group, consumer, session, head, window,
                                             room, static_cast<int64_t>(Millis(s.ack_timeout)));
-      n = r[2].as<int64_t>();
-      if (n > 0) {
-        lease_id = r[0].as<int64_t>();
-        through = r[1].as<int64_t>();
-      } else {
-        after = bound;
-      }
+      after = r[1].as<int64_t>();
+      through = r[2].as<int64_t>();
+      n = r[3].as<int64_t>();
+      if (n > 0) lease_id = r[0].as<int64_t>();
       window = std::min(window * 2, kScanWindow);
     }
-    tx.commit();
     if (n == 0) return absl::OkStatus();
-    std::vector<RecordedEvent> events;
-    {
-      pqxx::nontransaction read(conn);
-      events = ToEvents(read.exec_prepared(kLeaseEvents, group, after, through, n));
-    }
+    std::vector<RecordedEvent> events =
+        ToEvents(tx.exec_prepared(kLeaseEvents, group, after, through, n));
     std::vector<uint64_t> positions;
     positions.reserve(events.size());
     for (RecordedEvent& e : events) {
