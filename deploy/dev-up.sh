@@ -126,8 +126,12 @@ fi
 
 echo "==> starting logbookd on $listen"
 echo "---- $(date -u +%Y-%m-%dT%H:%M:%SZ) dev-up: starting logbookd" >>"$state/logbookd.log"
+# A development server off loopback serves plaintext on purpose (logbookd
+# otherwise refuses to; docs/security.md).
+insecure=()
+case "$listen_host" in 127.*|localhost|::1|\[::1\]) ;; *) insecure=(--insecure-listen) ;; esac
 nohup "$logbookd" --listen "$listen" --database "$app_dsn" --admin-database "$redactor_dsn" \
-  --admin-token-file "$token_file" \
+  --admin-token-file "$token_file" "${insecure[@]}" \
   >>"$state/logbookd.log" 2>&1 </dev/null &
 pid=$!
 echo "$pid" >"$state/logbookd.pid"

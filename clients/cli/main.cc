@@ -155,16 +155,19 @@ json EventJson(const v1::RecordedEvent& e) {
 struct Connection {
   std::string address = "127.0.0.1:50051";
   int timeout_seconds = 30;
+  std::string tls_ca, tls_cert, tls_key;  // Paths; TLS when any is set.
+  logbook::ClientTls tls;                 // Loaded from them after parsing.
 
   logbook::Client Client() const {
     logbook::ClientOptions options;
     options.address = address;
+    options.tls = tls;
     options.call_timeout = absl::Seconds(timeout_seconds);
     return logbook::Client(options);
   }
   std::unique_ptr<v1::EventStore::Stub> Stub() const {
     return v1::EventStore::NewStub(
-        grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+        grpc::CreateChannel(address, logbook::ChannelCredentials(tls)));
   }
   void Prepare(grpc::ClientContext& ctx) const {
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(timeout_seconds));
@@ -1137,6 +1140,7 @@ int RunConsume(const Connection& conn, const ConsumeArgs& a, CLI::App& cmd) {
 
   logbook::ClientOptions options;
   options.address = conn.address;
+  options.tls = conn.tls;
   options.call_timeout = absl::Seconds(conn.timeout_seconds);
   logbook::Client client(options);
   logbook::WorkerOptions worker_options;
@@ -1228,6 +1232,15 @@ int main(int argc, char** argv) {
       ->envname("LOGBOOK_ADDRESS");
   app.add_option("--timeout", conn.timeout_seconds, "Seconds before a call gives up")
       ->check(CLI::PositiveNumber);
+  app.add_option("--tls-ca", conn.tls_ca,
+                 "Speak TLS, trusting the CAs in this PEM file (with --tls-cert alone: the "
+                 "system's CAs)")
+      ->envname("LOGBOOK_TLS_CA");
+  app.add_option("--tls-cert", conn.tls_cert,
+                 "Speak TLS and present this PEM client certificate (mTLS); needs --tls-key")
+      ->envname("LOGBOOK_TLS_CERT");
+  app.add_option("--tls-key", conn.tls_key, "PEM key of --tls-cert")
+      ->envname("LOGBOOK_TLS_KEY");
 
   AppendArgs append;
   CLI::App* append_cmd = app.add_subcommand("append", "Append one event to a stream");
@@ -1501,6 +1514,11 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? kOk : kUsage;
+  }
+  if (!conn.tls_ca.empty() || !conn.tls_cert.empty() || !conn.tls_key.empty()) {
+    auto tls = logbook::LoadClientTls(conn.tls_ca, conn.tls_cert, conn.tls_key);
+    if (!tls.ok()) return Fail(tls.status());
+    conn.tls = *std::move(tls);
   }
   if (append_cmd->parsed()) return RunAppend(conn, append, *append_cmd);
   if (read_cmd->parsed()) return RunRead(conn, read, *read_cmd);

@@ -3,11 +3,14 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <fstream>
 #include <iterator>
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "logbook/store/uuid.h"
@@ -219,9 +222,53 @@ std::optional<uint64_t> ActualVersion(const absl::Status& status) {
 
 std::string NewEventId() { return store::NewUuid(); }
 
+namespace {
+
+absl::StatusOr<std::string> ReadPem(const std::string& what, const std::string& path) {
+  if (path.empty()) return std::string();
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  if (in) text << in.rdbuf();
+  if (!in || text.str().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": cannot read '", path, "'"));
+  }
+  return text.str();
+}
+
+}  // namespace
+
+absl::StatusOr<ClientTls> LoadClientTls(const std::string& ca_file, const std::string& cert_file,
+                                        const std::string& key_file) {
+  if (cert_file.empty() != key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "TLS: a client certificate and its key go together (--tls-cert and --tls-key)");
+  }
+  ClientTls tls;
+  tls.enabled = true;
+  auto ca = ReadPem("TLS CA", ca_file);
+  if (!ca.ok()) return ca.status();
+  auto cert = ReadPem("TLS certificate", cert_file);
+  if (!cert.ok()) return cert.status();
+  auto key = ReadPem("TLS key", key_file);
+  if (!key.ok()) return key.status();
+  tls.root_certs = *std::move(ca);
+  tls.cert_chain = *std::move(cert);
+  tls.private_key = *std::move(key);
+  return tls;
+}
+
+std::shared_ptr<grpc::ChannelCredentials> ChannelCredentials(const ClientTls& tls) {
+  if (!tls.enabled) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions options;
+  options.pem_root_certs = tls.root_certs;
+  options.pem_cert_chain = tls.cert_chain;
+  options.pem_private_key = tls.private_key;
+  return grpc::SslCredentials(options);
+}
+
 Client::Client(ClientOptions options)
     : options_(std::move(options)),
-      channel_(grpc::CreateChannel(options_.address, grpc::InsecureChannelCredentials())),
+      channel_(grpc::CreateChannel(options_.address, ChannelCredentials(options_.tls))),
       stub_(v1::EventStore::NewStub(channel_)) {}
 
 namespace {

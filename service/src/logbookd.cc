@@ -18,6 +18,7 @@
 #include "logbook/store/migrations.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
+#include "tls.h"
 
 // jemalloc reads this at start-up: a background thread purges freed pages
 // within about a second (dirty_decay_ms), straight back to the system
@@ -63,6 +64,18 @@ int main(int argc, char** argv) {
   app.option_defaults()->always_capture_default();
   app.add_option("--listen", server_options.listen, "Address to serve gRPC on, host:port")
       ->envname("LOGBOOK_LISTEN");
+  app.add_option("--tls-cert", server_options.tls.cert_file,
+                 "Serve TLS only, with this PEM certificate chain (re-read when it changes, "
+                 "within 2 s, and on SIGHUP; open calls stay)")
+      ->envname("LOGBOOK_TLS_CERT");
+  app.add_option("--tls-key", server_options.tls.key_file, "PEM private key of --tls-cert")
+      ->envname("LOGBOOK_TLS_KEY");
+  app.add_option("--tls-client-ca", server_options.tls.client_ca_file,
+                 "Require client certificates signed by a CA in this PEM file (mTLS)")
+      ->envname("LOGBOOK_TLS_CLIENT_CA");
+  app.add_flag("--insecure-listen", server_options.insecure_listen,
+               "Serve plaintext on a non-loopback address (without TLS, logbookd otherwise "
+               "refuses any address but 127.0.0.0/8, ::1 and localhost)");
   app.add_option("--database", store_options.dsn,
                  "PostgreSQL connection string or URL (libpq syntax)")
       ->envname("LOGBOOK_DATABASE_URL")
@@ -194,6 +207,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   auto schema = logbook::store::CheckSchema(store_options.dsn,
@@ -235,8 +249,27 @@ int main(int argc, char** argv) {
       subscriptions.max_buffered_bytes, subscriptions.max_memory,
       server_options.max_subscriptions_per_connection, idle_seconds, AllocatorSettings());
 
+  if (!server_options.tls.cert_file.empty()) {
+    spdlog::info("TLS: certificate {}, key {}; {}", server_options.tls.cert_file,
+                 server_options.tls.key_file,
+                 server_options.tls.client_ca_file.empty()
+                     ? std::string("client certificates not requested")
+                     : absl::StrCat("client certificates required, signed by a CA in ",
+                                    server_options.tls.client_ca_file));
+  } else if (server_options.insecure_listen) {
+    spdlog::warn("plaintext on {} (--insecure-listen): anyone who can reach it may call",
+                 server_options.listen);
+  }
+
   int received = 0;
-  sigwait(&signals, &received);
+  for (;;) {
+    sigwait(&signals, &received);
+    if (received != SIGHUP) break;
+    // The certificate files are watched (MakeServerCredentials); this only
+    // says so, rather than ending the server as SIGHUP would by default.
+    spdlog::info("SIGHUP: the TLS files are read again within {} s; open calls stay",
+                 logbook::service::kTlsRefreshSeconds);
+  }
   spdlog::info("{} received: finishing in-flight calls (up to {} s), then exiting",
                strsignal(received), shutdown_seconds);
   (*server)->Shutdown(absl::Seconds(shutdown_seconds));

@@ -16,6 +16,7 @@
 #include "logbook/service/event_store_service.h"
 #include "logbook/store/log_watcher.h"
 #include "spdlog/spdlog.h"
+#include "tls.h"
 
 namespace logbook::service {
 namespace {
@@ -43,6 +44,14 @@ class GrpcServer final : public Server {
       : workers_(options.worker_threads, options.max_queued_calls) {}
 
   absl::Status Start(const ServerOptions& options, store::EventStore& store) {
+    if (absl::Status tls = CheckServerTls(options.tls); !tls.ok()) return tls;
+    if (options.tls.cert_file.empty() && !options.insecure_listen &&
+        !IsLoopbackListen(options.listen)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "refusing to serve plaintext on ", options.listen,
+          ", which is not a loopback address: give --tls-cert and --tls-key, or "
+          "--insecure-listen to accept that anyone on the network may call"));
+    }
     auto tail = store::LogTail::Start(
         store, [this](std::function<void()> task) { return workers_.TrySubmit(std::move(task)); },
         options.database_dsn, options.subscriptions);
@@ -64,7 +73,7 @@ class GrpcServer final : public Server {
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     grpc::ServerBuilder builder;
-    builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port_);
+    builder.AddListeningPort(options.listen, MakeServerCredentials(options.tls), &port_);
     builder.RegisterService(service_.get());
     // Room for the largest batch plus framing, so that an oversized batch
     // gets the store's precise RESOURCE_EXHAUSTED rather than gRPC's.

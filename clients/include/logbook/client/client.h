@@ -8,14 +8,35 @@
 #include <string>
 #include <vector>
 
+#include <grpcpp/security/credentials.h>
+
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "logbook/v1/event_store.grpc.pb.h"
 
 namespace logbook {
 
+// TLS to logbookd (docs/security.md). Off by default: plaintext, which
+// logbookd serves only on a loopback address.
+struct ClientTls {
+  bool enabled = false;
+  std::string root_certs;   // PEM of the CAs to trust; empty: the system's.
+  std::string cert_chain;   // PEM client certificate, for mTLS; empty: none.
+  std::string private_key;  // PEM key of cert_chain.
+};
+
+// Reads the PEM files of ClientTls (enabled); an empty path leaves that part
+// empty. INVALID_ARGUMENT naming the file that cannot be read, or a
+// certificate without its key (or a key without its certificate).
+absl::StatusOr<ClientTls> LoadClientTls(const std::string& ca_file, const std::string& cert_file,
+                                        const std::string& key_file);
+
+// The channel credentials for `tls`: TLS when enabled, else plaintext.
+std::shared_ptr<grpc::ChannelCredentials> ChannelCredentials(const ClientTls& tls);
+
 struct ClientOptions {
   std::string address = "127.0.0.1:50051";       // logbookd host:port.
+  ClientTls tls;                                  // Plaintext unless enabled.
   absl::Duration call_timeout = absl::Seconds(30);  // Per attempt of a unary call or read.
   int max_attempts = 5;                           // Tries of one Append.
   absl::Duration initial_backoff = absl::Milliseconds(100);  // Doubles per retry...

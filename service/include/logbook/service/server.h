@@ -11,8 +11,20 @@
 
 namespace logbook::service {
 
+// TLS of the gRPC port (docs/security.md); no certificate: plaintext.
+struct ServerTls {
+  std::string cert_file;       // PEM certificate chain served.
+  std::string key_file;        // Its PEM private key.
+  std::string client_ca_file;  // Set: clients must present a certificate it signed (mTLS).
+};
+
 struct ServerOptions {
   std::string listen = "127.0.0.1:50051";  // host:port; port 0 picks a free one.
+  // TLS only when tls.cert_file is set (no plaintext port beside it).
+  // Without TLS, Start refuses a listen address that is not loopback
+  // unless insecure_listen.
+  ServerTls tls;
+  bool insecure_listen = false;
   int worker_threads = 8;                  // Threads running store calls.
   size_t max_queued_calls = 10000;         // Calls waiting for a worker.
   std::string database_dsn;                // For the subscriptions' LISTEN connection.
