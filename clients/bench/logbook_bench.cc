@@ -31,6 +31,7 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <thread>
 #include <unordered_set>
 
@@ -42,6 +43,20 @@
 #include "nlohmann/json.hpp"
 
 namespace {
+
+// TLS to logbookd for every channel of this run (--tls-ca, --tls-cert,
+// --tls-key); plaintext unless set in main.
+logbook::ClientTls& Tls() {
+  static logbook::ClientTls tls;
+  return tls;
+}
+
+logbook::ClientOptions Options(const std::string& address) {
+  logbook::ClientOptions o;
+  o.address = address;
+  o.tls = Tls();
+  return o;
+}
 
 namespace v1 = logbook::v1;
 using Clock = std::chrono::steady_clock;
@@ -170,8 +185,7 @@ struct LiveLatencyOptions {
 };
 
 nlohmann::json LiveLatency(const std::string& address, const LiveLatencyOptions& o) {
-  logbook::ClientOptions client_options;
-  client_options.address = address;
+  logbook::ClientOptions client_options = Options(address);
   logbook::Client client(client_options);
   const std::string run = logbook::NewEventId().substr(28);  // Fresh categories per run.
   auto category = [&](int c) { return "bench" + run + "c" + std::to_string(c); };
@@ -267,8 +281,7 @@ struct AppendLoop {
 };
 
 nlohmann::json Appends(const std::string& address, const AppendOptions& o) {
-  logbook::ClientOptions client_options;
-  client_options.address = address;
+  logbook::ClientOptions client_options = Options(address);
   logbook::Client client(client_options);
   const std::string run = logbook::NewEventId().substr(28);
   const std::string data = "{\"pad\":\"" + std::string(o.payload, 'x') + "\"}";
@@ -357,8 +370,7 @@ absl::StatusOr<uint64_t> Head(logbook::Client& client) {
 }
 
 nlohmann::json CatchUp(const std::string& address, const CatchUpOptions& o) {
-  logbook::ClientOptions client_options;
-  client_options.address = address;
+  logbook::ClientOptions client_options = Options(address);
   client_options.call_timeout = absl::Minutes(10);
   logbook::Client client(client_options);
   auto head = Head(client);
@@ -596,11 +608,7 @@ class WorkerConsumer final : public GroupConsumer {
   }
 
  private:
-  static logbook::ClientOptions ClientFor(const std::string& address) {
-    logbook::ClientOptions o;
-    o.address = address;
-    return o;
-  }
+  static logbook::ClientOptions ClientFor(const std::string& address) { return Options(address); }
   logbook::Client client_;
   logbook::Worker worker_;
   absl::Mutex mu_;
@@ -620,7 +628,7 @@ class RawConsumer final : public GroupConsumer,
       : tally_(tally) {
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    channel_ = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+    channel_ = grpc::CreateCustomChannel(address, logbook::ChannelCredentials(Tls()), args);
     stub_ = v1::EventStore::NewStub(channel_);
     stub_->async()->Consume(&ctx_, this);
     join_.mutable_join()->set_group(group);
@@ -695,8 +703,7 @@ class RawConsumer final : public GroupConsumer,
 };
 
 nlohmann::json Group(const std::string& address, const GroupOptions& o) {
-  logbook::ClientOptions client_options;
-  client_options.address = address;
+  logbook::ClientOptions client_options = Options(address);
   client_options.call_timeout = absl::Minutes(10);
   logbook::Client client(client_options);
   const std::string run = logbook::NewEventId().substr(28);
@@ -927,6 +934,12 @@ int main(int argc, char** argv) {
   std::string address = "127.0.0.1:50051", json_out;
   app.add_option("--address", address, "logbookd host:port")->envname("LOGBOOK_ADDRESS");
   app.add_option("--json", json_out, "Also write the results to this JSON file");
+  std::string tls_ca, tls_cert, tls_key;
+  app.add_option("--tls-ca", tls_ca, "Speak TLS, trusting the CAs in this PEM file")
+      ->envname("LOGBOOK_TLS_CA");
+  app.add_option("--tls-cert", tls_cert, "Present this PEM client certificate (mTLS)")
+      ->envname("LOGBOOK_TLS_CERT");
+  app.add_option("--tls-key", tls_key, "PEM key of --tls-cert")->envname("LOGBOOK_TLS_KEY");
 
   LiveLatencyOptions live;
   CLI::App* live_cmd = app.add_subcommand(
@@ -1030,6 +1043,14 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 86400));
   app.require_subcommand(1);
   CLI11_PARSE(app, argc, argv);
+  if (!tls_ca.empty() || !tls_cert.empty() || !tls_key.empty()) {
+    auto tls = logbook::LoadClientTls(tls_ca, tls_cert, tls_key);
+    if (!tls.ok()) {
+      std::cerr << "logbook-bench: " << tls.status().message() << "\n";
+      return 2;
+    }
+    Tls() = *std::move(tls);
+  }
 
   nlohmann::json result;
   if (live_cmd->parsed()) result = LiveLatency(address, live);

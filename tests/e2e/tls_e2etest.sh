@@ -3,8 +3,8 @@
 # logbookd, with certificates made here by openssl: handshakes, a plaintext
 # client against a TLS server, a client certificate of another CA, a
 # renewed server certificate picked up without a restart, and the refusal
-# to serve plaintext off loopback. Needs LOGBOOK_TEST_ENV, LOGBOOKD and
-# LOGBOOK_CLI.
+# to serve plaintext off loopback; and logbook-bench over TLS. Needs
+# LOGBOOK_TEST_ENV, LOGBOOKD, LOGBOOK_CLI and LOGBOOK_BENCH.
 set -uo pipefail
 
 . "$LOGBOOK_TEST_ENV"
@@ -59,6 +59,8 @@ check "plaintext client against a TLS server" 6 'UNAVAILABLE|unavailable|failed 
   "$cli" --timeout 3 read order-1
 check "a client trusting another CA" 6 'UNAVAILABLE|unavailable|failed to connect' -- \
   "$cli" --timeout 3 --tls-ca "$work/ca2.pem" read order-1
+check "logbook-bench over TLS: a catch-up of 300 events" 0 '"exact": ?true' -- \
+  "$LOGBOOK_BENCH" --tls-ca "$work/ca1.pem" catch-up --events 300 --fill-batch 100
 check "an unreadable CA file" 5 "TLS CA: cannot read '.*nope.pem'" -- \
   "$cli" --tls-ca "$work/nope.pem" read order-1
 check "a client certificate without its key" 5 'a client certificate and its key go together' -- \
