@@ -19,6 +19,9 @@ constexpr absl::Duration kHeartbeatInterval = absl::Seconds(1);
 constexpr absl::Duration kErrorBackoff = absl::Seconds(1);
 // After a round that delivered something, the next at the latest.
 constexpr absl::Duration kBusyRecheck = absl::Milliseconds(250);
+// Claims a round makes at once, at most (ConsumerGroups has 8 connections,
+// shared with acks, fills and the Consume calls' joins).
+constexpr size_t kClaimLanes = 4;
 
 }  // namespace
 
@@ -181,14 +184,25 @@ class ConsumerGroupHub::Dispatcher {
       }
       return absl::OkStatus();
     };
+    // At most kClaimLanes claims at once (the store has a few connections):
+    // consumer i goes to lane i % kClaimLanes; lane 0 is this thread.
+    std::vector<std::vector<std::pair<const std::string*, const Consumer*>>> lanes(
+        std::min(kClaimLanes, active.size()));
+    size_t i = 0;
+    for (const auto& [name, c] : active) lanes[i++ % lanes.size()].emplace_back(&name, &c);
+    auto run_lane = [&](size_t lane) {
+      absl::Status status;
+      for (const auto& [name, c] : lanes[lane]) {
+        absl::Status s = claim(*name, *c);
+        if (status.ok()) status = s;
+      }
+      return status;
+    };
     std::vector<std::future<absl::Status>> others;
-    absl::Status first;
-    for (auto it = active.begin(); it != active.end(); ++it) {
-      if (it == active.begin()) continue;  // This thread's own, below.
-      others.push_back(std::async(std::launch::async, claim, std::cref(it->first),
-                                  std::cref(it->second)));
+    for (size_t lane = 1; lane < lanes.size(); ++lane) {
+      others.push_back(std::async(std::launch::async, run_lane, lane));
     }
-    first = claim(active.begin()->first, active.begin()->second);
+    absl::Status first = run_lane(0);
     for (auto& f : others) {
       absl::Status s = f.get();
       if (first.ok()) first = s;
