@@ -1194,6 +1194,7 @@ int RunConsume(const Connection& conn, const ConsumeArgs& a, CLI::App& cmd) {
           std::cout << json{{"delivery_id", d.delivery_id()},
                             {"attempt", d.attempt()},
                             {"action", action},
+                            {"handled_at_ns", absl::ToUnixNanos(absl::Now())},
                             {"event", EventJson(e)}}
                            .dump()
                     << std::endl;
@@ -1483,8 +1484,8 @@ int main(int argc, char** argv) {
   consume_cmd->add_flag("--json", consume.json, "One JSON object per line");
   consume_cmd->footer(
       "Prints a line per delivery: DELIVERY_ID  STREAM@VERSION  TYPE  attempt N  ACTION, where "
-      "ACTION is ack, retry, park or hold (--json: delivery_id, attempt, action and the "
-      "event). "
+      "ACTION is ack, retry, park or hold (--json: delivery_id, attempt, action, "
+      "handled_at_ns and the event). "
       "Reconnects by itself when the server is unreachable; exits 0 after --count deliveries "
       "or on SIGINT/SIGTERM, once its acks are sent.");
 

@@ -3,7 +3,12 @@
 // stream; a consumer that goes away, a poison event and a dead instance
 // lose nothing and block nothing; bad input is refused with its field.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <functional>
@@ -19,6 +24,7 @@
 #include "logbook/client/worker.h"
 #include "logbook/v1/event_store.grpc.pb.h"
 #include "logbookd_process.h"
+#include "nlohmann/json.hpp"
 #include "server_fixture.h"
 #include "test_env.h"
 
@@ -272,6 +278,117 @@ TEST_F(ConsumerGroupsE2eTest, ThreeConsumersHandleEveryEventOnceInOrderPerStream
   EXPECT_EQ(info.delivered(), 20000u);
   EXPECT_EQ(info.in_flight(), 0u);
   EXPECT_EQ(info.lag_events(), 0u);
+}
+
+// A `logbook consume --json` process (the CLI, a logbook::Worker), its
+// stdout in `out`; SIGTERM on destruction (it then sends its last acks).
+class ConsumerProcess {
+ public:
+  ConsumerProcess(const std::string& address, const std::string& group,
+                  const std::string& consumer, std::string out)
+      : out_(std::move(out)) {
+    std::vector<std::string> args = {"logbook", "--address", address, "consume", group,
+                                     "--consumer", consumer, "--json"};
+    pid_ = fork();
+    if (pid_ == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);  // Never outlive a test that died.
+      if (freopen(out_.c_str(), "w", stdout) == nullptr) _exit(126);
+      if (freopen("/dev/null", "w", stderr) == nullptr) _exit(126);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(std::getenv("LOGBOOK_CLI"), argv.data());
+      _exit(127);
+    }
+  }
+  ~ConsumerProcess() { Stop(); }
+
+  // SIGTERM, then its exit status.
+  int Stop() {
+    if (pid_ <= 0) return status_;
+    kill(pid_, SIGTERM);
+    waitpid(pid_, &status_, 0);
+    pid_ = -1;
+    return status_;
+  }
+  const std::string& out() const { return out_; }
+
+ private:
+  std::string out_;
+  pid_t pid_ = -1;
+  int status_ = -1;
+};
+
+// Issue 18's test 1 with processes: three `logbook consume` processes of one
+// PER_STREAM group, 20,000 events over 200 streams appended while they run.
+// Every event is handled once, by one of them, and each stream's events in
+// version order across the three (their handling times, one clock).
+TEST_F(ConsumerGroupsE2eTest, ThreeConsumerProcessesHandleEveryEventOnceInOrder) {
+  Create("ledger", "acct", v1::PER_STREAM);
+  std::vector<std::unique_ptr<ConsumerProcess>> processes;
+  for (const char* name : {"p1", "p2", "p3"}) {
+    processes.push_back(std::make_unique<ConsumerProcess>(
+        server_->address(), "ledger", name,
+        absl::StrCat("/tmp/consumer-", getpid(), "-", name, ".jsonl")));
+  }
+  for (int round = 0; round < 10; ++round) {
+    for (int s = 0; s < 200; ++s) {
+      std::vector<v1::EventData> events;
+      for (int i = 0; i < 10; ++i) events.push_back(Event("Posted", "{}"));
+      Append(absl::StrCat("acct-", s), events);
+    }
+  }
+  ASSERT_TRUE(WaitSettled("ledger", 20000, absl::Minutes(3))) << Info("ledger").DebugString();
+  struct Handled {
+    int64_t at_ns;
+    uint64_t version;
+    std::string consumer;
+  };
+  std::map<std::string, std::vector<Handled>> by_stream;
+  std::map<std::string, int> times;  // Event id -> deliveries.
+  std::map<std::string, size_t> per_process;
+  for (size_t i = 0; i < processes.size(); ++i) {
+    EXPECT_EQ(processes[i]->Stop(), 0) << "exit status of p" << i + 1;
+    std::ifstream in(processes[i]->out());
+    std::string line;
+    const std::string name = absl::StrCat("p", i + 1);
+    while (std::getline(in, line)) {
+      const nlohmann::json j = nlohmann::json::parse(line);
+      EXPECT_EQ(j["action"], "ack");
+      EXPECT_EQ(j["attempt"], 1);
+      const nlohmann::json& e = j["event"];
+      by_stream[e["stream_id"].get<std::string>()].push_back(
+          {j["handled_at_ns"].get<int64_t>(), e["stream_version"].get<uint64_t>(), name});
+      ++times[e["event_id"].get<std::string>()];
+      ++per_process[name];
+    }
+    unlink(processes[i]->out().c_str());
+  }
+  EXPECT_EQ(times.size(), 20000u);
+  size_t not_once = 0;
+  for (const auto& [id, n] : times) not_once += n != 1;
+  EXPECT_EQ(not_once, 0u);
+  EXPECT_EQ(per_process.size(), 3u) << "every process got work";
+  ASSERT_EQ(by_stream.size(), 200u);
+  std::vector<std::string> out_of_order;
+  for (auto& [stream, handled] : by_stream) {
+    std::stable_sort(handled.begin(), handled.end(),
+                     [](const Handled& a, const Handled& b) { return a.at_ns < b.at_ns; });
+    for (size_t v = 0; v < handled.size(); ++v) {
+      if (handled[v].version != v) {
+        out_of_order.push_back(absl::StrCat(stream, ": #", v, " handled was version ",
+                                            handled[v].version, " (by ", handled[v].consumer,
+                                            ")"));
+        break;
+      }
+    }
+    EXPECT_EQ(handled.size(), 100u) << stream;
+  }
+  EXPECT_EQ(out_of_order, std::vector<std::string>());
+  const v1::ConsumerGroupInfo info = Info("ledger");
+  EXPECT_EQ(info.delivered(), 20000u);
+  EXPECT_EQ(info.acked(), 20000u);
+  EXPECT_EQ(info.in_flight(), 0u);
 }
 
 // A consumer that goes away with deliveries in flight: they go to another
