@@ -17,14 +17,16 @@ dsn=$(create_database cg_cli) || fail "cannot create a database"
 "$cli" migrate up --database "$dsn" >/dev/null || fail "migrate up"
 start_logbookd "$dsn" "$work/server.log" || fail "logbookd did not start"
 
-# mask: times, instance names, UUIDs and seconds with decimals, which
-# change from run to run, become <time>, <instance>, <uuid> and <s>.
+# mask: times, instance names, UUIDs, seconds with decimals and handling
+# times, which change from run to run, become <time>, <instance>, <uuid>,
+# <s> and <ns>.
 mask() {
   sed -E -e 's/[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z/<time>/g' \
     -e 's/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/<uuid>/g' \
     -e 's/ on [A-Za-z0-9._-]+:[0-9]+:[0-9a-f]+/ on <instance>/g' \
     -e 's/"instance":"[^"]*"/"instance":"<instance>"/g' \
-    -e 's/[0-9]+\.[0-9]+ s\b/<s> s/g' -e 's/("lag_seconds"|"oldest_parked_age_seconds"):[0-9.e+-]+/\1:<s>/g'
+    -e 's/[0-9]+\.[0-9]+ s\b/<s> s/g' -e 's/("lag_seconds"|"oldest_parked_age_seconds"):[0-9.e+-]+/\1:<s>/g' \
+    -e 's/"handled_at_ns":[0-9]+/"handled_at_ns":<ns>/g'
 }
 
 # prints WANT -- COMMAND...: runs COMMAND; if its stdout followed by its
@@ -141,7 +143,7 @@ parked                0
 delivered             5
 acked                 5
 members               0" -- info emails
-check "stream group after its position" 0 '' -- prints '{"action":"ack","attempt":1,"delivery_id":3,"event":{"content_type":"application/json","data":{"n":3},"event_id":"<uuid>","global_position":3,"recorded_at":"<time>","stream_id":"order-1","stream_version":1,"type":"OrderPaid"}}
+check "stream group after its position" 0 '' -- prints '{"action":"ack","attempt":1,"delivery_id":3,"event":{"content_type":"application/json","data":{"n":3},"event_id":"<uuid>","global_position":3,"recorded_at":"<time>","stream_id":"order-1","stream_version":1,"type":"OrderPaid"},"handled_at_ns":<ns>}
 -- joined group one.stream_1 as w on <instance>, max in flight 1 (Ctrl-C to stop)' -- \
   "$cli" consume one.stream_1 --consumer w --count 1 --json
 
