@@ -416,50 +416,48 @@ constexpr char kClaimContextSql[] =
     " EXISTS (SELECT FROM logbook.consumer_group_pending p WHERE p.group_name = $1 AND"
     LOGBOOK_CLAIMABLE ")"
     " FROM logbook.consumer_groups g, logbook.log_head h WHERE g.group_name = $1";
-// $2 consumer, $3 session, $4 the log's head, $5 how far past the frontier
-// to look, $6 most events, $7 ack timeout ms. Locks the frontier (leases
-// are cut one after the other; a statement that waited for the lock reads
-// the frontier as the one before it left it); the target's next $6 events
-// in (frontier, frontier + $5], up to $4, become a lease (none if there are
-// none) and the frontier moves past them (to the window's end when fewer
-// were there). Returns the lease's id, its bounds and how many events.
-// Positions only: the events are read once the lock is gone.
-//
-// A lease's transactions commit asynchronously (synchronous_commit off for
-// them alone): if PostgreSQL crashes before their commit reaches the disk,
-// the lease was never there, or is still there, and its events are
-// delivered again, which at-least-once allows; nothing is skipped.
+// The frontier, locked: leases are cut one after the other. A lease's
+// transactions commit asynchronously (synchronous_commit off for them
+// alone): if PostgreSQL crashes before their commit reaches the disk, the
+// lease was never there, or is still there, and its events are delivered
+// again, which at-least-once allows; nothing is skipped.
 #define LOGBOOK_ASYNC_COMMIT "set_config('synchronous_commit', 'off', true)"
+constexpr char kLeaseFrontier[] = "group_lease_frontier";
+constexpr char kLeaseFrontierSql[] =
+    "SELECT g.scanned_to, h.last_position, " LOGBOOK_ASYNC_COMMIT
+    " FROM logbook.consumer_groups g, logbook.log_head h WHERE g.group_name = $1 FOR UPDATE OF g";
+// Under that lock: $2 consumer, $3 session, $4 frontier, $5 how far to
+// look, $6 most events, $7 ack timeout ms. The target's next $6 events in
+// ($4, $5] become a lease (none if there are none) and the frontier moves
+// past them (to $5 when fewer were there). Returns the lease's id, its
+// end and how many events. Positions only: the events are read after the
+// commit. (The bounds are parameters, not the locked row's value: a
+// generic plan then reads a range of the primary key, where with the
+// frontier read in the statement it once read the whole log.)
 constexpr char kLeaseTake[] = "group_lease_take";
 constexpr char kLeaseTakeSql[] =
-    "WITH f AS (SELECT scanned_to AS after FROM logbook.consumer_groups"
-    "   WHERE group_name = $1 FOR UPDATE),"
-    " picked AS (SELECT e.global_position FROM f, logbook.event_log e,"
+    "WITH picked AS (SELECT e.global_position FROM logbook.event_log e,"
     "   logbook.consumer_groups g WHERE g.group_name = $1"
-    "   AND e.global_position > f.after AND e.global_position <= least($4, f.after + $5) AND"
-    LOGBOOK_GROUP_TARGET " ORDER BY e.global_position LIMIT $6),"
-    " span AS (SELECT f.after, count(p.*) AS n, CASE WHEN count(p.*) = $6"
-    "   THEN max(p.global_position) ELSE greatest(f.after, least($4, f.after + $5)) END AS upto"
-    "   FROM f LEFT JOIN picked p ON true GROUP BY f.after),"
+    "   AND e.global_position > $4 AND e.global_position <= $5 AND" LOGBOOK_GROUP_TARGET
+    "   ORDER BY e.global_position LIMIT $6),"
+    " span AS (SELECT count(*) AS n, CASE WHEN count(*) = $6 THEN max(global_position)"
+    "   ELSE $5 END AS upto FROM picked),"
     " moved AS (UPDATE logbook.consumer_groups g SET scanned_to = s.upto,"
-    // Nothing found: no lease to close later, so the checkpoint follows
-    // now, as far as this statement's snapshot shows it done (a lease cut
-    // after the snapshot begins at or past the frontier it saw).
+    // Nothing found: no lease to close later, so the checkpoint follows now
+    // (the lock keeps other leases from being cut meanwhile).
     "   checkpoint = CASE WHEN s.n > 0 THEN g.checkpoint ELSE greatest(g.checkpoint,"
     "     least((SELECT min(global_position) - 1 FROM logbook.consumer_group_pending"
     "       WHERE group_name = $1), (SELECT min(after_position)"
-    "       FROM logbook.consumer_group_leases WHERE group_name = $1),"
-    "       (SELECT scanned_to FROM logbook.consumer_groups WHERE group_name = $1))) END"
+    "       FROM logbook.consumer_group_leases WHERE group_name = $1), s.upto)) END"
     "   FROM span s WHERE g.group_name = $1),"
     " leased AS (INSERT INTO logbook.consumer_group_leases (group_name, consumer, session,"
     "   after_position, through_position, events, lease_until)"
-    "   SELECT $1, $2, $3, after, upto, n, now() + $7 * interval '1 millisecond' FROM span"
+    "   SELECT $1, $2, $3, $4::bigint, upto, n, now() + $7 * interval '1 millisecond' FROM span"
     "   WHERE n > 0 RETURNING lease_id),"
     " counted AS (INSERT INTO logbook.consumer_group_counters (group_name, consumer, delivered)"
     "   SELECT $1, $2, n FROM span WHERE n > 0 ON CONFLICT (group_name, consumer) DO UPDATE"
     "   SET delivered = consumer_group_counters.delivered + excluded.delivered)"
-    " SELECT (SELECT lease_id FROM leased), s.after, s.upto, s.n, " LOGBOOK_ASYNC_COMMIT
-    " FROM span s";
+    " SELECT (SELECT lease_id FROM leased), s.upto, s.n FROM span s";
 // The checkpoint, moved up to what is done, all of it read from the
 // statement's snapshot; the row is written only when it moves.
 #define LOGBOOK_MOVE_CHECKPOINT(OTHER_LEASES)                                                 \
@@ -584,6 +582,7 @@ void Prepare(pqxx::connection& conn) {
            {kReplay, kReplaySql},
            {kDrop, kDropSql},
            {kClaimContext, kClaimContextSql},
+           {kLeaseFrontier, kLeaseFrontierSql},
            {kMoveCheckpoint, kMoveCheckpointSql},
            {kLeaseTake, kLeaseTakeSql},
            {kLeaseEvents, kLeaseEventsSql},
@@ -937,7 +936,6 @@ class PgConsumerGroups final : public ConsumerGroups {
                                         static_cast<int64_t>(leased);
                    if (context.scanned_to < context.head && held < static_cast<int64_t>(max)) {
                      LOGBOOK_RETURN_IF_ERROR(TakeLease(conn, group, consumer, session, s,
-                                                       context.head,
                                                        static_cast<int64_t>(max) - held, out));
                    }
                  }
@@ -1208,27 +1206,39 @@ class PgConsumerGroups final : public ConsumerGroups {
   // moves the frontier along.
   absl::Status TakeLease(pqxx::connection& conn, const std::string& group,
                          const std::string& consumer, const std::string& session,
-                         const GroupSettings& s, int64_t head, int64_t room,
+                         const GroupSettings& s, int64_t room,
                          std::vector<GroupDelivery>& out) {
     const absl::Time deadline = absl::Now() + s.ack_timeout;
+    pqxx::work tx(conn);
+    const pqxx::result f = tx.exec_prepared(kLeaseFrontier, group);
+    if (f.empty()) return NoGroup(group);
+    int64_t after = f[0][0].as<int64_t>();
+    const int64_t head = f[0][1].as<int64_t>();
     // Small windows first: however the planner reads the window (before
     // the table's statistics exist it reads all of it and sorts), it costs
     // little; a window that had nothing doubles the next.
     int64_t window = std::max<int64_t>(room * 4, 1000);
-    int64_t lease_id = 0, after = 0, through = 0, n = 0;
-    pqxx::nontransaction tx(conn);  // Each statement its own transaction.
-    while (n == 0 && through < head) {
-      const pqxx::row r = tx.exec_prepared1(kLeaseTake, group, consumer, session, head, window,
+    int64_t lease_id = 0, through = 0, n = 0;
+    while (n == 0 && after < head) {
+      const int64_t bound = std::min(head, after + window);
+      const pqxx::row r = tx.exec_prepared1(kLeaseTake, group, consumer, session, after, bound,
                                             room, static_cast<int64_t>(Millis(s.ack_timeout)));
-      after = r[1].as<int64_t>();
-      through = r[2].as<int64_t>();
-      n = r[3].as<int64_t>();
-      if (n > 0) lease_id = r[0].as<int64_t>();
+      n = r[2].as<int64_t>();
+      if (n > 0) {
+        lease_id = r[0].as<int64_t>();
+        through = r[1].as<int64_t>();
+      } else {
+        after = bound;
+      }
       window = std::min(window * 2, kScanWindow);
     }
+    tx.commit();
     if (n == 0) return absl::OkStatus();
-    std::vector<RecordedEvent> events =
-        ToEvents(tx.exec_prepared(kLeaseEvents, group, after, through, n));
+    std::vector<RecordedEvent> events;
+    {
+      pqxx::nontransaction read(conn);
+      events = ToEvents(read.exec_prepared(kLeaseEvents, group, after, through, n));
+    }
     std::vector<uint64_t> positions;
     positions.reserve(events.size());
     for (RecordedEvent& e : events) {
