@@ -1165,6 +1165,20 @@ int RunConsume(const Connection& conn, const ConsumeArgs& a, CLI::App& cmd) {
               << joined.instance() << ", max in flight " << joined.max_in_flight()
               << " (Ctrl-C to stop)" << std::endl;
   };
+  worker_options.on_assignment = [](const v1::ConsumerAssignment& assignment) {
+    std::cerr << "-- owns " << assignment.streams_owned() << " stream"
+              << (assignment.streams_owned() == 1 ? "" : "s") << " with pending events ("
+              << assignment.members_size() << " live member"
+              << (assignment.members_size() == 1 ? "" : "s") << ": "
+              << absl::StrJoin(assignment.members(), ", ") << ")";
+    if (assignment.stream_ids_size() > 0) {
+      std::cerr << ": " << absl::StrJoin(assignment.stream_ids(), ", ");
+      if (static_cast<uint64_t>(assignment.stream_ids_size()) < assignment.streams_owned()) {
+        std::cerr << ", ...";
+      }
+    }
+    std::cerr << std::endl;
+  };
   worker_options.on_disconnected = [](const absl::Status& status, absl::Duration backoff) {
     std::cerr << "-- disconnected: " << status.message() << "; joining again in "
               << absl::FormatDuration(backoff) << std::endl;

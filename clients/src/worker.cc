@@ -324,6 +324,10 @@ absl::Status Worker::RunConnection(bool* joined) {
         if (options_.on_joined) options_.on_joined(response.joined());
         continue;
       }
+      if (response.has_assignment()) {
+        if (options_.on_assignment) options_.on_assignment(response.assignment());
+        continue;
+      }
       if (response.has_delivery()) {
         Handle(connection, response.delivery());
       } else if (response.has_deliveries()) {

@@ -91,6 +91,15 @@ class ConsumeReactor final : public grpc::ServerBidiReactor<v1::ConsumeRequest, 
     }
     WriteNext();
   }
+  void Assign(store::StreamAssignment assignment) override {
+    absl::MutexLock lock(&mu_);
+    if (finished_) return;
+    v1::ConsumerAssignment* a = outbox_.emplace_back().mutable_assignment();
+    for (std::string& m : assignment.members) a->add_members(std::move(m));
+    a->set_streams_owned(assignment.streams_owned);
+    for (std::string& id : assignment.stream_ids) a->add_stream_ids(std::move(id));
+    WriteNext();
+  }
   void End(const absl::Status& status) override {
     absl::MutexLock lock(&mu_);
     FinishOnce(ToGrpcStatus(status));

@@ -22,6 +22,8 @@ constexpr absl::Duration kBusyRecheck = absl::Milliseconds(250);
 // Claims a round makes at once, at most (ConsumerGroups has 8 connections,
 // shared with acks, fills and the Consume calls' joins).
 constexpr size_t kClaimLanes = 4;
+// Stream ids an assignment lists, at most.
+constexpr size_t kAssignedStreamsListed = 1000;
 
 }  // namespace
 
@@ -57,8 +59,11 @@ class ConsumerGroupHub::Dispatcher {
     if (it == consumers_.end()) return;
     it->second.max_in_flight = max_in_flight;
     it->second.active = true;
-    // A member arrived: spread the streams again at once.
+    // A member arrived: spread the streams again at once, and bring in what
+    // was appended while nobody here consumed (the rounds without active
+    // consumers dropped those head moves).
     next_heartbeat_ = absl::InfinitePast();
+    head_moved_ = true;
     wake_ = true;
   }
 
@@ -167,6 +172,8 @@ class ConsumerGroupHub::Dispatcher {
       absl::MutexLock lock(&mu_);
       caught_up_ = *caught_up;
     }
+    // After the fill, so that a consumer joining a backlog hears of it.
+    if (absl::Status s = Assign(active); !s.ok()) return s;
     // Every consumer's claim at once (each is a few round trips; one after
     // the other, consumers would wait on each other), delivered as it comes.
     std::atomic<bool> delivered{false};
@@ -218,6 +225,32 @@ class ConsumerGroupHub::Dispatcher {
     return due->value_or(absl::InfiniteFuture());
   }
 
+  // Tells each consumer that has not been told since the members last
+  // changed which streams it owns (nothing for a ROUND_ROBIN group).
+  absl::Status Assign(const std::map<std::string, Consumer>& active) {
+    for (auto it = assigned_.begin(); it != assigned_.end();) {
+      const bool here = std::any_of(active.begin(), active.end(), [&](const auto& a) {
+        return a.second.session_name == it->first;
+      });
+      it = here ? std::next(it) : assigned_.erase(it);
+    }
+    for (const auto& [name, c] : active) {
+      auto told = assigned_.find(c.session_name);
+      if (told != assigned_.end() && told->second == members_) continue;
+      absl::StatusOr<std::optional<store::StreamAssignment>> assignment =
+          groups_.Assignment(group_, name, members_, kAssignedStreamsListed);
+      if (!assignment.ok()) return assignment.status();
+      assigned_[c.session_name] = members_;
+      if (!assignment->has_value()) continue;
+      absl::MutexLock lock(&mu_);
+      auto it = consumers_.find(name);
+      if (it != consumers_.end() && it->second.session == c.session) {
+        c.session->Assign(**std::move(assignment));
+      }
+    }
+    return absl::OkStatus();
+  }
+
   // Ends every call here with `status`. Their sessions leave as usual
   // (Remove), unless the group is gone with them (`forget`).
   void EndAll(const absl::Status& status, bool forget = true) {
@@ -230,6 +263,8 @@ class ConsumerGroupHub::Dispatcher {
   const std::string group_;
   const std::string instance_;
   std::vector<std::string> members_;  // Live members, sorted; the thread's own.
+  // The members each session (by name) was last told of; the thread's own.
+  std::map<std::string, std::vector<std::string>> assigned_;
   absl::Mutex mu_;
   std::map<std::string, Consumer> consumers_ ABSL_GUARDED_BY(mu_);
   std::vector<std::pair<std::string, std::string>> leaving_ ABSL_GUARDED_BY(mu_);

@@ -30,6 +30,9 @@ class ConsumerSession {
   virtual ~ConsumerSession() = default;
   // Deliveries to send, in this order.
   virtual void Deliver(std::vector<store::GroupDelivery> deliveries) = 0;
+  // PER_STREAM: the streams it owns now (sent before its first delivery and
+  // whenever the group's live members change).
+  virtual void Assign(store::StreamAssignment assignment) = 0;
   // The group is gone or the database refused this consumer: end the call.
   virtual void End(const absl::Status& status) = 0;
 };

@@ -283,6 +283,25 @@ constexpr char kClaimAnySql[] =
     " WHERE p.group_name = $1 AND" LOGBOOK_CLAIMABLE " AND cardinality($4::text[]) >= 0"
     " ORDER BY p.global_position LIMIT (SELECT n FROM room) FOR UPDATE OF p SKIP LOCKED),"
     LOGBOOK_CLAIM_TAKE;
+// PER_STREAM: which of the live members `members` (a text[]) a stream
+// goes to: rendezvous hashing, so that a member joining or leaving moves
+// only its share of the streams.
+#define LOGBOOK_STREAM_OWNER(stream, members)                                               \
+  "(SELECT m FROM unnest(" members "::text[]) m"                                            \
+  "  ORDER BY hashtext(" stream " || '/' || m) DESC, m LIMIT 1)"
+// The distinct streams of a group's pending events, skipping from stream
+// to stream along the stream index (a row comparison alone, so that each
+// step starts right there; past the group's last stream it ends).
+#define LOGBOOK_PENDING_STREAMS                                                              \
+  "heads AS ("                                                                               \
+  " (SELECT stream_id, global_position FROM logbook.consumer_group_pending"                  \
+  "   WHERE group_name = $1 ORDER BY group_name, stream_id, global_position LIMIT 1)"        \
+  " UNION ALL"                                                                               \
+  " SELECT n.stream_id, n.global_position FROM heads h CROSS JOIN LATERAL"                   \
+  " (SELECT group_name, stream_id, global_position FROM logbook.consumer_group_pending"      \
+  "   WHERE (group_name, stream_id) > ($1, h.stream_id)"                                     \
+  "   ORDER BY group_name, stream_id, global_position LIMIT 1) n"                            \
+  " WHERE n.group_name = $1)"
 // PER_STREAM: each stream's lowest pending event (found by skipping from
 // stream to stream along the stream index), when it is free, nothing else
 // of its stream is in flight (a replayed event sorts below one that is),
@@ -291,19 +310,7 @@ constexpr char kClaimAnySql[] =
 // the ones locked here: a stream never has two in flight.
 constexpr char kClaimPerStream[] = "group_claim_per_stream";
 constexpr char kClaimPerStreamSql[] =
-    "WITH RECURSIVE heads AS ("
-    " (SELECT stream_id, global_position FROM logbook.consumer_group_pending"
-    "   WHERE group_name = $1 ORDER BY group_name, stream_id, global_position LIMIT 1)"
-    " UNION ALL"
-    " SELECT n.stream_id, n.global_position FROM heads h CROSS JOIN LATERAL"
-    // The next stream's first entry: a row comparison alone, so that the
-    // scan of the stream index starts right there (with group_name = $1
-    // beside it, it started at the group's first entry every time); past
-    // the group's last stream the recursion ends.
-    " (SELECT group_name, stream_id, global_position FROM logbook.consumer_group_pending"
-    "   WHERE (group_name, stream_id) > ($1, h.stream_id)"
-    "   ORDER BY group_name, stream_id, global_position LIMIT 1) n"
-    " WHERE n.group_name = $1),"
+    "WITH RECURSIVE " LOGBOOK_PENDING_STREAMS ","
     // Streams with an event in flight (by the partial index on sessions).
     " busy AS (SELECT DISTINCT stream_id FROM logbook.consumer_group_pending"
     "   WHERE group_name = $1 AND session IS NOT NULL AND lease_until > now()),"
@@ -313,10 +320,23 @@ constexpr char kClaimPerStreamSql[] =
     " AND p.global_position = ANY (ARRAY(SELECT global_position FROM heads)) AND"
     LOGBOOK_CLAIMABLE
     " AND p.stream_id NOT IN (SELECT stream_id FROM busy)"
-    " AND (SELECT m FROM unnest($4::text[]) m"
-    "      ORDER BY hashtext(p.stream_id || '/' || m) DESC, m LIMIT 1) = $2"
+    " AND " LOGBOOK_STREAM_OWNER("p.stream_id", "$4") " = $2"
     " ORDER BY p.global_position LIMIT (SELECT n FROM room) FOR UPDATE OF p SKIP LOCKED),"
     LOGBOOK_CLAIM_TAKE;
+
+// $2 consumer, $3 live members, $4 most stream ids: how many streams are
+// the consumer's, and the first $4 of them. A stream in flight is its
+// holder's; any other goes by hashing.
+constexpr char kAssignment[] = "group_assignment";
+constexpr char kAssignmentSql[] =
+    "WITH RECURSIVE " LOGBOOK_PENDING_STREAMS ","
+    " busy AS (SELECT DISTINCT ON (stream_id) stream_id, consumer"
+    "   FROM logbook.consumer_group_pending"
+    "   WHERE group_name = $1 AND session IS NOT NULL AND lease_until > now()),"
+    " owned AS (SELECT h.stream_id FROM heads h LEFT JOIN busy b USING (stream_id)"
+    "   WHERE coalesce(b.consumer, " LOGBOOK_STREAM_OWNER("h.stream_id", "$3") ") = $2)"
+    " SELECT (SELECT count(*) FROM owned),"
+    " ARRAY(SELECT stream_id FROM owned ORDER BY stream_id LIMIT $4)";
 
 // Ack, one statement: $2 consumer, $3 session, $4 ids. Deletes them only
 // when the session holds every one; returns how many.
@@ -564,6 +584,7 @@ void Prepare(pqxx::connection& conn) {
            {kJoin, kJoinSql},
            {kHeartbeat, kHeartbeatSql},
            {kLiveMembers, kLiveMembersSql},
+           {kAssignment, kAssignmentSql},
            {kRelease, kReleaseSql},
            {kLeave, kLeaveSql},
            {kFillStart, kFillStartSql},
@@ -1007,6 +1028,28 @@ class PgConsumerGroups final : public ConsumerGroups {
                              Int8Array(delays).Param(), why);
           }
         });
+  }
+
+  absl::StatusOr<std::optional<StreamAssignment>> Assignment(
+      const std::string& group, const std::string& consumer,
+      const std::vector<std::string>& members, size_t max_streams) override {
+    return Run(absl::StrCat("assign streams of consumer group '", group, "'"),
+               [&](pqxx::connection& conn) -> absl::StatusOr<std::optional<StreamAssignment>> {
+                 pqxx::read_transaction tx(conn);
+                 const pqxx::result d = tx.exec_prepared(kDefinition, group);
+                 if (d.empty()) return NoGroup(group);
+                 if (DefinitionFromRow(d[0]).settings.strategy != GroupStrategy::kPerStream) {
+                   return std::nullopt;
+                 }
+                 const pqxx::row r = tx.exec_prepared1(kAssignment, group, consumer,
+                                                       TextArray(members).Param(),
+                                                       static_cast<int64_t>(max_streams));
+                 StreamAssignment a;
+                 a.members = members;
+                 a.streams_owned = r[0].as<uint64_t>();
+                 a.stream_ids = TextArrayField(r[1]);
+                 return a;
+               });
   }
 
   absl::StatusOr<std::optional<absl::Time>> NextDue(const std::string& group) override {

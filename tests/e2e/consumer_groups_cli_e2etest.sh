@@ -132,7 +132,8 @@ check "consume 5" 0 '' -- prints "1  order-1@0  OrderPlaced  attempt 1  ack
 4  order-3@0  OrderPlaced  attempt 1  ack
 3  order-1@1  OrderPaid  attempt 1  ack
 6  order-2@1  OrderPaid  attempt 1  ack
--- joined group emails as worker-1 on <instance>, max in flight 5 (Ctrl-C to stop)" -- \
+-- joined group emails as worker-1 on <instance>, max in flight 5 (Ctrl-C to stop)
+-- owns 3 streams with pending events (1 live member: worker-1): order-1, order-2, order-3" -- \
   "$cli" consume emails --consumer worker-1 --count 5
 check "info after consuming" 0 '' -- prints "group                 emails
 checkpoint            6
@@ -144,7 +145,8 @@ delivered             5
 acked                 5
 members               0" -- info emails
 check "stream group after its position" 0 '' -- prints '{"action":"ack","attempt":1,"delivery_id":3,"event":{"content_type":"application/json","data":{"n":3},"event_id":"<uuid>","global_position":3,"recorded_at":"<time>","stream_id":"order-1","stream_version":1,"type":"OrderPaid"},"handled_at_ns":<ns>}
--- joined group one.stream_1 as w on <instance>, max in flight 1 (Ctrl-C to stop)' -- \
+-- joined group one.stream_1 as w on <instance>, max in flight 1 (Ctrl-C to stop)
+-- owns 1 stream with pending events (1 live member: w): order-1' -- \
   "$cli" consume one.stream_1 --consumer w --count 1 --json
 
 # Parking, listing, replaying.
@@ -152,7 +154,8 @@ check "stream group after its position" 0 '' -- prints '{"action":"ack","attempt
   "$cli" append order-4 --type OrderPlaced --data '{}' >/dev/null || fail "append"
 check "consume parks" 0 '' -- prints "7  order-4@0  Broken  attempt 1  park
 8  order-4@1  OrderPlaced  attempt 1  ack
--- joined group emails as worker-1 on <instance>, max in flight 2 (Ctrl-C to stop)" -- \
+-- joined group emails as worker-1 on <instance>, max in flight 2 (Ctrl-C to stop)
+-- owns 1 stream with pending events (1 live member: worker-1): order-4" -- \
   "$cli" consume emails --consumer worker-1 --count 2 --park-types Broken,Other
 check "parked" 0 '' -- prints "7  order-4@0  Broken  attempts 1  <time>  nacked: type Broken is in --park-types" -- \
   "$cli" group parked emails
@@ -170,7 +173,8 @@ members               0" -- info emails
 check "replay" 0 '' -- prints "replayed 1 parked event" -- "$cli" group replay emails --all
 check "parked after replay" 0 '' -- prints "" -- "$cli" group parked emails
 check "consume the replayed event" 0 '' -- prints "7  order-4@0  Broken  attempt 1  ack
--- joined group emails as worker-1 on <instance>, max in flight 1 (Ctrl-C to stop)" -- \
+-- joined group emails as worker-1 on <instance>, max in flight 1 (Ctrl-C to stop)
+-- owns 1 stream with pending events (1 live member: worker-1): order-4" -- \
   "$cli" consume emails --consumer worker-1 --count 1
 check "info after the replay" 0 '' -- prints "group                 emails
 checkpoint            8
@@ -188,7 +192,8 @@ check "update" 0 '' -- prints "updated group emails: per-stream, ack timeout 300
 "$cli" append order-5 --type Flaky --data '{}' >/dev/null || fail "append"
 check "consume retries" 0 '' -- prints "9  order-5@0  Flaky  attempt 1  retry
 9  order-5@0  Flaky  attempt 2  retry
--- joined group emails as worker-1 on <instance>, max in flight 2 (Ctrl-C to stop)" -- \
+-- joined group emails as worker-1 on <instance>, max in flight 2 (Ctrl-C to stop)
+-- owns 1 stream with pending events (1 live member: worker-1): order-5" -- \
   "$cli" consume emails --consumer worker-1 --count 2 --fail-types Other,Flaky
 parked_after_retries() {
   local i
@@ -378,8 +383,14 @@ wait_for "$work/victim.out" 'hold$' || fail "victim got nothing: $(cat "$work/vi
 kill -KILL "$victim"
 wait "$victim" 2>/dev/null
 check "held by the killed consumer" 0 '' -- prints "13  crash-1@0  Crash  attempt 1  hold" -- cat "$work/victim.out"
+# logbookd sees the connection drop: the victim is no member any more.
+for ((i = 0; i < 200; i++)); do
+  "$cli" group info crashy | grep -q '^members  *0$' && break
+  sleep 0.05
+done
 check "its delivery goes to another" 0 '' -- prints "13  crash-1@0  Crash  attempt 2  ack
--- joined group crashy as survivor on <instance>, max in flight 1 (Ctrl-C to stop)" -- \
+-- joined group crashy as survivor on <instance>, max in flight 1 (Ctrl-C to stop)
+-- owns 1 stream with pending events (1 live member: survivor): crash-1" -- \
   timeout 20 "$cli" consume crashy --consumer survivor --count 1
 
 stop_logbookd || fail "logbookd did not stop cleanly"

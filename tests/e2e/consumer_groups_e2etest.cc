@@ -18,6 +18,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "events.h"
@@ -64,6 +65,16 @@ class Consumer {
     absl::MutexLock lock(&mu_);
     return deliveries_;
   }
+  // The assignments received, each with the number of deliveries before it.
+  std::vector<std::pair<v1::ConsumerAssignment, size_t>> assignments() {
+    absl::MutexLock lock(&mu_);
+    return assignments_;
+  }
+  bool WaitAssignments(size_t n, absl::Duration within) {
+    absl::MutexLock lock(&mu_);
+    auto enough = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return assignments_.size() >= n; };
+    return mu_.AwaitWithTimeout(absl::Condition(&enough), within);
+  }
   grpc::Status status() {
     absl::MutexLock lock(&mu_);
     return status_;
@@ -88,6 +99,10 @@ class Consumer {
     stream->Write(join);
     v1::ConsumeResponse m;
     while (stream->Read(&m)) {
+      if (m.has_assignment()) {
+        absl::MutexLock lock(&mu_);
+        assignments_.emplace_back(m.assignment(), deliveries_.size());
+      }
       if (!m.has_delivery()) continue;
       const Reaction r = react_(m.delivery());
       {
@@ -126,6 +141,7 @@ class Consumer {
   grpc::ClientContext ctx_;
   absl::Mutex mu_;
   std::vector<v1::Delivery> deliveries_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<v1::ConsumerAssignment, size_t>> assignments_ ABSL_GUARDED_BY(mu_);
   grpc::Status status_ ABSL_GUARDED_BY(mu_);
   bool ended_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;  // Last: starts after the members above.
@@ -634,6 +650,45 @@ TEST_F(ConsumerGroupsE2eTest, ManyParkedEventsAreListedAndReplayedInBoundedMemor
 
 // join.max_batch: what is ready comes in `deliveries` messages of at most
 // that many, in order; acked as any other.
+std::string Describe(const v1::ConsumerAssignment& a) {
+  return absl::StrCat(absl::StrJoin(a.members(), ","), " -> ", a.streams_owned(), ": ",
+                      absl::StrJoin(a.stream_ids(), " "));
+}
+
+// PER_STREAM consumers are told which streams they own before their first
+// delivery and again when members come and go; a stream in flight stays
+// with its holder until settled.
+TEST_F(ConsumerGroupsE2eTest, PerStreamConsumersAreToldWhichStreamsTheyOwn) {
+  Create("g", "order", v1::PER_STREAM);
+  std::vector<std::string> all;
+  for (int i = 1; i <= 12; ++i) {
+    all.push_back(absl::StrCat("order-", absl::Dec(i, absl::kZeroPad2)));
+    Append(all.back(), {Event("Placed", "{}")});
+  }
+  std::sort(all.begin(), all.end());
+  const std::string every = absl::StrJoin(all, " ");
+  Consumer c1(server_->NewChannel(), "g", "c1", [](const v1::Delivery&) { return Reaction::kHold; });
+  ASSERT_TRUE(c1.WaitDeliveries(12, absl::Seconds(30)));
+  ASSERT_TRUE(c1.WaitAssignments(1, absl::Seconds(30)));
+  EXPECT_EQ(Describe(c1.assignments()[0].first), "c1 -> 12: " + every);
+  EXPECT_EQ(c1.assignments()[0].second, 0u);  // Before any delivery.
+
+  // c2 joins: hashing would give it some streams, but c1 holds them all.
+  Consumer c2(server_->NewChannel(), "g", "c2", [](const v1::Delivery&) { return Reaction::kAck; });
+  ASSERT_TRUE(c2.WaitAssignments(1, absl::Seconds(30)));
+  EXPECT_EQ(Describe(c2.assignments()[0].first), "c1,c2 -> 0: ");
+  ASSERT_TRUE(c1.WaitAssignments(2, absl::Seconds(30)));
+  EXPECT_EQ(Describe(c1.assignments()[1].first), "c1,c2 -> 12: " + every);
+
+  // c1 goes: what it held is c2's, and comes to it.
+  c1.Stop();
+  ASSERT_TRUE(c2.WaitAssignments(2, absl::Seconds(30)));
+  EXPECT_EQ(Describe(c2.assignments()[1].first), "c2 -> 12: " + every);
+  ASSERT_TRUE(c2.WaitDeliveries(12, absl::Seconds(30)));
+  EXPECT_TRUE(WaitSettled("g", 12, absl::Seconds(30))) << Info("g").DebugString();
+  EXPECT_EQ(c2.assignments().size(), 2u);
+}
+
 TEST_F(ConsumerGroupsE2eTest, DeliveriesComeInBatchesWhenTheJoinAsks) {
   Create("g", "bulk", v1::ROUND_ROBIN);
   Append("bulk-1", std::vector<v1::EventData>(25, Event("Loaded", "{}")));

@@ -261,6 +261,45 @@ TEST_F(ConsumerGroupsTest, PerStreamKeepsEachStreamInOrderAndOnOneConsumer) {
   EXPECT_EQ(Claim("g", "c2", 10, two), "order-3@0#6x1 order-4@0#7x1");
 }
 
+// "n: s1 s2 ..." of what Assignment says `consumer` owns, or "none".
+std::string Owned(ConsumerGroups& groups, const std::string& group, const std::string& consumer,
+                  const std::vector<std::string>& members, size_t max_streams = 100) {
+  auto a = groups.Assignment(group, consumer, members, max_streams);
+  if (!a.ok()) return a.status().ToString();
+  if (!a->has_value()) return "none";
+  EXPECT_EQ((*a)->members, members);
+  return absl::StrCat((*a)->streams_owned, ": ", absl::StrJoin((*a)->stream_ids, " "));
+}
+
+TEST_F(ConsumerGroupsTest, AnAssignmentNamesTheStreamsClaimsWouldGive) {
+  for (int i = 1; i <= 5; ++i) Append(absl::StrCat("order-", i), 2);
+  Create("g", Category("order"));
+  ASSERT_TRUE(groups_->Fill("g", 100).ok());
+  const std::vector<std::string> two = {"c1", "c2"};
+  // Hashing over {c1, c2}: what each owns is what its claims deliver
+  // (as PerStreamKeepsEachStreamInOrderAndOnOneConsumer found).
+  EXPECT_EQ(Owned(*groups_, "g", "c1", two), "1: order-5");
+  EXPECT_EQ(Owned(*groups_, "g", "c2", two), "4: order-1 order-2 order-3 order-4");
+  EXPECT_EQ(Owned(*groups_, "g", "c2", two, 2), "4: order-1 order-2");
+  EXPECT_EQ(Claim("g", "c1", 10, two), "order-5@0#9x1");
+  EXPECT_EQ(Claim("g", "c2", 10, two), "order-1@0#1x1 order-2@0#3x1 order-3@0#5x1 order-4@0#7x1");
+  // c2 leaves the members but still holds order-1..4 in flight: those stay
+  // its own until settled; c1 owns the rest.
+  const std::vector<std::string> one = {"c1"};
+  EXPECT_EQ(Owned(*groups_, "g", "c1", one), "1: order-5");
+  EXPECT_EQ(Owned(*groups_, "g", "c2", one), "4: order-1 order-2 order-3 order-4");
+  ASSERT_TRUE(groups_->Ack("g", "c2", kHere, {1, 3}).ok());
+  EXPECT_EQ(Owned(*groups_, "g", "c1", one), "3: order-1 order-2 order-5");
+  EXPECT_EQ(Owned(*groups_, "g", "c3", one), "0: ");
+  // ROUND_ROBIN assigns nothing.
+  GroupSettingsPatch rr;
+  rr.strategy = GroupStrategy::kRoundRobin;
+  Create("rr", Category("order"), rr);
+  EXPECT_EQ(Owned(*groups_, "rr", "c1", one), "none");
+  EXPECT_EQ(Owned(*groups_, "missing", "c1", one),
+            "NOT_FOUND: consumer group 'missing' does not exist");
+}
+
 TEST_F(ConsumerGroupsTest, EveryDeliveryCountsAndTheLastIsParked) {
   Append("order-1", 2);
   GroupSettingsPatch p;

@@ -66,6 +66,10 @@ struct WorkerOptions {
   // first and each after a reconnect), with the instance and the
   // max_in_flight in effect. Optional.
   std::function<void(const v1::ConsumerJoined&)> on_joined;
+  // Called on Run()'s thread, for a PER_STREAM group, with the streams this
+  // worker owns: after each join and whenever the group's members change.
+  // Optional; deliveries come the same without it.
+  std::function<void(const v1::ConsumerAssignment&)> on_assignment;
   // Called on Run()'s thread when a connection ended with an error the
   // worker retries, with that error and the wait before the next try.
   // Optional; for logging.

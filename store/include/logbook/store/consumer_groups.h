@@ -102,6 +102,13 @@ struct GroupDelivery {
   uint32_t attempt = 0;  // 1 for the first delivery.
 };
 
+// Which streams of a PER_STREAM group a consumer owns now (see Assignment).
+struct StreamAssignment {
+  std::vector<std::string> members;  // The live members they are spread over.
+  uint64_t streams_owned = 0;
+  std::vector<std::string> stream_ids;  // The first few owned, sorted.
+};
+
 enum class NackAction { kRetry, kPark, kSkip };
 
 struct ParkedEntry {
@@ -193,6 +200,13 @@ class ConsumerGroups {
                             const std::string& session, const std::vector<uint64_t>& ids,
                             NackAction action, std::optional<absl::Duration> delay,
                             const std::string& reason) = 0;
+  // PER_STREAM: the streams with pending events that are `consumer`'s with
+  // `members` live: the ones it holds something of in flight, and the ones
+  // nobody does that hashing gives it (as Claim does); the first
+  // `max_streams` of them by id. nullopt for a ROUND_ROBIN group.
+  virtual absl::StatusOr<std::optional<StreamAssignment>> Assignment(
+      const std::string& group, const std::string& consumer,
+      const std::vector<std::string>& members, size_t max_streams) = 0;
   // When the next waiting event of the group is due (lease or retry), if
   // any is waiting.
   virtual absl::StatusOr<std::optional<absl::Time>> NextDue(const std::string& group) = 0;
