@@ -123,6 +123,17 @@ token_file="$state/admin-token"
 if [ ! -s "$token_file" ]; then
   (umask 077 && od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$token_file")
 fi
+# Every other call needs one too: a developer token with every role but
+# admin, in a tokens file of its own (docs/security.md).
+dev_token_file="$state/dev-token"
+auth_tokens="$state/auth-tokens"
+if [ ! -s "$dev_token_file" ] || [ ! -s "$auth_tokens" ]; then
+  made=$("$cli" auth token create developer --roles reader,writer,consumer,operator 2>/dev/null) ||
+    die "logbook auth token create failed"
+  (umask 077 && sed -n 1p <<<"$made" >"$dev_token_file" && sed -n 2p <<<"$made" >"$auth_tokens")
+fi
+export LOGBOOK_TOKEN
+LOGBOOK_TOKEN=$(cat "$dev_token_file")
 
 echo "==> starting logbookd on $listen"
 echo "---- $(date -u +%Y-%m-%dT%H:%M:%SZ) dev-up: starting logbookd" >>"$state/logbookd.log"
@@ -131,7 +142,7 @@ echo "---- $(date -u +%Y-%m-%dT%H:%M:%SZ) dev-up: starting logbookd" >>"$state/l
 insecure=()
 case "$listen_host" in 127.*|localhost|::1|\[::1\]) ;; *) insecure=(--insecure-listen) ;; esac
 nohup "$logbookd" --listen "$listen" --database "$app_dsn" --admin-database "$redactor_dsn" \
-  --admin-token-file "$token_file" "${insecure[@]}" \
+  --admin-token-file "$token_file" --auth-tokens "$auth_tokens" "${insecure[@]}" \
   >>"$state/logbookd.log" 2>&1 </dev/null &
 pid=$!
 echo "$pid" >"$state/logbookd.pid"
@@ -159,7 +170,9 @@ address_hint=""
 cat <<TRY
 
 Logbook is running: logbookd on $listen (pid $pid), PostgreSQL on 127.0.0.1:$pg_port.
-Try, from $root:$address_hint
+Calls need the developer token (every role but admin):
+  export LOGBOOK_TOKEN=\$(cat $dev_token_file)$address_hint
+Try, from $root:
   build/clients/logbook append order-1 --type OrderPlaced --data '{"total": 5}'
   build/clients/logbook append order-1 --type OrderPaid --data '{"amount": 5}' --expect exists
   build/clients/logbook read order-1

@@ -51,10 +51,17 @@ logbook::ClientTls& Tls() {
   return tls;
 }
 
+// The bearer token of every call of this run (--token); empty: none.
+std::string& Token() {
+  static std::string token;
+  return token;
+}
+
 logbook::ClientOptions Options(const std::string& address) {
   logbook::ClientOptions o;
   o.address = address;
   o.tls = Tls();
+  o.token = Token();
   return o;
 }
 
@@ -71,6 +78,7 @@ int64_t NowNanos() {
 class LatencySubscriber final : public grpc::ClientReadReactor<v1::SubscribeResponse> {
  public:
   LatencySubscriber(v1::EventStore::Stub& stub, const v1::SubscribeRequest& request) {
+    logbook::AddToken(ctx_, Options(""));
     stub.async()->Subscribe(&ctx_, &request, this);
     StartRead(&response_);
     StartCall();
@@ -630,6 +638,7 @@ class RawConsumer final : public GroupConsumer,
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     channel_ = grpc::CreateCustomChannel(address, logbook::ChannelCredentials(Tls()), args);
     stub_ = v1::EventStore::NewStub(channel_);
+    logbook::AddToken(ctx_, Options(""));
     stub_->async()->Consume(&ctx_, this);
     join_.mutable_join()->set_group(group);
     join_.mutable_join()->set_consumer(consumer);
@@ -940,6 +949,8 @@ int main(int argc, char** argv) {
   app.add_option("--tls-cert", tls_cert, "Present this PEM client certificate (mTLS)")
       ->envname("LOGBOOK_TLS_CERT");
   app.add_option("--tls-key", tls_key, "PEM key of --tls-cert")->envname("LOGBOOK_TLS_KEY");
+  app.add_option("--token", Token(), "Bearer token sent with every call")
+      ->envname("LOGBOOK_TOKEN");
 
   LiveLatencyOptions live;
   CLI::App* live_cmd = app.add_subcommand(

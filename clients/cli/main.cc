@@ -15,6 +15,8 @@
 //      was refused because a stream's row was edited: DATA_LOSS)
 //   9  not allowed (admin call without the right admin token)
 #include <grpcpp/grpcpp.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -157,20 +159,24 @@ struct Connection {
   int timeout_seconds = 30;
   std::string tls_ca, tls_cert, tls_key;  // Paths; TLS when any is set.
   logbook::ClientTls tls;                 // Loaded from them after parsing.
+  std::string token;                      // Bearer token; empty: none.
 
-  logbook::Client Client() const {
+  logbook::ClientOptions Options() const {
     logbook::ClientOptions options;
     options.address = address;
     options.tls = tls;
+    options.token = token;
     options.call_timeout = absl::Seconds(timeout_seconds);
-    return logbook::Client(options);
+    return options;
   }
+  logbook::Client Client() const { return logbook::Client(Options()); }
   std::unique_ptr<v1::EventStore::Stub> Stub() const {
     return v1::EventStore::NewStub(
         grpc::CreateChannel(address, logbook::ChannelCredentials(tls)));
   }
   void Prepare(grpc::ClientContext& ctx) const {
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(timeout_seconds));
+    logbook::AddToken(ctx, Options());
   }
 };
 
@@ -647,14 +653,45 @@ struct RedactArgs {
 };
 
 int RunRedact(const Connection& conn, const RedactArgs& a) {
-  if (a.admin_token.empty()) {
-    return Usage("redact: give the admin token with --admin-token or LOGBOOK_ADMIN_TOKEN");
+  if (a.admin_token.empty() && conn.token.empty()) {
+    return Usage(
+        "redact: needs the admin role: give --admin-token (LOGBOOK_ADMIN_TOKEN), or --token "
+        "(LOGBOOK_TOKEN) of a principal with the admin role");
   }
   auto redacted = conn.Client().RedactEvent(a.stream, a.version, a.reason, a.admin_token);
   if (!redacted.ok()) return Fail(redacted.status());
   std::cout << "redacted " << a.stream << "@" << a.version << " (position "
             << redacted->global_position() << ", audit position " << redacted->audit_position()
             << ")\n";
+  return kOk;
+}
+
+struct TokenArgs {
+  std::string principal;
+  std::vector<std::string> roles;
+  std::string scopes = "*";
+};
+
+// A new random token, and the tokens-file line that gives it to a principal.
+int RunTokenCreate(const TokenArgs& a) {
+  unsigned char secret[32];
+  if (RAND_bytes(secret, sizeof(secret)) != 1) {
+    return Fail(absl::InternalError("no randomness for a token (RAND_bytes failed)"));
+  }
+  const std::string token =
+      "lbk_" + absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(secret),
+                                                        sizeof(secret)));
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), digest);
+  std::cout << token << "\n"
+            << absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(digest),
+                                                        sizeof(digest)))
+            << " " << a.principal << " " << absl::StrJoin(a.roles, ",") << " - " << a.scopes
+            << "\n";
+  std::cerr << "-- the first line is the token: give it to " << a.principal
+            << " (LOGBOOK_TOKEN); it is shown only now.\n"
+            << "-- the second goes into logbookd's --auth-tokens file (then SIGHUP logbookd); "
+               "it holds no secret.\n";
   return kOk;
 }
 
@@ -1138,11 +1175,7 @@ int RunConsume(const Connection& conn, const ConsumeArgs& a, CLI::App& cmd) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  logbook::ClientOptions options;
-  options.address = conn.address;
-  options.tls = conn.tls;
-  options.call_timeout = absl::Seconds(conn.timeout_seconds);
-  logbook::Client client(options);
+  logbook::Client client = conn.Client();
   logbook::WorkerOptions worker_options;
   worker_options.group = a.group;
   worker_options.consumer = a.consumer;
@@ -1256,6 +1289,10 @@ int main(int argc, char** argv) {
       ->envname("LOGBOOK_TLS_CERT");
   app.add_option("--tls-key", conn.tls_key, "PEM key of --tls-cert")
       ->envname("LOGBOOK_TLS_KEY");
+  app.add_option("--token", conn.token,
+                 "Bearer token sent with every call (logbookd with --auth-tokens requires one; "
+                 "`logbook auth token create` makes them)")
+      ->envname("LOGBOOK_TOKEN");
 
   AppendArgs append;
   CLI::App* append_cmd = app.add_subcommand("append", "Append one event to a stream");
@@ -1396,6 +1433,33 @@ int main(int argc, char** argv) {
   snap_load_cmd->add_option("--output", snap.output, "Also write the state bytes to this file");
   snap_load_cmd->add_flag("--json", snap.json, "Print as JSON");
 
+  TokenArgs token;
+  CLI::App* auth_cmd = app.add_subcommand("auth", "Credentials for logbookd's --auth-tokens file");
+  auth_cmd->require_subcommand(1);
+  CLI::App* auth_token_cmd = auth_cmd->add_subcommand("token", "Bearer tokens");
+  auth_token_cmd->require_subcommand(1);
+  CLI::App* token_create_cmd = auth_token_cmd->add_subcommand(
+      "create", "Print a new token and the tokens-file line that gives it to a principal");
+  token_create_cmd
+      ->add_option("principal", token.principal, "Who the token is for, e.g. billing-service")
+      ->required()
+      ->check([](const std::string& p) -> std::string {
+        const bool ok = !p.empty() && p.size() <= 128 &&
+                        p.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                            "0123456789._-@:=/") == std::string::npos;
+        return ok ? "" : "1 to 128 bytes of letters, digits and . _ - @ : = /";
+      });
+  token_create_cmd
+      ->add_option("--roles", token.roles,
+                   "Comma list of reader, writer, consumer, operator, admin")
+      ->required()
+      ->delimiter(',')
+      ->check(CLI::IsMember({"reader", "writer", "consumer", "operator", "admin"}));
+  token_create_cmd->add_option(
+      "--scopes", token.scopes,
+      "Streams it may touch: '*' (all), or a comma list of prefixes ending in '*' (orders-*) "
+      "and categories (payments)");
+
   GroupArgs grp;
   CLI::App* group_cmd = app.add_subcommand(
       "group", "Manage consumer groups: competing consumers sharing a stream, category or '$all'");
@@ -1535,6 +1599,7 @@ int main(int argc, char** argv) {
     if (!tls.ok()) return Fail(tls.status());
     conn.tls = *std::move(tls);
   }
+  if (token_create_cmd->parsed()) return RunTokenCreate(token);
   if (append_cmd->parsed()) return RunAppend(conn, append, *append_cmd);
   if (read_cmd->parsed()) return RunRead(conn, read, *read_cmd);
   if (stream_cmd->parsed()) return RunStream(conn, stream_id, stream_json);

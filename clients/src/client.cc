@@ -35,6 +35,12 @@ void SetDeadline(grpc::ClientContext& ctx, absl::Duration timeout) {
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
 }
 
+// One attempt's deadline, and the token.
+void Prepare(grpc::ClientContext& ctx, const ClientOptions& options) {
+  SetDeadline(ctx, options.call_timeout);
+  AddToken(ctx, options);
+}
+
 template <typename Request>
 absl::StatusOr<std::vector<v1::RecordedEvent>> ReadAllOf(
     std::unique_ptr<grpc::ClientReader<v1::ReadResponse>> reader) {
@@ -131,6 +137,7 @@ class ResumingSubscription final : public Subscription {
       // A subscription outlives outages: wait for the server to be reachable
       // instead of failing fast while the channel reconnects.
       ctx.set_wait_for_ready(true);
+      AddToken(ctx, options_);
       {
         absl::MutexLock lock(&mu_);
         if (stopped_) {
@@ -222,6 +229,10 @@ std::optional<uint64_t> ActualVersion(const absl::Status& status) {
 
 std::string NewEventId() { return store::NewUuid(); }
 
+void AddToken(grpc::ClientContext& ctx, const ClientOptions& options) {
+  if (!options.token.empty()) ctx.AddMetadata("authorization", "Bearer " + options.token);
+}
+
 namespace {
 
 absl::StatusOr<std::string> ReadPem(const std::string& what, const std::string& path) {
@@ -307,7 +318,7 @@ absl::StatusOr<v1::AppendResponse> Client::Append(const std::string& stream,
   absl::Duration backoff = options_.initial_backoff;
   for (int attempt = 1;; ++attempt) {
     grpc::ClientContext ctx;
-    SetDeadline(ctx, options_.call_timeout);
+    Prepare(ctx, options_);
     v1::AppendResponse response;
     const grpc::Status status = stub_->Append(&ctx, request, &response);
     if (status.ok()) return response;
@@ -331,7 +342,7 @@ void Client::AppendAsync(const std::string& stream, const v1::ExpectedVersion& e
   auto* call = new Call;
   call->request = MakeAppendRequest(stream, expected, std::move(events));
   call->done = std::move(done);
-  SetDeadline(call->ctx, options_.call_timeout);
+  Prepare(call->ctx, options_);
   stub_->async()->Append(&call->ctx, &call->request, &call->response,
                          [call](grpc::Status status) {
                            std::unique_ptr<Call> owned(call);
@@ -346,19 +357,19 @@ void Client::AppendAsync(const std::string& stream, const v1::ExpectedVersion& e
 absl::StatusOr<std::vector<v1::RecordedEvent>> Client::ReadStream(
     const v1::ReadStreamRequest& request) {
   grpc::ClientContext ctx;
-  SetDeadline(ctx, options_.call_timeout);
+  Prepare(ctx, options_);
   return ReadAllOf<v1::ReadStreamRequest>(stub_->ReadStream(&ctx, request));
 }
 
 absl::StatusOr<std::vector<v1::RecordedEvent>> Client::ReadAll(const v1::ReadAllRequest& request) {
   grpc::ClientContext ctx;
-  SetDeadline(ctx, options_.call_timeout);
+  Prepare(ctx, options_);
   return ReadAllOf<v1::ReadAllRequest>(stub_->ReadAll(&ctx, request));
 }
 
 absl::StatusOr<v1::StreamInfo> Client::GetStream(const std::string& stream) {
   grpc::ClientContext ctx;
-  SetDeadline(ctx, options_.call_timeout);
+  Prepare(ctx, options_);
   v1::GetStreamRequest request;
   request.set_stream_id(stream);
   v1::StreamInfo info;
@@ -439,7 +450,7 @@ absl::StatusOr<v1::DeleteStreamResponse> Client::DeleteStream(const std::string&
                                                               const v1::ExpectedVersion& expected,
                                                               bool tombstone) {
   grpc::ClientContext ctx;
-  SetDeadline(ctx, options_.call_timeout);
+  Prepare(ctx, options_);
   v1::DeleteStreamRequest request;
   request.set_stream_id(stream);
   *request.mutable_expected_version() = expected;
@@ -456,7 +467,11 @@ absl::StatusOr<v1::RedactEventResponse> Client::RedactEvent(const std::string& s
                                                             const std::string& admin_token) {
   grpc::ClientContext ctx;
   SetDeadline(ctx, options_.call_timeout);
-  ctx.AddMetadata("authorization", "Bearer " + admin_token);
+  if (admin_token.empty()) {
+    AddToken(ctx, options_);
+  } else {
+    ctx.AddMetadata("authorization", "Bearer " + admin_token);
+  }
   v1::RedactEventRequest request;
   request.set_stream_id(stream);
   request.set_stream_version(version);
@@ -472,7 +487,7 @@ absl::StatusOr<v1::SaveSnapshotResponse> Client::SaveSnapshot(const std::string&
                                                               uint32_t schema_version,
                                                               std::string state) {
   grpc::ClientContext ctx;
-  SetDeadline(ctx, options_.call_timeout);
+  Prepare(ctx, options_);
   v1::SaveSnapshotRequest request;
   request.set_stream_id(stream);
   request.set_stream_version(version);
@@ -486,7 +501,7 @@ absl::StatusOr<v1::SaveSnapshotResponse> Client::SaveSnapshot(const std::string&
 
 absl::StatusOr<v1::Snapshot> Client::LoadSnapshot(const v1::LoadSnapshotRequest& request) {
   grpc::ClientContext ctx;
-  SetDeadline(ctx, options_.call_timeout);
+  Prepare(ctx, options_);
   v1::Snapshot snapshot;
   grpc::Status status = stub_->LoadSnapshot(&ctx, request, &snapshot);
   if (!status.ok()) return FromGrpc(status);
@@ -497,6 +512,7 @@ absl::StatusOr<v1::VerifyResult> Client::Verify(
     const v1::VerifyRequest& request,
     const std::function<void(const v1::VerifyProgress&)>& on_progress) {
   grpc::ClientContext ctx;
+  AddToken(ctx, options_);
   auto reader = stub_->Verify(&ctx, request);
   v1::VerifyResponse response;
   std::optional<v1::VerifyResult> result;
@@ -519,7 +535,7 @@ absl::StatusOr<Response> Unary(
     grpc::Status (v1::EventStore::Stub::*method)(grpc::ClientContext*, const Request&, Response*),
     const Request& request) {
   grpc::ClientContext ctx;
-  SetDeadline(ctx, options.call_timeout);
+  Prepare(ctx, options);
   Response response;
   grpc::Status status = (stub.*method)(&ctx, request, &response);
   if (!status.ok()) return FromGrpc(status);

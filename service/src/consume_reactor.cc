@@ -59,8 +59,9 @@ class ConsumeReactor final : public grpc::ServerBidiReactor<v1::ConsumeRequest, 
                              public ConsumerSession {
  public:
   ConsumeReactor(store::ConsumerGroups& groups, ConsumerGroupHub& hub, WorkerPool& workers,
-                 std::function<void()> on_done)
-      : groups_(groups), hub_(hub), workers_(workers), on_done_(std::move(on_done)) {
+                 AdmitToGroup admit, std::function<void()> on_done)
+      : groups_(groups), hub_(hub), workers_(workers), admit_(std::move(admit)),
+        on_done_(std::move(on_done)) {
     absl::MutexLock lock(&mu_);
     StartRead(&request_);
   }
@@ -216,6 +217,12 @@ class ConsumeReactor final : public grpc::ServerBidiReactor<v1::ConsumeRequest, 
     } else {
       group = valid;
     }
+    if (group.ok()) {
+      if (absl::Status admitted = admit_(*group); !admitted.ok()) {
+        (void)groups_.Leave(join.group(), join.consumer(), session);
+        group = admitted;
+      }
+    }
     if (group.ok() && join.max_batch() > kMaxBatch) {
       (void)groups_.Leave(join.group(), join.consumer(), session);
       group = absl::InvalidArgumentError(absl::StrCat("join.max_batch: ", join.max_batch(),
@@ -301,6 +308,7 @@ class ConsumeReactor final : public grpc::ServerBidiReactor<v1::ConsumeRequest, 
   store::ConsumerGroups& groups_;
   ConsumerGroupHub& hub_;
   WorkerPool& workers_;
+  const AdmitToGroup admit_;
   const std::function<void()> on_done_;
   absl::Mutex mu_;
   v1::ConsumeRequest request_;  // Owned by the read in flight.
@@ -342,8 +350,8 @@ absl::Status ValidateSettle(const v1::ConsumeRequest& request) {
 
 grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>* StartConsumeReactor(
     store::ConsumerGroups& groups, ConsumerGroupHub& hub, WorkerPool& workers,
-    std::function<void()> on_done) {
-  return new ConsumeReactor(groups, hub, workers, std::move(on_done));
+    AdmitToGroup admit, std::function<void()> on_done) {
+  return new ConsumeReactor(groups, hub, workers, std::move(admit), std::move(on_done));
 }
 
 }  // namespace logbook::service

@@ -21,10 +21,14 @@ namespace logbook::service {
 // most 1,024 bytes; a retry delay of at most an hour). Pure.
 absl::Status ValidateSettle(const v1::ConsumeRequest& request);
 
-// A reactor serving one Consume call. `on_done` runs when the call is over;
-// the reactor deletes itself. `groups`, `hub` and `workers` must outlive it.
+// Whether the caller may join `group`: OK, or the status that ends the call.
+using AdmitToGroup = std::function<absl::Status(const store::GroupDefinition& group)>;
+
+// A reactor serving one Consume call; its join is refused when `admit`
+// says so. `on_done` runs when the call is over; the reactor deletes
+// itself. `groups`, `hub` and `workers` must outlive it.
 grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>* StartConsumeReactor(
     store::ConsumerGroups& groups, ConsumerGroupHub& hub, WorkerPool& workers,
-    std::function<void()> on_done);
+    AdmitToGroup admit, std::function<void()> on_done);
 
 }  // namespace logbook::service

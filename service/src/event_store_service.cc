@@ -6,7 +6,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "admin_limiter.h"
+#include "auth.h"
+#include "auth_limiter.h"
 #include "consume_reactor.h"
 #include "consumer_group_hub.h"
 #include "convert.h"
@@ -174,14 +175,31 @@ class VerifyReactor final : public grpc::ServerWriteReactor<v1::VerifyResponse> 
   v1::VerifyResponse response_;
 };
 
-// Whether `given` equals `expected` (not empty), in time that depends only on
-// the length of `given`, so the token cannot be guessed byte by byte.
-bool TokenEquals(absl::string_view given, absl::string_view expected) {
-  unsigned char diff = given.size() == expected.size() ? 0 : 1;
-  for (size_t i = 0; i < given.size(); ++i) {
-    diff |= static_cast<unsigned char>(given[i] ^ expected[i % expected.size()]);
+// The names a client certificate gives its holder: its common name, then
+// its subject alternative names (gRPC's auth context of an mTLS call).
+std::vector<std::string> CertificateNames(const grpc::CallbackServerContext& context) {
+  std::vector<std::string> names;
+  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  if (auth == nullptr || !auth->IsPeerAuthenticated()) return names;
+  for (const char* property : {"x509_common_name", "x509_subject_alternative_name"}) {
+    for (const grpc::string_ref& value : auth->FindPropertyValues(property)) {
+      names.emplace_back(value.data(), value.size());
+    }
   }
-  return diff == 0;
+  return names;
+}
+
+// Narrows a subscription of a category or of $all to the scopes of
+// `caller` (NarrowToScopes), in place; a stream's needs a scope covering it.
+absl::Status NarrowSubscription(const Principal& caller, v1::SubscribeRequest& request) {
+  if (caller.scopes.empty()) return absl::OkStatus();
+  if (request.has_stream_id()) return RequireStreamScope(caller, "stream_id", request.stream_id());
+  store::EventFilter filter = FromProto(request.filter());
+  if (request.has_category()) filter.category = request.category();
+  LOGBOOK_ASSIGN_OR_RETURN(store::EventFilter narrowed, NarrowToScopes(caller, filter));
+  request.mutable_filter()->set_stream_prefix(narrowed.stream_prefix);
+  if (!request.has_category()) request.mutable_filter()->set_category(narrowed.category);
+  return absl::OkStatus();
 }
 
 // Appends up to this size are validated on the gRPC thread (see Append).
@@ -195,15 +213,16 @@ uint64_t ReadTotal(const store::Limits& limits, uint64_t max_count) {
 
 EventStoreService::EventStoreService(store::EventStore& store, WorkerPool& workers,
                                      store::LogTail& tail, store::ConsumerGroups& groups,
-                                     ConsumerGroupHub& hub, std::string admin_token,
-                                     size_t max_subscriptions_per_connection)
+                                     ConsumerGroupHub& hub, const Authenticator& auth,
+                                     size_t max_subscriptions_per_connection,
+                                     int auth_failures_per_minute)
     : store_(store),
       workers_(workers),
       tail_(tail),
       groups_(groups),
       hub_(hub),
-      admin_token_(std::move(admin_token)),
-      admin_limiter_(std::make_unique<AdminLimiter>()),
+      auth_(auth),
+      auth_limiter_(std::make_unique<AuthLimiter>(auth_failures_per_minute)),
       max_subscriptions_per_connection_(max_subscriptions_per_connection) {}
 
 EventStoreService::~EventStoreService() = default;
@@ -240,33 +259,63 @@ grpc::ServerUnaryReactor* EventStoreService::RunUnary(grpc::CallbackServerContex
   return reactor;
 }
 
-absl::Status EventStoreService::CheckAdmin(const grpc::CallbackServerContext& context) const {
-  if (admin_token_.empty()) {
-    return absl::PermissionDeniedError(
-        "admin calls are disabled: start logbookd with --admin-token");
-  }
+absl::StatusOr<Principal> EventStoreService::Caller(const grpc::CallbackServerContext& context,
+                                                     uint32_t any_of, const char* call,
+                                                     std::optional<absl::string_view> stream_id) {
   const auto& metadata = context.client_metadata();
-  auto header = metadata.find("authorization");
-  if (header == metadata.end()) {
-    return absl::UnauthenticatedError(
-        "this is an admin call: send the metadata 'authorization: Bearer <admin token>'");
+  std::optional<absl::string_view> header;
+  if (auto it = metadata.find("authorization"); it != metadata.end()) {
+    header = absl::string_view(it->second.data(), it->second.size());
   }
-  const absl::string_view value(header->second.data(), header->second.size());
-  constexpr absl::string_view kScheme = "bearer ";
-  if (value.size() <= kScheme.size() ||
-      !absl::EqualsIgnoreCase(value.substr(0, kScheme.size()), kScheme)) {
-    return absl::UnauthenticatedError(
-        "authorization: expected 'Bearer <admin token>' (the Bearer scheme)");
+  std::vector<std::string> cert_names = CertificateNames(context);
+  const bool anonymous = !header && cert_names.empty();
+  std::string source;
+  const absl::Time now = absl::Now();
+  if (!anonymous) {
+    source = PeerAddress(context.peer());
+    if (absl::Status allowed = auth_limiter_->Check(source, now); !allowed.ok()) return allowed;
   }
-  if (!TokenEquals(absl::StripAsciiWhitespace(value.substr(kScheme.size())), admin_token_)) {
-    return absl::PermissionDeniedError("authorization: wrong admin token");
+  absl::StatusOr<Principal> caller = auth_.Authenticate(header, cert_names);
+  if (!caller.ok()) {
+    if (source.empty()) source = PeerAddress(context.peer());
+    spdlog::warn("{} from {} refused: {}", call, source, std::string(caller.status().message()));
+    if (!anonymous && auth_limiter_->Failed(source, now)) {
+      spdlog::warn("calls from {} are refused for a minute: too many failed authentications",
+                   source);
+    }
+    return caller.status();
   }
-  return absl::OkStatus();
+  absl::Status allowed = RequireRole(*caller, any_of, call);
+  if (allowed.ok() && stream_id) allowed = RequireStreamScope(*caller, "stream_id", *stream_id);
+  if (!allowed.ok()) {
+    spdlog::info("{} by {} refused: {}", call, caller->name, std::string(allowed.message()));
+    return allowed;
+  }
+  return caller;
+}
+
+absl::Status EventStoreService::CheckGroupScope(const Principal& caller,
+                                                const std::string& group) {
+  if (caller.scopes.empty()) return absl::OkStatus();
+  absl::StatusOr<store::GroupInfo> info = groups_.Get(group);
+  if (absl::IsNotFound(info.status())) return absl::OkStatus();  // The call says so.
+  if (!info.ok()) return info.status();
+  return RequireWithinScopes(caller, absl::StrCat("group '", group, "'"),
+                             info->definition.target);
+}
+
+grpc::ServerUnaryReactor* EventStoreService::Refuse(grpc::CallbackServerContext* context,
+                                                    const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* EventStoreService::Append(grpc::CallbackServerContext* context,
                                                     const v1::AppendRequest* request,
                                                     v1::AppendResponse* response) {
+  absl::StatusOr<Principal> caller = Caller(*context, kWriter, "Append", request->stream_id());
+  if (!caller.ok()) return Refuse(context, caller.status());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (!BeginCall()) {
     reactor->Finish(kShuttingDown);
@@ -305,6 +354,9 @@ grpc::ServerUnaryReactor* EventStoreService::Append(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* EventStoreService::Checkpoint(grpc::CallbackServerContext* context,
                                                         const v1::CheckpointRequest* request,
                                                         v1::SignedCheckpoint* response) {
+  absl::StatusOr<Principal> caller =
+      Caller(*context, request->create() ? kOperator : kReader, "Checkpoint");
+  if (!caller.ok()) return Refuse(context, caller.status());
   return RunUnary(context, *request, [this, request, response]() -> absl::Status {
     LOGBOOK_ASSIGN_OR_RETURN(store::Checkpoint checkpoint,
                              request->create() ? store_.CreateCheckpoint()
@@ -317,6 +369,8 @@ grpc::ServerUnaryReactor* EventStoreService::Checkpoint(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* EventStoreService::GetStream(grpc::CallbackServerContext* context,
                                                        const v1::GetStreamRequest* request,
                                                        v1::StreamInfo* response) {
+  absl::StatusOr<Principal> caller = Caller(*context, kReader, "GetStream", request->stream_id());
+  if (!caller.ok()) return Refuse(context, caller.status());
   return RunUnary(context, *request, [this, request, response]() -> absl::Status {
     LOGBOOK_ASSIGN_OR_RETURN(store::StreamInfo info, store_.GetStream(request->stream_id()));
     ToProto(info, *response);
@@ -327,6 +381,8 @@ grpc::ServerUnaryReactor* EventStoreService::GetStream(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* EventStoreService::DeleteStream(
     grpc::CallbackServerContext* context, const v1::DeleteStreamRequest* request,
     v1::DeleteStreamResponse* response) {
+  absl::StatusOr<Principal> caller = Caller(*context, kOperator, "DeleteStream", request->stream_id());
+  if (!caller.ok()) return Refuse(context, caller.status());
   return RunUnary(context, *request, [this, request, response]() -> absl::Status {
     LOGBOOK_ASSIGN_OR_RETURN(store::DeleteResult result,
                      store_.DeleteStream(request->stream_id(),
@@ -341,24 +397,9 @@ grpc::ServerUnaryReactor* EventStoreService::DeleteStream(
 grpc::ServerUnaryReactor* EventStoreService::RedactEvent(grpc::CallbackServerContext* context,
                                                          const v1::RedactEventRequest* request,
                                                          v1::RedactEventResponse* response) {
-  const std::string source = PeerAddress(context->peer());
-  const absl::Time now = absl::Now();
-  absl::Status allowed = admin_limiter_->Check(source, now);
-  if (allowed.ok()) {
-    allowed = CheckAdmin(*context);
-    // A missing, malformed or wrong token counts as a guess.
-    if (!admin_token_.empty() && !allowed.ok() && admin_limiter_->Failed(source, now)) {
-      spdlog::warn("admin calls from {} are refused for a minute: too many failed attempts",
-                   source);
-    }
-  }
-  if (!allowed.ok()) {
-    spdlog::warn("RedactEvent from {} refused: {}", context->peer(),
-                 std::string(allowed.message()));
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    reactor->Finish(ToGrpcStatus(allowed));
-    return reactor;
-  }
+  absl::StatusOr<Principal> caller =
+      Caller(*context, kAdmin, "RedactEvent", request->stream_id());
+  if (!caller.ok()) return Refuse(context, caller.status());
   return RunUnary(context, *request, [this, request, response]() -> absl::Status {
     LOGBOOK_ASSIGN_OR_RETURN(store::RedactResult result,
                      store_.RedactEvent(request->stream_id(), request->stream_version(),
@@ -374,6 +415,8 @@ grpc::ServerUnaryReactor* EventStoreService::RedactEvent(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* EventStoreService::SaveSnapshot(
     grpc::CallbackServerContext* context, const v1::SaveSnapshotRequest* request,
     v1::SaveSnapshotResponse* response) {
+  absl::StatusOr<Principal> caller = Caller(*context, kWriter, "SaveSnapshot", request->stream_id());
+  if (!caller.ok()) return Refuse(context, caller.status());
   return RunUnary(context, *request, [this, request, response]() -> absl::Status {
     LOGBOOK_ASSIGN_OR_RETURN(store::Snapshot saved, store_.SaveSnapshot(FromProto(*request)));
     ToProto(saved.created_at, *response->mutable_created_at());
@@ -384,6 +427,8 @@ grpc::ServerUnaryReactor* EventStoreService::SaveSnapshot(
 grpc::ServerUnaryReactor* EventStoreService::LoadSnapshot(
     grpc::CallbackServerContext* context, const v1::LoadSnapshotRequest* request,
     v1::Snapshot* response) {
+  absl::StatusOr<Principal> caller = Caller(*context, kReader, "LoadSnapshot", request->stream_id());
+  if (!caller.ok()) return Refuse(context, caller.status());
   return RunUnary(context, *request, [this, request, response]() -> absl::Status {
     LOGBOOK_ASSIGN_OR_RETURN(store::Snapshot snapshot, store_.LoadSnapshot(FromProto(*request)));
     ToProto(snapshot, *response);
@@ -392,8 +437,16 @@ grpc::ServerUnaryReactor* EventStoreService::LoadSnapshot(
 }
 
 grpc::ServerWriteReactor<v1::VerifyResponse>* EventStoreService::Verify(
-    grpc::CallbackServerContext*, const v1::VerifyRequest* request) {
+    grpc::CallbackServerContext* context, const v1::VerifyRequest* request) {
   using Failed = FailedWriteReactor<v1::VerifyResponse>;
+  absl::StatusOr<Principal> caller = Caller(*context, kReader, "Verify");
+  absl::Status allowed = caller.status();
+  if (allowed.ok()) {
+    allowed = request->has_stream_id()
+                  ? RequireStreamScope(*caller, "stream_id", request->stream_id())
+                  : RequireWithinScopes(*caller, "all", store::EventFilter());
+  }
+  if (!allowed.ok()) return new Failed(allowed);
   if (!BeginCall()) return new Failed(kShuttingDown);
   absl::Status valid = RejectUnknownEnumValues(*request);
   if (valid.ok()) {
@@ -432,7 +485,10 @@ grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::StartPagedRead(
 }
 
 grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadStream(
-    grpc::CallbackServerContext*, const v1::ReadStreamRequest* request) {
+    grpc::CallbackServerContext* context, const v1::ReadStreamRequest* request) {
+  absl::StatusOr<Principal> caller =
+      Caller(*context, kReader, "ReadStream", request->stream_id());
+  if (!caller.ok()) return new FailedWriteReactor<>(caller.status());
   absl::StatusOr<store::ReadStreamQuery> query = FromProto(*request);
   // The query keeps its until_* bounds from page to page.
   return StartPagedRead(
@@ -455,8 +511,16 @@ grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadStream(
 }
 
 grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadAll(
-    grpc::CallbackServerContext*, const v1::ReadAllRequest* request) {
+    grpc::CallbackServerContext* context, const v1::ReadAllRequest* request) {
+  absl::StatusOr<Principal> caller = Caller(*context, kReader, "ReadAll");
+  if (!caller.ok()) return new FailedWriteReactor<>(caller.status());
   absl::StatusOr<store::ReadAllQuery> query = FromProto(*request);
+  if (query.ok()) {
+    // A scoped caller reads what its scopes cover, whatever it asked for.
+    absl::StatusOr<store::EventFilter> narrowed = NarrowToScopes(*caller, query->filter);
+    if (!narrowed.ok()) return new FailedWriteReactor<>(narrowed.status());
+    query->filter = *std::move(narrowed);
+  }
   return StartPagedRead(
       *request, query.status(), request->max_count(),
       [this, query = query.value_or(store::ReadAllQuery()), done = false](
@@ -498,15 +562,19 @@ void EventStoreService::EndSubscription(const std::string& peer) {
 grpc::ServerWriteReactor<v1::SubscribeResponse>* EventStoreService::Subscribe(
     grpc::CallbackServerContext* context, const v1::SubscribeRequest* request) {
   using Failed = FailedWriteReactor<v1::SubscribeResponse>;
+  absl::StatusOr<Principal> caller = Caller(*context, kReader, "Subscribe");
+  if (!caller.ok()) return new Failed(caller.status());
   if (!BeginCall()) return new Failed(kShuttingDown);
   absl::Status valid = ValidateSubscribe(store_.limits(), *request);
+  v1::SubscribeRequest scoped = *request;
+  if (valid.ok()) valid = NarrowSubscription(*caller, scoped);
   std::string peer = context->peer();
   if (valid.ok()) valid = BeginSubscription(peer);
   if (!valid.ok()) {
     EndCall();
     return new Failed(valid);
   }
-  return StartSubscribeReactor(tail_, *request, [this, peer = std::move(peer)] {
+  return StartSubscribeReactor(tail_, scoped, [this, peer = std::move(peer)] {
     EndSubscription(peer);
     EndCall();
   });
@@ -517,12 +585,15 @@ grpc::ServerWriteReactor<v1::SubscribeResponse>* EventStoreService::Subscribe(
 grpc::ServerUnaryReactor* EventStoreService::CreateConsumerGroup(
     grpc::CallbackServerContext* context, const v1::CreateConsumerGroupRequest* request,
     v1::ConsumerGroupInfo* response) {
-  return RunUnary(context, *request, [this, request, response]() -> absl::Status {
+  absl::StatusOr<Principal> caller = Caller(*context, kOperator, "CreateConsumerGroup");
+  if (!caller.ok()) return Refuse(context, caller.status());
+  return RunUnary(context, *request, [this, request, response, caller = *caller]() -> absl::Status {
     if (!request->has_target()) {
       return absl::InvalidArgumentError("target: set one of stream_id, category or all");
     }
     LOGBOOK_ASSIGN_OR_RETURN(store::EventFilter target,
                              FromProto(store_.limits(), request->target()));
+    LOGBOOK_RETURN_IF_ERROR(RequireWithinScopes(caller, "target", target));
     LOGBOOK_ASSIGN_OR_RETURN(store::GroupDefinition d,
                              groups_.Create(request->group(), target, FromProto(*request),
                                             FromProto(request->settings())));
@@ -536,7 +607,10 @@ grpc::ServerUnaryReactor* EventStoreService::CreateConsumerGroup(
 grpc::ServerUnaryReactor* EventStoreService::UpdateConsumerGroup(
     grpc::CallbackServerContext* context, const v1::UpdateConsumerGroupRequest* request,
     v1::ConsumerGroupInfo* response) {
-  return RunUnary(context, *request, [this, request, response]() -> absl::Status {
+  absl::StatusOr<Principal> caller = Caller(*context, kOperator, "UpdateConsumerGroup");
+  if (!caller.ok()) return Refuse(context, caller.status());
+  return RunUnary(context, *request, [this, request, response, caller = *caller]() -> absl::Status {
+    LOGBOOK_RETURN_IF_ERROR(CheckGroupScope(caller, request->group()));
     LOGBOOK_RETURN_IF_ERROR(
         groups_.Update(request->group(), FromProto(request->settings())).status());
     spdlog::info("consumer group '{}' updated", request->group());
@@ -550,7 +624,10 @@ grpc::ServerUnaryReactor* EventStoreService::UpdateConsumerGroup(
 grpc::ServerUnaryReactor* EventStoreService::DeleteConsumerGroup(
     grpc::CallbackServerContext* context, const v1::DeleteConsumerGroupRequest* request,
     v1::DeleteConsumerGroupResponse*) {
-  return RunUnary(context, *request, [this, request]() -> absl::Status {
+  absl::StatusOr<Principal> caller = Caller(*context, kOperator, "DeleteConsumerGroup");
+  if (!caller.ok()) return Refuse(context, caller.status());
+  return RunUnary(context, *request, [this, request, caller = *caller]() -> absl::Status {
+    LOGBOOK_RETURN_IF_ERROR(CheckGroupScope(caller, request->group()));
     LOGBOOK_RETURN_IF_ERROR(groups_.Delete(request->group()));
     spdlog::info("consumer group '{}' deleted", request->group());
     hub_.Wake(request->group());  // Its consumers here end with NOT_FOUND.
@@ -561,9 +638,16 @@ grpc::ServerUnaryReactor* EventStoreService::DeleteConsumerGroup(
 grpc::ServerUnaryReactor* EventStoreService::ListConsumerGroups(
     grpc::CallbackServerContext* context, const v1::ListConsumerGroupsRequest* request,
     v1::ListConsumerGroupsResponse* response) {
-  return RunUnary(context, *request, [this, response]() -> absl::Status {
+  absl::StatusOr<Principal> caller = Caller(*context, kReader | kConsumer | kOperator, "ListConsumerGroups");
+  if (!caller.ok()) return Refuse(context, caller.status());
+  return RunUnary(context, *request, [this, response, caller = *caller]() -> absl::Status {
     LOGBOOK_ASSIGN_OR_RETURN(std::vector<store::GroupInfo> groups, groups_.List());
-    for (const store::GroupInfo& info : groups) ToProto(info, *response->add_groups());
+    for (const store::GroupInfo& info : groups) {
+      // A scoped caller sees the groups within its scopes.
+      if (RequireWithinScopes(caller, "target", info.definition.target).ok()) {
+        ToProto(info, *response->add_groups());
+      }
+    }
     return absl::OkStatus();
   });
 }
@@ -571,7 +655,10 @@ grpc::ServerUnaryReactor* EventStoreService::ListConsumerGroups(
 grpc::ServerUnaryReactor* EventStoreService::GetConsumerGroup(
     grpc::CallbackServerContext* context, const v1::GetConsumerGroupRequest* request,
     v1::ConsumerGroupInfo* response) {
-  return RunUnary(context, *request, [this, request, response]() -> absl::Status {
+  absl::StatusOr<Principal> caller = Caller(*context, kReader | kConsumer | kOperator, "GetConsumerGroup");
+  if (!caller.ok()) return Refuse(context, caller.status());
+  return RunUnary(context, *request, [this, request, response, caller = *caller]() -> absl::Status {
+    LOGBOOK_RETURN_IF_ERROR(CheckGroupScope(caller, request->group()));
     LOGBOOK_ASSIGN_OR_RETURN(store::GroupInfo info, groups_.Get(request->group()));
     ToProto(info, *response);
     return absl::OkStatus();
@@ -579,22 +666,29 @@ grpc::ServerUnaryReactor* EventStoreService::GetConsumerGroup(
 }
 
 grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>* EventStoreService::Consume(
-    grpc::CallbackServerContext*) {
-  if (!BeginCall()) {
-    class Refused final : public grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse> {
-     public:
-      Refused() { Finish(kShuttingDown); }
-      void OnDone() override { delete this; }
-    };
-    return new Refused();
-  }
-  return StartConsumeReactor(groups_, hub_, workers_, [this] { EndCall(); });
+    grpc::CallbackServerContext* context) {
+  class Refused final : public grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse> {
+   public:
+    explicit Refused(const grpc::Status& status) { Finish(status); }
+    void OnDone() override { delete this; }
+  };
+  absl::StatusOr<Principal> caller = Caller(*context, kConsumer, "Consume");
+  if (!caller.ok()) return new Refused(ToGrpcStatus(caller.status()));
+  if (!BeginCall()) return new Refused(kShuttingDown);
+  // A scoped consumer joins only groups whose target its scopes cover.
+  auto admit = [caller = *caller](const store::GroupDefinition& group) {
+    return RequireWithinScopes(caller, "join.group", group.target);
+  };
+  return StartConsumeReactor(groups_, hub_, workers_, std::move(admit), [this] { EndCall(); });
 }
 
 grpc::ServerUnaryReactor* EventStoreService::ListParked(grpc::CallbackServerContext* context,
                                                         const v1::ListParkedRequest* request,
                                                         v1::ListParkedResponse* response) {
-  return RunUnary(context, *request, [this, request, response]() -> absl::Status {
+  absl::StatusOr<Principal> caller = Caller(*context, kOperator, "ListParked");
+  if (!caller.ok()) return Refuse(context, caller.status());
+  return RunUnary(context, *request, [this, request, response, caller = *caller]() -> absl::Status {
+    LOGBOOK_RETURN_IF_ERROR(CheckGroupScope(caller, request->group()));
     constexpr uint32_t kDefaultCount = 1000, kMaxCount = 10000;
     if (request->max_count() > kMaxCount) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -612,7 +706,10 @@ grpc::ServerUnaryReactor* EventStoreService::ListParked(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* EventStoreService::ReplayParked(grpc::CallbackServerContext* context,
                                                           const v1::ReplayParkedRequest* request,
                                                           v1::ReplayParkedResponse* response) {
-  return RunUnary(context, *request, [this, request, response]() -> absl::Status {
+  absl::StatusOr<Principal> caller = Caller(*context, kOperator, "ReplayParked");
+  if (!caller.ok()) return Refuse(context, caller.status());
+  return RunUnary(context, *request, [this, request, response, caller = *caller]() -> absl::Status {
+    LOGBOOK_RETURN_IF_ERROR(CheckGroupScope(caller, request->selection().group()));
     LOGBOOK_ASSIGN_OR_RETURN(store::ParkedSelection selection, FromProto(request->selection()));
     LOGBOOK_ASSIGN_OR_RETURN(uint64_t n,
                              groups_.ReplayParked(request->selection().group(), selection));
@@ -627,7 +724,10 @@ grpc::ServerUnaryReactor* EventStoreService::ReplayParked(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* EventStoreService::DropParked(grpc::CallbackServerContext* context,
                                                         const v1::DropParkedRequest* request,
                                                         v1::DropParkedResponse* response) {
-  return RunUnary(context, *request, [this, request, response]() -> absl::Status {
+  absl::StatusOr<Principal> caller = Caller(*context, kOperator, "DropParked");
+  if (!caller.ok()) return Refuse(context, caller.status());
+  return RunUnary(context, *request, [this, request, response, caller = *caller]() -> absl::Status {
+    LOGBOOK_RETURN_IF_ERROR(CheckGroupScope(caller, request->selection().group()));
     LOGBOOK_ASSIGN_OR_RETURN(store::ParkedSelection selection, FromProto(request->selection()));
     LOGBOOK_ASSIGN_OR_RETURN(uint64_t n,
                              groups_.DropParked(request->selection().group(), selection));

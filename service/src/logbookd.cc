@@ -143,14 +143,26 @@ int main(int argc, char** argv) {
   std::string admin_token_file;
   auto* token_option =
       app.add_option("--admin-token", server_options.admin_token,
-                     "Token that admin calls (RedactEvent) must send as 'authorization: Bearer "
-                     "<token>'; unset: admin calls are refused. Prefer the environment or "
-                     "--admin-token-file: the command line is visible to other users")
+                     "Token of a principal 'admin' with every role, redaction included, sent as "
+                     "'authorization: Bearer <token>'; unset: only --auth-tokens principals with "
+                     "the admin role may redact. Prefer the environment or --admin-token-file: "
+                     "the command line is visible to other users")
           ->envname("LOGBOOK_ADMIN_TOKEN");
   app.add_option("--admin-token-file", admin_token_file,
                  "Read the admin token from this file (surrounding whitespace ignored)")
       ->check(CLI::ExistingFile)
       ->excludes(token_option);
+  app.add_option("--auth-tokens", server_options.auth_tokens_file,
+                 "Tokens file: one principal per line, '<sha256 of token | cert:NAME> <principal> "
+                 "<roles> - <scopes>' (docs/security.md; `logbook auth token create` makes "
+                 "lines). Set: every call must authenticate; re-read on SIGHUP. Unset: callers "
+                 "without a token are anonymous, served on a loopback address only")
+      ->envname("LOGBOOK_AUTH_TOKENS")
+      ->check(CLI::ExistingFile);
+  app.add_option("--auth-failures-per-minute", server_options.auth_failures_per_minute,
+                 "Failed authentications one source address may make within a minute; then "
+                 "every call from it is refused (RESOURCE_EXHAUSTED) until the minute is over")
+      ->check(CLI::Range(1, 1000000));
   std::string signing_key_file;
   app.add_option("--signing-key", signing_key_file,
                  "Ed25519 private key (PEM, `openssl genpkey -algorithm ed25519`) that signs "
@@ -240,9 +252,15 @@ int main(int argc, char** argv) {
                  checkpoint_seconds > 0 ? absl::StrCat("every ", checkpoint_seconds, " s")
                                         : std::string("on demand only"));
   }
-  spdlog::info("admin calls are {}", server_options.admin_token.empty()
-                                         ? "disabled (no --admin-token)"
-                                         : "enabled (--admin-token set)");
+  if (server_options.auth_tokens_file.empty()) {
+    spdlog::info("authentication: none (no --auth-tokens): callers without a token are anonymous "
+                 "with every role but admin{}",
+                 server_options.admin_token.empty() ? "" : "; --admin-token set");
+  } else {
+    spdlog::info("authentication: required; principals from {}{}",
+                 server_options.auth_tokens_file,
+                 server_options.admin_token.empty() ? "" : ", and --admin-token");
+  }
   spdlog::info(
       "subscriptions: {} bytes each, {} bytes in all (0: no cap), {} per connection (0: no "
       "cap); connections idle for {} s are closed; allocator: {}",
@@ -265,10 +283,22 @@ int main(int argc, char** argv) {
   for (;;) {
     sigwait(&signals, &received);
     if (received != SIGHUP) break;
-    // The certificate files are watched (MakeServerCredentials); this only
-    // says so, rather than ending the server as SIGHUP would by default.
-    spdlog::info("SIGHUP: the TLS files are read again within {} s; open calls stay",
-                 logbook::service::kTlsRefreshSeconds);
+    // The certificate files are watched (MakeServerCredentials): within a
+    // few seconds they are read again anyway.
+    if (!server_options.tls.cert_file.empty()) {
+      spdlog::info("SIGHUP: the TLS files are read again within {} s; open calls stay",
+                   logbook::service::kTlsRefreshSeconds);
+    }
+    if (!server_options.auth_tokens_file.empty()) {
+      absl::StatusOr<size_t> principals = (*server)->ReloadAuth();
+      if (principals.ok()) {
+        spdlog::info("SIGHUP: {} principals from {}", *principals,
+                     server_options.auth_tokens_file);
+      } else {
+        spdlog::error("SIGHUP: keeping the principals there were: {}",
+                      std::string(principals.status().message()));
+      }
+    }
   }
   spdlog::info("{} received: finishing in-flight calls (up to {} s), then exiting",
                strsignal(received), shutdown_seconds);

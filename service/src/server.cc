@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "auth.h"
 #include "consumer_group_hub.h"
 #include "logbook/service/event_store_service.h"
 #include "logbook/store/log_watcher.h"
@@ -52,6 +53,16 @@ class GrpcServer final : public Server {
           ", which is not a loopback address: give --tls-cert and --tls-key, or "
           "--insecure-listen to accept that anyone on the network may call"));
     }
+    if (options.auth_tokens_file.empty() && !options.insecure_listen &&
+        !IsLoopbackListen(options.listen)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "refusing to serve anonymous callers on ", options.listen,
+          ", which is not a loopback address: give --auth-tokens FILE, or --insecure-listen to "
+          "accept that anyone on the network may call"));
+    }
+    auto auth = Authenticator::Create({options.auth_tokens_file, options.admin_token});
+    if (!auth.ok()) return auth.status();
+    auth_ = *std::move(auth);
     auto tail = store::LogTail::Start(
         store, [this](std::function<void()> task) { return workers_.TrySubmit(std::move(task)); },
         options.database_dsn, options.subscriptions);
@@ -67,8 +78,9 @@ class GrpcServer final : public Server {
     group_watcher_ = store::LogWatcher::Start({options.database_dsn},
                                               [this](uint64_t) { hub_->WakeAll(); });
     service_ = std::make_unique<EventStoreService>(store, workers_, *tail_, *groups_, *hub_,
-                                                   options.admin_token,
-                                                   options.max_subscriptions_per_connection);
+                                                   *auth_,
+                                                   options.max_subscriptions_per_connection,
+                                                   options.auth_failures_per_minute);
     const store::Limits& limits = store.limits();
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -103,6 +115,11 @@ class GrpcServer final : public Server {
   ~GrpcServer() override { Shutdown(absl::ZeroDuration()); }
 
   int port() const override { return port_; }
+
+  absl::StatusOr<size_t> ReloadAuth() override {
+    if (absl::Status s = auth_->Reload(); !s.ok()) return s;
+    return auth_->size();
+  }
 
   // Drains rather than relying on grpc::Server::Shutdown(deadline) alone,
   // which also waits for idle client connections to close and so would hold
@@ -141,6 +158,7 @@ class GrpcServer final : public Server {
   }
 
   // Before workers_: a task still queued at the end may use them.
+  std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<store::ConsumerGroups> groups_;
   std::unique_ptr<ConsumerGroupHub> hub_;
   WorkerPool workers_;

@@ -22,16 +22,23 @@ using testing::Event;
 // logbookd started without an admin token; a test may restart it with one.
 class AdminToken : public testing::ServerTest {};
 
-TEST_F(AdminToken, WithoutATokenAdminCallsAreDisabled) {
-  grpc::ClientContext ctx;
-  ctx.AddMetadata("authorization", "Bearer anything");
+// Without --auth-tokens a caller without a token is anonymous, which may
+// do anything but admin calls; a token nobody has is refused outright.
+TEST_F(AdminToken, AnonymousCallersCannotRedact) {
   v1::RedactEventRequest request;
   request.set_stream_id("a-1");
   request.set_reason("why");
   v1::RedactEventResponse response;
-  grpc::Status s = stub_->RedactEvent(&ctx, request, &response);
+  grpc::ClientContext anonymous;
+  grpc::Status s = stub_->RedactEvent(&anonymous, request, &response);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
-  EXPECT_EQ(s.error_message(), "admin calls are disabled: start logbookd with --admin-token");
+  EXPECT_EQ(s.error_message(),
+            "RedactEvent needs the role admin; anonymous has reader,writer,consumer,operator");
+  grpc::ClientContext guessing;
+  guessing.AddMetadata("authorization", "Bearer anything");
+  s = stub_->RedactEvent(&guessing, request, &response);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(s.error_message(), "authorization: unknown token");
 }
 
 TEST_F(AdminToken, ReadFromAFile) {
@@ -43,7 +50,7 @@ TEST_F(AdminToken, ReadFromAFile) {
   Client client = NewClient();
   ASSERT_TRUE(client.Append("f-1", expect::Any(), {Event("A")}).ok());
   EXPECT_EQ(client.RedactEvent("f-1", 0, "test", "wrong").status().code(),
-            absl::StatusCode::kPermissionDenied);
+            absl::StatusCode::kUnauthenticated);
   absl::StatusOr<v1::RedactEventResponse> redacted = client.RedactEvent("f-1", 0, "test",
                                                                         "from-a-file");
   ASSERT_TRUE(redacted.ok()) << redacted.status();
@@ -52,7 +59,7 @@ TEST_F(AdminToken, ReadFromAFile) {
 }
 
 // Guessing the token: after 10 failed attempts within a minute, the
-// source address is refused admin calls, even with the right token, and the
+// source address is refused every call, even with the right token, and the
 // server says so in its log.
 TEST_F(AdminToken, GuessesAreLimitedPerSourceAddress) {
   StartServer({"--admin-token", "the-right-one"});
@@ -61,17 +68,17 @@ TEST_F(AdminToken, GuessesAreLimitedPerSourceAddress) {
   ASSERT_TRUE(client.Append("g-1", expect::Any(), {Event("A")}).ok());
   for (int i = 0; i < 10; ++i) {
     EXPECT_EQ(client.RedactEvent("g-1", 0, "test", "guess-" + std::to_string(i)).status().code(),
-              absl::StatusCode::kPermissionDenied)
+              absl::StatusCode::kUnauthenticated)
         << i;
   }
   const absl::Status locked = client.RedactEvent("g-1", 0, "test", "the-right-one").status();
   EXPECT_EQ(locked.code(), absl::StatusCode::kResourceExhausted) << locked;
-  EXPECT_EQ(locked.message().find("too many failed admin attempts from ipv4:127.0.0.1: admin "
-                                  "calls from it are refused for "),
+  EXPECT_EQ(locked.message().find("too many failed authentications from ipv4:127.0.0.1: calls "
+                                  "from it are refused for "),
             0u)
       << locked;
-  EXPECT_NE(server_->log().find("admin calls from ipv4:127.0.0.1 are refused for a minute: too "
-                                "many failed attempts"),
+  EXPECT_NE(server_->log().find("calls from ipv4:127.0.0.1 are refused for a minute: too many "
+                                "failed authentications"),
             std::string::npos)
       << server_->log();
   // Nothing was redacted.

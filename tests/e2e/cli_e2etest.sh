@@ -158,9 +158,20 @@ check "snapshot usage" 2 'A subcommand is required' -- "$cli" snapshot
 check "snapshot save no schema" 2 'schema is required' -- "$cli" snapshot save rc-1 1 --data '{}'
 check "events since snapshot" 0 '"events_since_snapshot":1,' -- "$cli" append rc-1 --type Noted --data '{"n":4}' --json
 
-check "redact no token" 2 'give the admin token with --admin-token or LOGBOOK_ADMIN_TOKEN' -- \
+# A token and the tokens-file line that gives it out: the line holds the
+# token's SHA-256, never the token.
+made=$("$cli" auth token create billing --roles reader,writer --scopes 'orders-*,payments' 2>/dev/null) ||
+  fail "auth token create"
+token=$(sed -n 1p <<<"$made")
+[[ "$token" =~ ^lbk_[0-9a-f]{64}$ ]] || fail "auth token create: token '$token'"
+[ "$(sed -n 2p <<<"$made")" = "$(printf %s "$token" | sha256sum | cut -d' ' -f1) billing reader,writer - orders-*,payments" ] ||
+  fail "auth token create: line '$(sed -n 2p <<<"$made")'"
+pass "auth token create"
+check "auth token create, a bad role" 2 'writr not in' -- "$cli" auth token create billing --roles reader,writr
+
+check "redact no token" 2 'redact: needs the admin role: give --admin-token' -- \
   env -u LOGBOOK_ADMIN_TOKEN "$cli" redact rc-1 1 --reason test
-check "redact wrong token" 9 'wrong admin token' -- "$cli" redact rc-1 1 --reason test --admin-token nope
+check "redact wrong token" 9 'authorization: unknown token' -- "$cli" redact rc-1 1 --reason test --admin-token nope
 check "redact no reason" 2 'reason is required' -- "$cli" redact rc-1 1 --admin-token s3cret
 check "redact" 0 '^redacted rc-1@1 \(position 10, audit position 13\)$' -- \
   env LOGBOOK_ADMIN_TOKEN=s3cret "$cli" redact rc-1 1 --reason 'customer asked'

@@ -195,14 +195,14 @@ TEST_F(ReceiptsTest, RedactionNeedsTheAdminTokenAndKeepsTheChainValid) {
     std::string message;
   };
   const std::vector<Refused> refused = {
-      {std::nullopt, grpc::StatusCode::UNAUTHENTICATED,
-       "this is an admin call: send the metadata 'authorization: Bearer <admin token>'"},
+      {std::nullopt, grpc::StatusCode::PERMISSION_DENIED,
+       "RedactEvent needs the role admin; anonymous has reader,writer,consumer,operator"},
       {std::string("Basic ") + kToken, grpc::StatusCode::UNAUTHENTICATED,
-       "authorization: expected 'Bearer <admin token>' (the Bearer scheme)"},
-      {std::string("Bearer wrong"), grpc::StatusCode::PERMISSION_DENIED,
-       "authorization: wrong admin token"},
-      {std::string("Bearer ") + kToken + "x", grpc::StatusCode::PERMISSION_DENIED,
-       "authorization: wrong admin token"},
+       "authorization: expected 'Bearer <token>' (the Bearer scheme)"},
+      {std::string("Bearer wrong"), grpc::StatusCode::UNAUTHENTICATED,
+       "authorization: unknown token"},
+      {std::string("Bearer ") + kToken + "x", grpc::StatusCode::UNAUTHENTICATED,
+       "authorization: unknown token"},
   };
   for (const Refused& r : refused) {
     grpc::Status s = Redact("red-1", 0, reason, r.authorization);

@@ -95,4 +95,28 @@ check "mTLS without a client certificate" 6 'UNAVAILABLE|unavailable|failed to c
 check "mTLS with a certificate of another CA" 6 'UNAVAILABLE|unavailable|failed to connect' -- \
   "$cli" --timeout 3 --tls-ca "$work/ca1.pem" --tls-cert "$work/client2.pem" --tls-key "$work/client2.key" read order-1
 stop_logbookd || fail "logbookd did not stop cleanly"
+
+# Off loopback, callers must authenticate: no anonymous service there.
+check "anonymous callers refused off loopback" 1 \
+  "refusing to serve anonymous callers on 0.0.0.0:0, which is not a loopback address: give --auth-tokens FILE, or --insecure-listen" -- \
+  "$LOGBOOKD" --listen 0.0.0.0:0 --database "$dsn" --tls-cert "$work/server1.pem" --tls-key "$work/server1.key"
+
+# mTLS principals: client1's certificate (CN client1) is a reader; a token
+# sent beside it speaks for itself.
+made=$("$cli" auth token create deployer --roles writer 2>/dev/null) || fail "auth token create"
+writer_token=$(sed -n 1p <<<"$made")
+{
+  echo "cert:client1 reader-bot reader - *"
+  sed -n 2p <<<"$made"
+} >"$work/auth-tokens"
+start_logbookd "$dsn" "$work/server-principals.log" --tls-cert "$work/server1.pem" \
+  --tls-key "$work/server1.key" --tls-client-ca "$work/ca1.pem" --auth-tokens "$work/auth-tokens" ||
+  fail "logbookd did not start with mTLS and --auth-tokens"
+mtls=(--tls-ca "$work/ca1.pem" --tls-cert "$work/client1.pem" --tls-key "$work/client1.key")
+check "the certificate's principal reads" 0 'order-1@0' -- "$cli" "${mtls[@]}" read order-1
+check "the certificate's principal may not append" 9 'Append needs the role writer; reader-bot has reader' -- \
+  "$cli" "${mtls[@]}" append order-1 --type OrderPaid --data '{}'
+check "a token beside the certificate" 0 '^appended OrderPaid to order-1' -- \
+  "$cli" "${mtls[@]}" --token "$writer_token" append order-1 --type OrderPaid --data '{}'
+stop_logbookd || fail "logbookd did not stop cleanly"
 finish

@@ -37,11 +37,18 @@ std::shared_ptr<grpc::ChannelCredentials> ChannelCredentials(const ClientTls& tl
 struct ClientOptions {
   std::string address = "127.0.0.1:50051";       // logbookd host:port.
   ClientTls tls;                                  // Plaintext unless enabled.
+  // Sent as `authorization: Bearer <token>` with every call when set: a
+  // token of logbookd's tokens file (docs/security.md).
+  std::string token;
   absl::Duration call_timeout = absl::Seconds(30);  // Per attempt of a unary call or read.
   int max_attempts = 5;                           // Tries of one Append.
   absl::Duration initial_backoff = absl::Milliseconds(100);  // Doubles per retry...
   absl::Duration max_backoff = absl::Seconds(5);  // ...up to this.
 };
+
+// Adds options.token, if set, to a call made on Client::stub() directly
+// (the Client's own calls carry it already).
+void AddToken(grpc::ClientContext& ctx, const ClientOptions& options);
 
 // Typed expected versions for Append.
 namespace expect {
@@ -127,11 +134,13 @@ class Client {
   absl::StatusOr<v1::DeleteStreamResponse> DeleteStream(const std::string& stream,
                                                         const v1::ExpectedVersion& expected,
                                                         bool tombstone);
-  // `admin_token`: sent as `authorization: Bearer <admin_token>`.
+  // `admin_token`: sent as `authorization: Bearer <admin_token>` instead of
+  // ClientOptions::token; empty: the token of the options (it needs the
+  // admin role).
   absl::StatusOr<v1::RedactEventResponse> RedactEvent(const std::string& stream,
                                                       uint64_t version,
                                                       const std::string& reason,
-                                                      const std::string& admin_token);
+                                                      const std::string& admin_token = "");
   absl::StatusOr<v1::SaveSnapshotResponse> SaveSnapshot(const std::string& stream,
                                                         uint64_t version,
                                                         uint32_t schema_version,

@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -17,17 +18,21 @@
 
 namespace logbook::service {
 
-class AdminLimiter;
+class Authenticator;
+class AuthLimiter;
 class ConsumerGroupHub;
+struct Principal;
 
 // Callback-API implementation of logbook.v1.EventStore. Reactions only
 // validate and convert; every store call runs on `workers`, so no gRPC thread
 // ever blocks on the database. When the workers' queue is full a call fails
 // with UNAVAILABLE. Thread-safe; `store` and `workers` must outlive it.
 //
-// Admin calls (RedactEvent) need the metadata `authorization: Bearer
-// <admin_token>`; with an empty admin_token they are refused. A source
-// address that fails 10 times within a minute is refused admin calls
+// Every call is authenticated by `auth` and needs a role, and calls that
+// name a stream need a scope covering it (service/src/auth.h,
+// docs/security.md): UNAUTHENTICATED or PERMISSION_DENIED otherwise,
+// before anything is read or changed. A source address that fails
+// authentication auth_failures_per_minute times within a minute is refused
 // (RESOURCE_EXHAUSTED) for the rest of that minute.
 //
 // One connection (told apart by its peer address, context->peer()) may
@@ -43,8 +48,9 @@ class EventStoreService final : public logbook::v1::EventStore::CallbackService 
 
   // `groups` and `hub` serve the consumer-group calls.
   EventStoreService(store::EventStore& store, WorkerPool& workers, store::LogTail& tail,
-                    store::ConsumerGroups& groups, ConsumerGroupHub& hub,
-                    std::string admin_token = "", size_t max_subscriptions_per_connection = 100);
+                    store::ConsumerGroups& groups, ConsumerGroupHub& hub, const Authenticator& auth,
+                    size_t max_subscriptions_per_connection = 100,
+                    int auth_failures_per_minute = 10);
   ~EventStoreService() override;
 
   grpc::ServerUnaryReactor* Append(grpc::CallbackServerContext* context,
@@ -122,10 +128,18 @@ class EventStoreService final : public logbook::v1::EventStore::CallbackService 
                                      const google::protobuf::Message& request,
                                      std::function<absl::Status()> work);
 
-  // OK when the call carries the admin token; else UNAUTHENTICATED (no or a
-  // malformed authorization header) or PERMISSION_DENIED (wrong token, or
-  // admin calls disabled).
-  absl::Status CheckAdmin(const grpc::CallbackServerContext& context) const;
+  // The caller of `context`'s call (`call` names it), when it holds one of
+  // the roles `any_of` and, when `stream_id` is set, a scope covering it.
+  // Counts and logs failed authentications per source address.
+  absl::StatusOr<Principal> Caller(const grpc::CallbackServerContext& context, uint32_t any_of,
+                                   const char* call,
+                                   std::optional<absl::string_view> stream_id = std::nullopt);
+  // OK when group `group` does not exist or its target lies within the
+  // scopes of `caller` (blocks: reads the group when `caller` is scoped).
+  absl::Status CheckGroupScope(const Principal& caller, const std::string& group);
+  // Finishes a unary call that was refused before it started.
+  static grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* context,
+                                          const absl::Status& status);
 
   // Counts a new call; false (and the call must be refused) when draining.
   bool BeginCall();
@@ -141,9 +155,9 @@ class EventStoreService final : public logbook::v1::EventStore::CallbackService 
   store::LogTail& tail_;
   store::ConsumerGroups& groups_;
   ConsumerGroupHub& hub_;
-  const std::string admin_token_;  // Empty: admin calls disabled.
-  // Failed admin attempts per source address (10 a minute, then refused).
-  const std::unique_ptr<AdminLimiter> admin_limiter_;
+  const Authenticator& auth_;
+  // Failed authentications per source address (a few a minute, then refused).
+  const std::unique_ptr<AuthLimiter> auth_limiter_;
   std::atomic<bool> draining_{false};
   std::atomic<int> in_flight_{0};
   const size_t max_subscriptions_per_connection_;

@@ -28,7 +28,16 @@ struct ServerOptions {
   int worker_threads = 8;                  // Threads running store calls.
   size_t max_queued_calls = 10000;         // Calls waiting for a worker.
   std::string database_dsn;                // For the subscriptions' LISTEN connection.
-  std::string admin_token;                 // Bearer token of admin calls; empty: disabled.
+  // Bearer token of a principal "admin" with every role; empty: none.
+  std::string admin_token;
+  // Principals by token digest and client certificate (service/src/auth.h).
+  // Empty: callers without a token are anonymous (every role but admin),
+  // and Start refuses a listen address that is not loopback unless
+  // insecure_listen.
+  std::string auth_tokens_file;
+  // A source address that fails authentication this often within a minute
+  // is refused every call for the rest of that minute.
+  int auth_failures_per_minute = 10;
   store::SubscriptionOptions subscriptions;
   // Signs a checkpoint of the log this often (EventStore::CreateCheckpoint;
   // the store needs a signing key). Zero: only on demand.
@@ -62,6 +71,10 @@ class Server {
 
   // The port actually bound.
   virtual int port() const = 0;
+
+  // Reads the tokens file again (SIGHUP); on an error the principals stay
+  // as they were. Returns how many there are now.
+  virtual absl::StatusOr<size_t> ReloadAuth() = 0;
 
   // Stops accepting calls, ends subscriptions with UNAVAILABLE, lets other
   // in-flight calls finish until `deadline`, then cancels the rest.

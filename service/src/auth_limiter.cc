@@ -1,4 +1,4 @@
-#include "admin_limiter.h"
+#include "auth_limiter.h"
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -16,7 +16,7 @@ std::string PeerAddress(absl::string_view peer) {
   return std::string(peer.substr(0, colon));
 }
 
-absl::Status AdminLimiter::Check(absl::string_view source, absl::Time now) {
+absl::Status AuthLimiter::Check(absl::string_view source, absl::Time now) {
   absl::MutexLock lock(&mu_);
   auto it = sources_.find(source);
   if (it == sources_.end() || it->second.failures < max_failures_) return absl::OkStatus();
@@ -26,11 +26,11 @@ absl::Status AdminLimiter::Check(absl::string_view source, absl::Time now) {
     return absl::OkStatus();
   }
   return absl::ResourceExhaustedError(absl::StrCat(
-      "too many failed admin attempts from ", source, ": admin calls from it are refused for ",
+      "too many failed authentications from ", source, ": calls from it are refused for ",
       absl::FormatDuration(absl::Ceil(until - now, absl::Seconds(1)))));
 }
 
-bool AdminLimiter::Failed(absl::string_view source, absl::Time now) {
+bool AuthLimiter::Failed(absl::string_view source, absl::Time now) {
   absl::MutexLock lock(&mu_);
   auto it = sources_.find(source);
   if (it != sources_.end() && now >= it->second.since + window_) {

@@ -1,4 +1,4 @@
-// Failed admin-token attempts, limited per source address, so the token
+// Failed authentications, limited per source address, so that tokens
 // cannot be guessed at network speed.
 #pragma once
 
@@ -17,15 +17,15 @@ namespace logbook::service {
 // "ipv6:[::1]:51234" -> "ipv6:[::1]"): the port changes per connection.
 std::string PeerAddress(absl::string_view peer);
 
-// After `max_failures` failed admin attempts from one source within
-// `window` of the first of them, every admin call from that source is
-// refused until the window has passed, whatever token it carries. Keeps at
+// After `max_failures` failed authentications from one source within
+// `window` of the first of them, every call from that source is refused
+// until the window has passed, whatever credential it carries. Keeps at
 // most `max_sources` sources (about 100 bytes each), forgetting expired
 // ones first, then all. Thread-safe; the caller passes the time.
-class AdminLimiter {
+class AuthLimiter {
  public:
-  explicit AdminLimiter(int max_failures = 10, absl::Duration window = absl::Minutes(1),
-                        size_t max_sources = 10000)
+  explicit AuthLimiter(int max_failures = 10, absl::Duration window = absl::Minutes(1),
+                       size_t max_sources = 10000)
       : max_failures_(max_failures), window_(window), max_sources_(max_sources) {}
 
   // OK, or RESOURCE_EXHAUSTED saying when `source` may try again.

@@ -1,0 +1,134 @@
+// Who is calling, and what they may do (docs/security.md).
+//
+// A caller is a Principal: a name, roles and stream scopes. It comes from
+// the bearer token of the call (`authorization: Bearer <token>`), looked up
+// by its SHA-256 in the tokens file (--auth-tokens) or equal to the admin
+// token (--admin-token); or, without a token, from the client certificate
+// of an mTLS connection, whose common name or a subject alternative name is
+// looked up as `cert:<name>` in the same file. With no tokens file, a call
+// without a token is anonymous: every role but admin, every stream
+// (logbookd then listens on loopback only).
+//
+// Everything below the Authenticator is a pure function.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "logbook/store/types.h"
+
+namespace logbook::service {
+
+// Roles, as bits; a principal holds any set of them.
+enum Role : uint32_t {
+  kReader = 1,     // Read, subscribe, verify, load snapshots, list groups.
+  kWriter = 2,     // Append, save snapshots.
+  kConsumer = 4,   // Join consumer groups (Consume).
+  kOperator = 8,   // Create and manage groups and parked events, delete streams, sign checkpoints.
+  kAdmin = 16,     // Redact; and everything the others may.
+};
+inline constexpr uint32_t kAllRoles = kReader | kWriter | kConsumer | kOperator | kAdmin;
+
+// "reader,writer" (in the order above); "none" for 0.
+std::string RoleNames(uint32_t roles);
+
+struct Principal {
+  std::string name;  // "anonymous" for an anonymous caller.
+  uint32_t roles = 0;
+  // Stream scopes; empty: every stream. "orders-*": stream ids starting
+  // with "orders-"; "payments": the category payments (stream ids whose part
+  // before the first '-' is "payments").
+  std::vector<std::string> scopes;
+  bool anonymous = false;
+};
+
+// The principals of a tokens file by credential: the lowercase hex SHA-256
+// of a token, or "cert:<name>".
+using TokenTable = absl::flat_hash_map<std::string, Principal>;
+
+// Parses a tokens file: one principal per line, five fields separated by
+// blanks, '#' to the end of a line is a comment:
+//   <sha256 hex of the token | cert:NAME>  <principal>  <roles>  <tenant>  <scopes>
+// roles: a comma list of reader, writer, consumer, operator, admin; tenant:
+// '-' (tenants are not supported yet); scopes: '*' or a comma list of
+// "prefix*" and category names. INVALID_ARGUMENT naming `path`, the line and
+// the field. Pure.
+absl::StatusOr<TokenTable> ParseTokensFile(absl::string_view text, absl::string_view path);
+
+// Lowercase hex SHA-256 of `token`: what a tokens file holds. Pure.
+std::string TokenDigest(absl::string_view token);
+
+// The token of an `authorization` header value ("Bearer <token>", the
+// scheme in any case); INVALID_ARGUMENT-free: UNAUTHENTICATED naming the
+// expected form. Pure.
+absl::StatusOr<std::string> BearerToken(absl::string_view header);
+
+// OK when `p` holds one of `any_of` (admin holds every role); otherwise
+// PERMISSION_DENIED naming the call and the role it needs. Pure.
+absl::Status RequireRole(const Principal& p, uint32_t any_of, absl::string_view call);
+
+// Whether `scope` covers stream `stream_id`. Pure.
+bool ScopeCovers(absl::string_view scope, absl::string_view stream_id);
+
+// OK when `p` may touch stream `stream_id`; PERMISSION_DENIED naming the
+// field, the stream and the principal's scopes. Pure.
+absl::Status RequireStreamScope(const Principal& p, absl::string_view field,
+                                absl::string_view stream_id);
+
+// OK when every stream `filter` can match lies within one scope of `p`;
+// PERMISSION_DENIED naming `field` otherwise. Pure.
+absl::Status RequireWithinScopes(const Principal& p, absl::string_view field,
+                                 const store::EventFilter& filter);
+
+// The filter a read of many streams (ReadAll, Subscribe, a consumer
+// group's target) runs with for `p`: `requested` narrowed to the one scope
+// of `p` it overlaps (unchanged when it lies within one already).
+// PERMISSION_DENIED when it overlaps none, or several without lying within
+// one (a filter cannot hold a union: narrow the request to one scope).
+// Pure.
+absl::StatusOr<store::EventFilter> NarrowToScopes(const Principal& p,
+                                                  const store::EventFilter& requested);
+
+// Authenticates calls. Thread-safe; Reload may run while calls are served.
+class Authenticator {
+ public:
+  struct Options {
+    std::string tokens_file;  // Empty: anonymous callers are served.
+    std::string admin_token;  // Empty: none; else a principal "admin" with every role.
+  };
+
+  // Reads the tokens file (INVALID_ARGUMENT or NOT_FOUND naming it).
+  static absl::StatusOr<std::unique_ptr<Authenticator>> Create(Options options);
+
+  // Whether callers must authenticate (a tokens file is configured).
+  bool required() const { return !options_.tokens_file.empty(); }
+  // Re-reads the tokens file; on an error keeps the table it had.
+  absl::Status Reload();
+  // Principals in the table now.
+  size_t size() const;
+
+  // The caller of a call with `authorization` header `header` (nullopt:
+  // none) over a connection whose client certificate names `cert_names`
+  // (common name and subject alternative names; empty without mTLS).
+  // UNAUTHENTICATED saying what is wrong, never echoing the token.
+  absl::StatusOr<Principal> Authenticate(std::optional<absl::string_view> header,
+                                         const std::vector<std::string>& cert_names) const;
+
+ private:
+  explicit Authenticator(Options options) : options_(std::move(options)) {}
+
+  const Options options_;
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const TokenTable> table_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace logbook::service

@@ -1,0 +1,409 @@
+// End to end: logbookd with --auth-tokens. Every RPC without credentials,
+// with an unknown token, with a token of another role, and with a scope
+// that does not cover the stream gets its exact code and changes nothing;
+// scoped reads of $all and categories see only their scope; the tokens file
+// is read again on SIGHUP.
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <map>
+
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "auth.h"
+#include "events.h"
+#include "logbook/client/client.h"
+#include "logbook/v1/event_store.grpc.pb.h"
+#include "server_fixture.h"
+
+namespace logbook {
+namespace {
+
+using testing::Event;
+
+// Principals by token.
+const std::map<std::string, std::string> kPrincipals = {
+    {"t-reader", "ann reader - *"},     {"t-writer", "wes writer - *"},
+    {"t-consumer", "cora consumer - *"}, {"t-operator", "otto operator - *"},
+    {"t-admin", "ada admin - *"},        {"t-billing", "billing reader,writer - payments"},
+};
+
+std::string TokensFile(const std::map<std::string, std::string>& principals) {
+  std::string text = "# made by auth_e2etest\n";
+  for (const auto& [token, rest] : principals) {
+    absl::StrAppend(&text, service::TokenDigest(token), " ", rest, "\n");
+  }
+  return text;
+}
+
+class AuthE2eTest : public testing::ServerTest {
+ protected:
+  void SetUp() override {
+    ServerTest::SetUp();
+    if (HasFatalFailure()) return;
+    // Seeded before authentication is on: one event, one group.
+    Append("payments-1", {Event("Paid")});
+    Append("orders-1", {Event("Placed")});
+    grpc::ClientContext ctx;
+    v1::CreateConsumerGroupRequest create;
+    create.set_group("g");
+    create.mutable_target()->mutable_all();
+    v1::ConsumerGroupInfo info;
+    ASSERT_TRUE(stub_->CreateConsumerGroup(&ctx, create, &info).ok());
+    tokens_ = ::testing::TempDir() + "/auth_e2etest_tokens_" + std::to_string(getpid());
+    std::ofstream(tokens_) << TokensFile(kPrincipals);
+    // Many failures from this test's one address are the point here
+    // (admin_e2etest shows the limit).
+    StartServer({"--auth-tokens", tokens_, "--auth-failures-per-minute", "1000"});
+  }
+  void TearDown() override { std::remove(tokens_.c_str()); }
+
+  // A context carrying `token` ("": none).
+  static void Authorize(grpc::ClientContext& ctx, const std::string& token) {
+    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+  }
+
+  // Every RPC of the service, each as one call with `token` that must fail
+  // before it starts; by name.
+  std::map<std::string, std::function<grpc::Status(const std::string& token)>> Calls() {
+    v1::EventStore::Stub& stub = *stub_;
+    std::map<std::string, std::function<grpc::Status(const std::string&)>> calls;
+    calls["Append"] = [&stub](const std::string& token) {
+      grpc::ClientContext ctx;
+      Authorize(ctx, token);
+      v1::AppendResponse r;
+      return stub.Append(&ctx, ServerTest::Request("orders-1", {Event("Sneaked")}), &r);
+    };
+    calls["ReadStream"] = [&stub](const std::string& token) {
+      grpc::ClientContext ctx;
+      Authorize(ctx, token);
+      v1::ReadStreamRequest req;
+      req.set_stream_id("orders-1");
+      auto reader = stub.ReadStream(&ctx, req);
+      v1::ReadResponse m;
+      while (reader->Read(&m)) {
+      }
+      return reader->Finish();
+    };
+    calls["ReadAll"] = [&stub](const std::string& token) {
+      grpc::ClientContext ctx;
+      Authorize(ctx, token);
+      auto reader = stub.ReadAll(&ctx, v1::ReadAllRequest());
+      v1::ReadResponse m;
+      while (reader->Read(&m)) {
+      }
+      return reader->Finish();
+    };
+    calls["GetStream"] = [&stub](const std::string& token) {
+      grpc::ClientContext ctx;
+      Authorize(ctx, token);
+      v1::GetStreamRequest req;
+      req.set_stream_id("orders-1");
+      v1::StreamInfo r;
+      return stub.GetStream(&ctx, req, &r);
+    };
+    calls["Subscribe"] = [&stub](const std::string& token) {
+      grpc::ClientContext ctx;
+      Authorize(ctx, token);
+      v1::SubscribeRequest req;
+      req.mutable_all();
+      auto reader = stub.Subscribe(&ctx, req);
+      v1::SubscribeResponse m;
+      while (reader->Read(&m)) {
+      }
+      return reader->Finish();
+    };
+    calls["Verify"] = [&stub](const std::string& token) {
+      grpc::ClientContext ctx;
+      Authorize(ctx, token);
+      v1::VerifyRequest req;
+      req.mutable_all();
+      auto reader = stub.Verify(&ctx, req);
+      v1::VerifyResponse m;
+      while (reader->Read(&m)) {
+      }
+      return reader->Finish();
+    };
+    calls["DeleteStream"] = [&stub](const std::string& token) {
+      grpc::ClientContext ctx;
+      Authorize(ctx, token);
+      v1::DeleteStreamRequest req;
+      req.set_stream_id("orders-1");
+      req.set_tombstone(true);
+      v1::DeleteStreamResponse r;
+      return stub.DeleteStream(&ctx, req, &r);
+    };
+    calls["RedactEvent"] = [&stub](const std::string& token) {
+      grpc::ClientContext ctx;
+      Authorize(ctx, token);
+      v1::RedactEventRequest req;
+      req.set_stream_id("orders-1");
+      req.set_reason("test");
+      v1::RedactEventResponse r;
+      return stub.RedactEvent(&ctx, req, &r);
+    };
+    calls["SaveSnapshot"] = [&stub](const std::string& token) {
+      grpc::ClientContext ctx;
+      Authorize(ctx, token);
+      v1::SaveSnapshotRequest req;
+      req.set_stream_id("orders-1");
+      req.set_state("{}");
+      v1::SaveSnapshotResponse r;
+      return stub.SaveSnapshot(&ctx, req, &r);
+    };
+    calls["LoadSnapshot"] = [&stub](const std::string& token) {
+      grpc::ClientContext ctx;
+      Authorize(ctx, token);
+      v1::LoadSnapshotRequest req;
+      req.set_stream_id("orders-1");
+      v1::Snapshot r;
+      return stub.LoadSnapshot(&ctx, req, &r);
+    };
+    calls["Checkpoint(create)"] = [&stub](const std::string& token) {
+      grpc::ClientContext ctx;
+      Authorize(ctx, token);
+      v1::CheckpointRequest req;
+      req.set_create(true);
+      v1::SignedCheckpoint r;
+      return stub.Checkpoint(&ctx, req, &r);
+    };
+    calls["CreateConsumerGroup"] = [&stub](const std::string& token) {
+      grpc::ClientContext ctx;
+      Authorize(ctx, token);
+      v1::CreateConsumerGroupRequest req;
+      req.set_group("sneaked");
+      req.mutable_target()->mutable_all();
+      v1::ConsumerGroupInfo r;
+      return stub.CreateConsumerGroup(&ctx, req, &r);
+    };
+    calls["UpdateConsumerGroup"] = [&stub](const std::string& token) {
+      grpc::ClientContext ctx;
+      Authorize(ctx, token);
+      v1::UpdateConsumerGroupRequest req;
+      req.set_group("g");
+      req.mutable_settings()->set_max_deliveries(1);
+      v1::ConsumerGroupInfo r;
+      return stub.UpdateConsumerGroup(&ctx, req, &r);
+    };
+    calls["DeleteConsumerGroup"] = [&stub](const std::string& token) {
+      grpc::ClientContext ctx;
+      Authorize(ctx, token);
+      v1::DeleteConsumerGroupRequest req;
+      req.set_group("g");
+      v1::DeleteConsumerGroupResponse r;
+      return stub.DeleteConsumerGroup(&ctx, req, &r);
+    };
+    calls["ListConsumerGroups"] = [&stub](const std::string& token) {
+      grpc::ClientContext ctx;
+      Authorize(ctx, token);
+      v1::ListConsumerGroupsResponse r;
+      return stub.ListConsumerGroups(&ctx, v1::ListConsumerGroupsRequest(), &r);
+    };
+    calls["GetConsumerGroup"] = [&stub](const std::string& token) {
+      grpc::ClientContext ctx;
+      Authorize(ctx, token);
+      v1::GetConsumerGroupRequest req;
+      req.set_group("g");
+      v1::ConsumerGroupInfo r;
+      return stub.GetConsumerGroup(&ctx, req, &r);
+    };
+    calls["Consume"] = [&stub](const std::string& token) {
+      grpc::ClientContext ctx;
+      Authorize(ctx, token);
+      auto stream = stub.Consume(&ctx);
+      v1::ConsumeRequest join;
+      join.mutable_join()->set_group("g");
+      join.mutable_join()->set_consumer("c1");
+      stream->Write(join);
+      stream->WritesDone();
+      v1::ConsumeResponse m;
+      while (stream->Read(&m)) {
+      }
+      return stream->Finish();
+    };
+    calls["ListParked"] = [&stub](const std::string& token) {
+      grpc::ClientContext ctx;
+      Authorize(ctx, token);
+      v1::ListParkedRequest req;
+      req.set_group("g");
+      v1::ListParkedResponse r;
+      return stub.ListParked(&ctx, req, &r);
+    };
+    calls["ReplayParked"] = [&stub](const std::string& token) {
+      grpc::ClientContext ctx;
+      Authorize(ctx, token);
+      v1::ReplayParkedRequest req;
+      req.mutable_selection()->set_group("g");
+      req.mutable_selection()->mutable_all();
+      v1::ReplayParkedResponse r;
+      return stub.ReplayParked(&ctx, req, &r);
+    };
+    calls["DropParked"] = [&stub](const std::string& token) {
+      grpc::ClientContext ctx;
+      Authorize(ctx, token);
+      v1::DropParkedRequest req;
+      req.mutable_selection()->set_group("g");
+      req.mutable_selection()->mutable_all();
+      v1::DropParkedResponse r;
+      return stub.DropParked(&ctx, req, &r);
+    };
+    return calls;
+  }
+
+  // What the log and the groups hold, as the admin sees them.
+  std::string State() {
+    ClientOptions options;
+    options.address = server_->address();
+    options.token = "t-admin";
+    Client admin(options);
+    auto events = admin.ReadAll(v1::ReadAllRequest());
+    auto groups = admin.ListConsumerGroups();
+    if (!events.ok()) return events.status().ToString();
+    if (!groups.ok()) return groups.status().ToString();
+    std::string out;
+    for (const auto& e : *events) absl::StrAppend(&out, e.stream_id(), "@", e.stream_version(), " ");
+    for (const auto& g : *groups) {
+      absl::StrAppend(&out, "group ", g.group(), " max_deliveries ",
+                      g.settings().max_deliveries(), " ");
+    }
+    return out;
+  }
+
+  std::string tokens_;
+};
+
+TEST_F(AuthE2eTest, EveryCallNeedsCredentialsAndTheRightRole) {
+  const std::string before = State();
+  EXPECT_EQ(before, "payments-1@0 orders-1@0 group g max_deliveries 10 ");
+  // The role each call needs, and a token without it.
+  const std::map<std::string, std::pair<std::string, std::string>> needs = {
+      {"Append", {"writer", "t-reader"}},
+      {"ReadStream", {"reader", "t-writer"}},
+      {"ReadAll", {"reader", "t-writer"}},
+      {"GetStream", {"reader", "t-writer"}},
+      {"Subscribe", {"reader", "t-consumer"}},
+      {"Verify", {"reader", "t-writer"}},
+      {"DeleteStream", {"operator", "t-writer"}},
+      {"RedactEvent", {"admin", "t-operator"}},
+      {"SaveSnapshot", {"writer", "t-reader"}},
+      {"LoadSnapshot", {"reader", "t-writer"}},
+      {"Checkpoint(create)", {"operator", "t-reader"}},
+      {"CreateConsumerGroup", {"operator", "t-consumer"}},
+      {"UpdateConsumerGroup", {"operator", "t-consumer"}},
+      {"DeleteConsumerGroup", {"operator", "t-reader"}},
+      {"ListConsumerGroups", {"reader or consumer or operator", "t-writer"}},
+      {"GetConsumerGroup", {"reader or consumer or operator", "t-writer"}},
+      {"Consume", {"consumer", "t-operator"}},
+      {"ListParked", {"operator", "t-consumer"}},
+      {"ReplayParked", {"operator", "t-consumer"}},
+      {"DropParked", {"operator", "t-consumer"}},
+  };
+  const std::map<std::string, std::string> role_names = {
+      {"t-reader", "ann has reader"},       {"t-writer", "wes has writer"},
+      {"t-consumer", "cora has consumer"}, {"t-operator", "otto has operator"}};
+  auto calls = Calls();
+  ASSERT_EQ(calls.size(), needs.size());
+  for (auto& [name, call] : calls) {
+    SCOPED_TRACE(name);
+    grpc::Status none = call("");
+    EXPECT_EQ(none.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(none.error_message(),
+              "this server requires authentication: send the metadata 'authorization: Bearer "
+              "<token>' or a client certificate");
+    grpc::Status unknown = call("t-nobody");
+    EXPECT_EQ(unknown.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(unknown.error_message(), "authorization: unknown token");
+    const auto& [role, token] = needs.at(name);
+    grpc::Status denied = call(token);
+    EXPECT_EQ(denied.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    const std::string call_name = name == "Checkpoint(create)" ? "Checkpoint" : name;
+    EXPECT_EQ(denied.error_message(),
+              absl::StrCat(call_name, " needs the role ", role, "; ", role_names.at(token)));
+  }
+  EXPECT_EQ(State(), before);
+  // The refusals are logged with the source, never the token.
+  EXPECT_NE(server_->log().find("Append from ipv4:127.0.0.1 refused: authorization: unknown token"),
+            std::string::npos);
+  EXPECT_EQ(server_->log().find("t-nobody"), std::string::npos);
+}
+
+TEST_F(AuthE2eTest, AScopedPrincipalSeesAndWritesOnlyItsScope) {
+  ClientOptions options;
+  options.address = server_->address();
+  options.token = "t-billing";
+  Client billing(options);
+  ASSERT_TRUE(billing.Append("payments-2", expect::Any(), {Event("Paid")}).ok());
+  absl::Status outside = billing.Append("orders-2", expect::Any(), {Event("Placed")}).status();
+  EXPECT_EQ(outside.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(outside.message(),
+            "stream_id: stream 'orders-2' is outside the scopes of billing (payments)");
+  v1::ReadStreamRequest orders;
+  orders.set_stream_id("orders-1");
+  EXPECT_EQ(billing.ReadStream(orders).status().code(), absl::StatusCode::kPermissionDenied);
+
+  // $all, as billing asks for it: only payments.
+  auto all = billing.ReadAll(v1::ReadAllRequest());
+  ASSERT_TRUE(all.ok()) << all.status();
+  std::string seen;
+  for (const auto& e : *all) absl::StrAppend(&seen, e.stream_id(), " ");
+  EXPECT_EQ(seen, "payments-1 payments-2 ");
+  v1::ReadAllRequest users;
+  users.mutable_filter()->set_category("orders");
+  EXPECT_EQ(billing.ReadAll(users).status().ToString(),
+            "PERMISSION_DENIED: filter: reads nothing within the scopes of billing (payments)");
+
+  // A subscription to $all: the same, up to the live point.
+  v1::SubscribeRequest sub;
+  sub.mutable_all();
+  std::vector<std::string> delivered;
+  auto subscription = billing.Subscribe(sub, [&](const v1::SubscribeResponse& m) {
+    if (m.has_event()) delivered.push_back(m.event().stream_id());
+    return !m.has_caught_up();
+  });
+  EXPECT_TRUE(subscription->Wait().ok());
+  EXPECT_EQ(delivered, (std::vector<std::string>{"payments-1", "payments-2"}));
+
+  // Consumer groups beyond its scope are neither listed nor readable.
+  auto groups = billing.ListConsumerGroups();
+  ASSERT_TRUE(groups.ok()) << groups.status();
+  EXPECT_TRUE(groups->empty());
+  EXPECT_EQ(billing.GetConsumerGroup("g").status().ToString(),
+            "PERMISSION_DENIED: group 'g': reaches beyond the scopes of billing (payments)");
+  v1::VerifyRequest verify_all;
+  verify_all.mutable_all();
+  EXPECT_EQ(billing.Verify(verify_all).status().code(), absl::StatusCode::kPermissionDenied);
+}
+
+TEST_F(AuthE2eTest, TheTokensFileIsReadAgainOnSighup) {
+  ClientOptions options;
+  options.address = server_->address();
+  options.token = "t-new";
+  Client newcomer(options);
+  EXPECT_EQ(newcomer.GetStream("orders-1").status().code(), absl::StatusCode::kUnauthenticated);
+  auto principals = kPrincipals;
+  principals["t-new"] = "nina reader - *";
+  principals.erase("t-reader");
+  std::ofstream(tokens_) << TokensFile(principals);
+  ASSERT_EQ(kill(server_->pid(), SIGHUP), 0);
+  absl::Status s;
+  for (int i = 0; i < 100; ++i) {
+    s = newcomer.GetStream("orders-1").status();
+    if (s.ok()) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_TRUE(s.ok()) << s;
+  options.token = "t-reader";
+  EXPECT_EQ(Client(options).GetStream("orders-1").status().code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_NE(server_->log().find("SIGHUP: 6 principals from"), std::string::npos)
+      << server_->log();
+}
+
+}  // namespace
+}  // namespace logbook
