@@ -178,8 +178,8 @@ SELECT $event_columns FROM logbook.event_log WHERE global_position > :p ORDER BY
   -c "CREATE SEQUENCE raw_position" -c "ALTER TABLE raw_events ALTER global_position SET DEFAULT nextval('raw_position')" \
   -c "CREATE TABLE raw_streams (id int PRIMARY KEY, version bigint NOT NULL)" \
   -c "INSERT INTO raw_streams SELECT g, 0 FROM generate_series(0, 3) g"
-cols="(stream_id, stream_version, event_id, event_type, data, metadata, content_type, recorded_at)"
-values="gen_random_uuid(), 'Tick', convert_to('{\"pad\":\"' || repeat('x', 150) || '\"}', 'UTF8'), '', 'application/json', now()"
+cols="(stream_id, stream_version, event_id, event_type, data, metadata, content_type, recorded_at, tenant, written_by)"
+values="gen_random_uuid(), 'Tick', convert_to('{\"pad\":\"' || repeat('x', 150) || '\"}', 'UTF8'), '', 'application/json', now(), 'default', 'bench'"
 
 scenario append-single --seconds "$seconds"
 baseline append-single 1 64 "one INSERT per transaction, 64 clients" \

@@ -137,7 +137,8 @@ std::string PayloadText(const std::string& content_type, const std::string& byte
   return absl::StrCat("<", bytes.size(), " bytes>");
 }
 
-// A redacted event has "data": null and "redaction_reason".
+// A redacted event has "data": null and "redaction_reason"; one stored
+// before writers were recorded has no "written_by".
 json EventJson(const v1::RecordedEvent& e) {
   json j = {{"global_position", e.global_position()}, {"stream_id", e.stream_id()},
             {"stream_version", e.stream_version()},   {"event_id", e.event_id()},
@@ -147,6 +148,8 @@ json EventJson(const v1::RecordedEvent& e) {
   if (!e.correlation_id().empty()) j["correlation_id"] = e.correlation_id();
   if (!e.causation_id().empty()) j["causation_id"] = e.causation_id();
   if (e.has_schema_version()) j["schema_version"] = e.schema_version();
+  if (!e.tenant().empty()) j["tenant"] = e.tenant();
+  if (!e.written_by().empty()) j["written_by"] = e.written_by();
   if (e.has_redaction_reason()) {
     j["data"] = nullptr;
     j["redaction_reason"] = e.redaction_reason();
@@ -189,7 +192,9 @@ void PrintEvent(const v1::RecordedEvent& e, bool as_json) {
     std::cout << e.global_position() << "  " << e.stream_id() << "@" << e.stream_version()
               << "  " << e.type();
     if (e.has_schema_version()) std::cout << " (schema " << e.schema_version() << ")";
-    std::cout << "  " << Rfc3339(e.recorded_at()) << "  "
+    std::cout << "  " << Rfc3339(e.recorded_at());
+    if (!e.written_by().empty()) std::cout << "  by " << e.written_by();
+    std::cout << "  "
               << (e.has_redaction_reason() ? absl::StrCat("<redacted: ", e.redaction_reason(), ">")
                                            : PayloadText(e.content_type(), e.data()))
               << std::endl;

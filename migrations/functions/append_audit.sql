@@ -1,11 +1,12 @@
 -- Appends one event of type p_type with JSON p_data to $audit, at the
--- current time, and returns its global position: the only way an event gets
--- into a system stream. Locks $audit's row (or, before its first event, the
+-- current time, written by p_written_by (the principal who asked for the
+-- deletion or redaction it records) in the tenant 'default', and returns its
+-- global position: the only way an event gets into a system stream. Locks $audit's row (or, before its first event, the
 -- new-stream advisory lock), hashes the receipt here (receipt_hash), takes a
 -- ticket and writes and publishes it as any append (write_appends). Its id
 -- is a UUIDv7, as logbookd's are. Internal: for delete_stream and redact,
 -- which run as the owner.
-CREATE OR REPLACE FUNCTION logbook.append_audit(p_type text, p_data text)
+CREATE OR REPLACE FUNCTION logbook.append_audit(p_type text, p_data text, p_written_by text)
 RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -39,10 +40,11 @@ BEGIN
 
   v_event := ROW(v_stream, v_version, encode(v_id, 'hex')::uuid, p_type, 'application/json',
                  NULL, NULL, NULL, v_data, ''::bytea, v_previous, NULL, sha256(v_data),
-                 sha256(''::bytea));
+                 sha256(''::bytea), 'default', p_written_by);
   v_event.receipt_hash := logbook.receipt_hash(
     v_previous, v_stream, v_version, v_event.event_id, p_type, 'application/json', v_at, NULL,
-    NULL, NULL, v_event.data_digest, v_event.metadata_digest);
+    NULL, NULL, v_event.data_digest, v_event.metadata_digest, v_event.tenant,
+    v_event.written_by);
   PERFORM logbook.write_appends(v_ticket.ticket, v_ticket.first_position, ARRAY[v_event], v_at,
                                 ARRAY[v_stream], ARRAY[v_version], ARRAY[1::bigint],
                                 v_event.receipt_hash);
@@ -50,4 +52,4 @@ BEGIN
 END;
 $$;
 
-REVOKE ALL ON FUNCTION logbook.append_audit(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION logbook.append_audit(text, text, text) FROM PUBLIC;

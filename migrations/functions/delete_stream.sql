@@ -1,6 +1,7 @@
 -- Deletes stream p_stream_id, which logbookd found at version p_version
 -- (load_for_append, in this transaction), and records a StreamDeleted event
--- in $audit ({"deleted_version", "stream_id", "tombstone"}): soft
+-- in $audit ({"deleted_version", "stream_id", "tombstone"}) written by
+-- p_written_by, the principal who asked: soft
 -- (p_tombstone false: reads start after p_version, appends revive it) or
 -- for good (tombstoned: no append is ever accepted again). Returns the audit
 -- event's position. logbookd decides expected versions and errors
@@ -9,7 +10,7 @@
 -- one, or a soft delete of a deleted one. Runs as the owner (SECURITY
 -- DEFINER): the application role cannot UPDATE logbook.streams.
 CREATE OR REPLACE FUNCTION logbook.delete_stream(p_stream_id text, p_version bigint,
-                                                 p_tombstone boolean)
+                                                 p_tombstone boolean, p_written_by text)
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -30,9 +31,10 @@ BEGIN
    WHERE stream_id = p_stream_id;
   RETURN logbook.append_audit('StreamDeleted',
     format('{"deleted_version":%s,"stream_id":%s,"tombstone":%s}',
-           p_version, to_json(p_stream_id), to_json(p_tombstone)));
+           p_version, to_json(p_stream_id), to_json(p_tombstone)),
+    p_written_by);
 END;
 $$;
 
-REVOKE ALL ON FUNCTION logbook.delete_stream(text, bigint, boolean) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION logbook.delete_stream(text, bigint, boolean) TO logbook_app;
+REVOKE ALL ON FUNCTION logbook.delete_stream(text, bigint, boolean, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION logbook.delete_stream(text, bigint, boolean, text) TO logbook_app;

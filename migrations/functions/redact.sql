@@ -2,13 +2,14 @@
 -- metadata and sets redaction_reason (the guard_event_update trigger lets
 -- exactly that through, and the receipt and digests stay), then records an
 -- EventRedacted event in $audit ({"event_id", "global_position", "reason",
--- "stream_id", "stream_version"}). Returns one row: outcome 'redacted',
+-- "stream_id", "stream_version"}) written by p_written_by, the principal
+-- who asked. Returns one row: outcome 'redacted',
 -- 'no_event', 'already_redacted' or 'system_stream' (nothing changed), the
 -- event's position and the audit event's. Runs as the owner (SECURITY
 -- DEFINER); only logbook_redactor may call it, the role logbookd's admin
 -- connection uses, never the application role.
 CREATE OR REPLACE FUNCTION logbook.redact(p_stream_id text, p_stream_version bigint,
-                                          p_reason text)
+                                          p_reason text, p_written_by text)
 RETURNS TABLE (outcome text, global_position bigint, audit_position bigint)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -40,9 +41,10 @@ BEGIN
     logbook.append_audit('EventRedacted',
       format('{"event_id":%s,"global_position":%s,"reason":%s,"stream_id":%s,"stream_version":%s}',
              to_json(v_event.event_id::text), v_event.global_position, to_json(p_reason),
-             to_json(p_stream_id), p_stream_version));
+             to_json(p_stream_id), p_stream_version),
+      p_written_by);
 END;
 $$;
 
-REVOKE ALL ON FUNCTION logbook.redact(text, bigint, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION logbook.redact(text, bigint, text) TO logbook_redactor;
+REVOKE ALL ON FUNCTION logbook.redact(text, bigint, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION logbook.redact(text, bigint, text, text) TO logbook_redactor;

@@ -31,7 +31,7 @@ BEGIN
            ev.event_type, ev.content_type, ev.recorded_at, ev.schema_version, ev.correlation_id,
            ev.causation_id, ev.data, ev.metadata, ev.redaction_reason,
            ev.receipt_previous_hash AS previous_hash, ev.receipt_hash AS hash, ev.data_digest,
-           ev.metadata_digest
+           ev.metadata_digest, ev.tenant, ev.written_by
       FROM logbook.event_log ev
      WHERE ev.stream_id = p_stream_id
      ORDER BY ev.stream_version
@@ -62,7 +62,7 @@ BEGIN
     v_h := logbook.receipt_hash(e.previous_hash, e.sid, e.ver, e.event_id, e.event_type,
                                 e.content_type, e.recorded_at, e.schema_version,
                                 e.correlation_id, e.causation_id, e.data_digest,
-                                e.metadata_digest);
+                                e.metadata_digest, e.tenant, e.written_by);
     IF v_h IS DISTINCT FROM e.hash THEN
       -- Which side changed? The receipt, if its digests were edited or the
       -- next link does not confirm its hash; otherwise the event.
@@ -75,7 +75,8 @@ BEGIN
       IF NOT FOUND THEN v_confirm := s.head_hash; END IF;
       IF logbook.receipt_hash(e.previous_hash, e.sid, e.ver, e.event_id, e.event_type,
                               e.content_type, e.recorded_at, e.schema_version, e.correlation_id,
-                              e.causation_id, sha256(e.data), sha256(e.metadata)) = e.hash
+                              e.causation_id, sha256(e.data), sha256(e.metadata), e.tenant,
+                              e.written_by) = e.hash
          OR v_confirm IS DISTINCT FROM e.hash THEN
         RETURN QUERY SELECT false, v_count, NULL::bytea, e.ver, e.pos, 'receipt_changed'::text,
           'the receipt does not match its own contents'::text;

@@ -158,6 +158,8 @@ absl::StatusOr<TokenTable> ParseTokensFile(absl::string_view text, absl::string_
   return table;
 }
 
+store::Writer AsWriter(const Principal& p) { return {p.name, store::kDefaultTenant}; }
+
 std::string TokenDigest(absl::string_view token) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), digest);

@@ -64,6 +64,10 @@ using TokenTable = absl::flat_hash_map<std::string, Principal>;
 // the field. Pure.
 absl::StatusOr<TokenTable> ParseTokensFile(absl::string_view text, absl::string_view path);
 
+// The writer of what `p` appends, deletes or redacts: its name, in the
+// default tenant (tenants are not supported yet). Pure.
+store::Writer AsWriter(const Principal& p);
+
 // Lowercase hex SHA-256 of `token`: what a tokens file holds. Pure.
 std::string TokenDigest(absl::string_view token);
 

@@ -185,6 +185,8 @@ void ToProto(const store::RecordedEvent& e, v1::RecordedEvent& out) {
   ToProto(e.recorded_at, *out.mutable_recorded_at());
   if (e.schema_version) out.set_schema_version(*e.schema_version);
   if (e.redaction_reason) out.set_redaction_reason(*e.redaction_reason);
+  out.set_written_by(e.written_by);
+  out.set_tenant(e.tenant);
 }
 
 void ToProto(const store::StreamInfo& info, v1::StreamInfo& out) {

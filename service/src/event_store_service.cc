@@ -325,10 +325,10 @@ grpc::ServerUnaryReactor* EventStoreService::Append(grpc::CallbackServerContext*
   // the append with others and calls back from its own thread. A small
   // request is handled right on this gRPC thread (microseconds of CPU, a
   // thread hop saved); a large one's JSON checks go to a worker.
-  auto submit = [this, context, request, response, reactor] {
+  auto submit = [this, context, request, response, reactor, writer = AsWriter(*caller)] {
     store_.AppendAsync(
         request->stream_id(), FromProto(request->expected_version()),
-        FromProto(request->events()),
+        FromProto(request->events()), writer,
         [this, context, response, reactor](absl::StatusOr<store::AppendResult> result) {
           if (result.ok()) {
             // Wake this instance's subscriptions now; other instances hear
@@ -383,11 +383,12 @@ grpc::ServerUnaryReactor* EventStoreService::DeleteStream(
     v1::DeleteStreamResponse* response) {
   absl::StatusOr<Principal> caller = Caller(*context, kOperator, "DeleteStream", request->stream_id());
   if (!caller.ok()) return Refuse(context, caller.status());
-  return RunUnary(context, *request, [this, request, response]() -> absl::Status {
+  return RunUnary(context, *request,
+                  [this, request, response, writer = AsWriter(*caller)]() -> absl::Status {
     LOGBOOK_ASSIGN_OR_RETURN(store::DeleteResult result,
                      store_.DeleteStream(request->stream_id(),
                                          FromProto(request->expected_version()),
-                                         request->tombstone()));
+                                         request->tombstone(), writer));
     tail_.OnHead(result.audit_position);  // The StreamDeleted event in $audit.
     ToProto(result, *response);
     return absl::OkStatus();
@@ -400,12 +401,14 @@ grpc::ServerUnaryReactor* EventStoreService::RedactEvent(grpc::CallbackServerCon
   absl::StatusOr<Principal> caller =
       Caller(*context, kAdmin, "RedactEvent", request->stream_id());
   if (!caller.ok()) return Refuse(context, caller.status());
-  return RunUnary(context, *request, [this, request, response]() -> absl::Status {
+  return RunUnary(context, *request,
+                  [this, request, response, writer = AsWriter(*caller)]() -> absl::Status {
     LOGBOOK_ASSIGN_OR_RETURN(store::RedactResult result,
                      store_.RedactEvent(request->stream_id(), request->stream_version(),
-                                        request->reason()));
-    spdlog::info("redacted {}@{} (position {}); audit position {}", request->stream_id(),
-                 request->stream_version(), result.global_position, result.audit_position);
+                                        request->reason(), writer));
+    spdlog::info("{} redacted {}@{} (position {}); audit position {}", writer.principal,
+                 request->stream_id(), request->stream_version(), result.global_position,
+                 result.audit_position);
     tail_.OnHead(result.audit_position);  // The EventRedacted event in $audit.
     ToProto(result, *response);
     return absl::OkStatus();

@@ -38,9 +38,9 @@ absl::string_view AppendInput::metadata_digest(size_t i) const {
 }
 
 AppendInput PrepareAppend(std::string stream_id, ExpectedVersion expected,
-                          std::vector<NewEvent> events) {
+                          std::vector<NewEvent> events, Writer writer) {
   static_assert(kIdAndDigestsBytes == 16 + 2 * kHashBytes);
-  AppendInput a{std::move(stream_id), expected, std::move(events), 0};
+  AppendInput a{std::move(stream_id), expected, std::move(events), std::move(writer), 0};
   a.id_and_digests.reserve(a.events.size() * kIdAndDigestsBytes);
   for (const NewEvent& e : a.events) {
     a.bytes += e.data.size() + e.metadata.size();
@@ -240,7 +240,8 @@ GroupReceipts HashReceipts(const AppendPlan& plan, const std::vector<const Appen
       std::string hash = ReceiptHash(
           {head->second, a.stream_id, first_version + i, a.event_id_bytes(i), e.type,
            e.content_type, recorded_at_micros, e.schema_version, e.correlation_id,
-           e.causation_id, a.data_digest(i), a.metadata_digest(i)});
+           e.causation_id, a.data_digest(i), a.metadata_digest(i), a.writer.tenant,
+           a.writer.principal});
       receipts.previous_hashes.push_back(std::move(head->second));
       head->second = hash;
       receipts.hashes.push_back(std::move(hash));

@@ -25,6 +25,7 @@ struct AppendInput {
   std::string stream_id;
   ExpectedVersion expected;
   std::vector<NewEvent> events;
+  Writer writer;
   size_t bytes = 0;  // Data + metadata of all events.
   // Per event: its id's 16 bytes, then SHA-256 of its data and of its
   // metadata (kIdAndDigestsBytes each).
@@ -39,7 +40,7 @@ inline constexpr size_t kIdAndDigestsBytes = 16 + 2 * 32;
 // An AppendInput for validated `events`: sums the sizes and hashes the
 // payloads. Run it on the caller's thread.
 AppendInput PrepareAppend(std::string stream_id, ExpectedVersion expected,
-                          std::vector<NewEvent> events);
+                          std::vector<NewEvent> events, Writer writer);
 
 // A stream's row as a writer sees it: loaded under its lock, or as this
 // process last wrote it.

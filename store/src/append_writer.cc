@@ -44,8 +44,8 @@ constexpr char kAppendLoadedGroupSql[] =
     "$1::logbook.new_event[], $2::timestamptz, $3::text[], $4::bigint[], $5::bigint[],"
     " $6::bytea)";
 
-// The fields of logbook.new_event (migrations/0009).
-constexpr int kNewEventFields = 14;
+// The fields of logbook.new_event (migrations/0009, 0019).
+constexpr int kNewEventFields = 16;
 
 // Calls of logbook.append_cached for one group whose recorded_at a
 // concurrent writer's ticket passed, each at that ticket's time.
@@ -106,8 +106,9 @@ BinaryRowArray EventRows(const AppendPlan& plan, const std::vector<const AppendI
     value_bytes += appends[k]->bytes;
     for (const NewEvent& e : appends[k]->events) {
       value_bytes += appends[k]->stream_id.size() + e.type.size() + e.content_type.size() +
-                     e.correlation_id.size() + e.causation_id.size() + 16 + 8 + 8 +
-                     4 * kHashBytes;
+                     e.correlation_id.size() + e.causation_id.size() +
+                     appends[k]->writer.tenant.size() + appends[k]->writer.principal.size() +
+                     16 + 8 + 8 + 4 * kHashBytes;
     }
   }
   rows.Reserve(plan.events, value_bytes);
@@ -132,6 +133,8 @@ BinaryRowArray EventRows(const AppendPlan& plan, const std::vector<const AppendI
       rows.AddBytea(receipts.hashes[next]);
       rows.AddBytea(a.data_digest(i));
       rows.AddBytea(a.metadata_digest(i));
+      rows.AddText(a.writer.tenant);
+      rows.AddText(a.writer.principal);
     }
   }
   return rows;

@@ -948,7 +948,7 @@ class PgConsumerGroups final : public ConsumerGroups {
                      std::vector<RecordedEvent> events = ToEvents(claimed);
                      out.reserve(events.size());
                      for (size_t i = 0; i < events.size(); ++i) {
-                       out.push_back({std::move(events[i]), claimed[i][13].as<uint32_t>()});
+                       out.push_back({std::move(events[i]), claimed[i][kEventColumns].as<uint32_t>()});
                      }
                    }
                  }

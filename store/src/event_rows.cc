@@ -45,6 +45,8 @@ std::vector<RecordedEvent> ToEvents(const pqxx::result& rows) {
     e.recorded_at = FromEpochText(row[10]);
     if (!row[11].is_null()) e.schema_version = row[11].as<uint32_t>();
     if (!row[12].is_null()) e.redaction_reason = row[12].as<std::string>();
+    e.tenant.assign(row[13].c_str(), row[13].size());
+    e.written_by.assign(row[14].c_str(), row[14].size());
   }
   return events;
 }

@@ -13,9 +13,13 @@
 #define LOGBOOK_EVENT_COLUMNS                                                          \
   "global_position, stream_id, stream_version, event_id::text, event_type, data, "     \
   "metadata, content_type, coalesce(correlation_id, ''), coalesce(causation_id, ''), " \
-  "extract(epoch FROM recorded_at), schema_version, redaction_reason"
+  "extract(epoch FROM recorded_at), schema_version, redaction_reason, tenant, "        \
+  "coalesce(written_by, '')"
 
 namespace logbook::store {
+
+// How many LOGBOOK_EVENT_COLUMNS there are: the index of a column after them.
+inline constexpr int kEventColumns = 15;
 
 std::vector<RecordedEvent> ToEvents(const pqxx::result& rows);
 

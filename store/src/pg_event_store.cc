@@ -116,15 +116,15 @@ constexpr char kStreamInfoSql[] =
     " head_hash, state, first_version FROM logbook.streams WHERE stream_id = $1";
 
 // migrations/functions/delete_stream.sql: $1 stream id, $2 the version
-// it was found at, $3 tombstone. Returns the StreamDeleted event's position.
+// it was found at, $3 tombstone, $4 the principal deleting. Returns the StreamDeleted event's position.
 constexpr char kDeleteStream[] = "delete_stream_found";
-constexpr char kDeleteStreamSql[] = "SELECT logbook.delete_stream($1, $2, $3)";
+constexpr char kDeleteStreamSql[] = "SELECT logbook.delete_stream($1, $2, $3, $4)";
 
 // migrations/functions/redact.sql, on the admin connection: $1 stream id,
-// $2 version, $3 reason.
+// $2 version, $3 reason, $4 the principal redacting.
 constexpr char kRedact[] = "redact_event";
 constexpr char kRedactSql[] =
-    "SELECT outcome, global_position, audit_position FROM logbook.redact($1, $2, $3)";
+    "SELECT outcome, global_position, audit_position FROM logbook.redact($1, $2, $3, $4)";
 
 // migrations/functions/save_snapshot.sql: $1 stream id, $2 version, $3
 // schema version, $4 state, $5 how many to keep.
@@ -250,8 +250,12 @@ class PgEventStore final : public EventStore {
   }
 
   void AppendAsync(absl::string_view stream_id, ExpectedVersion expected,
-                   std::vector<NewEvent> events, AppendDone done) override {
+                   std::vector<NewEvent> events, Writer writer, AppendDone done) override {
     if (absl::Status valid = ValidateAppend(limits_, stream_id, events); !valid.ok()) {
+      done(valid);
+      return;
+    }
+    if (absl::Status valid = ValidateWriter(limits_, writer); !valid.ok()) {
       done(valid);
       return;
     }
@@ -260,8 +264,9 @@ class PgEventStore final : public EventStore {
           absl::StrCat("expected_version.exact: ", expected.version, " is out of range")));
       return;
     }
-    committer_.Submit(PrepareAppend(std::string(stream_id), expected, std::move(events)),
-                      std::move(done));
+    committer_.Submit(
+        PrepareAppend(std::string(stream_id), expected, std::move(events), std::move(writer)),
+        std::move(done));
   }
 
   absl::StatusOr<std::vector<RecordedEvent>> ReadStream(const ReadStreamQuery& query) override {
@@ -353,8 +358,9 @@ class PgEventStore final : public EventStore {
   }
 
   absl::StatusOr<DeleteResult> DeleteStream(absl::string_view stream_id, ExpectedVersion expected,
-                                            bool tombstone) override {
+                                            bool tombstone, const Writer& writer) override {
     LOGBOOK_RETURN_IF_ERROR(ValidateStreamId(limits_, "stream_id", stream_id));
+    LOGBOOK_RETURN_IF_ERROR(ValidateWriter(limits_, writer));
     if (stream_id.front() == '$') {
       return absl::InvalidArgumentError("stream_id: system streams cannot be deleted");
     }
@@ -365,7 +371,8 @@ class PgEventStore final : public EventStore {
                  const StreamHead s = LockStreams(tx, {stream})[0];
                  LOGBOOK_RETURN_IF_ERROR(CheckDelete(stream, expected, tombstone, s));
                  const uint64_t audit_position =
-                     tx.exec_prepared(kDeleteStream, stream, ToSql(s.version), tombstone)[0][0]
+                     tx.exec_prepared(kDeleteStream, stream, ToSql(s.version), tombstone,
+                                      writer.principal)[0][0]
                          .as<uint64_t>();
                  tx.commit();
                  return DeleteResult{s.version, audit_position};
@@ -373,8 +380,10 @@ class PgEventStore final : public EventStore {
   }
 
   absl::StatusOr<RedactResult> RedactEvent(absl::string_view stream_id, uint64_t stream_version,
-                                           absl::string_view reason) override {
+                                           absl::string_view reason,
+                                           const Writer& writer) override {
     LOGBOOK_RETURN_IF_ERROR(ValidateStreamId(limits_, "stream_id", stream_id));
+    LOGBOOK_RETURN_IF_ERROR(ValidateWriter(limits_, writer));
     LOGBOOK_RETURN_IF_ERROR(ValidateText("reason", reason, 1, limits_.max_reason_bytes));
     if (stream_id.front() == '$') {
       return absl::FailedPreconditionError(
@@ -386,7 +395,8 @@ class PgEventStore final : public EventStore {
                [&](pqxx::connection& conn) -> absl::StatusOr<RedactResult> {
                  pqxx::work tx(conn);
                  const pqxx::row row =
-                     tx.exec_prepared1(kRedact, stream, ToSql(stream_version), why);
+                     tx.exec_prepared1(kRedact, stream, ToSql(stream_version), why,
+                                       writer.principal);
                  const std::string outcome = row[0].as<std::string>();
                  if (outcome == "no_event") {
                    return absl::NotFoundError(absl::StrCat(
@@ -677,10 +687,11 @@ class PgEventStore final : public EventStore {
 
 absl::StatusOr<AppendResult> EventStore::Append(absl::string_view stream_id,
                                                 ExpectedVersion expected,
-                                                std::vector<NewEvent> events) {
+                                                std::vector<NewEvent> events, Writer writer) {
   absl::Notification finished;
   absl::StatusOr<AppendResult> result;
-  AppendAsync(stream_id, expected, std::move(events), [&](absl::StatusOr<AppendResult> r) {
+  AppendAsync(stream_id, expected, std::move(events), std::move(writer),
+              [&](absl::StatusOr<AppendResult> r) {
     result = std::move(r);
     finished.Notify();
   });

@@ -57,8 +57,9 @@ std::string Sha256(absl::string_view bytes) {
 std::string ReceiptHash(const ReceiptInput& in) {
   std::string buf;
   buf.reserve(256 + in.stream_id.size() + in.type.size() + in.content_type.size() +
-              in.correlation_id.size() + in.causation_id.size());
-  buf.append("logbook-receipt-v1");
+              in.correlation_id.size() + in.causation_id.size() + in.tenant.size() +
+              (in.written_by ? in.written_by->size() : 0));
+  buf.append(in.written_by ? "logbook-receipt-v2" : "logbook-receipt-v1");
   buf.append(in.previous_hash.data(), in.previous_hash.size());
   PutText(buf, in.stream_id);
   PutInt(buf, in.stream_version, 8);
@@ -71,6 +72,10 @@ std::string ReceiptHash(const ReceiptInput& in) {
   PutText(buf, in.causation_id);
   buf.append(in.data_digest.data(), in.data_digest.size());
   buf.append(in.metadata_digest.data(), in.metadata_digest.size());
+  if (in.written_by) {
+    PutText(buf, in.tenant);
+    PutText(buf, *in.written_by);
+  }
   return Sha256(buf);
 }
 

@@ -34,6 +34,10 @@ struct ReceiptInput {
   absl::string_view causation_id;
   absl::string_view data_digest;     // 32 bytes.
   absl::string_view metadata_digest;
+  absl::string_view tenant;
+  // The writer's principal (logbook-receipt-v2); nullopt for an event stored
+  // before writers were recorded (logbook-receipt-v1, without the tenant).
+  std::optional<absl::string_view> written_by;
 };
 
 // The receipt hash (32 bytes); logbook.receipt_hash() in SQL computes the same.

@@ -102,6 +102,14 @@ absl::Status ValidateStreamId(const Limits& limits, absl::string_view field,
   return ValidateText(field, stream_id, 1, limits.max_stream_id_bytes);
 }
 
+absl::Status ValidateWriter(const Limits& limits, const Writer& writer) {
+  if (auto s = ValidateText("writer.principal", writer.principal, 1, limits.max_principal_bytes);
+      !s.ok()) {
+    return s;
+  }
+  return ValidateText("writer.tenant", writer.tenant, 1, limits.max_principal_bytes);
+}
+
 absl::Status ValidateAppend(const Limits& limits, absl::string_view stream_id,
                             std::vector<NewEvent>& events) {
   if (auto s = ValidateStreamId(limits, "stream_id", stream_id); !s.ok()) return s;

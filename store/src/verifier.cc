@@ -23,7 +23,7 @@ namespace {
   " e.content_type, (extract(epoch FROM e.recorded_at) * 1000000)::bigint, e.schema_version," \
   " coalesce(e.correlation_id, ''), coalesce(e.causation_id, ''), e.data, e.metadata,"      \
   " e.redaction_reason, e.receipt_previous_hash, e.receipt_hash, e.data_digest,"            \
-  " e.metadata_digest FROM logbook.event_log e"
+  " e.metadata_digest, e.tenant, e.written_by FROM logbook.event_log e"
 
 // $1 stream, $2 from version, $3 until version, $4 limit.
 constexpr char kVerifyStreamPage[] = "verify_stream_page";
@@ -136,6 +136,8 @@ struct Row {
   std::optional<std::string> redaction_reason;
   bool has_receipt;  // All four columns set (NOT NULL, unless someone dropped that).
   std::string previous_hash, hash, data_digest, metadata_digest;
+  std::string tenant;
+  std::optional<std::string> written_by;  // Unset: a v1 receipt.
 };
 
 Row ToRow(const pqxx::row& f) {
@@ -158,6 +160,8 @@ Row ToRow(const pqxx::row& f) {
   r.hash = Bytes(f[14]);
   r.data_digest = Bytes(f[15]);
   r.metadata_digest = Bytes(f[16]);
+  r.tenant = f[17].is_null() ? std::string() : f[17].as<std::string>();
+  if (!f[18].is_null()) r.written_by = f[18].as<std::string>();
   return r;
 }
 
@@ -165,7 +169,9 @@ std::string Hash(const Row& r, absl::string_view data_digest, absl::string_view 
   const std::string id = UuidBytes(r.event_id);
   return ReceiptHash({r.previous_hash, r.stream_id, r.version, id, r.type, r.content_type,
                       r.recorded_at_micros, r.schema_version, r.correlation_id, r.causation_id,
-                      data_digest, metadata_digest});
+                      data_digest, metadata_digest, r.tenant,
+                      r.written_by ? std::optional<absl::string_view>(*r.written_by)
+                                   : std::nullopt});
 }
 
 // A stream's newest StreamDeleted record in $audit.

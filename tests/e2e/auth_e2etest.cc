@@ -21,6 +21,7 @@
 #include "logbook/client/client.h"
 #include "logbook/v1/event_store.grpc.pb.h"
 #include "server_fixture.h"
+#include "test_env.h"
 
 namespace logbook {
 namespace {
@@ -378,6 +379,58 @@ TEST_F(AuthE2eTest, AScopedPrincipalSeesAndWritesOnlyItsScope) {
   v1::VerifyRequest verify_all;
   verify_all.mutable_all();
   EXPECT_EQ(billing.Verify(verify_all).status().code(), absl::StatusCode::kPermissionDenied);
+}
+
+// Each event names the principal that wrote it, from its credentials: reads,
+// subscriptions and $audit records say who, and the receipts cover it.
+TEST_F(AuthE2eTest, EachEventNamesThePrincipalThatWroteIt) {
+  auto client = [&](const std::string& token) {
+    ClientOptions options;
+    options.address = server_->address();
+    options.token = token;
+    return Client(options);
+  };
+  ASSERT_TRUE(client("t-writer").Append("orders-5", expect::NoStream(), {Event("Placed")}).ok());
+  ASSERT_TRUE(client("t-billing").Append("payments-5", expect::Any(), {Event("Paid")}).ok());
+  ASSERT_TRUE(client("t-operator").DeleteStream("orders-5", expect::Exact(0), false).ok());
+
+  auto all = client("t-admin").ReadAll(v1::ReadAllRequest());
+  ASSERT_TRUE(all.ok()) << all.status();
+  std::string seen;
+  for (const auto& e : *all) {
+    absl::StrAppend(&seen, e.stream_id(), ":", e.type(), ":", e.written_by(), ":", e.tenant(),
+                    " ");
+  }
+  // The seeded events were appended before authentication was on.
+  EXPECT_EQ(seen,
+            "payments-1:Paid:anonymous:default orders-1:Placed:anonymous:default "
+            "orders-5:Placed:wes:default payments-5:Paid:billing:default "
+            "$audit:StreamDeleted:otto:default ");
+
+  v1::SubscribeRequest sub;
+  sub.set_stream_id("payments-5");
+  std::vector<std::string> writers;
+  Client reader = client("t-reader");
+  auto subscription = reader.Subscribe(sub, [&](const v1::SubscribeResponse& m) {
+    if (m.has_event()) writers.push_back(m.event().written_by());
+    return !m.has_caught_up();
+  });
+  EXPECT_TRUE(subscription->Wait().ok());
+  EXPECT_EQ(writers, std::vector<std::string>{"billing"});
+
+  // Naming someone else afterwards is caught at that event.
+  ASSERT_EQ(testing::Exec(dsn_, "SET session_replication_role = replica; "
+                                "UPDATE logbook.event_log SET written_by = 'ann' "
+                                "WHERE stream_id = 'payments-5'"),
+            "");
+  v1::VerifyRequest verify;
+  verify.set_stream_id("payments-5");
+  auto report = reader.Verify(verify);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_FALSE(report->ok());
+  EXPECT_EQ(report->first_broken().reason(), v1::EVENT_CHANGED);
+  EXPECT_EQ(report->first_broken().stream_version(), 0u);
+  EXPECT_EQ(report->first_broken().global_position(), 4u);
 }
 
 TEST_F(AuthE2eTest, TheTokensFileIsReadAgainOnSighup) {

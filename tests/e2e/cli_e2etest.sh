@@ -62,10 +62,10 @@ check "append reused id elsewhere" 4 'already stored in stream .order-1. at vers
 check "append bad uuid" 5 'events\[0\].event_id: not a UUID' -- "$cli" append order-1 --type X --data '{}' --event-id nope
 check "append reserved" 5 "ids starting with '\\$' are reserved" -- "$cli" append '$all' --type X --data '{}'
 
-check "read" 0 '^1  order-1@0  OrderPlaced  [0-9T:.-]+Z  \{"total":5\}' -- "$cli" read order-1
+check "read" 0 '^1  order-1@0  OrderPlaced  [0-9T:.-]+Z  by anonymous  \{"total":5\}' -- "$cli" read order-1
 check "read from" 0 '^2  order-1@1  OrderPaid' -- "$cli" read order-1 --from 1 --limit 1
 check "read backward" 0 '^5  order-1@3  X' -- "$cli" read order-1 --backward --limit 1
-check "read json" 0 '^\{"content_type":"application/json","data":\{"from":"stdin"\},"event_id":"[0-9a-f-]{36}","global_position":3,"recorded_at":"[^"]+","stream_id":"order-1","stream_version":2,"type":"Noted"\}$' -- \
+check "read json" 0 '^\{"content_type":"application/json","data":\{"from":"stdin"\},"event_id":"[0-9a-f-]{36}","global_position":3,"recorded_at":"[^"]+","stream_id":"order-1","stream_version":2,"tenant":"default","type":"Noted","written_by":"anonymous"\}$' -- \
   "$cli" read order-1 --from 2 --limit 1 --json
 check "read binary json" 0 '"data":\{"base64":"YmluAGFyeQ=="\}' -- "$cli" read blob-1 --json
 check "read binary text" 0 '<7 bytes>' -- "$cli" read blob-1
@@ -118,7 +118,7 @@ check "append schema version json" 0 '"events_since_snapshot":1,.*"head_hash":"[
   "$cli" append rc-1 --type Opened --data '{"n":1}' --schema-version 2 --json
 "$cli" append rc-1 --type Noted --data '{"n":2}' >/dev/null
 "$cli" append rc-1 --type Noted --data '{"n":3}' >/dev/null
-check "read schema version" 0 '^9  rc-1@0  Opened \(schema 2\)  [0-9T:.-]+Z  \{"n":1\}$' -- "$cli" read rc-1 --limit 1
+check "read schema version" 0 '^9  rc-1@0  Opened \(schema 2\)  [0-9T:.-]+Z  by anonymous  \{"n":1\}$' -- "$cli" read rc-1 --limit 1
 check "read schema version json" 0 '"schema_version":2,"stream_id":"rc-1"' -- "$cli" read rc-1 --limit 1 --json
 check "stream head hash" 0 '^head hash      [0-9a-f]{64}$' -- "$cli" stream rc-1
 check "stream state" 0 '^state          active$' -- "$cli" stream rc-1
@@ -176,7 +176,7 @@ check "redact no reason" 2 'reason is required' -- "$cli" redact rc-1 1 --admin-
 check "redact" 0 '^redacted rc-1@1 \(position 10, audit position 13\)$' -- \
   env LOGBOOK_ADMIN_TOKEN=s3cret "$cli" redact rc-1 1 --reason 'customer asked'
 check "redact again" 7 'already redacted' -- "$cli" redact rc-1 1 --reason again --admin-token s3cret
-check "read redacted" 0 '^10  rc-1@1  Noted  [0-9T:.-]+Z  <redacted: customer asked>$' -- "$cli" read rc-1 --from 1 --limit 1
+check "read redacted" 0 '^10  rc-1@1  Noted  [0-9T:.-]+Z  by anonymous  <redacted: customer asked>$' -- "$cli" read rc-1 --from 1 --limit 1
 check "read redacted json" 0 '"data":null,.*"redaction_reason":"customer asked"' -- "$cli" read rc-1 --from 1 --limit 1 --json
 check "read audit" 0 '^13  \$audit@0  EventRedacted' -- "$cli" read '$audit'
 check "verify after redaction" 0 "^ok: 4 events, head [0-9a-f]{64}\$" -- "$cli" verify rc-1
@@ -268,7 +268,8 @@ psql -X -q -d "$ckpt_dsn" -c "SET session_replication_role = replica;
   UPDATE logbook.event_log e SET data = '{\"forged\":1}', data_digest = sha256('{\"forged\":1}'),
     receipt_hash = logbook.receipt_hash(e.receipt_previous_hash, e.stream_id, e.stream_version,
       e.event_id, e.event_type, e.content_type, e.recorded_at, e.schema_version,
-      e.correlation_id, e.causation_id, sha256('{\"forged\":1}'), e.metadata_digest)
+      e.correlation_id, e.causation_id, sha256('{\"forged\":1}'), e.metadata_digest,
+      e.tenant, e.written_by)
   WHERE global_position = 2;
   UPDATE logbook.streams s SET head_hash = e.receipt_hash FROM logbook.event_log e
   WHERE s.stream_id = 'ck-1' AND e.global_position = 2" || fail "tampering failed"

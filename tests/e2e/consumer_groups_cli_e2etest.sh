@@ -144,7 +144,7 @@ parked                0
 delivered             5
 acked                 5
 members               0" -- info emails
-check "stream group after its position" 0 '' -- prints '{"action":"ack","attempt":1,"delivery_id":3,"event":{"content_type":"application/json","data":{"n":3},"event_id":"<uuid>","global_position":3,"recorded_at":"<time>","stream_id":"order-1","stream_version":1,"type":"OrderPaid"},"handled_at_ns":<ns>}
+check "stream group after its position" 0 '' -- prints '{"action":"ack","attempt":1,"delivery_id":3,"event":{"content_type":"application/json","data":{"n":3},"event_id":"<uuid>","global_position":3,"recorded_at":"<time>","stream_id":"order-1","stream_version":1,"tenant":"default","type":"OrderPaid","written_by":"anonymous"},"handled_at_ns":<ns>}
 -- joined group one.stream_1 as w on <instance>, max in flight 1 (Ctrl-C to stop)
 -- owns 1 stream with pending events (1 live member: w): order-1' -- \
   "$cli" consume one.stream_1 --consumer w --count 1 --json

@@ -68,7 +68,7 @@ class CheckpointsTest : public testing::StoreTest {
         "receipt_hash = logbook.receipt_hash(e.receipt_previous_hash, e.stream_id, "
         "e.stream_version, e.event_id, e.event_type, e.content_type, e.recorded_at, "
         "e.schema_version, e.correlation_id, e.causation_id, sha256('{\"n\":400}'), "
-        "e.metadata_digest) WHERE global_position = 15; "
+        "e.metadata_digest, e.tenant, e.written_by) WHERE global_position = 15; "
         "UPDATE logbook.streams s SET head_hash = e.receipt_hash FROM logbook.event_log e "
         "WHERE s.stream_id = 'acct-3' AND e.global_position = 15");
   }
@@ -85,10 +85,11 @@ class CheckpointsTest : public testing::StoreTest {
         "VALUES (16, 16), (18, 18); "
         "INSERT INTO logbook.event_log (global_position, stream_id, stream_version, event_id, "
         "event_type, data, metadata, content_type, recorded_at, receipt_previous_hash, "
-        "receipt_hash, data_digest, metadata_digest) SELECT 17, '", stream, "', 0, f.id, '",
-        type, "', '", data, "', '', 'application/json', f.at, f.zero, logbook.receipt_hash("
-        "f.zero, '", stream, "', 0, f.id, '", type, "', 'application/json', f.at, NULL, NULL, "
-        "NULL, sha256('", data, "'), sha256('')), sha256('", data, "'), sha256('') FROM "
+        "receipt_hash, data_digest, metadata_digest, tenant, written_by) SELECT 17, '", stream,
+        "', 0, f.id, '", type, "', '", data, "', '', 'application/json', f.at, f.zero, "
+        "logbook.receipt_hash(f.zero, '", stream, "', 0, f.id, '", type, "', 'application/json', "
+        "f.at, NULL, NULL, NULL, sha256('", data, "'), sha256(''), 'default', 'mallory'), "
+        "sha256('", data, "'), sha256(''), 'default', 'mallory' FROM "
         "(SELECT '33333333-3333-4333-8333-333333333333'::uuid AS id, now() AS at, "
         "decode(repeat('00', 32), 'hex') AS zero) f; "
         "INSERT INTO logbook.streams (stream_id, version, last_position, head_hash, created_at) "
@@ -146,7 +147,7 @@ TEST_F(CheckpointsTest, ACheckpointSignsTheWholeLogAtItsHead) {
   EXPECT_EQ(again->id, 1u);
   // The next continues from it, and equals the hash of the whole log.
   ASSERT_TRUE(store_->Append("acct-1", ExpectedVersion::Any(), {Event("A", "{}")}).ok());
-  ASSERT_TRUE(store_->DeleteStream("acct-2", ExpectedVersion::Any(), false).ok());
+  ASSERT_TRUE(store_->DeleteStream("acct-2", ExpectedVersion::Any(), false, Writer{}).ok());
   auto second = store_->CreateCheckpoint();
   ASSERT_TRUE(second.ok()) << second.status();
   EXPECT_EQ(second->id, 2u);
@@ -304,7 +305,7 @@ TEST_F(CheckpointsTest, ARedactionForgedByTheOwnerIsNamedAtItsAuditRecord) {
 // the stream takes appends again. The checkpoint names the record.
 TEST_F(CheckpointsTest, ATombstoneRevivedByTheOwnerIsNamed) {
   Seed();
-  ASSERT_TRUE(store_->DeleteStream("acct-2", ExpectedVersion::Exact(4), true).ok());  // At 16.
+  ASSERT_TRUE(store_->DeleteStream("acct-2", ExpectedVersion::Exact(4), true, Writer{}).ok());  // At 16.
   ASSERT_TRUE(store_->CreateCheckpoint().ok());  // #1 at 16.
   Tamper("UPDATE logbook.streams SET state = 'active', first_version = 0 "
          "WHERE stream_id = 'acct-2'");
@@ -315,7 +316,7 @@ TEST_F(CheckpointsTest, ATombstoneRevivedByTheOwnerIsNamed) {
       "receipt_hash = logbook.receipt_hash(e.receipt_previous_hash, e.stream_id, "
       "e.stream_version, e.event_id, e.event_type, e.content_type, e.recorded_at, "
       "e.schema_version, e.correlation_id, e.causation_id, sha256('", data, "'), "
-      "e.metadata_digest) WHERE global_position = 16; "
+      "e.metadata_digest, e.tenant, e.written_by) WHERE global_position = 16; "
       "UPDATE logbook.streams s SET head_hash = e.receipt_hash FROM logbook.event_log e "
       "WHERE s.stream_id = '$audit' AND e.global_position = 16"));
   EXPECT_EQ(UnsignedVerify(), "ok 16");
@@ -349,7 +350,7 @@ TEST_F(CheckpointsTest, ARecordOfManyChunksNamesTheEventInTheLaterOne) {
          "receipt_hash = logbook.receipt_hash(e.receipt_previous_hash, e.stream_id, "
          "e.stream_version, e.event_id, 'Tocked', e.content_type, e.recorded_at, "
          "e.schema_version, e.correlation_id, e.causation_id, e.data_digest, "
-         "e.metadata_digest) WHERE global_position = 11015; "
+         "e.metadata_digest, e.tenant, e.written_by) WHERE global_position = 11015; "
          "UPDATE logbook.streams s SET head_hash = e.receipt_hash FROM logbook.event_log e "
          "WHERE s.stream_id = 'clock-1' AND e.global_position = 11015");
   EXPECT_EQ(UnsignedVerify(), "ok 11015");

@@ -21,12 +21,12 @@ TEST_F(DeletionTest, SoftDeletedStreamsDisappearAndContinueWhenWrittenAgain) {
   ASSERT_TRUE(store_->Append("cart-1", ExpectedVersion::Any(),
                              {Event("A", "{}"), Event("B", "{}"), Event("C", "{}")})
                   .ok());
-  auto wrong = store_->DeleteStream("cart-1", ExpectedVersion::Exact(1), false);
+  auto wrong = store_->DeleteStream("cart-1", ExpectedVersion::Exact(1), false, Writer{});
   EXPECT_EQ(wrong.status().code(), absl::StatusCode::kAborted);
   EXPECT_EQ(wrong.status().message(),
             "wrong expected version for stream 'cart-1': expected version 1, but the stream is "
             "at version 2");
-  auto deleted = store_->DeleteStream("cart-1", ExpectedVersion::Exact(2), false);
+  auto deleted = store_->DeleteStream("cart-1", ExpectedVersion::Exact(2), false, Writer{});
   ASSERT_TRUE(deleted.ok()) << deleted.status();
   EXPECT_EQ(deleted->deleted_version, 2u);
   EXPECT_EQ(deleted->audit_position, 4u);
@@ -37,7 +37,7 @@ TEST_F(DeletionTest, SoftDeletedStreamsDisappearAndContinueWhenWrittenAgain) {
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->state, StreamState::kSoftDeleted);
   EXPECT_EQ(info->first_version, 3u);
-  EXPECT_EQ(store_->DeleteStream("cart-1", ExpectedVersion::Any(), false).status(),
+  EXPECT_EQ(store_->DeleteStream("cart-1", ExpectedVersion::Any(), false, Writer{}).status(),
             absl::NotFoundError("stream 'cart-1' is already deleted"));
   // It counts as not existing for expected versions.
   auto exists = store_->Append("cart-1", ExpectedVersion::StreamExists(), {Event("D", "{}")});
@@ -69,7 +69,7 @@ TEST_F(DeletionTest, SoftDeletedStreamsDisappearAndContinueWhenWrittenAgain) {
 
 TEST_F(DeletionTest, TombstonedStreamsCanNeverBeWrittenAgain) {
   ASSERT_TRUE(store_->Append("cart-2", ExpectedVersion::Any(), {Event("A", "{}")}).ok());
-  auto deleted = store_->DeleteStream("cart-2", ExpectedVersion::Any(), true);
+  auto deleted = store_->DeleteStream("cart-2", ExpectedVersion::Any(), true, Writer{});
   ASSERT_TRUE(deleted.ok()) << deleted.status();
   EXPECT_EQ(deleted->deleted_version, 0u);
   const std::string tombstoned = "stream 'cart-2' is tombstoned (deleted for good at version 0)";
@@ -78,12 +78,12 @@ TEST_F(DeletionTest, TombstonedStreamsCanNeverBeWrittenAgain) {
   EXPECT_EQ(append.status(),
             absl::FailedPreconditionError(
                 "stream 'cart-2' is tombstoned (deleted for good); it cannot be written"));
-  EXPECT_EQ(store_->DeleteStream("cart-2", ExpectedVersion::Any(), true).status(),
+  EXPECT_EQ(store_->DeleteStream("cart-2", ExpectedVersion::Any(), true, Writer{}).status(),
             absl::FailedPreconditionError("stream 'cart-2' is already tombstoned"));
   EXPECT_EQ(store_->GetStream("cart-2")->state, StreamState::kTombstoned);
-  EXPECT_EQ(store_->DeleteStream("nope-2", ExpectedVersion::Any(), true).status(),
+  EXPECT_EQ(store_->DeleteStream("nope-2", ExpectedVersion::Any(), true, Writer{}).status(),
             absl::NotFoundError("stream 'nope-2' does not exist"));
-  EXPECT_EQ(store_->DeleteStream(kAuditStream, ExpectedVersion::Any(), true).status(),
+  EXPECT_EQ(store_->DeleteStream(kAuditStream, ExpectedVersion::Any(), true, Writer{}).status(),
             absl::InvalidArgumentError("stream_id: system streams cannot be deleted"));
   EXPECT_EQ(QueryValue(dsn_, "SELECT count(*) FROM logbook.event_log"), "2");
   EXPECT_EQ(SqlVerifyAll(), "ok 2");
@@ -97,8 +97,8 @@ TEST_F(DeletionTest, ARowThatContradictsItsDeletionRecordIsNamed) {
   ASSERT_TRUE(store_->Append("cart-3", ExpectedVersion::Any(), {Event("A", "{}")}).ok());
   ASSERT_TRUE(store_->Append("cart-4", ExpectedVersion::Any(),
                              {Event("A", "{}"), Event("B", "{}")}).ok());
-  ASSERT_TRUE(store_->DeleteStream("cart-3", ExpectedVersion::Any(), true).ok());
-  ASSERT_TRUE(store_->DeleteStream("cart-4", ExpectedVersion::Any(), false).ok());
+  ASSERT_TRUE(store_->DeleteStream("cart-3", ExpectedVersion::Any(), true, Writer{}).ok());
+  ASSERT_TRUE(store_->DeleteStream("cart-4", ExpectedVersion::Any(), false, Writer{}).ok());
   ASSERT_TRUE(store_->Append("cart-4", ExpectedVersion::Any(), {Event("C", "{}")}).ok());
   EXPECT_EQ(Verify(""), "ok 6");
   EXPECT_EQ(SqlVerifyAll(), "ok 6");

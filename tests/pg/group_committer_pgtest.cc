@@ -26,7 +26,8 @@ using testing::QueryValue;
 using testing::WriterFault;
 
 AppendInput OneEvent(const std::string& stream, std::string id = NewUuid()) {
-  return PrepareAppend(stream, ExpectedVersion::Any(), {Event("Tick").Id(std::move(id))});
+  return PrepareAppend(stream, ExpectedVersion::Any(), {Event("Tick").Id(std::move(id))},
+                       Writer{});
 }
 
 // Every callback of the appends submitted, counted.

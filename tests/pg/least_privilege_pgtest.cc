@@ -25,7 +25,7 @@ class LeastPrivilegeTest : public testing::StoreTest {
     StoreTest::SetUp();
     Seed();
     ASSERT_TRUE(store_->Append("shop-1", ExpectedVersion::NoStream(), {Event("Opened", "{}")}).ok());
-    ASSERT_TRUE(store_->DeleteStream("shop-1", ExpectedVersion::Any(), true).ok());
+    ASSERT_TRUE(store_->DeleteStream("shop-1", ExpectedVersion::Any(), true, Writer{}).ok());
     app_ = AsRole(dsn_, "logbook_app");
     before_ = State();
   }
@@ -55,7 +55,7 @@ class LeastPrivilegeTest : public testing::StoreTest {
                           "SELECT * FROM logbook.append_loaded(ARRAY[ROW('", stream, "', ",
                           version, ", gen_random_uuid(), 'Forged', 'application/json', NULL, "
                           "NULL, NULL, '\\x7b7d'::bytea, ''::bytea, ", previous, ", ", receipt,
-                          ", sha256('\\x7b7d'::bytea), sha256(''::bytea))::logbook.new_event], "
+                          ", sha256('\\x7b7d'::bytea), sha256(''::bytea), 'default', 'mallory')::logbook.new_event], "
                           "now(), ARRAY['", stream, "'], ARRAY[", version,
                           "::bigint], ARRAY[1::bigint], ", head_hash, ")"));
   }
@@ -89,12 +89,12 @@ TEST_F(LeastPrivilegeTest, NoTableOrSequenceCanBeWrittenDirectly) {
       {"DELETE FROM logbook.snapshots", "table snapshots"},
       // The tools: receipts, redaction, tickets and the writers behind the checks.
       {"SELECT logbook.receipt_hash(NULL, 'acct-1', 5, gen_random_uuid(), 'T', 'c', now(), "
-       "NULL, NULL, NULL, sha256(''), sha256(''))",
+       "NULL, NULL, NULL, sha256(''), sha256(''), 'default', 'mallory')",
        "function receipt_hash"},
-      {"SELECT * FROM logbook.redact('acct-1', 0, 'hidden')", "function redact"},
+      {"SELECT * FROM logbook.redact('acct-1', 0, 'hidden', 'mallory')", "function redact"},
       {"SELECT * FROM logbook.take_ticket(1, now())", "function take_ticket"},
       {"SELECT logbook.publish(1, 1, 1, now())", "function publish"},
-      {"SELECT logbook.append_audit('EventRedacted', '{}')", "function append_audit"},
+      {"SELECT logbook.append_audit('EventRedacted', '{}', 'mallory')", "function append_audit"},
       {"SELECT logbook.lock_streams(ARRAY['acct-1'])", "function lock_streams"},
   };
   for (const auto& [sql, object] : forgeries) {
@@ -127,10 +127,10 @@ TEST_F(LeastPrivilegeTest, AppendFunctionsRefuseWhatLogbookdWouldNeverSend) {
   EXPECT_NE(Exec(app_, "SELECT * FROM logbook.append_loaded(ARRAY["
                        "ROW('shop-1', 1, gen_random_uuid(), 'Forged', 'application/json', NULL, "
                        "NULL, NULL, '\\x7b7d'::bytea, ''::bytea, sha256('x'), sha256('y'), "
-                       "sha256('\\x7b7d'::bytea), sha256(''::bytea))::logbook.new_event, "
+                       "sha256('\\x7b7d'::bytea), sha256(''::bytea), 'default', 'mallory')::logbook.new_event, "
                        "ROW('acct-1', 6, gen_random_uuid(), 'Forged', 'application/json', NULL, "
                        "NULL, NULL, '\\x7b7d'::bytea, ''::bytea, sha256('x'), sha256('z'), "
-                       "sha256('\\x7b7d'::bytea), sha256(''::bytea))::logbook.new_event], now(), "
+                       "sha256('\\x7b7d'::bytea), sha256(''::bytea), 'default', 'mallory')::logbook.new_event], now(), "
                        "ARRAY['acct-1'], ARRAY[6::bigint], ARRAY[2::bigint], sha256('z'))")
                 .find(refused + "1 of the group's 2 events are not new versions of their streams"),
             std::string::npos);
@@ -140,13 +140,13 @@ TEST_F(LeastPrivilegeTest, AppendFunctionsRefuseWhatLogbookdWouldNeverSend) {
                             "not the new heads they are said to be"),
             std::string::npos);
   // Deletions check the version logbookd found and never touch $audit.
-  EXPECT_NE(Exec(app_, "SELECT logbook.delete_stream('acct-1', 3, true)")
+  EXPECT_NE(Exec(app_, "SELECT logbook.delete_stream('acct-1', 3, true, 'mallory')")
                 .find("refused to delete stream acct-1: it is active at version 4"),
             std::string::npos);
-  EXPECT_NE(Exec(app_, "SELECT logbook.delete_stream('shop-1', 0, false)")
+  EXPECT_NE(Exec(app_, "SELECT logbook.delete_stream('shop-1', 0, false, 'mallory')")
                 .find("refused to delete stream shop-1: it is tombstoned at version 0"),
             std::string::npos);
-  EXPECT_NE(Exec(app_, "SELECT logbook.delete_stream('$audit', 0, true)")
+  EXPECT_NE(Exec(app_, "SELECT logbook.delete_stream('$audit', 0, true, 'mallory')")
                 .find("refused to delete stream $audit"),
             std::string::npos);
   // Snapshots only of live streams at versions they have.
@@ -184,10 +184,10 @@ TEST_F(LeastPrivilegeTest, LogbookdsOwnWorkNeedsNothingMore) {
             absl::StatusCode::kFailedPrecondition);
   auto saved = store_->SaveSnapshot({"acct-1", 5, 4294967295u, "state"});
   ASSERT_TRUE(saved.ok()) << saved.status();
-  auto deleted = store_->DeleteStream("acct-2", ExpectedVersion::Exact(4), false);
+  auto deleted = store_->DeleteStream("acct-2", ExpectedVersion::Exact(4), false, Writer{});
   ASSERT_TRUE(deleted.ok()) << deleted.status();
   EXPECT_EQ(deleted->audit_position, 19u);
-  auto redacted = store_->RedactEvent("acct-3", 0, "GDPR request 9");
+  auto redacted = store_->RedactEvent("acct-3", 0, "GDPR request 9", Writer{});
   ASSERT_TRUE(redacted.ok()) << redacted.status();
   EXPECT_EQ(redacted->audit_position, 20u);
   EXPECT_EQ(QueryValue(app_, "SELECT ok FROM logbook.verify_stream('acct-1')"), "t");

@@ -239,7 +239,7 @@ TEST_F(RolesTest, OnlyTheRedactorRoleRedacts) {
             std::string::npos);
   // ...nor may it call logbook.redact: a store without an admin connection
   // gets PERMISSION_DENIED, and nothing changes.
-  EXPECT_EQ(store_->RedactEvent("r-1", 0, "GDPR request 7").status(),
+  EXPECT_EQ(store_->RedactEvent("r-1", 0, "GDPR request 7", Writer{}).status(),
             absl::PermissionDeniedError(
                 "redact r-1@0: logbookd's database role may not do this (SQLSTATE 42501)"));
   EXPECT_EQ(QueryValue(owner_, "SELECT count(*) || '/' || count(redaction_reason) "
@@ -251,7 +251,7 @@ TEST_F(RolesTest, OnlyTheRedactorRoleRedacts) {
   options.admin_dsn = DsnFor(database_, "logbook_redactor");
   auto admin = EventStore::Open(options);
   ASSERT_TRUE(admin.ok()) << admin.status();
-  auto redacted = (*admin)->RedactEvent("r-1", 0, "GDPR request 7");
+  auto redacted = (*admin)->RedactEvent("r-1", 0, "GDPR request 7", Writer{});
   ASSERT_TRUE(redacted.ok()) << redacted.status();
   EXPECT_EQ(redacted->global_position, 1u);
   EXPECT_EQ(redacted->audit_position, 2u);
@@ -296,6 +296,12 @@ TEST(Migrations, ReceiptsAreBackfilledForEventsStoredBefore0004) {
   auto appended = (*store)->Append("a-1", ExpectedVersion::Exact(1), {next});
   ASSERT_TRUE(appended.ok()) << appended.status();
   EXPECT_EQ(appended->last_version, 2u);
+  // The old events have no writer (v1 receipts, migration 0019); the new one
+  // has (v2), and one chain holds both.
+  EXPECT_EQ(QueryValue(dsn, "SELECT string_agg(stream_version || ':' || tenant || ':' || "
+                            "coalesce(written_by, '-'), ',' ORDER BY stream_version) "
+                            "FROM logbook.event_log WHERE stream_id = 'a-1'"),
+            "0:default:-,1:default:-,2:default:local");
   auto verification = (*store)->StartVerify("");
   ASSERT_TRUE(verification.ok()) << verification.status();
   while (true) {

@@ -53,7 +53,7 @@ TEST_F(ReceiptsTest, EveryEventGetsAReceiptChainedToThePreviousOne) {
   EXPECT_EQ(QueryValue(dsn_, "SELECT encode(logbook.receipt_hash(r.previous_hash, e.stream_id, "
                              "e.stream_version, e.event_id, e.event_type, e.content_type, "
                              "e.recorded_at, e.schema_version, e.correlation_id, e.causation_id, "
-                             "sha256(e.data), sha256(e.metadata)), 'hex') FROM logbook.event_log "
+                             "sha256(e.data), sha256(e.metadata), e.tenant, e.written_by), 'hex') FROM logbook.event_log "
                              "e JOIN logbook.receipts r USING (global_position) "
                              "WHERE global_position = 2"),
             hex(first->head_hash));
@@ -226,9 +226,9 @@ TEST_F(ReceiptsTest, AnEventInsertedIntoAGapIsNamed) {
   SeedAroundAGap();
   Tamper("INSERT INTO logbook.event_log (global_position, stream_id, stream_version, event_id, "
          "event_type, data, metadata, content_type, recorded_at, receipt_previous_hash, "
-         "receipt_hash, data_digest, metadata_digest) SELECT 17, 'forged-1', 0, "
+         "receipt_hash, data_digest, metadata_digest, tenant) SELECT 17, 'forged-1', 0, "
          "'bbbbbbbb-0000-4000-8000-000000000001', event_type, data, metadata, content_type, "
-         "recorded_at, receipt_previous_hash, receipt_hash, data_digest, metadata_digest "
+         "recorded_at, receipt_previous_hash, receipt_hash, data_digest, metadata_digest, tenant "
          "FROM logbook.event_log WHERE global_position = 15");
   EXPECT_EQ(Verify(""), "event_inserted forged-1@0 #17");
   EXPECT_EQ(SqlVerifyAll(), "event_inserted forged-1@0 #17");
@@ -249,17 +249,18 @@ TEST_F(ReceiptsTest, AForgedEventWithAWellFormedReceiptIsNamed) {
   // heads the stream and the log recorded give it away.
   Tamper("INSERT INTO logbook.event_log (global_position, stream_id, stream_version, event_id, "
          "event_type, data, metadata, content_type, recorded_at, receipt_previous_hash, "
-         "receipt_hash, data_digest, metadata_digest) SELECT 16, 'acct-1', 5, f.id, 'Withdrawn', "
-         "'{}', '', 'application/json', f.at, s.head_hash, logbook.receipt_hash(s.head_hash, "
-         "'acct-1', 5, f.id, 'Withdrawn', 'application/json', f.at, NULL, NULL, NULL, "
-         "sha256('{}'), sha256('')), sha256('{}'), sha256('') FROM logbook.streams s, "
+         "receipt_hash, data_digest, metadata_digest, tenant, written_by) SELECT 16, 'acct-1', 5, "
+         "f.id, 'Withdrawn', '{}', '', 'application/json', f.at, s.head_hash, "
+         "logbook.receipt_hash(s.head_hash, 'acct-1', 5, f.id, 'Withdrawn', 'application/json', "
+         "f.at, NULL, NULL, NULL, sha256('{}'), sha256(''), 'default', 'mallory'), sha256('{}'), "
+         "sha256(''), 'default', 'mallory' FROM logbook.streams s, "
          "(SELECT '22222222-2222-4222-8222-222222222222'::uuid AS id, now() AS at) f "
          "WHERE s.stream_id = 'acct-1'");
   // Its receipt verifies on its own: the receipts view shows it like any other.
   EXPECT_EQ(QueryValue(dsn_, "SELECT r.hash = logbook.receipt_hash(r.previous_hash, e.stream_id, "
                              "e.stream_version, e.event_id, e.event_type, e.content_type, "
                              "e.recorded_at, e.schema_version, e.correlation_id, e.causation_id, "
-                             "r.data_digest, r.metadata_digest) FROM logbook.receipts r "
+                             "r.data_digest, r.metadata_digest, e.tenant, e.written_by) FROM logbook.receipts r "
                              "JOIN logbook.event_log e USING (global_position) "
                              "WHERE global_position = 16"),
             "t");
@@ -282,6 +283,67 @@ TEST_F(ReceiptsTest, AnEditedHashedFieldIsNamed) {
   Seed();
   Tamper("UPDATE logbook.event_log SET event_type = 'Withdrawn' WHERE global_position = 3");
   ExpectBroken("acct-3", "event_changed acct-3@0 #3");
+}
+
+// Each event stores who wrote it, in its tenant, as the store was told;
+// reads return both, and the receipt (v2) covers them.
+TEST_F(ReceiptsTest, TheWriterIsStoredReadAndHashed) {
+  ASSERT_TRUE(store_->Append("memo-1", ExpectedVersion::NoStream(), {Event("Noted", "{}")},
+                             Writer{"ann", "default"})
+                  .ok());
+  ASSERT_TRUE(store_->Append("memo-1", ExpectedVersion::Exact(0), {Event("Noted", "{}")},
+                             Writer{"bob", "default"})
+                  .ok());
+  auto events = store_->ReadStream({"memo-1"});
+  ASSERT_TRUE(events.ok()) << events.status();
+  ASSERT_EQ(events->size(), 2u);
+  EXPECT_EQ((*events)[0].written_by, "ann");
+  EXPECT_EQ((*events)[1].written_by, "bob");
+  EXPECT_EQ((*events)[1].tenant, "default");
+  auto all = store_->ReadAll({});
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].written_by, "ann");
+  // The SQL encoding with the writer gives the hash the store computed.
+  EXPECT_EQ(QueryValue(dsn_, "SELECT count(*) FROM logbook.event_log e WHERE e.receipt_hash = "
+                             "logbook.receipt_hash(e.receipt_previous_hash, e.stream_id, "
+                             "e.stream_version, e.event_id, e.event_type, e.content_type, "
+                             "e.recorded_at, e.schema_version, e.correlation_id, e.causation_id, "
+                             "e.data_digest, e.metadata_digest, e.tenant, e.written_by)"),
+            "2");
+  EXPECT_EQ(Verify("memo-1"), "ok 2");
+  // A writer is 1..256 bytes of text; a refused append stores nothing.
+  EXPECT_EQ(store_->Append("memo-1", ExpectedVersion::Any(), {Event("Noted", "{}")},
+                           Writer{"", "default"})
+                .status(),
+            absl::InvalidArgumentError("writer.principal: must not be empty"));
+  EXPECT_EQ(store_->Append("memo-1", ExpectedVersion::Any(), {Event("Noted", "{}")},
+                           Writer{std::string(257, 'p'), "default"})
+                .status(),
+            absl::InvalidArgumentError("writer.principal: 257 bytes exceed the limit of 256"));
+  EXPECT_EQ(QueryValue(dsn_, "SELECT count(*) FROM logbook.event_log"), "2");
+}
+
+// Rewriting who wrote an event, or its tenant, behind the service's back is
+// named at that event.
+TEST_F(ReceiptsTest, AnEditedWriterIsNamedAtItsEvent) {
+  Seed();
+  Tamper("UPDATE logbook.event_log SET written_by = 'mallory' WHERE global_position = 7");
+  ExpectBroken("acct-1", "event_changed acct-1@2 #7");
+}
+
+TEST_F(ReceiptsTest, AnEditedTenantIsNamedAtItsEvent) {
+  Seed();
+  Tamper("UPDATE logbook.event_log SET tenant = 'other' WHERE global_position = 12");
+  ExpectBroken("acct-3", "event_changed acct-3@3 #12");
+}
+
+// Dropping the writer makes the event claim a v1 receipt, which its hash is
+// not.
+TEST_F(ReceiptsTest, AnErasedWriterIsNamedAtItsEvent) {
+  Seed();
+  Tamper("UPDATE logbook.event_log SET written_by = NULL WHERE global_position = 8");
+  ExpectBroken("acct-2", "event_changed acct-2@2 #8");
 }
 
 TEST_F(ReceiptsTest, ARedactionWithoutAnAuditRecordIsNamed) {
@@ -357,7 +419,8 @@ TEST_F(ReceiptsTest, SchemaVersionsAreStoredAndHashed) {
 
 TEST_F(ReceiptsTest, RedactionEmptiesThePayloadKeepsTheChainAndIsAudited) {
   Seed();
-  auto redacted = store_->RedactEvent("acct-2", 1, "GDPR erasure, ticket 4711");
+  auto redacted =
+      store_->RedactEvent("acct-2", 1, "GDPR erasure, ticket 4711", Writer{"dpo", "default"});
   ASSERT_TRUE(redacted.ok()) << redacted.status();
   EXPECT_EQ(redacted->global_position, 5u);
   EXPECT_EQ(redacted->audit_position, 16u);
@@ -371,6 +434,7 @@ TEST_F(ReceiptsTest, RedactionEmptiesThePayloadKeepsTheChainAndIsAudited) {
   ASSERT_TRUE(audit.ok()) << audit.status();
   ASSERT_EQ(audit->size(), 1u);
   EXPECT_EQ((*audit)[0].type, "EventRedacted");
+  EXPECT_EQ((*audit)[0].written_by, "dpo");  // Who redacted.
   EXPECT_EQ((*audit)[0].data,
             absl::StrCat("{\"event_id\":\"", (*events)[0].event_id,
                          "\",\"global_position\":5,\"reason\":\"GDPR erasure, ticket 4711\","
@@ -381,16 +445,16 @@ TEST_F(ReceiptsTest, RedactionEmptiesThePayloadKeepsTheChainAndIsAudited) {
 
   // Refusals change nothing.
   const std::string before = QueryValue(dsn_, "SELECT count(*) FROM logbook.event_log");
-  EXPECT_EQ(store_->RedactEvent("acct-2", 1, "again").status(),
+  EXPECT_EQ(store_->RedactEvent("acct-2", 1, "again", Writer{}).status(),
             absl::FailedPreconditionError("event acct-2@1 is already redacted"));
-  EXPECT_EQ(store_->RedactEvent("acct-2", 9, "x").status(),
+  EXPECT_EQ(store_->RedactEvent("acct-2", 9, "x", Writer{}).status(),
             absl::NotFoundError("stream 'acct-2' has no event at version 9"));
-  EXPECT_EQ(store_->RedactEvent(kAuditStream, 0, "x").status(),
+  EXPECT_EQ(store_->RedactEvent(kAuditStream, 0, "x", Writer{}).status(),
             absl::FailedPreconditionError(
                 "stream_id: events of system stream '$audit' cannot be redacted"));
-  EXPECT_EQ(store_->RedactEvent("acct-2", 2, "").status(),
+  EXPECT_EQ(store_->RedactEvent("acct-2", 2, "", Writer{}).status(),
             absl::InvalidArgumentError("reason: must not be empty"));
-  EXPECT_EQ(store_->RedactEvent("acct-2", 2, std::string(1025, 'r')).status(),
+  EXPECT_EQ(store_->RedactEvent("acct-2", 2, std::string(1025, 'r'), Writer{}).status(),
             absl::InvalidArgumentError("reason: 1025 bytes exceed the limit of 1024"));
   EXPECT_EQ(QueryValue(dsn_, "SELECT count(*) FROM logbook.event_log"), before);
   // Putting data back behind the service's back is tampering.

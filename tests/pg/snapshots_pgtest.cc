@@ -67,7 +67,7 @@ TEST_F(SnapshotsTest, SnapshotsKeepTheNewestThreeAndCountEventsSinceTheNewest) {
   EXPECT_EQ(next->events_since_snapshot, 3u);  // Versions 4, 5, 6 after the snapshot at 3.
 
   // A soft delete makes the old snapshots useless: they include deleted events.
-  ASSERT_TRUE(store_->DeleteStream("agg-1", ExpectedVersion::Any(), false).ok());
+  ASSERT_TRUE(store_->DeleteStream("agg-1", ExpectedVersion::Any(), false, Writer{}).ok());
   auto revived = store_->Append("agg-1", ExpectedVersion::NoStream(), {Event("E", "{}")});
   ASSERT_TRUE(revived.ok());
   EXPECT_EQ(revived->first_version, 7u);

@@ -258,7 +258,7 @@ TEST_F(StoreTest, TheOneCallPathCatchesUpWithALaterTicketsClock) {
   const int64_t later = absl::ToUnixMicros(absl::Now()) + 10'000'000;
   QueryValue(dsn_, "SELECT setval('logbook.recorded_at_micros', " + std::to_string(later) + ")");
   const AppendInput append = PrepareAppend("clock-2", ExpectedVersion::Exact(0),
-                                           {Event("B").Id(NewUuid())});
+                                           {Event("B").Id(NewUuid())}, Writer{});
   StreamHead head;
   head.exists = true;
   head.version = 0;

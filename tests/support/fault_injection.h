@@ -92,8 +92,9 @@ class FaultInjectingEventStore final : public store::EventStore {
   int read_all_failures() const { return read_all_failures_.load(); }
 
   void AppendAsync(absl::string_view stream_id, store::ExpectedVersion expected,
-                   std::vector<store::NewEvent> events, AppendDone done) override {
-    real_.AppendAsync(stream_id, expected, std::move(events), std::move(done));
+                   std::vector<store::NewEvent> events, store::Writer writer,
+                   AppendDone done) override {
+    real_.AppendAsync(stream_id, expected, std::move(events), std::move(writer), std::move(done));
   }
   absl::StatusOr<std::vector<store::RecordedEvent>> ReadStream(
       const store::ReadStreamQuery& query) override {
@@ -106,13 +107,15 @@ class FaultInjectingEventStore final : public store::EventStore {
   }
   absl::StatusOr<store::DeleteResult> DeleteStream(absl::string_view stream_id,
                                                    store::ExpectedVersion expected,
-                                                   bool tombstone) override {
-    return real_.DeleteStream(stream_id, expected, tombstone);
+                                                   bool tombstone,
+                                                   const store::Writer& writer) override {
+    return real_.DeleteStream(stream_id, expected, tombstone, writer);
   }
   absl::StatusOr<store::RedactResult> RedactEvent(absl::string_view stream_id,
                                                   uint64_t stream_version,
-                                                  absl::string_view reason) override {
-    return real_.RedactEvent(stream_id, stream_version, reason);
+                                                  absl::string_view reason,
+                                                  const store::Writer& writer) override {
+    return real_.RedactEvent(stream_id, stream_version, reason, writer);
   }
   absl::StatusOr<store::Snapshot> SaveSnapshot(const store::Snapshot& snapshot) override {
     return real_.SaveSnapshot(snapshot);

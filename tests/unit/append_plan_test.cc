@@ -26,7 +26,7 @@ AppendInput Append(const std::string& stream, ExpectedVersion expected,
   for (const std::string& id : ids) {
     events.push_back(testing::Event("Tick", "{\"id\":\"" + id + "\"}").Id(id));
   }
-  return PrepareAppend(stream, expected, std::move(events));
+  return PrepareAppend(stream, expected, std::move(events), Writer{"ann", "default"});
 }
 
 StreamHead Missing() { return StreamHead{}; }
@@ -345,7 +345,7 @@ TEST(HashReceipts, ChainFromEachStreamsHead) {
                      uint64_t version) {
     return ReceiptHash({previous, a.stream_id, version, a.event_id_bytes(i), a.events[i].type,
                         a.events[i].content_type, 42, std::nullopt, "", "", a.data_digest(i),
-                        a.metadata_digest(i)});
+                        a.metadata_digest(i), "default", "ann"});
   };
   EXPECT_EQ(r.previous_hashes[0], head);
   EXPECT_EQ(r.hashes[0], receipt(a1, 0, head, 8));

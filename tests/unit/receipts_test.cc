@@ -1,6 +1,8 @@
 // SHA-256 as the receipts use it: FIPS 180-2 test vectors, the same digest
 // on repeated calls and on other threads (each thread reuses one OpenSSL
-// context), and the constant for empty input.
+// context), and the constant for empty input. Receipt hashes of both
+// encodings against values computed apart from this code (Python's hashlib
+// over docs/receipts.md's table).
 #include <gtest/gtest.h>
 
 #include <string>
@@ -35,6 +37,42 @@ TEST(Sha256, SameDigestAgainAndOnEveryThread) {
   }
   for (std::thread& t : threads) t.join();
   for (const std::string& g : got) EXPECT_EQ(g, abc);
+}
+
+ReceiptInput Order42(const std::string& previous, const std::string& id,
+                     const std::string& data_digest, const std::string& metadata_digest) {
+  return {previous, "order-42", 3, id, "OrderPlaced", "application/json",
+          1796700634947123, 2u, "corr", "", data_digest, metadata_digest, "", std::nullopt};
+}
+
+TEST(ReceiptHash, VersionOneWithoutAWriter) {
+  const std::string previous(32, '\x11'), id = UuidBytes("0f8fad5b-d9cb-469f-a165-70867728950e");
+  const std::string data = Sha256("{\"n\":1}"), metadata = Sha256("");
+  ReceiptInput in = Order42(previous, id, data, metadata);
+  EXPECT_EQ(Hex(ReceiptHash(in)),
+            "118a9fb4cdf92cbd4651433e7e51bfdf02a9c83965e2ae1c5d57a7d76ba71c5f");
+  in.tenant = "default";  // Not hashed without a writer.
+  EXPECT_EQ(Hex(ReceiptHash(in)),
+            "118a9fb4cdf92cbd4651433e7e51bfdf02a9c83965e2ae1c5d57a7d76ba71c5f");
+}
+
+TEST(ReceiptHash, VersionTwoCoversTenantAndWriter) {
+  const std::string previous(32, '\x11'), id = UuidBytes("0f8fad5b-d9cb-469f-a165-70867728950e");
+  const std::string data = Sha256("{\"n\":1}"), metadata = Sha256("");
+  ReceiptInput in = Order42(previous, id, data, metadata);
+  in.tenant = "default";
+  in.written_by = "ann";
+  EXPECT_EQ(Hex(ReceiptHash(in)),
+            "8a79ae291b4dcf98e327b62e5d454568bb57999a99edacb0de3e35a0fcb7846c");
+  in.written_by = "bob";
+  EXPECT_NE(Hex(ReceiptHash(in)),
+            "8a79ae291b4dcf98e327b62e5d454568bb57999a99edacb0de3e35a0fcb7846c");
+  // Lengths keep the fields apart: ("default", "ann") and ("defaulta", "nn")
+  // hash differently.
+  in.written_by = "nn";
+  in.tenant = "defaulta";
+  EXPECT_NE(Hex(ReceiptHash(in)),
+            "8a79ae291b4dcf98e327b62e5d454568bb57999a99edacb0de3e35a0fcb7846c");
 }
 
 TEST(UuidBytes, ParsesTheCanonicalFormOnly) {

@@ -82,18 +82,19 @@ class EventStore {
 
   virtual ~EventStore() = default;
 
-  // Appends `events` to `stream_id`, all or nothing. Event ids that are empty
-  // are generated; result.event_ids holds them all. Blocks until the append
-  // is durable or failed.
+  // Appends `events` to `stream_id`, all or nothing, as written by `writer`
+  // (stored with each event and covered by its receipt). Event ids that are
+  // empty are generated; result.event_ids holds them all. Blocks until the
+  // append is durable or failed.
   absl::StatusOr<AppendResult> Append(absl::string_view stream_id, ExpectedVersion expected,
-                                      std::vector<NewEvent> events);
+                                      std::vector<NewEvent> events, Writer writer = {});
 
   // Append without blocking: returns at once and calls `done` exactly once,
   // on this thread when the input is invalid, otherwise on a thread of the
   // store's once the append is durable or failed. `done` must not block.
   using AppendDone = std::function<void(absl::StatusOr<AppendResult>)>;
   virtual void AppendAsync(absl::string_view stream_id, ExpectedVersion expected,
-                           std::vector<NewEvent> events, AppendDone done) = 0;
+                           std::vector<NewEvent> events, Writer writer, AppendDone done) = 0;
 
   // Reads up to max_count events of one stream.
   virtual absl::StatusOr<std::vector<RecordedEvent>> ReadStream(const ReadStreamQuery& query) = 0;
@@ -104,20 +105,22 @@ class EventStore {
   virtual absl::StatusOr<StreamInfo> GetStream(absl::string_view stream_id) = 0;
 
   // Soft-deletes (tombstone false) or tombstones a stream and records a
-  // StreamDeleted event in $audit, in one transaction. ABORTED: wrong
+  // StreamDeleted event in $audit written by `writer`, in one transaction. ABORTED: wrong
   // expected version; NOT_FOUND: no such stream (or already soft-deleted);
   // FAILED_PRECONDITION: tombstoned.
   virtual absl::StatusOr<DeleteResult> DeleteStream(absl::string_view stream_id,
-                                                    ExpectedVersion expected, bool tombstone) = 0;
+                                                    ExpectedVersion expected, bool tombstone,
+                                                    const Writer& writer) = 0;
 
   // Empties the data and metadata of one event, marks it redacted with
-  // `reason`, and records an EventRedacted event in $audit, in one
-  // transaction. NOT_FOUND: no such event; FAILED_PRECONDITION: already
+  // `reason`, and records an EventRedacted event in $audit written by
+  // `writer`, in one transaction. NOT_FOUND: no such event; FAILED_PRECONDITION: already
   // redacted or in a system stream. Authorization is the caller's job. Runs
   // on a connection to StoreOptions::admin_dsn (logbook.redact).
   virtual absl::StatusOr<RedactResult> RedactEvent(absl::string_view stream_id,
                                                    uint64_t stream_version,
-                                                   absl::string_view reason) = 0;
+                                                   absl::string_view reason,
+                                                   const Writer& writer) = 0;
 
   // Stores a snapshot (replacing one with the same stream, version and
   // schema version) with the stream's receipt hash at its version and its

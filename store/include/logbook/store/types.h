@@ -25,6 +25,21 @@ struct ExpectedVersion {
 
 inline constexpr char kJsonContentType[] = "application/json";
 
+// The tenant of every stream until tenants are configurable.
+inline constexpr char kDefaultTenant[] = "default";
+// The principal of a caller of the store in its own process (tests, tools),
+// which no logbookd authenticated.
+inline constexpr char kLocalPrincipal[] = "local";
+
+// Who appends (or deletes or redacts, for the $audit event that records
+// it): logbookd sets it from the authenticated caller, never from what a
+// client sends. Each event stores it, and its receipt covers it
+// (logbook-receipt-v2, docs/receipts.md).
+struct Writer {
+  std::string principal = kLocalPrincipal;  // 1 to Limits::max_principal_bytes bytes.
+  std::string tenant = kDefaultTenant;
+};
+
 // An event as the appender provides it.
 struct NewEvent {
   std::string event_id;  // Canonical UUID; empty: the store generates one.
@@ -65,6 +80,10 @@ struct RecordedEvent {
   std::optional<uint32_t> schema_version = std::nullopt;
   // Set when redacted; data and metadata are then empty.
   std::optional<std::string> redaction_reason = std::nullopt;
+  std::string tenant;
+  // The principal that wrote it; empty for events stored before writers
+  // were recorded (their receipts are logbook-receipt-v1).
+  std::string written_by;
 };
 
 enum class Direction { kForward, kBackward };
