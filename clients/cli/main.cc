@@ -32,6 +32,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/strings/str_join.h"
@@ -675,6 +676,7 @@ struct TokenArgs {
   std::string principal;
   std::vector<std::string> roles;
   std::string scopes = "*";
+  std::string quotas;  // Empty: the server's defaults.
 };
 
 // A new random token, and the tokens-file line that gives it to a principal.
@@ -692,7 +694,7 @@ int RunTokenCreate(const TokenArgs& a) {
             << absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(digest),
                                                         sizeof(digest)))
             << " " << a.principal << " " << absl::StrJoin(a.roles, ",") << " - " << a.scopes
-            << "\n";
+            << (a.quotas.empty() ? "" : " ") << a.quotas << "\n";
   std::cerr << "-- the first line is the token: give it to " << a.principal
             << " (LOGBOOK_TOKEN); it is shown only now.\n"
             << "-- the second goes into logbookd's --auth-tokens file (then SIGHUP logbookd); "
@@ -1464,6 +1466,25 @@ int main(int argc, char** argv) {
       "--scopes", token.scopes,
       "Streams it may touch: '*' (all), or a comma list of prefixes ending in '*' (orders-*) "
       "and categories (payments)");
+  token_create_cmd
+      ->add_option("--quotas", token.quotas,
+                   "What it may hold at once, overriding logbookd's --quota-* defaults: a comma "
+                   "list of subscriptions=N, consumers=N, appends=N (appends in flight; 0: no "
+                   "limit)")
+      ->check([](const std::string& q) -> std::string {
+        for (absl::string_view item : absl::StrSplit(q, ',')) {
+          const std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(item, '=');
+          uint32_t n = 0;
+          if ((kv.first != "subscriptions" && kv.first != "consumers" &&
+               kv.first != "appends") ||
+              !absl::SimpleAtoi(kv.second, &n) || n > 1000000) {
+            return absl::StrCat("'", item,
+                                "' is not subscriptions=N, consumers=N or appends=N (N from 0 "
+                                "to 1000000)");
+          }
+        }
+        return "";
+      });
 
   GroupArgs grp;
   CLI::App* group_cmd = app.add_subcommand(

@@ -8,6 +8,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
@@ -84,7 +85,8 @@ std::string RoleNames(uint32_t roles) {
   return names.empty() ? "none" : absl::StrJoin(names, ",");
 }
 
-absl::StatusOr<TokenTable> ParseTokensFile(absl::string_view text, absl::string_view path) {
+absl::StatusOr<TokenTable> ParseTokensFile(absl::string_view text, absl::string_view path,
+                                           const Quotas& defaults) {
   TokenTable table;
   int number = 0;
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
@@ -93,10 +95,10 @@ absl::StatusOr<TokenTable> ParseTokensFile(absl::string_view text, absl::string_
     std::vector<absl::string_view> fields =
         absl::StrSplit(line, absl::ByAnyChar(" \t\r"), absl::SkipEmpty());
     if (fields.empty()) continue;
-    if (fields.size() != 5) {
+    if (fields.size() != 5 && fields.size() != 6) {
       return LineError(path, number,
-                       absl::StrCat("expected 5 fields (credential, principal, roles, tenant, "
-                                    "scopes), not ",
+                       absl::StrCat("expected 5 or 6 fields (credential, principal, roles, "
+                                    "tenant, scopes, optional quotas), not ",
                                     fields.size()));
     }
     const absl::string_view credential = fields[0];
@@ -114,6 +116,7 @@ absl::StatusOr<TokenTable> ParseTokensFile(absl::string_view text, absl::string_
       key = absl::AsciiStrToLower(credential);
     }
     Principal p;
+    p.quotas = defaults;
     p.name = std::string(fields[1]);
     if (p.name.size() > 128 || !std::all_of(p.name.begin(), p.name.end(), IsNameChar)) {
       return LineError(path, number,
@@ -149,6 +152,23 @@ absl::StatusOr<TokenTable> ParseTokensFile(absl::string_view text, absl::string_
                                         "category (payments)"));
         }
         p.scopes.emplace_back(scope);
+      }
+    }
+    if (fields.size() == 6 && fields[5] != "-") {
+      for (absl::string_view quota : absl::StrSplit(fields[5], ',')) {
+        const std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(quota, '=');
+        uint32_t* slot = kv.first == "subscriptions" ? &p.quotas.subscriptions
+                         : kv.first == "consumers"   ? &p.quotas.consumers
+                         : kv.first == "appends"     ? &p.quotas.appends_in_flight
+                                                     : nullptr;
+        uint32_t n = 0;
+        if (slot == nullptr || !absl::SimpleAtoi(kv.second, &n) || n > 1000000) {
+          return LineError(path, number,
+                           absl::StrCat("quotas: '", quota,
+                                        "' is not subscriptions=N, consumers=N or appends=N "
+                                        "(N from 0, no limit, to 1000000)"));
+        }
+        *slot = n;
       }
     }
     if (!table.emplace(key, std::move(p)).second) {
@@ -265,7 +285,8 @@ absl::Status Authenticator::Reload() {
   }
   std::stringstream text;
   text << in.rdbuf();
-  absl::StatusOr<TokenTable> table = ParseTokensFile(text.str(), options_.tokens_file);
+  absl::StatusOr<TokenTable> table =
+      ParseTokensFile(text.str(), options_.tokens_file, options_.default_quotas);
   if (!table.ok()) return table.status();
   auto shared = std::make_shared<const TokenTable>(*std::move(table));
   absl::MutexLock lock(&mu_);
@@ -294,7 +315,7 @@ absl::StatusOr<Principal> Authenticator::Authenticate(
     if (!options_.admin_token.empty()) {
       const std::string admin = TokenDigest(options_.admin_token);
       if (CRYPTO_memcmp(digest.data(), admin.data(), digest.size()) == 0) {
-        return Principal{"admin", kAllRoles, {}, false};
+        return Principal{"admin", kAllRoles, {}, false, options_.default_quotas};
       }
     }
     if (auto it = table->find(digest); it != table->end()) return it->second;
@@ -303,7 +324,9 @@ absl::StatusOr<Principal> Authenticator::Authenticate(
   for (const std::string& name : cert_names) {
     if (auto it = table->find("cert:" + name); it != table->end()) return it->second;
   }
-  if (!required()) return Principal{"anonymous", kAllRoles & ~kAdmin, {}, true};
+  if (!required()) {
+    return Principal{"anonymous", kAllRoles & ~kAdmin, {}, true, options_.default_quotas};
+  }
   if (!cert_names.empty()) {
     return absl::UnauthenticatedError(
         absl::StrCat("the client certificate (", absl::StrJoin(cert_names, ", "),

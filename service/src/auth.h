@@ -41,6 +41,15 @@ inline constexpr uint32_t kAllRoles = kReader | kWriter | kConsumer | kOperator 
 // "reader,writer" (in the order above); "none" for 0.
 std::string RoleNames(uint32_t roles);
 
+// What one principal may hold at once, over all its connections and every
+// logbookd-side call; 0: no limit. Beyond it a call is RESOURCE_EXHAUSTED
+// (quotas.h).
+struct Quotas {
+  uint32_t subscriptions = 0;      // Open Subscribe calls.
+  uint32_t consumers = 0;          // Open Consume calls.
+  uint32_t appends_in_flight = 0;  // Append calls not yet answered.
+};
+
 struct Principal {
   std::string name;  // "anonymous" for an anonymous caller.
   uint32_t roles = 0;
@@ -49,20 +58,24 @@ struct Principal {
   // before the first '-' is "payments").
   std::vector<std::string> scopes;
   bool anonymous = false;
+  Quotas quotas = {};
 };
 
 // The principals of a tokens file by credential: the lowercase hex SHA-256
 // of a token, or "cert:<name>".
 using TokenTable = absl::flat_hash_map<std::string, Principal>;
 
-// Parses a tokens file: one principal per line, five fields separated by
-// blanks, '#' to the end of a line is a comment:
-//   <sha256 hex of the token | cert:NAME>  <principal>  <roles>  <tenant>  <scopes>
+// Parses a tokens file: one principal per line, five or six fields
+// separated by blanks, '#' to the end of a line is a comment:
+//   <sha256 hex of the token | cert:NAME>  <principal>  <roles>  <tenant>  <scopes>  [quotas]
 // roles: a comma list of reader, writer, consumer, operator, admin; tenant:
 // '-' (tenants are not supported yet); scopes: '*' or a comma list of
-// "prefix*" and category names. INVALID_ARGUMENT naming `path`, the line and
-// the field. Pure.
-absl::StatusOr<TokenTable> ParseTokensFile(absl::string_view text, absl::string_view path);
+// "prefix*" and category names; quotas: '-' or a comma list of
+// subscriptions=N, consumers=N, appends=N (appends in flight; 0: no limit),
+// each one not given taken from `defaults`. INVALID_ARGUMENT naming `path`,
+// the line and the field. Pure.
+absl::StatusOr<TokenTable> ParseTokensFile(absl::string_view text, absl::string_view path,
+                                           const Quotas& defaults = {});
 
 // The writer of what `p` appends, deletes or redacts: its name, in the
 // default tenant (tenants are not supported yet). Pure.
@@ -108,6 +121,9 @@ class Authenticator {
   struct Options {
     std::string tokens_file;  // Empty: anonymous callers are served.
     std::string admin_token;  // Empty: none; else a principal "admin" with every role.
+    // Of every principal whose line sets none, the admin token's and the
+    // anonymous caller's (one principal for every anonymous call).
+    Quotas default_quotas = {};
   };
 
   // Reads the tokens file (INVALID_ARGUMENT or NOT_FOUND naming it).

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "auth.h"
 #include "auth_limiter.h"
+#include "quotas.h"
 #include "consume_reactor.h"
 #include "consumer_group_hub.h"
 #include "convert.h"
@@ -223,6 +224,7 @@ EventStoreService::EventStoreService(store::EventStore& store, WorkerPool& worke
       hub_(hub),
       auth_(auth),
       auth_limiter_(std::make_unique<AuthLimiter>(auth_failures_per_minute)),
+      quotas_(std::make_unique<QuotaBook>()),
       max_subscriptions_per_connection_(max_subscriptions_per_connection) {}
 
 EventStoreService::~EventStoreService() = default;
@@ -316,8 +318,16 @@ grpc::ServerUnaryReactor* EventStoreService::Append(grpc::CallbackServerContext*
                                                     v1::AppendResponse* response) {
   absl::StatusOr<Principal> caller = Caller(*context, kWriter, "Append", request->stream_id());
   if (!caller.ok()) return Refuse(context, caller.status());
+  if (absl::Status s = quotas_->Take(QuotaKind::kAppendsInFlight, *caller); !s.ok()) {
+    return Refuse(context, s);
+  }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto end = [this, principal = caller->name] {
+    quotas_->Give(QuotaKind::kAppendsInFlight, principal);
+    EndCall();
+  };
   if (!BeginCall()) {
+    quotas_->Give(QuotaKind::kAppendsInFlight, caller->name);
     reactor->Finish(kShuttingDown);
     return reactor;
   }
@@ -325,11 +335,11 @@ grpc::ServerUnaryReactor* EventStoreService::Append(grpc::CallbackServerContext*
   // the append with others and calls back from its own thread. A small
   // request is handled right on this gRPC thread (microseconds of CPU, a
   // thread hop saved); a large one's JSON checks go to a worker.
-  auto submit = [this, context, request, response, reactor, writer = AsWriter(*caller)] {
+  auto submit = [this, context, request, response, reactor, writer = AsWriter(*caller), end] {
     store_.AppendAsync(
         request->stream_id(), FromProto(request->expected_version()),
         FromProto(request->events()), writer,
-        [this, context, response, reactor](absl::StatusOr<store::AppendResult> result) {
+        [this, context, response, reactor, end](absl::StatusOr<store::AppendResult> result) {
           if (result.ok()) {
             // Wake this instance's subscriptions now; other instances hear
             // of it through NOTIFY.
@@ -339,14 +349,14 @@ grpc::ServerUnaryReactor* EventStoreService::Append(grpc::CallbackServerContext*
             AddStatusTrailers(result.status(), *context);
           }
           reactor->Finish(ToGrpcStatus(result.status()));
-          EndCall();
+          end();
         });
   };
   if (request->ByteSizeLong() <= kInlineAppendBytes) {
     submit();
   } else if (!workers_.TrySubmit(std::move(submit))) {
     reactor->Finish(kOverloaded);
-    EndCall();
+    end();
   }
   return reactor;
 }
@@ -572,15 +582,22 @@ grpc::ServerWriteReactor<v1::SubscribeResponse>* EventStoreService::Subscribe(
   v1::SubscribeRequest scoped = *request;
   if (valid.ok()) valid = NarrowSubscription(*caller, scoped);
   std::string peer = context->peer();
-  if (valid.ok()) valid = BeginSubscription(peer);
+  if (valid.ok()) valid = quotas_->Take(QuotaKind::kSubscriptions, *caller);
   if (!valid.ok()) {
     EndCall();
     return new Failed(valid);
   }
-  return StartSubscribeReactor(tail_, scoped, [this, peer = std::move(peer)] {
-    EndSubscription(peer);
+  if (valid = BeginSubscription(peer); !valid.ok()) {
+    quotas_->Give(QuotaKind::kSubscriptions, caller->name);
     EndCall();
-  });
+    return new Failed(valid);
+  }
+  return StartSubscribeReactor(tail_, scoped,
+                               [this, peer = std::move(peer), principal = caller->name] {
+                                 EndSubscription(peer);
+                                 quotas_->Give(QuotaKind::kSubscriptions, principal);
+                                 EndCall();
+                               });
 }
 
 // --- Consumer groups (docs/consumer-groups.md).
@@ -677,12 +694,22 @@ grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>* EventStoreServ
   };
   absl::StatusOr<Principal> caller = Caller(*context, kConsumer, "Consume");
   if (!caller.ok()) return new Refused(ToGrpcStatus(caller.status()));
-  if (!BeginCall()) return new Refused(kShuttingDown);
+  if (absl::Status s = quotas_->Take(QuotaKind::kConsumers, *caller); !s.ok()) {
+    return new Refused(ToGrpcStatus(s));
+  }
+  if (!BeginCall()) {
+    quotas_->Give(QuotaKind::kConsumers, caller->name);
+    return new Refused(kShuttingDown);
+  }
   // A scoped consumer joins only groups whose target its scopes cover.
   auto admit = [caller = *caller](const store::GroupDefinition& group) {
     return RequireWithinScopes(caller, "join.group", group.target);
   };
-  return StartConsumeReactor(groups_, hub_, workers_, std::move(admit), [this] { EndCall(); });
+  return StartConsumeReactor(groups_, hub_, workers_, std::move(admit),
+                             [this, principal = caller->name] {
+                               quotas_->Give(QuotaKind::kConsumers, principal);
+                               EndCall();
+                             });
 }
 
 grpc::ServerUnaryReactor* EventStoreService::ListParked(grpc::CallbackServerContext* context,

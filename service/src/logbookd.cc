@@ -154,7 +154,7 @@ int main(int argc, char** argv) {
       ->excludes(token_option);
   app.add_option("--auth-tokens", server_options.auth_tokens_file,
                  "Tokens file: one principal per line, '<sha256 of token | cert:NAME> <principal> "
-                 "<roles> - <scopes>' (docs/security.md; `logbook auth token create` makes "
+                 "<roles> - <scopes> [quotas]' (docs/security.md; `logbook auth token create` makes "
                  "lines). Set: every call must authenticate; re-read on SIGHUP. Unset: callers "
                  "without a token are anonymous, served on a loopback address only")
       ->envname("LOGBOOK_AUTH_TOKENS")
@@ -163,6 +163,19 @@ int main(int argc, char** argv) {
                  "Failed authentications one source address may make within a minute; then "
                  "every call from it is refused (RESOURCE_EXHAUSTED) until the minute is over")
       ->check(CLI::Range(1, 1000000));
+  app.add_option("--quota-subscriptions", server_options.quota_subscriptions,
+                 "Subscriptions one principal may hold open at once, over all its connections "
+                 "(0: no limit); a tokens-file line's quotas field overrides it. All anonymous "
+                 "callers are one principal")
+      ->check(CLI::Range(0, 1000000));
+  app.add_option("--quota-consumers", server_options.quota_consumers,
+                 "Consumer-group consumers (Consume calls) one principal may hold open at once "
+                 "(0: no limit); a tokens-file line's quotas field overrides it")
+      ->check(CLI::Range(0, 1000000));
+  app.add_option("--quota-appends-in-flight", server_options.quota_appends_in_flight,
+                 "Appends of one principal the server may be working on at once (0: no "
+                 "limit); a tokens-file line's quotas field overrides it")
+      ->check(CLI::Range(0, 1000000));
   std::string signing_key_file;
   app.add_option("--signing-key", signing_key_file,
                  "Ed25519 private key (PEM, `openssl genpkey -algorithm ed25519`) that signs "
@@ -261,6 +274,10 @@ int main(int argc, char** argv) {
                  server_options.auth_tokens_file,
                  server_options.admin_token.empty() ? "" : ", and --admin-token");
   }
+  spdlog::info("quotas per principal (0: no limit; a tokens-file line may set its own): {} "
+               "subscriptions, {} consumers, {} appends in flight",
+               server_options.quota_subscriptions, server_options.quota_consumers,
+               server_options.quota_appends_in_flight);
   spdlog::info(
       "subscriptions: {} bytes each, {} bytes in all (0: no cap), {} per connection (0: no "
       "cap); connections idle for {} s are closed; allocator: {}",

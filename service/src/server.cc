@@ -60,7 +60,10 @@ class GrpcServer final : public Server {
           ", which is not a loopback address: give --auth-tokens FILE, or --insecure-listen to "
           "accept that anyone on the network may call"));
     }
-    auto auth = Authenticator::Create({options.auth_tokens_file, options.admin_token});
+    auto auth = Authenticator::Create(
+        {options.auth_tokens_file, options.admin_token,
+         Quotas{options.quota_subscriptions, options.quota_consumers,
+                options.quota_appends_in_flight}});
     if (!auth.ok()) return auth.status();
     auth_ = *std::move(auth);
     auto tail = store::LogTail::Start(

@@ -4,6 +4,7 @@
 // scoped reads of $all and categories see only their scope; the tokens file
 // is read again on SIGHUP.
 #include <grpcpp/grpcpp.h>
+#include <pqxx/pqxx>
 #include <signal.h>
 #include <unistd.h>
 
@@ -11,10 +12,12 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <thread>
 
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "auth.h"
 #include "events.h"
@@ -33,6 +36,7 @@ const std::map<std::string, std::string> kPrincipals = {
     {"t-reader", "ann reader - *"},     {"t-writer", "wes writer - *"},
     {"t-consumer", "cora consumer - *"}, {"t-operator", "otto operator - *"},
     {"t-admin", "ada admin - *"},        {"t-billing", "billing reader,writer - payments"},
+    {"t-sam", "sam reader,writer,consumer - * subscriptions=10,consumers=1,appends=1"},
 };
 
 std::string TokensFile(const std::map<std::string, std::string>& principals) {
@@ -433,6 +437,120 @@ TEST_F(AuthE2eTest, EachEventNamesThePrincipalThatWroteIt) {
   EXPECT_EQ(report->first_broken().global_position(), 4u);
 }
 
+// sam may hold 10 subscriptions, 1 consumer and 1 append in flight (its
+// tokens-file line): one more is RESOURCE_EXHAUSTED, changes nothing, and
+// leaves other principals alone.
+TEST_F(AuthE2eTest, QuotasBoundEachPrincipal) {
+  ClientOptions options;
+  options.address = server_->address();
+  options.token = "t-sam";
+  Client sam(options);
+  options.token = "t-reader";
+  Client ann(options);
+  v1::SubscribeRequest all;
+  all.mutable_all();
+  auto open_live = [&](Client& client) {
+    auto caught_up = std::make_shared<absl::Notification>();
+    auto subscription = client.Subscribe(all, [caught_up](const v1::SubscribeResponse& m) {
+      if (m.has_caught_up() && !caught_up->HasBeenNotified()) caught_up->Notify();
+      return true;
+    });
+    EXPECT_TRUE(caught_up->WaitForNotificationWithTimeout(absl::Seconds(30)));
+    return subscription;
+  };
+  auto subscribe_once = [&](const std::string& token) {
+    grpc::ClientContext ctx;
+    Authorize(ctx, token);
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    auto reader = stub_->Subscribe(&ctx, all);
+    v1::SubscribeResponse m;
+    while (reader->Read(&m)) {
+      if (m.has_caught_up()) ctx.TryCancel();  // Admitted.
+    }
+    return reader->Finish();
+  };
+
+  std::vector<std::unique_ptr<Subscription>> open;
+  for (int i = 0; i < 10; ++i) open.push_back(open_live(sam));
+  grpc::Status eleventh = subscribe_once("t-sam");
+  EXPECT_EQ(eleventh.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(eleventh.error_message(),
+            "quota: sam has 10 subscriptions open, its quota; close one first");
+  // Another principal is not held to sam's count.
+  EXPECT_EQ(subscribe_once("t-reader").error_code(), grpc::StatusCode::CANCELLED);
+  auto anns = open_live(ann);
+  // Once one of sam's ends, sam may open another.
+  open.pop_back();
+  grpc::Status again;
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    again = subscribe_once("t-sam");
+    if (again.error_code() == grpc::StatusCode::CANCELLED) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(again.error_code(), grpc::StatusCode::CANCELLED) << again.error_message();
+  open.clear();
+
+  // One consumer: a second Consume is refused before it joins.
+  grpc::ClientContext first_ctx;
+  Authorize(first_ctx, "t-sam");
+  auto first = stub_->Consume(&first_ctx);
+  v1::ConsumeRequest join;
+  join.mutable_join()->set_group("g");
+  join.mutable_join()->set_consumer("c1");
+  ASSERT_TRUE(first->Write(join));
+  v1::ConsumeResponse joined;
+  ASSERT_TRUE(first->Read(&joined));
+  EXPECT_TRUE(joined.has_joined()) << joined.DebugString();
+  {
+    grpc::ClientContext ctx;
+    Authorize(ctx, "t-sam");
+    auto second = stub_->Consume(&ctx);
+    join.mutable_join()->set_consumer("c2");
+    second->Write(join);
+    second->WritesDone();
+    v1::ConsumeResponse m;
+    while (second->Read(&m)) {
+    }
+    const grpc::Status refused = second->Finish();
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_EQ(refused.error_message(),
+              "quota: sam has 1 consumers open, its quota; close one first");
+  }
+  first_ctx.TryCancel();
+  while (first->Read(&joined)) {
+  }
+  first->Finish();
+
+  // One append in flight: while one waits for a row lock, the next is
+  // refused and stores nothing.
+  pqxx::connection locker(dsn_);
+  pqxx::work hold(locker);
+  hold.exec("SELECT 1 FROM logbook.streams WHERE stream_id = 'orders-1' FOR UPDATE");
+  absl::Status held_append;
+  std::thread waiting([&] {
+    held_append = sam.Append("orders-1", expect::Any(), {Event("Held")}).status();
+  });
+  bool blocked = false;
+  for (int attempt = 0; attempt < 300 && !blocked; ++attempt) {
+    blocked = testing::QueryValue(dsn_, "SELECT count(*) FROM pg_stat_activity "
+                                        "WHERE wait_event_type = 'Lock'") != "0";
+    if (!blocked) absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_TRUE(blocked);
+  const absl::Status refused =
+      sam.Append("payments-9", expect::Any(), {Event("Paid")}).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(refused.message(),
+            "quota: sam has 1 appends in flight, its quota; retry once one is answered");
+  hold.abort();
+  waiting.join();
+  EXPECT_TRUE(held_append.ok()) << held_append;
+  EXPECT_EQ(testing::QueryValue(dsn_, "SELECT count(*) FROM logbook.event_log "
+                                      "WHERE stream_id = 'payments-9'"),
+            "0");
+  EXPECT_TRUE(sam.Append("payments-9", expect::Any(), {Event("Paid")}).ok());
+}
+
 TEST_F(AuthE2eTest, TheTokensFileIsReadAgainOnSighup) {
   ClientOptions options;
   options.address = server_->address();
@@ -454,7 +572,7 @@ TEST_F(AuthE2eTest, TheTokensFileIsReadAgainOnSighup) {
   options.token = "t-reader";
   EXPECT_EQ(Client(options).GetStream("orders-1").status().code(),
             absl::StatusCode::kUnauthenticated);
-  EXPECT_NE(server_->log().find("SIGHUP: 6 principals from"), std::string::npos)
+  EXPECT_NE(server_->log().find("SIGHUP: 7 principals from"), std::string::npos)
       << server_->log();
 }
 

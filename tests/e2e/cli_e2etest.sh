@@ -168,6 +168,10 @@ token=$(sed -n 1p <<<"$made")
   fail "auth token create: line '$(sed -n 2p <<<"$made")'"
 pass "auth token create"
 check "auth token create, a bad role" 2 'writr not in' -- "$cli" auth token create billing --roles reader,writr
+check "auth token create with quotas" 0 '^[0-9a-f]{64} ops reader - \* subscriptions=10,appends=64-- ' -- \
+  "$cli" auth token create ops --roles reader --quotas subscriptions=10,appends=64
+check "auth token create, a bad quota" 2 "'subs=1' is not subscriptions=N" -- \
+  "$cli" auth token create ops --roles reader --quotas subs=1
 
 check "redact no token" 2 'redact: needs the admin role: give --admin-token' -- \
   env -u LOGBOOK_ADMIN_TOKEN "$cli" redact rc-1 1 --reason test

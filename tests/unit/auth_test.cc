@@ -53,13 +53,45 @@ TEST(Auth, ATokensFileNamesPrincipalsByDigestOrCertificate) {
   EXPECT_EQ(RoleNames(0), "none");
 }
 
+// A line's quotas override the defaults field by field; '-' or no field
+// keeps them.
+TEST(Auth, QuotasComeFromTheLineOrTheDefaults) {
+  const std::string text =
+      Line(TokenDigest("a"), "ann reader - * subscriptions=10,appends=0") +
+      Line(TokenDigest("b"), "bob reader - * -") + Line(TokenDigest("c"), "cy reader - *");
+  absl::StatusOr<TokenTable> table =
+      ParseTokensFile(text, "tokens", Quotas{5, 6, 7});
+  ASSERT_TRUE(table.ok()) << table.status();
+  const Quotas& ann = table->at(TokenDigest("a")).quotas;
+  EXPECT_EQ(ann.subscriptions, 10u);
+  EXPECT_EQ(ann.consumers, 6u);
+  EXPECT_EQ(ann.appends_in_flight, 0u);
+  for (const char* other : {"b", "c"}) {
+    const Quotas& q = table->at(TokenDigest(other)).quotas;
+    EXPECT_EQ(q.subscriptions, 5u);
+    EXPECT_EQ(q.consumers, 6u);
+    EXPECT_EQ(q.appends_in_flight, 7u);
+  }
+}
+
 TEST(Auth, ABadTokensFileNamesTheLineAndField) {
   auto error = [](const std::string& text) {
     return ParseTokensFile(text, "/etc/logbook/tokens").status().ToString();
   };
   EXPECT_EQ(error("# ok\n" + Line(kDigest1, "billing reader -")),
-            "INVALID_ARGUMENT: tokens file /etc/logbook/tokens line 2: expected 5 fields "
-            "(credential, principal, roles, tenant, scopes), not 4");
+            "INVALID_ARGUMENT: tokens file /etc/logbook/tokens line 2: expected 5 or 6 fields "
+            "(credential, principal, roles, tenant, scopes, optional quotas), not 4");
+  EXPECT_EQ(error(Line(kDigest1, "billing reader - * subscriptions=1 x")),
+            "INVALID_ARGUMENT: tokens file /etc/logbook/tokens line 1: expected 5 or 6 fields "
+            "(credential, principal, roles, tenant, scopes, optional quotas), not 7");
+  for (const char* quota : {"subs=1", "consumers=-1", "appends=", "appends=1000001",
+                            "subscriptions"}) {
+    EXPECT_EQ(error(Line(kDigest1, absl::StrCat("billing reader - * ", quota))),
+              absl::StrCat("INVALID_ARGUMENT: tokens file /etc/logbook/tokens line 1: quotas: '",
+                           quota,
+                           "' is not subscriptions=N, consumers=N or appends=N (N from 0, no "
+                           "limit, to 1000000)"));
+  }
   EXPECT_EQ(error(Line("lbk_0123", "billing reader - *")),
             "INVALID_ARGUMENT: tokens file /etc/logbook/tokens line 1: credential: expected the "
             "64 hex digits of a token's SHA-256 or cert:NAME (a token itself never goes in this "

@@ -20,6 +20,7 @@ namespace logbook::service {
 
 class Authenticator;
 class AuthLimiter;
+class QuotaBook;
 class ConsumerGroupHub;
 struct Principal;
 
@@ -37,7 +38,9 @@ struct Principal;
 //
 // One connection (told apart by its peer address, context->peer()) may
 // hold at most max_subscriptions_per_connection open Subscribe calls (0: no
-// cap); another fails with RESOURCE_EXHAUSTED.
+// cap); another fails with RESOURCE_EXHAUSTED. So does a Subscribe,
+// Consume or Append beyond its principal's quotas (service/src/quotas.h),
+// which count over every connection.
 
 class EventStoreService final : public logbook::v1::EventStore::CallbackService {
  public:
@@ -158,6 +161,8 @@ class EventStoreService final : public logbook::v1::EventStore::CallbackService 
   const Authenticator& auth_;
   // Failed authentications per source address (a few a minute, then refused).
   const std::unique_ptr<AuthLimiter> auth_limiter_;
+  // What each principal holds against its quotas.
+  const std::unique_ptr<QuotaBook> quotas_;
   std::atomic<bool> draining_{false};
   std::atomic<int> in_flight_{0};
   const size_t max_subscriptions_per_connection_;

@@ -38,6 +38,12 @@ struct ServerOptions {
   // A source address that fails authentication this often within a minute
   // is refused every call for the rest of that minute.
   int auth_failures_per_minute = 10;
+  // Quotas of a principal whose tokens-file line sets none, and of the
+  // admin token's and the anonymous caller's (0: no limit): open Subscribe
+  // calls, open Consume calls, Append calls not yet answered.
+  uint32_t quota_subscriptions = 0;
+  uint32_t quota_consumers = 0;
+  uint32_t quota_appends_in_flight = 0;
   store::SubscriptionOptions subscriptions;
   // Signs a checkpoint of the log this often (EventStore::CreateCheckpoint;
   // the store needs a signing key). Zero: only on demand.
