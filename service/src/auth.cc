@@ -13,6 +13,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "jwt_auth.h"
 
 namespace logbook::service {
 namespace {
@@ -85,6 +87,24 @@ std::string RoleNames(uint32_t roles) {
   return names.empty() ? "none" : absl::StrJoin(names, ",");
 }
 
+absl::StatusOr<uint32_t> RoleBit(absl::string_view name) {
+  for (const auto& [bit, known] : kRoleNames) {
+    if (name == known) return bit;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "'", name, "' is not one of reader, writer, consumer, operator, admin"));
+}
+
+absl::Status ValidateScope(absl::string_view scope) {
+  const absl::string_view body = absl::StripSuffix(scope, "*");
+  if (body.empty() || body.find('*') != absl::string_view::npos ||
+      (!absl::EndsWith(scope, "*") && body.find('-') != absl::string_view::npos)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "'", scope, "' is neither a prefix ending in '*' (orders-*) nor a category (payments)"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<TokenTable> ParseTokensFile(absl::string_view text, absl::string_view path,
                                            const Quotas& defaults) {
   TokenTable table;
@@ -123,19 +143,9 @@ absl::StatusOr<TokenTable> ParseTokensFile(absl::string_view text, absl::string_
                        "principal: 1 to 128 bytes of letters, digits and . _ - @ : = /");
     }
     for (absl::string_view role : absl::StrSplit(fields[2], ',')) {
-      bool known = false;
-      for (const auto& [bit, name] : kRoleNames) {
-        if (role == name) {
-          p.roles |= bit;
-          known = true;
-        }
-      }
-      if (!known) {
-        return LineError(path, number,
-                         absl::StrCat("roles: '", role,
-                                      "' is not one of reader, writer, consumer, operator, "
-                                      "admin"));
-      }
+      absl::StatusOr<uint32_t> bit = RoleBit(role);
+      if (!bit.ok()) return LineError(path, number, absl::StrCat("roles: ", bit.status().message()));
+      p.roles |= *bit;
     }
     if (fields[3] != "-") {
       return LineError(path, number,
@@ -143,13 +153,8 @@ absl::StatusOr<TokenTable> ParseTokensFile(absl::string_view text, absl::string_
     }
     if (fields[4] != "*") {
       for (absl::string_view scope : absl::StrSplit(fields[4], ',')) {
-        const absl::string_view body = absl::StripSuffix(scope, "*");
-        if (body.empty() || body.find('*') != absl::string_view::npos ||
-            (!absl::EndsWith(scope, "*") && body.find('-') != absl::string_view::npos)) {
-          return LineError(path, number,
-                           absl::StrCat("scopes: '", scope,
-                                        "' is neither a prefix ending in '*' (orders-*) nor a "
-                                        "category (payments)"));
+        if (absl::Status valid = ValidateScope(scope); !valid.ok()) {
+          return LineError(path, number, absl::StrCat("scopes: ", valid.message()));
         }
         p.scopes.emplace_back(scope);
       }
@@ -277,20 +282,34 @@ absl::StatusOr<std::unique_ptr<Authenticator>> Authenticator::Create(Options opt
 }
 
 absl::Status Authenticator::Reload() {
-  if (!required()) return absl::OkStatus();
-  std::ifstream in(options_.tokens_file);
-  if (!in) {
-    return absl::NotFoundError(
-        absl::StrCat("tokens file ", options_.tokens_file, ": cannot be read"));
+  auto read = [](const std::string& path, absl::string_view what) -> absl::StatusOr<std::string> {
+    std::ifstream in(path);
+    if (!in) return absl::NotFoundError(absl::StrCat(what, " ", path, ": cannot be read"));
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  };
+  auto table = std::make_shared<TokenTable>();
+  if (!options_.tokens_file.empty()) {
+    absl::StatusOr<std::string> text = read(options_.tokens_file, "tokens file");
+    if (!text.ok()) return text.status();
+    absl::StatusOr<TokenTable> parsed =
+        ParseTokensFile(*text, options_.tokens_file, options_.default_quotas);
+    if (!parsed.ok()) return parsed.status();
+    *table = *std::move(parsed);
   }
-  std::stringstream text;
-  text << in.rdbuf();
-  absl::StatusOr<TokenTable> table =
-      ParseTokensFile(text.str(), options_.tokens_file, options_.default_quotas);
-  if (!table.ok()) return table.status();
-  auto shared = std::make_shared<const TokenTable>(*std::move(table));
+  std::shared_ptr<JwtPolicy> jwt;
+  if (!options_.jwt_keys_file.empty()) {
+    absl::StatusOr<std::string> text = read(options_.jwt_keys_file, "JWT keys");
+    if (!text.ok()) return text.status();
+    absl::StatusOr<std::vector<JwtKey>> keys = ParseJwtKeys(*text, options_.jwt_keys_file);
+    if (!keys.ok()) return keys.status();
+    jwt = std::make_shared<JwtPolicy>(
+        JwtPolicy{*std::move(keys), options_.jwt_issuer, options_.jwt_audience});
+  }
   absl::MutexLock lock(&mu_);
-  table_ = std::move(shared);
+  table_ = std::move(table);
+  jwt_ = std::move(jwt);
   return absl::OkStatus();
 }
 
@@ -299,16 +318,26 @@ size_t Authenticator::size() const {
   return table_->size();
 }
 
+size_t Authenticator::jwt_keys() const {
+  absl::MutexLock lock(&mu_);
+  return jwt_ == nullptr ? 0 : jwt_->keys.size();
+}
+
 absl::StatusOr<Principal> Authenticator::Authenticate(
     std::optional<absl::string_view> header, const std::vector<std::string>& cert_names) const {
   std::shared_ptr<const TokenTable> table;
+  std::shared_ptr<const JwtPolicy> jwt;
   {
     absl::MutexLock lock(&mu_);
     table = table_;
+    jwt = jwt_;
   }
   if (header) {
     absl::StatusOr<std::string> token = BearerToken(*header);
     if (!token.ok()) return token.status();
+    if (jwt != nullptr && LooksLikeJwt(*token)) {
+      return VerifyJwt(*token, *jwt, absl::Now(), options_.default_quotas);
+    }
     const std::string digest = TokenDigest(*token);
     // Digests are compared, not tokens: a lookup's timing tells nothing
     // of a token, and the admin token is compared in constant time.

@@ -28,6 +28,8 @@
 
 namespace logbook::service {
 
+struct JwtPolicy;  // jwt_auth.h
+
 // Roles, as bits; a principal holds any set of them.
 enum Role : uint32_t {
   kReader = 1,     // Read, subscribe, verify, load snapshots, list groups.
@@ -64,6 +66,14 @@ struct Principal {
 // The principals of a tokens file by credential: the lowercase hex SHA-256
 // of a token, or "cert:<name>".
 using TokenTable = absl::flat_hash_map<std::string, Principal>;
+
+// The bit of role `name` ("reader"); INVALID_ARGUMENT naming the roles
+// there are otherwise. Pure.
+absl::StatusOr<uint32_t> RoleBit(absl::string_view name);
+
+// OK when `scope` is a prefix ending in '*' ("orders-*") or a category
+// ("payments"); INVALID_ARGUMENT saying so otherwise. Pure.
+absl::Status ValidateScope(absl::string_view scope);
 
 // Parses a tokens file: one principal per line, five or six fields
 // separated by blanks, '#' to the end of a line is a comment:
@@ -124,21 +134,32 @@ class Authenticator {
     // Of every principal whose line sets none, the admin token's and the
     // anonymous caller's (one principal for every anonymous call).
     Quotas default_quotas = {};
+    // JWT callers (jwt_auth.h): the trusted public keys (PEM or JWKS;
+    // empty: JWTs are not accepted), and the iss and aud they must carry.
+    std::string jwt_keys_file;
+    std::string jwt_issuer;
+    std::string jwt_audience;
   };
 
   // Reads the tokens file (INVALID_ARGUMENT or NOT_FOUND naming it).
   static absl::StatusOr<std::unique_ptr<Authenticator>> Create(Options options);
 
-  // Whether callers must authenticate (a tokens file is configured).
-  bool required() const { return !options_.tokens_file.empty(); }
-  // Re-reads the tokens file; on an error keeps the table it had.
+  // Whether callers must authenticate (a tokens file or JWT keys are
+  // configured).
+  bool required() const {
+    return !options_.tokens_file.empty() || !options_.jwt_keys_file.empty();
+  }
+  // Re-reads the tokens file and the JWT keys; on an error keeps what it had.
   absl::Status Reload();
-  // Principals in the table now.
+  // Principals in the tokens file now.
   size_t size() const;
+  // JWT keys trusted now.
+  size_t jwt_keys() const;
 
   // The caller of a call with `authorization` header `header` (nullopt:
-  // none) over a connection whose client certificate names `cert_names`
-  // (common name and subject alternative names; empty without mTLS).
+  // none; a bearer token is a JWT or a tokens-file token) over a
+  // connection whose client certificate names `cert_names` (common name
+  // and subject alternative names; empty without mTLS).
   // UNAUTHENTICATED saying what is wrong, never echoing the token.
   absl::StatusOr<Principal> Authenticate(std::optional<absl::string_view> header,
                                          const std::vector<std::string>& cert_names) const;
@@ -149,6 +170,7 @@ class Authenticator {
   const Options options_;
   mutable absl::Mutex mu_;
   std::shared_ptr<const TokenTable> table_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const JwtPolicy> jwt_ ABSL_GUARDED_BY(mu_);  // Null: no JWTs.
 };
 
 }  // namespace logbook::service

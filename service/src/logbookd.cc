@@ -159,6 +159,19 @@ int main(int argc, char** argv) {
                  "without a token are anonymous, served on a loopback address only")
       ->envname("LOGBOOK_AUTH_TOKENS")
       ->check(CLI::ExistingFile);
+  app.add_option("--auth-jwt-key", server_options.auth_jwt_keys_file,
+                 "Public keys trusted to sign JWT bearer tokens: PEM (RSA for RS256, EC P-256 "
+                 "for ES256) or a JWKS file; re-read on SIGHUP. sub is the principal, roles "
+                 "and scopes claims as in the tokens file (docs/security.md). Set: every call "
+                 "must authenticate")
+      ->envname("LOGBOOK_AUTH_JWT_KEY")
+      ->check(CLI::ExistingFile);
+  app.add_option("--auth-jwt-issuer", server_options.auth_jwt_issuer,
+                 "The iss every JWT must carry (required with --auth-jwt-key)")
+      ->envname("LOGBOOK_AUTH_JWT_ISSUER");
+  app.add_option("--auth-jwt-audience", server_options.auth_jwt_audience,
+                 "The aud every JWT must include (required with --auth-jwt-key)")
+      ->envname("LOGBOOK_AUTH_JWT_AUDIENCE");
   app.add_option("--auth-failures-per-minute", server_options.auth_failures_per_minute,
                  "Failed authentications one source address may make within a minute; then "
                  "every call from it is refused (RESOURCE_EXHAUSTED) until the minute is over")
@@ -265,14 +278,21 @@ int main(int argc, char** argv) {
                  checkpoint_seconds > 0 ? absl::StrCat("every ", checkpoint_seconds, " s")
                                         : std::string("on demand only"));
   }
-  if (server_options.auth_tokens_file.empty()) {
-    spdlog::info("authentication: none (no --auth-tokens): callers without a token are anonymous "
-                 "with every role but admin{}",
+  if (server_options.auth_tokens_file.empty() && server_options.auth_jwt_keys_file.empty()) {
+    spdlog::info("authentication: none (no --auth-tokens or --auth-jwt-key): callers without a "
+                 "token are anonymous with every role but admin{}",
                  server_options.admin_token.empty() ? "" : "; --admin-token set");
   } else {
-    spdlog::info("authentication: required; principals from {}{}",
-                 server_options.auth_tokens_file,
-                 server_options.admin_token.empty() ? "" : ", and --admin-token");
+    spdlog::info(
+        "authentication: required; principals from {}{}{}",
+        server_options.auth_tokens_file.empty() ? "" : server_options.auth_tokens_file,
+        server_options.auth_jwt_keys_file.empty()
+            ? ""
+            : absl::StrCat(server_options.auth_tokens_file.empty() ? "" : ", ",
+                           "JWTs signed by the keys of ", server_options.auth_jwt_keys_file,
+                           " (iss ", server_options.auth_jwt_issuer, ", aud ",
+                           server_options.auth_jwt_audience, ")"),
+        server_options.admin_token.empty() ? "" : ", and --admin-token");
   }
   spdlog::info("quotas per principal (0: no limit; a tokens-file line may set its own): {} "
                "subscriptions, {} consumers, {} appends in flight",
@@ -306,11 +326,16 @@ int main(int argc, char** argv) {
       spdlog::info("SIGHUP: the TLS files are read again within {} s; open calls stay",
                    logbook::service::kTlsRefreshSeconds);
     }
-    if (!server_options.auth_tokens_file.empty()) {
+    if (!server_options.auth_tokens_file.empty() || !server_options.auth_jwt_keys_file.empty()) {
       absl::StatusOr<size_t> principals = (*server)->ReloadAuth();
       if (principals.ok()) {
-        spdlog::info("SIGHUP: {} principals from {}", *principals,
-                     server_options.auth_tokens_file);
+        spdlog::info("SIGHUP: {} principals from {}{}", *principals,
+                     server_options.auth_tokens_file.empty() ? "(no tokens file)"
+                                                             : server_options.auth_tokens_file,
+                     server_options.auth_jwt_keys_file.empty()
+                         ? ""
+                         : absl::StrCat("; JWT keys read again from ",
+                                        server_options.auth_jwt_keys_file));
       } else {
         spdlog::error("SIGHUP: keeping the principals there were: {}",
                       std::string(principals.status().message()));

@@ -53,17 +53,24 @@ class GrpcServer final : public Server {
           ", which is not a loopback address: give --tls-cert and --tls-key, or "
           "--insecure-listen to accept that anyone on the network may call"));
     }
-    if (options.auth_tokens_file.empty() && !options.insecure_listen &&
-        !IsLoopbackListen(options.listen)) {
+    if (options.auth_tokens_file.empty() && options.auth_jwt_keys_file.empty() &&
+        !options.insecure_listen && !IsLoopbackListen(options.listen)) {
       return absl::FailedPreconditionError(absl::StrCat(
           "refusing to serve anonymous callers on ", options.listen,
-          ", which is not a loopback address: give --auth-tokens FILE, or --insecure-listen to "
-          "accept that anyone on the network may call"));
+          ", which is not a loopback address: give --auth-tokens FILE or --auth-jwt-key FILE, "
+          "or --insecure-listen to accept that anyone on the network may call"));
+    }
+    if (!options.auth_jwt_keys_file.empty() &&
+        (options.auth_jwt_issuer.empty() || options.auth_jwt_audience.empty())) {
+      return absl::InvalidArgumentError(
+          "--auth-jwt-key needs --auth-jwt-issuer and --auth-jwt-audience: a token of another "
+          "issuer or meant for another service must not be accepted");
     }
     auto auth = Authenticator::Create(
         {options.auth_tokens_file, options.admin_token,
          Quotas{options.quota_subscriptions, options.quota_consumers,
-                options.quota_appends_in_flight}});
+                options.quota_appends_in_flight},
+         options.auth_jwt_keys_file, options.auth_jwt_issuer, options.auth_jwt_audience});
     if (!auth.ok()) return auth.status();
     auth_ = *std::move(auth);
     auto tail = store::LogTail::Start(

@@ -16,11 +16,14 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "auth.h"
 #include "events.h"
+#include "jwts.h"
+#include "keys.h"
 #include "logbook/client/client.h"
 #include "logbook/v1/event_store.grpc.pb.h"
 #include "server_fixture.h"
@@ -63,11 +66,36 @@ class AuthE2eTest : public testing::ServerTest {
     ASSERT_TRUE(stub_->CreateConsumerGroup(&ctx, create, &info).ok());
     tokens_ = ::testing::TempDir() + "/auth_e2etest_tokens_" + std::to_string(getpid());
     std::ofstream(tokens_) << TokensFile(kPrincipals);
+    jwt_keys_ = ::testing::TempDir() + "/auth_e2etest_jwt_" + std::to_string(getpid());
+    std::ofstream(jwt_keys_) << idp_->public_pem;
     // Many failures from this test's one address are the point here
     // (admin_e2etest shows the limit).
-    StartServer({"--auth-tokens", tokens_, "--auth-failures-per-minute", "1000"});
+    StartServer({"--auth-tokens", tokens_, "--auth-failures-per-minute", "1000",
+                 "--auth-jwt-key", jwt_keys_, "--auth-jwt-issuer", "https://idp.test",
+                 "--auth-jwt-audience", "logbook"});
   }
-  void TearDown() override { std::remove(tokens_.c_str()); }
+  void TearDown() override {
+    std::remove(tokens_.c_str());
+    std::remove(jwt_keys_.c_str());
+  }
+  static void SetUpTestSuite() {
+    idp_ = new testing::PemKeyPair(testing::NewRsaKey());
+    stranger_ = new testing::PemKeyPair(testing::NewRsaKey());
+  }
+
+  // A JWT for `sub` with every role, signed by `key`, expiring `expires_in`
+  // seconds from now.
+  static std::string Jwt(const testing::PemKeyPair& key, const std::string& sub,
+                         int64_t expires_in, const std::string& roles =
+                             R"(["reader","writer","consumer","operator","admin"])") {
+    return testing::MintJwt(
+        key, "RS256",
+        absl::StrCat(R"({"sub":")", sub, R"(","iss":"https://idp.test","aud":"logbook","exp":)",
+                     absl::ToUnixSeconds(absl::Now()) + expires_in, R"(,"roles":)", roles, "}"));
+  }
+
+  static testing::PemKeyPair* idp_;       // The identity provider logbookd trusts.
+  static testing::PemKeyPair* stranger_;  // One it does not.
 
   // A context carrying `token` ("": none).
   static void Authorize(grpc::ClientContext& ctx, const std::string& token) {
@@ -281,7 +309,11 @@ class AuthE2eTest : public testing::ServerTest {
   }
 
   std::string tokens_;
+  std::string jwt_keys_;
 };
+
+testing::PemKeyPair* AuthE2eTest::idp_ = nullptr;
+testing::PemKeyPair* AuthE2eTest::stranger_ = nullptr;
 
 TEST_F(AuthE2eTest, EveryCallNeedsCredentialsAndTheRightRole) {
   const std::string before = State();
@@ -324,6 +356,16 @@ TEST_F(AuthE2eTest, EveryCallNeedsCredentialsAndTheRightRole) {
     grpc::Status unknown = call("t-nobody");
     EXPECT_EQ(unknown.error_code(), grpc::StatusCode::UNAUTHENTICATED);
     EXPECT_EQ(unknown.error_message(), "authorization: unknown token");
+    // JWTs with every role: expired an hour ago, or signed by a stranger.
+    grpc::Status expired = call(Jwt(*idp_, "jules", -3600));
+    EXPECT_EQ(expired.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_TRUE(absl::StartsWith(expired.error_message(), "authorization: the JWT expired at "))
+        << expired.error_message();
+    grpc::Status forged = call(Jwt(*stranger_, "jules", 3600));
+    EXPECT_EQ(forged.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(forged.error_message(), "authorization: the JWT's signature does not verify");
+    grpc::Status jwt_denied = call(Jwt(*idp_, "jules", 3600, "[]"));
+    EXPECT_EQ(jwt_denied.error_code(), grpc::StatusCode::PERMISSION_DENIED);
     const auto& [role, token] = needs.at(name);
     grpc::Status denied = call(token);
     EXPECT_EQ(denied.error_code(), grpc::StatusCode::PERMISSION_DENIED);
@@ -336,6 +378,19 @@ TEST_F(AuthE2eTest, EveryCallNeedsCredentialsAndTheRightRole) {
   EXPECT_NE(server_->log().find("Append from ipv4:127.0.0.1 refused: authorization: unknown token"),
             std::string::npos);
   EXPECT_EQ(server_->log().find("t-nobody"), std::string::npos);
+
+  // A valid JWT speaks for its sub, who is recorded as the writer.
+  ClientOptions options;
+  options.address = server_->address();
+  options.token = Jwt(*idp_, "jules", 3600, R"(["reader","writer"])");
+  Client jules(options);
+  ASSERT_TRUE(jules.Append("orders-7", expect::NoStream(), {Event("Placed")}).ok());
+  v1::ReadStreamRequest read;
+  read.set_stream_id("orders-7");
+  auto events = jules.ReadStream(read);
+  ASSERT_TRUE(events.ok()) << events.status();
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ((*events)[0].written_by(), "jules");
 }
 
 TEST_F(AuthE2eTest, AScopedPrincipalSeesAndWritesOnlyItsScope) {

@@ -98,7 +98,7 @@ stop_logbookd || fail "logbookd did not stop cleanly"
 
 # Off loopback, callers must authenticate: no anonymous service there.
 check "anonymous callers refused off loopback" 1 \
-  "refusing to serve anonymous callers on 0.0.0.0:0, which is not a loopback address: give --auth-tokens FILE, or --insecure-listen" -- \
+  "refusing to serve anonymous callers on 0.0.0.0:0, which is not a loopback address: give --auth-tokens FILE or --auth-jwt-key FILE, or --insecure-listen" -- \
   "$LOGBOOKD" --listen 0.0.0.0:0 --database "$dsn" --tls-cert "$work/server1.pem" --tls-key "$work/server1.key"
 
 # mTLS principals: client1's certificate (CN client1) is a reader; a token

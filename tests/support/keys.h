@@ -1,4 +1,5 @@
-// Test support: fresh Ed25519 keys for signed checkpoints.
+// Test support: fresh keys: Ed25519 for signed checkpoints, RSA and P-256
+// for JWTs.
 #pragma once
 
 #include <string>
@@ -12,5 +13,11 @@ struct PemKeyPair {
   std::string public_pem;
 };
 PemKeyPair NewEd25519Key();
+PemKeyPair NewRsaKey();   // 2048 bits.
+PemKeyPair NewP256Key();  // EC on P-256.
+
+// The public half of an RSA or P-256 key as a JWK with `kid` (kty, n and e,
+// or crv, x and y; base64url).
+std::string PublicJwk(const PemKeyPair& key, const std::string& kid);
 
 }  // namespace logbook::testing

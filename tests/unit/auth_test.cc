@@ -188,7 +188,10 @@ TEST(Auth, AnAuthenticatorFindsTheCallerOrSaysWhyNot) {
     out << Line(TokenDigest("secret-1"), "billing reader,writer - payments")
         << Line("cert:worker-1", "worker-1 consumer - *");
   }
-  auto auth = Authenticator::Create({path, "admin-secret"});
+  Authenticator::Options options;
+  options.tokens_file = path;
+  options.admin_token = "admin-secret";
+  auto auth = Authenticator::Create(options);
   ASSERT_TRUE(auth.ok()) << auth.status();
   EXPECT_TRUE((*auth)->required());
   absl::StatusOr<Principal> p = (*auth)->Authenticate("Bearer secret-1", {});
@@ -223,7 +226,7 @@ TEST(Auth, AnAuthenticatorFindsTheCallerOrSaysWhyNot) {
   EXPECT_EQ((*auth)->Authenticate("Bearer secret-2", {})->name, "ops");
 
   // Without a tokens file, a caller without a token is anonymous.
-  auto open = Authenticator::Create({"", ""});
+  auto open = Authenticator::Create(Authenticator::Options());
   ASSERT_TRUE(open.ok());
   absl::StatusOr<Principal> anonymous = (*open)->Authenticate(std::nullopt, {});
   ASSERT_TRUE(anonymous.ok());

@@ -41,6 +41,12 @@ struct ServerOptions {
   // Quotas of a principal whose tokens-file line sets none, and of the
   // admin token's and the anonymous caller's (0: no limit): open Subscribe
   // calls, open Consume calls, Append calls not yet answered.
+  // JWT callers (docs/security.md): PEM public keys or a JWKS file, and
+  // the issuer and audience every token must carry (both required with
+  // the keys). Set: callers must authenticate, as with auth_tokens_file.
+  std::string auth_jwt_keys_file;
+  std::string auth_jwt_issuer;
+  std::string auth_jwt_audience;
   uint32_t quota_subscriptions = 0;
   uint32_t quota_consumers = 0;
   uint32_t quota_appends_in_flight = 0;
