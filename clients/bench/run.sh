@@ -6,7 +6,7 @@
 # seconds and peak RSS per scenario, and the CPU each side spent per event
 # (PostgreSQL, logbookd and logbook-bench; PostgreSQL and pgbench).
 #
-#   clients/bench/run.sh [--quick] [--json FILE] [--build DIR]
+#   clients/bench/run.sh [--quick] [--security] [--json FILE] [--build DIR]
 #
 # Default: 15 s per timed scenario and a catch-up of 1,000,000 events (about
 # 4 minutes), then the consumer-group scenarios (4 consumers on $all acking
@@ -17,7 +17,11 @@
 # cost time in proportion to the pending events (about 1,600 events/s at
 # 20,000): `logbook-bench group --events N` measures any size. --quick: 3 s,
 # 200,000 events and backlogs of 1,000 (about a minute; a smoke test of the
-# tool, its numbers mean little). --build: the build folder holding
+# tool, its numbers mean little). --security: then what TLS and token
+# authentication cost: append-batch and catch-up against a logbookd without
+# either, then against one with both (TLS 1.3 with a P-256 certificate, a
+# tokens-file token on every call), back to back, reported as the ratio on
+# to off (issue 19: at least 0.9). --build: the build folder holding
 # logbookd, logbook and logbook-bench (default build/, or $LOGBOOK_BUILD_DIR).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -27,14 +31,16 @@ catch_up_events=1000000
 group_events_round_robin=200000
 group_events_per_stream=5000
 quick=false
+security=false
 build=${LOGBOOK_BUILD_DIR:-build}
 json_out=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) seconds=3; catch_up_events=200000; group_events_round_robin=1000; group_events_per_stream=1000; quick=true ;;
+    --security) security=true ;;
     --json) json_out=$2; shift ;;
     --build) build=$2; shift ;;
-    *) echo "usage: clients/bench/run.sh [--quick] [--json FILE] [--build DIR]" >&2; exit 2 ;;
+    *) echo "usage: clients/bench/run.sh [--quick] [--security] [--json FILE] [--build DIR]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -124,7 +130,8 @@ scenario_as() {
   reset_peak_rss
   before=$(server_cpu)
   cpu_window_start
-  "$bench" --address "$LOGBOOK_ADDRESS" --json "$work/$name.json" "$command" "$@" >/dev/null
+  "$bench" --address "$LOGBOOK_ADDRESS" --json "$work/$name.json" "${bench_flags[@]}" \
+    "$command" "$@" >/dev/null
   cpu_window_end
   printf '%s\t%s\t%s\t%s\t%s\n' "$name" \
     "$(awk -v a="$(server_cpu)" -v b="$before" 'BEGIN { printf "%.1f", a - b }')" \
@@ -151,6 +158,7 @@ baseline() {
 }
 : >"$work/baselines"
 : >"$work/cpu_rss"
+bench_flags=()  # TLS and token options of logbook-bench, for --security's "on" side.
 
 # The baselines read and write events without receipts (event_log keeps
 # them in its receipt_* and *_digest columns): the columns before those, as
@@ -207,6 +215,29 @@ for strategy in round-robin per-stream; do
   scenario_as "group-$strategy" group --strategy "$strategy" --events "$group_events" \
     --streams 1000 --consumers 4 --seconds "$live_seconds" --warmup 1 --timeout 600
 done
+
+# What TLS and token authentication cost: the same two scenarios against a
+# plain logbookd and then one with both, back to back (the second side
+# appends to a log the first made longer, a bias against it).
+if $security; then
+  make_ca bench-ca && make_cert bench-server bench-ca "IP:127.0.0.1,DNS:localhost" ||
+    { echo "openssl cannot make the certificates" >&2; exit 1; }
+  made=$("$build/clients/logbook" auth token create bench --roles reader,writer 2>/dev/null)
+  sed -n 2p <<<"$made" >"$work/auth-tokens"
+  for side in off on; do
+    stop_logbookd || true
+    if [ "$side" = on ]; then
+      start_logbookd "$dsn" "$work/server-$side.log" --workers 72 --tls-cert "$work/bench-server.pem" \
+        --tls-key "$work/bench-server.key" --auth-tokens "$work/auth-tokens"
+      bench_flags=(--tls-ca "$work/bench-ca.pem" --token "$(sed -n 1p <<<"$made")")
+    else
+      start_logbookd "$dsn" "$work/server-$side.log" --workers 72
+      bench_flags=()
+    fi
+    scenario_as "append-batch-$side" append-batch --seconds "$seconds"
+    scenario_as "catch-up-$side" catch-up --events "$catch_up_events"
+  done
+fi
 elapsed=$(( $(date +%s) - started ))
 
 python3 - "$work" "$json_out" "$seconds" "$quick" "$elapsed" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" <<'PY'
@@ -253,9 +284,22 @@ for name in ["catch-up", "append-single", "append-batch", "append-contended", "l
     else:
         s["baseline_events_per_s"] = s["baseline"] = s["ratio"] = None
     scenarios.append(s)
+# --security: each scenario with TLS and a token ("on") beside without ("off").
+security = []
+for name in ["append-batch", "catch-up"]:
+    if not os.path.exists(f"{work}/{name}-on.json"):
+        continue
+    off, on = (json.load(open(f"{work}/{name}-{side}.json")) for side in ("off", "on"))
+    rate = lambda s: s.get("events_per_s")
+    security.append({"scenario": name, "off_events_per_s": rate(off), "on_events_per_s": rate(on),
+                     "ratio": round(rate(on) / rate(off), 3) if rate(on) and rate(off) else None,
+                     "failures": off.get("failures", 0) + on.get("failures", 0),
+                     "off_server_cpu_s": float(cpu_rss[f"{name}-off"][0]),
+                     "on_server_cpu_s": float(cpu_rss[f"{name}-on"][0])})
 doc = {"commit": commit, "quick": quick == "true", "seconds_per_scenario": int(seconds),
        "run_seconds": int(elapsed), "cpus": os.cpu_count(), "fill": fill,
-       "peak_rss_mib": max(s["server_peak_rss_mib"] for s in scenarios), "scenarios": scenarios}
+       "peak_rss_mib": max(s["server_peak_rss_mib"] for s in scenarios), "scenarios": scenarios,
+       "security": security or None}
 json.dump(doc, open(out, "w"), indent=2)
 
 def f(v, fmt):
@@ -306,6 +350,17 @@ for s in scenarios:
 print(f"group scenarios: backlogs as in their notes (the issue's is 1,000,000 events), "
       f"then live at 1,000 appends/s; targets: backlog >= 100,000 events/s (round-robin), "
       f">= 50,000 (per-stream), live p50 < 5 ms, logbookd RSS < 256 MiB")
+if security:
+    print()
+    print("What TLS and token authentication cost (--security; the same run, back to back):")
+    print()
+    print("| scenario | off events/s | TLS + token events/s | ratio | logbookd CPU s off | on |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for s in security:
+        print(f"| {s['scenario']} | {f(s['off_events_per_s'], ',.0f')} | {f(s['on_events_per_s'], ',.0f')} "
+              f"| {f(s['ratio'], '.3f')} | {s['off_server_cpu_s']:.1f} | {s['on_server_cpu_s']:.1f} |")
+    print()
+    print("target (issue 19): ratio >= 0.9 for both")
 print(f"{seconds} s per timed scenario; log filled through logbookd at {fill['fill_events_per_s']:,.0f} events/s; "
       f"whole run {elapsed} s")
 PY

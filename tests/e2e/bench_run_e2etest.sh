@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# clients/bench/run.sh --quick end to end: it starts its own PostgreSQL and
-# logbookd, runs every scenario beside its pgbench baseline, and writes a
+# clients/bench/run.sh --quick --security end to end: it starts its own
+# PostgreSQL and logbookd, runs every scenario beside its pgbench baseline
+# and the security pair (without, then with TLS and a token), and writes a
 # JSON report naming each scenario with a baseline and a ratio. Asserts that
 # the tool works and reports exactly what it ran, never a speed. Needs
 # LOGBOOK_BUILD_DIR (the build folder holding logbookd, logbook and
@@ -14,9 +15,9 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 # Every failure shows what run.sh printed.
 fail_context() { echo "--- run.sh output:"; cat "$work/out"; }
 
-"$root/clients/bench/run.sh" --quick --build "$LOGBOOK_BUILD_DIR" --json "$work/report.json" \
+"$root/clients/bench/run.sh" --quick --security --build "$LOGBOOK_BUILD_DIR" --json "$work/report.json" \
   >"$work/out" 2>&1 || fail "run.sh --quick exited non-zero"
-pass "run.sh --quick"
+pass "run.sh --quick --security"
 
 # report_is_exact: the report names what ran, with the figures it derives
 # from each other consistent; never a speed.
@@ -55,6 +56,14 @@ for name in want[5:]:
     assert s["catch_up_events_per_s"] == by["catch-up"]["events_per_s"], s
     assert s["ratio_to_catch_up"] == round(s["events_per_s"] / s["catch_up_events_per_s"], 4), s
     assert s["server_peak_rss_mib"] > 0 and s["cpu_us_per_event"] is None, s
+# --security: each scenario without and with TLS and a token, and their ratio.
+sec = {s["scenario"]: s for s in r["security"]}
+assert list(sec) == ["append-batch", "catch-up"], r["security"]
+for s in sec.values():
+    assert s["failures"] == 0 and s["off_events_per_s"] > 0 and s["on_events_per_s"] > 0, s
+    assert s["ratio"] == round(s["on_events_per_s"] / s["off_events_per_s"], 3), s
+    assert s["on_server_cpu_s"] > 0, s
+assert "| catch-up | " in open(sys.argv[2]).read().split("What TLS and token")[1]
 assert "| group-per-stream | " in open(sys.argv[2]).read()
 assert "| append-batch | " in open(sys.argv[2]).read().split("CPU per event")[1]
 print("the report is exact")

@@ -161,6 +161,27 @@ start_logbookd() {
   export LOGBOOK_ADDRESS="127.0.0.1:${line##*:}"
 }
 
+# make_ca NAME: a self-signed CA in $work, NAME.key and NAME.pem.
+make_ca() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/CN=$1" -keyout "$work/$1.key" -out "$work/$1.pem" 2>/dev/null
+}
+# make_cert NAME CA [SAN]: a certificate $work/NAME.pem (key NAME.key)
+# signed by CA; a server's with SAN (IP:127.0.0.1,DNS:localhost), else a
+# client's.
+make_cert() {
+  local name=$1 ca=$2 san=${3:-}
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$name" \
+    -keyout "$work/$name.key" -out "$work/$name.csr" 2>/dev/null
+  if [ -n "$san" ]; then
+    printf 'subjectAltName=%s\n' "$san" >"$work/$name.ext"
+  else
+    printf 'extendedKeyUsage=clientAuth\n' >"$work/$name.ext"
+  fi
+  openssl x509 -req -in "$work/$name.csr" -CA "$work/$ca.pem" -CAkey "$work/$ca.key" \
+    -CAcreateserial -days 2 -extfile "$work/$name.ext" -out "$work/$name.pem" 2>/dev/null
+}
+
 # stop_logbookd: SIGTERM to the server start_logbookd started, then waits;
 # returns its exit code and clears server_pid.
 stop_logbookd() {

@@ -14,24 +14,6 @@ cli=$LOGBOOK_CLI
 dsn=$(create_database tls) || fail "cannot create a database"
 "$cli" migrate up --database "$dsn" >/dev/null || fail "cannot migrate"
 
-# make_ca NAME: a self-signed CA, NAME.key and NAME.pem.
-make_ca() {
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj "/CN=$1" -keyout "$work/$1.key" -out "$work/$1.pem" 2>/dev/null
-}
-# make_cert NAME CA [SAN]: a certificate NAME.pem (key NAME.key) signed by CA.
-make_cert() {
-  local name=$1 ca=$2 san=${3:-}
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$name" \
-    -keyout "$work/$name.key" -out "$work/$name.csr" 2>/dev/null
-  if [ -n "$san" ]; then
-    printf 'subjectAltName=%s\n' "$san" >"$work/$name.ext"
-  else
-    printf 'extendedKeyUsage=clientAuth\n' >"$work/$name.ext"
-  fi
-  openssl x509 -req -in "$work/$name.csr" -CA "$work/$ca.pem" -CAkey "$work/$ca.key" \
-    -CAcreateserial -days 2 -extfile "$work/$name.ext" -out "$work/$name.pem" 2>/dev/null
-}
 make_ca ca1 && make_ca ca2 || fail "openssl cannot make CAs"
 make_cert server1 ca1 "IP:127.0.0.1,DNS:localhost" && make_cert server2 ca2 "IP:127.0.0.1,DNS:localhost" &&
   make_cert client1 ca1 && make_cert client2 ca2 || fail "openssl cannot make certificates"
