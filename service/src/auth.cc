@@ -32,11 +32,6 @@ std::string ScopeList(const Principal& p) {
   return p.scopes.empty() ? "*" : absl::StrJoin(p.scopes, ", ");
 }
 
-// The part of a stream id before its first '-': its category.
-absl::string_view CategoryOf(absl::string_view stream_id) {
-  return stream_id.substr(0, stream_id.find('-'));
-}
-
 // Whether some stream id can be both of category `category` and start
 // with `prefix` ("order" and "order-1", "ord" or "order").
 bool Compatible(absl::string_view category, absl::string_view prefix) {
@@ -70,7 +65,7 @@ std::optional<store::EventFilter> Intersect(const store::EventFilter& requested,
 
 bool SameFilter(const store::EventFilter& a, const store::EventFilter& b) {
   return a.stream_id == b.stream_id && a.stream_prefix == b.stream_prefix &&
-         a.category == b.category && a.event_types == b.event_types;
+         a.category == b.category && a.event_types == b.event_types && a.scopes == b.scopes;
 }
 
 absl::Status LineError(absl::string_view path, int line, absl::string_view what) {
@@ -217,18 +212,11 @@ absl::Status RequireRole(const Principal& p, uint32_t any_of, absl::string_view 
       p.name, " has ", RoleNames(p.roles)));
 }
 
-bool ScopeCovers(absl::string_view scope, absl::string_view stream_id) {
-  if (absl::EndsWith(scope, "*")) {
-    return absl::StartsWith(stream_id, scope.substr(0, scope.size() - 1));
-  }
-  return CategoryOf(stream_id) == scope;
-}
-
 absl::Status RequireStreamScope(const Principal& p, absl::string_view field,
                                 absl::string_view stream_id) {
   if (p.scopes.empty()) return absl::OkStatus();
   for (const std::string& scope : p.scopes) {
-    if (ScopeCovers(scope, stream_id)) return absl::OkStatus();
+    if (store::ScopeCovers(scope, stream_id)) return absl::OkStatus();
   }
   return absl::PermissionDeniedError(absl::StrCat(field, ": stream '", stream_id,
                                                   "' is outside the scopes of ", p.name, " (",
@@ -245,20 +233,23 @@ absl::StatusOr<store::EventFilter> NarrowToScopes(const Principal& p,
     return requested;
   }
   std::vector<store::EventFilter> overlaps;
+  std::vector<std::string> overlapping;
   for (const std::string& scope : p.scopes) {
     std::optional<store::EventFilter> f = Intersect(requested, scope);
     if (!f) continue;
     if (SameFilter(*f, requested)) return requested;  // Within this scope already.
     overlaps.push_back(*std::move(f));
+    overlapping.push_back(scope);
   }
   if (overlaps.size() == 1) return overlaps.front();
   if (overlaps.empty()) {
     return absl::PermissionDeniedError(absl::StrCat(
         "filter: reads nothing within the scopes of ", p.name, " (", ScopeList(p), ")"));
   }
-  return absl::PermissionDeniedError(absl::StrCat(
-      "filter: spans several scopes of ", p.name, " (", ScopeList(p),
-      "); set filter.category or filter.stream_prefix to read one of them"));
+  // Several: the request as it is, and only streams within one of them.
+  store::EventFilter narrowed = requested;
+  narrowed.scopes = std::move(overlapping);
+  return narrowed;
 }
 
 absl::Status RequireWithinScopes(const Principal& p, absl::string_view field,

@@ -103,9 +103,6 @@ absl::StatusOr<std::string> BearerToken(absl::string_view header);
 // PERMISSION_DENIED naming the call and the role it needs. Pure.
 absl::Status RequireRole(const Principal& p, uint32_t any_of, absl::string_view call);
 
-// Whether `scope` covers stream `stream_id`. Pure.
-bool ScopeCovers(absl::string_view scope, absl::string_view stream_id);
-
 // OK when `p` may touch stream `stream_id`; PERMISSION_DENIED naming the
 // field, the stream and the principal's scopes. Pure.
 absl::Status RequireStreamScope(const Principal& p, absl::string_view field,
@@ -116,12 +113,11 @@ absl::Status RequireStreamScope(const Principal& p, absl::string_view field,
 absl::Status RequireWithinScopes(const Principal& p, absl::string_view field,
                                  const store::EventFilter& filter);
 
-// The filter a read of many streams (ReadAll, Subscribe, a consumer
-// group's target) runs with for `p`: `requested` narrowed to the one scope
-// of `p` it overlaps (unchanged when it lies within one already).
-// PERMISSION_DENIED when it overlaps none, or several without lying within
-// one (a filter cannot hold a union: narrow the request to one scope).
-// Pure.
+// The filter a read of many streams (ReadAll, Subscribe) runs with for
+// `p`: `requested` unchanged when it lies within one scope of `p`; narrowed
+// to the one scope it overlaps; or, overlapping several, bound to streams
+// within one of those (EventFilter::scopes). PERMISSION_DENIED when it
+// overlaps none. Pure.
 absl::StatusOr<store::EventFilter> NarrowToScopes(const Principal& p,
                                                   const store::EventFilter& requested);
 

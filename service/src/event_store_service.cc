@@ -192,7 +192,8 @@ std::vector<std::string> CertificateNames(const grpc::CallbackServerContext& con
 
 // Narrows a subscription of a category or of $all to the scopes of
 // `caller` (NarrowToScopes), in place; a stream's needs a scope covering it.
-absl::Status NarrowSubscription(const Principal& caller, v1::SubscribeRequest& request) {
+absl::Status NarrowSubscription(const Principal& caller, v1::SubscribeRequest& request,
+                                std::vector<std::string>& scopes) {
   if (caller.scopes.empty()) return absl::OkStatus();
   if (request.has_stream_id()) return RequireStreamScope(caller, "stream_id", request.stream_id());
   store::EventFilter filter = FromProto(request.filter());
@@ -200,6 +201,7 @@ absl::Status NarrowSubscription(const Principal& caller, v1::SubscribeRequest& r
   LOGBOOK_ASSIGN_OR_RETURN(store::EventFilter narrowed, NarrowToScopes(caller, filter));
   request.mutable_filter()->set_stream_prefix(narrowed.stream_prefix);
   if (!request.has_category()) request.mutable_filter()->set_category(narrowed.category);
+  scopes = std::move(narrowed.scopes);
   return absl::OkStatus();
 }
 
@@ -580,7 +582,8 @@ grpc::ServerWriteReactor<v1::SubscribeResponse>* EventStoreService::Subscribe(
   if (!BeginCall()) return new Failed(kShuttingDown);
   absl::Status valid = ValidateSubscribe(store_.limits(), *request);
   v1::SubscribeRequest scoped = *request;
-  if (valid.ok()) valid = NarrowSubscription(*caller, scoped);
+  std::vector<std::string> scopes;  // Several of the caller's, when it overlaps them.
+  if (valid.ok()) valid = NarrowSubscription(*caller, scoped, scopes);
   std::string peer = context->peer();
   if (valid.ok()) valid = quotas_->Take(QuotaKind::kSubscriptions, *caller);
   if (!valid.ok()) {
@@ -592,7 +595,7 @@ grpc::ServerWriteReactor<v1::SubscribeResponse>* EventStoreService::Subscribe(
     EndCall();
     return new Failed(valid);
   }
-  return StartSubscribeReactor(tail_, scoped,
+  return StartSubscribeReactor(tail_, scoped, std::move(scopes),
                                [this, peer = std::move(peer), principal = caller->name] {
                                  EndSubscription(peer);
                                  quotas_->Give(QuotaKind::kSubscriptions, principal);

@@ -119,9 +119,12 @@ store::SubscriptionRequest FromProto(const v1::SubscribeRequest& request) {
 }
 
 grpc::ServerWriteReactor<v1::SubscribeResponse>* StartSubscribeReactor(
-    store::LogTail& tail, const v1::SubscribeRequest& request, std::function<void()> on_done) {
+    store::LogTail& tail, const v1::SubscribeRequest& request, std::vector<std::string> scopes,
+    std::function<void()> on_done) {
   auto* reactor = new SubscribeReactor(request, std::move(on_done));
-  reactor->Start(tail, FromProto(request));
+  store::SubscriptionRequest store_request = FromProto(request);
+  store_request.filter.scopes = std::move(scopes);
+  reactor->Start(tail, std::move(store_request));
   return reactor;
 }
 

@@ -20,8 +20,11 @@ absl::Status ValidateSubscribe(const store::Limits& limits, const v1::SubscribeR
 store::SubscriptionRequest FromProto(const v1::SubscribeRequest& request);
 
 // Starts a reactor serving `request` (valid: ValidateSubscribe) from
-// `tail`. `on_done` runs when the call is over. The reactor deletes itself.
+// `tail`, bound to streams within one of `scopes` when it is not empty
+// (store::EventFilter::scopes). `on_done` runs when the call is over. The
+// reactor deletes itself.
 grpc::ServerWriteReactor<v1::SubscribeResponse>* StartSubscribeReactor(
-    store::LogTail& tail, const v1::SubscribeRequest& request, std::function<void()> on_done);
+    store::LogTail& tail, const v1::SubscribeRequest& request, std::vector<std::string> scopes,
+    std::function<void()> on_done);
 
 }  // namespace logbook::service

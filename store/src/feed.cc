@@ -34,7 +34,8 @@ Feed::Feed(LiveTail& tail, const SubscriptionRequest& request, SubscriptionConsu
   const SubscriptionOptions& o = tail_.options();
   page_ = std::max<uint64_t>(1, std::min<uint64_t>(o.catch_up_page, o.max_buffered_events));
   windowed_ = filter_.stream_id.empty() && filter_.category.empty() &&
-              filter_.stream_prefix.empty() && filter_.event_types.empty();
+              filter_.stream_prefix.empty() && filter_.event_types.empty() &&
+              filter_.scopes.empty();
   read_bytes_ = std::max<size_t>(1, o.catch_up_bytes);
   reservation_ = ReadReservation(read_bytes_, page_, tail_.store().limits().max_event_bytes);
   budget_ = std::max(o.max_buffered_bytes, 2 * reservation_);

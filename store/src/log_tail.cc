@@ -16,6 +16,11 @@ bool Matches(const EventFilter& f, const RecordedEvent& e) {
       std::find(f.event_types.begin(), f.event_types.end(), e.type) == f.event_types.end()) {
     return false;
   }
+  if (!f.scopes.empty() &&
+      std::none_of(f.scopes.begin(), f.scopes.end(),
+                   [&](const std::string& scope) { return ScopeCovers(scope, e.stream_id); })) {
+    return false;
+  }
   return true;
 }
 

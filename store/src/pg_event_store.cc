@@ -9,6 +9,7 @@
 
 #include "absl/strings/cord.h"
 #include "absl/synchronization/notification.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "connection_pool.h"
 #include "append_writer.h"
@@ -71,7 +72,8 @@ std::string ReadStreamSql(bool forward) {
 
 // Reads of the global log. Parameters: $1 from position, $2 stream prefix,
 // $3 category, $4 event types, $5 limit, $6 the far end (forward the highest
-// position, backward the lowest), $7 stream id, $8 max bytes.
+// position, backward the lowest), $7 stream id, $8 max bytes, $9 and $10
+// the prefixes and categories of EventFilter::scopes (both empty: none).
 // Three variants per direction, so the planner can use the index that fits:
 // the primary key, the category index, or the (stream_id, version) key.
 std::string ReadAllSql(bool forward, const char* selector) {
@@ -80,7 +82,10 @@ std::string ReadAllSql(bool forward, const char* selector) {
                    forward ? " AND global_position BETWEEN $1 AND $6"
                            : " AND global_position BETWEEN $6 AND $1",
                    " AND ($2 = '' OR starts_with(stream_id, $2))"
-                   " AND (cardinality($4::text[]) = 0 OR event_type = ANY ($4::text[]))"),
+                   " AND (cardinality($4::text[]) = 0 OR event_type = ANY ($4::text[]))"
+                   " AND (cardinality($9::text[]) + cardinality($10::text[]) = 0"
+                   " OR category = ANY ($10::text[])"
+                   " OR EXISTS (SELECT FROM unnest($9::text[]) AS p WHERE starts_with(stream_id, p)))"),
       forward ? "global_position" : "global_position DESC", "$5", "$8");
 }
 constexpr char kAnySelector[] = "($3 = '' OR category = $3) AND ($7 = '' OR stream_id = $7)";
@@ -313,7 +318,17 @@ class PgEventStore final : public EventStore {
     const pqxx::binarystring types = TextArray(query.filter.event_types).Param();
     const bool unfiltered = query.filter.stream_id.empty() && query.filter.category.empty() &&
                             query.filter.stream_prefix.empty() &&
-                            query.filter.event_types.empty();
+                            query.filter.event_types.empty() && query.filter.scopes.empty();
+    std::vector<std::string> scope_prefixes, scope_categories;
+    for (const std::string& scope : query.filter.scopes) {
+      if (absl::EndsWith(scope, "*")) {
+        scope_prefixes.push_back(scope.substr(0, scope.size() - 1));
+      } else {
+        scope_categories.push_back(scope);
+      }
+    }
+    const pqxx::binarystring prefixes = TextArray(scope_prefixes).Param();
+    const pqxx::binarystring categories = TextArray(scope_categories).Param();
     return RunRead("read $all",
                    [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<RecordedEvent>> {
                      pqxx::nontransaction tx(conn);
@@ -336,7 +351,8 @@ class PgEventStore final : public EventStore {
                                                       query.filter.stream_prefix,
                                                       query.filter.category, types, limit,
                                                       until_sql, query.filter.stream_id,
-                                                      ToSql(query.max_bytes)));
+                                                      ToSql(query.max_bytes), prefixes,
+                                                      categories));
                    });
   }
 

@@ -102,6 +102,13 @@ absl::Status ValidateStreamId(const Limits& limits, absl::string_view field,
   return ValidateText(field, stream_id, 1, limits.max_stream_id_bytes);
 }
 
+bool ScopeCovers(absl::string_view scope, absl::string_view stream_id) {
+  if (!scope.empty() && scope.back() == '*') {
+    return stream_id.substr(0, scope.size() - 1) == scope.substr(0, scope.size() - 1);
+  }
+  return stream_id.substr(0, stream_id.find('-')) == scope;
+}
+
 absl::Status ValidateWriter(const Limits& limits, const Writer& writer) {
   if (auto s = ValidateText("writer.principal", writer.principal, 1, limits.max_principal_bytes);
       !s.ok()) {
@@ -193,6 +200,18 @@ absl::Status ValidateFilter(const Limits& limits, const EventFilter& filter) {
   if (auto s = ValidateText("filter.category", filter.category, 0, limits.max_stream_id_bytes);
       !s.ok()) {
     return s;
+  }
+  if (filter.scopes.size() > limits.max_filter_event_types) {
+    return absl::InvalidArgumentError(absl::StrCat("filter.scopes: ", filter.scopes.size(),
+                                                   " scopes exceed the limit of ",
+                                                   limits.max_filter_event_types));
+  }
+  for (size_t i = 0; i < filter.scopes.size(); ++i) {
+    if (auto s = ValidateText(absl::StrCat("filter.scopes[", i, "]"), filter.scopes[i], 1,
+                              limits.max_stream_id_bytes + 1);
+        !s.ok()) {
+      return s;
+    }
   }
   if (filter.event_types.size() > limits.max_filter_event_types) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -40,6 +40,7 @@ const std::map<std::string, std::string> kPrincipals = {
     {"t-consumer", "cora consumer - *"}, {"t-operator", "otto operator - *"},
     {"t-admin", "ada admin - *"},        {"t-billing", "billing reader,writer - payments"},
     {"t-sam", "sam reader,writer,consumer - * subscriptions=10,consumers=1,appends=1"},
+    {"t-tom", "tom reader - orders-*,payments"},
 };
 
 std::string TokensFile(const std::map<std::string, std::string>& principals) {
@@ -440,6 +441,58 @@ TEST_F(AuthE2eTest, AScopedPrincipalSeesAndWritesOnlyItsScope) {
   EXPECT_EQ(billing.Verify(verify_all).status().code(), absl::StatusCode::kPermissionDenied);
 }
 
+// A principal of two scopes reads and subscribes to $all and gets the
+// streams of both, and nothing else, caught up and live.
+TEST_F(AuthE2eTest, AReadOfSeveralScopesGetsTheirUnion) {
+  ClientOptions options;
+  options.address = server_->address();
+  options.token = "t-admin";
+  Client admin(options);
+  ASSERT_TRUE(admin.Append("users-1", expect::Any(), {Event("Joined")}).ok());
+  ASSERT_TRUE(admin.Append("payments-2", expect::Any(), {Event("Paid")}).ok());
+  options.token = "t-tom";
+  Client tom(options);
+  auto all = tom.ReadAll(v1::ReadAllRequest());
+  ASSERT_TRUE(all.ok()) << all.status();
+  std::string seen;
+  for (const auto& e : *all) absl::StrAppend(&seen, e.stream_id(), " ");
+  EXPECT_EQ(seen, "payments-1 orders-1 payments-2 ");
+  v1::ReadAllRequest backward;
+  backward.set_direction(v1::BACKWARD);
+  backward.set_max_count(2);
+  all = tom.ReadAll(backward);
+  ASSERT_TRUE(all.ok()) << all.status();
+  seen.clear();
+  for (const auto& e : *all) absl::StrAppend(&seen, e.stream_id(), " ");
+  EXPECT_EQ(seen, "payments-2 orders-1 ");
+  // Within the union, the caller's own filter still applies.
+  v1::ReadAllRequest paid;
+  paid.mutable_filter()->add_event_types("Paid");
+  all = tom.ReadAll(paid);
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(all->size(), 2u);
+
+  v1::SubscribeRequest sub;
+  sub.mutable_all();
+  std::vector<std::string> delivered;
+  absl::Notification caught_up, done;
+  auto subscription = tom.Subscribe(sub, [&](const v1::SubscribeResponse& m) {
+    if (m.has_caught_up() && !caught_up.HasBeenNotified()) caught_up.Notify();
+    if (m.has_event()) delivered.push_back(m.event().stream_id());
+    if (delivered.size() == 4) {
+      done.Notify();
+      return false;
+    }
+    return true;
+  });
+  ASSERT_TRUE(caught_up.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  ASSERT_TRUE(admin.Append("users-2", expect::Any(), {Event("Joined")}).ok());
+  ASSERT_TRUE(admin.Append("orders-9", expect::Any(), {Event("Placed")}).ok());
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  EXPECT_EQ(delivered,
+            (std::vector<std::string>{"payments-1", "orders-1", "payments-2", "orders-9"}));
+}
+
 // Each event names the principal that wrote it, from its credentials: reads,
 // subscriptions and $audit records say who, and the receipts cover it.
 TEST_F(AuthE2eTest, EachEventNamesThePrincipalThatWroteIt) {
@@ -627,7 +680,7 @@ TEST_F(AuthE2eTest, TheTokensFileIsReadAgainOnSighup) {
   options.token = "t-reader";
   EXPECT_EQ(Client(options).GetStream("orders-1").status().code(),
             absl::StatusCode::kUnauthenticated);
-  EXPECT_NE(server_->log().find("SIGHUP: 7 principals from"), std::string::npos)
+  EXPECT_NE(server_->log().find("SIGHUP: 8 principals from"), std::string::npos)
       << server_->log();
 }
 

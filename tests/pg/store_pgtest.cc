@@ -11,6 +11,7 @@
 #include "absl/synchronization/barrier.h"
 #include "absl/time/clock.h"
 #include "append_writer.h"
+#include "log_tail.h"
 #include "logbook/store/event_store.h"
 #include "logbook/store/uuid.h"
 #include "events.h"
@@ -546,6 +547,50 @@ TEST_F(StoreTest, ReadsAllWithFilters) {
   EXPECT_EQ(ids(types), "1order-1 2cart-1 3order-2 5orderly-1 ");
   types.filter.category = "order";
   EXPECT_EQ(ids(types), "1order-1 3order-2 ");
+}
+
+// EventFilter::scopes (set by logbookd for a caller of several scopes): the
+// streams within any one of them, with every other filter still applied.
+TEST_F(StoreTest, ReadsAllWithinSeveralScopes) {
+  for (const char* stream : {"order-1", "cart-1", "orderly-1", "pay-7", "payments"}) {
+    ASSERT_TRUE(store_->Append(stream, ExpectedVersion::Any(), {Event("Placed")}).ok());
+  }
+  ASSERT_TRUE(store_->Append("cart-2", ExpectedVersion::Any(), {Event("Added")}).ok());
+  auto ids = [&](ReadAllQuery q) {
+    std::string out;
+    auto events = store_->ReadAll(q);
+    if (!events.ok()) return events.status().ToString();
+    for (const auto& e : *events) out += std::to_string(e.global_position) + e.stream_id + " ";
+    return out;
+  };
+  ReadAllQuery q;
+  q.filter.scopes = {"order-*", "cart", "pay*"};
+  EXPECT_EQ(ids(q), "1order-1 2cart-1 4pay-7 5payments 6cart-2 ");
+  q.direction = Direction::kBackward;
+  q.max_count = 2;
+  EXPECT_EQ(ids(q), "6cart-2 5payments ");
+  q = ReadAllQuery();
+  q.filter.scopes = {"order-*", "cart"};
+  q.filter.event_types = {"Placed"};
+  EXPECT_EQ(ids(q), "1order-1 2cart-1 ");
+  q.filter.category = "cart";
+  EXPECT_EQ(ids(q), "2cart-1 ");
+  q.filter.category.clear();
+  q.filter.stream_prefix = "ord";  // "orderly-1" is in no scope.
+  EXPECT_EQ(ids(q), "1order-1 ");
+  // Live subscribers match the same way.
+  EventFilter f;
+  f.scopes = {"order-*", "cart"};
+  RecordedEvent e;
+  for (const char* stream : {"order-1", "cart-9", "orderly-1", "cart", "carts-1"}) {
+    e.stream_id = stream;
+    EXPECT_EQ(Matches(f, e), e.stream_id == "order-1" || e.stream_id == "cart-9" ||
+                                 e.stream_id == "cart")
+        << stream;
+  }
+  q = ReadAllQuery();
+  q.filter.scopes = std::vector<std::string>(101, "order-*");
+  EXPECT_EQ(ids(q), "INVALID_ARGUMENT: filter.scopes: 101 scopes exceed the limit of 100");
 }
 
 TEST_F(StoreTest, ReadsAllBetweenBoundsAndByExactStreamAndKnowsTheHead) {

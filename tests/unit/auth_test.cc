@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace logbook::service {
 namespace {
@@ -25,7 +26,8 @@ Principal Scoped(std::vector<std::string> scopes) {
 std::string Describe(const absl::StatusOr<store::EventFilter>& f) {
   if (!f.ok()) return f.status().ToString();
   return absl::StrCat("category=", f->category, " prefix=", f->stream_prefix,
-                      " stream=", f->stream_id);
+                      " stream=", f->stream_id,
+                      f->scopes.empty() ? "" : " scopes=", absl::StrJoin(f->scopes, ","));
 }
 
 TEST(Auth, TokenDigestIsLowercaseHexSha256) {
@@ -135,11 +137,11 @@ TEST(Auth, RolesAreCheckedAndAdminHoldsThemAll) {
 }
 
 TEST(Auth, ScopesCoverPrefixesAndCategories) {
-  EXPECT_TRUE(ScopeCovers("orders-*", "orders-1"));
-  EXPECT_FALSE(ScopeCovers("orders-*", "orders"));
-  EXPECT_TRUE(ScopeCovers("payments", "payments"));
-  EXPECT_TRUE(ScopeCovers("payments", "payments-7-a"));
-  EXPECT_FALSE(ScopeCovers("payments", "paymentsx-1"));
+  EXPECT_TRUE(store::ScopeCovers("orders-*", "orders-1"));
+  EXPECT_FALSE(store::ScopeCovers("orders-*", "orders"));
+  EXPECT_TRUE(store::ScopeCovers("payments", "payments"));
+  EXPECT_TRUE(store::ScopeCovers("payments", "payments-7-a"));
+  EXPECT_FALSE(store::ScopeCovers("payments", "paymentsx-1"));
   const Principal p = Scoped({"orders-*", "payments"});
   EXPECT_TRUE(RequireStreamScope(p, "stream_id", "payments-3").ok());
   EXPECT_EQ(RequireStreamScope(p, "stream_id", "users-1").ToString(),
@@ -161,9 +163,18 @@ TEST(Auth, ScopedReadsAreNarrowedToTheirScope) {
             "PERMISSION_DENIED: filter: reads nothing within the scopes of billing (payments)");
 
   const Principal two = Scoped({"orders-*", "payments"});
-  EXPECT_EQ(Describe(NarrowToScopes(two, {})),
-            "PERMISSION_DENIED: filter: spans several scopes of billing (orders-*, payments); "
-            "set filter.category or filter.stream_prefix to read one of them");
+  // Overlapping both: bound to streams within either.
+  EXPECT_EQ(Describe(NarrowToScopes(two, {})), "category= prefix= stream= scopes=orders-*,payments");
+  store::EventFilter placed;
+  placed.event_types = {"Placed"};
+  EXPECT_EQ(Describe(NarrowToScopes(two, placed)),
+            "category= prefix= stream= scopes=orders-*,payments");
+  store::EventFilter o_or_p;
+  o_or_p.stream_prefix = "p";  // Overlaps payments only.
+  EXPECT_EQ(Describe(NarrowToScopes(two, o_or_p)), "category=payments prefix=p stream=");
+  const Principal three = Scoped({"orders-*", "payments", "pay-*"});
+  EXPECT_EQ(Describe(NarrowToScopes(three, o_or_p)),
+            "category= prefix=p stream= scopes=payments,pay-*");
   store::EventFilter orders;
   orders.category = "orders";
   EXPECT_EQ(Describe(NarrowToScopes(two, orders)), "category=orders prefix=orders- stream=");

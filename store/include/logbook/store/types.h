@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "logbook/store/checkpoints.h"
 
@@ -111,7 +112,15 @@ struct EventFilter {
   std::string stream_prefix;
   std::string category;  // Stream id part before the first '-'.
   std::vector<std::string> event_types;
+  // Also only streams within one of these scopes: "orders-*" (stream ids
+  // starting with "orders-") or "payments" (that category). Empty: no such
+  // bound. logbookd sets it for a caller limited to several scopes
+  // (docs/security.md); clients cannot.
+  std::vector<std::string> scopes;
 };
+
+// Whether `scope` ("orders-*" or "payments") covers stream `stream_id`. Pure.
+bool ScopeCovers(absl::string_view scope, absl::string_view stream_id);
 
 struct ReadAllQuery {
   // Inclusive. Unset: the first event forward, the last event backward.
