@@ -13,7 +13,7 @@ namespace {
 
 // Pending events a group keeps ahead of its consumers, at most.
 constexpr size_t kPendingWindow = 10000;
-// Members are renewed this often (store::kMemberTimeout is 10 s).
+// Members are renewed this often (StoreOptions::member_timeout: 3 s or more).
 constexpr absl::Duration kHeartbeatInterval = absl::Seconds(1);
 // After a database error, the next try.
 constexpr absl::Duration kErrorBackoff = absl::Seconds(1);

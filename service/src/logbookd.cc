@@ -176,6 +176,12 @@ int main(int argc, char** argv) {
                  "Failed authentications one source address may make within a minute; then "
                  "every call from it is refused (RESOURCE_EXHAUSTED) until the minute is over")
       ->check(CLI::Range(1, 1000000));
+  int member_timeout_seconds = 10;
+  app.add_option("--consumer-member-timeout", member_timeout_seconds,
+                 "Seconds a consumer-group member stays live without its instance renewing it "
+                 "(every second); then its PER_STREAM streams and its leases move to other "
+                 "members. Lower: faster failover; higher: fewer moves on a slow network")
+      ->check(CLI::Range(3, 3600));
   app.add_option("--quota-subscriptions", server_options.quota_subscriptions,
                  "Subscriptions one principal may hold open at once, over all its connections "
                  "(0: no limit); a tokens-file line's quotas field overrides it. All anonymous "
@@ -205,6 +211,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   CLI11_PARSE(app, argc, argv);
   if (app.count("--workers") == 0) server_options.worker_threads = store_options.pool_size;
+  server_options.member_timeout = absl::Seconds(member_timeout_seconds);
   server_options.idle_connection_timeout = absl::Seconds(idle_seconds);
   server_options.keepalive_time = absl::Seconds(keepalive_seconds);
   server_options.keepalive_timeout = absl::Seconds(keepalive_timeout_seconds);

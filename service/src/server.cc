@@ -80,6 +80,7 @@ class GrpcServer final : public Server {
     tail_ = *std::move(tail);
     store::StoreOptions group_options;
     group_options.dsn = options.database_dsn;
+    group_options.member_timeout = options.member_timeout;
     auto groups = store::ConsumerGroups::Open(group_options);
     if (!groups.ok()) return groups.status();
     groups_ = *std::move(groups);

@@ -634,7 +634,6 @@ const char* StrategyName(GroupStrategy s) {
   return s == GroupStrategy::kPerStream ? "per_stream" : "round_robin";
 }
 
-std::string MemberTimeout() { return Interval(kMemberTimeout); }
 
 absl::Status NoGroup(const std::string& name) {
   return absl::NotFoundError(absl::StrCat("consumer group '", name, "' does not exist"));
@@ -685,7 +684,8 @@ std::vector<int64_t> ToSqlIds(const std::vector<uint64_t>& ids) {
 class PgConsumerGroups final : public ConsumerGroups {
  public:
   explicit PgConsumerGroups(const StoreOptions& options)
-      : pool_(options.dsn, kConnections, options.acquire_timeout, options.max_waiters, Prepare) {}
+      : pool_(options.dsn, kConnections, options.acquire_timeout, options.max_waiters, Prepare),
+        member_timeout_(Interval(options.member_timeout)) {}
 
   absl::Status Ping() {
     return Run("connect to the database", [](pqxx::connection&) -> absl::StatusOr<bool> {
@@ -797,7 +797,7 @@ class PgConsumerGroups final : public ConsumerGroups {
                  info.oldest_parked_age = absl::Seconds(s[7].as<double>());
                  info.lag = absl::Seconds(s[8].as<double>());
                  info.lag_events = pending + s[9].as<uint64_t>();
-                 for (const auto& m : tx.exec_prepared(kMembers, name, MemberTimeout())) {
+                 for (const auto& m : tx.exec_prepared(kMembers, name, member_timeout_)) {
                    info.members.push_back({m[0].as<std::string>(), m[1].as<std::string>(),
                                            m[3].as<uint64_t>(), m[4].as<uint64_t>(),
                                            absl::FromUnixMicros(m[2].as<int64_t>())});
@@ -815,7 +815,7 @@ class PgConsumerGroups final : public ConsumerGroups {
                  pqxx::work tx(conn);
                  const pqxx::result d = tx.exec_prepared(kDefinition, group);
                  if (d.empty()) return NoGroup(group);
-                 if (tx.exec_prepared(kJoin, group, consumer, session, MemberTimeout(),
+                 if (tx.exec_prepared(kJoin, group, consumer, session, member_timeout_,
                                       SessionPrefix(session))
                          .empty()) {
                    return absl::AlreadyExistsError(absl::StrCat(
@@ -845,7 +845,7 @@ class PgConsumerGroups final : public ConsumerGroups {
                  tx.exec_prepared(kHeartbeat, group, instance + "/",
                                   TextArray(consumers).Param());
                  std::vector<std::string> live;
-                 for (const auto& r : tx.exec_prepared(kLiveMembers, group, MemberTimeout())) {
+                 for (const auto& r : tx.exec_prepared(kLiveMembers, group, member_timeout_)) {
                    live.push_back(r[0].as<std::string>());
                  }
                  tx.commit();
@@ -1417,6 +1417,7 @@ class PgConsumerGroups final : public ConsumerGroups {
   }
 
   ConnectionPool pool_;
+  const std::string member_timeout_;  // StoreOptions::member_timeout, as an interval.
   absl::Mutex books_mu_;  // Never held across a database call.
   std::map<std::pair<std::string, std::string>, SessionBook> books_ ABSL_GUARDED_BY(books_mu_);
   std::map<std::string, std::vector<DoneLease>> done_ ABSL_GUARDED_BY(books_mu_);  // By group.
@@ -1426,6 +1427,11 @@ class PgConsumerGroups final : public ConsumerGroups {
 
 absl::StatusOr<std::unique_ptr<ConsumerGroups>> ConsumerGroups::Open(
     const StoreOptions& options) {
+  if (options.member_timeout < kMinMemberTimeout || options.member_timeout > kMaxMemberTimeout) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "member timeout: ", absl::FormatDuration(options.member_timeout),
+        " is outside 3s to 1h (members are renewed every second)"));
+  }
   auto groups = std::make_unique<PgConsumerGroups>(options);
   LOGBOOK_RETURN_IF_ERROR(groups->Ping());
   return groups;

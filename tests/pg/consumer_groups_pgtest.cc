@@ -230,6 +230,39 @@ TEST_F(ConsumerGroupsTest, EveryEventIsDeliveredUntilAckedAndTheCheckpointFollow
   ASSERT_TRUE(groups_->Join("g", "c1", "instance-a/2").ok());
 }
 
+// StoreOptions::member_timeout decides how long an unrenewed member lives:
+// renewed 5 s ago, it is live for an instance with the default 10 s and
+// gone for one with 3 s, which may then take its name. Out of bounds is
+// refused.
+TEST_F(ConsumerGroupsTest, TheMemberTimeoutIsAnOption) {
+  Create("g", Category("order"));
+  ASSERT_TRUE(groups_->Join("g", "c1", "instance-a/1").ok());
+  ASSERT_EQ(testing::Exec(dsn_, "UPDATE logbook.consumer_group_members "
+                                "SET seen_at = now() - interval '5 seconds'"),
+            "");
+  StoreOptions options;
+  options.dsn = testing::AsRole(dsn_, "logbook_app");
+  options.member_timeout = absl::Seconds(3);
+  auto quick = ConsumerGroups::Open(options);
+  ASSERT_TRUE(quick.ok()) << quick.status();
+  EXPECT_EQ(Info("g").members.size(), 1u);
+  auto seen_by_quick = (*quick)->Get("g");
+  ASSERT_TRUE(seen_by_quick.ok()) << seen_by_quick.status();
+  EXPECT_EQ(seen_by_quick->members.size(), 0u);
+  EXPECT_EQ(groups_->Join("g", "c1", "instance-b/1").status(),
+            absl::AlreadyExistsError("consumer 'c1' is already connected to group 'g'"));
+  EXPECT_TRUE((*quick)->Join("g", "c1", "instance-b/1").ok());
+
+  for (absl::Duration bad : {absl::Seconds(2), absl::Hours(2)}) {
+    options.member_timeout = bad;
+    EXPECT_EQ(ConsumerGroups::Open(options).status().code(),
+              absl::StatusCode::kInvalidArgument);
+  }
+  options.member_timeout = absl::Seconds(2);
+  EXPECT_EQ(ConsumerGroups::Open(options).status().message(),
+            "member timeout: 2s is outside 3s to 1h (members are renewed every second)");
+}
+
 // PER_STREAM: a stream's next event waits until the one before it is
 // settled, streams are spread over the live members, and one in flight
 // stays with its consumer even when the members change.

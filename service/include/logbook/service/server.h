@@ -47,6 +47,8 @@ struct ServerOptions {
   std::string auth_jwt_keys_file;
   std::string auth_jwt_issuer;
   std::string auth_jwt_audience;
+  // Consumer-group members not renewed within this are gone (3 s to 1 h).
+  absl::Duration member_timeout = absl::Seconds(10);
   uint32_t quota_subscriptions = 0;
   uint32_t quota_consumers = 0;
   uint32_t quota_appends_in_flight = 0;

@@ -128,8 +128,10 @@ struct ParkedSelection {
   uint64_t max_count = 0;
 };
 
-// A member is live while its instance renews it (Heartbeat) within this.
-inline constexpr absl::Duration kMemberTimeout = absl::Seconds(10);
+// StoreOptions::member_timeout's bounds: an instance renews its members
+// (Heartbeat) every second.
+inline constexpr absl::Duration kMinMemberTimeout = absl::Seconds(3);
+inline constexpr absl::Duration kMaxMemberTimeout = absl::Hours(1);
 
 // Thread-safe; every call blocks for its database round trips. Errors as
 // EventStore's, and NOT_FOUND for a group that does not exist. It keeps in

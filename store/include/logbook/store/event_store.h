@@ -38,6 +38,9 @@ struct StoreOptions {
   // Signs checkpoints (CreateCheckpoint); verifying $all checks the log
   // against every checkpoint it signed. Null: neither.
   std::shared_ptr<const SigningKey> signing_key;
+  // Consumer groups: a member is live while its instance renews it within
+  // this (3 s to 1 hour); its streams and leases then move to others.
+  absl::Duration member_timeout = absl::Seconds(10);
   Limits limits;
 };
 
