@@ -13,6 +13,7 @@ packages=(
   libsimdjson-dev       # JSON checks of appended events (store/src/validation.cc)
   libjemalloc-dev       # logbookd's allocator (service/CMakeLists.txt)
   libjwt-dev            # JWT signatures (service/src/jwt_auth.cc)
+  prometheus-cpp-dev libcpp-httplib-dev  # /metrics, /healthz, /readyz (service/src/metrics.cc)
   postgresql postgresql-client
   python3               # clients/bench/run.sh summarizes its results with it
   clang                 # tests/lint/thread_safety_test.sh: -Wthread-safety

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "auth.h"
 #include "auth_limiter.h"
+#include "metrics.h"
 #include "quotas.h"
 #include "consume_reactor.h"
 #include "consumer_group_hub.h"
@@ -205,6 +206,13 @@ absl::Status NarrowSubscription(const Principal& caller, v1::SubscribeRequest& r
   return absl::OkStatus();
 }
 
+// The data and metadata bytes of an append's events.
+uint64_t AppendedBytes(const v1::AppendRequest& request) {
+  uint64_t bytes = 0;
+  for (const v1::EventData& e : request.events()) bytes += e.data().size() + e.metadata().size();
+  return bytes;
+}
+
 // Appends up to this size are validated on the gRPC thread (see Append).
 constexpr size_t kInlineAppendBytes = 64 << 10;
 
@@ -217,7 +225,7 @@ uint64_t ReadTotal(const store::Limits& limits, uint64_t max_count) {
 EventStoreService::EventStoreService(store::EventStore& store, WorkerPool& workers,
                                      store::LogTail& tail, store::ConsumerGroups& groups,
                                      ConsumerGroupHub& hub, const Authenticator& auth,
-                                     size_t max_subscriptions_per_connection,
+                                     Metrics& metrics, size_t max_subscriptions_per_connection,
                                      int auth_failures_per_minute)
     : store_(store),
       workers_(workers),
@@ -225,6 +233,7 @@ EventStoreService::EventStoreService(store::EventStore& store, WorkerPool& worke
       groups_(groups),
       hub_(hub),
       auth_(auth),
+      metrics_(metrics),
       auth_limiter_(std::make_unique<AuthLimiter>(auth_failures_per_minute)),
       quotas_(std::make_unique<QuotaBook>()),
       max_subscriptions_per_connection_(max_subscriptions_per_connection) {}
@@ -277,12 +286,16 @@ absl::StatusOr<Principal> EventStoreService::Caller(const grpc::CallbackServerCo
   const absl::Time now = absl::Now();
   if (!anonymous) {
     source = PeerAddress(context.peer());
-    if (absl::Status allowed = auth_limiter_->Check(source, now); !allowed.ok()) return allowed;
+    if (absl::Status allowed = auth_limiter_->Check(source, now); !allowed.ok()) {
+      metrics_.CountAuthFailure();
+      return allowed;
+    }
   }
   absl::StatusOr<Principal> caller = auth_.Authenticate(header, cert_names);
   if (!caller.ok()) {
     if (source.empty()) source = PeerAddress(context.peer());
     spdlog::warn("{} from {} refused: {}", call, source, std::string(caller.status().message()));
+    metrics_.CountAuthFailure();
     if (!anonymous && auth_limiter_->Failed(source, now)) {
       spdlog::warn("calls from {} are refused for a minute: too many failed authentications",
                    source);
@@ -321,6 +334,7 @@ grpc::ServerUnaryReactor* EventStoreService::Append(grpc::CallbackServerContext*
   absl::StatusOr<Principal> caller = Caller(*context, kWriter, "Append", request->stream_id());
   if (!caller.ok()) return Refuse(context, caller.status());
   if (absl::Status s = quotas_->Take(QuotaKind::kAppendsInFlight, *caller); !s.ok()) {
+    metrics_.CountQuotaRefusal(QuotaKind::kAppendsInFlight);
     return Refuse(context, s);
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -341,8 +355,10 @@ grpc::ServerUnaryReactor* EventStoreService::Append(grpc::CallbackServerContext*
     store_.AppendAsync(
         request->stream_id(), FromProto(request->expected_version()),
         FromProto(request->events()), writer,
-        [this, context, response, reactor, end](absl::StatusOr<store::AppendResult> result) {
+        [this, context, response, reactor, end,
+         bytes = AppendedBytes(*request)](absl::StatusOr<store::AppendResult> result) {
           if (result.ok()) {
+            if (!result->duplicate) metrics_.CountAppended(result->event_ids.size(), bytes);
             // Wake this instance's subscriptions now; other instances hear
             // of it through NOTIFY.
             tail_.OnHead(result->last_position);
@@ -585,7 +601,10 @@ grpc::ServerWriteReactor<v1::SubscribeResponse>* EventStoreService::Subscribe(
   std::vector<std::string> scopes;  // Several of the caller's, when it overlaps them.
   if (valid.ok()) valid = NarrowSubscription(*caller, scoped, scopes);
   std::string peer = context->peer();
-  if (valid.ok()) valid = quotas_->Take(QuotaKind::kSubscriptions, *caller);
+  if (valid.ok()) {
+    valid = quotas_->Take(QuotaKind::kSubscriptions, *caller);
+    if (!valid.ok()) metrics_.CountQuotaRefusal(QuotaKind::kSubscriptions);
+  }
   if (!valid.ok()) {
     EndCall();
     return new Failed(valid);
@@ -595,8 +614,10 @@ grpc::ServerWriteReactor<v1::SubscribeResponse>* EventStoreService::Subscribe(
     EndCall();
     return new Failed(valid);
   }
+  metrics_.SubscriptionOpened();
   return StartSubscribeReactor(tail_, scoped, std::move(scopes),
                                [this, peer = std::move(peer), principal = caller->name] {
+                                 metrics_.SubscriptionClosed();
                                  EndSubscription(peer);
                                  quotas_->Give(QuotaKind::kSubscriptions, principal);
                                  EndCall();
@@ -698,6 +719,7 @@ grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>* EventStoreServ
   absl::StatusOr<Principal> caller = Caller(*context, kConsumer, "Consume");
   if (!caller.ok()) return new Refused(ToGrpcStatus(caller.status()));
   if (absl::Status s = quotas_->Take(QuotaKind::kConsumers, *caller); !s.ok()) {
+    metrics_.CountQuotaRefusal(QuotaKind::kConsumers);
     return new Refused(ToGrpcStatus(s));
   }
   if (!BeginCall()) {
@@ -708,8 +730,10 @@ grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>* EventStoreServ
   auto admit = [caller = *caller](const store::GroupDefinition& group) {
     return RequireWithinScopes(caller, "join.group", group.target);
   };
+  metrics_.ConsumerOpened();
   return StartConsumeReactor(groups_, hub_, workers_, std::move(admit),
                              [this, principal = caller->name] {
+                               metrics_.ConsumerClosed();
                                quotas_->Give(QuotaKind::kConsumers, principal);
                                EndCall();
                              });

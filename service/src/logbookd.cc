@@ -176,6 +176,11 @@ int main(int argc, char** argv) {
                  "Failed authentications one source address may make within a minute; then "
                  "every call from it is refused (RESOURCE_EXHAUSTED) until the minute is over")
       ->check(CLI::Range(1, 1000000));
+  app.add_option("--metrics-listen", server_options.metrics_listen,
+                 "Serve Prometheus metrics at /metrics, and the probes /healthz (alive) and "
+                 "/readyz (database reachable, schema current), over plain HTTP on this "
+                 "HOST:PORT (docs/operations.md); unset: none")
+      ->envname("LOGBOOK_METRICS_LISTEN");
   int member_timeout_seconds = 10;
   app.add_option("--consumer-member-timeout", member_timeout_seconds,
                  "Seconds a consumer-group member stays live without its instance renewing it "
@@ -267,6 +272,7 @@ int main(int argc, char** argv) {
     spdlog::critical("cannot start: {}", std::string(store.status().message()));
     return 1;
   }
+  server_options.schema_version = schema->version;
   auto server = logbook::service::Server::Start(server_options, **store);
   if (!server.ok()) {
     spdlog::critical("cannot start: {}", std::string(server.status().message()));
@@ -279,6 +285,11 @@ int main(int argc, char** argv) {
       listen.substr(0, listen.rfind(':')), (*server)->port(), schema->version,
       store_options.pool_size,
       store_options.append_writers);
+  if ((*server)->metrics_port() != 0) {
+    const std::string& m = server_options.metrics_listen;
+    spdlog::info("metrics on http://{}:{}/metrics (probes /healthz, /readyz)",
+                 m.substr(0, m.rfind(':')), (*server)->metrics_port());
+  }
   if (store_options.signing_key != nullptr) {
     spdlog::info("signing checkpoints with key {} ({})",
                  absl::BytesToHexString(store_options.signing_key->key_id()).substr(0, 16),

@@ -16,6 +16,8 @@
 #include "consumer_group_hub.h"
 #include "logbook/service/event_store_service.h"
 #include "logbook/store/log_watcher.h"
+#include "logbook/store/migrations.h"
+#include "metrics.h"
 #include "spdlog/spdlog.h"
 #include "tls.h"
 
@@ -88,8 +90,9 @@ class GrpcServer final : public Server {
     // New events wake the dispatchers of the groups consumed here.
     group_watcher_ = store::LogWatcher::Start({options.database_dsn},
                                               [this](uint64_t) { hub_->WakeAll(); });
+    metrics_ = std::make_unique<Metrics>(LOGBOOK_VERSION, options.schema_version);
     service_ = std::make_unique<EventStoreService>(store, workers_, *tail_, *groups_, *hub_,
-                                                   *auth_,
+                                                   *auth_, *metrics_,
                                                    options.max_subscriptions_per_connection,
                                                    options.auth_failures_per_minute);
     const store::Limits& limits = store.limits();
@@ -98,6 +101,10 @@ class GrpcServer final : public Server {
     grpc::ServerBuilder builder;
     builder.AddListeningPort(options.listen, MakeServerCredentials(options.tls), &port_);
     builder.RegisterService(service_.get());
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+        interceptors;
+    interceptors.push_back(metrics_->InterceptorFactory());
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
     // Room for the largest batch plus framing, so that an oversized batch
     // gets the store's precise RESOURCE_EXHAUSTED rather than gRPC's.
     builder.SetMaxReceiveMessageSize(static_cast<int>(limits.max_batch_bytes * 2 + (1 << 20)));
@@ -115,6 +122,16 @@ class GrpcServer final : public Server {
     if (server_ == nullptr || port_ == 0) {
       return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
     }
+    if (!options.metrics_listen.empty()) {
+      // Ready: the database answers and has the schema this binary needs.
+      auto ready = [&store, dsn = options.database_dsn]() -> absl::Status {
+        if (absl::Status s = store.HeadPosition().status(); !s.ok()) return s;
+        return store::CheckSchema(dsn, store::EmbeddedMigrations()).status();
+      };
+      auto metrics_server = MetricsServer::Start(options.metrics_listen, *metrics_, ready);
+      if (!metrics_server.ok()) return metrics_server.status();
+      metrics_server_ = *std::move(metrics_server);
+    }
     if (options.checkpoint_interval > absl::ZeroDuration()) {
       checkpoints_ = std::thread([this, &store, every = options.checkpoint_interval] {
         SignCheckpoints(store, every);
@@ -126,6 +143,9 @@ class GrpcServer final : public Server {
   ~GrpcServer() override { Shutdown(absl::ZeroDuration()); }
 
   int port() const override { return port_; }
+  int metrics_port() const override {
+    return metrics_server_ == nullptr ? 0 : metrics_server_->port();
+  }
 
   absl::StatusOr<size_t> ReloadAuth() override {
     if (absl::Status s = auth_->Reload(); !s.ok()) return s;
@@ -137,6 +157,7 @@ class GrpcServer final : public Server {
   // every shutdown for the whole deadline while any client is connected.
   void Shutdown(absl::Duration deadline) override {
     if (server_ == nullptr) return;
+    metrics_server_.reset();
     stop_checkpoints_.Notify();
     if (checkpoints_.joinable()) checkpoints_.join();
     server_->GetHealthCheckService()->Shutdown();
@@ -175,7 +196,9 @@ class GrpcServer final : public Server {
   WorkerPool workers_;
   std::unique_ptr<store::LogTail> tail_;
   std::unique_ptr<store::LogWatcher> group_watcher_;  // Stopped before hub_ goes.
+  std::unique_ptr<Metrics> metrics_;  // Outlives service_ and server_, which count into it.
   std::unique_ptr<EventStoreService> service_;
+  std::unique_ptr<MetricsServer> metrics_server_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   absl::Notification stop_checkpoints_;

@@ -21,6 +21,7 @@ namespace logbook::service {
 class Authenticator;
 class AuthLimiter;
 class QuotaBook;
+class Metrics;
 class ConsumerGroupHub;
 struct Principal;
 
@@ -52,7 +53,7 @@ class EventStoreService final : public logbook::v1::EventStore::CallbackService 
   // `groups` and `hub` serve the consumer-group calls.
   EventStoreService(store::EventStore& store, WorkerPool& workers, store::LogTail& tail,
                     store::ConsumerGroups& groups, ConsumerGroupHub& hub, const Authenticator& auth,
-                    size_t max_subscriptions_per_connection = 100,
+                    Metrics& metrics, size_t max_subscriptions_per_connection = 100,
                     int auth_failures_per_minute = 10);
   ~EventStoreService() override;
 
@@ -159,6 +160,7 @@ class EventStoreService final : public logbook::v1::EventStore::CallbackService 
   store::ConsumerGroups& groups_;
   ConsumerGroupHub& hub_;
   const Authenticator& auth_;
+  Metrics& metrics_;
   // Failed authentications per source address (a few a minute, then refused).
   const std::unique_ptr<AuthLimiter> auth_limiter_;
   // What each principal holds against its quotas.

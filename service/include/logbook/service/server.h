@@ -47,6 +47,11 @@ struct ServerOptions {
   std::string auth_jwt_keys_file;
   std::string auth_jwt_issuer;
   std::string auth_jwt_audience;
+  // Prometheus metrics at /metrics, with /healthz and /readyz, on this
+  // HOST:PORT (docs/operations.md#metrics); empty: none.
+  std::string metrics_listen;
+  // The schema version the database has (build_info).
+  int schema_version = 0;
   // Consumer-group members not renewed within this are gone (3 s to 1 h).
   absl::Duration member_timeout = absl::Seconds(10);
   uint32_t quota_subscriptions = 0;
@@ -85,6 +90,8 @@ class Server {
 
   // The port actually bound.
   virtual int port() const = 0;
+  // The metrics endpoint's port (ServerOptions::metrics_listen); 0: none.
+  virtual int metrics_port() const = 0;
 
   // Reads the tokens file again (SIGHUP); on an error the principals stay
   // as they were. Returns how many there are now.
