@@ -18,6 +18,7 @@
 #include "logbook/store/migrations.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
+#include "json_log.h"
 #include "tls.h"
 
 // jemalloc reads this at start-up: a background thread purges freed pages
@@ -214,6 +215,12 @@ int main(int argc, char** argv) {
                  "Seconds in-flight calls get to finish on SIGTERM");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  std::string log_format = "text";
+  app.add_option("--log-format", log_format,
+                 "text (for people), or json: one object per line with time (UTC), level, "
+                 "logger and message, for log collectors")
+      ->envname("LOGBOOK_LOG_FORMAT")
+      ->check(CLI::IsMember({"text", "json"}));
   CLI11_PARSE(app, argc, argv);
   if (app.count("--workers") == 0) server_options.worker_threads = store_options.pool_size;
   server_options.member_timeout = absl::Seconds(member_timeout_seconds);
@@ -251,6 +258,9 @@ int main(int argc, char** argv) {
 
   spdlog::set_default_logger(spdlog::stderr_color_mt("logbookd"));
   spdlog::set_level(spdlog::level::from_str(log_level));
+  if (log_format == "json") {
+    spdlog::set_formatter(logbook::service::JsonLogFormatter());  // No colour codes in it.
+  }
 
   // Block the shutdown signals in every thread; main waits for them below.
   sigset_t signals;

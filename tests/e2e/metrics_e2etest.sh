@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # logbookd --metrics-listen against a real PostgreSQL: /healthz, /readyz and
 # /metrics over HTTP, with exact figures for what the test did (RPCs by
-# method and code, events and bytes appended, subscriptions open, quota and
-# authentication refusals, build info). Needs LOGBOOK_TEST_ENV, LOGBOOKD and
-# LOGBOOK_CLI.
+# method and code, events and bytes appended, subscriptions open, quota
+# refusals, build info); and --log-format json, every line of its log one
+# JSON object. Needs LOGBOOK_TEST_ENV, LOGBOOKD and LOGBOOK_CLI.
 set -uo pipefail
 
 . "$LOGBOOK_TEST_ENV"
@@ -13,7 +13,8 @@ cli=$LOGBOOK_CLI
 dsn=$(create_database metrics) || fail "cannot create a database"
 "$cli" migrate up --database "$dsn" >/dev/null || fail "cannot migrate"
 latest=$(psql -X -At "$dsn" -c "SELECT max(version) FROM logbook.schema_migrations")
-start_logbookd "$dsn" "$work/server.log" --metrics-listen 127.0.0.1:0 --quota-subscriptions 1 ||
+start_logbookd "$dsn" "$work/server.log" --metrics-listen 127.0.0.1:0 --quota-subscriptions 1 \
+  --log-format json ||
   fail "logbookd did not start"
 port=$(grep -o 'metrics on http://127.0.0.1:[0-9]*' "$work/server.log" | head -1 | cut -d: -f3)
 [ -n "$port" ] || fail "logbookd logged no metrics address"
@@ -80,6 +81,18 @@ for _ in $(seq 200); do [ "$(metric logbook_subscriptions_open)" = 0 ] && break;
 pass "a closed subscription is no longer open"
 
 stop_logbookd || fail "logbookd did not stop cleanly"
+# Its whole log, debug lines included, is JSON objects, one a line.
+python3 - "$work/server.log" <<'PY' || fail "the log is not JSON lines"
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+objs = [json.loads(l) for l in lines]
+assert all(sorted(o) == ["level", "logger", "message", "time"] for o in objs), objs[:3]
+assert any(o["message"].startswith("logbookd listening on 127.0.0.1:") and o["level"] == "info"
+           for o in objs), lines[:5]
+assert any(o["message"] == "logbookd stopped" for o in objs), lines[-3:]
+print(len(objs), "JSON lines")
+PY
+pass "--log-format json"
 # A port that is taken is refused at start-up, naming it.
 python3 -c "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(30)" >"$work/taken" &
 holder=$!
