@@ -74,6 +74,16 @@ pass "Subscribe refusal counted"
 [ "$(metric "logbook_build_info{schema_version=\"$latest\",version=\"0.1.0\"}")" = 1 ] ||
   fail "build info: $(get /metrics | grep build_info)"
 pass "build info"
+# Not ready once the database lacks a migration this binary needs.
+psql -X -q -v ON_ERROR_STOP=1 "$dsn" -c "CREATE TABLE kept AS SELECT * FROM logbook.schema_migrations
+  WHERE version = $latest; DELETE FROM logbook.schema_migrations WHERE version = $latest" ||
+  fail "cannot forget a migration"
+check "readyz without the latest migration" 0 "^503 .*$(printf '%04d' "$latest")_" -- \
+  sh -c "$(declare -f get); port=$port; get /readyz | paste -sd' '"
+check "healthz still" 0 '^200 ok$' -- sh -c "$(declare -f get); port=$port; get /healthz | paste -sd' '"
+psql -X -q -v ON_ERROR_STOP=1 "$dsn" -c "INSERT INTO logbook.schema_migrations SELECT * FROM kept" ||
+  fail "cannot restore the migration"
+check "readyz again" 0 '^200 ready$' -- sh -c "$(declare -f get); port=$port; get /readyz | paste -sd' '"
 kill "$sub" 2>/dev/null
 wait "$sub" 2>/dev/null
 for _ in $(seq 200); do [ "$(metric logbook_subscriptions_open)" = 0 ] && break; sleep 0.05; done
