@@ -68,29 +68,7 @@ class ConsumeReactor final : public grpc::ServerBidiReactor<v1::ConsumeRequest, 
 
   // ConsumerSession, from the dispatcher's thread.
   void Deliver(std::vector<store::GroupDelivery> deliveries) override {
-    absl::MutexLock lock(&mu_);
-    if (finished_) return;
-    v1::Deliveries* batch = nullptr;  // The message being filled, if batching.
-    size_t batch_bytes = 0;
-    for (store::GroupDelivery& d : deliveries) {
-      v1::Delivery delivery;
-      delivery.set_delivery_id(d.event.global_position);
-      delivery.set_attempt(d.attempt);
-      ToProto(d.event, *delivery.mutable_event());
-      if (max_batch_ <= 1) {
-        *outbox_.emplace_back().mutable_delivery() = std::move(delivery);
-        continue;
-      }
-      const size_t bytes = delivery.ByteSizeLong();
-      if (batch == nullptr || batch->deliveries_size() >= static_cast<int>(max_batch_) ||
-          batch_bytes + bytes > kMaxBatchBytes) {
-        batch = outbox_.emplace_back().mutable_deliveries();
-        batch_bytes = 0;
-      }
-      *batch->add_deliveries() = std::move(delivery);
-      batch_bytes += bytes;
-    }
-    WriteNext();
+    Send(std::move(deliveries));
   }
   void Assign(store::StreamAssignment assignment) override {
     absl::MutexLock lock(&mu_);
@@ -260,10 +238,47 @@ class ConsumeReactor final : public grpc::ServerBidiReactor<v1::ConsumeRequest, 
                                                  join.group(), "'"));
   }
 
+  // Queues `deliveries` to be written, in order: false (and nothing
+  // queued) once the call is finished.
+  bool Send(std::vector<store::GroupDelivery> deliveries) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    if (finished_) return false;
+    v1::Deliveries* batch = nullptr;  // The message being filled, if batching.
+    size_t batch_bytes = 0;
+    for (store::GroupDelivery& d : deliveries) {
+      v1::Delivery delivery;
+      delivery.set_delivery_id(d.event.global_position);
+      delivery.set_attempt(d.attempt);
+      ToProto(d.event, *delivery.mutable_event());
+      if (max_batch_ <= 1) {
+        *outbox_.emplace_back().mutable_delivery() = std::move(delivery);
+        continue;
+      }
+      const size_t bytes = delivery.ByteSizeLong();
+      if (batch == nullptr || batch->deliveries_size() >= static_cast<int>(max_batch_) ||
+          batch_bytes + bytes > kMaxBatchBytes) {
+        batch = outbox_.emplace_back().mutable_deliveries();
+        batch_bytes = 0;
+      }
+      *batch->add_deliveries() = std::move(delivery);
+      batch_bytes += bytes;
+    }
+    WriteNext();
+    return true;
+  }
+
   void Settle(const v1::ConsumeRequest& request) {
     absl::Status status;
     if (request.has_ack()) {
-      status = groups_.Ack(group_, consumer_, session_, Ids(request.ack().delivery_ids()));
+      // PER_STREAM: the acked streams' next events come back at once.
+      const std::vector<uint64_t> ids = Ids(request.ack().delivery_ids());
+      absl::StatusOr<std::vector<store::GroupDelivery>> next =
+          groups_.AckAndContinue(group_, consumer_, session_, ids);
+      status = next.status();
+      // Ended meanwhile: hand them back now (its Leave may have run before).
+      if (next.ok() && !next->empty() && !Send(*std::move(next))) {
+        (void)groups_.Leave(group_, consumer_, session_);
+      }
     } else {
       const v1::ConsumerNack& nack = request.nack();
       std::optional<absl::Duration> delay;

@@ -354,6 +354,66 @@ constexpr char kAckSql[] =
     "   SET acked = consumer_group_counters.acked + excluded.acked)"
     " SELECT count(*) FROM done";
 
+// PER_STREAM ack, then at once the next event of each stream acked for
+// the same consumer, in one statement, so that a stream's events follow
+// each other without waiting for the dispatcher's round (whose skip scan
+// over every stream costs far more): $2 consumer, $3 session, $4 ids, $5
+// how long a member stays live without a heartbeat. Acks as kAck (nothing
+// when the session does not hold every id). A stream's next event is its
+// lowest pending one besides the acked (a statement sees none of its own
+// deletions), taken on the terms of kClaimPerStream: free and due, nothing
+// else of its stream in flight, hashed to this consumer over the live
+// members, locked or skipped; one delivered max_deliveries times already
+// is left for a claim to park. Counts both the acks and the deliveries
+// (one row of the counters, written once). Nothing follows in a
+// ROUND_ROBIN group. Returns the events claimed, with their attempts, in
+// position order; the acked count is in every row's last column, and a
+// row of NULL events when nothing was claimed.
+constexpr char kAckContinue[] = "group_ack_continue";
+constexpr char kAckContinueSql[] =
+    "WITH held AS (SELECT global_position, stream_id FROM logbook.consumer_group_pending"
+    "   WHERE group_name = $1 AND consumer = $2 AND session = $3"
+    "   AND global_position = ANY ($4::bigint[]) FOR UPDATE),"
+    " done AS (DELETE FROM logbook.consumer_group_pending p USING held h"
+    "   WHERE p.group_name = $1 AND p.global_position = h.global_position"
+    "   AND (SELECT count(*) FROM held) = cardinality($4::bigint[]) RETURNING p.stream_id),"
+    " g AS (SELECT ack_timeout_ms, max_deliveries FROM logbook.consumer_groups"
+    "   WHERE group_name = $1 AND strategy = 'per_stream'),"
+    " live AS (SELECT array_agg(consumer) AS members FROM logbook.consumer_group_members"
+    "   WHERE group_name = $1 AND seen_at > now() - $5::interval),"
+    " heads AS (SELECT n.global_position FROM (SELECT DISTINCT stream_id FROM done) d"
+    "   CROSS JOIN LATERAL (SELECT global_position FROM logbook.consumer_group_pending p"
+    "     WHERE p.group_name = $1 AND p.stream_id = d.stream_id"
+    "     AND p.global_position <> ALL ($4::bigint[])"
+    "     ORDER BY p.group_name, p.stream_id, p.global_position LIMIT 1) n"
+    "   WHERE EXISTS (SELECT FROM g)),"
+    // Streams with another event in flight (by the partial index on sessions).
+    " busy AS (SELECT stream_id FROM logbook.consumer_group_pending"
+    "   WHERE group_name = $1 AND session IS NOT NULL AND lease_until > now()"
+    "   AND global_position <> ALL ($4::bigint[])),"
+    " chosen AS (SELECT p.global_position FROM logbook.consumer_group_pending p, g, live"
+    "   WHERE p.group_name = $1 AND p.global_position = ANY (ARRAY(SELECT global_position"
+    "     FROM heads)) AND" LOGBOOK_CLAIMABLE " AND p.attempts < g.max_deliveries"
+    "   AND p.stream_id NOT IN (SELECT stream_id FROM busy)"
+    "   AND " LOGBOOK_STREAM_OWNER("p.stream_id", "live.members") " = $2"
+    "   FOR UPDATE OF p SKIP LOCKED),"
+    " claimed AS (UPDATE logbook.consumer_group_pending p SET attempts = p.attempts + 1,"
+    "   consumer = $2, session = $3,"
+    "   lease_until = now() + (SELECT ack_timeout_ms FROM g) * interval '1 millisecond',"
+    "   last_reason = CASE WHEN p.lease_until IS NOT NULL"
+    "     THEN 'not acked within ack_timeout' ELSE p.last_reason END"
+    "   WHERE p.group_name = $1 AND p.global_position IN (SELECT global_position FROM chosen)"
+    "   RETURNING p.global_position, p.attempts),"
+    " counted AS (INSERT INTO logbook.consumer_group_counters (group_name, consumer, acked,"
+    "   delivered) SELECT $1, $2, (SELECT count(*) FROM done), (SELECT count(*) FROM claimed)"
+    "   WHERE EXISTS (SELECT FROM done)"
+    "   ON CONFLICT (group_name, consumer) DO UPDATE"
+    "   SET acked = consumer_group_counters.acked + excluded.acked,"
+    "   delivered = consumer_group_counters.delivered + excluded.delivered)"
+    " SELECT " LOGBOOK_EVENT_COLUMNS ", c.attempts, (SELECT count(*) FROM done)"
+    " FROM (SELECT 1) one LEFT JOIN (claimed c JOIN logbook.event_log e USING (global_position))"
+    " ON true ORDER BY e.global_position";
+
 // Ack and nack: $2 consumer, $3 session, $4 ids. The ids the consumer
 // holds, locked, with their attempts.
 constexpr char kHeld[] = "group_held";
@@ -597,6 +657,7 @@ void Prepare(pqxx::connection& conn) {
            {kDone, kDoneSql},
            {kRetry, kRetrySql},
            {kPark, kParkSql},
+           {kAckContinue, kAckContinueSql},
            {kNextDue, kNextDueSql},
            {kListParked, kListParkedSql},
            {kNotParked, kNotParkedSql},
@@ -988,6 +1049,38 @@ class PgConsumerGroups final : public ConsumerGroups {
     }
     if (late.empty()) return absl::OkStatus();
     return AckPending(group, consumer, session, late);
+  }
+
+  absl::StatusOr<std::vector<GroupDelivery>> AckAndContinue(
+      const std::string& group, const std::string& consumer, const std::string& session,
+      const std::vector<uint64_t>& ids) override {
+    if (ids.empty() || !SplitLeased(group, session, ids).first.empty()) {
+      LOGBOOK_RETURN_IF_ERROR(Ack(group, consumer, session, ids));  // ROUND_ROBIN.
+      return std::vector<GroupDelivery>{};
+    }
+    const std::vector<int64_t> wanted = ToSqlIds(ids);
+    std::vector<GroupDelivery> next;
+    LOGBOOK_ASSIGN_OR_RETURN(
+        const uint64_t acked,
+        Run(absl::StrCat("ack in consumer group '", group, "'"),
+            [&](pqxx::connection& conn) -> absl::StatusOr<uint64_t> {
+              pqxx::nontransaction tx(conn);
+              const pqxx::result r = tx.exec_prepared(kAckContinue, group, consumer, session,
+                                                      Int8Array(wanted).Param(), member_timeout_);
+              next.clear();
+              uint64_t n = 0;
+              for (const auto& row : r) {
+                n = row[kEventColumns + 1].as<uint64_t>();
+                if (row[0].is_null()) continue;  // Acked, and nothing claimed.
+                next.push_back({ToEvent(row), row[kEventColumns].as<uint32_t>()});
+              }
+              return n;
+            }));
+    if (acked == ids.size()) return next;
+    // Nothing changed: AckPending names the id the session does not hold
+    // (or acks them all, if they are held by now: delivered to it again).
+    LOGBOOK_RETURN_IF_ERROR(AckPending(group, consumer, session, ids));
+    return std::vector<GroupDelivery>{};
   }
 
   absl::Status Nack(const std::string& group, const std::string& consumer,

@@ -27,29 +27,31 @@ absl::Time FromEpochText(const pqxx::field& f) {
 
 }  // namespace
 
+RecordedEvent ToEvent(const pqxx::row& row) {
+  RecordedEvent e;
+  e.global_position = row[0].as<uint64_t>();
+  e.stream_id.assign(row[1].c_str(), row[1].size());
+  e.stream_version = row[2].as<uint64_t>();
+  e.event_id.assign(row[3].c_str(), row[3].size());
+  e.type.assign(row[4].c_str(), row[4].size());
+  e.data = ByteaField(row[5]);
+  e.metadata = ByteaField(row[6]);
+  e.content_type.assign(row[7].c_str(), row[7].size());
+  e.correlation_id.assign(row[8].c_str(), row[8].size());
+  e.causation_id.assign(row[9].c_str(), row[9].size());
+  e.recorded_at = FromEpochText(row[10]);
+  if (!row[11].is_null()) e.schema_version = row[11].as<uint32_t>();
+  if (!row[12].is_null()) e.redaction_reason = row[12].as<std::string>();
+  e.tenant.assign(row[13].c_str(), row[13].size());
+  e.written_by.assign(row[14].c_str(), row[14].size());
+  return e;
+}
+
 std::vector<RecordedEvent> ToEvents(const pqxx::result& rows) {
   std::vector<RecordedEvent> events;
   events.reserve(rows.size());
-  for (const auto& row : rows) {
-    RecordedEvent& e = events.emplace_back();
-    e.global_position = row[0].as<uint64_t>();
-    e.stream_id.assign(row[1].c_str(), row[1].size());
-    e.stream_version = row[2].as<uint64_t>();
-    e.event_id.assign(row[3].c_str(), row[3].size());
-    e.type.assign(row[4].c_str(), row[4].size());
-    e.data = ByteaField(row[5]);
-    e.metadata = ByteaField(row[6]);
-    e.content_type.assign(row[7].c_str(), row[7].size());
-    e.correlation_id.assign(row[8].c_str(), row[8].size());
-    e.causation_id.assign(row[9].c_str(), row[9].size());
-    e.recorded_at = FromEpochText(row[10]);
-    if (!row[11].is_null()) e.schema_version = row[11].as<uint32_t>();
-    if (!row[12].is_null()) e.redaction_reason = row[12].as<std::string>();
-    e.tenant.assign(row[13].c_str(), row[13].size());
-    e.written_by.assign(row[14].c_str(), row[14].size());
-  }
+  for (const auto& row : rows) events.push_back(ToEvent(row));
   return events;
 }
-
 
 }  // namespace logbook::store

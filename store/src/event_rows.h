@@ -21,6 +21,7 @@ namespace logbook::store {
 // How many LOGBOOK_EVENT_COLUMNS there are: the index of a column after them.
 inline constexpr int kEventColumns = 15;
 
+RecordedEvent ToEvent(const pqxx::row& row);
 std::vector<RecordedEvent> ToEvents(const pqxx::result& rows);
 
 }  // namespace logbook::store

@@ -294,6 +294,76 @@ TEST_F(ConsumerGroupsTest, PerStreamKeepsEachStreamInOrderAndOnOneConsumer) {
   EXPECT_EQ(Claim("g", "c2", 10, two), "order-3@0#6x1 order-4@0#7x1");
 }
 
+// What AckAndContinue claims, as Claim above prints it.
+std::string Continued(ConsumerGroups& groups, const std::string& group,
+                      const std::string& consumer, const std::vector<uint64_t>& ids) {
+  auto next = groups.AckAndContinue(group, consumer, kHere, ids);
+  if (!next.ok()) return next.status().ToString();
+  std::vector<std::string> out;
+  for (const GroupDelivery& d : *next) {
+    out.push_back(absl::StrCat(d.event.stream_id, "@", d.event.stream_version, "#",
+                               d.event.global_position, "x", d.attempt));
+  }
+  return absl::StrJoin(out, " ");
+}
+
+// PER_STREAM: an ack claims the next event of each stream acked for the
+// same consumer at once, on Claim's terms: in version order, nothing of a
+// stream in flight twice, and only streams hashed to it over the live
+// members (from the members table, as the dispatcher's Heartbeat sees them).
+TEST_F(ConsumerGroupsTest, AnAckContinuesEachStreamOnTheSameConsumer) {
+  Append("order-1", 3);
+  Append("order-2", 2);
+  Append("order-3", 1);
+  Create("g", Category("order"));
+  ASSERT_TRUE(groups_->Join("g", "c1", kHere).ok());
+  ASSERT_TRUE(groups_->Fill("g", 100).ok());
+  EXPECT_EQ(Claim("g", "c1", 10), "order-1@0#1x1 order-2@0#4x1 order-3@0#6x1");
+  EXPECT_EQ(Continued(*groups_, "g", "c1", {1, 4, 6}), "order-1@1#2x1 order-2@1#5x1");
+  EXPECT_EQ(Claim("g", "c1", 10), "");  // Each stream has one in flight.
+  GroupInfo info = Info("g");
+  EXPECT_EQ(info.delivered, 5u);
+  EXPECT_EQ(info.acked, 3u);
+  EXPECT_EQ(info.in_flight, 2u);
+
+  // Held by nobody: nothing is acked, nothing claimed.
+  EXPECT_EQ(Continued(*groups_, "g", "c1", {2, 9}),
+            "FAILED_PRECONDITION: ack: delivery 9 is not held by consumer 'c1' (settled "
+            "already, or delivered again after its ack_timeout)");
+  EXPECT_EQ(Info("g").acked, 3u);
+
+  // A retry waiting blocks its stream: the ack of order-2's last event
+  // continues nothing, and order-1 waits for #2 to come back.
+  ASSERT_TRUE(groups_->Nack("g", "c1", kHere, {2}, NackAction::kRetry, absl::Hours(1), "later")
+                  .ok());
+  EXPECT_EQ(Continued(*groups_, "g", "c1", {5}), "");
+
+  // c2 joins: hashing over {c1, c2} gives order-1 to c2, so an ack by c1
+  // of order-1's event hands on nothing; c2's claim takes the next.
+  Append("order-1", 2);
+  ASSERT_TRUE(groups_->Fill("g", 100).ok());
+  ASSERT_TRUE(groups_->Join("g", "c2", kHere).ok());
+  testing::Exec(dsn_, "UPDATE logbook.consumer_group_pending SET not_before = now()");
+  EXPECT_EQ(Claim("g", "c1", 10, {"c1", "c2"}), "");
+  EXPECT_EQ(Claim("g", "c2", 10, {"c1", "c2"}), "order-1@1#2x2");
+  EXPECT_EQ(Continued(*groups_, "g", "c2", {2}), "order-1@2#3x1");
+  EXPECT_EQ(Continued(*groups_, "g", "c2", {3}), "order-1@3#7x1");
+  info = Info("g");
+  EXPECT_EQ(info.delivered, 8u);
+  EXPECT_EQ(info.acked, 6u);
+
+  // ROUND_ROBIN: the ack settles its lease; nothing follows.
+  GroupSettingsPatch rr;
+  rr.strategy = GroupStrategy::kRoundRobin;
+  Create("rr", Category("order"), rr);
+  ASSERT_TRUE(groups_->Join("rr", "c1", kHere).ok());
+  EXPECT_EQ(Claim("rr", "c1", 1), "order-1@0#1x1");
+  EXPECT_EQ(Continued(*groups_, "rr", "c1", {1}), "");
+  EXPECT_EQ(Info("rr").acked, 1u);
+  EXPECT_EQ(Continued(*groups_, "missing", "c1", {1}),
+            "NOT_FOUND: consumer group 'missing' does not exist");
+}
+
 // "n: s1 s2 ..." of what Assignment says `consumer` owns, or "none".
 std::string Owned(ConsumerGroups& groups, const std::string& group, const std::string& consumer,
                   const std::vector<std::string>& members, size_t max_streams = 100) {

@@ -198,6 +198,16 @@ class ConsumerGroups {
   // nothing changes then.
   virtual absl::Status Ack(const std::string& group, const std::string& consumer,
                            const std::string& session, const std::vector<uint64_t>& ids) = 0;
+  // Ack, then (PER_STREAM) the next event of each stream acked, claimed for
+  // the consumer at once when Claim would give it to it (free and due,
+  // nothing else of its stream in flight, hashed to it over the live
+  // members): the deliveries to send it next, so that a stream need not
+  // wait for the next Claim. Errors as Ack's; nothing follows a ROUND_ROBIN
+  // ack. What a session that left meanwhile was given goes back as the rest
+  // of what it held (Leave).
+  virtual absl::StatusOr<std::vector<GroupDelivery>> AckAndContinue(
+      const std::string& group, const std::string& consumer, const std::string& session,
+      const std::vector<uint64_t>& ids) = 0;
   virtual absl::Status Nack(const std::string& group, const std::string& consumer,
                             const std::string& session, const std::vector<uint64_t>& ids,
                             NackAction action, std::optional<absl::Duration> delay,
