@@ -359,9 +359,10 @@ grpc::ServerUnaryReactor* EventStoreService::Append(grpc::CallbackServerContext*
          bytes = AppendedBytes(*request)](absl::StatusOr<store::AppendResult> result) {
           if (result.ok()) {
             if (!result->duplicate) metrics_.CountAppended(result->event_ids.size(), bytes);
-            // Wake this instance's subscriptions now; other instances hear
-            // of it through NOTIFY.
+            // Wake this instance's subscriptions and consumer groups now;
+            // other instances hear of it through NOTIFY.
             tail_.OnHead(result->last_position);
+            if (!result->duplicate) hub_.WakeAll();
             ToProto(*std::move(result), *response);
           } else {
             AddStatusTrailers(result.status(), *context);

@@ -686,6 +686,12 @@ constexpr int64_t kParkedBatch = 1000;
 // A lease still there this long after its deadline is taken back by any
 // instance: its own instance, which closes it at the deadline, is gone.
 constexpr absl::Duration kLeaseGrace = absl::Seconds(2);
+// A ROUND_ROBIN group's upkeep in Fill (taking back the leases of instances
+// gone, moving the checkpoint) runs at most this often, not on every move
+// of the log's head, whose deliveries would wait for it: such a lease comes
+// back kLeaseGrace after its deadline anyway, and closing leases moves the
+// checkpoint too.
+constexpr absl::Duration kRoundRobinUpkeep = absl::Seconds(1);
 
 std::string Interval(absl::Duration d) {
   return absl::StrCat(absl::ToInt64Milliseconds(d), " milliseconds");
@@ -787,6 +793,7 @@ class PgConsumerGroups final : public ConsumerGroups {
   absl::StatusOr<GroupDefinition> Update(const std::string& name,
                                          const GroupSettingsPatch& patch) override {
     LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("group", name));
+    ForgetUpkeep(name);
     return Run(absl::StrCat("update consumer group '", name, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<GroupDefinition> {
                  pqxx::work tx(conn);
@@ -807,6 +814,7 @@ class PgConsumerGroups final : public ConsumerGroups {
   }
 
   absl::Status Delete(const std::string& name) override {
+    ForgetUpkeep(name);
     LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("group", name));
     return Run(absl::StrCat("delete consumer group '", name, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<bool> {
@@ -934,6 +942,14 @@ class PgConsumerGroups final : public ConsumerGroups {
 
   absl::StatusOr<bool> Fill(const std::string& group, size_t max_events) override {
     LOGBOOK_RETURN_IF_ERROR(CloseDone(group));
+    {
+      absl::MutexLock lock(&books_mu_);
+      auto it = round_robin_upkept_.find(group);
+      if (it != round_robin_upkept_.end() && absl::Now() < it->second + kRoundRobinUpkeep) {
+        return true;
+      }
+      round_robin_upkept_.erase(group);
+    }
     return Run(absl::StrCat("fill consumer group '", group, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<bool> {
                  pqxx::work tx(conn);
@@ -946,6 +962,8 @@ class PgConsumerGroups final : public ConsumerGroups {
                  if (DefinitionFromRow(d[0]).settings.strategy == GroupStrategy::kRoundRobin) {
                    tx.exec_prepared(kMoveCheckpoint, group);
                    tx.commit();
+                   absl::MutexLock lock(&books_mu_);
+                   round_robin_upkept_[group] = absl::Now();
                    return true;
                  }
                  const pqxx::result start = tx.exec_prepared(kFillStart, group);
@@ -1072,7 +1090,9 @@ class PgConsumerGroups final : public ConsumerGroups {
               for (const auto& row : r) {
                 n = row[kEventColumns + 1].as<uint64_t>();
                 if (row[0].is_null()) continue;  // Acked, and nothing claimed.
-                next.push_back({ToEvent(row), row[kEventColumns].as<uint32_t>()});
+                GroupDelivery& d = next.emplace_back();
+                ToEvent(row, d.event);
+                d.attempt = row[kEventColumns].as<uint32_t>();
               }
               return n;
             }));
@@ -1301,6 +1321,11 @@ class PgConsumerGroups final : public ConsumerGroups {
   // queues them, so that an ack costs no round trip and one statement
   // closes what several acks completed). Called before whatever reads or
   // changes the group's leases or checkpoint; on failure they stay queued.
+  void ForgetUpkeep(const std::string& group) {
+    absl::MutexLock lock(&books_mu_);
+    round_robin_upkept_.erase(group);
+  }
+
   absl::Status CloseDone(const std::string& group) {
     std::vector<DoneLease> done;
     {
@@ -1514,6 +1539,9 @@ class PgConsumerGroups final : public ConsumerGroups {
   absl::Mutex books_mu_;  // Never held across a database call.
   std::map<std::pair<std::string, std::string>, SessionBook> books_ ABSL_GUARDED_BY(books_mu_);
   std::map<std::string, std::vector<DoneLease>> done_ ABSL_GUARDED_BY(books_mu_);  // By group.
+  // When Fill last did a ROUND_ROBIN group's upkeep, by group (forgotten
+  // when the group is updated or deleted here).
+  std::map<std::string, absl::Time> round_robin_upkept_ ABSL_GUARDED_BY(books_mu_);
 };
 
 }  // namespace

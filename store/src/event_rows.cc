@@ -27,8 +27,7 @@ absl::Time FromEpochText(const pqxx::field& f) {
 
 }  // namespace
 
-RecordedEvent ToEvent(const pqxx::row& row) {
-  RecordedEvent e;
+void ToEvent(const pqxx::row& row, RecordedEvent& e) {
   e.global_position = row[0].as<uint64_t>();
   e.stream_id.assign(row[1].c_str(), row[1].size());
   e.stream_version = row[2].as<uint64_t>();
@@ -44,13 +43,12 @@ RecordedEvent ToEvent(const pqxx::row& row) {
   if (!row[12].is_null()) e.redaction_reason = row[12].as<std::string>();
   e.tenant.assign(row[13].c_str(), row[13].size());
   e.written_by.assign(row[14].c_str(), row[14].size());
-  return e;
 }
 
 std::vector<RecordedEvent> ToEvents(const pqxx::result& rows) {
   std::vector<RecordedEvent> events;
   events.reserve(rows.size());
-  for (const auto& row : rows) events.push_back(ToEvent(row));
+  for (const auto& row : rows) ToEvent(row, events.emplace_back());
   return events;
 }
 

@@ -21,7 +21,8 @@ namespace logbook::store {
 // How many LOGBOOK_EVENT_COLUMNS there are: the index of a column after them.
 inline constexpr int kEventColumns = 15;
 
-RecordedEvent ToEvent(const pqxx::row& row);
+// Sets `event` from `row` (every field).
+void ToEvent(const pqxx::row& row, RecordedEvent& event);
 std::vector<RecordedEvent> ToEvents(const pqxx::result& rows);
 
 }  // namespace logbook::store

@@ -587,6 +587,7 @@ TEST_F(ConsumerGroupsTest, RoundRobinLeasesSettleInMemoryAndGoBackWhenDue) {
   EXPECT_EQ(QueryValue(dsn_, leases), "5-7:2");  // Not due yet.
   testing::Exec(dsn_, "UPDATE logbook.consumer_group_leases SET lease_until = now() - interval "
                       "'3 seconds'");
+  absl::SleepFor(absl::Seconds(1));  // Fill does ROUND_ROBIN upkeep once a second at most.
   ASSERT_TRUE(groups_->Fill("g", 100).ok());
   EXPECT_EQ(QueryValue(dsn_, leases), "");
   EXPECT_EQ(Claim("g", "c1", 10), "order-2@0#6x2 order-2@1#7x2");  // 6 again: at-least-once.

@@ -179,8 +179,10 @@ class ConsumerGroups {
   // Takes back the leases of instances that are gone (still there
   // kLeaseGrace after their deadline); for a PER_STREAM group brings up to
   // `max_events` more events of the target, up to the log's head, into its
-  // pending events; and moves the checkpoint up to what is done. Returns
-  // whether there is nothing left to bring in (always, for ROUND_ROBIN).
+  // pending events; and moves the checkpoint up to what is done (for a
+  // ROUND_ROBIN group at most once a second: a call sooner does nothing).
+  // Returns whether there is nothing left to bring in (always, for
+  // ROUND_ROBIN).
   virtual absl::StatusOr<bool> Fill(const std::string& group, size_t max_events) = 0;
   // Delivers to `consumer` up to `max` less what it holds: waiting events
   // whose time has come, and ones whose lease ran out; PER_STREAM only each
