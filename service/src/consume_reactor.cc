@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "convert.h"
+#include "metrics.h"
 #include "spdlog/spdlog.h"
 
 namespace logbook::service {
@@ -59,8 +60,8 @@ class ConsumeReactor final : public grpc::ServerBidiReactor<v1::ConsumeRequest, 
                              public ConsumerSession {
  public:
   ConsumeReactor(store::ConsumerGroups& groups, ConsumerGroupHub& hub, WorkerPool& workers,
-                 AdmitToGroup admit, std::function<void()> on_done)
-      : groups_(groups), hub_(hub), workers_(workers), admit_(std::move(admit)),
+                 Metrics& metrics, AdmitToGroup admit, std::function<void()> on_done)
+      : groups_(groups), hub_(hub), workers_(workers), metrics_(metrics), admit_(std::move(admit)),
         on_done_(std::move(on_done)) {
     absl::MutexLock lock(&mu_);
     StartRead(&request_);
@@ -243,6 +244,9 @@ class ConsumeReactor final : public grpc::ServerBidiReactor<v1::ConsumeRequest, 
   bool Send(std::vector<store::GroupDelivery> deliveries) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
     if (finished_) return false;
+    const uint64_t again = std::count_if(deliveries.begin(), deliveries.end(),
+                                         [](const store::GroupDelivery& d) { return d.attempt > 1; });
+    metrics_.CountGroupDelivered(group_, deliveries.size(), again);
     v1::Deliveries* batch = nullptr;  // The message being filled, if batching.
     size_t batch_bytes = 0;
     for (store::GroupDelivery& d : deliveries) {
@@ -291,6 +295,14 @@ class ConsumeReactor final : public grpc::ServerBidiReactor<v1::ConsumeRequest, 
       FinishOnce(ToGrpcStatus(status));
       return;
     }
+    if (request.has_ack()) {
+      metrics_.CountGroupSettled(group_, "ack", request.ack().delivery_ids_size());
+    } else {
+      const v1::NackAction action = request.nack().action();
+      metrics_.CountGroupSettled(
+          group_, action == v1::PARK ? "park" : action == v1::SKIP ? "skip" : "retry",
+          request.nack().delivery_ids_size());
+    }
     hub_.Wake(group_);
   }
 
@@ -323,6 +335,7 @@ class ConsumeReactor final : public grpc::ServerBidiReactor<v1::ConsumeRequest, 
   store::ConsumerGroups& groups_;
   ConsumerGroupHub& hub_;
   WorkerPool& workers_;
+  Metrics& metrics_;
   const AdmitToGroup admit_;
   const std::function<void()> on_done_;
   absl::Mutex mu_;
@@ -364,9 +377,9 @@ absl::Status ValidateSettle(const v1::ConsumeRequest& request) {
 }
 
 grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>* StartConsumeReactor(
-    store::ConsumerGroups& groups, ConsumerGroupHub& hub, WorkerPool& workers,
+    store::ConsumerGroups& groups, ConsumerGroupHub& hub, WorkerPool& workers, Metrics& metrics,
     AdmitToGroup admit, std::function<void()> on_done) {
-  return new ConsumeReactor(groups, hub, workers, std::move(admit), std::move(on_done));
+  return new ConsumeReactor(groups, hub, workers, metrics, std::move(admit), std::move(on_done));
 }
 
 }  // namespace logbook::service

@@ -16,6 +16,8 @@
 
 namespace logbook::service {
 
+class Metrics;
+
 // INVALID_ARGUMENT naming the field when a message other than the first is
 // malformed (an ack or nack: 1 to 10,000 ids, none twice; a reason of at
 // most 1,024 bytes; a retry delay of at most an hour). Pure.
@@ -25,10 +27,11 @@ absl::Status ValidateSettle(const v1::ConsumeRequest& request);
 using AdmitToGroup = std::function<absl::Status(const store::GroupDefinition& group)>;
 
 // A reactor serving one Consume call; its join is refused when `admit`
-// says so. `on_done` runs when the call is over; the reactor deletes
-// itself. `groups`, `hub` and `workers` must outlive it.
+// says so, counting its deliveries and settles in `metrics`. `on_done`
+// runs when the call is over; the reactor deletes itself. `groups`, `hub`,
+// `workers` and `metrics` must outlive it.
 grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>* StartConsumeReactor(
-    store::ConsumerGroups& groups, ConsumerGroupHub& hub, WorkerPool& workers,
+    store::ConsumerGroups& groups, ConsumerGroupHub& hub, WorkerPool& workers, Metrics& metrics,
     AdmitToGroup admit, std::function<void()> on_done);
 
 }  // namespace logbook::service

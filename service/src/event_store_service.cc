@@ -121,8 +121,10 @@ class VerifyReactor final : public grpc::ServerWriteReactor<v1::VerifyResponse> 
   // Events checked per Step, and so per progress message.
   static constexpr size_t kStepEvents = 10000;
 
+  // `on_done` gets the outcome: "intact", "broken" or "failed" (no result
+  // sent).
   VerifyReactor(store::EventStore& store, WorkerPool& workers, std::string stream_id,
-                std::function<void()> on_done)
+                std::function<void(absl::string_view outcome)> on_done)
       : workers_(workers), on_done_(std::move(on_done)) {
     Submit([this, &store, stream_id = std::move(stream_id)] {
       absl::StatusOr<std::unique_ptr<store::Verification>> started = store.StartVerify(stream_id);
@@ -141,6 +143,7 @@ class VerifyReactor final : public grpc::ServerWriteReactor<v1::VerifyResponse> 
     } else if (finished_) {
       response_.Clear();
       ToProto(verification_->report(), *response_.mutable_result());
+      outcome_ = verification_->report().first_broken ? "broken" : "intact";
       StartWriteAndFinish(&response_, grpc::WriteOptions(), grpc::Status::OK);
     } else {
       Submit([this] { RunStep(); });
@@ -148,7 +151,7 @@ class VerifyReactor final : public grpc::ServerWriteReactor<v1::VerifyResponse> 
   }
 
   void OnDone() override {
-    on_done_();
+    on_done_(outcome_);
     delete this;
   }
 
@@ -171,7 +174,8 @@ class VerifyReactor final : public grpc::ServerWriteReactor<v1::VerifyResponse> 
   }
 
   WorkerPool& workers_;
-  std::function<void()> on_done_;
+  std::function<void(absl::string_view)> on_done_;
+  const char* outcome_ = "failed";
   std::unique_ptr<store::Verification> verification_;
   bool finished_ = false;
   v1::VerifyResponse response_;
@@ -498,7 +502,11 @@ grpc::ServerWriteReactor<v1::VerifyResponse>* EventStoreService::Verify(
     EndCall();
     return new Failed(valid);
   }
-  return new VerifyReactor(store_, workers_, request->stream_id(), [this] { EndCall(); });
+  return new VerifyReactor(store_, workers_, request->stream_id(),
+                           [this](absl::string_view outcome) {
+                             metrics_.CountVerification(outcome);
+                             EndCall();
+                           });
 }
 
 grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::StartPagedRead(
@@ -616,7 +624,7 @@ grpc::ServerWriteReactor<v1::SubscribeResponse>* EventStoreService::Subscribe(
     return new Failed(valid);
   }
   metrics_.SubscriptionOpened();
-  return StartSubscribeReactor(tail_, scoped, std::move(scopes),
+  return StartSubscribeReactor(tail_, metrics_, scoped, std::move(scopes),
                                [this, peer = std::move(peer), principal = caller->name] {
                                  metrics_.SubscriptionClosed();
                                  EndSubscription(peer);
@@ -732,7 +740,7 @@ grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>* EventStoreServ
     return RequireWithinScopes(caller, "join.group", group.target);
   };
   metrics_.ConsumerOpened();
-  return StartConsumeReactor(groups_, hub_, workers_, std::move(admit),
+  return StartConsumeReactor(groups_, hub_, workers_, metrics_, std::move(admit),
                              [this, principal = caller->name] {
                                metrics_.ConsumerClosed();
                                quotas_->Give(QuotaKind::kConsumers, principal);

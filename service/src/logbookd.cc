@@ -19,6 +19,7 @@
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 #include "json_log.h"
+#include "metrics.h"
 #include "tls.h"
 
 // jemalloc reads this at start-up: a background thread purges freed pages
@@ -277,6 +278,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   for (const std::string& warning : schema->warnings) spdlog::warn("{}", warning);
+  if (!server_options.metrics_listen.empty()) {
+    server_options.store_metrics = std::make_shared<logbook::service::StoreMetrics>();
+    store_options.observer = server_options.store_metrics;
+  }
   auto store = logbook::store::EventStore::Open(store_options);
   if (!store.ok()) {
     spdlog::critical("cannot start: {}", std::string(store.status().message()));

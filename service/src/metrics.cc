@@ -20,6 +20,27 @@ const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
   return *buckets;
 }
 
+// Group sizes: 1 to 512 appends, 1 to 100,000 events.
+const prometheus::Histogram::BucketBoundaries& AppendsBuckets() {
+  static const auto* const buckets =
+      new prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
+  return *buckets;
+}
+const prometheus::Histogram::BucketBoundaries& EventsBuckets() {
+  static const auto* const buckets = new prometheus::Histogram::BucketBoundaries{
+      1, 10, 100, 1000, 10000, 100000};
+  return *buckets;
+}
+// Waits, seconds: 0.1 ms to 5 s.
+const prometheus::Histogram::BucketBoundaries& WaitBuckets() {
+  static const auto* const buckets = new prometheus::Histogram::BucketBoundaries{
+      0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
+  return *buckets;
+}
+
+// How often /metrics asks the database for the consumer groups' state.
+constexpr absl::Duration kGroupStateInterval = absl::Seconds(10);
+
 const char* QuotaName(QuotaKind kind) {
   switch (kind) {
     case QuotaKind::kSubscriptions:
@@ -79,6 +100,114 @@ const char* CodeName(grpc::StatusCode code) {
 
 }  // namespace
 
+StoreMetrics::StoreMetrics() {
+  group_appends_ = &prometheus::BuildHistogram()
+                        .Name("logbook_group_commit_appends")
+                        .Help("Appends that shared one group commit")
+                        .Register(registry_)
+                        .Add({}, AppendsBuckets());
+  group_events_ = &prometheus::BuildHistogram()
+                       .Name("logbook_group_commit_events")
+                       .Help("Events of one group commit")
+                       .Register(registry_)
+                       .Add({}, EventsBuckets());
+  group_queued_ = &prometheus::BuildHistogram()
+                       .Name("logbook_group_commit_queued_seconds")
+                       .Help("How long the oldest append of a group waited for a writer")
+                       .Register(registry_)
+                       .Add({}, WaitBuckets());
+  group_wrote_ = &prometheus::BuildHistogram()
+                      .Name("logbook_group_commit_write_seconds")
+                      .Help("How long the database took to store a group")
+                      .Register(registry_)
+                      .Add({}, LatencyBuckets());
+  pool_waits_ = &prometheus::BuildHistogram()
+                     .Name("logbook_db_connection_wait_seconds")
+                     .Help("How long a caller waited for a pooled connection, by pool")
+                     .Register(registry_);
+  pool_failures_ = &prometheus::BuildCounter()
+                        .Name("logbook_db_connection_failures_total")
+                        .Help("Asks for a pooled connection that got none (all busy, or the "
+                              "database unreachable), by pool")
+                        .Register(registry_);
+  pool_in_use_ = &prometheus::BuildGauge()
+                      .Name("logbook_db_connections_in_use")
+                      .Help("Pooled connections leased now, by pool")
+                      .Register(registry_);
+}
+
+void StoreMetrics::GroupCommitted(size_t appends, size_t events, absl::Duration queued,
+                                  absl::Duration wrote) {
+  group_appends_->Observe(static_cast<double>(appends));
+  group_events_->Observe(static_cast<double>(events));
+  group_queued_->Observe(absl::ToDoubleSeconds(queued));
+  group_wrote_->Observe(absl::ToDoubleSeconds(wrote));
+}
+
+void StoreMetrics::ConnectionAsked(absl::string_view pool, absl::Duration waited, bool leased) {
+  const std::string name(pool);
+  pool_waits_->Add({{"pool", name}}, WaitBuckets()).Observe(absl::ToDoubleSeconds(waited));
+  if (leased) {
+    pool_in_use_->Add({{"pool", name}}).Increment();
+  } else {
+    pool_failures_->Add({{"pool", name}}).Increment();
+  }
+}
+
+void StoreMetrics::ConnectionReturned(absl::string_view pool) {
+  pool_in_use_->Add({{"pool", std::string(pool)}}).Decrement();
+}
+
+// The consumer groups' state as gauges, read from the database at most
+// every kGroupStateInterval; the families are built at each scrape, so a
+// deleted group disappears.
+class Metrics::GroupGauges final : public prometheus::Collectable {
+ public:
+  explicit GroupGauges(store::ConsumerGroups& groups) : groups_(groups) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    absl::MutexLock lock(&mu_);
+    if (absl::Now() >= read_at_ + kGroupStateInterval) {
+      absl::StatusOr<std::vector<store::GroupInfo>> infos = groups_.List();
+      if (infos.ok()) infos_ = *std::move(infos);  // Else the last ones stay.
+      read_at_ = absl::Now();
+    }
+    auto family = [](const char* name, const char* help) {
+      prometheus::MetricFamily f;
+      f.name = name;
+      f.help = help;
+      f.type = prometheus::MetricType::Gauge;
+      return f;
+    };
+    std::vector<prometheus::MetricFamily> out = {
+        family("logbook_consumer_group_lag_events",
+               "Events of the group's target past its checkpoint"),
+        family("logbook_consumer_group_lag_seconds",
+               "Age of the oldest event past the group's checkpoint"),
+        family("logbook_consumer_group_in_flight", "Deliveries not yet settled"),
+        family("logbook_consumer_group_parked", "Parked events"),
+        family("logbook_consumer_group_members", "Live members")};
+    for (const store::GroupInfo& g : infos_) {
+      const double values[] = {static_cast<double>(g.lag_events), absl::ToDoubleSeconds(g.lag),
+                               static_cast<double>(g.in_flight), static_cast<double>(g.parked),
+                               static_cast<double>(g.members.size())};
+      for (size_t i = 0; i < out.size(); ++i) {
+        prometheus::ClientMetric m;
+        m.label.push_back({"group", g.definition.name});
+        m.gauge.value = values[i];
+        out[i].metric.push_back(std::move(m));
+      }
+    }
+    return out;
+  }
+
+ private:
+  store::ConsumerGroups& groups_;
+  mutable absl::Mutex mu_;
+  mutable absl::Time read_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  mutable std::vector<store::GroupInfo> infos_ ABSL_GUARDED_BY(mu_);
+};
+
 Metrics::Metrics(absl::string_view version, int schema_version)
     : registry_(std::make_shared<prometheus::Registry>()) {
   prometheus::BuildGauge()
@@ -129,6 +258,98 @@ Metrics::Metrics(absl::string_view version, int schema_version)
        {QuotaKind::kSubscriptions, QuotaKind::kConsumers, QuotaKind::kAppendsInFlight}) {
     quota_refusals_->Add({{"quota", QuotaName(kind)}});
   }
+  subscription_events_ = &prometheus::BuildCounter()
+                              .Name("logbook_subscription_events_delivered_total")
+                              .Help("Events Subscribe calls sent")
+                              .Register(*registry_)
+                              .Add({});
+  fell_behind_ = &prometheus::BuildCounter()
+                      .Name("logbook_subscription_fell_behind_total")
+                      .Help("Subscriptions too slow for the live tail, told fell_behind and "
+                            "reading on from the table")
+                      .Register(*registry_)
+                      .Add({});
+  subscription_lag_ = &prometheus::BuildGauge()
+                           .Name("logbook_subscription_lag_events")
+                           .Help("The log's head less the lowest position a live subscription "
+                                 "has been sent (0 with none)")
+                           .Register(*registry_)
+                           .Add({});
+  group_deliveries_ = &prometheus::BuildCounter()
+                           .Name("logbook_consumer_group_deliveries_total")
+                           .Help("Deliveries sent to consumers here, by group")
+                           .Register(*registry_);
+  group_redeliveries_ = &prometheus::BuildCounter()
+                             .Name("logbook_consumer_group_redeliveries_total")
+                             .Help("Deliveries here of an event delivered before, by group")
+                             .Register(*registry_);
+  group_settled_ = &prometheus::BuildCounter()
+                        .Name("logbook_consumer_group_settled_total")
+                        .Help("Deliveries consumers here acked or nacked, by group and how "
+                              "(ack, retry, park, skip)")
+                        .Register(*registry_);
+  verifications_ = &prometheus::BuildCounter()
+                        .Name("logbook_verifications_total")
+                        .Help("Verify calls by result: intact, broken (a receipt did not match), "
+                              "failed (no answer)")
+                        .Register(*registry_);
+  for (const char* result : {"intact", "broken", "failed"}) {
+    verifications_->Add({{"result", result}});
+  }
+}
+
+void Metrics::Watch(const std::atomic<uint64_t>* position) {
+  absl::MutexLock lock(&mu_);
+  watched_.insert(position);
+}
+
+void Metrics::Forget(const std::atomic<uint64_t>* position) {
+  absl::MutexLock lock(&mu_);
+  watched_.erase(position);
+}
+
+void Metrics::SetHead(std::function<uint64_t()> head) {
+  absl::MutexLock lock(&mu_);
+  head_ = std::move(head);
+}
+
+void Metrics::CountGroupDelivered(const std::string& group, uint64_t deliveries,
+                                  uint64_t redeliveries) {
+  group_deliveries_->Add({{"group", group}}).Increment(static_cast<double>(deliveries));
+  if (redeliveries > 0) {
+    group_redeliveries_->Add({{"group", group}}).Increment(static_cast<double>(redeliveries));
+  }
+}
+
+void Metrics::CountGroupSettled(const std::string& group, absl::string_view how, uint64_t n) {
+  group_settled_->Add({{"group", group}, {"how", std::string(how)}})
+      .Increment(static_cast<double>(n));
+}
+
+void Metrics::SetGroups(store::ConsumerGroups* groups) {
+  if (groups == nullptr) return;
+  Add(std::make_shared<GroupGauges>(*groups));
+}
+
+void Metrics::CountVerification(absl::string_view result) {
+  verifications_->Add({{"result", std::string(result)}}).Increment();
+}
+
+void Metrics::Add(std::shared_ptr<prometheus::Collectable> collectable) {
+  absl::MutexLock lock(&mu_);
+  others_.push_back(std::move(collectable));
+}
+
+void Metrics::Refresh() const {
+  absl::MutexLock lock(&mu_);
+  if (!head_) return;
+  const uint64_t head = head_();
+  uint64_t lag = 0;
+  for (const std::atomic<uint64_t>* p : watched_) {
+    const uint64_t at = p->load(std::memory_order_relaxed);
+    lag = std::max(lag, head > at ? head - at : 0);
+  }
+  subscription_lag_->Set(static_cast<double>(lag));
 }
 
 void Metrics::CountCall(absl::string_view method, grpc::StatusCode code,
@@ -148,8 +369,20 @@ void Metrics::CountQuotaRefusal(QuotaKind kind) {
 }
 
 std::string Metrics::Render() const {
+  Refresh();
+  std::vector<prometheus::MetricFamily> families = registry_->Collect();
+  std::vector<std::shared_ptr<prometheus::Collectable>> others;
+  {
+    absl::MutexLock lock(&mu_);
+    others = others_;
+  }
+  for (const auto& c : others) {
+    std::vector<prometheus::MetricFamily> more = c->Collect();
+    families.insert(families.end(), std::make_move_iterator(more.begin()),
+                    std::make_move_iterator(more.end()));
+  }
   std::ostringstream out;
-  prometheus::TextSerializer().Serialize(out, registry_->Collect());
+  prometheus::TextSerializer().Serialize(out, families);
   return out.str();
 }
 

@@ -9,15 +9,22 @@
 
 #include <grpcpp/support/server_interceptor.h>
 
+#include <atomic>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "logbook/store/consumer_groups.h"
+#include "logbook/store/observer.h"
+#include "prometheus/collectable.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"
@@ -31,6 +38,29 @@ class Server;
 namespace logbook::service {
 
 enum class QuotaKind;
+
+// The store's figures: group commits and connection pools. Made before the
+// store opens (StoreOptions::observer) and given to the server
+// (ServerOptions::store_metrics), whose /metrics shows them. Thread-safe.
+class StoreMetrics final : public store::StoreObserver, public prometheus::Collectable {
+ public:
+  StoreMetrics();
+  void GroupCommitted(size_t appends, size_t events, absl::Duration queued,
+                      absl::Duration wrote) override;
+  void ConnectionAsked(absl::string_view pool, absl::Duration waited, bool leased) override;
+  void ConnectionReturned(absl::string_view pool) override;
+  std::vector<prometheus::MetricFamily> Collect() const override { return registry_.Collect(); }
+
+ private:
+  prometheus::Registry registry_;
+  prometheus::Histogram* group_appends_;
+  prometheus::Histogram* group_events_;
+  prometheus::Histogram* group_queued_;
+  prometheus::Histogram* group_wrote_;
+  prometheus::Family<prometheus::Histogram>* pool_waits_;
+  prometheus::Family<prometheus::Counter>* pool_failures_;
+  prometheus::Family<prometheus::Gauge>* pool_in_use_;
+};
 
 class Metrics {
  public:
@@ -50,6 +80,32 @@ class Metrics {
   void CountAuthFailure() { auth_failures_->Increment(); }
   void CountQuotaRefusal(QuotaKind kind);
 
+  // Subscriptions: events sent, and fell_behind marks.
+  void CountDelivered(uint64_t events) { subscription_events_->Increment(static_cast<double>(events)); }
+  void CountFellBehind() { fell_behind_->Increment(); }
+  // A live subscription's last position sent (an event's, or a caught_up
+  // or checkpoint mark's), watched from now until Forget for the lag gauge:
+  // the head (SetHead's source) less the lowest of them. `position` must
+  // stay valid until Forget.
+  void Watch(const std::atomic<uint64_t>* position);
+  void Forget(const std::atomic<uint64_t>* position);
+  // Where /metrics reads the log's head (cheap, never blocking for long).
+  void SetHead(std::function<uint64_t()> head);
+
+  // Consumer groups: deliveries (attempt > 1: redeliveries) and settles.
+  void CountGroupDelivered(const std::string& group, uint64_t deliveries, uint64_t redeliveries);
+  void CountGroupSettled(const std::string& group, absl::string_view how, uint64_t n);
+  // Where /metrics reads every group's state (GetConsumerGroup figures),
+  // at most every 10 s: a group's lag counts the events past its frontier.
+  void SetGroups(store::ConsumerGroups* groups);
+
+  // Verify calls: "intact", "broken" (a receipt did not match) or "failed"
+  // (no answer: an error, or the caller went away).
+  void CountVerification(absl::string_view result);
+
+  // Shown beside this registry's own (StoreMetrics, say).
+  void Add(std::shared_ptr<prometheus::Collectable> collectable);
+
   // The exposition text of every metric (text format 0.0.4).
   std::string Render() const;
 
@@ -58,7 +114,23 @@ class Metrics {
   std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> InterceptorFactory();
 
  private:
+  class GroupGauges;
+
+  // Sets the gauges computed on demand.
+  void Refresh() const;
+
+  mutable absl::Mutex mu_;
   std::shared_ptr<prometheus::Registry> registry_;
+  std::vector<std::shared_ptr<prometheus::Collectable>> others_ ABSL_GUARDED_BY(mu_);
+  prometheus::Counter* subscription_events_;
+  prometheus::Counter* fell_behind_;
+  prometheus::Gauge* subscription_lag_;
+  prometheus::Family<prometheus::Counter>* group_deliveries_;
+  prometheus::Family<prometheus::Counter>* group_redeliveries_;
+  prometheus::Family<prometheus::Counter>* group_settled_;
+  prometheus::Family<prometheus::Counter>* verifications_;
+  std::set<const std::atomic<uint64_t>*> watched_ ABSL_GUARDED_BY(mu_);
+  std::function<uint64_t()> head_ ABSL_GUARDED_BY(mu_);
   prometheus::Family<prometheus::Counter>* requests_;
   prometheus::Family<prometheus::Histogram>* durations_;
   prometheus::Counter* events_appended_;

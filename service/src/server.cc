@@ -83,6 +83,7 @@ class GrpcServer final : public Server {
     store::StoreOptions group_options;
     group_options.dsn = options.database_dsn;
     group_options.member_timeout = options.member_timeout;
+    group_options.observer = options.store_metrics;
     auto groups = store::ConsumerGroups::Open(group_options);
     if (!groups.ok()) return groups.status();
     groups_ = *std::move(groups);
@@ -91,6 +92,9 @@ class GrpcServer final : public Server {
     group_watcher_ = store::LogWatcher::Start({options.database_dsn},
                                               [this](uint64_t) { hub_->WakeAll(); });
     metrics_ = std::make_unique<Metrics>(LOGBOOK_VERSION, options.schema_version);
+    if (options.store_metrics) metrics_->Add(options.store_metrics);
+    metrics_->SetHead([tail = tail_.get()] { return tail->head(); });
+    metrics_->SetGroups(groups_.get());
     service_ = std::make_unique<EventStoreService>(store, workers_, *tail_, *groups_, *hub_,
                                                    *auth_, *metrics_,
                                                    options.max_subscriptions_per_connection,

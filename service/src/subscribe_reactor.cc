@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "convert.h"
+#include "metrics.h"
 
 namespace logbook::service {
 namespace {
@@ -13,9 +14,14 @@ namespace {
 class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResponse>,
                                public store::SubscriptionConsumer {
  public:
-  SubscribeReactor(const v1::SubscribeRequest& request, std::function<void()> on_done)
-      : on_done_(std::move(on_done)),
-        batched_(request.max_events_per_message() > 1) {}
+  SubscribeReactor(Metrics& metrics, const v1::SubscribeRequest& request,
+                   std::function<void()> on_done)
+      : metrics_(metrics),
+        on_done_(std::move(on_done)),
+        batched_(request.max_events_per_message() > 1) {
+    // A stream's subscription says nothing of how far behind the log it is.
+    if (request.target_case() != v1::SubscribeRequest::kStreamId) metrics_.Watch(&sent_);
+  }
 
   void Start(store::LogTail& tail, const store::SubscriptionRequest& request) {
     subscription_ = tail.Subscribe(request, *this);
@@ -39,15 +45,20 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
           event->Clear();  // Reused: no field of the previous event may stay.
           ToProto(first.event(), *event);
         }
+        metrics_.CountDelivered(message.size());
+        sent_.store(message.back().event().global_position, std::memory_order_relaxed);
         break;
       case store::SubscriptionItem::Kind::kCaughtUp:
         response_.mutable_caught_up()->set_global_position(first.position);
+        sent_.store(first.position, std::memory_order_relaxed);
         break;
       case store::SubscriptionItem::Kind::kCheckpoint:
         response_.mutable_checkpoint()->set_global_position(first.position);
+        sent_.store(first.position, std::memory_order_relaxed);
         break;
       case store::SubscriptionItem::Kind::kFellBehind:
         response_.mutable_fell_behind()->set_global_position(first.position);
+        metrics_.CountFellBehind();
         break;
     }
     StartWrite(&response_);
@@ -69,6 +80,7 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
   }
   void OnCancel() override { subscription_->End(absl::CancelledError("cancelled")); }
   void OnDone() override {
+    metrics_.Forget(&sent_);
     on_done_();
     delete this;
   }
@@ -76,8 +88,11 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::SubscribeResp
  private:
   static constexpr size_t kMaxRetainedBytes = 1 << 20;
 
+  Metrics& metrics_;
   std::function<void()> on_done_;
-  const bool batched_;  // Events go in EventBatch messages.
+  const bool batched_;
+  // The last position sent (an event's or a mark's), for the lag gauge.
+  std::atomic<uint64_t> sent_{0};  // Events go in EventBatch messages.
   std::shared_ptr<store::Subscription> subscription_;
   v1::SubscribeResponse response_;  // Owned by the write in flight.
   size_t retained_ = 0;             // Bytes written into response_ since it was last freed.
@@ -119,9 +134,9 @@ store::SubscriptionRequest FromProto(const v1::SubscribeRequest& request) {
 }
 
 grpc::ServerWriteReactor<v1::SubscribeResponse>* StartSubscribeReactor(
-    store::LogTail& tail, const v1::SubscribeRequest& request, std::vector<std::string> scopes,
-    std::function<void()> on_done) {
-  auto* reactor = new SubscribeReactor(request, std::move(on_done));
+    store::LogTail& tail, Metrics& metrics, const v1::SubscribeRequest& request,
+    std::vector<std::string> scopes, std::function<void()> on_done) {
+  auto* reactor = new SubscribeReactor(metrics, request, std::move(on_done));
   store::SubscriptionRequest store_request = FromProto(request);
   store_request.filter.scopes = std::move(scopes);
   reactor->Start(tail, std::move(store_request));

@@ -13,6 +13,8 @@
 
 namespace logbook::service {
 
+class Metrics;
+
 // INVALID_ARGUMENT naming the field when a Subscribe request is malformed.
 absl::Status ValidateSubscribe(const store::Limits& limits, const v1::SubscribeRequest& request);
 
@@ -21,10 +23,11 @@ store::SubscriptionRequest FromProto(const v1::SubscribeRequest& request);
 
 // Starts a reactor serving `request` (valid: ValidateSubscribe) from
 // `tail`, bound to streams within one of `scopes` when it is not empty
-// (store::EventFilter::scopes). `on_done` runs when the call is over. The
-// reactor deletes itself.
+// (store::EventFilter::scopes), counting what it sends in `metrics` (which
+// must outlive it). `on_done` runs when the call is over. The reactor
+// deletes itself.
 grpc::ServerWriteReactor<v1::SubscribeResponse>* StartSubscribeReactor(
-    store::LogTail& tail, const v1::SubscribeRequest& request, std::vector<std::string> scopes,
-    std::function<void()> on_done);
+    store::LogTail& tail, Metrics& metrics, const v1::SubscribeRequest& request,
+    std::vector<std::string> scopes, std::function<void()> on_done);
 
 }  // namespace logbook::service

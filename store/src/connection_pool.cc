@@ -11,16 +11,27 @@ ConnectionPool::Lease::~Lease() {
 
 ConnectionPool::ConnectionPool(std::string dsn, int size, absl::Duration acquire_timeout,
                                int max_waiters,
-                               std::function<void(pqxx::connection&)> on_connect)
+                               std::function<void(pqxx::connection&)> on_connect,
+                               std::string name, StoreObserver* observer)
     : dsn_(std::move(dsn)),
       size_(size),
       acquire_timeout_(acquire_timeout),
       max_waiters_(max_waiters),
-      on_connect_(std::move(on_connect)) {}
+      on_connect_(std::move(on_connect)),
+      name_(std::move(name)),
+      observer_(observer) {}
 
 ConnectionPool::~ConnectionPool() = default;
 
 absl::StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire() {
+  if (observer_ == nullptr) return AcquireUntold();
+  const absl::Time asked = absl::Now();
+  absl::StatusOr<Lease> lease = AcquireUntold();
+  observer_->ConnectionAsked(name_, absl::Now() - asked, lease.ok());
+  return lease;
+}
+
+absl::StatusOr<ConnectionPool::Lease> ConnectionPool::AcquireUntold() {
   {
     absl::MutexLock lock(&mu_);
     auto can_proceed = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
@@ -68,6 +79,7 @@ void ConnectionPool::DiscardIdle() {
 }
 
 void ConnectionPool::Release(std::unique_ptr<pqxx::connection> conn) {
+  if (observer_ != nullptr) observer_->ConnectionReturned(name_);
   absl::MutexLock lock(&mu_);
   if (conn != nullptr && conn->is_open()) {
     idle_.push_back(std::move(conn));

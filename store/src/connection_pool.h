@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "logbook/store/observer.h"
 
 namespace logbook::store {
 
@@ -44,8 +45,11 @@ class ConnectionPool {
     std::unique_ptr<pqxx::connection> conn_;
   };
 
+  // `name` is the pool's for `observer` (which may be null and must
+  // outlive the pool).
   ConnectionPool(std::string dsn, int size, absl::Duration acquire_timeout, int max_waiters,
-                 std::function<void(pqxx::connection&)> on_connect);
+                 std::function<void(pqxx::connection&)> on_connect, std::string name = "",
+                 StoreObserver* observer = nullptr);
   ~ConnectionPool();
 
   // Returns a connection, waiting up to acquire_timeout for a free one.
@@ -58,6 +62,7 @@ class ConnectionPool {
   void DiscardIdle();
 
  private:
+  absl::StatusOr<Lease> AcquireUntold();  // Acquire, without telling observer_.
   void Release(std::unique_ptr<pqxx::connection> conn);
 
   const std::string dsn_;
@@ -65,6 +70,8 @@ class ConnectionPool {
   const absl::Duration acquire_timeout_;
   const int max_waiters_;
   const std::function<void(pqxx::connection&)> on_connect_;
+  const std::string name_;
+  StoreObserver* const observer_;
 
   absl::Mutex mu_;
   std::vector<std::unique_ptr<pqxx::connection>> idle_ ABSL_GUARDED_BY(mu_);

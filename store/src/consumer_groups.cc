@@ -751,7 +751,9 @@ std::vector<int64_t> ToSqlIds(const std::vector<uint64_t>& ids) {
 class PgConsumerGroups final : public ConsumerGroups {
  public:
   explicit PgConsumerGroups(const StoreOptions& options)
-      : pool_(options.dsn, kConnections, options.acquire_timeout, options.max_waiters, Prepare),
+      : observer_(options.observer),
+        pool_(options.dsn, kConnections, options.acquire_timeout, options.max_waiters, Prepare,
+              "consumer_groups", observer_.get()),
         member_timeout_(Interval(options.member_timeout)) {}
 
   absl::Status Ping() {
@@ -1534,6 +1536,7 @@ class PgConsumerGroups final : public ConsumerGroups {
     return result;
   }
 
+  const std::shared_ptr<StoreObserver> observer_;  // Before what it observes.
   ConnectionPool pool_;
   const std::string member_timeout_;  // StoreOptions::member_timeout, as an interval.
   absl::Mutex books_mu_;  // Never held across a database call.

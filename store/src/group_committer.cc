@@ -54,8 +54,11 @@ std::unique_ptr<GroupWriter> NewPgGroupWriter(std::string dsn) {
 }
 
 GroupCommitter::GroupCommitter(const WriterFactory& make_writer, size_t writers,
-                               size_t max_batch_appends, size_t max_batch_bytes)
-    : max_batch_appends_(max_batch_appends), max_batch_bytes_(max_batch_bytes) {
+                               size_t max_batch_appends, size_t max_batch_bytes,
+                               StoreObserver* observer)
+    : max_batch_appends_(max_batch_appends),
+      max_batch_bytes_(max_batch_bytes),
+      observer_(observer) {
   for (size_t i = 0; i < std::max<size_t>(writers, 1); ++i) writers_.push_back(make_writer());
   for (auto& w : writers_) threads_.emplace_back([this, &w] { WriterLoop(*w); });
 }
@@ -72,6 +75,7 @@ void GroupCommitter::Submit(AppendInput append, Done done) {
   auto pending = std::make_unique<Pending>();
   pending->append = std::move(append);
   pending->done = std::move(done);
+  pending->queued_at = absl::Now();
   absl::MutexLock lock(&mu_);
   queued_events_ += pending->append.events.size();
   queue_.push_back(std::move(pending));
@@ -153,7 +157,18 @@ void GroupCommitter::WriterLoop(GroupWriter& writer) {
   for (;;) {
     Batch batch = TakeBatch();
     if (batch.appends.empty()) return;
+    const absl::Time started = absl::Now();
     std::optional<std::map<std::string, StreamHead>> after = RunBatch(writer, batch);
+    if (observer_ != nullptr) {
+      absl::Time oldest = started;
+      size_t events = 0;
+      for (const auto& p : batch.appends) {
+        oldest = std::min(oldest, p->queued_at);
+        events += p->append.events.size();
+      }
+      observer_->GroupCommitted(batch.appends.size(), events, started - oldest,
+                                absl::Now() - started);
+    }
     {
       absl::MutexLock lock(&mu_);
       --running_;

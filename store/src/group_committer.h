@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "append_writer.h"
+#include "logbook/store/observer.h"
 
 namespace logbook::store {
 
@@ -82,8 +83,9 @@ std::unique_ptr<GroupWriter> NewPgGroupWriter(std::string dsn);
 class GroupCommitter {
  public:
   using WriterFactory = std::function<std::unique_ptr<GroupWriter>()>;
+  // `observer` (may be null) is told of every group and must outlive this.
   GroupCommitter(const WriterFactory& make_writer, size_t writers, size_t max_batch_appends,
-                 size_t max_batch_bytes);
+                 size_t max_batch_bytes, StoreObserver* observer = nullptr);
   ~GroupCommitter();
 
   // UNAVAILABLE: the database could not be reached (nothing was stored).
@@ -99,6 +101,7 @@ class GroupCommitter {
   struct Pending {
     AppendInput append;
     Done done;
+    absl::Time queued_at;
     absl::StatusOr<AppendResult> result = absl::UnknownError("not run");
   };
   // Appends sharing a group.
@@ -125,6 +128,7 @@ class GroupCommitter {
 
   const size_t max_batch_appends_;
   const size_t max_batch_bytes_;
+  StoreObserver* const observer_;
   static constexpr size_t kWaitForReturningCallers = 16;
   static constexpr absl::Duration kMaxWait = absl::Milliseconds(1);
   static constexpr int kRaceRetries = 3;  // Tries of an append that lost a race.

@@ -148,6 +148,7 @@ class LiveTail final : public LogTail {
                                           SubscriptionConsumer& consumer) override;
   void EndAll(const absl::Status& status) override;
   size_t size() override;
+  uint64_t head() override { return readable(); }
   void OnHead(uint64_t head) override;
 
   // For Feed:

@@ -240,13 +240,15 @@ class PgEventStore final : public EventStore {
         snapshots_kept_(std::max<size_t>(1, options.snapshots_kept)),
         verify_streams_per_pass_(std::max<size_t>(1, options.verify_streams_per_pass)),
         signing_key_(options.signing_key),
+        observer_(options.observer),
         pool_(options.dsn, options.pool_size, options.acquire_timeout, options.max_waiters,
-              PrepareStatements),
+              PrepareStatements, "store", observer_.get()),
         admin_pool_(options.admin_dsn.empty() ? options.dsn : options.admin_dsn,
                     kAdminConnections, options.acquire_timeout, options.max_waiters,
-                    PrepareAdminStatements),
+                    PrepareAdminStatements, "admin", observer_.get()),
         committer_([dsn = options.dsn] { return NewPgGroupWriter(dsn); }, options.append_writers,
-                   options.group_commit_max_appends, options.group_commit_max_bytes) {}
+                   options.group_commit_max_appends, options.group_commit_max_bytes,
+                   observer_.get()) {}
 
   absl::Status Ping() {
     return Run("connect to the database",
@@ -694,6 +696,7 @@ class PgEventStore final : public EventStore {
   const size_t snapshots_kept_;
   const size_t verify_streams_per_pass_;
   const std::shared_ptr<const SigningKey> signing_key_;
+  const std::shared_ptr<StoreObserver> observer_;  // Before what it observes.
   ConnectionPool pool_;
   ConnectionPool admin_pool_;  // For RedactEvent only: StoreOptions::admin_dsn.
   GroupCommitter committer_;

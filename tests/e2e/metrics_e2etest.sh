@@ -41,8 +41,15 @@ check "unknown path" 0 '^404' -- sh -c "$(declare -f get); port=$port; get /nope
 "$cli" append m-1 --type Noted --data '{"bb":22}' --expect 0 >/dev/null || fail "append 2"
 "$cli" append m-1 --type Noted --data '{}' --expect 0 >/dev/null 2>&1 &&
   fail "a wrong expected version was accepted"
+# A consumer group on category m (PER_STREAM): m-1's first event nacked
+# RETRY (due again in 2 s, and its second waits behind it, so nothing goes
+# to the first consumer as it leaves); then both parked.
+"$cli" group create mg --category m --retry-backoff-ms 2000 >/dev/null || fail "group create"
+"$cli" consume mg --consumer c1 --count 1 --fail-types Noted >/dev/null || fail "consume, retry"
+"$cli" consume mg --consumer c1 --count 2 --park-types Noted >/dev/null || fail "consume, park"
+"$cli" verify m-1 >/dev/null || fail "verify"
 # One subscription open (the quota is 1): a second is refused.
-"$cli" subscribe m-1 >"$work/sub.out" 2>&1 &
+"$cli" subscribe --category m >"$work/sub.out" 2>&1 &
 sub=$!
 wait_for_line() {
   for _ in $(seq 200); do grep -q "$2" "$1" && return 0; sleep 0.05; done
@@ -50,6 +57,40 @@ wait_for_line() {
 }
 wait_for_line "$work/sub.out" 'm-1@1' || fail "the subscription delivered nothing: $(cat "$work/sub.out")"
 "$cli" subscribe m-1 --count 1 >/dev/null 2>&1 && fail "a second subscription was allowed"
+
+# expect NAME{LABELS} VALUE: the metric has exactly that value.
+expect() {
+  local got
+  got=$(metric "$1")
+  [ "$got" = "$2" ] || fail "$1 is '$got', not $2: $(get /metrics | grep -F -- "${1%%\{*}")"
+  pass "$1 = $2"
+}
+# The groups' gauges, read from the database at the first scrape.
+expect 'logbook_consumer_group_parked{group="mg"}' 2
+expect 'logbook_consumer_group_in_flight{group="mg"}' 0
+expect 'logbook_consumer_group_lag_events{group="mg"}' 0
+expect 'logbook_consumer_group_members{group="mg"}' 0
+expect 'logbook_consumer_group_deliveries_total{group="mg"}' 3
+expect 'logbook_consumer_group_redeliveries_total{group="mg"}' 1
+expect 'logbook_consumer_group_settled_total{group="mg",how="retry"}' 1
+expect 'logbook_consumer_group_settled_total{group="mg",how="park"}' 2
+expect 'logbook_verifications_total{result="intact"}' 1
+expect 'logbook_verifications_total{result="broken"}' 0
+# The subscription got both events of m and is at the head.
+expect logbook_subscription_events_delivered_total 2
+expect logbook_subscription_fell_behind_total 0
+expect logbook_subscription_lag_events 0
+# Three appends, each its own group commit of one event (one refused).
+expect logbook_group_commit_appends_count 3
+expect logbook_group_commit_appends_sum 3
+expect logbook_group_commit_events_sum 3
+expect logbook_group_commit_write_seconds_count 3
+# Connections: none leased at rest, none refused.
+expect 'logbook_db_connections_in_use{pool="store"}' 0
+expect 'logbook_db_connections_in_use{pool="consumer_groups"}' 0
+[ -z "$(metric 'logbook_db_connection_failures_total{pool="store"}')" ] ||
+  fail "a connection was refused"
+pass "no connection refused"
 
 A='method="/logbook.v1.EventStore/Append"'
 [ "$(metric "logbook_rpc_requests_total{code=\"OK\",$A}")" = 2 ] ||

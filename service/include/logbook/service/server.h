@@ -12,6 +12,8 @@
 namespace logbook::service {
 
 // TLS of the gRPC port (docs/security.md); no certificate: plaintext.
+class StoreMetrics;  // service/src/metrics.h
+
 struct ServerTls {
   std::string cert_file;       // PEM certificate chain served.
   std::string key_file;        // Its PEM private key.
@@ -52,6 +54,9 @@ struct ServerOptions {
   std::string metrics_listen;
   // The schema version the database has (build_info).
   int schema_version = 0;
+  // The store's figures (group commits, connection pools), shown with the
+  // rest: the StoreOptions::observer the store was opened with. Null: none.
+  std::shared_ptr<StoreMetrics> store_metrics;
   // Consumer-group members not renewed within this are gone (3 s to 1 h).
   absl::Duration member_timeout = absl::Seconds(10);
   uint32_t quota_subscriptions = 0;

@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "logbook/store/checkpoints.h"
 #include "logbook/store/limits.h"
+#include "logbook/store/observer.h"
 #include "logbook/store/types.h"
 
 namespace logbook::store {
@@ -42,6 +43,8 @@ struct StoreOptions {
   // this (3 s to 1 hour); its streams and leases then move to others.
   absl::Duration member_timeout = absl::Seconds(10);
   Limits limits;
+  // Told of group commits and pooled connections (metrics). Null: nobody.
+  std::shared_ptr<StoreObserver> observer;
 };
 
 // The system stream that records deletions and redactions.

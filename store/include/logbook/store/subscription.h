@@ -151,6 +151,9 @@ class LogTail {
   // Subscriptions open now.
   virtual size_t size() = 0;
 
+  // The newest head it knows of. Never blocks for long.
+  virtual uint64_t head() = 0;
+
   // The log's head is at least `head` (an append made through this
   // process, say). Never blocks for long.
   virtual void OnHead(uint64_t head) = 0;
