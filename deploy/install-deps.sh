@@ -16,6 +16,7 @@ packages=(
   prometheus-cpp-dev libcpp-httplib-dev  # /metrics, /healthz, /readyz (service/src/metrics.cc)
   postgresql postgresql-client
   python3               # clients/bench/run.sh summarizes its results with it
+  python3-yaml          # tests/e2e/container_e2etest.sh reads deploy/'s YAML files
   clang                 # tests/lint/thread_safety_test.sh: -Wthread-safety
   systemd               # systemd-analyze: tests/e2e/deploy_e2etest.sh verifies the unit
   openssl               # signing keys (docs/receipts.md); tests/e2e/cli_e2etest.sh makes one
