@@ -151,6 +151,7 @@ json EventJson(const v1::RecordedEvent& e) {
   if (e.has_schema_version()) j["schema_version"] = e.schema_version();
   if (!e.tenant().empty()) j["tenant"] = e.tenant();
   if (!e.written_by().empty()) j["written_by"] = e.written_by();
+  if (!e.traceparent().empty()) j["traceparent"] = e.traceparent();
   if (e.has_redaction_reason()) {
     j["data"] = nullptr;
     j["redaction_reason"] = e.redaction_reason();
@@ -261,7 +262,7 @@ bool ParseExpect(const std::string& text, v1::ExpectedVersion* out) {
 
 struct AppendArgs {
   std::string stream, type, data, data_file, metadata, content_type, expect = "any", event_id;
-  std::string correlation_id, causation_id;
+  std::string correlation_id, causation_id, traceparent;
   uint32_t schema_version = 0;
   bool json = false;
 };
@@ -287,7 +288,8 @@ int RunAppend(const Connection& conn, const AppendArgs& a, CLI::App& cmd) {
   logbook::Client client = conn.Client();
   absl::StatusOr<v1::AppendResponse> appended =
       client.Append(request.stream_id(), request.expected_version(),
-                    {request.events().begin(), request.events().end()});
+                    {request.events().begin(), request.events().end()},
+                    logbook::AppendOptions{a.traceparent});
   if (!appended.ok()) return Fail(appended.status());
   const v1::AppendResponse& response = *appended;
   if (a.json) {
@@ -1315,6 +1317,9 @@ int main(int argc, char** argv) {
   append_cmd->add_option("--event-id", append.event_id, "Event UUID (default: generated)");
   append_cmd->add_option("--correlation-id", append.correlation_id, "Correlation id");
   append_cmd->add_option("--causation-id", append.causation_id, "Causation id");
+  append_cmd->add_option("--traceparent", append.traceparent,
+                         "W3C trace context of this append (00-<trace id>-<parent id>-<flags>), "
+                         "stored with the event and returned on reads");
   append_cmd->add_option("--schema-version", append.schema_version,
                          "Version of the event's schema, stored and returned on reads "
                          "(default: none)");

@@ -313,12 +313,14 @@ absl::Status AppendError(const grpc::Status& status, const grpc::ClientContext& 
 
 absl::StatusOr<v1::AppendResponse> Client::Append(const std::string& stream,
                                                   const v1::ExpectedVersion& expected,
-                                                  std::vector<v1::EventData> events) {
+                                                  std::vector<v1::EventData> events,
+                                                  const AppendOptions& options) {
   const v1::AppendRequest request = MakeAppendRequest(stream, expected, std::move(events));
   absl::Duration backoff = options_.initial_backoff;
   for (int attempt = 1;; ++attempt) {
     grpc::ClientContext ctx;
     Prepare(ctx, options_);
+    if (!options.traceparent.empty()) ctx.AddMetadata("traceparent", options.traceparent);
     v1::AppendResponse response;
     const grpc::Status status = stub_->Append(&ctx, request, &response);
     if (status.ok()) return response;

@@ -12,12 +12,12 @@ BEGIN
      AND (NEW.global_position, NEW.stream_id, NEW.stream_version, NEW.event_id, NEW.event_type,
           NEW.content_type, NEW.correlation_id, NEW.causation_id, NEW.recorded_at,
           NEW.schema_version, NEW.receipt_previous_hash, NEW.receipt_hash, NEW.data_digest,
-          NEW.metadata_digest, NEW.tenant, NEW.written_by)
+          NEW.metadata_digest, NEW.tenant, NEW.written_by, NEW.traceparent)
          IS NOT DISTINCT FROM
          (OLD.global_position, OLD.stream_id, OLD.stream_version, OLD.event_id, OLD.event_type,
           OLD.content_type, OLD.correlation_id, OLD.causation_id, OLD.recorded_at,
           OLD.schema_version, OLD.receipt_previous_hash, OLD.receipt_hash, OLD.data_digest,
-          OLD.metadata_digest, OLD.tenant, OLD.written_by) THEN
+          OLD.metadata_digest, OLD.tenant, OLD.written_by, OLD.traceparent) THEN
     RETURN NEW;
   END IF;
   RAISE EXCEPTION 'logbook: UPDATE on logbook.event_log is not allowed; history is append-only '

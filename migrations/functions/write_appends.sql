@@ -68,15 +68,15 @@ BEGIN
                                  event_type, data, metadata, content_type, correlation_id,
                                  causation_id, recorded_at, schema_version,
                                  receipt_previous_hash, receipt_hash, data_digest,
-                                 metadata_digest, tenant, written_by)
+                                 metadata_digest, tenant, written_by, traceparent)
   SELECT v_base + e.ord, e.stream_id, e.stream_version, e.event_id, e.event_type, e.data,
          e.metadata, e.content_type, e.correlation_id, e.causation_id, p_recorded_at,
          e.schema_version, e.receipt_previous_hash, e.receipt_hash, e.data_digest,
-         e.metadata_digest, e.tenant, e.written_by
+         e.metadata_digest, e.tenant, e.written_by, e.traceparent
     FROM unnest(p_events) WITH ORDINALITY
          AS e(stream_id, stream_version, event_id, event_type, content_type, correlation_id,
               causation_id, schema_version, data, metadata, receipt_previous_hash,
-              receipt_hash, data_digest, metadata_digest, tenant, written_by, ord)
+              receipt_hash, data_digest, metadata_digest, tenant, written_by, traceparent, ord)
     JOIN unnest(p_heads, v_lows, p_head_versions, p_head_last_events, v_hashes)
          AS h(id, low, high, last_event, hash)
       ON h.id = e.stream_id AND e.stream_version BETWEEN h.low AND h.high

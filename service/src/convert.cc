@@ -48,7 +48,8 @@ std::vector<store::NewEvent> FromProto(
     out.push_back({e.event_id(), e.type(), e.data(), e.metadata(), e.content_type(),
                    e.correlation_id(), e.causation_id(),
                    e.has_schema_version() ? std::optional<uint32_t>(e.schema_version())
-                                          : std::nullopt});
+                                          : std::nullopt,
+                   /*traceparent=*/""});
   }
   return out;
 }
@@ -186,6 +187,7 @@ void ToProto(const store::RecordedEvent& e, v1::RecordedEvent& out) {
   if (e.schema_version) out.set_schema_version(*e.schema_version);
   if (e.redaction_reason) out.set_redaction_reason(*e.redaction_reason);
   out.set_written_by(e.written_by);
+  if (!e.traceparent.empty()) out.set_traceparent(e.traceparent);
   out.set_tenant(e.tenant);
 }
 

@@ -276,6 +276,29 @@ grpc::ServerUnaryReactor* EventStoreService::RunUnary(grpc::CallbackServerContex
   return reactor;
 }
 
+namespace {
+
+// The gRPC metadata key of the W3C trace context an Append stores with its
+// events (docs/api.md#trace-context).
+constexpr char kTraceparentKey[] = "traceparent";
+
+// The W3C traceparent the call carries in its metadata (kTraceparentKey), or
+// "" without one; INVALID_ARGUMENT for a malformed one, or two.
+absl::StatusOr<std::string> TraceparentOf(const grpc::CallbackServerContext& context) {
+  const auto [first, last] = context.client_metadata().equal_range(kTraceparentKey);
+  if (first == last) return std::string();
+  if (std::next(first) != last) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kTraceparentKey, " metadata: sent more than once"));
+  }
+  const absl::string_view value(first->second.data(), first->second.size());
+  LOGBOOK_RETURN_IF_ERROR(
+      store::ValidateTraceparent(absl::StrCat(kTraceparentKey, " metadata"), value));
+  return std::string(value);
+}
+
+}  // namespace
+
 absl::StatusOr<Principal> EventStoreService::Caller(const grpc::CallbackServerContext& context,
                                                      uint32_t any_of, const char* call,
                                                      std::optional<absl::string_view> stream_id) {
@@ -337,6 +360,8 @@ grpc::ServerUnaryReactor* EventStoreService::Append(grpc::CallbackServerContext*
                                                     v1::AppendResponse* response) {
   absl::StatusOr<Principal> caller = Caller(*context, kWriter, "Append", request->stream_id());
   if (!caller.ok()) return Refuse(context, caller.status());
+  absl::StatusOr<std::string> traceparent = TraceparentOf(*context);
+  if (!traceparent.ok()) return Refuse(context, traceparent.status());
   if (absl::Status s = quotas_->Take(QuotaKind::kAppendsInFlight, *caller); !s.ok()) {
     metrics_.CountQuotaRefusal(QuotaKind::kAppendsInFlight);
     return Refuse(context, s);
@@ -355,10 +380,14 @@ grpc::ServerUnaryReactor* EventStoreService::Append(grpc::CallbackServerContext*
   // the append with others and calls back from its own thread. A small
   // request is handled right on this gRPC thread (microseconds of CPU, a
   // thread hop saved); a large one's JSON checks go to a worker.
-  auto submit = [this, context, request, response, reactor, writer = AsWriter(*caller), end] {
+  auto submit = [this, context, request, response, reactor, writer = AsWriter(*caller), end,
+                 traceparent = *std::move(traceparent)] {
+    std::vector<store::NewEvent> events = FromProto(request->events());
+    if (!traceparent.empty()) {
+      for (store::NewEvent& e : events) e.traceparent = traceparent;
+    }
     store_.AppendAsync(
-        request->stream_id(), FromProto(request->expected_version()),
-        FromProto(request->events()), writer,
+        request->stream_id(), FromProto(request->expected_version()), std::move(events), writer,
         [this, context, response, reactor, end,
          bytes = AppendedBytes(*request)](absl::StatusOr<store::AppendResult> result) {
           if (result.ok()) {

@@ -45,7 +45,7 @@ constexpr char kAppendLoadedGroupSql[] =
     " $6::bytea)";
 
 // The fields of logbook.new_event (migrations/0009, 0019).
-constexpr int kNewEventFields = 16;
+constexpr int kNewEventFields = 17;
 
 // Calls of logbook.append_cached for one group whose recorded_at a
 // concurrent writer's ticket passed, each at that ticket's time.
@@ -108,7 +108,7 @@ BinaryRowArray EventRows(const AppendPlan& plan, const std::vector<const AppendI
       value_bytes += appends[k]->stream_id.size() + e.type.size() + e.content_type.size() +
                      e.correlation_id.size() + e.causation_id.size() +
                      appends[k]->writer.tenant.size() + appends[k]->writer.principal.size() +
-                     16 + 8 + 8 + 4 * kHashBytes;
+                     e.traceparent.size() + 16 + 8 + 8 + 4 * kHashBytes;
     }
   }
   rows.Reserve(plan.events, value_bytes);
@@ -135,6 +135,7 @@ BinaryRowArray EventRows(const AppendPlan& plan, const std::vector<const AppendI
       rows.AddBytea(a.metadata_digest(i));
       rows.AddText(a.writer.tenant);
       rows.AddText(a.writer.principal);
+      rows.AddTextOrNull(e.traceparent);
     }
   }
   return rows;

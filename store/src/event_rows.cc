@@ -43,6 +43,7 @@ void ToEvent(const pqxx::row& row, RecordedEvent& e) {
   if (!row[12].is_null()) e.redaction_reason = row[12].as<std::string>();
   e.tenant.assign(row[13].c_str(), row[13].size());
   e.written_by.assign(row[14].c_str(), row[14].size());
+  e.traceparent.assign(row[15].c_str(), row[15].size());
 }
 
 std::vector<RecordedEvent> ToEvents(const pqxx::result& rows) {

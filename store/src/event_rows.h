@@ -14,12 +14,12 @@
   "global_position, stream_id, stream_version, event_id::text, event_type, data, "     \
   "metadata, content_type, coalesce(correlation_id, ''), coalesce(causation_id, ''), " \
   "extract(epoch FROM recorded_at), schema_version, redaction_reason, tenant, "        \
-  "coalesce(written_by, '')"
+  "coalesce(written_by, ''), coalesce(traceparent, '')"
 
 namespace logbook::store {
 
 // How many LOGBOOK_EVENT_COLUMNS there are: the index of a column after them.
-inline constexpr int kEventColumns = 15;
+inline constexpr int kEventColumns = 16;
 
 // Sets `event` from `row` (every field).
 void ToEvent(const pqxx::row& row, RecordedEvent& event);

@@ -19,7 +19,7 @@ constexpr size_t kMaxMessageBytes = 1 << 20;
 size_t MessageBytes(const RecordedEvent& e) {
   return e.data.size() + e.metadata.size() + e.stream_id.size() + e.type.size() +
          e.event_id.size() + e.content_type.size() + e.correlation_id.size() +
-         e.causation_id.size() + e.tenant.size() + e.written_by.size() +
+         e.causation_id.size() + e.tenant.size() + e.written_by.size() + e.traceparent.size() +
          (e.redaction_reason ? e.redaction_reason->size() : 0) + 80;
 }
 

@@ -7,7 +7,7 @@ namespace logbook::store {
 size_t EventBytes(const RecordedEvent& e) {
   return sizeof(RecordedEvent) + e.event_id.size() + e.type.size() + e.data.size() +
          e.metadata.size() + e.content_type.size() + e.correlation_id.size() +
-         e.causation_id.size() + e.stream_id.size() + e.tenant.size() + e.written_by.size() +
+         e.causation_id.size() + e.stream_id.size() + e.tenant.size() + e.written_by.size() + e.traceparent.size() +
          (e.redaction_reason ? e.redaction_reason->size() : 0);
 }
 

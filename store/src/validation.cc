@@ -9,9 +9,11 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "logbook/store/limits.h"
+#include "logbook/store/status_macros.h"
 #include "logbook/store/uuid.h"
 #include "nlohmann/json.hpp"
 #include "utf8.h"
@@ -117,6 +119,31 @@ absl::Status ValidateWriter(const Limits& limits, const Writer& writer) {
   return ValidateText("writer.tenant", writer.tenant, 1, limits.max_principal_bytes);
 }
 
+absl::Status ValidateTraceparent(absl::string_view field, absl::string_view value) {
+  auto hex = [](absl::string_view s) {
+    return std::all_of(s.begin(), s.end(),
+                       [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+  };
+  auto zeros = [](absl::string_view s) {
+    return std::all_of(s.begin(), s.end(), [](char c) { return c == '0'; });
+  };
+  const bool shaped = value.size() == 55 && value.substr(0, 3) == "00-" && value[35] == '-' &&
+                      value[52] == '-' && hex(value.substr(3, 32)) &&
+                      hex(value.substr(36, 16)) && hex(value.substr(53, 2));
+  if (!shaped) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ": '", absl::CHexEscape(value.substr(0, 64)),
+        value.size() > 64 ? "...'" : "'",
+        " is not a W3C traceparent (00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>, "
+        "lowercase)"));
+  }
+  if (zeros(value.substr(3, 32)) || zeros(value.substr(36, 16))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": a traceparent's trace id and parent id must not be all zeros"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateAppend(const Limits& limits, absl::string_view stream_id,
                             std::vector<NewEvent>& events) {
   if (auto s = ValidateStreamId(limits, "stream_id", stream_id); !s.ok()) return s;
@@ -149,6 +176,10 @@ absl::Status ValidateAppend(const Limits& limits, absl::string_view stream_id,
       return invalid(".event_id: ", absl::StrCat(e.event_id, " repeats events[", it->second, "]"));
     }
     if (e.content_type.empty()) e.content_type = kJsonContentType;
+    if (!e.traceparent.empty()) {
+      LOGBOOK_RETURN_IF_ERROR(
+          ValidateTraceparent(absl::StrCat("events[", i, "].traceparent"), e.traceparent));
+    }
     for (auto [field, text, min_bytes, max_bytes] :
          {std::tuple(".type: ", &e.type, 1, limits.max_event_type_bytes),
           std::tuple(".content_type: ", &e.content_type, 1, limits.max_content_type_bytes),

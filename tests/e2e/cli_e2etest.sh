@@ -294,6 +294,13 @@ signed_periodically() {
 }
 check "checkpoint every interval" 0 '' -- signed_periodically
 check "checkpoint interval latest" 0 '^checkpoint #2 at position 3, ' -- "$cli" checkpoint
+# A W3C trace context goes with the append, and comes back on reads.
+tp=00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01
+check "append traceparent" 0 'at version 0' -- "$cli" append traced-1 --type T --data '{}' --traceparent "$tp"
+check "read traceparent" 0 "\"traceparent\":\"$tp\"" -- "$cli" read traced-1 --json
+check "append bad traceparent" 5 "traceparent metadata: '00-xyz' is not a W3C traceparent" -- \
+  "$cli" append traced-1 --type T --data '{}' --traceparent 00-xyz
+check "nothing appended" 0 '^1$' -- sh -c "'$cli' read traced-1 | wc -l"
 stop_logbookd
 check "server gone" 6 '' -- "$cli" --timeout 2 stream order-1
 check "clean shutdown line" 0 'logbookd stopped' -- cat "$work/server.log"

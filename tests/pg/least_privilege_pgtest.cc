@@ -55,7 +55,7 @@ class LeastPrivilegeTest : public testing::StoreTest {
                           "SELECT * FROM logbook.append_loaded(ARRAY[ROW('", stream, "', ",
                           version, ", gen_random_uuid(), 'Forged', 'application/json', NULL, "
                           "NULL, NULL, '\\x7b7d'::bytea, ''::bytea, ", previous, ", ", receipt,
-                          ", sha256('\\x7b7d'::bytea), sha256(''::bytea), 'default', 'mallory')::logbook.new_event], "
+                          ", sha256('\\x7b7d'::bytea), sha256(''::bytea), 'default', 'mallory', NULL)::logbook.new_event], "
                           "now(), ARRAY['", stream, "'], ARRAY[", version,
                           "::bigint], ARRAY[1::bigint], ", head_hash, ")"));
   }
@@ -127,10 +127,10 @@ TEST_F(LeastPrivilegeTest, AppendFunctionsRefuseWhatLogbookdWouldNeverSend) {
   EXPECT_NE(Exec(app_, "SELECT * FROM logbook.append_loaded(ARRAY["
                        "ROW('shop-1', 1, gen_random_uuid(), 'Forged', 'application/json', NULL, "
                        "NULL, NULL, '\\x7b7d'::bytea, ''::bytea, sha256('x'), sha256('y'), "
-                       "sha256('\\x7b7d'::bytea), sha256(''::bytea), 'default', 'mallory')::logbook.new_event, "
+                       "sha256('\\x7b7d'::bytea), sha256(''::bytea), 'default', 'mallory', NULL)::logbook.new_event, "
                        "ROW('acct-1', 6, gen_random_uuid(), 'Forged', 'application/json', NULL, "
                        "NULL, NULL, '\\x7b7d'::bytea, ''::bytea, sha256('x'), sha256('z'), "
-                       "sha256('\\x7b7d'::bytea), sha256(''::bytea), 'default', 'mallory')::logbook.new_event], now(), "
+                       "sha256('\\x7b7d'::bytea), sha256(''::bytea), 'default', 'mallory', NULL)::logbook.new_event], now(), "
                        "ARRAY['acct-1'], ARRAY[6::bigint], ARRAY[2::bigint], sha256('z'))")
                 .find(refused + "1 of the group's 2 events are not new versions of their streams"),
             std::string::npos);

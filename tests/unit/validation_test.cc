@@ -198,6 +198,40 @@ TEST(Helpers, JsonContentTypeAndUuids) {
             "abcdef00-0000-4000-8000-000000000000");
 }
 
+TEST(Validation, TraceparentIsW3cVersion00) {
+  const std::string good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  EXPECT_TRUE(ValidateTraceparent("t", good).ok());
+  const std::string shape =
+      " is not a W3C traceparent (00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>, "
+      "lowercase)";
+  EXPECT_EQ(ValidateTraceparent("t", "").message(), "t: ''" + shape);
+  EXPECT_EQ(ValidateTraceparent("t", "01" + good.substr(2)).message(),
+            "t: '01" + good.substr(2) + "'" + shape);  // Only version 00.
+  std::string upper = good;
+  upper[3] = 'B';
+  EXPECT_EQ(ValidateTraceparent("t", upper).message(), "t: '" + upper + "'" + shape);
+  EXPECT_EQ(ValidateTraceparent("t", good + "-x").message(), "t: '" + good + "-x'" + shape);
+  EXPECT_EQ(ValidateTraceparent("t", std::string(70, 'a')).message(),
+            "t: '" + std::string(64, 'a') + "...'" + shape);
+  EXPECT_EQ(ValidateTraceparent("t", "00-00000000000000000000000000000000-00f067aa0ba902b7-01")
+                .message(),
+            "t: a traceparent's trace id and parent id must not be all zeros");
+  EXPECT_EQ(ValidateTraceparent("t", "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01")
+                .message(),
+            "t: a traceparent's trace id and parent id must not be all zeros");
+  // An append checks each event's.
+  std::vector<NewEvent> events(2);
+  for (NewEvent& e : events) {
+    e.type = "T";
+    e.data = "{}";
+    e.traceparent = good;
+  }
+  EXPECT_TRUE(ValidateAppend(Limits{}, "s-1", events).ok());
+  events[1].traceparent = "nope";
+  EXPECT_EQ(ValidateAppend(Limits{}, "s-1", events).message(),
+            "events[1].traceparent: 'nope'" + shape);
+}
+
 // Event ids are version 7 UUIDs: the first 48 bits are the time in Unix
 // milliseconds, so ids made in different milliseconds sort by time.
 TEST(Helpers, NewUuidIsTimeOrderedVersion7) {

@@ -50,6 +50,15 @@ struct ClientOptions {
 // (the Client's own calls carry it already).
 void AddToken(grpc::ClientContext& ctx, const ClientOptions& options);
 
+// What goes with one Append besides its events.
+struct AppendOptions {
+  // A W3C trace context ("00-<trace id>-<parent id>-<flags>"), sent as the
+  // call's "traceparent" metadata: logbookd stores it with every event of
+  // the append and returns it on reads and deliveries
+  // (RecordedEvent.traceparent). Empty: none.
+  std::string traceparent;
+};
+
 // Typed expected versions for Append.
 namespace expect {
 v1::ExpectedVersion Any();
@@ -105,7 +114,8 @@ class Client {
   // INVALID_ARGUMENT, ...
   absl::StatusOr<v1::AppendResponse> Append(const std::string& stream,
                                             const v1::ExpectedVersion& expected,
-                                            std::vector<v1::EventData> events);
+                                            std::vector<v1::EventData> events,
+                                            const AppendOptions& options = {});
 
   // One attempt of Append without waiting for it: returns at once, and
   // `done` runs once, on a gRPC thread, with what that attempt returned. No

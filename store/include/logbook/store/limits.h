@@ -49,6 +49,12 @@ bool IsJsonContentType(absl::string_view content_type);
 absl::Status ValidateStreamId(const Limits& limits, absl::string_view field,
                               absl::string_view stream_id);
 
+// INVALID_ARGUMENT naming `field` unless `value` is a W3C trace context
+// traceparent of version 00 (https://www.w3.org/TR/trace-context/): "00-",
+// a trace id of 32 lowercase hex digits, "-", a parent id of 16, "-", and
+// 2 of flags; neither id all zeros. Pure.
+absl::Status ValidateTraceparent(absl::string_view field, absl::string_view value);
+
 // Checks everything about an append except the expected version; fills in
 // generated event ids and canonicalizes the given ones. INVALID_ARGUMENT for
 // malformed input, RESOURCE_EXHAUSTED for sizes; the message names the field

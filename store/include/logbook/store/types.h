@@ -51,6 +51,9 @@ struct NewEvent {
   std::string correlation_id;
   std::string causation_id;
   std::optional<uint32_t> schema_version = std::nullopt;  // Unset: none.
+  // The W3C trace context of the request that appends it
+  // (ValidateTraceparent); empty: none. Not covered by the receipt.
+  std::string traceparent;
 };
 
 struct AppendResult {
@@ -85,6 +88,7 @@ struct RecordedEvent {
   // The principal that wrote it; empty for events stored before writers
   // were recorded (their receipts are logbook-receipt-v1).
   std::string written_by;
+  std::string traceparent;  // As appended; empty: none.
 };
 
 enum class Direction { kForward, kBackward };
