@@ -134,6 +134,14 @@ StoreMetrics::StoreMetrics() {
                       .Name("logbook_db_connections_in_use")
                       .Help("Pooled connections leased now, by pool")
                       .Register(registry_);
+  pool_max_ = &prometheus::BuildGauge()
+                   .Name("logbook_db_connections_max")
+                   .Help("Connections a pool holds at most, by pool")
+                   .Register(registry_);
+}
+
+void StoreMetrics::ConnectionPoolSized(absl::string_view pool, int size) {
+  pool_max_->Add({{"pool", std::string(pool)}}).Set(size);
 }
 
 void StoreMetrics::GroupCommitted(size_t appends, size_t events, absl::Duration queued,

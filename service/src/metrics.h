@@ -47,6 +47,7 @@ class StoreMetrics final : public store::StoreObserver, public prometheus::Colle
   StoreMetrics();
   void GroupCommitted(size_t appends, size_t events, absl::Duration queued,
                       absl::Duration wrote) override;
+  void ConnectionPoolSized(absl::string_view pool, int size) override;
   void ConnectionAsked(absl::string_view pool, absl::Duration waited, bool leased) override;
   void ConnectionReturned(absl::string_view pool) override;
   std::vector<prometheus::MetricFamily> Collect() const override { return registry_.Collect(); }
@@ -60,6 +61,7 @@ class StoreMetrics final : public store::StoreObserver, public prometheus::Colle
   prometheus::Family<prometheus::Histogram>* pool_waits_;
   prometheus::Family<prometheus::Counter>* pool_failures_;
   prometheus::Family<prometheus::Gauge>* pool_in_use_;
+  prometheus::Family<prometheus::Gauge>* pool_max_;
 };
 
 class Metrics {

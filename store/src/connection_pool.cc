@@ -19,7 +19,9 @@ ConnectionPool::ConnectionPool(std::string dsn, int size, absl::Duration acquire
       max_waiters_(max_waiters),
       on_connect_(std::move(on_connect)),
       name_(std::move(name)),
-      observer_(observer) {}
+      observer_(observer) {
+  if (observer_ != nullptr) observer_->ConnectionPoolSized(name_, size_);
+}
 
 ConnectionPool::~ConnectionPool() = default;
 

@@ -88,6 +88,9 @@ expect logbook_group_commit_write_seconds_count 3
 # Connections: none leased at rest, none refused.
 expect 'logbook_db_connections_in_use{pool="store"}' 0
 expect 'logbook_db_connections_in_use{pool="consumer_groups"}' 0
+expect 'logbook_db_connections_max{pool="store"}' 8  # --pool-size's default.
+expect 'logbook_db_connections_max{pool="admin"}' 2
+expect 'logbook_db_connections_max{pool="consumer_groups"}' 8
 [ -z "$(metric 'logbook_db_connection_failures_total{pool="store"}')" ] ||
   fail "a connection was refused"
 pass "no connection refused"

@@ -21,6 +21,8 @@ class StoreObserver {
   // for a writer, and the database took `wrote`.
   virtual void GroupCommitted(size_t /*appends*/, size_t /*events*/,
                               absl::Duration /*queued*/, absl::Duration /*wrote*/) {}
+  // Pool `pool` holds `size` connections at most (told once, as it is made).
+  virtual void ConnectionPoolSized(absl::string_view /*pool*/, int /*size*/) {}
   // A caller asked pool `pool` ("store", "admin", "consumer_groups") for a
   // connection and got one (`leased`) or an error, after `waited`.
   virtual void ConnectionAsked(absl::string_view /*pool*/, absl::Duration /*waited*/,
