@@ -8,13 +8,19 @@
 #   tests/pg_cluster.sh stop ENV_FILE    stop it and delete the folder
 #   tests/pg_cluster.sh crash ENV_FILE   kill -9 the postmaster (a power cut)
 #   tests/pg_cluster.sh restart ENV_FILE start it again on the same port
+#   tests/pg_cluster.sh standby ENV_FILE PRIMARY_ENV_FILE
+#                                        a streaming standby of that cluster
+#                                        (pg_basebackup -R, application_name
+#                                        "standby"), started on a free port
+#   tests/pg_cluster.sh promote ENV_FILE promote a standby to primary
 #
 # initdb refuses to run as root, so as root the cluster runs as the
 # unprivileged `postgres` user (created by Debian's postgresql package).
 set -euo pipefail
 
-action=${1:?usage: pg_cluster.sh start|stop|crash|restart ENV_FILE}
-env_file=${2:?usage: pg_cluster.sh start|stop|crash|restart ENV_FILE}
+usage="usage: pg_cluster.sh start|stop|crash|restart|promote ENV_FILE, or standby ENV_FILE PRIMARY_ENV_FILE"
+action=${1:?$usage}
+env_file=${2:?$usage}
 bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 [ -x "$bindir/initdb" ] || { echo "pg_cluster.sh: PostgreSQL server binaries not found (apt-get install postgresql)" >&2; exit 1; }
 
@@ -82,5 +88,36 @@ restart)
   done
   echo "pg_cluster.sh: could not restart PostgreSQL" >&2; tail -n 20 "$dir/server.log" >&2; exit 1
   ;;
-*) echo "usage: pg_cluster.sh start|stop|crash|restart ENV_FILE" >&2; exit 2 ;;
+standby)
+  primary_env=${3:?$usage}
+  primary_port=$(sed -n 's/^LOGBOOK_TEST_PG_PORT=//p' "$primary_env")
+  dir=$(mktemp -d /tmp/logbook-test-pg.XXXXXX)
+  chmod 755 "$dir"
+  [ "$(id -u)" = 0 ] && chown postgres: "$dir"
+  as_owner "$bindir/pg_basebackup" -h 127.0.0.1 -p "$primary_port" -U logbook_admin -D "$dir/data" \
+    -R -X stream -c fast -d "application_name=standby" >"$dir/basebackup.log" 2>&1 ||
+    { cat "$dir/basebackup.log" >&2; exit 1; }
+  for attempt in 1 2 3 4 5 6 7 8; do
+    port=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+    (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && continue  # Taken.
+    if as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
+         -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300" \
+         start >/dev/null; then
+      break
+    fi
+    port=""
+  done
+  [ -n "$port" ] || { echo "pg_cluster.sh: could not start the standby" >&2; cat "$dir/server.log" >&2; exit 1; }
+  cat >"$env_file" <<VARS
+LOGBOOK_TEST_PG_DIR=$dir
+LOGBOOK_TEST_PG_PORT=$port
+LOGBOOK_TEST_ADMIN_DSN=postgresql://logbook_admin@127.0.0.1:$port/postgres
+LOGBOOK_TEST_PG_BINDIR=$bindir
+VARS
+  ;;
+promote)
+  dir=$(sed -n 's/^LOGBOOK_TEST_PG_DIR=//p' "$env_file")
+  as_owner "$bindir/pg_ctl" -D "$dir/data" -w -t 30 promote >/dev/null
+  ;;
+*) echo "$usage" >&2; exit 2 ;;
 esac
