@@ -7,7 +7,9 @@
 # standby promoted (pg_ctl promote): logbookd appends again within 10 s
 # without a restart, every acknowledged event is on the new primary, no
 # event id is stored twice, verify --all is clean, and the subscriber got
-# every event once, in order. Clusters of its own, since it kills one.
+# every event once, in order; a consumer group's worker handled every
+# event and its checkpoint reached the head. Clusters of its own, since it
+# kills one.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,6 +47,10 @@ start_logbookd "$dsn" "$work/server.log" || fail "logbookd did not start"
 
 "$cli" subscribe '$all' --json >"$work/sub.out" 2>"$work/sub.err" &
 sub_pid=$!
+# A consumer group's worker, across the failover too.
+"$cli" group create fg --category fo --strategy round-robin >/dev/null || fail "group create"
+"$cli" consume fg --consumer c1 --json >"$work/consume.out" 2>"$work/consume.err" &
+consume_pid=$!
 
 # appender N COUNT: COUNT events on stream fo-N, each retried with its own
 # event id until acknowledged; prints "id" lines of acknowledged ones and
@@ -110,5 +116,19 @@ assert got == want, f"got {len(got)} positions, first differences: " + str(
     [(i, g, w) for i, (g, w) in enumerate(zip(got, want)) if g != w][:3])
 PY
 pass "the subscriber got positions 1..$head once each, in order"
+
+# The group's state came across: its checkpoint reaches the head, and its
+# worker handled every event (at least once).
+checkpoint() { "$cli" group info fg --json | python3 -c "import json,sys; print(json.load(sys.stdin)['checkpoint_position'])"; }
+for _ in $(seq 300); do [ "$(checkpoint)" = "$head" ] && break; sleep 0.1; done
+[ "$(checkpoint)" = "$head" ] || fail "the group's checkpoint is $(checkpoint), not $head"
+kill "$consume_pid" 2>/dev/null; wait "$consume_pid" 2>/dev/null
+python3 - "$work/consume.out" "$head" <<'PY' || fail "the group's worker: $(tail -3 "$work/consume.err")"
+import json, sys
+got = {json.loads(l)["delivery_id"] for l in open(sys.argv[1]) if l.startswith("{")}
+missing = set(range(1, int(sys.argv[2]) + 1)) - got
+assert not missing, f"{len(missing)} events never handled, e.g. {sorted(missing)[:5]}"
+PY
+pass "the consumer group's checkpoint reached $head and its worker handled every event"
 stop_logbookd || fail "logbookd did not stop cleanly"
 finish
