@@ -10,6 +10,7 @@
 #include "auth_limiter.h"
 #include "metrics.h"
 #include "quotas.h"
+#include "read_router.h"
 #include "consume_reactor.h"
 #include "consumer_group_hub.h"
 #include "convert.h"
@@ -123,11 +124,13 @@ class VerifyReactor final : public grpc::ServerWriteReactor<v1::VerifyResponse> 
 
   // `on_done` gets the outcome: "intact", "broken" or "failed" (no result
   // sent).
-  VerifyReactor(store::EventStore& store, WorkerPool& workers, std::string stream_id,
-                std::function<void(absl::string_view outcome)> on_done)
+  // `pick` names the store to verify in (it may query: called on a worker).
+  VerifyReactor(std::function<store::EventStore&()> pick, WorkerPool& workers,
+                std::string stream_id, std::function<void(absl::string_view outcome)> on_done)
       : workers_(workers), on_done_(std::move(on_done)) {
-    Submit([this, &store, stream_id = std::move(stream_id)] {
-      absl::StatusOr<std::unique_ptr<store::Verification>> started = store.StartVerify(stream_id);
+    Submit([this, pick = std::move(pick), stream_id = std::move(stream_id)] {
+      absl::StatusOr<std::unique_ptr<store::Verification>> started =
+          pick().StartVerify(stream_id);
       if (!started.ok()) {
         Finish(ToGrpcStatus(started.status()));
         return;
@@ -230,7 +233,8 @@ EventStoreService::EventStoreService(store::EventStore& store, WorkerPool& worke
                                      store::LogTail& tail, store::ConsumerGroups& groups,
                                      ConsumerGroupHub& hub, const Authenticator& auth,
                                      Metrics& metrics, size_t max_subscriptions_per_connection,
-                                     int auth_failures_per_minute)
+                                     int auth_failures_per_minute,
+                                     std::vector<store::EventStore*> replicas)
     : store_(store),
       workers_(workers),
       tail_(tail),
@@ -240,6 +244,7 @@ EventStoreService::EventStoreService(store::EventStore& store, WorkerPool& worke
       metrics_(metrics),
       auth_limiter_(std::make_unique<AuthLimiter>(auth_failures_per_minute)),
       quotas_(std::make_unique<QuotaBook>()),
+      reads_(std::make_unique<ReadRouter>(store, std::move(replicas), metrics)),
       max_subscriptions_per_connection_(max_subscriptions_per_connection) {}
 
 EventStoreService::~EventStoreService() = default;
@@ -434,7 +439,8 @@ grpc::ServerUnaryReactor* EventStoreService::GetStream(grpc::CallbackServerConte
   absl::StatusOr<Principal> caller = Caller(*context, kReader, "GetStream", request->stream_id());
   if (!caller.ok()) return Refuse(context, caller.status());
   return RunUnary(context, *request, [this, request, response]() -> absl::Status {
-    LOGBOOK_ASSIGN_OR_RETURN(store::StreamInfo info, store_.GetStream(request->stream_id()));
+    LOGBOOK_ASSIGN_OR_RETURN(store::StreamInfo info,
+                             reads_->For(tail_.head()).GetStream(request->stream_id()));
     ToProto(info, *response);
     return absl::OkStatus();
   });
@@ -531,7 +537,8 @@ grpc::ServerWriteReactor<v1::VerifyResponse>* EventStoreService::Verify(
     EndCall();
     return new Failed(valid);
   }
-  return new VerifyReactor(store_, workers_, request->stream_id(),
+  return new VerifyReactor([this]() -> store::EventStore& { return reads_->For(tail_.head()); },
+                           workers_, request->stream_id(),
                            [this](absl::string_view outcome) {
                              metrics_.CountVerification(outcome);
                              EndCall();
@@ -568,7 +575,7 @@ grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadStream(
         if (done) return std::vector<store::RecordedEvent>{};
         query.max_count = max;
         query.max_bytes = max_bytes;
-        auto page = store_.ReadStream(query);
+        auto page = reads_->For(tail_.head()).ReadStream(query);
         if (page.ok() && !page->empty()) {
           const uint64_t last = page->back().stream_version;
           const bool forward = query.direction == store::Direction::kForward;
@@ -598,7 +605,7 @@ grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadAll(
         if (done) return std::vector<store::RecordedEvent>{};
         query.max_count = max;
         query.max_bytes = max_bytes;
-        auto page = store_.ReadAll(query);
+        auto page = reads_->For(tail_.head()).ReadAll(query);
         if (page.ok() && !page->empty()) {
           const uint64_t last = page->back().global_position;
           const bool forward = query.direction == store::Direction::kForward;

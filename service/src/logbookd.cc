@@ -86,6 +86,12 @@ int main(int argc, char** argv) {
                  "Connection for admin calls (RedactEvent) only, as a role granted "
                  "logbook_redactor (default: --database)")
       ->envname("LOGBOOK_ADMIN_DATABASE_URL");
+  std::vector<std::string> replica_dsns;
+  app.add_option("--replica-database", replica_dsns,
+                 "A PostgreSQL hot standby of --database (repeatable) that serves ReadStream, "
+                 "ReadAll, GetStream and Verify whenever it has replayed as far as this "
+                 "instance knows the log to be; else the primary serves them. Appends, "
+                 "subscriptions and consumer groups always use the primary");
   app.add_option("--pool-size", store_options.pool_size, "Database connections at most")
       ->check(CLI::Range(1, 1000));
   app.add_option("--append-writers", store_options.append_writers,
@@ -287,6 +293,22 @@ int main(int argc, char** argv) {
     spdlog::critical("cannot start: {}", std::string(store.status().message()));
     return 1;
   }
+  // The replicas: the primary's options, on their own connections.
+  std::vector<std::unique_ptr<logbook::store::EventStore>> replicas;
+  for (const std::string& dsn : replica_dsns) {
+    logbook::store::StoreOptions replica_options = store_options;
+    replica_options.dsn = dsn;
+    replica_options.admin_dsn.clear();
+    replica_options.observer = nullptr;
+    auto replica = logbook::store::EventStore::Open(replica_options);
+    if (!replica.ok()) {
+      spdlog::critical("cannot start: replica database: {}",
+                       std::string(replica.status().message()));
+      return 1;
+    }
+    server_options.replicas.push_back(replica->get());
+    replicas.push_back(*std::move(replica));
+  }
   server_options.schema_version = schema->version;
   auto server = logbook::service::Server::Start(server_options, **store);
   if (!server.ok()) {
@@ -300,6 +322,11 @@ int main(int argc, char** argv) {
       listen.substr(0, listen.rfind(':')), (*server)->port(), schema->version,
       store_options.pool_size,
       store_options.append_writers);
+  if (!replicas.empty()) {
+    spdlog::info("reads may be served by {} replica database(s) once they have replayed as far "
+                 "as this instance knows the log to be",
+                 replicas.size());
+  }
   if ((*server)->metrics_port() != 0) {
     const std::string& m = server_options.metrics_listen;
     spdlog::info("metrics on http://{}:{}/metrics (probes /healthz, /readyz)",

@@ -304,6 +304,12 @@ Metrics::Metrics(absl::string_view version, int schema_version)
   for (const char* result : {"intact", "broken", "failed"}) {
     verifications_->Add({{"result", result}});
   }
+  reads_ = &prometheus::BuildCounter()
+                .Name("logbook_reads_total")
+                .Help("Reads (pages of ReadStream and ReadAll, GetStream, Verify) by the "
+                      "database that served them: primary or replica (--replica-database)")
+                .Register(*registry_);
+  for (const char* database : {"primary", "replica"}) reads_->Add({{"database", database}});
 }
 
 void Metrics::Watch(const std::atomic<uint64_t>* position) {
@@ -337,6 +343,10 @@ void Metrics::CountGroupSettled(const std::string& group, absl::string_view how,
 void Metrics::SetGroups(store::ConsumerGroups* groups) {
   if (groups == nullptr) return;
   Add(std::make_shared<GroupGauges>(*groups));
+}
+
+void Metrics::CountRead(absl::string_view database) {
+  reads_->Add({{"database", std::string(database)}}).Increment();
 }
 
 void Metrics::CountVerification(absl::string_view result) {

@@ -101,6 +101,10 @@ class Metrics {
   // at most every 10 s: a group's lag counts the events past its frontier.
   void SetGroups(store::ConsumerGroups* groups);
 
+  // A read (a page of ReadStream or ReadAll, GetStream, a Verify) served by
+  // `database`: "primary" or "replica".
+  void CountRead(absl::string_view database);
+
   // Verify calls: "intact", "broken" (a receipt did not match) or "failed"
   // (no answer: an error, or the caller went away).
   void CountVerification(absl::string_view result);
@@ -131,6 +135,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* group_redeliveries_;
   prometheus::Family<prometheus::Counter>* group_settled_;
   prometheus::Family<prometheus::Counter>* verifications_;
+  prometheus::Family<prometheus::Counter>* reads_;
   std::set<const std::atomic<uint64_t>*> watched_ ABSL_GUARDED_BY(mu_);
   std::function<uint64_t()> head_ ABSL_GUARDED_BY(mu_);
   prometheus::Family<prometheus::Counter>* requests_;

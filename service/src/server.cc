@@ -98,7 +98,8 @@ class GrpcServer final : public Server {
     service_ = std::make_unique<EventStoreService>(store, workers_, *tail_, *groups_, *hub_,
                                                    *auth_, *metrics_,
                                                    options.max_subscriptions_per_connection,
-                                                   options.auth_failures_per_minute);
+                                                   options.auth_failures_per_minute,
+                                                   options.replicas);
     const store::Limits& limits = store.limits();
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();

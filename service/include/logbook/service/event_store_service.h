@@ -21,6 +21,7 @@ namespace logbook::service {
 class Authenticator;
 class AuthLimiter;
 class QuotaBook;
+class ReadRouter;
 class Metrics;
 class ConsumerGroupHub;
 struct Principal;
@@ -54,7 +55,8 @@ class EventStoreService final : public logbook::v1::EventStore::CallbackService 
   EventStoreService(store::EventStore& store, WorkerPool& workers, store::LogTail& tail,
                     store::ConsumerGroups& groups, ConsumerGroupHub& hub, const Authenticator& auth,
                     Metrics& metrics, size_t max_subscriptions_per_connection = 100,
-                    int auth_failures_per_minute = 10);
+                    int auth_failures_per_minute = 10,
+                    std::vector<store::EventStore*> replicas = {});
   ~EventStoreService() override;
 
   grpc::ServerUnaryReactor* Append(grpc::CallbackServerContext* context,
@@ -165,6 +167,8 @@ class EventStoreService final : public logbook::v1::EventStore::CallbackService 
   const std::unique_ptr<AuthLimiter> auth_limiter_;
   // What each principal holds against its quotas.
   const std::unique_ptr<QuotaBook> quotas_;
+  // Where ReadStream, ReadAll, GetStream and Verify read (replicas or store_).
+  const std::unique_ptr<ReadRouter> reads_;
   std::atomic<bool> draining_{false};
   std::atomic<int> in_flight_{0};
   const size_t max_subscriptions_per_connection_;

@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -52,6 +53,11 @@ struct ServerOptions {
   // Prometheus metrics at /metrics, with /healthz and /readyz, on this
   // HOST:PORT (docs/operations.md#metrics); empty: none.
   std::string metrics_listen;
+  // Hot standbys (logbookd --replica-database) that serve ReadStream,
+  // ReadAll, GetStream and Verify when they have replayed as far as this
+  // instance knows the log to be (docs/operations.md#reads-from-replicas).
+  // They must outlive the server. Empty: the primary serves every read.
+  std::vector<store::EventStore*> replicas;
   // The schema version the database has (build_info).
   int schema_version = 0;
   // The store's figures (group commits, connection pools), shown with the
