@@ -233,8 +233,7 @@ EventStoreService::EventStoreService(store::EventStore& store, WorkerPool& worke
                                      store::LogTail& tail, store::ConsumerGroups& groups,
                                      ConsumerGroupHub& hub, const Authenticator& auth,
                                      Metrics& metrics, size_t max_subscriptions_per_connection,
-                                     int auth_failures_per_minute,
-                                     std::vector<store::EventStore*> replicas)
+                                     int auth_failures_per_minute, ReadRouter* reads)
     : store_(store),
       workers_(workers),
       tail_(tail),
@@ -244,7 +243,11 @@ EventStoreService::EventStoreService(store::EventStore& store, WorkerPool& worke
       metrics_(metrics),
       auth_limiter_(std::make_unique<AuthLimiter>(auth_failures_per_minute)),
       quotas_(std::make_unique<QuotaBook>()),
-      reads_(std::make_unique<ReadRouter>(store, std::move(replicas), metrics)),
+      own_reads_(reads != nullptr
+                     ? nullptr
+                     : std::make_unique<ReadRouter>(store, std::vector<store::EventStore*>{},
+                                                    metrics)),
+      reads_(reads != nullptr ? reads : own_reads_.get()),
       max_subscriptions_per_connection_(max_subscriptions_per_connection) {}
 
 EventStoreService::~EventStoreService() = default;

@@ -89,9 +89,10 @@ int main(int argc, char** argv) {
   std::vector<std::string> replica_dsns;
   app.add_option("--replica-database", replica_dsns,
                  "A PostgreSQL hot standby of --database (repeatable) that serves ReadStream, "
-                 "ReadAll, GetStream and Verify whenever it has replayed as far as this "
-                 "instance knows the log to be; else the primary serves them. Appends, "
-                 "subscriptions and consumer groups always use the primary");
+                 "ReadAll, GetStream, Verify and subscriptions' catch-up whenever it has "
+                 "replayed as far as this instance knows the log to be; else the primary "
+                 "serves them. Appends, the live tail and consumer groups always use the "
+                 "primary");
   app.add_option("--pool-size", store_options.pool_size, "Database connections at most")
       ->check(CLI::Range(1, 1000));
   app.add_option("--append-writers", store_options.append_writers,

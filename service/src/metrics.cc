@@ -306,8 +306,9 @@ Metrics::Metrics(absl::string_view version, int schema_version)
   }
   reads_ = &prometheus::BuildCounter()
                 .Name("logbook_reads_total")
-                .Help("Reads (pages of ReadStream and ReadAll, GetStream, Verify) by the "
-                      "database that served them: primary or replica (--replica-database)")
+                .Help("Reads (pages of ReadStream and ReadAll, GetStream, Verify, catch-up "
+                      "windows) by the database that served them: primary or replica "
+                      "(--replica-database)")
                 .Register(*registry_);
   for (const char* database : {"primary", "replica"}) reads_->Add({{"database", database}});
 }

@@ -101,7 +101,8 @@ class Metrics {
   // at most every 10 s: a group's lag counts the events past its frontier.
   void SetGroups(store::ConsumerGroups* groups);
 
-  // A read (a page of ReadStream or ReadAll, GetStream, a Verify) served by
+  // A read (a page of ReadStream or ReadAll, GetStream, a Verify, a
+  // subscription's catch-up window) served by
   // `database`: "primary" or "replica".
   void CountRead(absl::string_view database);
 

@@ -18,6 +18,7 @@
 #include "logbook/store/log_watcher.h"
 #include "logbook/store/migrations.h"
 #include "metrics.h"
+#include "read_router.h"
 #include "spdlog/spdlog.h"
 #include "tls.h"
 
@@ -75,9 +76,18 @@ class GrpcServer final : public Server {
          options.auth_jwt_keys_file, options.auth_jwt_issuer, options.auth_jwt_audience});
     if (!auth.ok()) return auth.status();
     auth_ = *std::move(auth);
+    metrics_ = std::make_unique<Metrics>(LOGBOOK_VERSION, options.schema_version);
+    read_router_ = std::make_unique<ReadRouter>(store, options.replicas, *metrics_);
+    store::SubscriptionOptions subscriptions = options.subscriptions;
+    if (!options.replicas.empty()) {
+      // A catch-up window goes to a replica that has replayed all of it.
+      subscriptions.catch_up_store = [router = read_router_.get()](uint64_t until) {
+        return &router->For(until);
+      };
+    }
     auto tail = store::LogTail::Start(
         store, [this](std::function<void()> task) { return workers_.TrySubmit(std::move(task)); },
-        options.database_dsn, options.subscriptions);
+        options.database_dsn, subscriptions);
     if (!tail.ok()) return tail.status();
     tail_ = *std::move(tail);
     store::StoreOptions group_options;
@@ -91,7 +101,6 @@ class GrpcServer final : public Server {
     // New events wake the dispatchers of the groups consumed here.
     group_watcher_ = store::LogWatcher::Start({options.database_dsn},
                                               [this](uint64_t) { hub_->WakeAll(); });
-    metrics_ = std::make_unique<Metrics>(LOGBOOK_VERSION, options.schema_version);
     if (options.store_metrics) metrics_->Add(options.store_metrics);
     metrics_->SetHead([tail = tail_.get()] { return tail->head(); });
     metrics_->SetGroups(groups_.get());
@@ -99,7 +108,7 @@ class GrpcServer final : public Server {
                                                    *auth_, *metrics_,
                                                    options.max_subscriptions_per_connection,
                                                    options.auth_failures_per_minute,
-                                                   options.replicas);
+                                                   read_router_.get());
     const store::Limits& limits = store.limits();
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -198,10 +207,13 @@ class GrpcServer final : public Server {
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<store::ConsumerGroups> groups_;
   std::unique_ptr<ConsumerGroupHub> hub_;
+  // Outlives the tail, service_ and server_, which count into it.
+  std::unique_ptr<Metrics> metrics_;
+  // Where reads go (ServerOptions::replicas); the tail's catch-up reads too.
+  std::unique_ptr<ReadRouter> read_router_;
   WorkerPool workers_;
   std::unique_ptr<store::LogTail> tail_;
   std::unique_ptr<store::LogWatcher> group_watcher_;  // Stopped before hub_ goes.
-  std::unique_ptr<Metrics> metrics_;  // Outlives service_ and server_, which count into it.
   std::unique_ptr<EventStoreService> service_;
   std::unique_ptr<MetricsServer> metrics_server_;
   std::unique_ptr<grpc::Server> server_;

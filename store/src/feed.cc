@@ -282,7 +282,7 @@ void Feed::ReadNext() {
   q.max_count = page_;
   q.max_bytes = read_bytes_;
   q.filter = filter_;
-  auto events = tail_.store().ReadAll(q);
+  auto events = tail_.CatchUpStore(to).ReadAll(q);
   if (!events.ok()) {
     absl::MutexLock lock(&mu_);
     --reads_;

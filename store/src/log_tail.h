@@ -160,6 +160,12 @@ class LiveTail final : public LogTail {
   bool TryGoLive(const std::shared_ptr<Feed>& feed, uint64_t cursor);
   void Leave(Feed* feed);
   EventStore& store() { return store_; }
+  // Where a catch-up read of positions up to `until` goes
+  // (SubscriptionOptions::catch_up_store).
+  EventStore& CatchUpStore(uint64_t until) {
+    EventStore* chosen = options_.catch_up_store ? options_.catch_up_store(until) : nullptr;
+    return chosen != nullptr ? *chosen : store_;
+  }
   const Executor& executor() const { return executor_; }
   const SubscriptionOptions& options() const { return options_; }
   MemoryBudget& memory() { return memory_; }

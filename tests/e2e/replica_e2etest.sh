@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reads from a hot standby (logbookd --replica-database): a real streaming
-# replica (pg_basebackup -R) serves ReadStream, ReadAll, GetStream and
-# Verify while it has replayed as far as logbookd knows the log to be; with
+# replica (pg_basebackup -R) serves ReadStream, ReadAll, GetStream, Verify
+# and subscriptions' catch-up while it has replayed as far as logbookd
+# knows the log to be (a catch-up window: all of the window); with
 # its replay paused (pg_wal_replay_pause) and the log moved on, the primary
 # serves them, so no read misses an event; resumed, the replica serves
 # again. logbook_reads_total{database} says which served. Clusters of its
@@ -51,10 +52,12 @@ p0=$(reads primary) r0=$(reads replica)
 check "read, caught up" 0 '^5  r-1@4' -- sh -c "'$cli' read r-1 | tail -1"
 check "stream, caught up" 0 '^version        4$' -- "$cli" stream r-1
 check "verify, caught up" 0 '^ok: 5 events' -- "$cli" verify r-1
-# One read each (a page of ReadStream, GetStream, Verify).
-[ "$(reads primary)" = "$p0" ] && [ "$(reads replica)" = $((r0 + 3)) ] ||
+check "subscribe, caught up" 0 '^1 2 3 4 5$' -- \
+  sh -c "'$cli' subscribe '\$all' --count 5 | cut -d' ' -f1 | paste -sd' '"
+# One read each (a page of ReadStream, GetStream, Verify, a catch-up window).
+[ "$(reads primary)" = "$p0" ] && [ "$(reads replica)" = $((r0 + 4)) ] ||
   fail "reads: primary $p0 -> $(reads primary), replica $r0 -> $(reads replica)"
-pass "the replica served the 3 reads, the primary none"
+pass "the replica served the 4 reads, the primary none"
 
 # The replica stops replaying; the log moves on.
 psql -X -q "$standby" -c "SELECT pg_wal_replay_pause()" >/dev/null || fail "cannot pause replay"
@@ -66,9 +69,11 @@ check "read all from 6, replica behind" 0 '^6 7 8$' -- \
   sh -c "'$cli' read '\$all' --from 6 | cut -d' ' -f1 | paste -sd' '"
 check "stream, replica behind" 0 '^version        7$' -- "$cli" stream r-1
 check "verify, replica behind" 0 '^ok: 8 events' -- "$cli" verify r-1
-[ "$(reads replica)" = "$r1" ] && [ "$(reads primary)" = $((p1 + 4)) ] ||
+check "subscribe, replica behind" 0 '^1 2 3 4 5 6 7 8$' -- \
+  sh -c "'$cli' subscribe '\$all' --count 8 | cut -d' ' -f1 | paste -sd' '"
+[ "$(reads replica)" = "$r1" ] && [ "$(reads primary)" = $((p1 + 5)) ] ||
   fail "reads: primary $p1 -> $(reads primary), replica $r1 -> $(reads replica)"
-pass "with the replica behind, the primary served the 4 reads: nothing missed"
+pass "with the replica behind, the primary served the 5 reads: nothing missed"
 
 psql -X -q "$standby" -c "SELECT pg_wal_replay_resume()" >/dev/null || fail "cannot resume replay"
 wait_replayed 8

@@ -55,8 +55,7 @@ class EventStoreService final : public logbook::v1::EventStore::CallbackService 
   EventStoreService(store::EventStore& store, WorkerPool& workers, store::LogTail& tail,
                     store::ConsumerGroups& groups, ConsumerGroupHub& hub, const Authenticator& auth,
                     Metrics& metrics, size_t max_subscriptions_per_connection = 100,
-                    int auth_failures_per_minute = 10,
-                    std::vector<store::EventStore*> replicas = {});
+                    int auth_failures_per_minute = 10, ReadRouter* reads = nullptr);
   ~EventStoreService() override;
 
   grpc::ServerUnaryReactor* Append(grpc::CallbackServerContext* context,
@@ -167,8 +166,10 @@ class EventStoreService final : public logbook::v1::EventStore::CallbackService 
   const std::unique_ptr<AuthLimiter> auth_limiter_;
   // What each principal holds against its quotas.
   const std::unique_ptr<QuotaBook> quotas_;
-  // Where ReadStream, ReadAll, GetStream and Verify read (replicas or store_).
-  const std::unique_ptr<ReadRouter> reads_;
+  // Where ReadStream, ReadAll, GetStream and Verify read (replicas or
+  // store_): the one given, or one of its own on store_ alone.
+  const std::unique_ptr<ReadRouter> own_reads_;
+  ReadRouter* const reads_;
   std::atomic<bool> draining_{false};
   std::atomic<int> in_flight_{0};
   const size_t max_subscriptions_per_connection_;

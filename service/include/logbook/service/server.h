@@ -54,8 +54,9 @@ struct ServerOptions {
   // HOST:PORT (docs/operations.md#metrics); empty: none.
   std::string metrics_listen;
   // Hot standbys (logbookd --replica-database) that serve ReadStream,
-  // ReadAll, GetStream and Verify when they have replayed as far as this
-  // instance knows the log to be (docs/operations.md#reads-from-replicas).
+  // ReadAll, GetStream, Verify and subscriptions' catch-up when they have
+  // replayed as far as this instance knows the log to be
+  // (docs/operations.md#reads-from-replicas).
   // They must outlive the server. Empty: the primary serves every read.
   std::vector<store::EventStore*> replicas;
   // The schema version the database has (build_info).

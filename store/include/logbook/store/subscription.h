@@ -55,6 +55,10 @@ struct SubscriptionOptions {
   absl::Duration checkpoint_interval = absl::Seconds(1);  // Idle checkpoints.
   absl::Duration poll_interval = absl::Seconds(1);        // Head poll without NOTIFY.
   absl::Duration tail_retry_delay = absl::Milliseconds(100);  // After a failed tail read.
+  // Where a catch-up read of positions up to `until` goes (a replica that
+  // has replayed them all, say); null, or a null result: the tail's store.
+  // Called on the executor's threads; may query; must be thread-safe.
+  std::function<EventStore*(uint64_t until)> catch_up_store;
 };
 
 // Runs blocking work (a database read) on another thread. Returns false
