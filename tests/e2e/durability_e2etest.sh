@@ -10,7 +10,8 @@ env_file="$work/pg.env"
 stop_cluster() { [ -n "${KEEP:-}" ] || "$here/pg_cluster.sh" stop "$env_file"; }
 on_exit stop_cluster
 
-"$here/pg_cluster.sh" start "$env_file" >/dev/null || fail "cannot start PostgreSQL"
+# Not a new run of the suite: the client errors collected so far stay.
+env -u LOGBOOK_TEST_CLIENT_ERRORS "$here/pg_cluster.sh" start "$env_file" >/dev/null || fail "cannot start PostgreSQL"
 . "$env_file"
 dsn="postgresql://logbook_admin@127.0.0.1:$LOGBOOK_TEST_PG_PORT/postgres"
 "$LOGBOOK_CLI" migrate up --database "$dsn" >/dev/null || fail "migrate"

@@ -25,7 +25,8 @@ stop_clusters() {
 on_exit stop_clusters
 cli=$LOGBOOK_CLI
 
-"$here/pg_cluster.sh" start "$primary_env" >/dev/null || fail "cannot start the primary"
+# Not a new run of the suite: the client errors collected so far stay.
+env -u LOGBOOK_TEST_CLIENT_ERRORS "$here/pg_cluster.sh" start "$primary_env" >/dev/null || fail "cannot start the primary"
 primary_port=$(sed -n 's/^LOGBOOK_TEST_PG_PORT=//p' "$primary_env")
 admin() { psql -X -q -At -v ON_ERROR_STOP=1 "postgresql://logbook_admin@127.0.0.1:$1/postgres" "${@:2}"; }
 "$cli" migrate up --database "postgresql://logbook_admin@127.0.0.1:$primary_port/postgres" >/dev/null ||
