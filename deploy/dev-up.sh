@@ -82,12 +82,15 @@ fi
 
 psql=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U logbook_admin -d postgres)
 exists() { [ -n "$("${psql[@]}" -Atc "$1")" ]; }
-for role in "logbook_owner LOGIN CREATEDB" "logbook_app LOGIN" "logbook_redactor LOGIN"; do
+for role in "logbook_owner LOGIN CREATEDB" "logbook_app LOGIN" "logbook_redactor LOGIN" \
+            "logbook_all_tenants NOLOGIN"; do
   if ! exists "SELECT 1 FROM pg_roles WHERE rolname = '${role%% *}'"; then
     echo "==> creating role ${role%% *}"
     "${psql[@]}" -c "CREATE ROLE $role"
   fi
 done
+# The admin connection reads every tenant: the live tail, signed checkpoints.
+"${psql[@]}" -c "GRANT logbook_all_tenants TO logbook_redactor"
 if ! exists "SELECT 1 FROM pg_database WHERE datname = 'logbook'"; then
   echo "==> creating database logbook (owner logbook_owner)"
   "${psql[@]}" -c "CREATE DATABASE logbook OWNER logbook_owner"

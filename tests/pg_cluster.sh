@@ -50,9 +50,11 @@ start)
   [ -n "$port" ] || { echo "pg_cluster.sh: could not start PostgreSQL" >&2; cat "$dir/server.log" >&2; exit 1; }
   psql=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U logbook_admin -d postgres)
   # The roles of docs/operations.md "Roles": the owner runs migrations, logbookd
-  # connects as logbook_app, and as logbook_redactor for admin calls.
+  # connects as logbook_app, and as logbook_redactor (which reads every
+  # tenant) for admin calls and the live tail.
   "${psql[@]}" -c "CREATE ROLE logbook_owner LOGIN CREATEDB" -c "CREATE ROLE logbook_app LOGIN" \
-    -c "CREATE ROLE logbook_redactor LOGIN"
+    -c "CREATE ROLE logbook_redactor LOGIN" -c "CREATE ROLE logbook_all_tenants" \
+    -c "GRANT logbook_all_tenants TO logbook_redactor"
   cat >"$env_file" <<VARS
 LOGBOOK_TEST_PG_DIR=$dir
 LOGBOOK_TEST_PG_PORT=$port

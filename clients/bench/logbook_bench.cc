@@ -78,7 +78,7 @@ int64_t NowNanos() {
 class LatencySubscriber final : public grpc::ClientReadReactor<v1::SubscribeResponse> {
  public:
   LatencySubscriber(v1::EventStore::Stub& stub, const v1::SubscribeRequest& request) {
-    logbook::AddToken(ctx_, Options(""));
+    logbook::AddCallMetadata(ctx_, Options(""));
     stub.async()->Subscribe(&ctx_, &request, this);
     StartRead(&response_);
     StartCall();
@@ -638,7 +638,7 @@ class RawConsumer final : public GroupConsumer,
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     channel_ = grpc::CreateCustomChannel(address, logbook::ChannelCredentials(Tls()), args);
     stub_ = v1::EventStore::NewStub(channel_);
-    logbook::AddToken(ctx_, Options(""));
+    logbook::AddCallMetadata(ctx_, Options(""));
     stub_->async()->Consume(&ctx_, this);
     join_.mutable_join()->set_group(group);
     join_.mutable_join()->set_consumer(consumer);

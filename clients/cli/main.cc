@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <iostream>
@@ -165,12 +166,14 @@ struct Connection {
   std::string tls_ca, tls_cert, tls_key;  // Paths; TLS when any is set.
   logbook::ClientTls tls;                 // Loaded from them after parsing.
   std::string token;                      // Bearer token; empty: none.
+  std::string tenant;                     // logbook-tenant metadata; empty: none.
 
   logbook::ClientOptions Options() const {
     logbook::ClientOptions options;
     options.address = address;
     options.tls = tls;
     options.token = token;
+    options.tenant = tenant;
     options.call_timeout = absl::Seconds(timeout_seconds);
     return options;
   }
@@ -181,7 +184,7 @@ struct Connection {
   }
   void Prepare(grpc::ClientContext& ctx) const {
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(timeout_seconds));
-    logbook::AddToken(ctx, Options());
+    logbook::AddCallMetadata(ctx, Options());
   }
 };
 
@@ -559,6 +562,7 @@ int RunVerify(const Connection& conn, const std::string& stream, bool all, bool 
               {"events_checked", result->events_checked()},
               {"streams_checked", result->streams_checked()}};
     if (result->has_head_hash()) j["head_hash"] = Hex(result->head_hash());
+    if (all) j["whole_log"] = result->whole_log();
     if (result->checkpoints_checked() > 0) {
       j["checkpoints_checked"] = result->checkpoints_checked();
       j["latest_checkpoint"] = {{"id", checkpoint.id()},
@@ -582,6 +586,8 @@ int RunVerify(const Connection& conn, const std::string& stream, bool all, bool 
     if (all) {
       std::cout << " in " << result->streams_checked()
                 << (result->streams_checked() == 1 ? " stream" : " streams");
+      // Other tenants' positions are holes in this one's view.
+      if (!result->whole_log()) std::cout << " of this tenant (other tenants share the log)";
     }
     if (result->has_head_hash()) std::cout << ", head " << Hex(result->head_hash());
     if (result->checkpoints_checked() > 0) {
@@ -608,6 +614,7 @@ int RunCheckpoint(const Connection& conn, bool create, bool as_json) {
   request.set_create(create);
   v1::SignedCheckpoint c;
   grpc::ClientContext ctx;
+  conn.Prepare(ctx);
   grpc::Status status = conn.Stub()->Checkpoint(&ctx, request, &c);
   if (!status.ok()) return Fail(status);
   if (as_json) {
@@ -678,11 +685,21 @@ struct TokenArgs {
   std::string principal;
   std::vector<std::string> roles;
   std::string scopes = "*";
+  std::string tenant = "-";
   std::string quotas;  // Empty: the server's defaults.
 };
 
 // A new random token, and the tokens-file line that gives it to a principal.
 int RunTokenCreate(const TokenArgs& a) {
+  if (a.tenant == "*" && std::find(a.roles.begin(), a.roles.end(), "admin") == a.roles.end()) {
+    return Usage("auth token create: --tenant '*' (every tenant) is for principals with the "
+                 "admin role");
+  }
+  if (a.tenant != "-" && a.tenant != "*") {
+    if (absl::Status valid = logbook::store::ValidateTenant("--tenant", a.tenant); !valid.ok()) {
+      return Usage("auth token create: " + std::string(valid.message()));
+    }
+  }
   unsigned char secret[32];
   if (RAND_bytes(secret, sizeof(secret)) != 1) {
     return Fail(absl::InternalError("no randomness for a token (RAND_bytes failed)"));
@@ -695,7 +712,8 @@ int RunTokenCreate(const TokenArgs& a) {
   std::cout << token << "\n"
             << absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(digest),
                                                         sizeof(digest)))
-            << " " << a.principal << " " << absl::StrJoin(a.roles, ",") << " - " << a.scopes
+            << " " << a.principal << " " << absl::StrJoin(a.roles, ",") << " " << a.tenant
+            << " " << a.scopes
             << (a.quotas.empty() ? "" : " ") << a.quotas << "\n";
   std::cerr << "-- the first line is the token: give it to " << a.principal
             << " (LOGBOOK_TOKEN); it is shown only now.\n"
@@ -1302,6 +1320,10 @@ int main(int argc, char** argv) {
                  "Bearer token sent with every call (logbookd with --auth-tokens requires one; "
                  "`logbook auth token create` makes them)")
       ->envname("LOGBOOK_TOKEN");
+  app.add_option("--tenant", conn.tenant,
+                 "Tenant whose streams the command works on, for a cross-tenant principal "
+                 "(default: the token's own tenant, or 'default')")
+      ->envname("LOGBOOK_TENANT");
 
   AppendArgs append;
   CLI::App* append_cmd = app.add_subcommand("append", "Append one event to a stream");
@@ -1467,6 +1489,10 @@ int main(int argc, char** argv) {
       ->required()
       ->delimiter(',')
       ->check(CLI::IsMember({"reader", "writer", "consumer", "operator", "admin"}));
+  token_create_cmd->add_option(
+      "--tenant", token.tenant,
+      "The principal's tenant: a name ([A-Za-z0-9._-], up to 64 bytes), '-' for the default "
+      "tenant, or '*' for every tenant (admin only: it names one per call with --tenant)");
   token_create_cmd->add_option(
       "--scopes", token.scopes,
       "Streams it may touch: '*' (all), or a comma list of prefixes ending in '*' (orders-*) "

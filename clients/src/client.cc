@@ -38,7 +38,7 @@ void SetDeadline(grpc::ClientContext& ctx, absl::Duration timeout) {
 // One attempt's deadline, and the token.
 void Prepare(grpc::ClientContext& ctx, const ClientOptions& options) {
   SetDeadline(ctx, options.call_timeout);
-  AddToken(ctx, options);
+  AddCallMetadata(ctx, options);
 }
 
 template <typename Request>
@@ -137,7 +137,7 @@ class ResumingSubscription final : public Subscription {
       // A subscription outlives outages: wait for the server to be reachable
       // instead of failing fast while the channel reconnects.
       ctx.set_wait_for_ready(true);
-      AddToken(ctx, options_);
+      AddCallMetadata(ctx, options_);
       {
         absl::MutexLock lock(&mu_);
         if (stopped_) {
@@ -229,8 +229,9 @@ std::optional<uint64_t> ActualVersion(const absl::Status& status) {
 
 std::string NewEventId() { return store::NewUuid(); }
 
-void AddToken(grpc::ClientContext& ctx, const ClientOptions& options) {
+void AddCallMetadata(grpc::ClientContext& ctx, const ClientOptions& options) {
   if (!options.token.empty()) ctx.AddMetadata("authorization", "Bearer " + options.token);
+  if (!options.tenant.empty()) ctx.AddMetadata("logbook-tenant", options.tenant);
 }
 
 namespace {
@@ -470,9 +471,10 @@ absl::StatusOr<v1::RedactEventResponse> Client::RedactEvent(const std::string& s
   grpc::ClientContext ctx;
   SetDeadline(ctx, options_.call_timeout);
   if (admin_token.empty()) {
-    AddToken(ctx, options_);
+    AddCallMetadata(ctx, options_);
   } else {
     ctx.AddMetadata("authorization", "Bearer " + admin_token);
+    if (!options_.tenant.empty()) ctx.AddMetadata("logbook-tenant", options_.tenant);
   }
   v1::RedactEventRequest request;
   request.set_stream_id(stream);
@@ -514,7 +516,7 @@ absl::StatusOr<v1::VerifyResult> Client::Verify(
     const v1::VerifyRequest& request,
     const std::function<void(const v1::VerifyProgress&)>& on_progress) {
   grpc::ClientContext ctx;
-  AddToken(ctx, options_);
+  AddCallMetadata(ctx, options_);
   auto reader = stub_->Verify(&ctx, request);
   v1::VerifyResponse response;
   std::optional<v1::VerifyResult> result;

@@ -302,7 +302,7 @@ absl::Status Worker::RunConnection(bool* joined) {
   Connection connection(options_);
   // An outage is waited out rather than failed fast; Stop() cancels the wait.
   connection.ctx.set_wait_for_ready(true);
-  AddToken(connection.ctx, client_.options());
+  AddCallMetadata(connection.ctx, client_.options());
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) return absl::OkStatus();

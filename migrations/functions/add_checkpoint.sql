@@ -27,5 +27,7 @@ $$;
 
 REVOKE ALL ON FUNCTION logbook.add_checkpoint(bigint, bytea, timestamptz, bytea, bytea)
   FROM PUBLIC;
+-- logbookd signs checkpoints on its admin connection, which reads every
+-- tenant (migrations/0021_tenants.sql).
 GRANT EXECUTE ON FUNCTION logbook.add_checkpoint(bigint, bytea, timestamptz, bytea, bytea)
-  TO logbook_app;
+  TO logbook_app, logbook_all_tenants;

@@ -34,4 +34,5 @@ END;
 $$;
 
 REVOKE ALL ON FUNCTION logbook.add_checkpoint_receipts(bigint, bigint, bytea) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION logbook.add_checkpoint_receipts(bigint, bigint, bytea) TO logbook_app;
+GRANT EXECUTE ON FUNCTION logbook.add_checkpoint_receipts(bigint, bigint, bytea)
+  TO logbook_app, logbook_all_tenants;

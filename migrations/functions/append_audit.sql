@@ -1,6 +1,7 @@
 -- Appends one event of type p_type with JSON p_data to $audit, at the
 -- current time, written by p_written_by (the principal who asked for the
--- deletion or redaction it records) in the tenant 'default', and returns its
+-- deletion or redaction it records) in the session's tenant (the $audit
+-- stream is the tenant's own, current_tenant()), and returns its
 -- global position: the only way an event gets into a system stream. Locks $audit's row (or, before its first event, the
 -- new-stream advisory lock), hashes the receipt here (receipt_hash), takes a
 -- ticket and writes and publishes it as any append (write_appends). Its id
@@ -40,7 +41,7 @@ BEGIN
 
   v_event := ROW(v_stream, v_version, encode(v_id, 'hex')::uuid, p_type, 'application/json',
                  NULL, NULL, NULL, v_data, ''::bytea, v_previous, NULL, sha256(v_data),
-                 sha256(''::bytea), 'default', p_written_by);
+                 sha256(''::bytea), logbook.current_tenant(), p_written_by);
   v_event.receipt_hash := logbook.receipt_hash(
     v_previous, v_stream, v_version, v_event.event_id, p_type, 'application/json', v_at, NULL,
     NULL, NULL, v_event.data_digest, v_event.metadata_digest, v_event.tenant,

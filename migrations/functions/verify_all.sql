@@ -5,12 +5,19 @@
 -- row agrees with its newest StreamDeleted record. Returns one row: ok, the
 -- events and streams checked, and the broken event with the lowest position,
 -- if any. Reads only; runs as the owner (SECURITY DEFINER), as verify_stream
--- does. Usage: SELECT * FROM logbook.verify_all();
+-- does.
+--
+-- It verifies one tenant's log, the one logbook.tenant names
+-- (current_tenant()). The positions are checked only when that tenant holds
+-- the whole log: other tenants' positions are holes it cannot tell from
+-- deleted events. Usage: SET logbook.tenant = 'default';
+-- SELECT * FROM logbook.verify_all();
 CREATE OR REPLACE FUNCTION logbook.verify_all()
 RETURNS TABLE (ok boolean, events_checked bigint, streams_checked bigint, stream_id text,
                stream_version bigint, global_position bigint, reason text, detail text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+  v_tenant  constant text := logbook.current_tenant();
   v_head    bigint;
   v_events  bigint := 0;
   v_streams bigint := 0;
@@ -31,29 +38,31 @@ BEGIN
   SELECT lh.last_position INTO v_head FROM logbook.log_head lh;
   -- Positions: a hole is a deleted event, except for a recorded gap; an
   -- event inside a recorded gap was inserted.
-  SELECT q.pos, q.next, g.last_position AS gap_last INTO h FROM (
-    SELECT ev.global_position AS pos,
-           lead(ev.global_position) OVER (ORDER BY ev.global_position) AS next
-      FROM logbook.event_log ev
-     UNION ALL SELECT 0, min(ev.global_position) FROM logbook.event_log ev) q
-    LEFT JOIN logbook.position_gaps g ON g.first_position = q.pos + 1
-   WHERE q.pos < v_head AND coalesce(q.next, v_head + 1) <> coalesce(g.last_position, q.pos) + 1
-   ORDER BY q.pos LIMIT 1;
-  IF FOUND AND h.gap_last IS NOT NULL AND h.next <= h.gap_last THEN
-    b_found := true;
-    b_pos := h.next;
-    b_reason := 'event_inserted';
-    b_detail := 'the event is at a position no writer used (a recorded gap)';
-    SELECT ev.stream_id, ev.stream_version INTO b_stream, b_version FROM logbook.event_log ev
-     WHERE ev.global_position = h.next;
-  ELSIF FOUND THEN
-    v_missing := coalesce(h.gap_last, h.pos) + 1;
-    b_found := true;
-    b_pos := v_missing;
-    b_reason := 'event_missing';
-    b_detail := format('no event at position %s', v_missing);
-    SELECT m.stream_id, m.stream_version INTO b_stream, b_version
-      FROM logbook.missing_event_at(v_missing) m;
+  IF NOT EXISTS (SELECT FROM logbook.tenants t WHERE t.tenant <> v_tenant) THEN
+    SELECT q.pos, q.next, g.last_position AS gap_last INTO h FROM (
+      SELECT ev.global_position AS pos,
+             lead(ev.global_position) OVER (ORDER BY ev.global_position) AS next
+        FROM logbook.event_log ev
+       UNION ALL SELECT 0, min(ev.global_position) FROM logbook.event_log ev) q
+      LEFT JOIN logbook.position_gaps g ON g.first_position = q.pos + 1
+     WHERE q.pos < v_head AND coalesce(q.next, v_head + 1) <> coalesce(g.last_position, q.pos) + 1
+     ORDER BY q.pos LIMIT 1;
+    IF FOUND AND h.gap_last IS NOT NULL AND h.next <= h.gap_last THEN
+      b_found := true;
+      b_pos := h.next;
+      b_reason := 'event_inserted';
+      b_detail := 'the event is at a position no writer used (a recorded gap)';
+      SELECT ev.stream_id, ev.stream_version INTO b_stream, b_version FROM logbook.event_log ev
+       WHERE ev.global_position = h.next;
+    ELSIF FOUND THEN
+      v_missing := coalesce(h.gap_last, h.pos) + 1;
+      b_found := true;
+      b_pos := v_missing;
+      b_reason := 'event_missing';
+      b_detail := format('no event at position %s', v_missing);
+      SELECT m.stream_id, m.stream_version INTO b_stream, b_version
+        FROM logbook.missing_event_at(v_missing) m;
+    END IF;
   END IF;
   -- An event beyond the head, or of a stream nobody recorded, was inserted.
   -- A version at a lower position than the version before it: the stream's

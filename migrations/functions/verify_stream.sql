@@ -5,7 +5,9 @@
 -- event_missing, event_inserted, receipt_changed, versions_out_of_sequence,
 -- event_changed, redaction_not_audited; docs/receipts.md) and a detail.
 -- Reads only; runs as the owner (SECURITY DEFINER), which may use
--- receipt_hash. Usage: SELECT * FROM logbook.verify_stream('order-42');
+-- receipt_hash. The stream is the one of the tenant logbook.tenant names
+-- (current_tenant()). Usage: SET logbook.tenant = 'default';
+-- SELECT * FROM logbook.verify_stream('order-42');
 CREATE OR REPLACE FUNCTION logbook.verify_stream(p_stream_id text)
 RETURNS TABLE (ok boolean, events_checked bigint, head_hash bytea, stream_version bigint,
                global_position bigint, reason text, detail text)
@@ -23,6 +25,7 @@ DECLARE
   v_confirm  bytea;
   v_exists   boolean;
 BEGIN
+  PERFORM logbook.current_tenant();  -- Names one, or raises.
   SELECT * INTO s FROM logbook.streams st WHERE st.stream_id = p_stream_id;
   v_exists := FOUND;
   SELECT h.last_position INTO v_head FROM logbook.log_head h;

@@ -15,6 +15,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "jwt_auth.h"
+#include "logbook/store/limits.h"
+#include "logbook/store/status_macros.h"
 
 namespace logbook::service {
 namespace {
@@ -142,10 +144,9 @@ absl::StatusOr<TokenTable> ParseTokensFile(absl::string_view text, absl::string_
       if (!bit.ok()) return LineError(path, number, absl::StrCat("roles: ", bit.status().message()));
       p.roles |= *bit;
     }
-    if (fields[3] != "-") {
-      return LineError(path, number,
-                       "tenant: write '-' (tenants are not supported yet; see docs/security.md)");
-    }
+    absl::StatusOr<std::string> tenant = TenantField(fields[3], p.roles);
+    if (!tenant.ok()) return LineError(path, number, std::string(tenant.status().message()));
+    p.tenant = *std::move(tenant);
     if (fields[4] != "*") {
       for (absl::string_view scope : absl::StrSplit(fields[4], ',')) {
         if (absl::Status valid = ValidateScope(scope); !valid.ok()) {
@@ -178,7 +179,35 @@ absl::StatusOr<TokenTable> ParseTokensFile(absl::string_view text, absl::string_
   return table;
 }
 
-store::Writer AsWriter(const Principal& p) { return {p.name, store::kDefaultTenant}; }
+absl::StatusOr<std::string> TenantField(absl::string_view value, uint32_t roles) {
+  if (value == "-") return std::string(store::kDefaultTenant);
+  if (value == store::kAllTenants) {
+    if ((roles & kAdmin) == 0) {
+      return absl::InvalidArgumentError(
+          "tenant: '*' (every tenant) is for principals with the admin role");
+    }
+    return std::string(store::kAllTenants);
+  }
+  LOGBOOK_RETURN_IF_ERROR(store::ValidateTenant("tenant", value));
+  return std::string(value);
+}
+
+absl::StatusOr<std::string> CallTenant(const Principal& p,
+                                       std::optional<absl::string_view> requested) {
+  if (requested) {
+    LOGBOOK_RETURN_IF_ERROR(store::ValidateTenant(absl::StrCat(kTenantKey, " metadata"), *requested));
+  }
+  if (p.tenant == store::kAllTenants) {
+    return std::string(requested ? *requested : store::kDefaultTenant);
+  }
+  if (requested && *requested != p.tenant) {
+    return absl::PermissionDeniedError(absl::StrCat("principal '", p.name, "' belongs to tenant '",
+                                                    p.tenant, "', not '", *requested, "'"));
+  }
+  return p.tenant;
+}
+
+store::Writer AsWriter(const Principal& p) { return {p.name, p.tenant}; }
 
 std::string TokenDigest(absl::string_view token) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
@@ -335,7 +364,8 @@ absl::StatusOr<Principal> Authenticator::Authenticate(
     if (!options_.admin_token.empty()) {
       const std::string admin = TokenDigest(options_.admin_token);
       if (CRYPTO_memcmp(digest.data(), admin.data(), digest.size()) == 0) {
-        return Principal{"admin", kAllRoles, {}, false, options_.default_quotas};
+        return Principal{"admin", kAllRoles, {}, false, options_.default_quotas,
+                         store::kAllTenants};
       }
     }
     if (auto it = table->find(digest); it != table->end()) return it->second;
@@ -345,7 +375,8 @@ absl::StatusOr<Principal> Authenticator::Authenticate(
     if (auto it = table->find("cert:" + name); it != table->end()) return it->second;
   }
   if (!required()) {
-    return Principal{"anonymous", kAllRoles & ~kAdmin, {}, true, options_.default_quotas};
+    return Principal{"anonymous", kAllRoles & ~kAdmin, {}, true, options_.default_quotas,
+                     store::kAllTenants};
   }
   if (!cert_names.empty()) {
     return absl::UnauthenticatedError(

@@ -6,8 +6,8 @@
 // token (--admin-token); or, without a token, from the client certificate
 // of an mTLS connection, whose common name or a subject alternative name is
 // looked up as `cert:<name>` in the same file. With no tokens file, a call
-// without a token is anonymous: every role but admin, every stream
-// (logbookd then listens on loopback only).
+// without a token is anonymous: every role but admin, every stream, every
+// tenant (logbookd then listens on loopback only).
 //
 // Everything below the Authenticator is a pure function.
 #pragma once
@@ -61,7 +61,14 @@ struct Principal {
   std::vector<std::string> scopes;
   bool anonymous = false;
   Quotas quotas = {};
+  // The tenant whose streams it works on (docs/security.md "Tenants"), or
+  // store::kAllTenants: a cross-tenant principal, which names the tenant of
+  // each call (CallTenant).
+  std::string tenant = store::kDefaultTenant;
 };
+
+// The gRPC metadata key that names the tenant of a call.
+inline constexpr char kTenantKey[] = "logbook-tenant";
 
 // The principals of a tokens file by credential: the lowercase hex SHA-256
 // of a token, or "cert:<name>".
@@ -79,7 +86,7 @@ absl::Status ValidateScope(absl::string_view scope);
 // separated by blanks, '#' to the end of a line is a comment:
 //   <sha256 hex of the token | cert:NAME>  <principal>  <roles>  <tenant>  <scopes>  [quotas]
 // roles: a comma list of reader, writer, consumer, operator, admin; tenant:
-// '-' (tenants are not supported yet); scopes: '*' or a comma list of
+// TenantField; scopes: '*' or a comma list of
 // "prefix*" and category names; quotas: '-' or a comma list of
 // subscriptions=N, consumers=N, appends=N (appends in flight; 0: no limit),
 // each one not given taken from `defaults`. INVALID_ARGUMENT naming `path`,
@@ -87,8 +94,22 @@ absl::Status ValidateScope(absl::string_view scope);
 absl::StatusOr<TokenTable> ParseTokensFile(absl::string_view text, absl::string_view path,
                                            const Quotas& defaults = {});
 
-// The writer of what `p` appends, deletes or redacts: its name, in the
-// default tenant (tenants are not supported yet). Pure.
+// The tenant of a tokens file's tenant field or a JWT's tenant claim: '-'
+// the default tenant; '*' every tenant (store::kAllTenants), for principals
+// with the admin role only; otherwise a tenant's name (store::
+// ValidateTenant). INVALID_ARGUMENT saying why not. Pure.
+absl::StatusOr<std::string> TenantField(absl::string_view value, uint32_t roles);
+
+// The tenant a call of `p` works on: `p`'s own, which `requested` (the
+// call's logbook-tenant metadata, if any) may repeat; a cross-tenant
+// principal's is `requested`, else the default tenant. PERMISSION_DENIED
+// when `p` belongs to another tenant than `requested`; INVALID_ARGUMENT
+// when `requested` is no tenant's name. Pure.
+absl::StatusOr<std::string> CallTenant(const Principal& p,
+                                       std::optional<absl::string_view> requested);
+
+// The writer of what `p` appends, deletes or redacts: its name and its
+// tenant (after CallTenant: the call's). Pure.
 store::Writer AsWriter(const Principal& p);
 
 // Lowercase hex SHA-256 of `token`: what a tokens file holds. Pure.

@@ -238,6 +238,7 @@ void ToProto(const store::VerifyReport& report, v1::VerifyResult& out) {
   } else if (!report.head_hash.empty()) {
     out.set_head_hash(report.head_hash);
   }
+  if (report.whole_log) out.set_whole_log(true);
   if (report.checkpoints_checked > 0) out.set_checkpoints_checked(report.checkpoints_checked);
   if (report.latest_checkpoint) {
     ToProto(*report.latest_checkpoint, *out.mutable_latest_checkpoint());

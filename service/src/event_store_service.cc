@@ -126,11 +126,13 @@ class VerifyReactor final : public grpc::ServerWriteReactor<v1::VerifyResponse> 
   // sent).
   // `pick` names the store to verify in (it may query: called on a worker).
   VerifyReactor(std::function<store::EventStore&()> pick, WorkerPool& workers,
-                std::string stream_id, std::function<void(absl::string_view outcome)> on_done)
+                std::string stream_id, std::string tenant,
+                std::function<void(absl::string_view outcome)> on_done)
       : workers_(workers), on_done_(std::move(on_done)) {
-    Submit([this, pick = std::move(pick), stream_id = std::move(stream_id)] {
+    Submit([this, pick = std::move(pick), stream_id = std::move(stream_id),
+            tenant = std::move(tenant)] {
       absl::StatusOr<std::unique_ptr<store::Verification>> started =
-          pick().StartVerify(stream_id);
+          pick().StartVerify(stream_id, tenant);
       if (!started.ok()) {
         Finish(ToGrpcStatus(started.status()));
         return;
@@ -248,7 +250,13 @@ EventStoreService::EventStoreService(store::EventStore& store, WorkerPool& worke
                      : std::make_unique<ReadRouter>(store, std::vector<store::EventStore*>{},
                                                     metrics)),
       reads_(reads != nullptr ? reads : own_reads_.get()),
-      max_subscriptions_per_connection_(max_subscriptions_per_connection) {}
+      max_subscriptions_per_connection_(max_subscriptions_per_connection),
+      tenant_isolation_(store.CheckTenantIsolation()) {
+  if (!tenant_isolation_.ok()) {
+    spdlog::warn("callers of tenants other than 'default' are refused: {}",
+                 std::string(tenant_isolation_.message()));
+  }
+}
 
 EventStoreService::~EventStoreService() = default;
 
@@ -339,9 +347,34 @@ absl::StatusOr<Principal> EventStoreService::Caller(const grpc::CallbackServerCo
   }
   absl::Status allowed = RequireRole(*caller, any_of, call);
   if (allowed.ok() && stream_id) allowed = RequireStreamScope(*caller, "stream_id", *stream_id);
+  if (allowed.ok()) {
+    // From here on the principal acts in the call's tenant.
+    std::optional<absl::string_view> requested;
+    if (auto it = metadata.find(kTenantKey); it != metadata.end()) {
+      requested = absl::string_view(it->second.data(), it->second.size());
+    }
+    absl::StatusOr<std::string> tenant = CallTenant(*caller, requested);
+    allowed = tenant.status();
+    if (tenant.ok() && *tenant != store::kDefaultTenant && !tenant_isolation_.ok()) {
+      allowed = absl::FailedPreconditionError(
+          absl::StrCat("tenant '", *tenant, "': ", tenant_isolation_.message()));
+    }
+    if (tenant.ok()) caller->tenant = *std::move(tenant);
+  }
   if (!allowed.ok()) {
     spdlog::info("{} by {} refused: {}", call, caller->name, std::string(allowed.message()));
     return allowed;
+  }
+  return caller;
+}
+
+absl::StatusOr<Principal> EventStoreService::GroupCaller(
+    const grpc::CallbackServerContext& context, uint32_t any_of, const char* call) {
+  absl::StatusOr<Principal> caller = Caller(context, any_of, call);
+  if (caller.ok() && caller->tenant != store::kDefaultTenant) {
+    return absl::UnimplementedError(absl::StrCat(
+        call, ": consumer groups are the default tenant's only so far, not tenant '",
+        caller->tenant, "''s (docs/security.md \"Tenants\")"));
   }
   return caller;
 }
@@ -441,9 +474,10 @@ grpc::ServerUnaryReactor* EventStoreService::GetStream(grpc::CallbackServerConte
                                                        v1::StreamInfo* response) {
   absl::StatusOr<Principal> caller = Caller(*context, kReader, "GetStream", request->stream_id());
   if (!caller.ok()) return Refuse(context, caller.status());
-  return RunUnary(context, *request, [this, request, response]() -> absl::Status {
+  return RunUnary(context, *request,
+                  [this, request, response, tenant = caller->tenant]() -> absl::Status {
     LOGBOOK_ASSIGN_OR_RETURN(store::StreamInfo info,
-                             reads_->For(tail_.head()).GetStream(request->stream_id()));
+                             reads_->For(tail_.head()).GetStream(request->stream_id(), tenant));
     ToProto(info, *response);
     return absl::OkStatus();
   });
@@ -491,8 +525,11 @@ grpc::ServerUnaryReactor* EventStoreService::SaveSnapshot(
     v1::SaveSnapshotResponse* response) {
   absl::StatusOr<Principal> caller = Caller(*context, kWriter, "SaveSnapshot", request->stream_id());
   if (!caller.ok()) return Refuse(context, caller.status());
-  return RunUnary(context, *request, [this, request, response]() -> absl::Status {
-    LOGBOOK_ASSIGN_OR_RETURN(store::Snapshot saved, store_.SaveSnapshot(FromProto(*request)));
+  return RunUnary(context, *request,
+                  [this, request, response, tenant = caller->tenant]() -> absl::Status {
+    store::Snapshot snapshot = FromProto(*request);
+    snapshot.tenant = tenant;
+    LOGBOOK_ASSIGN_OR_RETURN(store::Snapshot saved, store_.SaveSnapshot(snapshot));
     ToProto(saved.created_at, *response->mutable_created_at());
     return absl::OkStatus();
   });
@@ -503,8 +540,11 @@ grpc::ServerUnaryReactor* EventStoreService::LoadSnapshot(
     v1::Snapshot* response) {
   absl::StatusOr<Principal> caller = Caller(*context, kReader, "LoadSnapshot", request->stream_id());
   if (!caller.ok()) return Refuse(context, caller.status());
-  return RunUnary(context, *request, [this, request, response]() -> absl::Status {
-    LOGBOOK_ASSIGN_OR_RETURN(store::Snapshot snapshot, store_.LoadSnapshot(FromProto(*request)));
+  return RunUnary(context, *request,
+                  [this, request, response, tenant = caller->tenant]() -> absl::Status {
+    store::SnapshotQuery query = FromProto(*request);
+    query.tenant = tenant;
+    LOGBOOK_ASSIGN_OR_RETURN(store::Snapshot snapshot, store_.LoadSnapshot(query));
     ToProto(snapshot, *response);
     return absl::OkStatus();
   });
@@ -541,7 +581,7 @@ grpc::ServerWriteReactor<v1::VerifyResponse>* EventStoreService::Verify(
     return new Failed(valid);
   }
   return new VerifyReactor([this]() -> store::EventStore& { return reads_->For(tail_.head()); },
-                           workers_, request->stream_id(),
+                           workers_, request->stream_id(), caller->tenant,
                            [this](absl::string_view outcome) {
                              metrics_.CountVerification(outcome);
                              EndCall();
@@ -569,6 +609,7 @@ grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadStream(
       Caller(*context, kReader, "ReadStream", request->stream_id());
   if (!caller.ok()) return new FailedWriteReactor<>(caller.status());
   absl::StatusOr<store::ReadStreamQuery> query = FromProto(*request);
+  if (query.ok()) query->tenant = caller->tenant;
   // The query keeps its until_* bounds from page to page.
   return StartPagedRead(
       *request, query.status(), request->max_count(),
@@ -595,6 +636,7 @@ grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadAll(
   if (!caller.ok()) return new FailedWriteReactor<>(caller.status());
   absl::StatusOr<store::ReadAllQuery> query = FromProto(*request);
   if (query.ok()) {
+    query->tenant = caller->tenant;
     // A scoped caller reads what its scopes cover, whatever it asked for.
     absl::StatusOr<store::EventFilter> narrowed = NarrowToScopes(*caller, query->filter);
     if (!narrowed.ok()) return new FailedWriteReactor<>(narrowed.status());
@@ -663,7 +705,7 @@ grpc::ServerWriteReactor<v1::SubscribeResponse>* EventStoreService::Subscribe(
     return new Failed(valid);
   }
   metrics_.SubscriptionOpened();
-  return StartSubscribeReactor(tail_, metrics_, scoped, std::move(scopes),
+  return StartSubscribeReactor(tail_, metrics_, scoped, caller->tenant, std::move(scopes),
                                [this, peer = std::move(peer), principal = caller->name] {
                                  metrics_.SubscriptionClosed();
                                  EndSubscription(peer);
@@ -677,7 +719,7 @@ grpc::ServerWriteReactor<v1::SubscribeResponse>* EventStoreService::Subscribe(
 grpc::ServerUnaryReactor* EventStoreService::CreateConsumerGroup(
     grpc::CallbackServerContext* context, const v1::CreateConsumerGroupRequest* request,
     v1::ConsumerGroupInfo* response) {
-  absl::StatusOr<Principal> caller = Caller(*context, kOperator, "CreateConsumerGroup");
+  absl::StatusOr<Principal> caller = GroupCaller(*context, kOperator, "CreateConsumerGroup");
   if (!caller.ok()) return Refuse(context, caller.status());
   return RunUnary(context, *request, [this, request, response, caller = *caller]() -> absl::Status {
     if (!request->has_target()) {
@@ -699,7 +741,7 @@ grpc::ServerUnaryReactor* EventStoreService::CreateConsumerGroup(
 grpc::ServerUnaryReactor* EventStoreService::UpdateConsumerGroup(
     grpc::CallbackServerContext* context, const v1::UpdateConsumerGroupRequest* request,
     v1::ConsumerGroupInfo* response) {
-  absl::StatusOr<Principal> caller = Caller(*context, kOperator, "UpdateConsumerGroup");
+  absl::StatusOr<Principal> caller = GroupCaller(*context, kOperator, "UpdateConsumerGroup");
   if (!caller.ok()) return Refuse(context, caller.status());
   return RunUnary(context, *request, [this, request, response, caller = *caller]() -> absl::Status {
     LOGBOOK_RETURN_IF_ERROR(CheckGroupScope(caller, request->group()));
@@ -716,7 +758,7 @@ grpc::ServerUnaryReactor* EventStoreService::UpdateConsumerGroup(
 grpc::ServerUnaryReactor* EventStoreService::DeleteConsumerGroup(
     grpc::CallbackServerContext* context, const v1::DeleteConsumerGroupRequest* request,
     v1::DeleteConsumerGroupResponse*) {
-  absl::StatusOr<Principal> caller = Caller(*context, kOperator, "DeleteConsumerGroup");
+  absl::StatusOr<Principal> caller = GroupCaller(*context, kOperator, "DeleteConsumerGroup");
   if (!caller.ok()) return Refuse(context, caller.status());
   return RunUnary(context, *request, [this, request, caller = *caller]() -> absl::Status {
     LOGBOOK_RETURN_IF_ERROR(CheckGroupScope(caller, request->group()));
@@ -730,7 +772,7 @@ grpc::ServerUnaryReactor* EventStoreService::DeleteConsumerGroup(
 grpc::ServerUnaryReactor* EventStoreService::ListConsumerGroups(
     grpc::CallbackServerContext* context, const v1::ListConsumerGroupsRequest* request,
     v1::ListConsumerGroupsResponse* response) {
-  absl::StatusOr<Principal> caller = Caller(*context, kReader | kConsumer | kOperator, "ListConsumerGroups");
+  absl::StatusOr<Principal> caller = GroupCaller(*context, kReader | kConsumer | kOperator, "ListConsumerGroups");
   if (!caller.ok()) return Refuse(context, caller.status());
   return RunUnary(context, *request, [this, response, caller = *caller]() -> absl::Status {
     LOGBOOK_ASSIGN_OR_RETURN(std::vector<store::GroupInfo> groups, groups_.List());
@@ -747,7 +789,7 @@ grpc::ServerUnaryReactor* EventStoreService::ListConsumerGroups(
 grpc::ServerUnaryReactor* EventStoreService::GetConsumerGroup(
     grpc::CallbackServerContext* context, const v1::GetConsumerGroupRequest* request,
     v1::ConsumerGroupInfo* response) {
-  absl::StatusOr<Principal> caller = Caller(*context, kReader | kConsumer | kOperator, "GetConsumerGroup");
+  absl::StatusOr<Principal> caller = GroupCaller(*context, kReader | kConsumer | kOperator, "GetConsumerGroup");
   if (!caller.ok()) return Refuse(context, caller.status());
   return RunUnary(context, *request, [this, request, response, caller = *caller]() -> absl::Status {
     LOGBOOK_RETURN_IF_ERROR(CheckGroupScope(caller, request->group()));
@@ -764,7 +806,7 @@ grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>* EventStoreServ
     explicit Refused(const grpc::Status& status) { Finish(status); }
     void OnDone() override { delete this; }
   };
-  absl::StatusOr<Principal> caller = Caller(*context, kConsumer, "Consume");
+  absl::StatusOr<Principal> caller = GroupCaller(*context, kConsumer, "Consume");
   if (!caller.ok()) return new Refused(ToGrpcStatus(caller.status()));
   if (absl::Status s = quotas_->Take(QuotaKind::kConsumers, *caller); !s.ok()) {
     metrics_.CountQuotaRefusal(QuotaKind::kConsumers);
@@ -790,7 +832,7 @@ grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>* EventStoreServ
 grpc::ServerUnaryReactor* EventStoreService::ListParked(grpc::CallbackServerContext* context,
                                                         const v1::ListParkedRequest* request,
                                                         v1::ListParkedResponse* response) {
-  absl::StatusOr<Principal> caller = Caller(*context, kOperator, "ListParked");
+  absl::StatusOr<Principal> caller = GroupCaller(*context, kOperator, "ListParked");
   if (!caller.ok()) return Refuse(context, caller.status());
   return RunUnary(context, *request, [this, request, response, caller = *caller]() -> absl::Status {
     LOGBOOK_RETURN_IF_ERROR(CheckGroupScope(caller, request->group()));
@@ -811,7 +853,7 @@ grpc::ServerUnaryReactor* EventStoreService::ListParked(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* EventStoreService::ReplayParked(grpc::CallbackServerContext* context,
                                                           const v1::ReplayParkedRequest* request,
                                                           v1::ReplayParkedResponse* response) {
-  absl::StatusOr<Principal> caller = Caller(*context, kOperator, "ReplayParked");
+  absl::StatusOr<Principal> caller = GroupCaller(*context, kOperator, "ReplayParked");
   if (!caller.ok()) return Refuse(context, caller.status());
   return RunUnary(context, *request, [this, request, response, caller = *caller]() -> absl::Status {
     LOGBOOK_RETURN_IF_ERROR(CheckGroupScope(caller, request->selection().group()));
@@ -829,7 +871,7 @@ grpc::ServerUnaryReactor* EventStoreService::ReplayParked(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* EventStoreService::DropParked(grpc::CallbackServerContext* context,
                                                         const v1::DropParkedRequest* request,
                                                         v1::DropParkedResponse* response) {
-  absl::StatusOr<Principal> caller = Caller(*context, kOperator, "DropParked");
+  absl::StatusOr<Principal> caller = GroupCaller(*context, kOperator, "DropParked");
   if (!caller.ok()) return Refuse(context, caller.status());
   return RunUnary(context, *request, [this, request, response, caller = *caller]() -> absl::Status {
     LOGBOOK_RETURN_IF_ERROR(CheckGroupScope(caller, request->selection().group()));

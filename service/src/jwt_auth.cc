@@ -354,9 +354,11 @@ absl::StatusOr<Principal> VerifyJwt(absl::string_view token, const JwtPolicy& po
     if (every_stream) p.scopes.clear();
   }
   const json tenant = claims.value("tenant", json());
-  if (!tenant.is_null() && tenant != "-") {
-    return Unauthenticated(
-        "the JWT names a tenant; tenants are not supported yet (omit the claim or use '-')");
+  if (!tenant.is_null()) {
+    if (!tenant.is_string()) return Unauthenticated("the JWT's tenant claim is not a string");
+    absl::StatusOr<std::string> named = TenantField(tenant.get<std::string>(), p.roles);
+    if (!named.ok()) return Unauthenticated(absl::StrCat("the JWT's ", named.status().message()));
+    p.tenant = *std::move(named);
   }
   return p;
 }

@@ -6,7 +6,8 @@
 //
 // The claims: `sub` is the principal; `roles` (an array, or a string of
 // names separated by commas or blanks) and `scopes` (the same) as in the
-// tokens file; `tenant` must be absent or "-" until tenants exist. `iss`
+// tokens file; `tenant` as the tokens file's field (TenantField; absent:
+// the default tenant). `iss`
 // must be the configured issuer, `aud` (a string or an array) must hold the
 // configured audience, `exp` is required and `nbf` honoured, each with
 // kJwtLeeway of clock skew allowed.

@@ -135,9 +135,10 @@ store::SubscriptionRequest FromProto(const v1::SubscribeRequest& request) {
 
 grpc::ServerWriteReactor<v1::SubscribeResponse>* StartSubscribeReactor(
     store::LogTail& tail, Metrics& metrics, const v1::SubscribeRequest& request,
-    std::vector<std::string> scopes, std::function<void()> on_done) {
+    std::string tenant, std::vector<std::string> scopes, std::function<void()> on_done) {
   auto* reactor = new SubscribeReactor(metrics, request, std::move(on_done));
   store::SubscriptionRequest store_request = FromProto(request);
+  store_request.tenant = std::move(tenant);
   store_request.filter.scopes = std::move(scopes);
   reactor->Start(tail, std::move(store_request));
   return reactor;

@@ -28,6 +28,6 @@ store::SubscriptionRequest FromProto(const v1::SubscribeRequest& request);
 // deletes itself.
 grpc::ServerWriteReactor<v1::SubscribeResponse>* StartSubscribeReactor(
     store::LogTail& tail, Metrics& metrics, const v1::SubscribeRequest& request,
-    std::vector<std::string> scopes, std::function<void()> on_done);
+    std::string tenant, std::vector<std::string> scopes, std::function<void()> on_done);
 
 }  // namespace logbook::service

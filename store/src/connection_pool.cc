@@ -1,12 +1,29 @@
 #include "connection_pool.h"
 
+#include <pqxx/nontransaction>
+
 #include "absl/strings/str_cat.h"
 #include "pg_errors.h"
 
 namespace logbook::store {
 
+absl::Status SetSessionTenant(pqxx::connection& conn, absl::string_view tenant) {
+  pqxx::nontransaction tx(conn);
+  const pqxx::row r = tx.exec_params1(
+      "SELECT set_config('logbook.tenant', $1, false), session_user,"
+      " $1 <> '*' OR pg_has_role(session_user, 'logbook_all_tenants', 'MEMBER')",
+      std::string(tenant));
+  if (!r[2].as<bool>()) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "reading every tenant's events needs a role that is a member of logbook_all_tenants, "
+        "which '", r[1].as<std::string>(), "' is not (give logbookd --admin-database as one; "
+        "docs/operations.md \"Roles\")"));
+  }
+  return absl::OkStatus();
+}
+
 ConnectionPool::Lease::~Lease() {
-  if (pool_ != nullptr) pool_->Release(std::move(conn_));
+  if (pool_ != nullptr) pool_->Release(std::move(conn_), std::move(tenant_));
 }
 
 ConnectionPool::ConnectionPool(std::string dsn, int size, absl::Duration acquire_timeout,
@@ -25,11 +42,20 @@ ConnectionPool::ConnectionPool(std::string dsn, int size, absl::Duration acquire
 
 ConnectionPool::~ConnectionPool() = default;
 
-absl::StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire() {
-  if (observer_ == nullptr) return AcquireUntold();
+absl::StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire(absl::string_view tenant) {
   const absl::Time asked = absl::Now();
   absl::StatusOr<Lease> lease = AcquireUntold();
-  observer_->ConnectionAsked(name_, absl::Now() - asked, lease.ok());
+  if (lease.ok() && !tenant.empty() && lease->tenant_ != tenant) {
+    absl::Status set = CatchPqxx("set the session's tenant",
+                                 [&]() -> absl::Status { return SetSessionTenant(**lease, tenant); });
+    if (!set.ok()) {
+      if (!absl::IsPermissionDenied(set)) lease->Discard();
+      if (observer_ != nullptr) observer_->ConnectionAsked(name_, absl::Now() - asked, false);
+      return set;
+    }
+    lease->tenant_ = std::string(tenant);
+  }
+  if (observer_ != nullptr) observer_->ConnectionAsked(name_, absl::Now() - asked, lease.ok());
   return lease;
 }
 
@@ -54,9 +80,9 @@ absl::StatusOr<ConnectionPool::Lease> ConnectionPool::AcquireUntold() {
       }
     }
     if (!idle_.empty()) {
-      auto conn = std::move(idle_.back());
+      Idle idle = std::move(idle_.back());
       idle_.pop_back();
-      return Lease(this, std::move(conn));
+      return Lease(this, std::move(idle.conn), std::move(idle.tenant));
     }
     ++open_;  // Reserve the slot; connect outside the lock.
   }
@@ -71,7 +97,7 @@ absl::StatusOr<ConnectionPool::Lease> ConnectionPool::AcquireUntold() {
     --open_;
     return opened.status();
   }
-  return Lease(this, *std::move(opened));
+  return Lease(this, *std::move(opened), "");
 }
 
 void ConnectionPool::DiscardIdle() {
@@ -80,11 +106,11 @@ void ConnectionPool::DiscardIdle() {
   idle_.clear();
 }
 
-void ConnectionPool::Release(std::unique_ptr<pqxx::connection> conn) {
+void ConnectionPool::Release(std::unique_ptr<pqxx::connection> conn, std::string tenant) {
   if (observer_ != nullptr) observer_->ConnectionReturned(name_);
   absl::MutexLock lock(&mu_);
   if (conn != nullptr && conn->is_open()) {
-    idle_.push_back(std::move(conn));
+    idle_.push_back({std::move(conn), std::move(tenant)});
   } else {
     --open_;
   }

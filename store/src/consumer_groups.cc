@@ -1527,7 +1527,7 @@ class PgConsumerGroups final : public ConsumerGroups {
   template <typename Fn>
   auto Run(absl::string_view operation, Fn&& fn)
       -> decltype(fn(std::declval<pqxx::connection&>())) {
-    LOGBOOK_ASSIGN_OR_RETURN(ConnectionPool::Lease lease, pool_.Acquire());
+    LOGBOOK_ASSIGN_OR_RETURN(ConnectionPool::Lease lease, pool_.Acquire(kDefaultTenant));
     auto result = CatchPqxx(operation, [&] { return fn(*lease); });
     if (absl::IsUnavailable(result.status()) || !lease->is_open()) {
       lease.Discard();

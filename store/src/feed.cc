@@ -64,7 +64,7 @@ bool Feed::Deliver(const EventBatch& batch, size_t batch_bytes, uint64_t to) {
     if (!live_ || ending_) return true;
     LiveRoom room;
     for (const auto& e : *batch) {
-      if (e.global_position > cursor_ && Matches(filter_, e)) ++room.events;
+      if (e.global_position > cursor_ && Wants(e)) ++room.events;
     }
     room.batch_bytes = batch_bytes;
     room.queued_events = queued_events_;
@@ -147,7 +147,7 @@ size_t Feed::EnqueueBatch(const EventBatch& batch, size_t bytes, bool filtered) 
   size_t queued = 0;
   for (size_t i = 0; i < batch->size(); ++i) {
     const auto& e = (*batch)[i];
-    if (filtered && (e.global_position <= cursor_ || !Matches(filter_, e))) continue;
+    if (filtered && (e.global_position <= cursor_ || !Wants(e))) continue;
     queue_.push_back({SubscriptionItem::Kind::kEvent, batch, i, e.global_position});
     reported_ = e.global_position;
     ++queued;
@@ -188,6 +188,7 @@ void Feed::Resolve() {
     }
     case SubscriptionRequest::Start::kAfterVersion: {
       ReadStreamQuery q;
+      q.tenant = request_.tenant;
       q.stream_id = filter_.stream_id;
       q.from_version = request_.after;
       q.max_count = 1;
@@ -277,6 +278,7 @@ void Feed::ReadNext() {
     return;
   }
   ReadAllQuery q;
+  q.tenant = request_.tenant;
   q.from_position = from + 1;
   q.until_position = to;
   q.max_count = page_;

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "connection_pool.h"
 #include "pg_errors.h"
 #include "spdlog/spdlog.h"
 
@@ -14,16 +15,31 @@ std::string Operation(const AppendInput& a) {
   return absl::StrCat("append to stream '", a.stream_id, "'");
 }
 
+// A stream as the committer's cache and running set know it: its tenant's.
+std::string StreamKey(const std::string& tenant, const std::string& stream_id) {
+  return absl::StrCat(tenant, absl::string_view("\0", 1), stream_id);
+}
+
 class PgGroupWriter final : public GroupWriter {
  public:
   explicit PgGroupWriter(std::string dsn) : dsn_(std::move(dsn)) {}
 
-  void Connect() override {
-    if (connected()) return;
-    conn_.reset();
-    auto conn = std::make_unique<pqxx::connection>(dsn_);
-    PrepareWriteStatements(*conn);
-    conn_ = std::move(conn);
+  void Connect(const std::string& tenant) override {
+    if (!connected()) {
+      conn_.reset();
+      auto conn = std::make_unique<pqxx::connection>(dsn_);
+      PrepareWriteStatements(*conn);
+      conn_ = std::move(conn);
+      tenant_.clear();
+    }
+    if (tenant_ != tenant) {
+      tenant_.clear();
+      // Never "*": every append's tenant is a valid name (ValidateWriter).
+      if (absl::Status set = SetSessionTenant(*conn_, tenant); !set.ok()) {
+        throw std::logic_error(std::string(set.message()));
+      }
+      tenant_ = tenant;
+    }
   }
   bool connected() const override { return conn_ != nullptr && conn_->is_open(); }
   void Disconnect() override { conn_.reset(); }
@@ -45,6 +61,7 @@ class PgGroupWriter final : public GroupWriter {
  private:
   const std::string dsn_;
   std::unique_ptr<pqxx::connection> conn_;
+  std::string tenant_;  // The session's logbook.tenant.
 };
 
 }  // namespace
@@ -109,11 +126,13 @@ GroupCommitter::Batch GroupCommitter::TakeBatch() {
     size_t bytes = 0;
     while (!queue_.empty()) {
       std::unique_ptr<Pending>& p = queue_.front();
-      const std::string& stream = p->append.stream_id;
+      const std::string stream = StreamKey(p->append.writer.tenant, p->append.stream_id);
       const bool full = batch.appends.size() >= max_batch_appends_ ||
                         (!batch.appends.empty() && bytes + p->append.bytes > max_batch_bytes_);
       if (full) break;
-      if (running_streams_.count(stream) != 0 || skipped.count(stream) != 0) {
+      if (batch.appends.empty()) batch.tenant = p->append.writer.tenant;
+      if (p->append.writer.tenant != batch.tenant || running_streams_.count(stream) != 0 ||
+          skipped.count(stream) != 0) {
         skipped.insert(stream);
         left.push_back(std::move(p));
       } else {
@@ -134,13 +153,14 @@ GroupCommitter::Batch GroupCommitter::TakeBatch() {
     }
     last_batch_ = batch.appends.size();
     ++running_;
-    std::map<std::string, StreamHead> heads;
+    std::map<std::string, StreamHead> heads;  // By stream id: one tenant's.
+    const size_t key_prefix = batch.tenant.size() + 1;
     for (const std::string& stream : taken) {
       running_streams_.insert(stream);
       batch.streams.push_back(stream);
       auto it = cache_.streams.find(stream);
       if (it != cache_.streams.end() && it->second.state == StreamState::kActive) {
-        heads[stream] = it->second;
+        heads[stream.substr(key_prefix)] = it->second;
       }
     }
     batch.recorded_at_micros =
@@ -177,7 +197,11 @@ void GroupCommitter::WriterLoop(GroupWriter& writer) {
         running_streams_.erase(stream);
         if (!after) cache_.streams.erase(stream);
       }
-      if (after) cache_.Remember(*after);
+      if (after) {
+        std::map<std::string, StreamHead> keyed;
+        for (auto& [id, head] : *after) keyed.emplace(StreamKey(batch.tenant, id), std::move(head));
+        cache_.Remember(keyed);
+      }
       for (const auto& p : batch.appends) {
         if (p->result.ok()) {
           cache_.last_recorded_at_micros = std::max(cache_.last_recorded_at_micros,
@@ -197,7 +221,7 @@ std::optional<std::map<std::string, StreamHead>> GroupCommitter::RunBatch(GroupW
   bool sent = false;  // The group reached the database.
   const absl::Status failed = CatchPqxx(
       absl::StrCat("append a group of ", appends.size()), [&]() -> absl::Status {
-        writer.Connect();
+        writer.Connect(batch.tenant);
         sent = true;
         std::optional<GroupOutcome> outcome;
         if (batch.heads) {
@@ -237,7 +261,7 @@ absl::StatusOr<AppendResult> GroupCommitter::RunAlone(GroupWriter& writer,
   absl::Status last;
   for (int attempt = 0; attempt < 2; ++attempt) {  // A second try on a fresh connection.
     absl::Status connected = CatchPqxx("connect to the database", [&]() -> absl::Status {
-      writer.Connect();
+      writer.Connect(append.writer.tenant);
       return absl::OkStatus();
     });
     if (!connected.ok()) {

@@ -28,8 +28,10 @@ namespace logbook::store {
 class GroupWriter {
  public:
   virtual ~GroupWriter() = default;
-  // Opens the connection (and prepares its statements) unless it is open.
-  virtual void Connect() = 0;
+  // Opens the connection (and prepares its statements) unless it is open,
+  // and makes `tenant` its session's tenant (the group's: every append of a
+  // group is one tenant's).
+  virtual void Connect(const std::string& tenant) = 0;
   virtual bool connected() const = 0;
   // Drops the connection, if any.
   virtual void Disconnect() = 0;
@@ -51,6 +53,10 @@ std::unique_ptr<GroupWriter> NewPgGroupWriter(std::string dsn);
 // group, in one transaction (each append keeps its own outcome); only then
 // are its callers answered. So N concurrent appends cost a few transactions
 // and WAL flushes instead of N.
+//
+// A group holds the appends of one tenant (PostgreSQL's row-level security
+// scopes its writer's session to it); appends of other tenants wait for the
+// next group, which the other writers take at once.
 //
 // A group goes to the database in one autocommit call when the head cache
 // knows all of its streams (AppendWithKnownHeads), else, or when that call
@@ -106,8 +112,9 @@ class GroupCommitter {
   };
   // Appends sharing a group.
   struct Batch {
+    std::string tenant;  // Every append's.
     std::vector<std::unique_ptr<Pending>> appends;
-    std::vector<std::string> streams;  // Distinct, marked running.
+    std::vector<std::string> streams;  // Distinct, marked running (StreamKey).
     // Every stream's head from the cache, when it knows them all.
     std::optional<std::map<std::string, StreamHead>> heads;
     int64_t recorded_at_micros = 0;  // Never before any this process used.
@@ -139,9 +146,9 @@ class GroupCommitter {
   size_t queued_events_ ABSL_GUARDED_BY(mu_) = 0;
   size_t running_ ABSL_GUARDED_BY(mu_) = 0;     // Groups being written.
   uint64_t finished_ ABSL_GUARDED_BY(mu_) = 0;  // Groups finished so far.
-  std::set<std::string> running_streams_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> running_streams_ ABSL_GUARDED_BY(mu_);  // StreamKeys.
   size_t last_batch_ ABSL_GUARDED_BY(mu_) = 0;  // Appends in the last one started.
-  HeadCache cache_ ABSL_GUARDED_BY(mu_);
+  HeadCache cache_ ABSL_GUARDED_BY(mu_);  // By StreamKey.
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 
   std::vector<std::unique_ptr<GroupWriter>> writers_;

@@ -1,6 +1,7 @@
 #include "log_tail.h"
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "spdlog/spdlog.h"
 
@@ -51,6 +52,16 @@ LiveTail::~LiveTail() {
 absl::Status LiveTail::Start(const std::string& dsn) {
   auto head = store_.HeadPosition();
   if (!head.ok()) return head.status();
+  // The tail reads every tenant's events: fail now, not at the first append,
+  // when the store's admin connection may not.
+  ReadAllQuery probe;
+  probe.tenant = kAllTenants;
+  probe.from_position = *head + 1;
+  probe.max_count = 1;
+  if (auto read = store_.ReadAll(probe); !read.ok()) {
+    return absl::Status(read.status().code(),
+                        absl::StrCat("the live tail cannot read the log: ", read.status().message()));
+  }
   {
     absl::MutexLock lock(&mu_);
     published_ = head_ = *head;
@@ -151,6 +162,7 @@ void LiveTail::TailLoop() {
     }
     if (from > 0) {
       ReadAllQuery q;
+      q.tenant = kAllTenants;  // Each subscription takes its tenant's.
       q.from_position = from;
       q.until_position = to;
       q.max_count = to - from + 1;

@@ -99,6 +99,10 @@ class Feed final : public Subscription, public std::enable_shared_from_this<Feed
   SubscriptionConsumer& consumer_;
   const SubscriptionRequest request_;
   EventFilter filter_;
+  // Whether the subscription wants `e`, a live event of any tenant's.
+  bool Wants(const RecordedEvent& e) const {
+    return e.tenant == request_.tenant && Matches(filter_, e);
+  }
   bool windowed_ = false;  // No filter: reads by windows of positions, two at once.
   uint64_t page_ = 0;
   size_t read_bytes_ = 0;   // max_bytes of a catch-up read.

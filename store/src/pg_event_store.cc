@@ -2,7 +2,10 @@
 // connections in autocommit mode. Appends go through the GroupCommitter,
 // which lets concurrent appends share a transaction (append_writer.h);
 // deletions and redactions write their $audit event the same way, in their
-// own transaction on a pooled connection.
+// own transaction on a pooled connection. Every call runs on a connection
+// set to its tenant (ConnectionPool::Acquire), so PostgreSQL's row-level
+// security shows and lets it write that tenant's rows only; reads of every
+// tenant (the live tail) and checkpoints run on the admin pool.
 #include <pqxx/pqxx>
 
 #include <limits>
@@ -216,11 +219,16 @@ void PrepareStatements(pqxx::connection& conn) {
   PrepareVerifyStatements(conn);
 }
 
-void PrepareAdminStatements(pqxx::connection& conn) { conn.prepare(kRedact, kRedactSql); }
+// The admin pool also reads every tenant's log and signs checkpoints.
+void PrepareAdminStatements(pqxx::connection& conn) {
+  PrepareStatements(conn);
+  conn.prepare(kRedact, kRedactSql);
+}
 
 constexpr uint64_t kMaxSql = std::numeric_limits<int64_t>::max();
 
-// Connections of the admin pool: redactions are rare and one at a time.
+// Connections of the admin pool: redactions and checkpoints are rare and one
+// at a time; the live tail reads with one.
 constexpr int kAdminConnections = 2;
 
 int64_t ToSql(uint64_t v) { return static_cast<int64_t>(std::min(v, kMaxSql)); }
@@ -251,7 +259,7 @@ class PgEventStore final : public EventStore {
                    observer_.get()) {}
 
   absl::Status Ping() {
-    return Run("connect to the database",
+    return Run(pool_, "", "connect to the database",
                [](pqxx::connection&) -> absl::StatusOr<bool> { return true; })
         .status();
   }
@@ -277,6 +285,7 @@ class PgEventStore final : public EventStore {
   }
 
   absl::StatusOr<std::vector<RecordedEvent>> ReadStream(const ReadStreamQuery& query) override {
+    LOGBOOK_RETURN_IF_ERROR(ValidateTenant("tenant", query.tenant));
     LOGBOOK_RETURN_IF_ERROR(ValidateStreamId(limits_, "stream_id", query.stream_id));
     LOGBOOK_RETURN_IF_ERROR(ValidateReadCount(limits_, query.max_count));
     const bool forward = query.direction == Direction::kForward;
@@ -286,7 +295,7 @@ class PgEventStore final : public EventStore {
     const int64_t until = query.until_version ? ToSql(*query.until_version)
                                               : static_cast<int64_t>(kMaxSql);
     const std::string until_time = SqlTime(query.until_time);
-    return RunRead(absl::StrCat("read stream '", query.stream_id, "'"),
+    return RunRead(pool_, query.tenant, absl::StrCat("read stream '", query.stream_id, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<RecordedEvent>> {
                  pqxx::nontransaction tx(conn);
                  pqxx::result rows =
@@ -303,6 +312,8 @@ class PgEventStore final : public EventStore {
   }
 
   absl::StatusOr<std::vector<RecordedEvent>> ReadAll(const ReadAllQuery& query) override {
+    const bool every_tenant = query.tenant == kAllTenants;
+    if (!every_tenant) LOGBOOK_RETURN_IF_ERROR(ValidateTenant("tenant", query.tenant));
     LOGBOOK_RETURN_IF_ERROR(ValidateReadCount(limits_, query.max_count));
     LOGBOOK_RETURN_IF_ERROR(ValidateFilter(limits_, query.filter));
     const bool forward = query.direction == Direction::kForward;
@@ -331,7 +342,7 @@ class PgEventStore final : public EventStore {
     }
     const pqxx::binarystring prefixes = TextArray(scope_prefixes).Param();
     const pqxx::binarystring categories = TextArray(scope_categories).Param();
-    return RunRead("read $all",
+    return RunRead(every_tenant ? admin_pool_ : pool_, query.tenant, "read $all",
                    [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<RecordedEvent>> {
                      pqxx::nontransaction tx(conn);
                      int64_t highest = bound;
@@ -359,16 +370,18 @@ class PgEventStore final : public EventStore {
   }
 
   absl::StatusOr<uint64_t> HeadPosition() override {
-    return RunRead("read the head position", [&](pqxx::connection& conn) -> absl::StatusOr<uint64_t> {
+    return RunRead(pool_, "", "read the head position", [&](pqxx::connection& conn) -> absl::StatusOr<uint64_t> {
       pqxx::nontransaction tx(conn);
       return tx.exec_prepared(kHead)[0][0].as<uint64_t>();
     });
   }
 
-  absl::StatusOr<StreamInfo> GetStream(absl::string_view stream_id) override {
+  absl::StatusOr<StreamInfo> GetStream(absl::string_view stream_id,
+                                       absl::string_view tenant) override {
+    LOGBOOK_RETURN_IF_ERROR(ValidateTenant("tenant", tenant));
     LOGBOOK_RETURN_IF_ERROR(ValidateStreamId(limits_, "stream_id", stream_id));
     const std::string stream(stream_id);
-    return RunRead(absl::StrCat("get stream '", stream_id, "'"),
+    return RunRead(pool_, tenant, absl::StrCat("get stream '", stream_id, "'"),
                    [&](pqxx::connection& conn) -> absl::StatusOr<StreamInfo> {
                      pqxx::nontransaction tx(conn);
                      return LoadStreamInfo(tx, stream);
@@ -383,7 +396,7 @@ class PgEventStore final : public EventStore {
       return absl::InvalidArgumentError("stream_id: system streams cannot be deleted");
     }
     const std::string stream(stream_id);
-    return Run(absl::StrCat("delete stream '", stream_id, "'"),
+    return Run(pool_, writer.tenant, absl::StrCat("delete stream '", stream_id, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<DeleteResult> {
                  pqxx::work tx(conn);
                  const StreamHead s = LockStreams(tx, {stream})[0];
@@ -409,7 +422,7 @@ class PgEventStore final : public EventStore {
                        "' cannot be redacted"));
     }
     const std::string stream(stream_id), why(reason);
-    return Run(admin_pool_, absl::StrCat("redact ", stream_id, "@", stream_version),
+    return Run(admin_pool_, writer.tenant, absl::StrCat("redact ", stream_id, "@", stream_version),
                [&](pqxx::connection& conn) -> absl::StatusOr<RedactResult> {
                  pqxx::work tx(conn);
                  const pqxx::row row =
@@ -434,6 +447,7 @@ class PgEventStore final : public EventStore {
   }
 
   absl::StatusOr<Snapshot> SaveSnapshot(const Snapshot& snapshot) override {
+    LOGBOOK_RETURN_IF_ERROR(ValidateTenant("tenant", snapshot.tenant));
     LOGBOOK_RETURN_IF_ERROR(ValidateStreamId(limits_, "stream_id", snapshot.stream_id));
     if (snapshot.state.size() > limits_.max_snapshot_bytes) {
       return absl::ResourceExhaustedError(absl::StrCat("state: ", snapshot.state.size(),
@@ -444,7 +458,8 @@ class PgEventStore final : public EventStore {
       return absl::InvalidArgumentError(
           absl::StrCat("stream_version: ", snapshot.stream_version, " is out of range"));
     }
-    return Run(absl::StrCat("save a snapshot of stream '", snapshot.stream_id, "'"),
+    return Run(pool_, snapshot.tenant,
+               absl::StrCat("save a snapshot of stream '", snapshot.stream_id, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<Snapshot> {
                  pqxx::work tx(conn);
                  const pqxx::binarystring state(snapshot.state.data(), snapshot.state.size());
@@ -497,11 +512,13 @@ class PgEventStore final : public EventStore {
   }
 
   absl::StatusOr<Snapshot> LoadSnapshot(const SnapshotQuery& query) override {
+    LOGBOOK_RETURN_IF_ERROR(ValidateTenant("tenant", query.tenant));
     LOGBOOK_RETURN_IF_ERROR(ValidateStreamId(limits_, "stream_id", query.stream_id));
     const int64_t max = query.max_version ? ToSql(*query.max_version)
                                           : static_cast<int64_t>(kMaxSql);
     const int64_t schema = query.schema_version ? int64_t{*query.schema_version} : -1;
-    return RunRead(absl::StrCat("load a snapshot of stream '", query.stream_id, "'"),
+    return RunRead(pool_, query.tenant,
+                   absl::StrCat("load a snapshot of stream '", query.stream_id, "'"),
                    [&](pqxx::connection& conn) -> absl::StatusOr<Snapshot> {
                      pqxx::nontransaction tx(conn);
                      const std::string key_id =
@@ -520,6 +537,7 @@ class PgEventStore final : public EventStore {
                                : ""));
                      }
                      Snapshot s;
+                     s.tenant = query.tenant;
                      s.stream_id = query.stream_id;
                      s.stream_version = rows[0][0].as<uint64_t>();
                      s.schema_version = rows[0][1].as<uint32_t>();
@@ -535,18 +553,20 @@ class PgEventStore final : public EventStore {
                    });
   }
 
-  absl::StatusOr<std::unique_ptr<Verification>> StartVerify(absl::string_view stream_id) override {
+  absl::StatusOr<std::unique_ptr<Verification>> StartVerify(absl::string_view stream_id,
+                                                           absl::string_view tenant) override {
+    LOGBOOK_RETURN_IF_ERROR(ValidateTenant("tenant", tenant));
     if (!stream_id.empty()) {
       LOGBOOK_RETURN_IF_ERROR(ValidateStreamId(limits_, "stream_id", stream_id));
     }
-    const std::string stream(stream_id);
-    return RunRead(absl::StrCat("verify ", stream.empty() ? "$all" : stream),
+    const std::string stream(stream_id), owner(tenant);
+    return RunRead(pool_, owner, absl::StrCat("verify ", stream.empty() ? "$all" : stream),
                    [&](pqxx::connection& conn) -> absl::StatusOr<std::unique_ptr<Verification>> {
                      pqxx::nontransaction tx(conn);
                      return NewVerification(
                          tx, stream, verify_streams_per_pass_, signing_key_.get(),
-                         [this](absl::string_view op, const VerifyPage& page) {
-                           return RunRead(op, page);
+                         [this, owner](absl::string_view op, const VerifyPage& page) {
+                           return RunRead(pool_, owner, op, page);
                          });
                    });
   }
@@ -557,7 +577,8 @@ class PgEventStore final : public EventStore {
           "checkpoints need a signing key (logbookd --signing-key)");
     }
     const SigningKey& key = *signing_key_;
-    return Run("create a checkpoint", [&](pqxx::connection& conn) -> absl::StatusOr<Checkpoint> {
+    return Run(admin_pool_, kAllTenants, "create a checkpoint",
+               [&](pqxx::connection& conn) -> absl::StatusOr<Checkpoint> {
       pqxx::work tx(conn);
       tx.exec_prepared(kCheckpointLock);  // Instances sign one after the other.
       const uint64_t head = tx.exec_prepared1(kHead)[0].as<uint64_t>();
@@ -620,8 +641,33 @@ class PgEventStore final : public EventStore {
     });
   }
 
+  absl::Status CheckTenantIsolation() override {
+    return RunRead(pool_, "", "check row-level security",
+                   [&](pqxx::connection& conn) -> absl::StatusOr<bool> {
+      pqxx::nontransaction tx(conn);
+      const pqxx::row r = tx.exec1(
+          "SELECT r.rolname, r.rolsuper OR r.rolbypassrls, o.rolname, o.rolsuper OR o.rolbypassrls"
+          " FROM pg_roles r, pg_class c JOIN pg_roles o ON o.oid = c.relowner"
+          " WHERE r.rolname = current_user AND c.oid = 'logbook.event_log'::regclass");
+      if (r[3].as<bool>()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "the schema's owner '", r[2].as<std::string>(),
+            "' is a superuser or has BYPASSRLS, so row-level security does not bind the "
+            "functions that write; run the migrations as a role without either "
+            "(docs/operations.md \"Roles\")"));
+      }
+      if (r[1].as<bool>()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "the database role '", r[0].as<std::string>(),
+            "' is a superuser or has BYPASSRLS, so row-level security does not bind it; "
+            "connect as a member of logbook_app (docs/operations.md \"Roles\")"));
+      }
+      return true;
+    }).status();
+  }
+
   absl::StatusOr<Checkpoint> LatestCheckpoint() override {
-    return RunRead("read the latest checkpoint",
+    return RunRead(pool_, "", "read the latest checkpoint",
                    [&](pqxx::connection& conn) -> absl::StatusOr<Checkpoint> {
                      pqxx::nontransaction tx(conn);
                      pqxx::result r = tx.exec_prepared(kLatestCheckpoint);
@@ -664,16 +710,13 @@ class PgEventStore final : public EventStore {
     return info;
   }
 
-  // Runs `fn` on a pooled connection, translating what libpqxx throws. A
-  // connection that broke is dropped from the pool.
+  // Runs `fn` on a connection of `pool` set to `tenant` (ConnectionPool::
+  // Acquire), translating what libpqxx throws. A connection that broke is
+  // dropped from the pool.
   template <typename Fn>
-  auto Run(absl::string_view operation, Fn&& fn) -> decltype(fn(std::declval<pqxx::connection&>())) {
-    return Run(pool_, operation, std::forward<Fn>(fn));
-  }
-  template <typename Fn>
-  static auto Run(ConnectionPool& pool, absl::string_view operation, Fn&& fn)
-      -> decltype(fn(std::declval<pqxx::connection&>())) {
-    LOGBOOK_ASSIGN_OR_RETURN(ConnectionPool::Lease lease, pool.Acquire());
+  static auto Run(ConnectionPool& pool, absl::string_view tenant, absl::string_view operation,
+                  Fn&& fn) -> decltype(fn(std::declval<pqxx::connection&>())) {
+    LOGBOOK_ASSIGN_OR_RETURN(ConnectionPool::Lease lease, pool.Acquire(tenant));
     auto result = CatchPqxx(operation, [&] { return fn(*lease); });
     if (absl::IsUnavailable(result.status()) || !lease->is_open()) {
       lease.Discard();
@@ -685,10 +728,10 @@ class PgEventStore final : public EventStore {
   // Run for reads: a pooled connection may have died while idle (e.g. the
   // database restarted), so one UNAVAILABLE is retried on a fresh one.
   template <typename Fn>
-  auto RunRead(absl::string_view operation, Fn&& fn)
-      -> decltype(fn(std::declval<pqxx::connection&>())) {
-    auto result = Run(operation, fn);
-    if (absl::IsUnavailable(result.status())) result = Run(operation, fn);
+  static auto RunRead(ConnectionPool& pool, absl::string_view tenant, absl::string_view operation,
+                      Fn&& fn) -> decltype(fn(std::declval<pqxx::connection&>())) {
+    auto result = Run(pool, tenant, operation, fn);
+    if (absl::IsUnavailable(result.status())) result = Run(pool, tenant, operation, fn);
     return result;
   }
 
@@ -698,7 +741,9 @@ class PgEventStore final : public EventStore {
   const std::shared_ptr<const SigningKey> signing_key_;
   const std::shared_ptr<StoreObserver> observer_;  // Before what it observes.
   ConnectionPool pool_;
-  ConnectionPool admin_pool_;  // For RedactEvent only: StoreOptions::admin_dsn.
+  // StoreOptions::admin_dsn: RedactEvent, and what reads every tenant
+  // (ReadAll of kAllTenants, CreateCheckpoint).
+  ConnectionPool admin_pool_;
   GroupCommitter committer_;
 };
 

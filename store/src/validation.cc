@@ -116,7 +116,26 @@ absl::Status ValidateWriter(const Limits& limits, const Writer& writer) {
       !s.ok()) {
     return s;
   }
-  return ValidateText("writer.tenant", writer.tenant, 1, limits.max_principal_bytes);
+  return ValidateTenant("writer.tenant", writer.tenant);
+}
+
+absl::Status ValidateTenant(absl::string_view field, absl::string_view tenant) {
+  if (tenant.empty() || tenant.size() > kMaxTenantBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": a tenant is 1 to ", kMaxTenantBytes,
+                                                   " bytes, not ", tenant.size()));
+  }
+  auto allowed = [](char c, bool first) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+           (!first && (c == '.' || c == '_' || c == '-'));
+  };
+  for (size_t i = 0; i < tenant.size(); ++i) {
+    if (!allowed(tenant[i], i == 0)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ": tenant '", absl::CHexEscape(tenant), "' has '", absl::CHexEscape(tenant.substr(i, 1)),
+          "' at byte ", i, "; a tenant is [A-Za-z0-9._-], starting with a letter or digit"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ValidateTraceparent(absl::string_view field, absl::string_view value) {

@@ -39,9 +39,14 @@ constexpr char kVerifyAllPageSql[] =
     " ORDER BY e.global_position LIMIT $3";
 
 constexpr char kVerifyStart[] = "verify_start";
+// Also whether the session's tenant holds the whole log (no other tenant
+// wrote a stream): only then are the log's positions and checkpoints its
+// to check, as other tenants' positions are holes in its view.
 constexpr char kVerifyStartSql[] =
-    "SELECT h.last_position, s.version, s.head_hash FROM logbook.log_head h"
-    " LEFT JOIN logbook.streams s ON s.stream_id = $1";
+    "SELECT h.last_position, s.version, s.head_hash,"
+    " NOT EXISTS (SELECT FROM logbook.tenants t"
+    "             WHERE t.tenant <> current_setting('logbook.tenant', true))"
+    " FROM logbook.log_head h LEFT JOIN logbook.streams s ON s.stream_id = $1";
 
 // The checkpoints signed by key id $1, oldest first, each with the log's
 // head in the same snapshot: none may be beyond it (add_checkpoint refuses
@@ -210,13 +215,14 @@ struct Chain {
 class PgVerification final : public Verification {
  public:
   PgVerification(std::string stream_id, uint64_t until, std::string head_hash, size_t passes,
-                 VerifyRunner run, std::vector<Checkpoint> checkpoints, bool beyond_head,
-                 std::string public_key)
+                 VerifyRunner run, bool whole_log, std::vector<Checkpoint> checkpoints,
+                 bool beyond_head, std::string public_key)
       : stream_id_(std::move(stream_id)), until_(until), head_hash_(std::move(head_hash)),
-        run_(std::move(run)), public_key_(std::move(public_key)),
+        whole_log_(whole_log), run_(std::move(run)), public_key_(std::move(public_key)),
         checkpoints_(std::move(checkpoints)), beyond_head_(beyond_head), passes_(passes),
         stop_at_(until) {
     report_.events_total = stream_id_.empty() ? until_ : until_ + 1;
+    report_.whole_log = stream_id_.empty() && whole_log_;
   }
 
   absl::StatusOr<bool> Step(size_t max_events) override {
@@ -623,7 +629,7 @@ class PgVerification final : public Verification {
       if (pass_ == 0 && !PassCheckpoints(tx, r.position - 1)) {
         return EventBreak(report_.first_broken->global_position);
       }
-      if (pass_ == 0 && r.position != last_position_ + 1) {
+      if (pass_ == 0 && whole_log_ && r.position != last_position_ + 1) {
         // Only a recorded gap may lie between two events.
         const pqxx::result gap =
             tx.exec_prepared(kVerifyGap, static_cast<int64_t>(last_position_ + 1));
@@ -679,7 +685,7 @@ class PgVerification final : public Verification {
     if (pass_ == 0 && (!PassCheckpoints(tx, stop_at_) || !LogEndsAsSigned(tx))) {
       return EventBreak(report_.first_broken->global_position);
     }
-    if (pass_ == 0 && last_position_ < stop_at_) {
+    if (pass_ == 0 && whole_log_ && last_position_ < stop_at_) {
       MissingPosition(tx, last_position_ + 1);
       return EventBreak(last_position_ + 1);
     }
@@ -750,6 +756,9 @@ class PgVerification final : public Verification {
   // The stream's version, or the log's head position.
   const uint64_t until_;
   const std::string head_hash_;  // The stream's recorded head hash.
+  // $all: the tenant holds the whole log, so positions and checkpoints are
+  // checked too.
+  const bool whole_log_;
   const VerifyRunner run_;
   VerifyReport report_;
   bool done_ = false;
@@ -826,7 +835,8 @@ absl::StatusOr<std::unique_ptr<Verification>> NewVerification(
   // log's head, if any: the log lost its end since that was signed.
   std::vector<Checkpoint> checkpoints;
   bool beyond_head = false;
-  if (stream_id.empty() && key != nullptr) {
+  const bool whole_log = start[3].as<bool>();
+  if (stream_id.empty() && whole_log && key != nullptr) {
     const pqxx::binarystring key_id(key->key_id().data(), key->key_id().size());
     for (const auto& r : tx.exec_prepared(kVerifyCheckpoints, key_id)) {
       const uint64_t position = r[1].as<uint64_t>();
@@ -838,7 +848,8 @@ absl::StatusOr<std::unique_ptr<Verification>> NewVerification(
     }
   }
   return std::make_unique<PgVerification>(stream_id, until, std::move(head_hash), passes,
-                                          std::move(run), std::move(checkpoints), beyond_head,
+                                          std::move(run), whole_log, std::move(checkpoints),
+                                          beyond_head,
                                           key != nullptr ? key->public_key() : "");
 }
 

@@ -126,7 +126,7 @@ check "stream first version" 0 '^first version  0$' -- "$cli" stream rc-1
 head=$("$cli" stream rc-1 --json | grep -o '"head_hash":"[0-9a-f]*"' | cut -d'"' -f4)
 check "verify stream" 0 "^ok: 3 events, head $head\$" -- "$cli" verify rc-1
 check "verify all" 0 '^ok: 11 events in 5 streams$' -- "$cli" verify --all
-check "verify all json" 0 '^\{"events_checked":11,"ok":true,"streams_checked":5\}$' -- "$cli" verify --all --json
+check "verify all json" 0 '^\{"events_checked":11,"ok":true,"streams_checked":5,"whole_log":true\}$' -- "$cli" verify --all --json
 check "verify no progress when not a terminal" 0 '^$' -- sh -c "'$cli' verify --all 2>&1 >/dev/null"
 check "verify usage" 2 'give a stream id or --all, exactly one' -- "$cli" verify
 check "verify usage both" 2 'exactly one' -- "$cli" verify rc-1 --all

@@ -482,7 +482,8 @@ TEST_F(ConsumerGroupsE2eTest, APoisonEventIsParkedAfterMaxDeliveries) {
 // dies, what its consumer held goes to the consumer on the other.
 TEST_F(ConsumerGroupsE2eTest, ADeadInstancesWorkMovesToTheOther) {
   Create("g", "order", v1::PER_STREAM, /*ack_timeout_ms=*/1000);
-  Logbookd second(testing::AsRole(dsn_, "logbook_app"));
+  Logbookd second(testing::AsRole(dsn_, "logbook_app"),
+                  {"--admin-database=" + testing::AsRole(dsn_, "logbook_redactor")});
   ASSERT_TRUE(second.WaitServing());
   Consumer doomed(second.NewChannel(), "g", "doomed",
                   [&](const v1::Delivery&) { return Reaction::kHold; });

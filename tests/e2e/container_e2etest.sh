@@ -47,8 +47,10 @@ sc = c["securityContext"]
 assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
 assert sc["capabilities"]["drop"] == ["ALL"]
 assert c["envFrom"] == [{"configMapRef": {"name": cm["metadata"]["name"]}}]
-(dsn,) = c["env"]
+dsn, admin_dsn = c["env"]
 assert dsn["name"] == "LOGBOOK_DATABASE_URL" and "secretKeyRef" in dsn["valueFrom"]
+assert admin_dsn["name"] == "LOGBOOK_ADMIN_DATABASE_URL" and "secretKeyRef" in admin_dsn["valueFrom"]
+assert dsn["valueFrom"]["secretKeyRef"]["name"] != admin_dsn["valueFrom"]["secretKeyRef"]["name"]
 assert set(cm["data"]) <= env_names, set(cm["data"]) - env_names
 ports = {p["name"]: p["containerPort"] for p in c["ports"]}
 assert ports == {"grpc": 50051, "metrics": 9464}, ports
@@ -98,12 +100,16 @@ pass "the YAML files parse and have their fields"
 
 # compose's roles script runs (in a transaction rolled back: the roles it
 # makes exist in this cluster already, so it runs with their names changed).
-sed -e "s/logbook_owner/ct_owner_$$/g; s/logbook_app/ct_app_$$/g; s/ROLE logbookd/ROLE ct_logbookd_$$/" \
+sed -e "s/logbook_owner/ct_owner_$$/g; s/logbook_app/ct_app_$$/g; s/ROLE logbookd_admin/ROLE ct_admin_$$/" \
+    -e "s/logbook_redactor/ct_redactor_$$/g; s/logbook_all_tenants/ct_all_$$/g" \
+    -e "s/ROLE logbookd /ROLE ct_logbookd_$$ /" \
     -e "s/DATABASE logbook /DATABASE postgres /" "$deploy/container/init-roles.sql" >"$work/roles.sql"
 grep -q "ct_app_$$" "$work/roles.sql" || fail "init-roles.sql names no logbook_app"
 psql -X -q -v ON_ERROR_STOP=1 -1 "$LOGBOOK_TEST_ADMIN_DSN" -f "$work/roles.sql" \
   -c "DO \$\$ BEGIN IF NOT pg_has_role('ct_logbookd_$$', 'ct_app_$$', 'USAGE') THEN
-        RAISE 'the login role is not in the application role'; END IF; END \$\$" \
+        RAISE 'the login role is not in the application role'; END IF;
+        IF NOT pg_has_role('ct_admin_$$', 'ct_all_$$', 'MEMBER') THEN
+        RAISE 'the admin login role does not read every tenant'; END IF; END \$\$" \
   -c "ROLLBACK" >"$work/roles.out" 2>&1 ||
   fail "deploy/container/init-roles.sql: $(cat "$work/roles.out")"
 pass "compose's init-roles.sql"
@@ -167,6 +173,7 @@ check "entrypoint logbook" 0 "Usage: .*logbook" -- "$entry" logbook --help
 # serve: logbookd as the application role, its options from the environment.
 port=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
 LOGBOOK_DATABASE_URL=$(printf "$base" logbook_app) LOGBOOK_LISTEN=127.0.0.1:$port \
+  LOGBOOK_ADMIN_DATABASE_URL=$(printf "$base" logbook_redactor) \
   LOGBOOK_LOG_FORMAT=json "$entry" serve 2>"$work/serve.log" &
 server_pid=$!
 for _ in $(seq 200); do grep -q "listening on 127.0.0.1:$port" "$work/serve.log" && break; sleep 0.05; done

@@ -305,6 +305,7 @@ TEST_F(SubscribeTest, HeldTransactionCannotBeOvertaken) {
 
   pqxx::connection held_conn(dsn_);
   pqxx::work held(held_conn);
+  held.exec("SET LOCAL logbook.tenant = 'default'");
   // A writer's transaction, as logbookd makes it: a ticket with position 3,
   // the event, its receipt, the stream head, then publishing.
   const pqxx::row ticket =

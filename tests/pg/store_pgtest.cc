@@ -11,6 +11,7 @@
 #include "absl/synchronization/barrier.h"
 #include "absl/time/clock.h"
 #include "append_writer.h"
+#include "connection_pool.h"
 #include "log_tail.h"
 #include "logbook/store/event_store.h"
 #include "logbook/store/uuid.h"
@@ -256,6 +257,7 @@ TEST_F(StoreTest, TheOneCallPathCatchesUpWithALaterTicketsClock) {
   ASSERT_TRUE(first.ok()) << first.status();
   pqxx::connection conn(dsn_);
   PrepareWriteStatements(conn);
+  ASSERT_TRUE(SetSessionTenant(conn, kDefaultTenant).ok());
   const int64_t later = absl::ToUnixMicros(absl::Now()) + 10'000'000;
   QueryValue(dsn_, "SELECT setval('logbook.recorded_at_micros', " + std::to_string(later) + ")");
   const AppendInput append = PrepareAppend("clock-2", ExpectedVersion::Exact(0),

@@ -35,7 +35,7 @@ void FaultInjectingGroupWriter::Release() {
   holding_ = false;
 }
 
-void FaultInjectingGroupWriter::Connect() {
+void FaultInjectingGroupWriter::Connect(const std::string& tenant) {
   {
     absl::MutexLock lock(&mu_);
     if (fail_connects_) {
@@ -43,7 +43,7 @@ void FaultInjectingGroupWriter::Connect() {
       throw pqxx::broken_connection("injected: could not connect to server");
     }
   }
-  real_->Connect();
+  real_->Connect(tenant);
 }
 
 bool FaultInjectingGroupWriter::connected() const { return real_->connected(); }

@@ -48,7 +48,7 @@ class FaultInjectingGroupWriter final : public store::GroupWriter {
   int append_calls() const { return append_calls_.load(); }
   int failures() const { return failures_.load(); }
 
-  void Connect() override;
+  void Connect(const std::string& tenant) override;
   bool connected() const override;
   void Disconnect() override;
   std::optional<store::GroupOutcome> AppendWithKnownHeads(
@@ -102,8 +102,9 @@ class FaultInjectingEventStore final : public store::EventStore {
   }
   absl::StatusOr<std::vector<store::RecordedEvent>> ReadAll(
       const store::ReadAllQuery& query) override;
-  absl::StatusOr<store::StreamInfo> GetStream(absl::string_view stream_id) override {
-    return real_.GetStream(stream_id);
+  absl::StatusOr<store::StreamInfo> GetStream(
+      absl::string_view stream_id, absl::string_view tenant = store::kDefaultTenant) override {
+    return real_.GetStream(stream_id, tenant);
   }
   absl::StatusOr<store::DeleteResult> DeleteStream(absl::string_view stream_id,
                                                    store::ExpectedVersion expected,
@@ -124,12 +125,13 @@ class FaultInjectingEventStore final : public store::EventStore {
     return real_.LoadSnapshot(query);
   }
   absl::StatusOr<std::unique_ptr<store::Verification>> StartVerify(
-      absl::string_view stream_id) override {
-    return real_.StartVerify(stream_id);
+      absl::string_view stream_id, absl::string_view tenant = store::kDefaultTenant) override {
+    return real_.StartVerify(stream_id, tenant);
   }
   absl::StatusOr<store::Checkpoint> CreateCheckpoint() override {
     return real_.CreateCheckpoint();
   }
+  absl::Status CheckTenantIsolation() override { return real_.CheckTenantIsolation(); }
   absl::StatusOr<store::Checkpoint> LatestCheckpoint() override {
     return real_.LatestCheckpoint();
   }

@@ -101,8 +101,9 @@ std::string StoreTest::SqlVerifyAll() {
                           "FROM logbook.verify_all()");
 }
 
-std::string VerifyWith(store::EventStore& store, const std::string& stream) {
-  auto v = store.StartVerify(stream);
+std::string VerifyWith(store::EventStore& store, const std::string& stream,
+                       const std::string& tenant) {
+  auto v = store.StartVerify(stream, tenant);
   if (!v.ok()) return v.status().ToString();
   for (;;) {
     auto done = (*v)->Step(4);

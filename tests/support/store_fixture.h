@@ -57,7 +57,9 @@ class StoreTest : public ::testing::Test {
   std::unique_ptr<store::EventStore> one_stream_per_pass_;  // Opened by Verify("").
 };
 
-// `store`'s verification of `stream` as Verify() describes it, one store.
-std::string VerifyWith(store::EventStore& store, const std::string& stream);
+// `store`'s verification of `tenant`'s `stream` as Verify() describes it,
+// one store.
+std::string VerifyWith(store::EventStore& store, const std::string& stream,
+                       const std::string& tenant = store::kDefaultTenant);
 
 }  // namespace logbook::testing

@@ -58,9 +58,22 @@ std::string AsRole(const std::string& dsn, const std::string& role) {
   return dsn.substr(0, scheme + 3) + role + dsn.substr(at);
 }
 
+std::string CreateOwnedDatabase() {
+  const std::string name = CreateDatabase();
+  pqxx::connection conn(DsnFor(name));
+  pqxx::nontransaction(conn).exec("ALTER DATABASE " + conn.quote_name(name) +
+                                  " OWNER TO logbook_owner");
+  pqxx::nontransaction(conn).exec("ALTER SCHEMA public OWNER TO logbook_owner");
+  return name;
+}
+
 std::string CreateMigratedDatabase() {
-  const std::string dsn = DsnFor(CreateDatabase());
-  auto applied = store::MigrateUp(dsn, store::EmbeddedMigrations());
+  // As in production, the owner role migrates its own database: a
+  // superuser owner would not be bound by row-level security
+  // (migrations/0021_tenants.sql).
+  const std::string name = CreateOwnedDatabase();
+  const std::string dsn = DsnFor(name);
+  auto applied = store::MigrateUp(DsnFor(name, "logbook_owner"), store::EmbeddedMigrations());
   if (!applied.ok()) {
     std::cerr << "migrate up failed: " << applied.status() << "\n";
     std::abort();
@@ -70,6 +83,7 @@ std::string CreateMigratedDatabase() {
 
 std::string QueryValue(const std::string& dsn, const std::string& sql) {
   pqxx::connection conn(dsn);
+  pqxx::nontransaction(conn).exec("SET logbook.tenant = 'default'");
   pqxx::result r = pqxx::nontransaction(conn).exec(sql);
   return r[0][0].is_null() ? "" : r[0][0].as<std::string>();
 }
@@ -77,6 +91,7 @@ std::string QueryValue(const std::string& dsn, const std::string& sql) {
 std::string Exec(const std::string& dsn, const std::string& sql) {
   try {
     pqxx::connection conn(dsn);
+    pqxx::nontransaction(conn).exec("SET logbook.tenant = 'default'");
     pqxx::nontransaction(conn).exec(sql);
     return "";
   } catch (const std::exception& e) {

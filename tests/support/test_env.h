@@ -23,9 +23,16 @@ std::string AsRole(const std::string& dsn, const std::string& role);
 // Creates a new, empty database with a unique name and returns its name.
 std::string CreateDatabase();
 
-// Creates a new database with every embedded migration applied; returns its
-// superuser DSN.
+// Creates a new database owned by logbook_owner (and its schema public);
+// returns its name.
+std::string CreateOwnedDatabase();
+
+// Creates a new database owned by logbook_owner, which applies every
+// embedded migration; returns its superuser DSN.
 std::string CreateMigratedDatabase();
+
+// Both run `sql` in a session of the default tenant (SET logbook.tenant =
+// 'default', migrations/0021_tenants.sql); `sql` may set another.
 
 // Runs `sql` (one value) on `dsn` and returns the value as text ("" for NULL).
 std::string QueryValue(const std::string& dsn, const std::string& sql);

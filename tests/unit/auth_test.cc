@@ -55,6 +55,39 @@ TEST(Auth, ATokensFileNamesPrincipalsByDigestOrCertificate) {
   EXPECT_EQ(RoleNames(0), "none");
 }
 
+// The tenant field: '-' the default tenant, a name, or '*' for an admin
+// of every tenant, who names one per call.
+TEST(Auth, APrincipalBelongsToOneTenantOrToEvery) {
+  const std::string text = Line(TokenDigest("t-1"), "ann reader - *") +
+                           Line(TokenDigest("t-2"), "bob reader,writer acme *") +
+                           Line(TokenDigest("t-3"), "root admin * *");
+  absl::StatusOr<TokenTable> table = ParseTokensFile(text, "tokens");
+  ASSERT_TRUE(table.ok()) << table.status();
+  const Principal& ann = table->at(TokenDigest("t-1"));
+  const Principal& bob = table->at(TokenDigest("t-2"));
+  const Principal& root = table->at(TokenDigest("t-3"));
+  EXPECT_EQ(ann.tenant, "default");
+  EXPECT_EQ(bob.tenant, "acme");
+  EXPECT_EQ(root.tenant, "*");
+
+  EXPECT_EQ(CallTenant(ann, std::nullopt).value(), "default");
+  EXPECT_EQ(CallTenant(bob, std::nullopt).value(), "acme");
+  EXPECT_EQ(CallTenant(bob, "acme").value(), "acme");
+  EXPECT_EQ(CallTenant(bob, "globex").status(),
+            absl::PermissionDeniedError("principal 'bob' belongs to tenant 'acme', not 'globex'"));
+  EXPECT_EQ(CallTenant(ann, "acme").status(),
+            absl::PermissionDeniedError("principal 'ann' belongs to tenant 'default', not 'acme'"));
+  EXPECT_EQ(CallTenant(root, std::nullopt).value(), "default");
+  EXPECT_EQ(CallTenant(root, "globex").value(), "globex");
+  EXPECT_EQ(CallTenant(root, "*").status(),
+            absl::InvalidArgumentError("logbook-tenant metadata: tenant '*' has '*' at byte 0; a "
+                                       "tenant is [A-Za-z0-9._-], starting with a letter or digit"));
+
+  Principal acting = bob;
+  EXPECT_EQ(AsWriter(acting).tenant, "acme");
+  EXPECT_EQ(AsWriter(acting).principal, "bob");
+}
+
 // A line's quotas override the defaults field by field; '-' or no field
 // keeps them.
 TEST(Auth, QuotasComeFromTheLineOrTheDefaults) {
@@ -101,9 +134,12 @@ TEST(Auth, ABadTokensFileNamesTheLineAndField) {
   EXPECT_EQ(error(Line(kDigest1, "billing reader,writr - *")),
             "INVALID_ARGUMENT: tokens file /etc/logbook/tokens line 1: roles: 'writr' is not one "
             "of reader, writer, consumer, operator, admin");
-  EXPECT_EQ(error(Line(kDigest1, "billing reader acme *")),
-            "INVALID_ARGUMENT: tokens file /etc/logbook/tokens line 1: tenant: write '-' "
-            "(tenants are not supported yet; see docs/security.md)");
+  EXPECT_EQ(error(Line(kDigest1, "billing reader ac/me *")),
+            "INVALID_ARGUMENT: tokens file /etc/logbook/tokens line 1: tenant: tenant 'ac/me' has "
+            "'/' at byte 2; a tenant is [A-Za-z0-9._-], starting with a letter or digit");
+  EXPECT_EQ(error(Line(kDigest1, "billing reader,operator * *")),
+            "INVALID_ARGUMENT: tokens file /etc/logbook/tokens line 1: tenant: '*' (every "
+            "tenant) is for principals with the admin role");
   EXPECT_EQ(error(Line(kDigest1, "billing reader - order-1")),
             "INVALID_ARGUMENT: tokens file /etc/logbook/tokens line 1: scopes: 'order-1' is "
             "neither a prefix ending in '*' (orders-*) nor a category (payments)");

@@ -47,7 +47,8 @@ class JwtTest : public ::testing::Test {
     if (!p.ok()) return p.status().ToString();
     return absl::StrCat(p->name, " roles=", RoleNames(p->roles), " scopes=",
                         absl::StrJoin(p->scopes, ","), " quotas=", p->quotas.subscriptions,
-                        p->quotas.consumers, p->quotas.appends_in_flight);
+                        p->quotas.consumers, p->quotas.appends_in_flight,
+                        p->tenant == store::kDefaultTenant ? "" : " tenant=" + p->tenant);
   }
 
   static PemKeyPair* rsa_;
@@ -71,6 +72,11 @@ TEST_F(JwtTest, ValidTokensOfBothAlgorithmsNameTheirPrincipal) {
   std::string signature;
   ASSERT_TRUE(absl::WebSafeBase64Unescape(es256.substr(es256.rfind('.') + 1), &signature));
   EXPECT_EQ(signature.size(), 64u);
+  // The tenant claim: a tenant, or every tenant for an admin.
+  EXPECT_EQ(Verify(MintJwt(*rsa_, "RS256", Claims(R"(,"roles":"reader","tenant":"acme")"))),
+            "ann roles=reader scopes= quotas=123 tenant=acme");
+  EXPECT_EQ(Verify(MintJwt(*rsa_, "RS256", Claims(R"(,"roles":"admin","tenant":"*")"))),
+            "ann roles=admin scopes= quotas=123 tenant=*");
   // Without roles a principal may do nothing, but it is who it is.
   EXPECT_EQ(Verify(MintJwt(*rsa_, "RS256", Claims())), "ann roles=none scopes= quotas=123");
   // An audience list that holds ours; a tenant of '-'.
@@ -140,9 +146,14 @@ TEST_F(JwtTest, IssuerAudienceAndClaimsAreChecked) {
   EXPECT_EQ(Verify(MintJwt(*rsa_, "RS256", Claims(R"(,"scopes":["order-1"])"))),
             "UNAUTHENTICATED: authorization: the JWT's scopes: 'order-1' is neither a prefix "
             "ending in '*' (orders-*) nor a category (payments)");
-  EXPECT_EQ(Verify(MintJwt(*rsa_, "RS256", Claims(R"(,"tenant":"acme")"))),
-            "UNAUTHENTICATED: authorization: the JWT names a tenant; tenants are not supported "
-            "yet (omit the claim or use '-')");
+  EXPECT_EQ(Verify(MintJwt(*rsa_, "RS256", Claims(R"(,"tenant":"ac me")"))),
+            "UNAUTHENTICATED: authorization: the JWT's tenant: tenant 'ac me' has ' ' at byte 2; "
+            "a tenant is [A-Za-z0-9._-], starting with a letter or digit");
+  EXPECT_EQ(Verify(MintJwt(*rsa_, "RS256", Claims(R"(,"tenant":7)"))),
+            "UNAUTHENTICATED: authorization: the JWT's tenant claim is not a string");
+  EXPECT_EQ(Verify(MintJwt(*rsa_, "RS256", Claims(R"(,"roles":"reader","tenant":"*")"))),
+            "UNAUTHENTICATED: authorization: the JWT's tenant: '*' (every tenant) is for "
+            "principals with the admin role");
 }
 
 TEST_F(JwtTest, AJwksFileGivesKeysByKid) {

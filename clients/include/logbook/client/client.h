@@ -40,15 +40,19 @@ struct ClientOptions {
   // Sent as `authorization: Bearer <token>` with every call when set: a
   // token of logbookd's tokens file (docs/security.md).
   std::string token;
+  // Sent as `logbook-tenant` metadata when set: the tenant whose streams the
+  // calls work on. Only a cross-tenant principal may name another than its
+  // own (docs/security.md "Tenants"); others need not send it.
+  std::string tenant;
   absl::Duration call_timeout = absl::Seconds(30);  // Per attempt of a unary call or read.
   int max_attempts = 5;                           // Tries of one Append.
   absl::Duration initial_backoff = absl::Milliseconds(100);  // Doubles per retry...
   absl::Duration max_backoff = absl::Seconds(5);  // ...up to this.
 };
 
-// Adds options.token, if set, to a call made on Client::stub() directly
-// (the Client's own calls carry it already).
-void AddToken(grpc::ClientContext& ctx, const ClientOptions& options);
+// Adds options.token and options.tenant, if set, to a call made on
+// Client::stub() directly (the Client's own calls carry them already).
+void AddCallMetadata(grpc::ClientContext& ctx, const ClientOptions& options);
 
 // What goes with one Append besides its events.
 struct AppendOptions {

@@ -108,7 +108,8 @@ class EventStore {
   // Reads up to max_count events of the global log matching the filter.
   virtual absl::StatusOr<std::vector<RecordedEvent>> ReadAll(const ReadAllQuery& query) = 0;
 
-  virtual absl::StatusOr<StreamInfo> GetStream(absl::string_view stream_id) = 0;
+  virtual absl::StatusOr<StreamInfo> GetStream(absl::string_view stream_id,
+                                               absl::string_view tenant = kDefaultTenant) = 0;
 
   // Soft-deletes (tombstone false) or tombstones a stream and records a
   // StreamDeleted event in $audit written by `writer`, in one transaction. ABORTED: wrong
@@ -142,12 +143,15 @@ class EventStore {
   // the one it was computed from, or its signature does not verify.
   virtual absl::StatusOr<Snapshot> LoadSnapshot(const SnapshotQuery& query) = 0;
 
-  // Starts verifying the receipts of `stream_id`, or of the whole log when
-  // it is empty. NOT_FOUND: no such stream.
+  // Starts verifying the receipts of `tenant`'s stream `stream_id`, or of
+  // its whole log when it is empty (VerifyReport::whole_log says whether
+  // the log's positions and checkpoints could be checked too). NOT_FOUND:
+  // no such stream.
   virtual absl::StatusOr<std::unique_ptr<Verification>> StartVerify(
-      absl::string_view stream_id) = 0;
+      absl::string_view stream_id, absl::string_view tenant = kDefaultTenant) = 0;
 
-  // Signs a checkpoint of the log at its head now (StoreOptions::
+  // Signs a checkpoint of the whole log, every tenant's (on the admin
+  // connection, whose role must be a member of logbook_all_tenants), at its head now (StoreOptions::
   // signing_key), from the newest checkpoint it signed on, and returns it;
   // the newest checkpoint when the head has not moved since.
   // FAILED_PRECONDITION: no signing key.
@@ -155,6 +159,13 @@ class EventStore {
 
   // The newest checkpoint, whoever signed it; NOT_FOUND when there is none.
   virtual absl::StatusOr<Checkpoint> LatestCheckpoint() = 0;
+
+  // OK when PostgreSQL's row-level security binds both this store's role
+  // (StoreOptions::dsn) and the owner of the schema, whose SECURITY DEFINER
+  // functions write: neither is a superuser nor has BYPASSRLS. Only then do
+  // tenants other than the default one stay apart in PostgreSQL.
+  // FAILED_PRECONDITION naming the role otherwise.
+  virtual absl::Status CheckTenantIsolation() = 0;
 
   // The global position of the newest event (0 for an empty log). Every
   // event at or below it is committed and visible to any later read.

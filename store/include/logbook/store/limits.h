@@ -25,7 +25,7 @@ struct Limits {
   size_t max_filter_event_types = 100;     // Event types in one filter.
   size_t max_snapshot_bytes = 4 << 20;     // State of one snapshot: 4 MiB.
   size_t max_reason_bytes = 1024;          // A redaction's reason: 1..1024 bytes.
-  size_t max_principal_bytes = 256;        // A writer's principal and tenant: 1..256 bytes.
+  size_t max_principal_bytes = 256;        // A writer's principal: 1..256 bytes.
 };
 
 // Checks a text field: valid UTF-8, no control characters, min..max bytes;
@@ -63,9 +63,16 @@ absl::Status ValidateAppend(const Limits& limits, absl::string_view stream_id,
                             std::vector<NewEvent>& events);
 
 // Checks the writer logbookd names for an append, deletion or redaction:
-// principal and tenant of 1..max_principal_bytes bytes of UTF-8 without
-// control characters. INVALID_ARGUMENT naming the field otherwise.
+// a principal of 1..max_principal_bytes bytes of UTF-8 without control
+// characters, and a tenant (ValidateTenant). INVALID_ARGUMENT naming the
+// field otherwise.
 absl::Status ValidateWriter(const Limits& limits, const Writer& writer);
+
+// OK when `tenant` names a tenant (types.h kDefaultTenant): 1 to
+// kMaxTenantBytes bytes of [A-Za-z0-9._-], the first a letter or digit.
+// INVALID_ARGUMENT naming `field` otherwise. Pure.
+inline constexpr size_t kMaxTenantBytes = 64;
+absl::Status ValidateTenant(absl::string_view field, absl::string_view tenant);
 
 // Checks max_count and the filter of a read.
 absl::Status ValidateReadCount(const Limits& limits, uint64_t max_count);

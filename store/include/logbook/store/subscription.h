@@ -67,6 +67,8 @@ struct SubscriptionOptions {
 using Executor = std::function<bool(std::function<void()>)>;
 
 struct SubscriptionRequest {
+  // Whose events (ValidateTenant): the subscription sees no other tenant's.
+  std::string tenant = kDefaultTenant;
   // The events wanted; filter.stream_id set: exactly one stream's.
   EventFilter filter;
   enum class Start {
@@ -128,7 +130,9 @@ class Subscription {
 };
 
 // The shared live tail: one thread reads every new range of the log once,
-// from the table, and hands it to the live subscriptions; it learns of new
+// every tenant's (ReadAllQuery::tenant kAllTenants, so the store's admin
+// connection must be a member of logbook_all_tenants), from the table, and
+// hands it to the live subscriptions, each taking its tenant's events; it learns of new
 // positions from LISTEN/NOTIFY (LogWatcher), from OnHead, and by polling.
 // A failed read is logged and retried every tail_retry_delay; subscriptions
 // wait meanwhile and lose nothing. Thread-safe.

@@ -26,8 +26,17 @@ struct ExpectedVersion {
 
 inline constexpr char kJsonContentType[] = "application/json";
 
-// The tenant of every stream until tenants are configurable.
+// Tenants (docs/security.md "Tenants"): every stream, event and snapshot is
+// one tenant's, and each call of the store names whose it reads or writes;
+// stream ids and event ids are unique per tenant. A tenant's name is 1 to 64
+// bytes of [A-Za-z0-9._-], starting with a letter or digit
+// (ValidateTenant). Every row written before tenants existed, and every
+// call that names none, is the default tenant's.
 inline constexpr char kDefaultTenant[] = "default";
+// What a read may name instead of a tenant: every tenant's events
+// (ReadAllQuery only: the live tail). It runs on the admin connection,
+// whose role must be a member of logbook_all_tenants.
+inline constexpr char kAllTenants[] = "*";
 // The principal of a caller of the store in its own process (tests, tools),
 // which no logbookd authenticated.
 inline constexpr char kLocalPrincipal[] = "local";
@@ -108,6 +117,7 @@ struct ReadStreamQuery {
   // before this time, in either direction.
   std::optional<uint64_t> until_version = std::nullopt;
   std::optional<absl::Time> until_time = std::nullopt;
+  std::string tenant = kDefaultTenant;
 };
 
 // Empty fields select everything; set fields combine with AND.
@@ -138,6 +148,7 @@ struct ReadAllQuery {
   std::optional<uint64_t> until_position = std::nullopt;
   // Time travel: only events recorded at or before this time (either direction).
   std::optional<absl::Time> until_time = std::nullopt;
+  std::string tenant = kDefaultTenant;  // Or kAllTenants.
 };
 
 enum class StreamState { kActive, kSoftDeleted, kTombstoned };
@@ -168,12 +179,14 @@ struct Snapshot {
   uint32_t schema_version = 0;
   std::string state = {};  // Bytes.
   absl::Time created_at = {};
+  std::string tenant = kDefaultTenant;
 };
 
 struct SnapshotQuery {
   std::string stream_id;
   std::optional<uint64_t> max_version = std::nullopt;     // Unset: the newest.
   std::optional<uint32_t> schema_version = std::nullopt;  // Unset: any.
+  std::string tenant = kDefaultTenant;
 };
 
 // Why verification stopped at an event.
@@ -216,6 +229,10 @@ struct VerifyReport {
   std::optional<Checkpoint> latest_checkpoint = std::nullopt;
   uint64_t events_total = 0;    // Known when verification started.
   uint64_t streams_checked = 0;
+  // $all: the log's positions (no holes) and its signed checkpoints were
+  // checked too, which a tenant can only when it holds the whole log (it is
+  // the only tenant); otherwise its streams alone.
+  bool whole_log = false;
   std::string head_hash = {};   // Stream target, when ok: the recomputed head.
   std::optional<BrokenEvent> first_broken = std::nullopt;  // Unset: ok (so far).
 };
