@@ -176,7 +176,7 @@ class Metrics::GroupGauges final : public prometheus::Collectable {
   std::vector<prometheus::MetricFamily> Collect() const override {
     absl::MutexLock lock(&mu_);
     if (absl::Now() >= read_at_ + kGroupStateInterval) {
-      absl::StatusOr<std::vector<store::GroupInfo>> infos = groups_.List(store::kDefaultTenant);
+      absl::StatusOr<std::vector<store::GroupInfo>> infos = groups_.List();
       if (infos.ok()) infos_ = *std::move(infos);  // Else the last ones stay.
       read_at_ = absl::Now();
     }

@@ -119,7 +119,7 @@ constexpr char kCreateSql[] =
     " SELECT $1, $2, $3, $4, $5::text[], $6, $7, $8, $9, $10, $11, s.at, s.at FROM"
     " (SELECT CASE WHEN $12::bigint < 0 THEN h.last_position ELSE $12::bigint END AS at"
     "  FROM logbook.log_head h) s"
-    " ON CONFLICT (group_name, tenant) DO NOTHING RETURNING " LOGBOOK_GROUP_COLUMNS;
+    " ON CONFLICT (group_name) DO NOTHING RETURNING " LOGBOOK_GROUP_COLUMNS;
 
 constexpr char kDefinition[] = "group_definition";
 constexpr char kDefinitionSql[] =
@@ -189,7 +189,7 @@ constexpr char kMembersSql[] =
 constexpr char kJoin[] = "group_join";
 constexpr char kJoinSql[] =
     "INSERT INTO logbook.consumer_group_members AS m (group_name, consumer, session)"
-    " VALUES ($1, $2, $3) ON CONFLICT (group_name, consumer, tenant) DO UPDATE"
+    " VALUES ($1, $2, $3) ON CONFLICT (group_name, consumer) DO UPDATE"
     " SET session = excluded.session, connected_at = now(), seen_at = now()"
     " WHERE m.seen_at <= now() - $4::interval OR starts_with(m.session, $5) RETURNING 1";
 // $2 this instance's session prefix, $3 consumers.
@@ -253,28 +253,27 @@ constexpr char kFillEndSql[] =
   "   AND lease_until > now())"
 #define LOGBOOK_CLAIMABLE                                                                    \
   " p.not_before <= now() AND (p.lease_until IS NULL OR p.lease_until <= now())"
-#define LOGBOOK_CLAIM_TAKE                                                               \
-  " spent AS (DELETE FROM logbook.consumer_group_pending p WHERE p.group_name = $1"      \
-  "   AND p.global_position = ANY (ARRAY(SELECT global_position FROM chosen"             \
-  "     WHERE attempts >= $7))"                                                          \
-  "   RETURNING p.global_position, p.attempts, CASE WHEN p.lease_until IS NOT NULL"      \
-  "     THEN 'not acked within ack_timeout' ELSE p.last_reason END AS why),"             \
-  " parked AS (INSERT INTO logbook.consumer_group_parked (group_name, global_position,"  \
-  "   attempts, reason) SELECT $1, global_position, attempts,"                           \
-  "   format('delivered %s times (max_deliveries) without an ack; the last: %s',"        \
-  "   attempts, why) FROM spent),"                                                       \
-  " claimed AS (UPDATE logbook.consumer_group_pending p SET attempts = p.attempts + 1,"  \
-  "   consumer = $2, session = $3, lease_until = now() + $6 * interval '1 millisecond'," \
-  "   last_reason = CASE WHEN p.lease_until IS NOT NULL"                                 \
-  "     THEN 'not acked within ack_timeout' ELSE p.last_reason END"                      \
-  "   WHERE p.group_name = $1 AND p.global_position = ANY (ARRAY(SELECT global_position" \
-  "     FROM chosen WHERE attempts < $7)) RETURNING p.global_position, p.attempts),"     \
-  " counted AS (INSERT INTO logbook.consumer_group_counters (group_name, consumer,"      \
-  "   delivered) SELECT $1, $2, count(*) FROM claimed HAVING count(*) > 0"               \
-  "   ON CONFLICT (group_name, consumer, tenant) DO UPDATE"                              \
-  "   SET delivered = consumer_group_counters.delivered + excluded.delivered)"           \
-  " SELECT " LOGBOOK_EVENT_COLUMNS                                                       \
-  ", c.attempts FROM claimed c"                                                          \
+#define LOGBOOK_CLAIM_TAKE                                                                   \
+  " spent AS (DELETE FROM logbook.consumer_group_pending p WHERE p.group_name = $1"          \
+  "   AND p.global_position = ANY (ARRAY(SELECT global_position FROM chosen"                  \
+  "     WHERE attempts >= $7))"                                                                \
+  "   RETURNING p.global_position, p.attempts, CASE WHEN p.lease_until IS NOT NULL"           \
+  "     THEN 'not acked within ack_timeout' ELSE p.last_reason END AS why),"                  \
+  " parked AS (INSERT INTO logbook.consumer_group_parked (group_name, global_position,"      \
+  "   attempts, reason) SELECT $1, global_position, attempts,"                              \
+  "   format('delivered %s times (max_deliveries) without an ack; the last: %s',"             \
+  "   attempts, why) FROM spent),"                                                             \
+  " claimed AS (UPDATE logbook.consumer_group_pending p SET attempts = p.attempts + 1,"      \
+  "   consumer = $2, session = $3, lease_until = now() + $6 * interval '1 millisecond',"     \
+  "   last_reason = CASE WHEN p.lease_until IS NOT NULL"                                      \
+  "     THEN 'not acked within ack_timeout' ELSE p.last_reason END"                           \
+  "   WHERE p.group_name = $1 AND p.global_position = ANY (ARRAY(SELECT global_position"    \
+  "     FROM chosen WHERE attempts < $7)) RETURNING p.global_position, p.attempts),"           \
+  " counted AS (INSERT INTO logbook.consumer_group_counters (group_name, consumer,"          \
+  "   delivered) SELECT $1, $2, count(*) FROM claimed HAVING count(*) > 0"                   \
+  "   ON CONFLICT (group_name, consumer) DO UPDATE"                                          \
+  "   SET delivered = consumer_group_counters.delivered + excluded.delivered)"               \
+  " SELECT " LOGBOOK_EVENT_COLUMNS ", c.attempts FROM claimed c"                             \
   " JOIN logbook.event_log e USING (global_position) ORDER BY global_position"
 // ROUND_ROBIN: the lowest free positions. ($4, the members, unused.)
 constexpr char kClaimAny[] = "group_claim_any";
@@ -351,7 +350,7 @@ constexpr char kAckSql[] =
     "   AND (SELECT count(*) FROM held) = cardinality($4::bigint[]) RETURNING 1),"
     " counted AS (INSERT INTO logbook.consumer_group_counters (group_name, consumer, acked)"
     "   SELECT $1, $2, count(*) FROM done HAVING count(*) > 0"
-    "   ON CONFLICT (group_name, consumer, tenant) DO UPDATE"
+    "   ON CONFLICT (group_name, consumer) DO UPDATE"
     "   SET acked = consumer_group_counters.acked + excluded.acked)"
     " SELECT count(*) FROM done";
 
@@ -408,7 +407,7 @@ constexpr char kAckContinueSql[] =
     " counted AS (INSERT INTO logbook.consumer_group_counters (group_name, consumer, acked,"
     "   delivered) SELECT $1, $2, (SELECT count(*) FROM done), (SELECT count(*) FROM claimed)"
     "   WHERE EXISTS (SELECT FROM done)"
-    "   ON CONFLICT (group_name, consumer, tenant) DO UPDATE"
+    "   ON CONFLICT (group_name, consumer) DO UPDATE"
     "   SET acked = consumer_group_counters.acked + excluded.acked,"
     "   delivered = consumer_group_counters.delivered + excluded.delivered)"
     " SELECT " LOGBOOK_EVENT_COLUMNS ", c.attempts, (SELECT count(*) FROM done)"
@@ -536,7 +535,7 @@ constexpr char kLeaseTakeSql[] =
     "   SELECT $1, $2, $3, $4::bigint, upto, n, now() + $7 * interval '1 millisecond' FROM span"
     "   WHERE n > 0 RETURNING lease_id),"
     " counted AS (INSERT INTO logbook.consumer_group_counters (group_name, consumer, delivered)"
-    "   SELECT $1, $2, n FROM span WHERE n > 0 ON CONFLICT (group_name, consumer, tenant) DO UPDATE"
+    "   SELECT $1, $2, n FROM span WHERE n > 0 ON CONFLICT (group_name, consumer) DO UPDATE"
     "   SET delivered = consumer_group_counters.delivered + excluded.delivered)"
     " SELECT (SELECT lease_id FROM leased), s.upto, s.n FROM span s";
 // The checkpoint, moved up to what is done, all of it read from the
@@ -554,11 +553,8 @@ constexpr char kMoveCheckpointSql[] = LOGBOOK_MOVE_CHECKPOINT("true");
 // The events of a lease: $2 after, $3 through, $4 how many.
 constexpr char kLeaseEvents[] = "group_lease_events";
 constexpr char kLeaseEventsSql[] =
-    "SELECT " LOGBOOK_EVENT_COLUMNS " FROM logbook.event_log e,"
-    // The target alone: the group's tenant column would make the event's ambiguous.
-    " (SELECT target_stream_id, target_category, filter_stream_prefix, filter_event_types"
-    "  FROM logbook.consumer_groups WHERE group_name = $1) g"
-    " WHERE e.global_position > $2 AND e.global_position <= $3 AND"
+    "SELECT " LOGBOOK_EVENT_COLUMNS " FROM logbook.event_log e, logbook.consumer_groups g"
+    " WHERE g.group_name = $1 AND e.global_position > $2 AND e.global_position <= $3 AND"
     LOGBOOK_GROUP_TARGET " ORDER BY e.global_position LIMIT $4";
 // $2 consumer, $3 session, $4 lease, $5 acked, $6 its open events, $7 why
 // they go back. Closes the lease if the session still holds it; its open
@@ -576,7 +572,7 @@ constexpr char kLeaseCloseSql[] =
     "   AND e.global_position = ANY ($6::bigint[]) ON CONFLICT DO NOTHING),"
     " counted AS (INSERT INTO logbook.consumer_group_counters (group_name, consumer, acked)"
     "   SELECT $1, $2, $5::bigint WHERE $5::bigint > 0 AND EXISTS (SELECT FROM closed)"
-    "   ON CONFLICT (group_name, consumer, tenant) DO UPDATE"
+    "   ON CONFLICT (group_name, consumer) DO UPDATE"
     "   SET acked = consumer_group_counters.acked + excluded.acked),"
     " moved AS (UPDATE logbook.consumer_groups g SET checkpoint = greatest(g.checkpoint,"
     "   (SELECT least((SELECT min(global_position) - 1 FROM logbook.consumer_group_pending"
@@ -600,7 +596,7 @@ constexpr char kLeaseCloseDoneSql[] =
     " counted AS (INSERT INTO logbook.consumer_group_counters (group_name, consumer, acked)"
     "   SELECT $1, u.c, sum(u.a) FROM unnest($2::bigint[], $4::text[], $5::bigint[]) AS u(id, c, a)"
     "   WHERE u.a > 0 AND u.id IN (SELECT lease_id FROM closed) GROUP BY u.c"
-    "   ON CONFLICT (group_name, consumer, tenant) DO UPDATE"
+    "   ON CONFLICT (group_name, consumer) DO UPDATE"
     "   SET acked = consumer_group_counters.acked + excluded.acked),"
     " moved AS (" LOGBOOK_MOVE_CHECKPOINT("lease_id NOT IN (SELECT lease_id FROM closed)") ")"
     " SELECT (SELECT count(*) FROM closed), " LOGBOOK_ASYNC_COMMIT;
@@ -707,8 +703,7 @@ const char* StrategyName(GroupStrategy s) {
 
 
 absl::Status NoGroup(const std::string& name) {
-  return absl::NotFoundError(
-      absl::StrCat("consumer group '", NameOfGroup(name), "' does not exist"));
+  return absl::NotFoundError(absl::StrCat("consumer group '", name, "' does not exist"));
 }
 
 // "host:pid:x/" of session "host:pid:x/7".
@@ -762,35 +757,35 @@ class PgConsumerGroups final : public ConsumerGroups {
         member_timeout_(Interval(options.member_timeout)) {}
 
   absl::Status Ping() {
-    return Run("", "connect to the database",
-               [](pqxx::connection&) -> absl::StatusOr<bool> { return true; })
-        .status();
+    return Run("connect to the database", [](pqxx::connection&) -> absl::StatusOr<bool> {
+             return true;
+           }).status();
   }
 
   absl::StatusOr<GroupDefinition> Create(const std::string& name, const EventFilter& target,
                                          GroupStart start,
                                          const GroupSettingsPatch& patch) override {
-    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("group", NameOfGroup(name)));
+    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("group", name));
     LOGBOOK_ASSIGN_OR_RETURN(const GroupSettings s, ApplySettings(GroupSettings{}, patch));
     const int64_t after = start.kind == GroupStart::kNow ? -1
                           : start.kind == GroupStart::kAfterPosition
                               ? static_cast<int64_t>(std::min<uint64_t>(
                                     start.after_position, std::numeric_limits<int64_t>::max()))
                               : 0;
-    return Run(TenantOfGroup(name), absl::StrCat("create consumer group '", NameOfGroup(name), "'"),
+    return Run(absl::StrCat("create consumer group '", name, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<GroupDefinition> {
                  pqxx::work tx(conn);
                  const pqxx::result r = tx.exec_prepared(
-                     kCreate, NameOfGroup(name), target.stream_id, target.category,
-                     target.stream_prefix, TextArray(target.event_types).Param(),
-                     StrategyName(s.strategy), static_cast<int64_t>(Millis(s.ack_timeout)),
+                     kCreate, name, target.stream_id, target.category, target.stream_prefix,
+                     TextArray(target.event_types).Param(), StrategyName(s.strategy),
+                     static_cast<int64_t>(Millis(s.ack_timeout)),
                      static_cast<int64_t>(s.max_deliveries),
                      static_cast<int64_t>(Millis(s.retry_backoff)),
                      static_cast<int64_t>(Millis(s.retry_backoff_max)),
                      static_cast<int64_t>(s.max_in_flight), after);
                  if (r.empty()) {
                    return absl::AlreadyExistsError(
-                       absl::StrCat("consumer group '", NameOfGroup(name), "' already exists"));
+                       absl::StrCat("consumer group '", name, "' already exists"));
                  }
                  tx.commit();
                  return DefinitionFromRow(r[0]);
@@ -799,17 +794,17 @@ class PgConsumerGroups final : public ConsumerGroups {
 
   absl::StatusOr<GroupDefinition> Update(const std::string& name,
                                          const GroupSettingsPatch& patch) override {
-    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("group", NameOfGroup(name)));
+    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("group", name));
     ForgetUpkeep(name);
-    return Run(TenantOfGroup(name), absl::StrCat("update consumer group '", NameOfGroup(name), "'"),
+    return Run(absl::StrCat("update consumer group '", name, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<GroupDefinition> {
                  pqxx::work tx(conn);
-                 const pqxx::result r = tx.exec_prepared(kDefinitionForUpdate, NameOfGroup(name));
-                 if (r.empty()) return NoGroup(NameOfGroup(name));
+                 const pqxx::result r = tx.exec_prepared(kDefinitionForUpdate, name);
+                 if (r.empty()) return NoGroup(name);
                  GroupDefinition d = DefinitionFromRow(r[0]);
                  LOGBOOK_ASSIGN_OR_RETURN(d.settings, ApplySettings(d.settings, patch));
                  const GroupSettings& s = d.settings;
-                 tx.exec_prepared(kUpdate, NameOfGroup(name), StrategyName(s.strategy),
+                 tx.exec_prepared(kUpdate, name, StrategyName(s.strategy),
                                   static_cast<int64_t>(Millis(s.ack_timeout)),
                                   static_cast<int64_t>(s.max_deliveries),
                                   static_cast<int64_t>(Millis(s.retry_backoff)),
@@ -822,32 +817,29 @@ class PgConsumerGroups final : public ConsumerGroups {
 
   absl::Status Delete(const std::string& name) override {
     ForgetUpkeep(name);
-    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("group", NameOfGroup(name)));
-    return Run(TenantOfGroup(name), absl::StrCat("delete consumer group '", NameOfGroup(name), "'"),
+    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("group", name));
+    return Run(absl::StrCat("delete consumer group '", name, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<bool> {
                  pqxx::work tx(conn);
-                 if (tx.exec_prepared(kDelete, NameOfGroup(name)).empty())
-                   return NoGroup(NameOfGroup(name));
+                 if (tx.exec_prepared(kDelete, name).empty()) return NoGroup(name);
                  tx.commit();
                  return true;
                })
         .status();
   }
 
-  absl::StatusOr<std::vector<GroupInfo>> List(absl::string_view tenant) override {
-    LOGBOOK_RETURN_IF_ERROR(ValidateTenant("tenant", tenant));
+  absl::StatusOr<std::vector<GroupInfo>> List() override {
     LOGBOOK_ASSIGN_OR_RETURN(
         std::vector<std::string> names,
-        Run(tenant, "list consumer groups",
-            [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<std::string>> {
-              pqxx::nontransaction tx(conn);
-              std::vector<std::string> out;
-              for (const auto& r : tx.exec_prepared(kNames)) out.push_back(r[0].as<std::string>());
-              return out;
-            }));
+        Run("list consumer groups", [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<std::string>> {
+          pqxx::nontransaction tx(conn);
+          std::vector<std::string> out;
+          for (const auto& r : tx.exec_prepared(kNames)) out.push_back(r[0].as<std::string>());
+          return out;
+        }));
     std::vector<GroupInfo> groups;
     for (const std::string& name : names) {
-      absl::StatusOr<GroupInfo> info = Get(GroupKey(tenant, name));
+      absl::StatusOr<GroupInfo> info = Get(name);
       if (absl::IsNotFound(info.status())) continue;  // Deleted meanwhile.
       LOGBOOK_RETURN_IF_ERROR(info.status());
       groups.push_back(*std::move(info));
@@ -856,17 +848,16 @@ class PgConsumerGroups final : public ConsumerGroups {
   }
 
   absl::StatusOr<GroupInfo> Get(const std::string& name) override {
-    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("group", NameOfGroup(name)));
+    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("group", name));
     LOGBOOK_RETURN_IF_ERROR(CloseDone(name));
-    return Run(TenantOfGroup(name),
-               absl::StrCat("describe consumer group '", NameOfGroup(name), "'"),
+    return Run(absl::StrCat("describe consumer group '", name, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<GroupInfo> {
                  pqxx::work tx(conn);  // One snapshot.
-                 const pqxx::result d = tx.exec_prepared(kDefinition, NameOfGroup(name));
-                 if (d.empty()) return NoGroup(NameOfGroup(name));
+                 const pqxx::result d = tx.exec_prepared(kDefinition, name);
+                 if (d.empty()) return NoGroup(name);
                  GroupInfo info;
                  info.definition = DefinitionFromRow(d[0]);
-                 const pqxx::row s = tx.exec_prepared1(kState, NameOfGroup(name));
+                 const pqxx::row s = tx.exec_prepared1(kState, name);
                  info.checkpoint = s[0].as<uint64_t>();
                  info.head_position = s[1].as<uint64_t>();
                  const uint64_t pending = s[2].as<uint64_t>();
@@ -877,8 +868,7 @@ class PgConsumerGroups final : public ConsumerGroups {
                  info.oldest_parked_age = absl::Seconds(s[7].as<double>());
                  info.lag = absl::Seconds(s[8].as<double>());
                  info.lag_events = pending + s[9].as<uint64_t>();
-                 for (const auto& m :
-                      tx.exec_prepared(kMembers, NameOfGroup(name), member_timeout_)) {
+                 for (const auto& m : tx.exec_prepared(kMembers, name, member_timeout_)) {
                    info.members.push_back({m[0].as<std::string>(), m[1].as<std::string>(),
                                            m[3].as<uint64_t>(), m[4].as<uint64_t>(),
                                            absl::FromUnixMicros(m[2].as<int64_t>())});
@@ -889,31 +879,28 @@ class PgConsumerGroups final : public ConsumerGroups {
 
   absl::StatusOr<GroupDefinition> Join(const std::string& group, const std::string& consumer,
                                        const std::string& session) override {
-    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("join.group", NameOfGroup(group)));
+    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("join.group", group));
     LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("join.consumer", consumer));
-    return Run(TenantOfGroup(group), absl::StrCat("join consumer group '", NameOfGroup(group), "'"),
+    return Run(absl::StrCat("join consumer group '", group, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<GroupDefinition> {
                  pqxx::work tx(conn);
-                 const pqxx::result d = tx.exec_prepared(kDefinition, NameOfGroup(group));
-                 if (d.empty()) return NoGroup(NameOfGroup(group));
-                 if (tx.exec_prepared(kJoin, NameOfGroup(group), consumer, session, member_timeout_,
+                 const pqxx::result d = tx.exec_prepared(kDefinition, group);
+                 if (d.empty()) return NoGroup(group);
+                 if (tx.exec_prepared(kJoin, group, consumer, session, member_timeout_,
                                       SessionPrefix(session))
                          .empty()) {
-                   return absl::AlreadyExistsError(absl::StrCat("consumer '", consumer,
-                                                                "' is already connected to group '",
-                                                                NameOfGroup(group), "'"));
+                   return absl::AlreadyExistsError(absl::StrCat(
+                       "consumer '", consumer, "' is already connected to group '", group, "'"));
                  }
                  // What an earlier call held in this consumer's name comes back now.
-                 tx.exec_prepared(kRelease, NameOfGroup(group), consumer,
-                                  static_cast<const char*>(nullptr), session,
-                                  "its consumer reconnected");
+                 tx.exec_prepared(kRelease, group, consumer, static_cast<const char*>(nullptr),
+                                  session, "its consumer reconnected");
                  for (const auto& [old_session, closed] : TakeBooks(group, consumer, session)) {
                    for (const LeaseBook::Closed& c : closed) {
                      CloseLease(tx, group, consumer, old_session, c, "its consumer reconnected");
                    }
                  }
-                 tx.exec_prepared(kLeaseRecover, NameOfGroup(group), Interval(kLeaseGrace),
-                                  consumer, session);
+                 tx.exec_prepared(kLeaseRecover, group, Interval(kLeaseGrace), consumer, session);
                  tx.commit();
                  return DefinitionFromRow(d[0]);
                });
@@ -922,17 +909,14 @@ class PgConsumerGroups final : public ConsumerGroups {
   absl::StatusOr<std::vector<std::string>> Heartbeat(
       const std::string& group, const std::string& instance,
       const std::vector<std::string>& consumers) override {
-    return Run(TenantOfGroup(group),
-               absl::StrCat("renew consumers of group '", NameOfGroup(group), "'"),
+    return Run(absl::StrCat("renew consumers of group '", group, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<std::string>> {
                  pqxx::work tx(conn);
-                 if (tx.exec_prepared(kDefinition, NameOfGroup(group)).empty())
-                   return NoGroup(NameOfGroup(group));
-                 tx.exec_prepared(kHeartbeat, NameOfGroup(group), instance + "/",
+                 if (tx.exec_prepared(kDefinition, group).empty()) return NoGroup(group);
+                 tx.exec_prepared(kHeartbeat, group, instance + "/",
                                   TextArray(consumers).Param());
                  std::vector<std::string> live;
-                 for (const auto& r :
-                      tx.exec_prepared(kLiveMembers, NameOfGroup(group), member_timeout_)) {
+                 for (const auto& r : tx.exec_prepared(kLiveMembers, group, member_timeout_)) {
                    live.push_back(r[0].as<std::string>());
                  }
                  tx.commit();
@@ -943,12 +927,11 @@ class PgConsumerGroups final : public ConsumerGroups {
   absl::Status Leave(const std::string& group, const std::string& consumer,
                      const std::string& session) override {
     LOGBOOK_RETURN_IF_ERROR(CloseDone(group));
-    return Run(TenantOfGroup(group),
-               absl::StrCat("leave consumer group '", NameOfGroup(group), "'"),
+    return Run(absl::StrCat("leave consumer group '", group, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<bool> {
                  pqxx::work tx(conn);
-                 tx.exec_prepared(kLeave, NameOfGroup(group), consumer, session);
-                 tx.exec_prepared(kRelease, NameOfGroup(group), consumer, session, session,
+                 tx.exec_prepared(kLeave, group, consumer, session);
+                 tx.exec_prepared(kRelease, group, consumer, session, session,
                                   "its consumer went away");
                  for (const LeaseBook::Closed& c : TakeBook(group, session)) {
                    CloseLease(tx, group, consumer, session, c, "its consumer went away");
@@ -969,24 +952,24 @@ class PgConsumerGroups final : public ConsumerGroups {
       }
       round_robin_upkept_.erase(group);
     }
-    return Run(TenantOfGroup(group), absl::StrCat("fill consumer group '", NameOfGroup(group), "'"),
+    return Run(absl::StrCat("fill consumer group '", group, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<bool> {
                  pqxx::work tx(conn);
-                 const pqxx::result d = tx.exec_prepared(kDefinition, NameOfGroup(group));
-                 if (d.empty()) return NoGroup(NameOfGroup(group));
-                 tx.exec_prepared(kLeaseRecover, NameOfGroup(group), Interval(kLeaseGrace),
+                 const pqxx::result d = tx.exec_prepared(kDefinition, group);
+                 if (d.empty()) return NoGroup(group);
+                 tx.exec_prepared(kLeaseRecover, group, Interval(kLeaseGrace),
                                   static_cast<const char*>(nullptr), "");
                  // ROUND_ROBIN: nothing to bring in ahead (claims cut fresh
                  // events into leases and move the checkpoint).
                  if (DefinitionFromRow(d[0]).settings.strategy == GroupStrategy::kRoundRobin) {
-                   tx.exec_prepared(kMoveCheckpoint, NameOfGroup(group));
+                   tx.exec_prepared(kMoveCheckpoint, group);
                    tx.commit();
                    absl::MutexLock lock(&books_mu_);
                    round_robin_upkept_[group] = absl::Now();
                    return true;
                  }
-                 const pqxx::result start = tx.exec_prepared(kFillStart, NameOfGroup(group));
-                 if (start.empty()) return NoGroup(NameOfGroup(group));
+                 const pqxx::result start = tx.exec_prepared(kFillStart, group);
+                 if (start.empty()) return NoGroup(group);
                  const int64_t scanned = start[0][0].as<int64_t>();
                  const int64_t head = start[0][1].as<int64_t>();
                  const int64_t room =
@@ -995,10 +978,10 @@ class PgConsumerGroups final : public ConsumerGroups {
                  if (room > 0 && scanned < head) {
                    const int64_t through = std::min(head, scanned + kScanWindow);
                    const pqxx::row added =
-                       tx.exec_prepared1(kFillInsert, NameOfGroup(group), scanned, through, room);
+                       tx.exec_prepared1(kFillInsert, group, scanned, through, room);
                    reached = added[0].as<int64_t>() == room ? added[1].as<int64_t>() : through;
                  }
-                 tx.exec_prepared(kFillEnd, NameOfGroup(group), reached);
+                 tx.exec_prepared(kFillEnd, group, reached);
                  tx.commit();
                  return reached >= head;
                });
@@ -1010,8 +993,7 @@ class PgConsumerGroups final : public ConsumerGroups {
                                                    const std::vector<std::string>& members,
                                                    size_t max) override {
     LOGBOOK_RETURN_IF_ERROR(CloseDone(group));
-    return Run(TenantOfGroup(group),
-               absl::StrCat("deliver from consumer group '", NameOfGroup(group), "'"),
+    return Run(absl::StrCat("deliver from consumer group '", group, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<GroupDelivery>> {
                  GroupSettings s;
                  ClaimContext context;
@@ -1019,9 +1001,8 @@ class PgConsumerGroups final : public ConsumerGroups {
                  std::vector<GroupDelivery> out;
                  {
                    pqxx::nontransaction tx(conn);  // One statement each.
-                   const pqxx::result c =
-                       tx.exec_prepared(kClaimContext, NameOfGroup(group), session);
-                   if (c.empty()) return NoGroup(NameOfGroup(group));
+                   const pqxx::result c = tx.exec_prepared(kClaimContext, group, session);
+                   if (c.empty()) return NoGroup(group);
                    s = DefinitionFromRow(c[0]).settings;
                    context = {c[0][12].as<int64_t>(), c[0][13].as<int64_t>(),
                               c[0][14].as<int64_t>()};
@@ -1041,8 +1022,9 @@ class PgConsumerGroups final : public ConsumerGroups {
                    if (room > 0 && (c[0][15].as<bool>() || !expired.empty())) {
                      const pqxx::result claimed = tx.exec_prepared(
                          s.strategy == GroupStrategy::kPerStream ? kClaimPerStream : kClaimAny,
-                         NameOfGroup(group), consumer, session, TextArray(members).Param(),
-                         static_cast<int64_t>(room), static_cast<int64_t>(Millis(s.ack_timeout)),
+                         group, consumer, session, TextArray(members).Param(),
+                         static_cast<int64_t>(room),
+                         static_cast<int64_t>(Millis(s.ack_timeout)),
                          static_cast<int64_t>(s.max_deliveries));
                      std::vector<RecordedEvent> events = ToEvents(claimed);
                      out.reserve(events.size());
@@ -1100,12 +1082,11 @@ class PgConsumerGroups final : public ConsumerGroups {
     std::vector<GroupDelivery> next;
     LOGBOOK_ASSIGN_OR_RETURN(
         const uint64_t acked,
-        Run(TenantOfGroup(group), absl::StrCat("ack in consumer group '", NameOfGroup(group), "'"),
+        Run(absl::StrCat("ack in consumer group '", group, "'"),
             [&](pqxx::connection& conn) -> absl::StatusOr<uint64_t> {
               pqxx::nontransaction tx(conn);
-              const pqxx::result r =
-                  tx.exec_prepared(kAckContinue, NameOfGroup(group), consumer, session,
-                                   Int8Array(wanted).Param(), member_timeout_);
+              const pqxx::result r = tx.exec_prepared(kAckContinue, group, consumer, session,
+                                                      Int8Array(wanted).Param(), member_timeout_);
               next.clear();
               uint64_t n = 0;
               for (const auto& row : r) {
@@ -1135,7 +1116,7 @@ class PgConsumerGroups final : public ConsumerGroups {
             const std::vector<uint32_t>& attempts) {
           const std::string why = reason.empty() ? "nacked" : absl::StrCat("nacked: ", reason);
           if (action == NackAction::kSkip) {
-            tx.exec_prepared(kDone, NameOfGroup(group), Int8Array(held).Param());
+            tx.exec_prepared(kDone, group, Int8Array(held).Param());
             return;
           }
           std::vector<int64_t> park, retry, delays;
@@ -1149,7 +1130,7 @@ class PgConsumerGroups final : public ConsumerGroups {
             }
           }
           if (!park.empty()) {
-            tx.exec_prepared(kPark, NameOfGroup(group), Int8Array(park).Param(),
+            tx.exec_prepared(kPark, group, Int8Array(park).Param(),
                              action == NackAction::kPark
                                  ? why
                                  : absl::StrCat("delivered ", s.max_deliveries,
@@ -1158,7 +1139,7 @@ class PgConsumerGroups final : public ConsumerGroups {
                                                 why));
           }
           if (!retry.empty()) {
-            tx.exec_prepared(kRetry, NameOfGroup(group), Int8Array(retry).Param(),
+            tx.exec_prepared(kRetry, group, Int8Array(retry).Param(),
                              Int8Array(delays).Param(), why);
           }
         });
@@ -1167,16 +1148,15 @@ class PgConsumerGroups final : public ConsumerGroups {
   absl::StatusOr<std::optional<StreamAssignment>> Assignment(
       const std::string& group, const std::string& consumer,
       const std::vector<std::string>& members, size_t max_streams) override {
-    return Run(TenantOfGroup(group),
-               absl::StrCat("assign streams of consumer group '", NameOfGroup(group), "'"),
+    return Run(absl::StrCat("assign streams of consumer group '", group, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<std::optional<StreamAssignment>> {
                  pqxx::read_transaction tx(conn);
-                 const pqxx::result d = tx.exec_prepared(kDefinition, NameOfGroup(group));
-                 if (d.empty()) return NoGroup(NameOfGroup(group));
+                 const pqxx::result d = tx.exec_prepared(kDefinition, group);
+                 if (d.empty()) return NoGroup(group);
                  if (DefinitionFromRow(d[0]).settings.strategy != GroupStrategy::kPerStream) {
                    return std::nullopt;
                  }
-                 const pqxx::row r = tx.exec_prepared1(kAssignment, NameOfGroup(group), consumer,
+                 const pqxx::row r = tx.exec_prepared1(kAssignment, group, consumer,
                                                        TextArray(members).Param(),
                                                        static_cast<int64_t>(max_streams));
                  StreamAssignment a;
@@ -1189,12 +1169,11 @@ class PgConsumerGroups final : public ConsumerGroups {
 
   absl::StatusOr<std::optional<absl::Time>> NextDue(const std::string& group) override {
     LOGBOOK_RETURN_IF_ERROR(CloseDone(group));
-    return Run(TenantOfGroup(group),
-               absl::StrCat("schedule consumer group '", NameOfGroup(group), "'"),
+    return Run(absl::StrCat("schedule consumer group '", group, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<std::optional<absl::Time>> {
                  pqxx::nontransaction tx(conn);
                  const pqxx::field f =
-                     tx.exec_prepared1(kNextDue, NameOfGroup(group), Interval(kLeaseGrace))[0];
+                     tx.exec_prepared1(kNextDue, group, Interval(kLeaseGrace))[0];
                  std::optional<absl::Time> due;
                  if (!f.is_null()) due = absl::FromUnixMicros(f.as<int64_t>());
                  absl::MutexLock lock(&books_mu_);
@@ -1209,19 +1188,17 @@ class PgConsumerGroups final : public ConsumerGroups {
 
   absl::StatusOr<std::vector<ParkedEntry>> ListParked(const std::string& group, uint64_t after,
                                                        size_t max_count) override {
-    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("group", NameOfGroup(group)));
-    return Run(TenantOfGroup(group),
-               absl::StrCat("list parked events of group '", NameOfGroup(group), "'"),
+    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("group", group));
+    return Run(absl::StrCat("list parked events of group '", group, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<ParkedEntry>> {
                  pqxx::work tx(conn);
-                 if (tx.exec_prepared(kDefinition, NameOfGroup(group)).empty())
-                   return NoGroup(NameOfGroup(group));
+                 if (tx.exec_prepared(kDefinition, group).empty()) return NoGroup(group);
                  std::vector<ParkedEntry> out;
-                 for (const auto& r :
-                      tx.exec_prepared(kListParked, NameOfGroup(group),
-                                       static_cast<int64_t>(std::min<uint64_t>(
-                                           after, std::numeric_limits<int64_t>::max())),
-                                       static_cast<int64_t>(max_count))) {
+                 for (const auto& r : tx.exec_prepared(
+                          kListParked, group,
+                          static_cast<int64_t>(std::min<uint64_t>(
+                              after, std::numeric_limits<int64_t>::max())),
+                          static_cast<int64_t>(max_count))) {
                    out.push_back({r[0].as<uint64_t>(), r[1].as<std::string>(),
                                   r[2].as<uint64_t>(), r[3].as<std::string>(),
                                   r[4].as<uint32_t>(), r[5].as<std::string>(),
@@ -1268,13 +1245,11 @@ class PgConsumerGroups final : public ConsumerGroups {
     const std::vector<int64_t> wanted = ToSqlIds(ids);
     LOGBOOK_ASSIGN_OR_RETURN(
         const uint64_t acked,
-        Run(TenantOfGroup(group), absl::StrCat("ack in consumer group '", NameOfGroup(group), "'"),
+        Run(absl::StrCat("ack in consumer group '", group, "'"),
             [&](pqxx::connection& conn) -> absl::StatusOr<uint64_t> {
               pqxx::nontransaction tx(conn);
-              return tx
-                  .exec_prepared1(kAck, NameOfGroup(group), consumer, session,
-                                  Int8Array(wanted).Param())[0]
-                  .as<uint64_t>();
+              return tx.exec_prepared1(kAck, group, consumer, session, Int8Array(wanted).Param())
+                  [0].as<uint64_t>();
             }));
     if (acked == ids.size()) return absl::OkStatus();
     // Nothing changed: Settle names the id it does not hold (or acks them
@@ -1282,8 +1257,7 @@ class PgConsumerGroups final : public ConsumerGroups {
     return Settle(group, consumer, session, ids, "ack",
                   [&](pqxx::work& tx, const GroupSettings&, const std::vector<int64_t>&,
                       const std::vector<uint32_t>&) {
-                    tx.exec_prepared(kAck, NameOfGroup(group), consumer, session,
-                                     Int8Array(wanted).Param());
+                    tx.exec_prepared(kAck, group, consumer, session, Int8Array(wanted).Param());
                   });
   }
 
@@ -1319,12 +1293,11 @@ class PgConsumerGroups final : public ConsumerGroups {
       if (leased.empty()) return absl::OkStatus();
       closed = it->second.book.Settle(leased, /*acked=*/false);
     }
-    return Run(TenantOfGroup(group),
-               absl::StrCat("nack in consumer group '", NameOfGroup(group), "'"),
+    return Run(absl::StrCat("nack in consumer group '", group, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<bool> {
                  pqxx::work tx(conn);
                  for (const auto& [lease, held] : by_lease) {
-                   tx.exec_prepared(kLeaseHold, NameOfGroup(group), consumer, session, lease,
+                   tx.exec_prepared(kLeaseHold, group, consumer, session, lease,
                                     Int8Array(held).Param());
                  }
                  for (const LeaseBook::Closed& c : closed) {
@@ -1342,7 +1315,7 @@ class PgConsumerGroups final : public ConsumerGroups {
                   const std::string& consumer, const std::string& session,
                   const LeaseBook::Closed& c, const std::string& why) {
     std::vector<int64_t> open(c.open.begin(), c.open.end());
-    tx.exec_prepared(kLeaseClose, NameOfGroup(group), consumer, session, c.lease_id,
+    tx.exec_prepared(kLeaseClose, group, consumer, session, c.lease_id,
                      static_cast<int64_t>(c.acked), Int8Array(open).Param(), why);
   }
 
@@ -1372,16 +1345,16 @@ class PgConsumerGroups final : public ConsumerGroups {
       consumers.push_back(d.consumer);
       acked.push_back(static_cast<int64_t>(d.acked));
     }
-    absl::Status s =
-        Run(TenantOfGroup(group), absl::StrCat("ack in consumer group '", NameOfGroup(group), "'"),
-            [&](pqxx::connection& conn) -> absl::StatusOr<bool> {
-              pqxx::nontransaction tx(conn);
-              tx.exec_prepared(kLeaseCloseDone, NameOfGroup(group), Int8Array(ids).Param(),
-                               TextArray(sessions).Param(), TextArray(consumers).Param(),
-                               Int8Array(acked).Param());
-              return true;
-            })
-            .status();
+    absl::Status s = Run(absl::StrCat("ack in consumer group '", group, "'"),
+                         [&](pqxx::connection& conn) -> absl::StatusOr<bool> {
+                           pqxx::nontransaction tx(conn);
+                           tx.exec_prepared(kLeaseCloseDone, group, Int8Array(ids).Param(),
+                                            TextArray(sessions).Param(),
+                                            TextArray(consumers).Param(),
+                                            Int8Array(acked).Param());
+                           return true;
+                         })
+                         .status();
     if (!s.ok()) {
       absl::MutexLock lock(&books_mu_);
       std::vector<DoneLease>& queue = done_[group];
@@ -1400,8 +1373,8 @@ class PgConsumerGroups final : public ConsumerGroups {
                          std::vector<GroupDelivery>& out) {
     const absl::Time deadline = absl::Now() + s.ack_timeout;
     pqxx::work tx(conn);
-    const pqxx::result f = tx.exec_prepared(kLeaseFrontier, NameOfGroup(group));
-    if (f.empty()) return NoGroup(NameOfGroup(group));
+    const pqxx::result f = tx.exec_prepared(kLeaseFrontier, group);
+    if (f.empty()) return NoGroup(group);
     int64_t after = f[0][0].as<int64_t>();
     const int64_t head = f[0][1].as<int64_t>();
     // Small windows first: however the planner reads the window (before
@@ -1411,9 +1384,8 @@ class PgConsumerGroups final : public ConsumerGroups {
     int64_t lease_id = 0, through = 0, n = 0;
     while (n == 0 && after < head) {
       const int64_t bound = std::min(head, after + window);
-      const pqxx::row r =
-          tx.exec_prepared1(kLeaseTake, NameOfGroup(group), consumer, session, after, bound, room,
-                            static_cast<int64_t>(Millis(s.ack_timeout)));
+      const pqxx::row r = tx.exec_prepared1(kLeaseTake, group, consumer, session, after, bound,
+                                            room, static_cast<int64_t>(Millis(s.ack_timeout)));
       n = r[2].as<int64_t>();
       if (n > 0) {
         lease_id = r[0].as<int64_t>();
@@ -1428,7 +1400,7 @@ class PgConsumerGroups final : public ConsumerGroups {
     std::vector<RecordedEvent> events;
     {
       pqxx::nontransaction read(conn);
-      events = ToEvents(read.exec_prepared(kLeaseEvents, NameOfGroup(group), after, through, n));
+      events = ToEvents(read.exec_prepared(kLeaseEvents, group, after, through, n));
     }
     std::vector<uint64_t> positions;
     positions.reserve(events.size());
@@ -1477,16 +1449,15 @@ class PgConsumerGroups final : public ConsumerGroups {
   absl::Status Settle(const std::string& group, const std::string& consumer,
                       const std::string& session, const std::vector<uint64_t>& ids,
                       absl::string_view verb, SettleFn&& settle) {
-    return Run(TenantOfGroup(group),
-               absl::StrCat(verb, " in consumer group '", NameOfGroup(group), "'"),
+    return Run(absl::StrCat(verb, " in consumer group '", group, "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<bool> {
                  pqxx::work tx(conn);
-                 const pqxx::result d = tx.exec_prepared(kDefinition, NameOfGroup(group));
-                 if (d.empty()) return NoGroup(NameOfGroup(group));
+                 const pqxx::result d = tx.exec_prepared(kDefinition, group);
+                 if (d.empty()) return NoGroup(group);
                  const GroupSettings s = DefinitionFromRow(d[0]).settings;
                  const std::vector<int64_t> wanted = ToSqlIds(ids);
-                 const pqxx::result held = tx.exec_prepared(kHeld, NameOfGroup(group), consumer,
-                                                            session, Int8Array(wanted).Param());
+                 const pqxx::result held =
+                     tx.exec_prepared(kHeld, group, consumer, session, Int8Array(wanted).Param());
                  std::vector<int64_t> held_ids;
                  std::vector<uint32_t> attempts;
                  for (const auto& r : held) {
@@ -1513,24 +1484,21 @@ class PgConsumerGroups final : public ConsumerGroups {
 
   absl::StatusOr<uint64_t> MoveParked(const std::string& group, const ParkedSelection& selection,
                                       const char* statement, absl::string_view what) {
-    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("selection.group", NameOfGroup(group)));
-    const std::string op = absl::StrCat(what, " of group '", NameOfGroup(group), "'");
+    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("selection.group", group));
+    const std::string op = absl::StrCat(what, " of group '", group, "'");
     if (!selection.ids.empty()) {
       const std::vector<int64_t> ids = ToSqlIds(selection.ids);
-      return Run(TenantOfGroup(group), op, [&](pqxx::connection& conn) -> absl::StatusOr<uint64_t> {
+      return Run(op, [&](pqxx::connection& conn) -> absl::StatusOr<uint64_t> {
         pqxx::work tx(conn);
-        if (tx.exec_prepared(kDefinition, NameOfGroup(group)).empty())
-          return NoGroup(NameOfGroup(group));
+        if (tx.exec_prepared(kDefinition, group).empty()) return NoGroup(group);
         const pqxx::binarystring param = Int8Array(ids).Param();
-        if (const pqxx::result r = tx.exec_prepared(kNotParked, NameOfGroup(group), param);
-            !r.empty()) {
+        if (const pqxx::result r = tx.exec_prepared(kNotParked, group, param); !r.empty()) {
           return absl::NotFoundError(absl::StrCat("delivery ", r[0][0].as<int64_t>(),
-                                                  " is not parked in group '", NameOfGroup(group),
-                                                  "'"));
+                                                  " is not parked in group '", group, "'"));
         }
-        const uint64_t n =
-            tx.exec_prepared(statement, NameOfGroup(group), param, static_cast<int64_t>(ids.size()))
-                .affected_rows();
+        const uint64_t n = tx.exec_prepared(statement, group, param,
+                                            static_cast<int64_t>(ids.size()))
+                               .affected_rows();
         tx.commit();
         return n;
       });
@@ -1544,14 +1512,10 @@ class PgConsumerGroups final : public ConsumerGroups {
       }
       if (batch == 0) return moved;
       LOGBOOK_ASSIGN_OR_RETURN(
-          const uint64_t n,
-          Run(TenantOfGroup(group), op, [&](pqxx::connection& conn) -> absl::StatusOr<uint64_t> {
+          const uint64_t n, Run(op, [&](pqxx::connection& conn) -> absl::StatusOr<uint64_t> {
             pqxx::work tx(conn);
-            if (tx.exec_prepared(kDefinition, NameOfGroup(group)).empty())
-              return NoGroup(NameOfGroup(group));
-            const uint64_t n = tx.exec_prepared(statement, NameOfGroup(group),
-                                                static_cast<const char*>(nullptr), batch)
-                                   .affected_rows();
+            if (tx.exec_prepared(kDefinition, group).empty()) return NoGroup(group);
+            const uint64_t n = tx.exec_prepared(statement, group, static_cast<const char*>(nullptr), batch).affected_rows();
             tx.commit();
             return n;
           }));
@@ -1560,12 +1524,10 @@ class PgConsumerGroups final : public ConsumerGroups {
     }
   }
 
-  // Runs `fn` on a connection set to `tenant` (the group's: TenantOfGroup),
-  // translating what libpqxx throws.
   template <typename Fn>
-  auto Run(absl::string_view tenant, absl::string_view operation, Fn&& fn)
+  auto Run(absl::string_view operation, Fn&& fn)
       -> decltype(fn(std::declval<pqxx::connection&>())) {
-    LOGBOOK_ASSIGN_OR_RETURN(ConnectionPool::Lease lease, pool_.Acquire(tenant));
+    LOGBOOK_ASSIGN_OR_RETURN(ConnectionPool::Lease lease, pool_.Acquire(kDefaultTenant));
     auto result = CatchPqxx(operation, [&] { return fn(*lease); });
     if (absl::IsUnavailable(result.status()) || !lease->is_open()) {
       lease.Discard();
@@ -1586,26 +1548,6 @@ class PgConsumerGroups final : public ConsumerGroups {
 };
 
 }  // namespace
-
-std::string GroupKey(absl::string_view tenant, absl::string_view name) {
-  // A name holding '/' (which validation refuses) stays qualified, so that
-  // it cannot pass for the key of another tenant's group.
-  if (tenant == kDefaultTenant && name.find('/') == absl::string_view::npos) {
-    return std::string(name);
-  }
-  return absl::StrCat(tenant, "/", name);
-}
-
-std::string TenantOfGroup(absl::string_view key) {
-  const size_t slash = key.find('/');
-  return std::string(slash == absl::string_view::npos ? absl::string_view(kDefaultTenant)
-                                                      : key.substr(0, slash));
-}
-
-std::string NameOfGroup(absl::string_view key) {
-  const size_t slash = key.find('/');
-  return std::string(slash == absl::string_view::npos ? key : key.substr(slash + 1));
-}
 
 absl::StatusOr<std::unique_ptr<ConsumerGroups>> ConsumerGroups::Open(
     const StoreOptions& options) {

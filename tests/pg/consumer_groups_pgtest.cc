@@ -124,21 +124,6 @@ TEST(GroupRules, RetriesBackOffDoublingUpToTheMaximum) {
   EXPECT_EQ(RetryDelay(s, 5), absl::ZeroDuration());
 }
 
-// A group's key names its tenant unless that is the default one; a name
-// holding '/' (which no valid name does) cannot pass for another tenant's.
-TEST(GroupRules, KeysQualifyTheGroupsOfEveryTenantButTheDefault) {
-  EXPECT_EQ(GroupKey(kDefaultTenant, "emails"), "emails");
-  EXPECT_EQ(GroupKey("acme", "emails"), "acme/emails");
-  EXPECT_EQ(GroupKey(kDefaultTenant, "acme/emails"), "default/acme/emails");
-  EXPECT_EQ(TenantOfGroup("emails"), "default");
-  EXPECT_EQ(NameOfGroup("emails"), "emails");
-  EXPECT_EQ(TenantOfGroup("acme/emails"), "acme");
-  EXPECT_EQ(NameOfGroup("acme/emails"), "emails");
-  EXPECT_EQ(TenantOfGroup("default/acme/emails"), "default");
-  EXPECT_EQ(NameOfGroup("default/acme/emails"), "acme/emails");
-  EXPECT_FALSE(ValidateGroupName("group", NameOfGroup("default/acme/emails")).ok());
-}
-
 TEST(GroupRules, NamesAreShortPlainWords) {
   EXPECT_TRUE(ValidateGroupName("group", "orders.emails-v2_x").ok());
   EXPECT_EQ(ValidateGroupName("group", "bad name!"),
@@ -189,7 +174,7 @@ TEST_F(ConsumerGroupsTest, GroupsAreCreatedDescribedUpdatedAndDeleted) {
   EXPECT_EQ(Info("audit").checkpoint, 2u);
   EXPECT_EQ(Info("audit").lag_events, 0u);
 
-  auto all = groups_->List(kDefaultTenant);
+  auto all = groups_->List();
   ASSERT_TRUE(all.ok());
   ASSERT_EQ(all->size(), 2u);
   EXPECT_EQ((*all)[0].definition.name, "audit");

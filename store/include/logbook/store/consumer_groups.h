@@ -139,22 +139,9 @@ inline constexpr absl::Duration kMaxMemberTimeout = absl::Hours(1);
 // one object serves one logbookd instance; the leases of an instance that
 // dies go back to the group once they are past their deadline (their acked
 // events then are delivered again: at-least-once).
-// A group as the store knows it: its tenant's name for it, qualified by
-// the tenant unless that is the default one ("orders-worker",
-// "acme/orders-worker"). Group names and tenants never hold '/'. Every
-// `group` and `name` of ConsumerGroups below is a key; what it returns
-// (GroupDefinition::name, messages) names the group without its tenant.
-// Pure.
-std::string GroupKey(absl::string_view tenant, absl::string_view name);
-// The tenant and the name of a key. Pure.
-std::string TenantOfGroup(absl::string_view key);
-std::string NameOfGroup(absl::string_view key);
-
 class ConsumerGroups {
  public:
-  // Its own few connections to options.dsn. Each call runs with
-  // logbook.tenant set to its group's tenant (migrations/0022): a group
-  // sees and delivers its tenant's events only.
+  // Its own few connections to options.dsn.
   static absl::StatusOr<std::unique_ptr<ConsumerGroups>> Open(const StoreOptions& options);
   virtual ~ConsumerGroups() = default;
 
@@ -165,8 +152,7 @@ class ConsumerGroups {
   virtual absl::StatusOr<GroupDefinition> Update(const std::string& name,
                                                  const GroupSettingsPatch& settings) = 0;
   virtual absl::Status Delete(const std::string& name) = 0;
-  // The groups of `tenant`.
-  virtual absl::StatusOr<std::vector<GroupInfo>> List(absl::string_view tenant) = 0;
+  virtual absl::StatusOr<std::vector<GroupInfo>> List() = 0;
   virtual absl::StatusOr<GroupInfo> Get(const std::string& name) = 0;
 
   // --- What an instance does for its connected consumers. `instance`
