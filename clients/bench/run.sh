@@ -65,11 +65,20 @@ trap cleanup EXIT
 echo "==> starting PostgreSQL (fsync and synchronous_commit on) and logbookd"
 tests/pg_cluster.sh start "$env_file" >/dev/null
 . "$env_file"
-dsn="postgresql://logbook_admin@127.0.0.1:$LOGBOOK_TEST_PG_PORT/postgres"
-"$build/clients/logbook" migrate up --database "$dsn" >/dev/null
+# The roles of production (docs/operations.md "Roles"): the owner migrates
+# its database; logbookd connects as logbook_app, whom row-level security
+# binds, and as logbook_redactor for the live tail. The baselines run as the
+# superuser, whom it does not.
+psql=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$LOGBOOK_TEST_PG_PORT" -U logbook_admin -d bench)
+psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$LOGBOOK_TEST_PG_PORT" -U logbook_admin -d postgres \
+  -c "CREATE DATABASE bench OWNER logbook_owner"
+"${psql[@]}" -c "ALTER SCHEMA public OWNER TO logbook_owner"
+db_url="postgresql://%s@127.0.0.1:$LOGBOOK_TEST_PG_PORT/bench"
+"$build/clients/logbook" migrate up --database "$(printf "$db_url" logbook_owner)" >/dev/null
+dsn=$(printf "$db_url" logbook_app)
+admin_dsn=$(printf "$db_url" logbook_redactor)
 . tests/e2e/lib.sh
-start_logbookd "$dsn" "$work/server.log" --workers 72
-psql=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$LOGBOOK_TEST_PG_PORT" -U logbook_admin -d postgres)
+start_logbookd "$dsn" "$work/server.log" --workers 72 --admin-database "$admin_dsn"
 pgbench=(pgbench -n -h 127.0.0.1 -p "$LOGBOOK_TEST_PG_PORT" -U logbook_admin)
 
 # CPU seconds logbookd has used so far.
@@ -147,7 +156,7 @@ baseline() {
   local tps
   cpu_window_start
   "${pgbench[@]}" -c "$clients" -j "$(( clients < 2 ? clients : 2 ))" -T "$seconds" \
-    -f "$work/$name.sql" postgres >"$work/pgbench.out" 2>"$work/pgbench.err" ||
+    -f "$work/$name.sql" bench >"$work/pgbench.out" 2>"$work/pgbench.err" ||
     { echo "pgbench failed:" >&2; cat "$work/pgbench.err" >&2; exit 1; }
   cpu_window_end
   tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/pgbench.out")
@@ -228,11 +237,12 @@ if $security; then
   for side in off on; do
     stop_logbookd || true
     if [ "$side" = on ]; then
-      start_logbookd "$dsn" "$work/server-$side.log" --workers 72 --tls-cert "$work/bench-server.pem" \
+      start_logbookd "$dsn" "$work/server-$side.log" --workers 72 --admin-database "$admin_dsn" \
+        --tls-cert "$work/bench-server.pem" \
         --tls-key "$work/bench-server.key" --auth-tokens "$work/auth-tokens"
       bench_flags=(--tls-ca "$work/bench-ca.pem" --token "$(sed -n 1p <<<"$made")")
     else
-      start_logbookd "$dsn" "$work/server-$side.log" --workers 72
+      start_logbookd "$dsn" "$work/server-$side.log" --workers 72 --admin-database "$admin_dsn"
       bench_flags=()
     fi
     scenario_as "append-batch-$side" append-batch --seconds "$seconds"
