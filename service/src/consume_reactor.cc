@@ -60,8 +60,14 @@ class ConsumeReactor final : public grpc::ServerBidiReactor<v1::ConsumeRequest, 
                              public ConsumerSession {
  public:
   ConsumeReactor(store::ConsumerGroups& groups, ConsumerGroupHub& hub, WorkerPool& workers,
-                 Metrics& metrics, AdmitToGroup admit, std::function<void()> on_done)
-      : groups_(groups), hub_(hub), workers_(workers), metrics_(metrics), admit_(std::move(admit)),
+                 Metrics& metrics, std::string tenant, AdmitToGroup admit,
+                 std::function<void()> on_done)
+      : groups_(groups),
+        hub_(hub),
+        workers_(workers),
+        metrics_(metrics),
+        tenant_(std::move(tenant)),
+        admit_(std::move(admit)),
         on_done_(std::move(on_done)) {
     absl::MutexLock lock(&mu_);
     StartRead(&request_);
@@ -180,7 +186,9 @@ class ConsumeReactor final : public grpc::ServerBidiReactor<v1::ConsumeRequest, 
     absl::Status valid = store::ValidateGroupName("join.group", join.group());
     if (valid.ok()) valid = store::ValidateGroupName("join.consumer", join.consumer());
     const std::string session = hub_.NewSession();
-    if (valid.ok() && !hub_.Reserve(join.group(), join.consumer(), session, this)) {
+    // The group of the caller's tenant (store::GroupKey), once its name is valid.
+    const std::string key = store::GroupKey(tenant_, join.group());
+    if (valid.ok() && !hub_.Reserve(key, join.consumer(), session, this)) {
       valid = Taken(join);
     }
     absl::StatusOr<store::GroupDefinition> group = absl::UnknownError("not joined");
@@ -188,27 +196,27 @@ class ConsumeReactor final : public grpc::ServerBidiReactor<v1::ConsumeRequest, 
       {
         absl::MutexLock lock(&mu_);
         reserved_ = true;  // Removed in MaybeDelete, which runs after this task.
-        group_ = join.group();
+        group_ = key;
         consumer_ = join.consumer();
         session_ = session;
       }
-      group = groups_.Join(join.group(), join.consumer(), session);
+      group = groups_.Join(key, join.consumer(), session);
     } else {
       group = valid;
     }
     if (group.ok()) {
       if (absl::Status admitted = admit_(*group); !admitted.ok()) {
-        (void)groups_.Leave(join.group(), join.consumer(), session);
+        (void)groups_.Leave(key, join.consumer(), session);
         group = admitted;
       }
     }
     if (group.ok() && join.max_batch() > kMaxBatch) {
-      (void)groups_.Leave(join.group(), join.consumer(), session);
+      (void)groups_.Leave(key, join.consumer(), session);
       group = absl::InvalidArgumentError(absl::StrCat("join.max_batch: ", join.max_batch(),
                                                       " is more than ", kMaxBatch));
     }
     if (group.ok() && join.max_in_flight() > group->settings.max_in_flight) {
-      (void)groups_.Leave(join.group(), join.consumer(), session);
+      (void)groups_.Leave(key, join.consumer(), session);
       group = absl::InvalidArgumentError(absl::StrCat(
           "join.max_in_flight: ", join.max_in_flight(), " is more than the group's ",
           group->settings.max_in_flight));
@@ -336,6 +344,7 @@ class ConsumeReactor final : public grpc::ServerBidiReactor<v1::ConsumeRequest, 
   ConsumerGroupHub& hub_;
   WorkerPool& workers_;
   Metrics& metrics_;
+  const std::string tenant_;  // The caller's: its groups are that tenant's.
   const AdmitToGroup admit_;
   const std::function<void()> on_done_;
   absl::Mutex mu_;
@@ -378,8 +387,9 @@ absl::Status ValidateSettle(const v1::ConsumeRequest& request) {
 
 grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>* StartConsumeReactor(
     store::ConsumerGroups& groups, ConsumerGroupHub& hub, WorkerPool& workers, Metrics& metrics,
-    AdmitToGroup admit, std::function<void()> on_done) {
-  return new ConsumeReactor(groups, hub, workers, metrics, std::move(admit), std::move(on_done));
+    std::string tenant, AdmitToGroup admit, std::function<void()> on_done) {
+  return new ConsumeReactor(groups, hub, workers, metrics, std::move(tenant), std::move(admit),
+                            std::move(on_done));
 }
 
 }  // namespace logbook::service

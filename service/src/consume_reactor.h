@@ -26,12 +26,13 @@ absl::Status ValidateSettle(const v1::ConsumeRequest& request);
 // Whether the caller may join `group`: OK, or the status that ends the call.
 using AdmitToGroup = std::function<absl::Status(const store::GroupDefinition& group)>;
 
-// A reactor serving one Consume call; its join is refused when `admit`
-// says so, counting its deliveries and settles in `metrics`. `on_done`
-// runs when the call is over; the reactor deletes itself. `groups`, `hub`,
-// `workers` and `metrics` must outlive it.
+// A reactor serving one Consume call of a caller of `tenant`, whose groups
+// it joins (store::GroupKey); its join is refused when `admit` says so,
+// counting its deliveries and settles in `metrics`. `on_done` runs when the
+// call is over; the reactor deletes itself. `groups`, `hub`, `workers` and
+// `metrics` must outlive it.
 grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>* StartConsumeReactor(
     store::ConsumerGroups& groups, ConsumerGroupHub& hub, WorkerPool& workers, Metrics& metrics,
-    AdmitToGroup admit, std::function<void()> on_done);
+    std::string tenant, AdmitToGroup admit, std::function<void()> on_done);
 
 }  // namespace logbook::service

@@ -368,17 +368,6 @@ absl::StatusOr<Principal> EventStoreService::Caller(const grpc::CallbackServerCo
   return caller;
 }
 
-absl::StatusOr<Principal> EventStoreService::GroupCaller(
-    const grpc::CallbackServerContext& context, uint32_t any_of, const char* call) {
-  absl::StatusOr<Principal> caller = Caller(context, any_of, call);
-  if (caller.ok() && caller->tenant != store::kDefaultTenant) {
-    return absl::UnimplementedError(absl::StrCat(
-        call, ": consumer groups are the default tenant's only so far, not tenant '",
-        caller->tenant, "''s (docs/security.md \"Tenants\")"));
-  }
-  return caller;
-}
-
 absl::Status EventStoreService::CheckGroupScope(const Principal& caller,
                                                 const std::string& group) {
   if (caller.scopes.empty()) return absl::OkStatus();
@@ -719,7 +708,7 @@ grpc::ServerWriteReactor<v1::SubscribeResponse>* EventStoreService::Subscribe(
 grpc::ServerUnaryReactor* EventStoreService::CreateConsumerGroup(
     grpc::CallbackServerContext* context, const v1::CreateConsumerGroupRequest* request,
     v1::ConsumerGroupInfo* response) {
-  absl::StatusOr<Principal> caller = GroupCaller(*context, kOperator, "CreateConsumerGroup");
+  absl::StatusOr<Principal> caller = Caller(*context, kOperator, "CreateConsumerGroup");
   if (!caller.ok()) return Refuse(context, caller.status());
   return RunUnary(context, *request, [this, request, response, caller = *caller]() -> absl::Status {
     if (!request->has_target()) {
@@ -728,11 +717,12 @@ grpc::ServerUnaryReactor* EventStoreService::CreateConsumerGroup(
     LOGBOOK_ASSIGN_OR_RETURN(store::EventFilter target,
                              FromProto(store_.limits(), request->target()));
     LOGBOOK_RETURN_IF_ERROR(RequireWithinScopes(caller, "target", target));
-    LOGBOOK_ASSIGN_OR_RETURN(store::GroupDefinition d,
-                             groups_.Create(request->group(), target, FromProto(*request),
-                                            FromProto(request->settings())));
-    spdlog::info("consumer group '{}' created", d.name);
-    LOGBOOK_ASSIGN_OR_RETURN(store::GroupInfo info, groups_.Get(d.name));
+    const std::string group = store::GroupKey(caller.tenant, request->group());
+    LOGBOOK_ASSIGN_OR_RETURN(
+        store::GroupDefinition d,
+        groups_.Create(group, target, FromProto(*request), FromProto(request->settings())));
+    spdlog::info("consumer group '{}' created", group);
+    LOGBOOK_ASSIGN_OR_RETURN(store::GroupInfo info, groups_.Get(group));
     ToProto(info, *response);
     return absl::OkStatus();
   });
@@ -741,15 +731,15 @@ grpc::ServerUnaryReactor* EventStoreService::CreateConsumerGroup(
 grpc::ServerUnaryReactor* EventStoreService::UpdateConsumerGroup(
     grpc::CallbackServerContext* context, const v1::UpdateConsumerGroupRequest* request,
     v1::ConsumerGroupInfo* response) {
-  absl::StatusOr<Principal> caller = GroupCaller(*context, kOperator, "UpdateConsumerGroup");
+  absl::StatusOr<Principal> caller = Caller(*context, kOperator, "UpdateConsumerGroup");
   if (!caller.ok()) return Refuse(context, caller.status());
   return RunUnary(context, *request, [this, request, response, caller = *caller]() -> absl::Status {
-    LOGBOOK_RETURN_IF_ERROR(CheckGroupScope(caller, request->group()));
-    LOGBOOK_RETURN_IF_ERROR(
-        groups_.Update(request->group(), FromProto(request->settings())).status());
-    spdlog::info("consumer group '{}' updated", request->group());
-    hub_.Wake(request->group());
-    LOGBOOK_ASSIGN_OR_RETURN(store::GroupInfo info, groups_.Get(request->group()));
+    const std::string group = store::GroupKey(caller.tenant, request->group());
+    LOGBOOK_RETURN_IF_ERROR(CheckGroupScope(caller, group));
+    LOGBOOK_RETURN_IF_ERROR(groups_.Update(group, FromProto(request->settings())).status());
+    spdlog::info("consumer group '{}' updated", group);
+    hub_.Wake(group);
+    LOGBOOK_ASSIGN_OR_RETURN(store::GroupInfo info, groups_.Get(group));
     ToProto(info, *response);
     return absl::OkStatus();
   });
@@ -758,13 +748,14 @@ grpc::ServerUnaryReactor* EventStoreService::UpdateConsumerGroup(
 grpc::ServerUnaryReactor* EventStoreService::DeleteConsumerGroup(
     grpc::CallbackServerContext* context, const v1::DeleteConsumerGroupRequest* request,
     v1::DeleteConsumerGroupResponse*) {
-  absl::StatusOr<Principal> caller = GroupCaller(*context, kOperator, "DeleteConsumerGroup");
+  absl::StatusOr<Principal> caller = Caller(*context, kOperator, "DeleteConsumerGroup");
   if (!caller.ok()) return Refuse(context, caller.status());
   return RunUnary(context, *request, [this, request, caller = *caller]() -> absl::Status {
-    LOGBOOK_RETURN_IF_ERROR(CheckGroupScope(caller, request->group()));
-    LOGBOOK_RETURN_IF_ERROR(groups_.Delete(request->group()));
-    spdlog::info("consumer group '{}' deleted", request->group());
-    hub_.Wake(request->group());  // Its consumers here end with NOT_FOUND.
+    const std::string group = store::GroupKey(caller.tenant, request->group());
+    LOGBOOK_RETURN_IF_ERROR(CheckGroupScope(caller, group));
+    LOGBOOK_RETURN_IF_ERROR(groups_.Delete(group));
+    spdlog::info("consumer group '{}' deleted", group);
+    hub_.Wake(group);  // Its consumers here end with NOT_FOUND.
     return absl::OkStatus();
   });
 }
@@ -772,10 +763,11 @@ grpc::ServerUnaryReactor* EventStoreService::DeleteConsumerGroup(
 grpc::ServerUnaryReactor* EventStoreService::ListConsumerGroups(
     grpc::CallbackServerContext* context, const v1::ListConsumerGroupsRequest* request,
     v1::ListConsumerGroupsResponse* response) {
-  absl::StatusOr<Principal> caller = GroupCaller(*context, kReader | kConsumer | kOperator, "ListConsumerGroups");
+  absl::StatusOr<Principal> caller =
+      Caller(*context, kReader | kConsumer | kOperator, "ListConsumerGroups");
   if (!caller.ok()) return Refuse(context, caller.status());
   return RunUnary(context, *request, [this, response, caller = *caller]() -> absl::Status {
-    LOGBOOK_ASSIGN_OR_RETURN(std::vector<store::GroupInfo> groups, groups_.List());
+    LOGBOOK_ASSIGN_OR_RETURN(std::vector<store::GroupInfo> groups, groups_.List(caller.tenant));
     for (const store::GroupInfo& info : groups) {
       // A scoped caller sees the groups within its scopes.
       if (RequireWithinScopes(caller, "target", info.definition.target).ok()) {
@@ -789,11 +781,13 @@ grpc::ServerUnaryReactor* EventStoreService::ListConsumerGroups(
 grpc::ServerUnaryReactor* EventStoreService::GetConsumerGroup(
     grpc::CallbackServerContext* context, const v1::GetConsumerGroupRequest* request,
     v1::ConsumerGroupInfo* response) {
-  absl::StatusOr<Principal> caller = GroupCaller(*context, kReader | kConsumer | kOperator, "GetConsumerGroup");
+  absl::StatusOr<Principal> caller =
+      Caller(*context, kReader | kConsumer | kOperator, "GetConsumerGroup");
   if (!caller.ok()) return Refuse(context, caller.status());
   return RunUnary(context, *request, [this, request, response, caller = *caller]() -> absl::Status {
-    LOGBOOK_RETURN_IF_ERROR(CheckGroupScope(caller, request->group()));
-    LOGBOOK_ASSIGN_OR_RETURN(store::GroupInfo info, groups_.Get(request->group()));
+    const std::string group = store::GroupKey(caller.tenant, request->group());
+    LOGBOOK_RETURN_IF_ERROR(CheckGroupScope(caller, group));
+    LOGBOOK_ASSIGN_OR_RETURN(store::GroupInfo info, groups_.Get(group));
     ToProto(info, *response);
     return absl::OkStatus();
   });
@@ -806,7 +800,7 @@ grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>* EventStoreServ
     explicit Refused(const grpc::Status& status) { Finish(status); }
     void OnDone() override { delete this; }
   };
-  absl::StatusOr<Principal> caller = GroupCaller(*context, kConsumer, "Consume");
+  absl::StatusOr<Principal> caller = Caller(*context, kConsumer, "Consume");
   if (!caller.ok()) return new Refused(ToGrpcStatus(caller.status()));
   if (absl::Status s = quotas_->Take(QuotaKind::kConsumers, *caller); !s.ok()) {
     metrics_.CountQuotaRefusal(QuotaKind::kConsumers);
@@ -821,7 +815,7 @@ grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>* EventStoreServ
     return RequireWithinScopes(caller, "join.group", group.target);
   };
   metrics_.ConsumerOpened();
-  return StartConsumeReactor(groups_, hub_, workers_, metrics_, std::move(admit),
+  return StartConsumeReactor(groups_, hub_, workers_, metrics_, caller->tenant, std::move(admit),
                              [this, principal = caller->name] {
                                metrics_.ConsumerClosed();
                                quotas_->Give(QuotaKind::kConsumers, principal);
@@ -832,10 +826,11 @@ grpc::ServerBidiReactor<v1::ConsumeRequest, v1::ConsumeResponse>* EventStoreServ
 grpc::ServerUnaryReactor* EventStoreService::ListParked(grpc::CallbackServerContext* context,
                                                         const v1::ListParkedRequest* request,
                                                         v1::ListParkedResponse* response) {
-  absl::StatusOr<Principal> caller = GroupCaller(*context, kOperator, "ListParked");
+  absl::StatusOr<Principal> caller = Caller(*context, kOperator, "ListParked");
   if (!caller.ok()) return Refuse(context, caller.status());
   return RunUnary(context, *request, [this, request, response, caller = *caller]() -> absl::Status {
-    LOGBOOK_RETURN_IF_ERROR(CheckGroupScope(caller, request->group()));
+    const std::string group = store::GroupKey(caller.tenant, request->group());
+    LOGBOOK_RETURN_IF_ERROR(CheckGroupScope(caller, group));
     constexpr uint32_t kDefaultCount = 1000, kMaxCount = 10000;
     if (request->max_count() > kMaxCount) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -843,7 +838,7 @@ grpc::ServerUnaryReactor* EventStoreService::ListParked(grpc::CallbackServerCont
     }
     const uint32_t count = request->max_count() ? request->max_count() : kDefaultCount;
     LOGBOOK_ASSIGN_OR_RETURN(std::vector<store::ParkedEntry> parked,
-                             groups_.ListParked(request->group(), request->after(), count));
+                             groups_.ListParked(group, request->after(), count));
     for (const store::ParkedEntry& p : parked) ToProto(p, *response->add_parked());
     if (parked.size() == count) response->set_next_after(parked.back().delivery_id);
     return absl::OkStatus();
@@ -853,16 +848,15 @@ grpc::ServerUnaryReactor* EventStoreService::ListParked(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* EventStoreService::ReplayParked(grpc::CallbackServerContext* context,
                                                           const v1::ReplayParkedRequest* request,
                                                           v1::ReplayParkedResponse* response) {
-  absl::StatusOr<Principal> caller = GroupCaller(*context, kOperator, "ReplayParked");
+  absl::StatusOr<Principal> caller = Caller(*context, kOperator, "ReplayParked");
   if (!caller.ok()) return Refuse(context, caller.status());
   return RunUnary(context, *request, [this, request, response, caller = *caller]() -> absl::Status {
-    LOGBOOK_RETURN_IF_ERROR(CheckGroupScope(caller, request->selection().group()));
+    const std::string group = store::GroupKey(caller.tenant, request->selection().group());
+    LOGBOOK_RETURN_IF_ERROR(CheckGroupScope(caller, group));
     LOGBOOK_ASSIGN_OR_RETURN(store::ParkedSelection selection, FromProto(request->selection()));
-    LOGBOOK_ASSIGN_OR_RETURN(uint64_t n,
-                             groups_.ReplayParked(request->selection().group(), selection));
-    spdlog::info("consumer group '{}': {} parked events replayed", request->selection().group(),
-                 n);
-    hub_.Wake(request->selection().group());
+    LOGBOOK_ASSIGN_OR_RETURN(uint64_t n, groups_.ReplayParked(group, selection));
+    spdlog::info("consumer group '{}': {} parked events replayed", group, n);
+    hub_.Wake(group);
     response->set_replayed(n);
     return absl::OkStatus();
   });
@@ -871,15 +865,14 @@ grpc::ServerUnaryReactor* EventStoreService::ReplayParked(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* EventStoreService::DropParked(grpc::CallbackServerContext* context,
                                                         const v1::DropParkedRequest* request,
                                                         v1::DropParkedResponse* response) {
-  absl::StatusOr<Principal> caller = GroupCaller(*context, kOperator, "DropParked");
+  absl::StatusOr<Principal> caller = Caller(*context, kOperator, "DropParked");
   if (!caller.ok()) return Refuse(context, caller.status());
   return RunUnary(context, *request, [this, request, response, caller = *caller]() -> absl::Status {
-    LOGBOOK_RETURN_IF_ERROR(CheckGroupScope(caller, request->selection().group()));
+    const std::string group = store::GroupKey(caller.tenant, request->selection().group());
+    LOGBOOK_RETURN_IF_ERROR(CheckGroupScope(caller, group));
     LOGBOOK_ASSIGN_OR_RETURN(store::ParkedSelection selection, FromProto(request->selection()));
-    LOGBOOK_ASSIGN_OR_RETURN(uint64_t n,
-                             groups_.DropParked(request->selection().group(), selection));
-    spdlog::info("consumer group '{}': {} parked events dropped", request->selection().group(),
-                 n);
+    LOGBOOK_ASSIGN_OR_RETURN(uint64_t n, groups_.DropParked(group, selection));
+    spdlog::info("consumer group '{}': {} parked events dropped", group, n);
     response->set_dropped(n);
     return absl::OkStatus();
   });

@@ -2,11 +2,13 @@
 
 #include <httplib.h>
 
+#include <map>
 #include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "logbook/store/status_macros.h"
 #include "prometheus/text_serializer.h"
 #include "quotas.h"
 
@@ -176,7 +178,7 @@ class Metrics::GroupGauges final : public prometheus::Collectable {
   std::vector<prometheus::MetricFamily> Collect() const override {
     absl::MutexLock lock(&mu_);
     if (absl::Now() >= read_at_ + kGroupStateInterval) {
-      absl::StatusOr<std::vector<store::GroupInfo>> infos = groups_.List();
+      absl::StatusOr<std::vector<store::GroupInfo>> infos = ReadEveryTenant();
       if (infos.ok()) infos_ = *std::move(infos);  // Else the last ones stay.
       read_at_ = absl::Now();
     }
@@ -202,6 +204,7 @@ class Metrics::GroupGauges final : public prometheus::Collectable {
       for (size_t i = 0; i < out.size(); ++i) {
         prometheus::ClientMetric m;
         m.label.push_back({"group", g.definition.name});
+        m.label.push_back({"tenant", g.definition.tenant});
         m.gauge.value = values[i];
         out[i].metric.push_back(std::move(m));
       }
@@ -210,6 +213,16 @@ class Metrics::GroupGauges final : public prometheus::Collectable {
   }
 
  private:
+  absl::StatusOr<std::vector<store::GroupInfo>> ReadEveryTenant() const {
+    std::vector<store::GroupInfo> out;
+    LOGBOOK_ASSIGN_OR_RETURN(std::vector<std::string> tenants, groups_.Tenants());
+    for (const std::string& tenant : tenants) {
+      LOGBOOK_ASSIGN_OR_RETURN(std::vector<store::GroupInfo> infos, groups_.List(tenant));
+      for (store::GroupInfo& info : infos) out.push_back(std::move(info));
+    }
+    return out;
+  }
+
   store::ConsumerGroups& groups_;
   mutable absl::Mutex mu_;
   mutable absl::Time read_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
@@ -328,17 +341,27 @@ void Metrics::SetHead(std::function<uint64_t()> head) {
   head_ = std::move(head);
 }
 
+namespace {
+
+// A group's labels: its name and its tenant (store::GroupKey).
+std::map<std::string, std::string> GroupLabels(const std::string& key) {
+  return {{"group", store::NameOfGroup(key)}, {"tenant", store::TenantOfGroup(key)}};
+}
+
+}  // namespace
+
 void Metrics::CountGroupDelivered(const std::string& group, uint64_t deliveries,
                                   uint64_t redeliveries) {
-  group_deliveries_->Add({{"group", group}}).Increment(static_cast<double>(deliveries));
+  group_deliveries_->Add(GroupLabels(group)).Increment(static_cast<double>(deliveries));
   if (redeliveries > 0) {
-    group_redeliveries_->Add({{"group", group}}).Increment(static_cast<double>(redeliveries));
+    group_redeliveries_->Add(GroupLabels(group)).Increment(static_cast<double>(redeliveries));
   }
 }
 
 void Metrics::CountGroupSettled(const std::string& group, absl::string_view how, uint64_t n) {
-  group_settled_->Add({{"group", group}, {"how", std::string(how)}})
-      .Increment(static_cast<double>(n));
+  std::map<std::string, std::string> labels = GroupLabels(group);
+  labels.emplace("how", std::string(how));
+  group_settled_->Add(labels).Increment(static_cast<double>(n));
 }
 
 void Metrics::SetGroups(store::ConsumerGroups* groups) {

@@ -94,7 +94,8 @@ class Metrics {
   // Where /metrics reads the log's head (cheap, never blocking for long).
   void SetHead(std::function<uint64_t()> head);
 
-  // Consumer groups: deliveries (attempt > 1: redeliveries) and settles.
+  // Consumer groups, by key (store::GroupKey; labelled with its name and
+  // tenant): deliveries (attempt > 1: redeliveries) and settles.
   void CountGroupDelivered(const std::string& group, uint64_t deliveries, uint64_t redeliveries);
   void CountGroupSettled(const std::string& group, absl::string_view how, uint64_t n);
   // Where /metrics reads every group's state (GetConsumerGroup figures),

@@ -138,6 +138,12 @@ constexpr char kDeleteSql[] =
 constexpr char kNames[] = "group_names";
 constexpr char kNamesSql[] =
     "SELECT group_name FROM logbook.consumer_groups ORDER BY group_name";
+// migrations/functions/analyze_consumer_groups.sql.
+constexpr char kAnalyze[] = "group_analyze";
+constexpr char kAnalyzeSql[] = "SELECT logbook.analyze_consumer_groups()";
+constexpr char kTenants[] = "group_tenants";
+constexpr char kTenantsSql[] =
+    "SELECT 'default' UNION SELECT tenant FROM logbook.tenants ORDER BY 1";
 
 // Where a group stands. The checkpoint is worked out as Fill stores it:
 // below the lowest pending event, the lowest lease and the frontier (LEAST
@@ -253,27 +259,28 @@ constexpr char kFillEndSql[] =
   "   AND lease_until > now())"
 #define LOGBOOK_CLAIMABLE                                                                    \
   " p.not_before <= now() AND (p.lease_until IS NULL OR p.lease_until <= now())"
-#define LOGBOOK_CLAIM_TAKE                                                                   \
-  " spent AS (DELETE FROM logbook.consumer_group_pending p WHERE p.group_name = $1"          \
-  "   AND p.global_position = ANY (ARRAY(SELECT global_position FROM chosen"                  \
-  "     WHERE attempts >= $7))"                                                                \
-  "   RETURNING p.global_position, p.attempts, CASE WHEN p.lease_until IS NOT NULL"           \
-  "     THEN 'not acked within ack_timeout' ELSE p.last_reason END AS why),"                  \
-  " parked AS (INSERT INTO logbook.consumer_group_parked (group_name, global_position,"      \
-  "   attempts, reason) SELECT $1, global_position, attempts,"                              \
-  "   format('delivered %s times (max_deliveries) without an ack; the last: %s',"             \
-  "   attempts, why) FROM spent),"                                                             \
-  " claimed AS (UPDATE logbook.consumer_group_pending p SET attempts = p.attempts + 1,"      \
-  "   consumer = $2, session = $3, lease_until = now() + $6 * interval '1 millisecond',"     \
-  "   last_reason = CASE WHEN p.lease_until IS NOT NULL"                                      \
-  "     THEN 'not acked within ack_timeout' ELSE p.last_reason END"                           \
-  "   WHERE p.group_name = $1 AND p.global_position = ANY (ARRAY(SELECT global_position"    \
-  "     FROM chosen WHERE attempts < $7)) RETURNING p.global_position, p.attempts),"           \
-  " counted AS (INSERT INTO logbook.consumer_group_counters (group_name, consumer,"          \
-  "   delivered) SELECT $1, $2, count(*) FROM claimed HAVING count(*) > 0"                   \
-  "   ON CONFLICT (group_name, consumer) DO UPDATE"                                          \
-  "   SET delivered = consumer_group_counters.delivered + excluded.delivered)"               \
-  " SELECT " LOGBOOK_EVENT_COLUMNS ", c.attempts FROM claimed c"                             \
+#define LOGBOOK_CLAIM_TAKE                                                               \
+  " spent AS (DELETE FROM logbook.consumer_group_pending p WHERE p.group_name = $1"      \
+  "   AND p.global_position = ANY (ARRAY(SELECT global_position FROM chosen"             \
+  "     WHERE attempts >= $7))"                                                          \
+  "   RETURNING p.global_position, p.attempts, CASE WHEN p.lease_until IS NOT NULL"      \
+  "     THEN 'not acked within ack_timeout' ELSE p.last_reason END AS why),"             \
+  " parked AS (INSERT INTO logbook.consumer_group_parked (group_name, global_position,"  \
+  "   attempts, reason) SELECT $1, global_position, attempts,"                           \
+  "   format('delivered %s times (max_deliveries) without an ack; the last: %s',"        \
+  "   attempts, why) FROM spent),"                                                       \
+  " claimed AS (UPDATE logbook.consumer_group_pending p SET attempts = p.attempts + 1,"  \
+  "   consumer = $2, session = $3, lease_until = now() + $6 * interval '1 millisecond'," \
+  "   last_reason = CASE WHEN p.lease_until IS NOT NULL"                                 \
+  "     THEN 'not acked within ack_timeout' ELSE p.last_reason END"                      \
+  "   WHERE p.group_name = $1 AND p.global_position = ANY (ARRAY(SELECT global_position" \
+  "     FROM chosen WHERE attempts < $7)) RETURNING p.global_position, p.attempts),"     \
+  " counted AS (INSERT INTO logbook.consumer_group_counters (group_name, consumer,"      \
+  "   delivered) SELECT $1, $2, count(*) FROM claimed HAVING count(*) > 0"               \
+  "   ON CONFLICT (group_name, consumer) DO UPDATE"                                      \
+  "   SET delivered = consumer_group_counters.delivered + excluded.delivered)"           \
+  " SELECT " LOGBOOK_EVENT_COLUMNS                                                       \
+  ", c.attempts FROM claimed c"                                                          \
   " JOIN logbook.event_log e USING (global_position) ORDER BY global_position"
 // ROUND_ROBIN: the lowest free positions. ($4, the members, unused.)
 constexpr char kClaimAny[] = "group_claim_any";
@@ -553,9 +560,13 @@ constexpr char kMoveCheckpointSql[] = LOGBOOK_MOVE_CHECKPOINT("true");
 // The events of a lease: $2 after, $3 through, $4 how many.
 constexpr char kLeaseEvents[] = "group_lease_events";
 constexpr char kLeaseEventsSql[] =
-    "SELECT " LOGBOOK_EVENT_COLUMNS " FROM logbook.event_log e, logbook.consumer_groups g"
-    " WHERE g.group_name = $1 AND e.global_position > $2 AND e.global_position <= $3 AND"
-    LOGBOOK_GROUP_TARGET " ORDER BY e.global_position LIMIT $4";
+    "SELECT " LOGBOOK_EVENT_COLUMNS
+    " FROM logbook.event_log e,"
+    // The target alone: the group's tenant column would make the event's ambiguous.
+    " (SELECT target_stream_id, target_category, filter_stream_prefix, filter_event_types"
+    "  FROM logbook.consumer_groups WHERE group_name = $1) g"
+    " WHERE e.global_position > $2 AND e.global_position <= $3 AND" LOGBOOK_GROUP_TARGET
+    " ORDER BY e.global_position LIMIT $4";
 // $2 consumer, $3 session, $4 lease, $5 acked, $6 its open events, $7 why
 // they go back. Closes the lease if the session still holds it; its open
 // events wait for delivery again (each counted as one delivery); the
@@ -631,7 +642,11 @@ constexpr char kLeaseRecoverSql[] =
     "   WHERE k.group_name = $1 AND k.global_position = e.global_position)"
     " ON CONFLICT DO NOTHING";
 
+// Each new connection of the groups. JIT is off: the group-state query's
+// cost estimates on the event log, not the work it does, made it compile
+// for 1.8 s on every call.
 void Prepare(pqxx::connection& conn) {
+  pqxx::nontransaction(conn).exec0("SET jit = off");
   for (const auto& [name, sql] : std::initializer_list<std::pair<const char*, const char*>>{
            {kCreate, kCreateSql},
            {kDefinition, kDefinitionSql},
@@ -639,6 +654,8 @@ void Prepare(pqxx::connection& conn) {
            {kUpdate, kUpdateSql},
            {kDelete, kDeleteSql},
            {kNames, kNamesSql},
+           {kTenants, kTenantsSql},
+           {kAnalyze, kAnalyzeSql},
            {kState, kStateSql},
            {kMembers, kMembersSql},
            {kJoin, kJoinSql},
@@ -681,6 +698,9 @@ constexpr int kConnections = 8;
 // Fill looks at most this many positions past where it got per call, so a
 // sparse filter still moves the checkpoint in bounded steps.
 constexpr int64_t kScanWindow = 100000;
+// Fill asks for fresh statistics of the pending events from this many on
+// (ShouldAnalyze).
+constexpr int64_t kAnalyzeFrom = 1000;
 // ReplayParked and DropParked move this many rows per transaction.
 constexpr int64_t kParkedBatch = 1000;
 // A lease still there this long after its deadline is taken back by any
@@ -703,7 +723,8 @@ const char* StrategyName(GroupStrategy s) {
 
 
 absl::Status NoGroup(const std::string& name) {
-  return absl::NotFoundError(absl::StrCat("consumer group '", name, "' does not exist"));
+  return absl::NotFoundError(
+      absl::StrCat("consumer group '", NameOfGroup(name), "' does not exist"));
 }
 
 // "host:pid:x/" of session "host:pid:x/7".
@@ -723,7 +744,8 @@ std::vector<std::string> TextArrayField(const pqxx::field& f) {
 
 GroupDefinition DefinitionFromRow(const pqxx::row& r) {
   GroupDefinition d;
-  d.name = r[0].as<std::string>();
+  d.name = NameOfGroup(r[0].as<std::string>());
+  d.tenant = TenantOfGroup(r[0].as<std::string>());
   d.target.stream_id = r[1].as<std::string>();
   d.target.category = r[2].as<std::string>();
   d.target.stream_prefix = r[3].as<std::string>();
@@ -757,22 +779,22 @@ class PgConsumerGroups final : public ConsumerGroups {
         member_timeout_(Interval(options.member_timeout)) {}
 
   absl::Status Ping() {
-    return Run("connect to the database", [](pqxx::connection&) -> absl::StatusOr<bool> {
-             return true;
-           }).status();
+    return Run("", "connect to the database",
+               [](pqxx::connection&) -> absl::StatusOr<bool> { return true; })
+        .status();
   }
 
   absl::StatusOr<GroupDefinition> Create(const std::string& name, const EventFilter& target,
                                          GroupStart start,
                                          const GroupSettingsPatch& patch) override {
-    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("group", name));
+    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("group", NameOfGroup(name)));
     LOGBOOK_ASSIGN_OR_RETURN(const GroupSettings s, ApplySettings(GroupSettings{}, patch));
     const int64_t after = start.kind == GroupStart::kNow ? -1
                           : start.kind == GroupStart::kAfterPosition
                               ? static_cast<int64_t>(std::min<uint64_t>(
                                     start.after_position, std::numeric_limits<int64_t>::max()))
                               : 0;
-    return Run(absl::StrCat("create consumer group '", name, "'"),
+    return Run(TenantOfGroup(name), absl::StrCat("create consumer group '", NameOfGroup(name), "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<GroupDefinition> {
                  pqxx::work tx(conn);
                  const pqxx::result r = tx.exec_prepared(
@@ -785,7 +807,7 @@ class PgConsumerGroups final : public ConsumerGroups {
                      static_cast<int64_t>(s.max_in_flight), after);
                  if (r.empty()) {
                    return absl::AlreadyExistsError(
-                       absl::StrCat("consumer group '", name, "' already exists"));
+                       absl::StrCat("consumer group '", NameOfGroup(name), "' already exists"));
                  }
                  tx.commit();
                  return DefinitionFromRow(r[0]);
@@ -794,13 +816,13 @@ class PgConsumerGroups final : public ConsumerGroups {
 
   absl::StatusOr<GroupDefinition> Update(const std::string& name,
                                          const GroupSettingsPatch& patch) override {
-    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("group", name));
+    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("group", NameOfGroup(name)));
     ForgetUpkeep(name);
-    return Run(absl::StrCat("update consumer group '", name, "'"),
+    return Run(TenantOfGroup(name), absl::StrCat("update consumer group '", NameOfGroup(name), "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<GroupDefinition> {
                  pqxx::work tx(conn);
                  const pqxx::result r = tx.exec_prepared(kDefinitionForUpdate, name);
-                 if (r.empty()) return NoGroup(name);
+                 if (r.empty()) return NoGroup(NameOfGroup(name));
                  GroupDefinition d = DefinitionFromRow(r[0]);
                  LOGBOOK_ASSIGN_OR_RETURN(d.settings, ApplySettings(d.settings, patch));
                  const GroupSettings& s = d.settings;
@@ -817,29 +839,31 @@ class PgConsumerGroups final : public ConsumerGroups {
 
   absl::Status Delete(const std::string& name) override {
     ForgetUpkeep(name);
-    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("group", name));
-    return Run(absl::StrCat("delete consumer group '", name, "'"),
+    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("group", NameOfGroup(name)));
+    return Run(TenantOfGroup(name), absl::StrCat("delete consumer group '", NameOfGroup(name), "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<bool> {
                  pqxx::work tx(conn);
-                 if (tx.exec_prepared(kDelete, name).empty()) return NoGroup(name);
+                 if (tx.exec_prepared(kDelete, name).empty()) return NoGroup(NameOfGroup(name));
                  tx.commit();
                  return true;
                })
         .status();
   }
 
-  absl::StatusOr<std::vector<GroupInfo>> List() override {
+  absl::StatusOr<std::vector<GroupInfo>> List(absl::string_view tenant) override {
+    LOGBOOK_RETURN_IF_ERROR(ValidateTenant("tenant", tenant));
     LOGBOOK_ASSIGN_OR_RETURN(
         std::vector<std::string> names,
-        Run("list consumer groups", [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<std::string>> {
-          pqxx::nontransaction tx(conn);
-          std::vector<std::string> out;
-          for (const auto& r : tx.exec_prepared(kNames)) out.push_back(r[0].as<std::string>());
-          return out;
-        }));
+        Run(tenant, "list consumer groups",
+            [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<std::string>> {
+              pqxx::nontransaction tx(conn);
+              std::vector<std::string> out;
+              for (const auto& r : tx.exec_prepared(kNames)) out.push_back(r[0].as<std::string>());
+              return out;
+            }));
     std::vector<GroupInfo> groups;
-    for (const std::string& name : names) {
-      absl::StatusOr<GroupInfo> info = Get(name);
+    for (const std::string& key : names) {  // The tenant's only (row-level security).
+      absl::StatusOr<GroupInfo> info = Get(key);
       if (absl::IsNotFound(info.status())) continue;  // Deleted meanwhile.
       LOGBOOK_RETURN_IF_ERROR(info.status());
       groups.push_back(*std::move(info));
@@ -847,14 +871,27 @@ class PgConsumerGroups final : public ConsumerGroups {
     return groups;
   }
 
+  absl::StatusOr<std::vector<std::string>> Tenants() override {
+    return Run(kDefaultTenant, "list tenants",
+               [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<std::string>> {
+                 pqxx::nontransaction tx(conn);
+                 std::vector<std::string> out;
+                 for (const auto& r : tx.exec_prepared(kTenants)) {
+                   out.push_back(r[0].as<std::string>());
+                 }
+                 return out;
+               });
+  }
+
   absl::StatusOr<GroupInfo> Get(const std::string& name) override {
-    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("group", name));
+    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("group", NameOfGroup(name)));
     LOGBOOK_RETURN_IF_ERROR(CloseDone(name));
-    return Run(absl::StrCat("describe consumer group '", name, "'"),
+    return Run(TenantOfGroup(name),
+               absl::StrCat("describe consumer group '", NameOfGroup(name), "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<GroupInfo> {
                  pqxx::work tx(conn);  // One snapshot.
                  const pqxx::result d = tx.exec_prepared(kDefinition, name);
-                 if (d.empty()) return NoGroup(name);
+                 if (d.empty()) return NoGroup(NameOfGroup(name));
                  GroupInfo info;
                  info.definition = DefinitionFromRow(d[0]);
                  const pqxx::row s = tx.exec_prepared1(kState, name);
@@ -879,18 +916,19 @@ class PgConsumerGroups final : public ConsumerGroups {
 
   absl::StatusOr<GroupDefinition> Join(const std::string& group, const std::string& consumer,
                                        const std::string& session) override {
-    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("join.group", group));
+    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("join.group", NameOfGroup(group)));
     LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("join.consumer", consumer));
-    return Run(absl::StrCat("join consumer group '", group, "'"),
+    return Run(TenantOfGroup(group), absl::StrCat("join consumer group '", NameOfGroup(group), "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<GroupDefinition> {
                  pqxx::work tx(conn);
                  const pqxx::result d = tx.exec_prepared(kDefinition, group);
-                 if (d.empty()) return NoGroup(group);
+                 if (d.empty()) return NoGroup(NameOfGroup(group));
                  if (tx.exec_prepared(kJoin, group, consumer, session, member_timeout_,
                                       SessionPrefix(session))
                          .empty()) {
-                   return absl::AlreadyExistsError(absl::StrCat(
-                       "consumer '", consumer, "' is already connected to group '", group, "'"));
+                   return absl::AlreadyExistsError(absl::StrCat("consumer '", consumer,
+                                                                "' is already connected to group '",
+                                                                NameOfGroup(group), "'"));
                  }
                  // What an earlier call held in this consumer's name comes back now.
                  tx.exec_prepared(kRelease, group, consumer, static_cast<const char*>(nullptr),
@@ -909,10 +947,12 @@ class PgConsumerGroups final : public ConsumerGroups {
   absl::StatusOr<std::vector<std::string>> Heartbeat(
       const std::string& group, const std::string& instance,
       const std::vector<std::string>& consumers) override {
-    return Run(absl::StrCat("renew consumers of group '", group, "'"),
+    return Run(TenantOfGroup(group),
+               absl::StrCat("renew consumers of group '", NameOfGroup(group), "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<std::string>> {
                  pqxx::work tx(conn);
-                 if (tx.exec_prepared(kDefinition, group).empty()) return NoGroup(group);
+                 if (tx.exec_prepared(kDefinition, group).empty())
+                   return NoGroup(NameOfGroup(group));
                  tx.exec_prepared(kHeartbeat, group, instance + "/",
                                   TextArray(consumers).Param());
                  std::vector<std::string> live;
@@ -927,7 +967,8 @@ class PgConsumerGroups final : public ConsumerGroups {
   absl::Status Leave(const std::string& group, const std::string& consumer,
                      const std::string& session) override {
     LOGBOOK_RETURN_IF_ERROR(CloseDone(group));
-    return Run(absl::StrCat("leave consumer group '", group, "'"),
+    return Run(TenantOfGroup(group),
+               absl::StrCat("leave consumer group '", NameOfGroup(group), "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<bool> {
                  pqxx::work tx(conn);
                  tx.exec_prepared(kLeave, group, consumer, session);
@@ -952,11 +993,11 @@ class PgConsumerGroups final : public ConsumerGroups {
       }
       round_robin_upkept_.erase(group);
     }
-    return Run(absl::StrCat("fill consumer group '", group, "'"),
+    return Run(TenantOfGroup(group), absl::StrCat("fill consumer group '", NameOfGroup(group), "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<bool> {
                  pqxx::work tx(conn);
                  const pqxx::result d = tx.exec_prepared(kDefinition, group);
-                 if (d.empty()) return NoGroup(group);
+                 if (d.empty()) return NoGroup(NameOfGroup(group));
                  tx.exec_prepared(kLeaseRecover, group, Interval(kLeaseGrace),
                                   static_cast<const char*>(nullptr), "");
                  // ROUND_ROBIN: nothing to bring in ahead (claims cut fresh
@@ -969,20 +1010,25 @@ class PgConsumerGroups final : public ConsumerGroups {
                    return true;
                  }
                  const pqxx::result start = tx.exec_prepared(kFillStart, group);
-                 if (start.empty()) return NoGroup(group);
+                 if (start.empty()) return NoGroup(NameOfGroup(group));
                  const int64_t scanned = start[0][0].as<int64_t>();
                  const int64_t head = start[0][1].as<int64_t>();
                  const int64_t room =
                      static_cast<int64_t>(max_events) - start[0][2].as<int64_t>();
-                 int64_t reached = scanned;
+                 int64_t reached = scanned, pending = start[0][2].as<int64_t>();
                  if (room > 0 && scanned < head) {
                    const int64_t through = std::min(head, scanned + kScanWindow);
                    const pqxx::row added =
                        tx.exec_prepared1(kFillInsert, group, scanned, through, room);
                    reached = added[0].as<int64_t>() == room ? added[1].as<int64_t>() : through;
+                   pending += added[0].as<int64_t>();
                  }
                  tx.exec_prepared(kFillEnd, group, reached);
                  tx.commit();
+                 if (ShouldAnalyze(pending)) {
+                   pqxx::nontransaction analyze(conn);
+                   analyze.exec_prepared(kAnalyze);
+                 }
                  return reached >= head;
                });
   }
@@ -993,7 +1039,8 @@ class PgConsumerGroups final : public ConsumerGroups {
                                                    const std::vector<std::string>& members,
                                                    size_t max) override {
     LOGBOOK_RETURN_IF_ERROR(CloseDone(group));
-    return Run(absl::StrCat("deliver from consumer group '", group, "'"),
+    return Run(TenantOfGroup(group),
+               absl::StrCat("deliver from consumer group '", NameOfGroup(group), "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<GroupDelivery>> {
                  GroupSettings s;
                  ClaimContext context;
@@ -1002,7 +1049,7 @@ class PgConsumerGroups final : public ConsumerGroups {
                  {
                    pqxx::nontransaction tx(conn);  // One statement each.
                    const pqxx::result c = tx.exec_prepared(kClaimContext, group, session);
-                   if (c.empty()) return NoGroup(group);
+                   if (c.empty()) return NoGroup(NameOfGroup(group));
                    s = DefinitionFromRow(c[0]).settings;
                    context = {c[0][12].as<int64_t>(), c[0][13].as<int64_t>(),
                               c[0][14].as<int64_t>()};
@@ -1023,8 +1070,7 @@ class PgConsumerGroups final : public ConsumerGroups {
                      const pqxx::result claimed = tx.exec_prepared(
                          s.strategy == GroupStrategy::kPerStream ? kClaimPerStream : kClaimAny,
                          group, consumer, session, TextArray(members).Param(),
-                         static_cast<int64_t>(room),
-                         static_cast<int64_t>(Millis(s.ack_timeout)),
+                         static_cast<int64_t>(room), static_cast<int64_t>(Millis(s.ack_timeout)),
                          static_cast<int64_t>(s.max_deliveries));
                      std::vector<RecordedEvent> events = ToEvents(claimed);
                      out.reserve(events.size());
@@ -1082,7 +1128,7 @@ class PgConsumerGroups final : public ConsumerGroups {
     std::vector<GroupDelivery> next;
     LOGBOOK_ASSIGN_OR_RETURN(
         const uint64_t acked,
-        Run(absl::StrCat("ack in consumer group '", group, "'"),
+        Run(TenantOfGroup(group), absl::StrCat("ack in consumer group '", NameOfGroup(group), "'"),
             [&](pqxx::connection& conn) -> absl::StatusOr<uint64_t> {
               pqxx::nontransaction tx(conn);
               const pqxx::result r = tx.exec_prepared(kAckContinue, group, consumer, session,
@@ -1148,11 +1194,12 @@ class PgConsumerGroups final : public ConsumerGroups {
   absl::StatusOr<std::optional<StreamAssignment>> Assignment(
       const std::string& group, const std::string& consumer,
       const std::vector<std::string>& members, size_t max_streams) override {
-    return Run(absl::StrCat("assign streams of consumer group '", group, "'"),
+    return Run(TenantOfGroup(group),
+               absl::StrCat("assign streams of consumer group '", NameOfGroup(group), "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<std::optional<StreamAssignment>> {
                  pqxx::read_transaction tx(conn);
                  const pqxx::result d = tx.exec_prepared(kDefinition, group);
-                 if (d.empty()) return NoGroup(group);
+                 if (d.empty()) return NoGroup(NameOfGroup(group));
                  if (DefinitionFromRow(d[0]).settings.strategy != GroupStrategy::kPerStream) {
                    return std::nullopt;
                  }
@@ -1169,7 +1216,8 @@ class PgConsumerGroups final : public ConsumerGroups {
 
   absl::StatusOr<std::optional<absl::Time>> NextDue(const std::string& group) override {
     LOGBOOK_RETURN_IF_ERROR(CloseDone(group));
-    return Run(absl::StrCat("schedule consumer group '", group, "'"),
+    return Run(TenantOfGroup(group),
+               absl::StrCat("schedule consumer group '", NameOfGroup(group), "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<std::optional<absl::Time>> {
                  pqxx::nontransaction tx(conn);
                  const pqxx::field f =
@@ -1188,17 +1236,19 @@ class PgConsumerGroups final : public ConsumerGroups {
 
   absl::StatusOr<std::vector<ParkedEntry>> ListParked(const std::string& group, uint64_t after,
                                                        size_t max_count) override {
-    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("group", group));
-    return Run(absl::StrCat("list parked events of group '", group, "'"),
+    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("group", NameOfGroup(group)));
+    return Run(TenantOfGroup(group),
+               absl::StrCat("list parked events of group '", NameOfGroup(group), "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<ParkedEntry>> {
                  pqxx::work tx(conn);
-                 if (tx.exec_prepared(kDefinition, group).empty()) return NoGroup(group);
+                 if (tx.exec_prepared(kDefinition, group).empty())
+                   return NoGroup(NameOfGroup(group));
                  std::vector<ParkedEntry> out;
-                 for (const auto& r : tx.exec_prepared(
-                          kListParked, group,
-                          static_cast<int64_t>(std::min<uint64_t>(
-                              after, std::numeric_limits<int64_t>::max())),
-                          static_cast<int64_t>(max_count))) {
+                 for (const auto& r :
+                      tx.exec_prepared(kListParked, group,
+                                       static_cast<int64_t>(std::min<uint64_t>(
+                                           after, std::numeric_limits<int64_t>::max())),
+                                       static_cast<int64_t>(max_count))) {
                    out.push_back({r[0].as<uint64_t>(), r[1].as<std::string>(),
                                   r[2].as<uint64_t>(), r[3].as<std::string>(),
                                   r[4].as<uint32_t>(), r[5].as<std::string>(),
@@ -1245,11 +1295,11 @@ class PgConsumerGroups final : public ConsumerGroups {
     const std::vector<int64_t> wanted = ToSqlIds(ids);
     LOGBOOK_ASSIGN_OR_RETURN(
         const uint64_t acked,
-        Run(absl::StrCat("ack in consumer group '", group, "'"),
+        Run(TenantOfGroup(group), absl::StrCat("ack in consumer group '", NameOfGroup(group), "'"),
             [&](pqxx::connection& conn) -> absl::StatusOr<uint64_t> {
               pqxx::nontransaction tx(conn);
-              return tx.exec_prepared1(kAck, group, consumer, session, Int8Array(wanted).Param())
-                  [0].as<uint64_t>();
+              return tx.exec_prepared1(kAck, group, consumer, session, Int8Array(wanted).Param())[0]
+                  .as<uint64_t>();
             }));
     if (acked == ids.size()) return absl::OkStatus();
     // Nothing changed: Settle names the id it does not hold (or acks them
@@ -1293,7 +1343,8 @@ class PgConsumerGroups final : public ConsumerGroups {
       if (leased.empty()) return absl::OkStatus();
       closed = it->second.book.Settle(leased, /*acked=*/false);
     }
-    return Run(absl::StrCat("nack in consumer group '", group, "'"),
+    return Run(TenantOfGroup(group),
+               absl::StrCat("nack in consumer group '", NameOfGroup(group), "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<bool> {
                  pqxx::work tx(conn);
                  for (const auto& [lease, held] : by_lease) {
@@ -1345,16 +1396,16 @@ class PgConsumerGroups final : public ConsumerGroups {
       consumers.push_back(d.consumer);
       acked.push_back(static_cast<int64_t>(d.acked));
     }
-    absl::Status s = Run(absl::StrCat("ack in consumer group '", group, "'"),
-                         [&](pqxx::connection& conn) -> absl::StatusOr<bool> {
-                           pqxx::nontransaction tx(conn);
-                           tx.exec_prepared(kLeaseCloseDone, group, Int8Array(ids).Param(),
-                                            TextArray(sessions).Param(),
-                                            TextArray(consumers).Param(),
-                                            Int8Array(acked).Param());
-                           return true;
-                         })
-                         .status();
+    absl::Status s =
+        Run(TenantOfGroup(group), absl::StrCat("ack in consumer group '", NameOfGroup(group), "'"),
+            [&](pqxx::connection& conn) -> absl::StatusOr<bool> {
+              pqxx::nontransaction tx(conn);
+              tx.exec_prepared(kLeaseCloseDone, group, Int8Array(ids).Param(),
+                               TextArray(sessions).Param(), TextArray(consumers).Param(),
+                               Int8Array(acked).Param());
+              return true;
+            })
+            .status();
     if (!s.ok()) {
       absl::MutexLock lock(&books_mu_);
       std::vector<DoneLease>& queue = done_[group];
@@ -1374,7 +1425,7 @@ class PgConsumerGroups final : public ConsumerGroups {
     const absl::Time deadline = absl::Now() + s.ack_timeout;
     pqxx::work tx(conn);
     const pqxx::result f = tx.exec_prepared(kLeaseFrontier, group);
-    if (f.empty()) return NoGroup(group);
+    if (f.empty()) return NoGroup(NameOfGroup(group));
     int64_t after = f[0][0].as<int64_t>();
     const int64_t head = f[0][1].as<int64_t>();
     // Small windows first: however the planner reads the window (before
@@ -1449,11 +1500,12 @@ class PgConsumerGroups final : public ConsumerGroups {
   absl::Status Settle(const std::string& group, const std::string& consumer,
                       const std::string& session, const std::vector<uint64_t>& ids,
                       absl::string_view verb, SettleFn&& settle) {
-    return Run(absl::StrCat(verb, " in consumer group '", group, "'"),
+    return Run(TenantOfGroup(group),
+               absl::StrCat(verb, " in consumer group '", NameOfGroup(group), "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<bool> {
                  pqxx::work tx(conn);
                  const pqxx::result d = tx.exec_prepared(kDefinition, group);
-                 if (d.empty()) return NoGroup(group);
+                 if (d.empty()) return NoGroup(NameOfGroup(group));
                  const GroupSettings s = DefinitionFromRow(d[0]).settings;
                  const std::vector<int64_t> wanted = ToSqlIds(ids);
                  const pqxx::result held =
@@ -1484,21 +1536,22 @@ class PgConsumerGroups final : public ConsumerGroups {
 
   absl::StatusOr<uint64_t> MoveParked(const std::string& group, const ParkedSelection& selection,
                                       const char* statement, absl::string_view what) {
-    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("selection.group", group));
-    const std::string op = absl::StrCat(what, " of group '", group, "'");
+    LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("selection.group", NameOfGroup(group)));
+    const std::string op = absl::StrCat(what, " of group '", NameOfGroup(group), "'");
     if (!selection.ids.empty()) {
       const std::vector<int64_t> ids = ToSqlIds(selection.ids);
-      return Run(op, [&](pqxx::connection& conn) -> absl::StatusOr<uint64_t> {
+      return Run(TenantOfGroup(group), op, [&](pqxx::connection& conn) -> absl::StatusOr<uint64_t> {
         pqxx::work tx(conn);
-        if (tx.exec_prepared(kDefinition, group).empty()) return NoGroup(group);
+        if (tx.exec_prepared(kDefinition, group).empty()) return NoGroup(NameOfGroup(group));
         const pqxx::binarystring param = Int8Array(ids).Param();
         if (const pqxx::result r = tx.exec_prepared(kNotParked, group, param); !r.empty()) {
           return absl::NotFoundError(absl::StrCat("delivery ", r[0][0].as<int64_t>(),
-                                                  " is not parked in group '", group, "'"));
+                                                  " is not parked in group '", NameOfGroup(group),
+                                                  "'"));
         }
-        const uint64_t n = tx.exec_prepared(statement, group, param,
-                                            static_cast<int64_t>(ids.size()))
-                               .affected_rows();
+        const uint64_t n =
+            tx.exec_prepared(statement, group, param, static_cast<int64_t>(ids.size()))
+                .affected_rows();
         tx.commit();
         return n;
       });
@@ -1512,10 +1565,13 @@ class PgConsumerGroups final : public ConsumerGroups {
       }
       if (batch == 0) return moved;
       LOGBOOK_ASSIGN_OR_RETURN(
-          const uint64_t n, Run(op, [&](pqxx::connection& conn) -> absl::StatusOr<uint64_t> {
+          const uint64_t n,
+          Run(TenantOfGroup(group), op, [&](pqxx::connection& conn) -> absl::StatusOr<uint64_t> {
             pqxx::work tx(conn);
-            if (tx.exec_prepared(kDefinition, group).empty()) return NoGroup(group);
-            const uint64_t n = tx.exec_prepared(statement, group, static_cast<const char*>(nullptr), batch).affected_rows();
+            if (tx.exec_prepared(kDefinition, group).empty()) return NoGroup(NameOfGroup(group));
+            const uint64_t n =
+                tx.exec_prepared(statement, group, static_cast<const char*>(nullptr), batch)
+                    .affected_rows();
             tx.commit();
             return n;
           }));
@@ -1524,10 +1580,25 @@ class PgConsumerGroups final : public ConsumerGroups {
     }
   }
 
+  // Whether consumer_group_pending needs fresh statistics now that a group
+  // has `pending` events: when that is at least kAnalyzeFrom and twice what
+  // it was at the last ANALYZE here (or the table shrank well below it since,
+  // and grew again). Estimates of a few rows where there are thousands make
+  // the planner read the whole table in a loop.
+  bool ShouldAnalyze(int64_t pending) {
+    absl::MutexLock lock(&books_mu_);
+    if (pending < analyzed_at_ / 4) analyzed_at_ = pending;
+    if (pending < kAnalyzeFrom || pending < 2 * analyzed_at_) return false;
+    analyzed_at_ = pending;
+    return true;
+  }
+
+  // Runs `fn` on a connection set to `tenant` (the group's: TenantOfGroup),
+  // translating what libpqxx throws.
   template <typename Fn>
-  auto Run(absl::string_view operation, Fn&& fn)
+  auto Run(absl::string_view tenant, absl::string_view operation, Fn&& fn)
       -> decltype(fn(std::declval<pqxx::connection&>())) {
-    LOGBOOK_ASSIGN_OR_RETURN(ConnectionPool::Lease lease, pool_.Acquire(kDefaultTenant));
+    LOGBOOK_ASSIGN_OR_RETURN(ConnectionPool::Lease lease, pool_.Acquire(tenant));
     auto result = CatchPqxx(operation, [&] { return fn(*lease); });
     if (absl::IsUnavailable(result.status()) || !lease->is_open()) {
       lease.Discard();
@@ -1545,9 +1616,31 @@ class PgConsumerGroups final : public ConsumerGroups {
   // When Fill last did a ROUND_ROBIN group's upkeep, by group (forgotten
   // when the group is updated or deleted here).
   std::map<std::string, absl::Time> round_robin_upkept_ ABSL_GUARDED_BY(books_mu_);
+  // A group's pending events at the last ANALYZE this instance asked for.
+  int64_t analyzed_at_ ABSL_GUARDED_BY(books_mu_) = 0;
 };
 
 }  // namespace
+
+std::string GroupKey(absl::string_view tenant, absl::string_view name) {
+  // A name holding '/' (which validation refuses) stays qualified, so that
+  // it cannot pass for the key of another tenant's group.
+  if (tenant == kDefaultTenant && name.find('/') == absl::string_view::npos) {
+    return std::string(name);
+  }
+  return absl::StrCat(tenant, "/", name);
+}
+
+std::string TenantOfGroup(absl::string_view key) {
+  const size_t slash = key.find('/');
+  return std::string(slash == absl::string_view::npos ? absl::string_view(kDefaultTenant)
+                                                      : key.substr(0, slash));
+}
+
+std::string NameOfGroup(absl::string_view key) {
+  const size_t slash = key.find('/');
+  return std::string(slash == absl::string_view::npos ? key : key.substr(slash + 1));
+}
 
 absl::StatusOr<std::unique_ptr<ConsumerGroups>> ConsumerGroups::Open(
     const StoreOptions& options) {

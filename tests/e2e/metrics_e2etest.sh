@@ -66,14 +66,14 @@ expect() {
   pass "$1 = $2"
 }
 # The groups' gauges, read from the database at the first scrape.
-expect 'logbook_consumer_group_parked{group="mg"}' 2
-expect 'logbook_consumer_group_in_flight{group="mg"}' 0
-expect 'logbook_consumer_group_lag_events{group="mg"}' 0
-expect 'logbook_consumer_group_members{group="mg"}' 0
-expect 'logbook_consumer_group_deliveries_total{group="mg"}' 3
-expect 'logbook_consumer_group_redeliveries_total{group="mg"}' 1
-expect 'logbook_consumer_group_settled_total{group="mg",how="retry"}' 1
-expect 'logbook_consumer_group_settled_total{group="mg",how="park"}' 2
+expect 'logbook_consumer_group_parked{group="mg",tenant="default"}' 2
+expect 'logbook_consumer_group_in_flight{group="mg",tenant="default"}' 0
+expect 'logbook_consumer_group_lag_events{group="mg",tenant="default"}' 0
+expect 'logbook_consumer_group_members{group="mg",tenant="default"}' 0
+expect 'logbook_consumer_group_deliveries_total{group="mg",tenant="default"}' 3
+expect 'logbook_consumer_group_redeliveries_total{group="mg",tenant="default"}' 1
+expect 'logbook_consumer_group_settled_total{group="mg",how="retry",tenant="default"}' 1
+expect 'logbook_consumer_group_settled_total{group="mg",how="park",tenant="default"}' 2
 expect 'logbook_verifications_total{result="intact"}' 1
 expect 'logbook_verifications_total{result="broken"}' 0
 # The subscription got both events of m and is at the head.

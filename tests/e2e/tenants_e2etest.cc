@@ -1,14 +1,15 @@
 // End to end: logbookd with a tokens file whose principals belong to two
 // tenants with the same stream ids. Appends, ReadStream, ReadAll, categories,
 // Subscribe on $all and on a category, snapshots, Verify and GetStream each
-// show a tenant zero events of the other; consumer groups are refused to
-// tenants other than the default one; a cross-tenant admin names the tenant
+// show a tenant zero events of the other, and so do consumer groups of the
+// same name; a cross-tenant admin names the tenant
 // of each call; and PostgreSQL, asked as the application role with the other
 // tenant's setting, returns zero rows.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -21,6 +22,7 @@
 #include "auth.h"
 #include "events.h"
 #include "logbook/client/client.h"
+#include "logbook/client/worker.h"
 #include "server_fixture.h"
 #include "test_env.h"
 
@@ -245,20 +247,83 @@ TEST_F(TenantsE2eTest, ATenantIsTheCallersUnlessACrossTenantAdminNamesOne) {
   EXPECT_EQ(testing::QueryValue(dsn_, "SELECT count(*) FROM logbook.event_log"), "6");
 }
 
-TEST_F(TenantsE2eTest, ConsumerGroupsAreTheDefaultTenantsOnly) {
+// Two tenants each make a group named "g" on $all: each group delivers its
+// tenant's events only, and each tenant lists and sees only its own.
+TEST_F(TenantsE2eTest, ConsumerGroupsAreEachTenantsOwn) {
+  Seed();
   v1::CreateConsumerGroupRequest create;
   create.set_group("g");
   create.mutable_target()->mutable_all();
-  EXPECT_EQ(As("t-acme").CreateConsumerGroup(create).status(),
-            absl::UnimplementedError("CreateConsumerGroup: consumer groups are the default "
-                                     "tenant's only so far, not tenant 'acme''s "
-                                     "(docs/security.md \"Tenants\")"));
-  EXPECT_EQ(As("t-globex").ListConsumerGroups().status().code(),
-            absl::StatusCode::kUnimplemented);
-  EXPECT_TRUE(As("t-dee").CreateConsumerGroup(create).ok());
-  auto groups = As("t-dee").ListConsumerGroups();
-  ASSERT_TRUE(groups.ok());
-  EXPECT_EQ(groups->size(), 1u);
+  Client acme = As("t-acme"), globex = As("t-globex"), dee = As("t-dee");
+  ASSERT_TRUE(acme.CreateConsumerGroup(create).ok());
+  ASSERT_TRUE(globex.CreateConsumerGroup(create).ok());
+  EXPECT_EQ(acme.CreateConsumerGroup(create).status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(dee.GetConsumerGroup("g").status().code(), absl::StatusCode::kNotFound);
+  auto listed = dee.ListConsumerGroups();
+  ASSERT_TRUE(listed.ok());
+  EXPECT_TRUE(listed->empty());
+  listed = globex.ListConsumerGroups();
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].group(), "g");
+
+  // Each tenant's worker gets its tenant's events, each once.
+  for (auto& [client, expected] : std::vector<std::pair<Client*, std::string>>{
+           {&acme, "A0:order-1@0#1:acme:ann,A1:order-1@1#2:acme:ann,A2:order-2@0#4:acme:ann"},
+           {&globex, "G0:order-1@0#3:globex:gus,G1:order-9@0#5:globex:gus"}}) {
+    std::vector<v1::RecordedEvent> handled;
+    const size_t want = std::count(expected.begin(), expected.end(), ',') + 1;
+    WorkerOptions options;
+    options.group = "g";
+    options.consumer = "w";
+    Worker* running = nullptr;
+    Worker worker(*client, options, [&](const v1::Delivery& d) {
+      handled.push_back(d.event());
+      if (handled.size() == want) running->Stop();
+      return absl::OkStatus();
+    });
+    running = &worker;
+    const absl::Status ran = worker.Run();
+    EXPECT_TRUE(ran.ok()) << ran;
+    // PER_STREAM keeps each stream's order, not the log's.
+    std::sort(handled.begin(), handled.end(), [](const auto& a, const auto& b) {
+      return a.global_position() < b.global_position();
+    });
+    EXPECT_EQ(Listed(handled), expected);
+  }
+  auto acme_group = acme.GetConsumerGroup("g");
+  auto globex_group = globex.GetConsumerGroup("g");
+  ASSERT_TRUE(acme_group.ok() && globex_group.ok());
+  EXPECT_EQ(acme_group->acked(), 3u);
+  EXPECT_EQ(globex_group->acked(), 2u);
+
+  // Deleting acme's group leaves globex's.
+  EXPECT_TRUE(acme.DeleteConsumerGroup("g").ok());
+  EXPECT_EQ(acme.GetConsumerGroup("g").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(globex.GetConsumerGroup("g").ok());
+  // A name that would pass for another tenant's key is refused.
+  EXPECT_EQ(dee.GetConsumerGroup("globex/g").status().code(), absl::StatusCode::kInvalidArgument);
+
+  // PostgreSQL as the application role with acme's setting: no row of
+  // globex's group.
+  const std::string app = testing::AsRole(dsn_, "logbook_app");
+  EXPECT_EQ(testing::QueryValue(app,
+                                "SET logbook.tenant = 'acme';"
+                                " SELECT (SELECT count(*) FROM logbook.consumer_groups) +"
+                                " (SELECT count(*) FROM logbook.consumer_group_counters)"),
+            "0");
+  EXPECT_EQ(testing::QueryValue(app,
+                                "SET logbook.tenant = 'globex';"
+                                " SELECT string_agg(group_name, ',')"
+                                " FROM logbook.consumer_groups"),
+            "globex/g");
+  // A row of acme's cannot name globex's group, foreign keys and all.
+  EXPECT_EQ(testing::Exec(app,
+                          "SET logbook.tenant = 'acme';"
+                          " INSERT INTO logbook.consumer_group_members"
+                          " (group_name, consumer, session) VALUES ('globex/g', 'w', 's')"),
+            "ERROR:  new row for relation \"consumer_group_members\" violates check constraint"
+            " \"consumer_group_members_tenant_check\"\n");
 }
 
 }  // namespace

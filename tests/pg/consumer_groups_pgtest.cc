@@ -124,6 +124,21 @@ TEST(GroupRules, RetriesBackOffDoublingUpToTheMaximum) {
   EXPECT_EQ(RetryDelay(s, 5), absl::ZeroDuration());
 }
 
+// A group's key names its tenant unless that is the default one; a name
+// holding '/' (which no valid name does) cannot pass for another tenant's.
+TEST(GroupRules, KeysQualifyTheGroupsOfEveryTenantButTheDefault) {
+  EXPECT_EQ(GroupKey(kDefaultTenant, "emails"), "emails");
+  EXPECT_EQ(GroupKey("acme", "emails"), "acme/emails");
+  EXPECT_EQ(GroupKey(kDefaultTenant, "acme/emails"), "default/acme/emails");
+  EXPECT_EQ(TenantOfGroup("emails"), "default");
+  EXPECT_EQ(NameOfGroup("emails"), "emails");
+  EXPECT_EQ(TenantOfGroup("acme/emails"), "acme");
+  EXPECT_EQ(NameOfGroup("acme/emails"), "emails");
+  EXPECT_EQ(TenantOfGroup("default/acme/emails"), "default");
+  EXPECT_EQ(NameOfGroup("default/acme/emails"), "acme/emails");
+  EXPECT_FALSE(ValidateGroupName("group", NameOfGroup("default/acme/emails")).ok());
+}
+
 TEST(GroupRules, NamesAreShortPlainWords) {
   EXPECT_TRUE(ValidateGroupName("group", "orders.emails-v2_x").ok());
   EXPECT_EQ(ValidateGroupName("group", "bad name!"),
@@ -174,7 +189,7 @@ TEST_F(ConsumerGroupsTest, GroupsAreCreatedDescribedUpdatedAndDeleted) {
   EXPECT_EQ(Info("audit").checkpoint, 2u);
   EXPECT_EQ(Info("audit").lag_events, 0u);
 
-  auto all = groups_->List();
+  auto all = groups_->List(kDefaultTenant);
   ASSERT_TRUE(all.ok());
   ASSERT_EQ(all->size(), 2u);
   EXPECT_EQ((*all)[0].definition.name, "audit");
@@ -641,6 +656,48 @@ TEST_F(ConsumerGroupsTest, ASparseFilterMovesARoundRobinFrontier) {
   EXPECT_EQ(QueryValue(dsn_, "SELECT count(*) FROM logbook.consumer_group_leases"), "0");
   ASSERT_TRUE(groups_->Fill("g", 100).ok());
   EXPECT_EQ(Info("g").checkpoint, 25003u);
+}
+
+// Two tenants' groups of one name: each is known by its key, delivers its
+// tenant's events only, and is listed with its tenant's groups.
+TEST_F(ConsumerGroupsTest, EachTenantHasGroupsOfItsOwn) {
+  Append("order-1", 1);  // Position 1, the default tenant's.
+  Writer acme{"ann", "acme"};
+  ASSERT_TRUE(store_
+                  ->Append("order-1", ExpectedVersion::Any(),
+                           {Event("Happened", "{}"), Event("Happened", "{}")}, acme)
+                  .ok());  // Positions 2 and 3.
+  auto tenants = groups_->Tenants();
+  ASSERT_TRUE(tenants.ok()) << tenants.status();
+  EXPECT_EQ(absl::StrJoin(*tenants, ","), "acme,default");
+
+  GroupSettingsPatch round_robin;
+  round_robin.strategy = GroupStrategy::kRoundRobin;
+  Create("emails", EventFilter{});  // PER_STREAM.
+  const GroupDefinition d = Create(GroupKey("acme", "emails"), EventFilter{}, round_robin);
+  EXPECT_EQ(d.name, "emails");
+  EXPECT_EQ(d.tenant, "acme");
+  EXPECT_EQ(groups_->Create(GroupKey("acme", "emails"), EventFilter{}, {}, {}).status(),
+            absl::AlreadyExistsError("consumer group 'emails' already exists"));
+
+  for (const std::string group : {"acme/emails", "emails"}) {
+    ASSERT_TRUE(groups_->Join(group, "c1", kHere).ok());
+    ASSERT_TRUE(groups_->Fill(group, 100).ok());
+  }
+  EXPECT_EQ(Claim("acme/emails", "c1", 10), "order-1@0#2x1 order-1@1#3x1");
+  EXPECT_EQ(Claim("emails", "c1", 10), "order-1@0#1x1");
+  for (const std::string tenant : {"acme", "default"}) {
+    auto listed = groups_->List(tenant);
+    ASSERT_TRUE(listed.ok()) << listed.status();
+    ASSERT_EQ(listed->size(), 1u);
+    EXPECT_EQ((*listed)[0].definition.name, "emails");
+    EXPECT_EQ((*listed)[0].definition.tenant, tenant);
+    EXPECT_EQ((*listed)[0].in_flight, tenant == "acme" ? 2u : 1u);
+  }
+  EXPECT_TRUE(groups_->Delete("acme/emails").ok());
+  EXPECT_EQ(Info("emails").in_flight, 1u);
+  EXPECT_EQ(groups_->Get("globex/emails").status(),
+            absl::NotFoundError("consumer group 'emails' does not exist"));
 }
 
 TEST_F(ConsumerGroupsTest, AnUnknownGroupIsNotFoundEverywhere) {

@@ -140,10 +140,6 @@ class EventStoreService final : public logbook::v1::EventStore::CallbackService 
   absl::StatusOr<Principal> Caller(const grpc::CallbackServerContext& context, uint32_t any_of,
                                    const char* call,
                                    std::optional<absl::string_view> stream_id = std::nullopt);
-  // Caller, for the consumer-group calls: UNIMPLEMENTED for a tenant other
-  // than the default one, whose groups are not kept apart yet.
-  absl::StatusOr<Principal> GroupCaller(const grpc::CallbackServerContext& context,
-                                        uint32_t any_of, const char* call);
   // OK when group `group` does not exist or its target lies within the
   // scopes of `caller` (blocks: reads the group when `caller` is scoped).
   absl::Status CheckGroupScope(const Principal& caller, const std::string& group);

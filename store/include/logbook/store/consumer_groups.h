@@ -66,7 +66,8 @@ struct GroupStart {
 };
 
 struct GroupDefinition {
-  std::string name;
+  std::string name;    // Without its tenant.
+  std::string tenant;  // Whose group it is.
   // stream_id or category set (or neither: the whole log), with
   // stream_prefix and event_types narrowing it.
   EventFilter target;
@@ -133,6 +134,17 @@ struct ParkedSelection {
 inline constexpr absl::Duration kMinMemberTimeout = absl::Seconds(3);
 inline constexpr absl::Duration kMaxMemberTimeout = absl::Hours(1);
 
+// A group as the store knows it: its tenant's name for it, qualified by
+// the tenant unless that is the default one ("orders-worker",
+// "acme/orders-worker"). Group names and tenants never hold '/'. Every
+// `group` and `name` of ConsumerGroups below is a key; what it returns
+// (GroupDefinition::name, messages) names the group without its tenant.
+// The database holds the key in group_name (migrations/0022). Pure.
+std::string GroupKey(absl::string_view tenant, absl::string_view name);
+// The tenant and the name of a key. Pure.
+std::string TenantOfGroup(absl::string_view key);
+std::string NameOfGroup(absl::string_view key);
+
 // Thread-safe; every call blocks for its database round trips. Errors as
 // EventStore's, and NOT_FOUND for a group that does not exist. It keeps in
 // memory which events of its sessions' ROUND_ROBIN leases are settled, so
@@ -141,7 +153,9 @@ inline constexpr absl::Duration kMaxMemberTimeout = absl::Hours(1);
 // events then are delivered again: at-least-once).
 class ConsumerGroups {
  public:
-  // Its own few connections to options.dsn.
+  // Its own few connections to options.dsn. Each call runs with
+  // logbook.tenant set to its group's tenant (migrations/0022): a group
+  // sees and delivers its tenant's events only.
   static absl::StatusOr<std::unique_ptr<ConsumerGroups>> Open(const StoreOptions& options);
   virtual ~ConsumerGroups() = default;
 
@@ -152,7 +166,12 @@ class ConsumerGroups {
   virtual absl::StatusOr<GroupDefinition> Update(const std::string& name,
                                                  const GroupSettingsPatch& settings) = 0;
   virtual absl::Status Delete(const std::string& name) = 0;
-  virtual absl::StatusOr<std::vector<GroupInfo>> List() = 0;
+  // The groups of `tenant`.
+  virtual absl::StatusOr<std::vector<GroupInfo>> List(absl::string_view tenant) = 0;
+  // The tenants that may have groups: 'default' and every tenant that has
+  // written a stream (logbook.tenants), in name order. A group of a tenant
+  // that has written nothing yet has nothing to deliver.
+  virtual absl::StatusOr<std::vector<std::string>> Tenants() = 0;
   virtual absl::StatusOr<GroupInfo> Get(const std::string& name) = 0;
 
   // --- What an instance does for its connected consumers. `instance`
