@@ -6,7 +6,7 @@
 # seconds and peak RSS per scenario, and the CPU each side spent per event
 # (PostgreSQL, logbookd and logbook-bench; PostgreSQL and pgbench).
 #
-#   clients/bench/run.sh [--quick] [--security] [--json FILE] [--build DIR]
+#   clients/bench/run.sh [--quick] [--security] [--replicas] [--json FILE] [--build DIR]
 #
 # Default: 15 s per timed scenario and a catch-up of 1,000,000 events (about
 # 4 minutes), then the consumer-group scenarios (4 consumers on $all acking
@@ -19,9 +19,9 @@
 # 200,000 events and backlogs of 1,000 (about a minute; a smoke test of the
 # tool, its numbers mean little). --security: then what TLS and token
 # authentication cost: append-batch and catch-up against a logbookd without
-# either, then against one with both (TLS 1.3 with a P-256 certificate, a
-# tokens-file token on every call), back to back, reported as the ratio on
-# to off (issue 19: at least 0.9). --build: the build folder holding
+# either and against one with both (TLS 1.3 with a P-256 certificate, a
+# tokens-file token on every call), in the order off, on, on, off, reported
+# as the ratio of the means on to off (issue 19: at least 0.9). --build: the build folder holding
 # logbookd, logbook and logbook-bench (default build/, or $LOGBOOK_BUILD_DIR).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -32,15 +32,17 @@ group_events_round_robin=1000000
 group_events_per_stream=20000
 quick=false
 security=false
+replicas=false
 build=${LOGBOOK_BUILD_DIR:-build}
 json_out=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) seconds=3; catch_up_events=200000; group_events_round_robin=1000; group_events_per_stream=1000; quick=true ;;
     --security) security=true ;;
+    --replicas) replicas=true ;;
     --json) json_out=$2; shift ;;
     --build) build=$2; shift ;;
-    *) echo "usage: clients/bench/run.sh [--quick] [--security] [--json FILE] [--build DIR]" >&2; exit 2 ;;
+    *) echo "usage: clients/bench/run.sh [--quick] [--security] [--replicas] [--json FILE] [--build DIR]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -55,8 +57,18 @@ work=$(mktemp -d)
 env_file="$work/pg.env"
 server_pid=""
 cleanup() {
+  local status=$?
   set +e  # Clean up everything, whatever fails.
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  if [ "$status" != 0 ]; then  # What logbookd and PostgreSQL said, for the post-mortem.
+    rm -rf "$build/bench-failed" && mkdir -p "$build/bench-failed"
+    cp "$work"/*.log "$build/bench-failed/" 2>/dev/null
+    [ -n "${LOGBOOK_TEST_PG_DIR:-}" ] && cp "$LOGBOOK_TEST_PG_DIR/server.log" "$build/bench-failed/postgresql.log"
+    echo "run.sh failed; the servers' logs are in $build/bench-failed/" >&2
+  fi
+  for standby in "$work"/standby-*.env; do
+    [ -f "$standby" ] && tests/pg_cluster.sh stop "$standby"
+  done
   tests/pg_cluster.sh stop "$env_file"
   rm -rf "$work"
 }
@@ -227,26 +239,92 @@ for strategy in round-robin per-stream; do
 done
 
 # What TLS and token authentication cost: the same two scenarios against a
-# plain logbookd and then one with both, back to back (the second side
-# appends to a log the first made longer, a bias against it).
+# plain logbookd and one with both, in the order off, on, on, off, so that
+# the log growing under them (later appends and catch-ups are slower) weighs
+# on both sides alike; each side's figure is the mean of its two runs.
 if $security; then
   make_ca bench-ca && make_cert bench-server bench-ca "IP:127.0.0.1,DNS:localhost" ||
     { echo "openssl cannot make the certificates" >&2; exit 1; }
   made=$("$build/clients/logbook" auth token create bench --roles reader,writer 2>/dev/null)
   sed -n 2p <<<"$made" >"$work/auth-tokens"
-  for side in off on; do
+  for run in off-1 on-1 on-2 off-2; do
+    side=${run%-*}
     stop_logbookd || true
     if [ "$side" = on ]; then
-      start_logbookd "$dsn" "$work/server-$side.log" --workers 72 --admin-database "$admin_dsn" \
+      start_logbookd "$dsn" "$work/server-$run.log" --workers 72 --admin-database "$admin_dsn" \
         --tls-cert "$work/bench-server.pem" \
         --tls-key "$work/bench-server.key" --auth-tokens "$work/auth-tokens"
       bench_flags=(--tls-ca "$work/bench-ca.pem" --token "$(sed -n 1p <<<"$made")")
     else
-      start_logbookd "$dsn" "$work/server-$side.log" --workers 72 --admin-database "$admin_dsn"
+      start_logbookd "$dsn" "$work/server-$run.log" --workers 72 --admin-database "$admin_dsn"
       bench_flags=()
     fi
-    scenario_as "append-batch-$side" append-batch --seconds "$seconds"
-    scenario_as "catch-up-$side" catch-up --events "$catch_up_events"
+    # Each run starts from a quiet database: no autovacuum or checkpoint
+    # left over from the run before (one such cut a run by a quarter).
+    "${psql[@]}" -qc "VACUUM ANALYZE logbook.event_log" -c "CHECKPOINT"
+    scenario_as "append-batch-$run" append-batch --seconds "$seconds"
+    scenario_as "catch-up-$run" catch-up --events "$catch_up_events"
+  done
+fi
+
+# Reads from replicas (issue 20): catch-up of the whole log from the
+# primary, then from a streaming standby (logbookd --replica-database), then
+# from two logbookd instances each on a standby of its own, each with its
+# own subscriber, at once: their events/s added up, against the one.
+if $replicas; then
+  stop_logbookd || true
+  for r in a b; do
+    echo "==> standby $r of the bench database (pg_basebackup)"
+    tests/pg_cluster.sh standby "$work/standby-$r.env" "$env_file" ||
+      { echo "cannot start standby $r" >&2; exit 1; }
+  done
+  head=$("${psql[@]}" -Atc "SELECT last_position FROM logbook.log_head")
+  standby_url() {
+    printf 'postgresql://logbook_app@127.0.0.1:%s/bench' \
+      "$(sed -n 's/^LOGBOOK_TEST_PG_PORT=//p' "$work/standby-$1.env")"
+  }
+  for r in a b; do
+    for _ in $(seq 600); do
+      [ "$(psql -X -At "$(standby_url "$r")" -c "SELECT last_position FROM logbook.log_head")" = "$head" ] &&
+        break
+      sleep 0.1
+    done
+  done
+  # reads_on: which database served logbookd's reads (logbook_reads_total).
+  reads_on() {
+    python3 -c "import urllib.request; print(urllib.request.urlopen('http://$1/metrics').read().decode())" |
+      awk '/^logbook_reads_total/ { printf "%s%s", sep, $0; sep = ", " }'
+  }
+  metrics_address() { grep -o 'metrics on http://127.0.0.1:[0-9]*' "$1" | head -1 | cut -d/ -f3; }
+  start_logbookd "$dsn" "$work/server-primary.log" --workers 72 --admin-database "$admin_dsn"
+  "${psql[@]}" -qc "CHECKPOINT"
+  scenario_as catch-up-primary catch-up --events "$catch_up_events"
+  stop_logbookd || true
+  start_logbookd "$dsn" "$work/server-replica.log" --workers 72 --admin-database "$admin_dsn" \
+    --replica-database "$(standby_url a)" --metrics-listen 127.0.0.1:0
+  scenario_as catch-up-replica catch-up --events "$catch_up_events"
+  reads_on "$(metrics_address "$work/server-replica.log")" >"$work/reads-replica"
+  stop_logbookd || true
+  declare -A replica_address replica_pid
+  for r in a b; do
+    start_logbookd "$dsn" "$work/server-replica-$r.log" --workers 72 --admin-database "$admin_dsn" \
+      --replica-database "$(standby_url "$r")" --metrics-listen 127.0.0.1:0
+    replica_address[$r]=$LOGBOOK_ADDRESS replica_pid[$r]=$server_pid
+  done
+  echo "==> catch-up-two-replicas (catch-up --events $catch_up_events, two at once)"
+  bench_pids=()
+  for r in a b; do
+    "$bench" --address "${replica_address[$r]}" --json "$work/catch-up-two-replicas-$r.json" \
+      catch-up --events "$catch_up_events" >/dev/null &
+    bench_pids+=("$!")
+  done
+  for pid in "${bench_pids[@]}"; do
+    wait "$pid" || { echo "a catch-up from a standby failed" >&2; exit 1; }
+  done
+  for r in a b; do
+    reads_on "$(metrics_address "$work/server-replica-$r.log")" >"$work/reads-replica-$r"
+    server_pid=${replica_pid[$r]}
+    stop_logbookd || true
   done
 fi
 elapsed=$(( $(date +%s) - started ))
@@ -295,22 +373,42 @@ for name in ["catch-up", "append-single", "append-batch", "append-contended", "l
     else:
         s["baseline_events_per_s"] = s["baseline"] = s["ratio"] = None
     scenarios.append(s)
-# --security: each scenario with TLS and a token ("on") beside without ("off").
+# --security: each scenario with TLS and a token ("on") beside without
+# ("off"), each side the mean of its two runs.
 security = []
 for name in ["append-batch", "catch-up"]:
-    if not os.path.exists(f"{work}/{name}-on.json"):
+    if not os.path.exists(f"{work}/{name}-on-1.json"):
         continue
-    off, on = (json.load(open(f"{work}/{name}-{side}.json")) for side in ("off", "on"))
-    rate = lambda s: s.get("events_per_s")
-    security.append({"scenario": name, "off_events_per_s": rate(off), "on_events_per_s": rate(on),
-                     "ratio": round(rate(on) / rate(off), 3) if rate(on) and rate(off) else None,
-                     "failures": off.get("failures", 0) + on.get("failures", 0),
-                     "off_server_cpu_s": float(cpu_rss[f"{name}-off"][0]),
-                     "on_server_cpu_s": float(cpu_rss[f"{name}-on"][0])})
+    runs = {run: json.load(open(f"{work}/{name}-{run}.json"))
+            for run in ("off-1", "on-1", "on-2", "off-2")}
+    rate = lambda side: [runs[f"{side}-{i}"].get("events_per_s") or 0 for i in (1, 2)]
+    mean = lambda side: sum(rate(side)) / 2
+    cpu = lambda side: sum(float(cpu_rss[f"{name}-{side}-{i}"][0]) for i in (1, 2)) / 2
+    security.append({"scenario": name, "off_events_per_s": mean("off"),
+                     "on_events_per_s": mean("on"), "off_runs": rate("off"), "on_runs": rate("on"),
+                     "ratio": round(mean("on") / mean("off"), 3) if mean("off") else None,
+                     "failures": sum(r.get("failures", 0) for r in runs.values()),
+                     "off_server_cpu_s": cpu("off"), "on_server_cpu_s": cpu("on")})
+# --replicas: catch-up from the primary, from a standby, and from two
+# logbookd instances on a standby each, at once.
+replicas = None
+if os.path.exists(f"{work}/catch-up-replica.json"):
+    rate = lambda name: json.load(open(f"{work}/{name}.json")).get("events_per_s") or 0
+    primary, one = rate("catch-up-primary"), rate("catch-up-replica")
+    two = [rate(f"catch-up-two-replicas-{r}") for r in ("a", "b")]
+    exact = all(json.load(open(f"{work}/{n}.json")).get("exact") for n in
+                ("catch-up-primary", "catch-up-replica", "catch-up-two-replicas-a",
+                 "catch-up-two-replicas-b"))
+    reads = {n: open(f"{work}/reads-{n}").read().strip()
+             for n in ("replica", "replica-a", "replica-b")}
+    replicas = {"primary_events_per_s": primary, "replica_events_per_s": one,
+                "two_replicas_events_per_s": two, "exact": exact,
+                "replica_to_primary": round(one / primary, 3) if primary else None,
+                "two_to_one": round(sum(two) / one, 3) if one else None, "reads": reads}
 doc = {"commit": commit, "quick": quick == "true", "seconds_per_scenario": int(seconds),
        "run_seconds": int(elapsed), "cpus": os.cpu_count(), "fill": fill,
        "peak_rss_mib": max(s["server_peak_rss_mib"] for s in scenarios), "scenarios": scenarios,
-       "security": security or None}
+       "security": security or None, "replicas": replicas}
 json.dump(doc, open(out, "w"), indent=2)
 
 def f(v, fmt):
@@ -364,15 +462,34 @@ print(f"group scenarios: backlogs as in their notes (the issue's is 1,000,000 ev
       f">= 50,000 (per-stream), live p50 < 5 ms, logbookd RSS < 256 MiB")
 if security:
     print()
-    print("What TLS and token authentication cost (--security; the same run, back to back):")
+    print("What TLS and token authentication cost (--security; the same run, in the order off, on, on, off;")
+    print("each side the mean of its two runs, which are in parentheses):")
     print()
     print("| scenario | off events/s | TLS + token events/s | ratio | logbookd CPU s off | on |")
     print("|---|---:|---:|---:|---:|---:|")
+    runs = lambda v: " / ".join(format(x, ",.0f") for x in v)
     for s in security:
-        print(f"| {s['scenario']} | {f(s['off_events_per_s'], ',.0f')} | {f(s['on_events_per_s'], ',.0f')} "
+        print(f"| {s['scenario']} | {f(s['off_events_per_s'], ',.0f')} ({runs(s['off_runs'])}) "
+              f"| {f(s['on_events_per_s'], ',.0f')} ({runs(s['on_runs'])}) "
               f"| {f(s['ratio'], '.3f')} | {s['off_server_cpu_s']:.1f} | {s['on_server_cpu_s']:.1f} |")
     print()
     print("target (issue 19): ratio >= 0.9 for both")
+if replicas:
+    r = replicas
+    print()
+    print("Catch-up from replicas (--replicas; the same log, every event of $all until caught_up):")
+    print()
+    print("| catch-up from | events/s | ratio |")
+    print("|---|---:|---:|")
+    print(f"| the primary | {r['primary_events_per_s']:,.0f} | 1.00 |")
+    print(f"| one standby | {r['replica_events_per_s']:,.0f} | {f(r['replica_to_primary'], '.2f')} (to the primary) |")
+    print(f"| two logbookd, a standby each, at once | {sum(r['two_replicas_events_per_s']):,.0f} "
+          f"({' + '.join(format(x, ',.0f') for x in r['two_replicas_events_per_s'])}) "
+          f"| {f(r['two_to_one'], '.2f')} (to one standby) |")
+    print()
+    print(f"{'every' if r['exact'] else 'NOT every'} subscriber got exactly the log; reads served: "
+          + "; ".join(f"{k}: {v}" for k, v in r["reads"].items()))
+    print(f"this machine has {os.cpu_count()} CPUs for PostgreSQL, its standbys, logbookd and the clients alike")
 print(f"{seconds} s per timed scenario; log filled through logbookd at {fill['fill_events_per_s']:,.0f} events/s; "
       f"whole run {elapsed} s")
 PY
