@@ -94,7 +94,14 @@ class GrpcServer final : public Server {
     group_options.dsn = options.database_dsn;
     group_options.member_timeout = options.member_timeout;
     group_options.observer = options.store_metrics;
-    auto groups = store::ConsumerGroups::Open(group_options);
+    store::ConsumerGroups::LeaseEventsStore lease_events;
+    if (!options.replicas.empty()) {
+      // A ROUND_ROBIN lease's events come from a replica that has them all.
+      lease_events = [router = read_router_.get()](uint64_t through) {
+        return &router->For(through);
+      };
+    }
+    auto groups = store::ConsumerGroups::Open(group_options, std::move(lease_events));
     if (!groups.ok()) return groups.status();
     groups_ = *std::move(groups);
     hub_ = std::make_unique<ConsumerGroupHub>(*groups_, InstanceName());

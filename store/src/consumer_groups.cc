@@ -772,8 +772,9 @@ std::vector<int64_t> ToSqlIds(const std::vector<uint64_t>& ids) {
 
 class PgConsumerGroups final : public ConsumerGroups {
  public:
-  explicit PgConsumerGroups(const StoreOptions& options)
-      : observer_(options.observer),
+  PgConsumerGroups(const StoreOptions& options, LeaseEventsStore lease_events)
+      : lease_events_(std::move(lease_events)),
+        observer_(options.observer),
         pool_(options.dsn, kConnections, options.acquire_timeout, options.max_waiters, Prepare,
               "consumer_groups", observer_.get()),
         member_timeout_(Interval(options.member_timeout)) {}
@@ -1042,7 +1043,8 @@ class PgConsumerGroups final : public ConsumerGroups {
     return Run(TenantOfGroup(group),
                absl::StrCat("deliver from consumer group '", NameOfGroup(group), "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<GroupDelivery>> {
-                 GroupSettings s;
+                 GroupDefinition d;
+                 const GroupSettings& s = d.settings;
                  ClaimContext context;
                  size_t leased = 0;
                  std::vector<GroupDelivery> out;
@@ -1050,7 +1052,7 @@ class PgConsumerGroups final : public ConsumerGroups {
                    pqxx::nontransaction tx(conn);  // One statement each.
                    const pqxx::result c = tx.exec_prepared(kClaimContext, group, session);
                    if (c.empty()) return NoGroup(NameOfGroup(group));
-                   s = DefinitionFromRow(c[0]).settings;
+                   d = DefinitionFromRow(c[0]);
                    context = {c[0][12].as<int64_t>(), c[0][13].as<int64_t>(),
                               c[0][14].as<int64_t>()};
                    // Leases past their deadline go back first.
@@ -1083,7 +1085,7 @@ class PgConsumerGroups final : public ConsumerGroups {
                    const int64_t held = context.held + static_cast<int64_t>(out.size()) +
                                         static_cast<int64_t>(leased);
                    if (context.scanned_to < context.head && held < static_cast<int64_t>(max)) {
-                     LOGBOOK_RETURN_IF_ERROR(TakeLease(conn, group, consumer, session, s,
+                     LOGBOOK_RETURN_IF_ERROR(TakeLease(conn, group, consumer, session, d,
                                                        static_cast<int64_t>(max) - held, out));
                    }
                  }
@@ -1420,8 +1422,8 @@ class PgConsumerGroups final : public ConsumerGroups {
   // moves the frontier along.
   absl::Status TakeLease(pqxx::connection& conn, const std::string& group,
                          const std::string& consumer, const std::string& session,
-                         const GroupSettings& s, int64_t room,
-                         std::vector<GroupDelivery>& out) {
+                         const GroupDefinition& d, int64_t room, std::vector<GroupDelivery>& out) {
+    const GroupSettings& s = d.settings;
     const absl::Time deadline = absl::Now() + s.ack_timeout;
     pqxx::work tx(conn);
     const pqxx::result f = tx.exec_prepared(kLeaseFrontier, group);
@@ -1448,8 +1450,8 @@ class PgConsumerGroups final : public ConsumerGroups {
     }
     tx.commit();
     if (n == 0) return absl::OkStatus();
-    std::vector<RecordedEvent> events;
-    {
+    std::vector<RecordedEvent> events = ReadLeased(group, d.target, after, through, n);
+    if (static_cast<int64_t>(events.size()) != n) {
       pqxx::nontransaction read(conn);
       events = ToEvents(read.exec_prepared(kLeaseEvents, group, after, through, n));
     }
@@ -1464,6 +1466,24 @@ class PgConsumerGroups final : public ConsumerGroups {
     b.consumer = consumer;
     b.book.Add(lease_id, positions, deadline);
     return absl::OkStatus();
+  }
+
+  // The `n` events of `group`'s `target` in (`after`, `through`], read
+  // from lease_events_'s store; none when there is no such store or it
+  // could not read them all.
+  std::vector<RecordedEvent> ReadLeased(const std::string& group, const EventFilter& target,
+                                        int64_t after, int64_t through, int64_t n) {
+    EventStore* store = lease_events_ ? lease_events_(static_cast<uint64_t>(through)) : nullptr;
+    if (store == nullptr) return {};
+    ReadAllQuery q;
+    q.from_position = static_cast<uint64_t>(after) + 1;
+    q.until_position = static_cast<uint64_t>(through);
+    q.max_count = static_cast<uint64_t>(n);
+    q.filter = target;
+    q.tenant = TenantOfGroup(group);
+    absl::StatusOr<std::vector<RecordedEvent>> events = store->ReadAll(q);
+    if (!events.ok()) return {};
+    return *std::move(events);
   }
 
   // Removes the session's book: what it held.
@@ -1607,6 +1627,7 @@ class PgConsumerGroups final : public ConsumerGroups {
     return result;
   }
 
+  const LeaseEventsStore lease_events_;
   const std::shared_ptr<StoreObserver> observer_;  // Before what it observes.
   ConnectionPool pool_;
   const std::string member_timeout_;  // StoreOptions::member_timeout, as an interval.
@@ -1643,13 +1664,13 @@ std::string NameOfGroup(absl::string_view key) {
 }
 
 absl::StatusOr<std::unique_ptr<ConsumerGroups>> ConsumerGroups::Open(
-    const StoreOptions& options) {
+    const StoreOptions& options, LeaseEventsStore lease_events) {
   if (options.member_timeout < kMinMemberTimeout || options.member_timeout > kMaxMemberTimeout) {
     return absl::InvalidArgumentError(absl::StrCat(
         "member timeout: ", absl::FormatDuration(options.member_timeout),
         " is outside 3s to 1h (members are renewed every second)"));
   }
-  auto groups = std::make_unique<PgConsumerGroups>(options);
+  auto groups = std::make_unique<PgConsumerGroups>(options, std::move(lease_events));
   LOGBOOK_RETURN_IF_ERROR(groups->Ping());
   return groups;
 }

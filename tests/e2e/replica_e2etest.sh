@@ -5,7 +5,8 @@
 # knows the log to be (a catch-up window: all of the window); with
 # its replay paused (pg_wal_replay_pause) and the log moved on, the primary
 # serves them, so no read misses an event; resumed, the replica serves
-# again. logbook_reads_total{database} says which served. Clusters of its
+# again. The same holds for the events of a ROUND_ROBIN consumer group's
+# leases. logbook_reads_total{database} says which served. Clusters of its
 # own.
 set -uo pipefail
 
@@ -84,6 +85,27 @@ check "read, caught up again" 0 '^8  r-1@7' -- sh -c "'$cli' read r-1 | tail -1"
   fail "reads: primary $p2 -> $(reads primary), replica $r2 -> $(reads replica)"
 pass "caught up again, the replica serves again"
 check "appends go to the primary" 0 'at version 8' -- "$cli" append r-1 --type Tick --data '{}'
+
+# A ROUND_ROBIN consumer group's leases read their events from the replica
+# once it has replayed them, and from the primary while it has not.
+wait_replayed 9
+"$cli" group create rr --stream r-1 --strategy round-robin >/dev/null || fail "group create"
+p3=$(reads primary) r3=$(reads replica)
+check "consume from the replica" 0 '^1 2 3 4 5 6 7 8 9$' -- \
+  sh -c "'$cli' consume rr --consumer w --count 9 2>/dev/null | cut -d' ' -f1 | paste -sd' '"
+[ "$(reads primary)" = "$p3" ] && [ "$(reads replica)" -gt "$r3" ] ||
+  fail "reads: primary $p3 -> $(reads primary), replica $r3 -> $(reads replica)"
+pass "the replica served the leases' events, the primary none"
+psql -X -q "$standby" -c "SELECT pg_wal_replay_pause()" >/dev/null || fail "cannot pause replay"
+for i in 10 11; do "$cli" append r-1 --type Tick --data "{\"i\":$i}" >/dev/null || fail "append $i"; done
+p4=$(reads primary) r4=$(reads replica)
+check "consume, replica behind" 0 '^10 11$' -- \
+  sh -c "'$cli' consume rr --consumer w --count 2 2>/dev/null | cut -d' ' -f1 | paste -sd' '"
+[ "$(reads replica)" = "$r4" ] && [ "$(reads primary)" -gt "$p4" ] ||
+  fail "reads: primary $p4 -> $(reads primary), replica $r4 -> $(reads replica)"
+pass "with the replica behind, the primary served the leases' events"
+psql -X -q "$standby" -c "SELECT pg_wal_replay_resume()" >/dev/null || fail "cannot resume replay"
+check "group settled" 0 '^checkpoint +11$' -- sh -c "'$cli' group info rr | grep '^checkpoint'"
 check "start-up line" 0 'reads may be served by 1 replica database' -- cat "$work/server.log"
 stop_logbookd || fail "logbookd did not stop cleanly"
 finish

@@ -612,6 +612,46 @@ TEST_F(ConsumerGroupsTest, RoundRobinLeasesSettleInMemoryAndGoBackWhenDue) {
 
 // A ROUND_ROBIN lease that runs out while its consumer is connected goes
 // back at that consumer's next claim; a late ack of it is refused.
+// A lease's events come from the store Open was given for them, through
+// the lease's last position; a store that has fewer of them (here: another,
+// empty database) is passed over for the groups' own connection.
+TEST_F(ConsumerGroupsTest, LeasedEventsAreReadFromTheStoreGivenForThem) {
+  Append("order-1", 3);
+  Append("user-1", 1);  // Position 4, not of the target.
+  Append("order-2", 1);
+  StoreOptions options;
+  options.dsn = testing::AsRole(testing::CreateMigratedDatabase(), "logbook_app");
+  auto empty = EventStore::Open(options);
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  absl::Mutex mu;
+  std::vector<uint64_t> asked;  // `through` of each lease read.
+  EventStore* from = store_.get();
+  options.dsn = testing::AsRole(dsn_, "logbook_app");
+  auto groups = ConsumerGroups::Open(options, [&](uint64_t through) {
+    absl::MutexLock lock(&mu);
+    asked.push_back(through);
+    return from;
+  });
+  ASSERT_TRUE(groups.ok()) << groups.status();
+  groups_ = *std::move(groups);
+  GroupSettingsPatch rr;
+  rr.strategy = GroupStrategy::kRoundRobin;
+  Create("g", Category("order"), rr);
+  ASSERT_TRUE(groups_->Join("g", "c1", kHere).ok());
+  EXPECT_EQ(Claim("g", "c1", 2), "order-1@0#1x1 order-1@1#2x1");
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_EQ(asked, std::vector<uint64_t>({2}));
+    from = empty->get();
+  }
+  EXPECT_EQ(Claim("g", "c1", 4), "order-1@2#3x1 order-2@0#5x1");
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_EQ(asked, std::vector<uint64_t>({2, 5}));
+  }
+  groups_.reset();  // Before what its lease_events names.
+}
+
 TEST_F(ConsumerGroupsTest, ARoundRobinLeaseThatRunsOutGoesBack) {
   Append("order-1", 2);
   GroupSettingsPatch rr;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -153,10 +154,20 @@ std::string NameOfGroup(absl::string_view key);
 // events then are delivered again: at-least-once).
 class ConsumerGroups {
  public:
+  // Where the events of a ROUND_ROBIN lease ending at position `through`
+  // are read (a replica that has replayed them all, say): the store
+  // returned, or the groups' own connection when null. Called on the
+  // caller's thread of Claim; may query; must be thread-safe.
+  using LeaseEventsStore = std::function<EventStore*(uint64_t through)>;
+
   // Its own few connections to options.dsn. Each call runs with
   // logbook.tenant set to its group's tenant (migrations/0022): a group
-  // sees and delivers its tenant's events only.
-  static absl::StatusOr<std::unique_ptr<ConsumerGroups>> Open(const StoreOptions& options);
+  // sees and delivers its tenant's events only. The leases' events come
+  // from `lease_events` (none: the same connections); a store that returns
+  // fewer of them than the lease holds (a replica that lost a race with a
+  // deletion, say) is passed over for the groups' own connection.
+  static absl::StatusOr<std::unique_ptr<ConsumerGroups>> Open(
+      const StoreOptions& options, LeaseEventsStore lease_events = nullptr);
   virtual ~ConsumerGroups() = default;
 
   // ALREADY_EXISTS: a group of that name; INVALID_ARGUMENT naming the field.
