@@ -88,22 +88,25 @@ check "appends go to the primary" 0 'at version 8' -- "$cli" append r-1 --type T
 
 # A ROUND_ROBIN consumer group's leases read their events from the replica
 # once it has replayed them, and from the primary while it has not.
+# consume_from DATABASE COUNT POSITIONS: `logbook consume` of COUNT events
+# gets POSITIONS, the leases' reads all served by DATABASE (replica or
+# primary), at least one.
+consume_from() {
+  local served=$1 other=primary before_served before_other
+  [ "$served" = primary ] && other=replica
+  before_served=$(reads "$served") before_other=$(reads "$other")
+  check "consume $2 from the $served" 0 "^$3\$" -- \
+    sh -c "'$cli' consume rr --consumer w --count $2 2>/dev/null | cut -d' ' -f1 | paste -sd' '"
+  [ "$(reads "$served")" -gt "$before_served" ] && [ "$(reads "$other")" = "$before_other" ] ||
+    fail "reads: $served $before_served -> $(reads "$served"), $other $before_other -> $(reads "$other")"
+  pass "the $served served the leases' events, the $other none"
+}
 wait_replayed 9
 "$cli" group create rr --stream r-1 --strategy round-robin >/dev/null || fail "group create"
-p3=$(reads primary) r3=$(reads replica)
-check "consume from the replica" 0 '^1 2 3 4 5 6 7 8 9$' -- \
-  sh -c "'$cli' consume rr --consumer w --count 9 2>/dev/null | cut -d' ' -f1 | paste -sd' '"
-[ "$(reads primary)" = "$p3" ] && [ "$(reads replica)" -gt "$r3" ] ||
-  fail "reads: primary $p3 -> $(reads primary), replica $r3 -> $(reads replica)"
-pass "the replica served the leases' events, the primary none"
+consume_from replica 9 '1 2 3 4 5 6 7 8 9'
 psql -X -q "$standby" -c "SELECT pg_wal_replay_pause()" >/dev/null || fail "cannot pause replay"
 for i in 10 11; do "$cli" append r-1 --type Tick --data "{\"i\":$i}" >/dev/null || fail "append $i"; done
-p4=$(reads primary) r4=$(reads replica)
-check "consume, replica behind" 0 '^10 11$' -- \
-  sh -c "'$cli' consume rr --consumer w --count 2 2>/dev/null | cut -d' ' -f1 | paste -sd' '"
-[ "$(reads replica)" = "$r4" ] && [ "$(reads primary)" -gt "$p4" ] ||
-  fail "reads: primary $p4 -> $(reads primary), replica $r4 -> $(reads replica)"
-pass "with the replica behind, the primary served the leases' events"
+consume_from primary 2 '10 11'
 psql -X -q "$standby" -c "SELECT pg_wal_replay_resume()" >/dev/null || fail "cannot resume replay"
 check "group settled" 0 '^checkpoint +11$' -- sh -c "'$cli' group info rr | grep '^checkpoint'"
 check "start-up line" 0 'reads may be served by 1 replica database' -- cat "$work/server.log"
