@@ -57,6 +57,19 @@ std::string& Token() {
   return token;
 }
 
+// Every channel the benchmark opens stays open until the process exits. A
+// scenario ends when its calls have reported their results, but gRPC tears
+// each call down afterwards, on its callback thread; a call that held the
+// last reference to its channel then destroyed the channel there, and with
+// it (gRPC 1.51) the completion queue that thread was polling: a crash
+// after about 1 in 10 runs with TLS, whose teardown is slower.
+void KeepUntilExit(std::shared_ptr<grpc::Channel> channel) {
+  static absl::Mutex mu(absl::kConstInit);
+  static auto* kept = new std::vector<std::shared_ptr<grpc::Channel>>;  // Never freed.
+  absl::MutexLock lock(&mu);
+  kept->push_back(std::move(channel));
+}
+
 logbook::ClientOptions Options(const std::string& address) {
   logbook::ClientOptions o;
   o.address = address;
@@ -195,6 +208,7 @@ struct LiveLatencyOptions {
 nlohmann::json LiveLatency(const std::string& address, const LiveLatencyOptions& o) {
   logbook::ClientOptions client_options = Options(address);
   logbook::Client client(client_options);
+  KeepUntilExit(client.channel());
   const std::string run = logbook::NewEventId().substr(28);  // Fresh categories per run.
   auto category = [&](int c) { return "bench" + run + "c" + std::to_string(c); };
 
@@ -291,6 +305,7 @@ struct AppendLoop {
 nlohmann::json Appends(const std::string& address, const AppendOptions& o) {
   logbook::ClientOptions client_options = Options(address);
   logbook::Client client(client_options);
+  KeepUntilExit(client.channel());
   const std::string run = logbook::NewEventId().substr(28);
   const std::string data = "{\"pad\":\"" + std::string(o.payload, 'x') + "\"}";
   std::atomic<int64_t> events{0}, conflicts{0}, failed{0};
@@ -381,6 +396,7 @@ nlohmann::json CatchUp(const std::string& address, const CatchUpOptions& o) {
   logbook::ClientOptions client_options = Options(address);
   client_options.call_timeout = absl::Minutes(10);
   logbook::Client client(client_options);
+  KeepUntilExit(client.channel());
   auto head = Head(client);
   if (!head.ok()) {
     std::fprintf(stderr, "catch-up: cannot read the head: %s\n", head.status().ToString().c_str());
@@ -595,6 +611,7 @@ class WorkerConsumer final : public GroupConsumer {
                   return absl::OkStatus();
                 }),
         thread_([this] {
+          KeepUntilExit(client_.channel());
           absl::Status s = worker_.Run();
           absl::MutexLock lock(&mu_);
           status_ = s;
@@ -637,6 +654,7 @@ class RawConsumer final : public GroupConsumer,
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     channel_ = grpc::CreateCustomChannel(address, logbook::ChannelCredentials(Tls()), args);
+    KeepUntilExit(channel_);
     stub_ = v1::EventStore::NewStub(channel_);
     logbook::AddCallMetadata(ctx_, Options(""));
     stub_->async()->Consume(&ctx_, this);
@@ -715,6 +733,7 @@ nlohmann::json Group(const std::string& address, const GroupOptions& o) {
   logbook::ClientOptions client_options = Options(address);
   client_options.call_timeout = absl::Minutes(10);
   logbook::Client client(client_options);
+  KeepUntilExit(client.channel());
   const std::string run = logbook::NewEventId().substr(28);
   const bool per_stream = o.strategy == "per-stream";
   nlohmann::json result = {{"scenario", "group"},

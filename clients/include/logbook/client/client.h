@@ -207,6 +207,9 @@ class Client {
   absl::StatusOr<uint64_t> DropParked(const v1::ParkedSelection& selection);
 
   v1::EventStore::Stub& stub() { return *stub_; }
+  // The channel its calls go over, to share or to keep open past the
+  // client's end.
+  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
   const ClientOptions& options() const { return options_; }
 
  private:
