@@ -89,13 +89,6 @@ BEGIN
       USING ERRCODE = 'LB002';
   END IF;
 
-  -- A tenant's first stream records the tenant (current_tenant(); the
-  -- policies of migrations/0021 made every row above the session's tenant's).
-  INSERT INTO logbook.tenants (tenant)
-  SELECT logbook.current_tenant()
-   WHERE NOT EXISTS (SELECT FROM logbook.tenants t WHERE t.tenant = logbook.current_tenant())
-  ON CONFLICT DO NOTHING;
-
   INSERT INTO logbook.streams AS s (stream_id, version, last_position, head_hash, created_at)
   SELECT x.id, x.version, v_base + x.last_event,
          substring(p_head_hashes FROM (x.ord::integer - 1) * 32 + 1 FOR 32), p_recorded_at
@@ -107,6 +100,16 @@ BEGIN
 
   PERFORM logbook.publish(p_ticket, p_first_position,
                           v_base + cardinality(p_events), p_recorded_at);
+
+  -- A tenant's first stream records the tenant (current_tenant(); the
+  -- policies of migrations/0021 made every row above the session's tenant's).
+  -- After publish, when every earlier ticket's transaction has ended: before
+  -- it, a tenant's first two appends deadlocked, the earlier waiting for the
+  -- later's insert here and the later waiting for the earlier's turn.
+  INSERT INTO logbook.tenants (tenant)
+  SELECT logbook.current_tenant()
+   WHERE NOT EXISTS (SELECT FROM logbook.tenants t WHERE t.tenant = logbook.current_tenant())
+  ON CONFLICT DO NOTHING;
 
   RETURN QUERY
     SELECT x.id, (SELECT max(n.stream_version) FROM logbook.snapshots n, logbook.streams st
