@@ -281,12 +281,16 @@ class ConsumeReactor final : public grpc::ServerBidiReactor<v1::ConsumeRequest, 
 
   void Settle(const v1::ConsumeRequest& request) {
     absl::Status status;
+    bool continued = false;
     if (request.has_ack()) {
       // PER_STREAM: the acked streams' next events come back at once.
       const std::vector<uint64_t> ids = Ids(request.ack().delivery_ids());
       absl::StatusOr<std::vector<store::GroupDelivery>> next =
           groups_.AckAndContinue(group_, consumer_, session_, ids);
       status = next.status();
+      // As many delivered as acked: the consumer has no more room than
+      // before, and its dispatcher need not look.
+      continued = next.ok() && next->size() >= ids.size();
       // Ended meanwhile: hand them back now (its Leave may have run before).
       if (next.ok() && !next->empty() && !Send(*std::move(next))) {
         (void)groups_.Leave(group_, consumer_, session_);
@@ -311,7 +315,7 @@ class ConsumeReactor final : public grpc::ServerBidiReactor<v1::ConsumeRequest, 
           group_, action == v1::PARK ? "park" : action == v1::SKIP ? "skip" : "retry",
           request.nack().delivery_ids_size());
     }
-    hub_.Wake(group_);
+    if (!continued) hub_.Wake(group_);
   }
 
   void WriteNext() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {

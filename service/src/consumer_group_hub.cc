@@ -12,13 +12,16 @@ namespace logbook::service {
 namespace {
 
 // Pending events a group keeps ahead of its consumers, at most.
-constexpr size_t kPendingWindow = 10000;
+constexpr size_t kPendingWindow = 20000;
 // Members are renewed this often (StoreOptions::member_timeout: 3 s or more).
 constexpr absl::Duration kHeartbeatInterval = absl::Seconds(1);
 // After a database error, the next try.
 constexpr absl::Duration kErrorBackoff = absl::Seconds(1);
 // After a round that delivered something, the next at the latest.
 constexpr absl::Duration kBusyRecheck = absl::Milliseconds(250);
+// While a backlog is coming in, the next round: soon, but not at once, as
+// a full window of pending events only empties as consumers settle them.
+constexpr absl::Duration kBacklogRecheck = absl::Milliseconds(10);
 // Claims a round makes at once, at most (ConsumerGroups has 8 connections,
 // shared with acks, fills and the Consume calls' joins).
 constexpr size_t kClaimLanes = 4;
@@ -217,7 +220,7 @@ class ConsumerGroupHub::Dispatcher {
     if (!first.ok()) return first;
     {
       absl::MutexLock lock(&mu_);
-      if (!caught_up_) return absl::Now();  // More of the backlog next.
+      if (!caught_up_) return absl::Now() + kBacklogRecheck;  // More of the backlog next.
     }
     if (delivered) return absl::Now() + kBusyRecheck;
     absl::StatusOr<std::optional<absl::Time>> due = groups_.NextDue(group_);

@@ -1,10 +1,9 @@
 #include "logbook/store/consumer_groups.h"
 
-#include <pqxx/pqxx>
-
 #include <algorithm>
 #include <limits>
 #include <map>
+#include <pqxx/pqxx>
 #include <tuple>
 #include <utility>
 
@@ -18,6 +17,7 @@
 #include "logbook/store/status_macros.h"
 #include "pg_array.h"
 #include "pg_errors.h"
+#include "run_book.h"
 
 namespace logbook::store {
 
@@ -153,17 +153,19 @@ constexpr char kTenantsSql[] =
 #define LOGBOOK_DONE_TO "least(p.lowest - 1, l.lowest, g.scanned_to)"
 constexpr char kState[] = "group_state";
 constexpr char kStateSql[] =
-    "SELECT greatest(g.checkpoint, " LOGBOOK_DONE_TO "), h.last_position,"
+    "SELECT greatest(g.checkpoint, " LOGBOOK_DONE_TO
+    "), h.last_position,"
     " p.pending + l.events, p.in_flight + l.events, n.delivered, n.acked, k.parked,"
     " coalesce(extract(epoch FROM now() - k.oldest), 0),"
     " coalesce(extract(epoch FROM now() - (SELECT e.recorded_at FROM logbook.event_log e"
     "   WHERE e.global_position > " LOGBOOK_DONE_TO " AND" LOGBOOK_GROUP_TARGET
     "   ORDER BY e.global_position LIMIT 1)), 0),"
     " (SELECT count(*) FROM logbook.event_log e"
-    "   WHERE e.global_position > g.scanned_to AND e.global_position <= h.last_position AND"
-    LOGBOOK_GROUP_TARGET ")"
+    "   WHERE e.global_position > g.scanned_to AND e.global_position <= h.last_position "
+    "AND" LOGBOOK_GROUP_TARGET
+    ")"
     " FROM logbook.consumer_groups g, logbook.log_head h,"
-    " LATERAL (SELECT min(global_position) AS lowest, count(*) AS pending,"
+    " LATERAL (SELECT min(global_position) AS lowest, coalesce(sum(events), 0) AS pending,"
     "   count(*) FILTER (WHERE lease_until > now()) AS in_flight"
     "   FROM logbook.consumer_group_pending WHERE group_name = g.group_name) p,"
     " LATERAL (SELECT min(after_position) AS lowest, coalesce(sum(events), 0) AS events"
@@ -212,7 +214,7 @@ constexpr char kRelease[] = "group_release";
 constexpr char kReleaseSql[] =
     "UPDATE logbook.consumer_group_pending SET consumer = NULL, session = NULL,"
     " lease_until = NULL, not_before = now(), last_reason = $5"
-    " WHERE group_name = $1 AND consumer = $2"
+    " WHERE group_name = $1 AND consumer = $2 AND through_version IS NULL"
     " AND (session = $3 OR ($3 IS NULL AND session <> $4))";
 constexpr char kLeave[] = "group_leave";
 constexpr char kLeaveSql[] =
@@ -223,20 +225,28 @@ constexpr char kLeaveSql[] =
 // fill one after the other.
 constexpr char kFillStart[] = "group_fill_start";
 constexpr char kFillStartSql[] =
-    "SELECT g.scanned_to, h.last_position,"
-    " (SELECT count(*) FROM logbook.consumer_group_pending p WHERE p.group_name = g.group_name)"
+    "SELECT g.scanned_to, h.last_position, (SELECT coalesce(sum(events), 0)"
+    "   FROM logbook.consumer_group_pending p WHERE p.group_name = g.group_name)"
     " FROM logbook.consumer_groups g, logbook.log_head h WHERE g.group_name = $1"
     " FOR UPDATE OF g";
-// $2 after, $3 through, $4 limit: the target's events in (after, through].
+// $2 after, $3 through, $4 limit, $5 most events a run: the target's first
+// $4 events in (after, through], as runs (migrations/0023): each stream's
+// events among them, in version order, cut into runs of at most $5.
+// Returns how many events there were and the last one's position.
 constexpr char kFillInsert[] = "group_fill_insert";
 constexpr char kFillInsertSql[] =
-    "WITH added AS (INSERT INTO logbook.consumer_group_pending (group_name, global_position,"
-    "   stream_id)"
-    " SELECT $1, e.global_position, e.stream_id FROM logbook.event_log e,"
-    "   logbook.consumer_groups g WHERE g.group_name = $1"
+    "WITH picked AS (SELECT e.global_position, e.stream_id, e.stream_version"
+    "   FROM logbook.event_log e, logbook.consumer_groups g WHERE g.group_name = $1"
     "   AND e.global_position > $2 AND e.global_position <= $3 AND" LOGBOOK_GROUP_TARGET
-    " ORDER BY e.global_position LIMIT $4 ON CONFLICT DO NOTHING RETURNING global_position)"
-    " SELECT count(*), max(global_position) FROM added";
+    "   ORDER BY e.global_position LIMIT $4),"
+    " runs AS (SELECT stream_id, min(global_position) AS first, max(stream_version) AS through,"
+    "   count(*) AS n FROM (SELECT p.*, (row_number() OVER (PARTITION BY stream_id"
+    "     ORDER BY global_position) - 1) / $5 AS chunk FROM picked p) c"
+    "   GROUP BY stream_id, chunk),"
+    " added AS (INSERT INTO logbook.consumer_group_pending (group_name, global_position,"
+    "   stream_id, through_version, events)"
+    "   SELECT $1, first, stream_id, CASE WHEN n > 1 THEN through END, n FROM runs)"
+    " SELECT count(*), max(global_position) FROM picked";
 // $2 scanned to. Writes the row only when something moves.
 constexpr char kFillEnd[] = "group_fill_end";
 constexpr char kFillEndSql[] =
@@ -253,13 +263,20 @@ constexpr char kFillEndSql[] =
 // times already goes to the parked ones instead, with the reason of its
 // last failure; the rest is delivered (attempts counted now, before it is
 // sent) and returned with the events, in position order.
+// How much longer than ack_timeout a run's row (of `p`) is held when
+// claimed or renewed: its instance sends the run's events one after the
+// other and renews the row while it does (RunBook), so the row outlives
+// each event's deadline; only when the instance is gone does it lapse.
+#define LOGBOOK_RUN_LEASE(p) \
+  "CASE WHEN " p ".through_version IS NULL THEN interval '0' ELSE interval '10 seconds' END"
 #define LOGBOOK_CLAIM_ROOM                                                                   \
   "room AS (SELECT greatest(0, $5 - count(*)) AS n FROM logbook.consumer_group_pending"      \
   "   WHERE group_name = $1 AND session = $3 AND session IS NOT NULL"                         \
   "   AND lease_until > now())"
-#define LOGBOOK_CLAIMABLE                                                                    \
-  " p.not_before <= now() AND (p.lease_until IS NULL OR p.lease_until <= now())"
-#define LOGBOOK_CLAIM_TAKE                                                               \
+#define LOGBOOK_CLAIMABLE                             \
+  " p.not_before <= now() AND (p.lease_until IS NULL" \
+  "   OR (p.lease_until <= now() AND p.through_version IS NULL))"
+#define LOGBOOK_CLAIM_TAKE \
   " spent AS (DELETE FROM logbook.consumer_group_pending p WHERE p.group_name = $1"      \
   "   AND p.global_position = ANY (ARRAY(SELECT global_position FROM chosen"             \
   "     WHERE attempts >= $7))"                                                          \
@@ -270,17 +287,19 @@ constexpr char kFillEndSql[] =
   "   format('delivered %s times (max_deliveries) without an ack; the last: %s',"        \
   "   attempts, why) FROM spent),"                                                       \
   " claimed AS (UPDATE logbook.consumer_group_pending p SET attempts = p.attempts + 1,"  \
-  "   consumer = $2, session = $3, lease_until = now() + $6 * interval '1 millisecond'," \
+  "   consumer = $2, session = $3, lease_until = now() + $6 * interval '1 millisecond'"  \
+  "     + " LOGBOOK_RUN_LEASE("p") ","                                                   \
   "   last_reason = CASE WHEN p.lease_until IS NOT NULL"                                 \
   "     THEN 'not acked within ack_timeout' ELSE p.last_reason END"                      \
   "   WHERE p.group_name = $1 AND p.global_position = ANY (ARRAY(SELECT global_position" \
-  "     FROM chosen WHERE attempts < $7)) RETURNING p.global_position, p.attempts),"     \
+  "     FROM chosen WHERE attempts < $7))"                                              \
+  "   RETURNING p.global_position, p.attempts, p.through_version),"                      \
   " counted AS (INSERT INTO logbook.consumer_group_counters (group_name, consumer,"      \
   "   delivered) SELECT $1, $2, count(*) FROM claimed HAVING count(*) > 0"               \
   "   ON CONFLICT (group_name, consumer) DO UPDATE"                                      \
   "   SET delivered = consumer_group_counters.delivered + excluded.delivered)"           \
   " SELECT " LOGBOOK_EVENT_COLUMNS                                                       \
-  ", c.attempts FROM claimed c"                                                          \
+  ", c.attempts, c.through_version FROM claimed c"                                       \
   " JOIN logbook.event_log e USING (global_position) ORDER BY global_position"
 // ROUND_ROBIN: the lowest free positions. ($4, the members, unused.)
 constexpr char kClaimAny[] = "group_claim_any";
@@ -383,7 +402,8 @@ constexpr char kAckContinueSql[] =
     "   AND global_position = ANY ($4::bigint[]) FOR UPDATE),"
     " done AS (DELETE FROM logbook.consumer_group_pending p USING held h"
     "   WHERE p.group_name = $1 AND p.global_position = h.global_position"
-    "   AND (SELECT count(*) FROM held) = cardinality($4::bigint[]) RETURNING p.stream_id),"
+    "   AND (SELECT count(*) FROM held) = cardinality($4::bigint[])"
+    "   RETURNING p.stream_id, p.through_version),"
     " g AS (SELECT ack_timeout_ms, max_deliveries FROM logbook.consumer_groups"
     "   WHERE group_name = $1 AND strategy = 'per_stream'),"
     " live AS (SELECT array_agg(consumer) AS members FROM logbook.consumer_group_members"
@@ -406,18 +426,22 @@ constexpr char kAckContinueSql[] =
     "   FOR UPDATE OF p SKIP LOCKED),"
     " claimed AS (UPDATE logbook.consumer_group_pending p SET attempts = p.attempts + 1,"
     "   consumer = $2, session = $3,"
-    "   lease_until = now() + (SELECT ack_timeout_ms FROM g) * interval '1 millisecond',"
+    "   lease_until = now() + (SELECT ack_timeout_ms FROM g) * interval '1 millisecond'"
+    "     + " LOGBOOK_RUN_LEASE("p") ","
     "   last_reason = CASE WHEN p.lease_until IS NOT NULL"
     "     THEN 'not acked within ack_timeout' ELSE p.last_reason END"
     "   WHERE p.group_name = $1 AND p.global_position IN (SELECT global_position FROM chosen)"
-    "   RETURNING p.global_position, p.attempts),"
+    "   RETURNING p.global_position, p.attempts, p.through_version),"
+    // A run's acks were counted as they came (RunBook).
     " counted AS (INSERT INTO logbook.consumer_group_counters (group_name, consumer, acked,"
-    "   delivered) SELECT $1, $2, (SELECT count(*) FROM done), (SELECT count(*) FROM claimed)"
+    "   delivered) SELECT $1, $2, (SELECT count(*) FROM done WHERE through_version IS NULL),"
+    "   (SELECT count(*) FROM claimed)"
     "   WHERE EXISTS (SELECT FROM done)"
     "   ON CONFLICT (group_name, consumer) DO UPDATE"
     "   SET acked = consumer_group_counters.acked + excluded.acked,"
     "   delivered = consumer_group_counters.delivered + excluded.delivered)"
-    " SELECT " LOGBOOK_EVENT_COLUMNS ", c.attempts, (SELECT count(*) FROM done)"
+    " SELECT " LOGBOOK_EVENT_COLUMNS ", c.attempts, c.through_version, (SELECT count(*) FROM done),"
+    " (SELECT ack_timeout_ms FROM g)"
     " FROM (SELECT 1) one LEFT JOIN (claimed c JOIN logbook.event_log e USING (global_position))"
     " ON true ORDER BY e.global_position";
 
@@ -455,7 +479,10 @@ constexpr char kNextDueSql[] =
     "   THEN lease_until ELSE not_before END) FROM logbook.consumer_group_pending"
     "   WHERE group_name = $1 AND (lease_until > now() OR not_before > now())),"
     " (SELECT min(lease_until) + $2::interval FROM logbook.consumer_group_leases"
-    "   WHERE group_name = $1))) * 1000000)::bigint";
+    "   WHERE group_name = $1),"
+    " (SELECT min(lease_until) + $2::interval FROM logbook.consumer_group_pending"
+    "   WHERE group_name = $1 AND through_version IS NOT NULL AND lease_until <= now())))"
+    " * 1000000)::bigint";
 
 // Parked: $2 after, $3 limit.
 constexpr char kListParked[] = "group_list_parked";
@@ -642,6 +669,99 @@ constexpr char kLeaseRecoverSql[] =
     "   WHERE k.group_name = $1 AND k.global_position = e.global_position)"
     " ON CONFLICT DO NOTHING";
 
+// --- PER_STREAM runs (migrations/0023): the RunBook of the call that holds
+// a run knows which of its events is out.
+
+// The events of runs after their first: $2 streams, $3 the first's
+// versions, $4 the runs' last versions. In position order.
+constexpr char kRunEvents[] = "group_run_events";
+constexpr char kRunEventsSql[] =
+    "SELECT " LOGBOOK_EVENT_COLUMNS
+    " FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS r(run_stream, after_version,"
+    "   through_version)"
+    // A range of the stream's index each (a join here was planned as a
+    // scan of the whole log).
+    " CROSS JOIN LATERAL (SELECT * FROM logbook.event_log x WHERE x.stream_id = r.run_stream"
+    "   AND x.stream_version > r.after_version AND x.stream_version <= r.through_version"
+    "   ORDER BY x.stream_version LIMIT r.through_version - r.after_version) e,"
+    " (SELECT target_stream_id, target_category, filter_stream_prefix, filter_event_types"
+    "  FROM logbook.consumer_groups WHERE group_name = $1) g"
+    " WHERE" LOGBOOK_GROUP_TARGET " ORDER BY e.global_position";
+// Runs split at their event out (RunBook::Split), if session $3 still holds
+// them: $4 rows, $5 the events out, $6 their attempts, $7 their deadlines
+// (Unix µs), $8 where the rest starts (0: none), $9 how many events the
+// rest has. The event out becomes a row of its own held by consumer $2 in
+// session $3 until its deadline; the rest a free run.
+constexpr char kRunSplit[] = "group_run_split";
+constexpr char kRunSplitSql[] =
+    "WITH u AS (SELECT * FROM unnest($4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],"
+    "   $8::bigint[], $9::bigint[]) AS u(k, p, a, d, r, n)),"
+    " old AS (DELETE FROM logbook.consumer_group_pending x USING u WHERE x.group_name = $1"
+    "   AND x.global_position = u.k AND x.session = $3"
+    "   RETURNING x.global_position AS k, x.stream_id AS s, x.through_version AS t),"
+    " single AS (INSERT INTO logbook.consumer_group_pending (group_name, global_position,"
+    "   stream_id, attempts, consumer, session, lease_until)"
+    "   SELECT $1, u.p, old.s, u.a, $2, $3, to_timestamp(u.d / 1000000.0) FROM old JOIN u USING "
+    "(k))"
+    " INSERT INTO logbook.consumer_group_pending (group_name, global_position, stream_id,"
+    "   through_version, events) SELECT $1, u.r, old.s, old.t, u.n FROM old JOIN u USING (k)"
+    " WHERE u.r > 0";
+// Runs that ended (RunBook::Ended), if their sessions still hold them: $2
+// rows, $3 sessions, $4 where the rest starts (0: the run is done and
+// goes), $5 how many events the rest has (then a free run).
+constexpr char kRunEnd[] = "group_run_end";
+constexpr char kRunEndSql[] =
+    "WITH u AS (SELECT * FROM unnest($2::bigint[], $3::text[], $4::bigint[], $5::bigint[])"
+    "   AS u(k, s, r, n)),"
+    " done AS (DELETE FROM logbook.consumer_group_pending x USING u WHERE x.group_name = $1"
+    "   AND x.global_position = u.k AND x.session = u.s AND u.r = 0)"
+    " UPDATE logbook.consumer_group_pending x SET global_position = u.r, events = u.n,"
+    " attempts = 0, consumer = NULL, session = NULL, lease_until = NULL, not_before = now(),"
+    " last_reason = NULL FROM u"
+    " WHERE x.group_name = $1 AND x.global_position = u.k AND x.session = u.s AND u.r > 0";
+// $2 session, $3 rows, $4 ack timeout ms: the session's runs, held longer.
+// Returns the rows it still held.
+constexpr char kRunRenew[] = "group_run_renew";
+constexpr char kRunRenewSql[] =
+    "UPDATE logbook.consumer_group_pending p SET lease_until = now()"
+    " + $4 * interval '1 millisecond' + " LOGBOOK_RUN_LEASE("p")
+    " WHERE p.group_name = $1 AND p.session = $2 AND p.global_position = ANY ($3::bigint[])"
+    " RETURNING p.global_position";
+// $2 grace, $3 consumer (NULL: none), $4 its new session. Takes back the
+// runs still held $2 after their lease (their instance is gone), and those
+// consumer $3 held in another session: each event of them waits for
+// delivery again as a row of its own, counted as delivered once (the
+// first as often as the run's row says, at least once).
+constexpr char kRunTakeBack[] = "group_run_take_back";
+constexpr char kRunTakeBackSql[] =
+    "WITH gone AS (DELETE FROM logbook.consumer_group_pending x WHERE x.group_name = $1"
+    "   AND x.through_version IS NOT NULL AND x.lease_until IS NOT NULL"
+    "   AND (x.lease_until < now() - $2::interval OR (x.consumer = $3 AND x.session <> $4))"
+    "   RETURNING x.global_position AS k, x.stream_id AS s, x.through_version AS t,"
+    "   x.attempts AS a, x.consumer = $3 AS reconnected)"
+    " INSERT INTO logbook.consumer_group_pending (group_name, global_position, stream_id,"
+    "   attempts, last_reason)"
+    " SELECT $1, e.global_position, e.stream_id,"
+    "   CASE WHEN e.global_position = r.k THEN greatest(r.a, 1) ELSE 1 END,"
+    "   CASE WHEN r.reconnected IS TRUE THEN 'its consumer reconnected'"
+    "   ELSE 'not acked within ack_timeout' END"
+    " FROM gone r JOIN logbook.event_log f ON f.global_position = r.k"
+    " JOIN logbook.event_log e ON e.stream_id = r.s AND e.stream_version >= f.stream_version"
+    "   AND e.stream_version <= r.t,"
+    " (SELECT target_stream_id, target_category, filter_stream_prefix, filter_event_types"
+    "  FROM logbook.consumer_groups WHERE group_name = $1) g"
+    " WHERE" LOGBOOK_GROUP_TARGET " ON CONFLICT DO NOTHING";
+// What the RunBooks acked and sent, counted: $2 consumers, $3 acks, $4
+// deliveries.
+constexpr char kRunCount[] = "group_run_count";
+constexpr char kRunCountSql[] =
+    "INSERT INTO logbook.consumer_group_counters (group_name, consumer, acked, delivered)"
+    " SELECT $1, c, a, d FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS u(c, a, d)"
+    " WHERE EXISTS (SELECT FROM logbook.consumer_groups WHERE group_name = $1)"  // Not deleted.
+    " ON CONFLICT (group_name, consumer) DO UPDATE"
+    " SET acked = consumer_group_counters.acked + excluded.acked,"
+    " delivered = consumer_group_counters.delivered + excluded.delivered";
+
 // Each new connection of the groups. JIT is off: the group-state query's
 // cost estimates on the event log, not the work it does, made it compile
 // for 1.8 s on every call.
@@ -689,6 +809,12 @@ void Prepare(pqxx::connection& conn) {
            {kLeaseCloseDone, kLeaseCloseDoneSql},
            {kLeaseHold, kLeaseHoldSql},
            {kLeaseRecover, kLeaseRecoverSql},
+           {kRunEvents, kRunEventsSql},
+           {kRunSplit, kRunSplitSql},
+           {kRunEnd, kRunEndSql},
+           {kRunRenew, kRunRenewSql},
+           {kRunTakeBack, kRunTakeBackSql},
+           {kRunCount, kRunCountSql},
        }) {
     conn.prepare(name, sql);
   }
@@ -703,6 +829,12 @@ constexpr int64_t kScanWindow = 100000;
 constexpr int64_t kAnalyzeFrom = 1000;
 // ReplayParked and DropParked move this many rows per transaction.
 constexpr int64_t kParkedBatch = 1000;
+// Events of one PER_STREAM run, at most: what a claimed run's RunBook keeps
+// in memory (with 1,000 runs out to a consumer, a few MiB).
+constexpr int64_t kRunLength = 32;
+// How long after its claim (or renewal) a run's row stays held past the
+// ack timeout (LOGBOOK_RUN_LEASE).
+constexpr absl::Duration kRunLease = absl::Seconds(10);
 // A lease still there this long after its deadline is taken back by any
 // instance: its own instance, which closes it at the deadline, is gone.
 constexpr absl::Duration kLeaseGrace = absl::Seconds(2);
@@ -759,6 +891,19 @@ GroupDefinition DefinitionFromRow(const pqxx::row& r) {
   d.settings.max_in_flight = r[10].as<uint32_t>();
   d.created_at = absl::FromUnixMicros(r[11].as<int64_t>());
   return d;
+}
+
+// The deliveries a claim returned (the event's columns, its attempts, the
+// run's last version or NULL), appended to `out`, with each run's last
+// version in `through` (-1: a single event).
+void ReadClaimed(const pqxx::result& claimed, std::vector<GroupDelivery>& out,
+                 std::vector<int64_t>& through) {
+  std::vector<RecordedEvent> events = ToEvents(claimed);
+  for (size_t i = 0; i < events.size(); ++i) {
+    out.push_back({std::move(events[i]), claimed[i][kEventColumns].as<uint32_t>()});
+    const pqxx::field t = claimed[i][kEventColumns + 1];
+    through.push_back(t.is_null() ? -1 : t.as<int64_t>());
+  }
 }
 
 std::vector<int64_t> ToSqlIds(const std::vector<uint64_t>& ids) {
@@ -840,6 +985,7 @@ class PgConsumerGroups final : public ConsumerGroups {
 
   absl::Status Delete(const std::string& name) override {
     ForgetUpkeep(name);
+    ForgetRuns(name);
     LOGBOOK_RETURN_IF_ERROR(ValidateGroupName("group", NameOfGroup(name)));
     return Run(TenantOfGroup(name), absl::StrCat("delete consumer group '", NameOfGroup(name), "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<bool> {
@@ -932,14 +1078,19 @@ class PgConsumerGroups final : public ConsumerGroups {
                                                                 NameOfGroup(group), "'"));
                  }
                  // What an earlier call held in this consumer's name comes back now.
+                 const std::vector<Held> earlier = TakeBooks(group, consumer, session);
+                 for (const Held& h : earlier) {
+                   WriteSplits(tx, group, consumer, h.session, h.runs);
+                 }
                  tx.exec_prepared(kRelease, group, consumer, static_cast<const char*>(nullptr),
                                   session, "its consumer reconnected");
-                 for (const auto& [old_session, closed] : TakeBooks(group, consumer, session)) {
-                   for (const LeaseBook::Closed& c : closed) {
-                     CloseLease(tx, group, consumer, old_session, c, "its consumer reconnected");
+                 for (const Held& h : earlier) {
+                   for (const LeaseBook::Closed& c : h.leases) {
+                     CloseLease(tx, group, consumer, h.session, c, "its consumer reconnected");
                    }
                  }
                  tx.exec_prepared(kLeaseRecover, group, Interval(kLeaseGrace), consumer, session);
+                 tx.exec_prepared(kRunTakeBack, group, Interval(kLeaseGrace), consumer, session);
                  tx.commit();
                  return DefinitionFromRow(d[0]);
                });
@@ -973,9 +1124,11 @@ class PgConsumerGroups final : public ConsumerGroups {
                [&](pqxx::connection& conn) -> absl::StatusOr<bool> {
                  pqxx::work tx(conn);
                  tx.exec_prepared(kLeave, group, consumer, session);
+                 const Held held = TakeBook(group, session);
+                 WriteSplits(tx, group, consumer, session, held.runs);
                  tx.exec_prepared(kRelease, group, consumer, session, session,
                                   "its consumer went away");
-                 for (const LeaseBook::Closed& c : TakeBook(group, session)) {
+                 for (const LeaseBook::Closed& c : held.leases) {
                    CloseLease(tx, group, consumer, session, c, "its consumer went away");
                  }
                  tx.commit();
@@ -1001,6 +1154,8 @@ class PgConsumerGroups final : public ConsumerGroups {
                  if (d.empty()) return NoGroup(NameOfGroup(group));
                  tx.exec_prepared(kLeaseRecover, group, Interval(kLeaseGrace),
                                   static_cast<const char*>(nullptr), "");
+                 tx.exec_prepared(kRunTakeBack, group, Interval(kLeaseGrace),
+                                  static_cast<const char*>(nullptr), "");
                  // ROUND_ROBIN: nothing to bring in ahead (claims cut fresh
                  // events into leases and move the checkpoint).
                  if (DefinitionFromRow(d[0]).settings.strategy == GroupStrategy::kRoundRobin) {
@@ -1017,12 +1172,20 @@ class PgConsumerGroups final : public ConsumerGroups {
                  const int64_t room =
                      static_cast<int64_t>(max_events) - start[0][2].as<int64_t>();
                  int64_t reached = scanned, pending = start[0][2].as<int64_t>();
-                 if (room > 0 && scanned < head) {
-                   const int64_t through = std::min(head, scanned + kScanWindow);
+                 // Windows of the log from small to larger, up to kScanWindow
+                 // positions in all: however the planner reads a window (it
+                 // reads all of it and sorts), a small one costs little.
+                 int64_t left = room, window = std::max<int64_t>(room * 2, 1000);
+                 while (left > 0 && reached < head && reached - scanned < kScanWindow) {
+                   const int64_t through =
+                       std::min({head, reached + window, scanned + kScanWindow});
                    const pqxx::row added =
-                       tx.exec_prepared1(kFillInsert, group, scanned, through, room);
-                   reached = added[0].as<int64_t>() == room ? added[1].as<int64_t>() : through;
-                   pending += added[0].as<int64_t>();
+                       tx.exec_prepared1(kFillInsert, group, reached, through, left, kRunLength);
+                   const int64_t n = added[0].as<int64_t>();
+                   pending += n;
+                   left -= n;
+                   reached = left == 0 ? added[1].as<int64_t>() : through;
+                   window *= 2;
                  }
                  tx.exec_prepared(kFillEnd, group, reached);
                  tx.commit();
@@ -1039,6 +1202,7 @@ class PgConsumerGroups final : public ConsumerGroups {
                                                    const std::string& session,
                                                    const std::vector<std::string>& members,
                                                    size_t max) override {
+    NoteMembers(group, members);
     LOGBOOK_RETURN_IF_ERROR(CloseDone(group));
     return Run(TenantOfGroup(group),
                absl::StrCat("deliver from consumer group '", NameOfGroup(group), "'"),
@@ -1047,7 +1211,9 @@ class PgConsumerGroups final : public ConsumerGroups {
                  const GroupSettings& s = d.settings;
                  ClaimContext context;
                  size_t leased = 0;
-                 std::vector<GroupDelivery> out;
+                 std::vector<GroupDelivery> out, firsts;
+                 std::vector<int64_t> through;  // Of each of firsts (ReadClaimed).
+                 absl::Time claimed_at;
                  {
                    pqxx::nontransaction tx(conn);  // One statement each.
                    const pqxx::result c = tx.exec_prepared(kClaimContext, group, session);
@@ -1067,20 +1233,22 @@ class PgConsumerGroups final : public ConsumerGroups {
                    for (const LeaseBook::Closed& e : expired) {
                      CloseLease(tx, group, consumer, session, e, "not acked within ack_timeout");
                    }
+                   bool split = false;
+                   RunUpkeep(tx, group, consumer, session, s.ack_timeout, out, split);
                    const size_t room = max > leased ? max - leased : 0;
-                   if (room > 0 && (c[0][15].as<bool>() || !expired.empty())) {
+                   if (room > 0 && (c[0][15].as<bool>() || !expired.empty() || split)) {
+                     claimed_at = absl::Now();
                      const pqxx::result claimed = tx.exec_prepared(
                          s.strategy == GroupStrategy::kPerStream ? kClaimPerStream : kClaimAny,
                          group, consumer, session, TextArray(members).Param(),
                          static_cast<int64_t>(room), static_cast<int64_t>(Millis(s.ack_timeout)),
                          static_cast<int64_t>(s.max_deliveries));
-                     std::vector<RecordedEvent> events = ToEvents(claimed);
-                     out.reserve(events.size());
-                     for (size_t i = 0; i < events.size(); ++i) {
-                       out.push_back({std::move(events[i]), claimed[i][kEventColumns].as<uint32_t>()});
-                     }
+                     ReadClaimed(claimed, firsts, through);
                    }
                  }
+                 LOGBOOK_RETURN_IF_ERROR(AdoptRuns(conn, group, consumer, session, firsts, through,
+                                                   s.ack_timeout, claimed_at));
+                 for (GroupDelivery& f : firsts) out.push_back(std::move(f));
                  if (s.strategy == GroupStrategy::kRoundRobin) {
                    const int64_t held = context.held + static_cast<int64_t>(out.size()) +
                                         static_cast<int64_t>(leased);
@@ -1095,68 +1263,56 @@ class PgConsumerGroups final : public ConsumerGroups {
 
   absl::Status Ack(const std::string& group, const std::string& consumer,
                    const std::string& session, const std::vector<uint64_t>& ids) override {
-    // Leased ids are settled in memory, once the others are acked (all or
-    // nothing); one that left its lease meanwhile is acked as the others.
-    auto [leased, others] = SplitLeased(group, session, ids);
-    if (!others.empty()) LOGBOOK_RETURN_IF_ERROR(AckPending(group, consumer, session, others));
-    if (leased.empty()) return absl::OkStatus();
-    std::vector<LeaseBook::Closed> closed;
-    std::vector<uint64_t> late;
-    {
-      absl::MutexLock lock(&books_mu_);
-      auto it = books_.find({group, session});
-      for (uint64_t id : leased) {
-        if (it == books_.end() || !it->second.book.LeaseOf(id)) late.push_back(id);
-      }
-      if (it != books_.end()) closed = it->second.book.Settle(leased, /*acked=*/true);
-    }
-    if (!closed.empty()) {
-      absl::MutexLock lock(&books_mu_);
-      std::vector<DoneLease>& done = done_[group];
-      for (const LeaseBook::Closed& c : closed) done.push_back({c.lease_id, session, consumer, c.acked});
-    }
+    // Events out in runs are settled in memory once the others are acked
+    // (all or nothing); one that left its run meanwhile is acked as the
+    // others. What follows them waits for the next claim.
+    auto [in_runs, others] = SplitRuns(group, session, ids);
+    if (!others.empty()) LOGBOOK_RETURN_IF_ERROR(AckOthers(group, consumer, session, others));
+    if (in_runs.empty()) return absl::OkStatus();
+    const std::vector<uint64_t> late = AckRuns(group, consumer, session, in_runs, nullptr);
     if (late.empty()) return absl::OkStatus();
-    return AckPending(group, consumer, session, late);
+    return AckOthers(group, consumer, session, late);
   }
 
   absl::StatusOr<std::vector<GroupDelivery>> AckAndContinue(
       const std::string& group, const std::string& consumer, const std::string& session,
       const std::vector<uint64_t>& ids) override {
-    if (ids.empty() || !SplitLeased(group, session, ids).first.empty()) {
-      LOGBOOK_RETURN_IF_ERROR(Ack(group, consumer, session, ids));  // ROUND_ROBIN.
-      return std::vector<GroupDelivery>{};
-    }
-    const std::vector<int64_t> wanted = ToSqlIds(ids);
+    auto [in_runs, others] = SplitRuns(group, session, ids);
     std::vector<GroupDelivery> next;
-    LOGBOOK_ASSIGN_OR_RETURN(
-        const uint64_t acked,
-        Run(TenantOfGroup(group), absl::StrCat("ack in consumer group '", NameOfGroup(group), "'"),
-            [&](pqxx::connection& conn) -> absl::StatusOr<uint64_t> {
-              pqxx::nontransaction tx(conn);
-              const pqxx::result r = tx.exec_prepared(kAckContinue, group, consumer, session,
-                                                      Int8Array(wanted).Param(), member_timeout_);
-              next.clear();
-              uint64_t n = 0;
-              for (const auto& row : r) {
-                n = row[kEventColumns + 1].as<uint64_t>();
-                if (row[0].is_null()) continue;  // Acked, and nothing claimed.
-                GroupDelivery& d = next.emplace_back();
-                ToEvent(row, d.event);
-                d.attempt = row[kEventColumns].as<uint32_t>();
-              }
-              return n;
-            }));
-    if (acked == ids.size()) return next;
-    // Nothing changed: AckPending names the id the session does not hold
-    // (or acks them all, if they are held by now: delivered to it again).
-    LOGBOOK_RETURN_IF_ERROR(AckPending(group, consumer, session, ids));
-    return std::vector<GroupDelivery>{};
+    if (!others.empty()) {
+      if (!SplitLeased(group, session, others).first.empty()) {
+        LOGBOOK_RETURN_IF_ERROR(AckOthers(group, consumer, session, others));  // ROUND_ROBIN.
+      } else {
+        LOGBOOK_ASSIGN_OR_RETURN(next, Continue(group, consumer, session, ToSqlIds(others), true));
+      }
+    }
+    if (in_runs.empty()) return next;
+    // An ack of a run's event out: its next event follows from memory; a
+    // run done goes, and its stream's next pending event is claimed at once.
+    std::vector<int64_t> done;
+    const std::vector<uint64_t> late = AckRuns(group, consumer, session, in_runs, &done);
+    if (!late.empty()) LOGBOOK_RETURN_IF_ERROR(AckOthers(group, consumer, session, late));
+    {
+      absl::MutexLock lock(&books_mu_);
+      if (auto it = books_.find({group, session}); it != books_.end()) {
+        std::vector<GroupDelivery> ready =
+            it->second.runs.TakeReady(absl::Now(), it->second.ack_timeout);
+        run_counts_[group][consumer].delivered += static_cast<int64_t>(ready.size());
+        for (GroupDelivery& d : ready) next.push_back(std::move(d));
+      }
+    }
+    if (done.empty()) return next;
+    LOGBOOK_ASSIGN_OR_RETURN(std::vector<GroupDelivery> more,
+                             Continue(group, consumer, session, done, false));
+    for (GroupDelivery& d : more) next.push_back(std::move(d));
+    return next;
   }
 
   absl::Status Nack(const std::string& group, const std::string& consumer,
                     const std::string& session, const std::vector<uint64_t>& ids,
                     NackAction action, std::optional<absl::Duration> delay,
                     const std::string& reason) override {
+    LOGBOOK_RETURN_IF_ERROR(SplitRunsAt(group, consumer, session, ids));
     LOGBOOK_RETURN_IF_ERROR(HoldLeased(group, consumer, session, ids));
     return Settle(
         group, consumer, session, ids, "nack",
@@ -1196,6 +1352,8 @@ class PgConsumerGroups final : public ConsumerGroups {
   absl::StatusOr<std::optional<StreamAssignment>> Assignment(
       const std::string& group, const std::string& consumer,
       const std::vector<std::string>& members, size_t max_streams) override {
+    NoteMembers(group, members);
+    LOGBOOK_RETURN_IF_ERROR(CloseDone(group));
     return Run(TenantOfGroup(group),
                absl::StrCat("assign streams of consumer group '", NameOfGroup(group), "'"),
                [&](pqxx::connection& conn) -> absl::StatusOr<std::optional<StreamAssignment>> {
@@ -1229,8 +1387,11 @@ class PgConsumerGroups final : public ConsumerGroups {
                  absl::MutexLock lock(&books_mu_);
                  for (auto it = books_.lower_bound({group, ""});
                       it != books_.end() && it->first.first == group; ++it) {
-                   std::optional<absl::Time> next = it->second.book.NextDeadline();
-                   if (next && (!due || *next < *due)) due = next;
+                   for (std::optional<absl::Time> next :
+                        {it->second.book.NextDeadline(),
+                         it->second.runs.NextDue(it->second.ack_timeout)}) {
+                     if (next && (!due || *next < *due)) due = next;
+                   }
                  }
                  return due;
                });
@@ -1271,10 +1432,23 @@ class PgConsumerGroups final : public ConsumerGroups {
   }
 
  private:
-  // One call's leases, by (group, session).
+  // One call's ROUND_ROBIN leases and PER_STREAM runs, by (group, session).
   struct SessionBook {
     std::string consumer;
     LeaseBook book;
+    RunBook runs;
+    absl::Duration ack_timeout = absl::Seconds(30);  // The group's, when a run was claimed.
+  };
+  // Counts a group's RunBooks made in memory, by consumer, until CloseDone
+  // writes them.
+  struct RunCounts {
+    int64_t acked = 0;
+    int64_t delivered = 0;
+  };
+  // A run that ended in memory, for CloseDone to end in the database.
+  struct EndedRun {
+    std::string session;
+    RunBook::Ended ended;
   };
   // What a claim read first (kClaimContext).
   struct ClaimContext {
@@ -1289,6 +1463,118 @@ class PgConsumerGroups final : public ConsumerGroups {
     std::string consumer;
     uint64_t acked;
   };
+
+  // Acks what is not out in a run: events in the session's leases (in
+  // memory, once the others are acked) and pending events it holds.
+  absl::Status AckOthers(const std::string& group, const std::string& consumer,
+                         const std::string& session, const std::vector<uint64_t>& ids) {
+    // Leased ids are settled in memory, once the others are acked (all or
+    // nothing); one that left its lease meanwhile is acked as the others.
+    auto [leased, others] = SplitLeased(group, session, ids);
+    if (!others.empty()) LOGBOOK_RETURN_IF_ERROR(AckPending(group, consumer, session, others));
+    if (leased.empty()) return absl::OkStatus();
+    std::vector<LeaseBook::Closed> closed;
+    std::vector<uint64_t> late;
+    {
+      absl::MutexLock lock(&books_mu_);
+      auto it = books_.find({group, session});
+      for (uint64_t id : leased) {
+        if (it == books_.end() || !it->second.book.LeaseOf(id)) late.push_back(id);
+      }
+      if (it != books_.end()) closed = it->second.book.Settle(leased, /*acked=*/true);
+    }
+    if (!closed.empty()) {
+      absl::MutexLock lock(&books_mu_);
+      std::vector<DoneLease>& done = done_[group];
+      for (const LeaseBook::Closed& c : closed)
+        done.push_back({c.lease_id, session, consumer, c.acked});
+    }
+    if (late.empty()) return absl::OkStatus();
+    return AckPending(group, consumer, session, late);
+  }
+
+  // Acks the events of `ids` out in the session's runs, counting them; the
+  // runs that end are queued for EndRuns, or (`done`, when given) the
+  // rows of those done are added there for the caller. Returns the ids that
+  // are not out in a run (any more).
+  std::vector<uint64_t> AckRuns(const std::string& group, const std::string& consumer,
+                                const std::string& session, const std::vector<uint64_t>& ids,
+                                std::vector<int64_t>* done) {
+    std::vector<uint64_t> late;
+    absl::MutexLock lock(&books_mu_);
+    auto it = books_.find({group, session});
+    if (it == books_.end()) return ids;
+    for (uint64_t id : ids) {
+      if (!it->second.runs.Holds(id)) late.push_back(id);
+    }
+    const RunBook::Acked acked = it->second.runs.Ack(ids);
+    run_counts_[group][consumer].acked += static_cast<int64_t>(acked.acked);
+    for (const RunBook::Ended& e : acked.ended) {
+      if (done != nullptr && e.rest_from == 0) {
+        done->push_back(e.key);
+      } else {
+        ended_runs_[group].push_back({session, e});
+      }
+    }
+    return late;
+  }
+
+  // Acks `ids` (pending rows the session holds: single events, or runs
+  // done) and claims the next event of each stream acked for the consumer
+  // (kAckContinue). When the session does not hold them all, nothing
+  // changes, and then: `strict`, AckPending names the first it does not
+  // hold; else (runs done, one taken back meanwhile) the rows it still
+  // holds go with the next EndRuns.
+  absl::StatusOr<std::vector<GroupDelivery>> Continue(const std::string& group,
+                                                      const std::string& consumer,
+                                                      const std::string& session,
+                                                      const std::vector<int64_t>& ids,
+                                                      bool strict) {
+    std::vector<GroupDelivery> next;
+    LOGBOOK_ASSIGN_OR_RETURN(
+        const uint64_t acked,
+        Run(TenantOfGroup(group), absl::StrCat("ack in consumer group '", NameOfGroup(group), "'"),
+            [&](pqxx::connection& conn) -> absl::StatusOr<uint64_t> {
+              std::vector<int64_t> through;
+              absl::Duration ack_timeout;
+              const absl::Time claimed_at = absl::Now();
+              uint64_t n = 0;
+              next.clear();
+              {
+                pqxx::nontransaction tx(conn);
+                const pqxx::result r = tx.exec_prepared(kAckContinue, group, consumer, session,
+                                                        Int8Array(ids).Param(), member_timeout_);
+                for (const auto& row : r) {
+                  n = row[kEventColumns + 2].as<uint64_t>();
+                  if (row[0].is_null()) continue;  // Acked, and nothing claimed.
+                  GroupDelivery& d = next.emplace_back();
+                  ToEvent(row, d.event);
+                  d.attempt = row[kEventColumns].as<uint32_t>();
+                  const pqxx::field t = row[kEventColumns + 1];
+                  through.push_back(t.is_null() ? -1 : t.as<int64_t>());
+                  ack_timeout = absl::Milliseconds(row[kEventColumns + 3].as<int64_t>());
+                }
+              }
+              LOGBOOK_RETURN_IF_ERROR(AdoptRuns(conn, group, consumer, session, next, through,
+                                                ack_timeout, claimed_at));
+              return n;
+            }));
+    if (acked == ids.size()) return next;
+    if (!strict) {
+      absl::MutexLock lock(&books_mu_);
+      for (int64_t key : ids) {
+        RunBook::Ended done;
+        done.key = key;
+        ended_runs_[group].push_back({session, done});
+      }
+      return std::vector<GroupDelivery>{};
+    }
+    // Nothing changed: AckPending names the id the session does not hold
+    // (or acks them all, if they are held by now: delivered to it again).
+    std::vector<uint64_t> wanted(ids.begin(), ids.end());
+    LOGBOOK_RETURN_IF_ERROR(AckPending(group, consumer, session, wanted));
+    return std::vector<GroupDelivery>{};
+  }
 
   // Acks pending events the session holds: FAILED_PRECONDITION naming the
   // first it does not hold, and then nothing changes.
@@ -1323,6 +1609,29 @@ class PgConsumerGroups final : public ConsumerGroups {
       (it != books_.end() && it->second.book.LeaseOf(id) ? leased : others).push_back(id);
     }
     return {std::move(leased), std::move(others)};
+  }
+
+  // Before a nack: the ids out in the session's runs leave them and become
+  // pending events the session holds (RunBook::Split).
+  absl::Status SplitRunsAt(const std::string& group, const std::string& consumer,
+                           const std::string& session, const std::vector<uint64_t>& ids) {
+    std::vector<RunBook::Split> splits;
+    {
+      absl::MutexLock lock(&books_mu_);
+      auto it = books_.find({group, session});
+      if (it == books_.end()) return absl::OkStatus();
+      splits = it->second.runs.SplitAt(ids);
+    }
+    if (splits.empty()) return absl::OkStatus();
+    return Run(TenantOfGroup(group),
+               absl::StrCat("nack in consumer group '", NameOfGroup(group), "'"),
+               [&](pqxx::connection& conn) -> absl::StatusOr<bool> {
+                 pqxx::work tx(conn);
+                 WriteSplits(tx, group, consumer, session, splits);
+                 tx.commit();
+                 return true;
+               })
+        .status();
   }
 
   // Before a nack: the ids open in the session's leases leave them and
@@ -1372,16 +1681,27 @@ class PgConsumerGroups final : public ConsumerGroups {
                      static_cast<int64_t>(c.acked), Int8Array(open).Param(), why);
   }
 
-  // Closes the leases of `group` whose every event was settled here (Ack
-  // queues them, so that an ack costs no round trip and one statement
-  // closes what several acks completed). Called before whatever reads or
-  // changes the group's leases or checkpoint; on failure they stay queued.
+  // A group updated or deleted here: its ROUND_ROBIN upkeep is due.
   void ForgetUpkeep(const std::string& group) {
     absl::MutexLock lock(&books_mu_);
     round_robin_upkept_.erase(group);
   }
 
+  // A group deleted here: what its RunBooks had yet to write is moot.
+  void ForgetRuns(const std::string& group) {
+    absl::MutexLock lock(&books_mu_);
+    ended_runs_.erase(group);
+    run_counts_.erase(group);
+    members_seen_.erase(group);
+  }
+
+  // Writes what the group's RunBooks did (EndRuns), then closes the leases
+  // of `group` whose every event was settled here (Ack queues them, so that
+  // an ack costs no round trip and one statement closes what several acks
+  // completed). Called before whatever reads or changes the group's leases,
+  // runs or checkpoint; on failure they stay queued.
   absl::Status CloseDone(const std::string& group) {
+    LOGBOOK_RETURN_IF_ERROR(EndRuns(group));
     std::vector<DoneLease> done;
     {
       absl::MutexLock lock(&books_mu_);
@@ -1414,6 +1734,201 @@ class PgConsumerGroups final : public ConsumerGroups {
       queue.insert(queue.end(), done.begin(), done.end());
     }
     return s;
+  }
+
+  // Writes what the group's RunBooks did since the last call: runs that
+  // ended (their rows go, or go back from where they stopped) and the
+  // counts. On failure they stay queued.
+  absl::Status EndRuns(const std::string& group) {
+    std::vector<EndedRun> ended;
+    std::map<std::string, RunCounts> counts;
+    {
+      absl::MutexLock lock(&books_mu_);
+      if (auto it = ended_runs_.find(group); it != ended_runs_.end()) {
+        ended.swap(it->second);
+        ended_runs_.erase(it);
+      }
+      if (auto it = run_counts_.find(group); it != run_counts_.end()) {
+        counts.swap(it->second);
+        run_counts_.erase(it);
+      }
+    }
+    if (ended.empty() && counts.empty()) return absl::OkStatus();
+    std::vector<int64_t> keys, rest_from, rest_events, acked, delivered;
+    std::vector<std::string> sessions, consumers;
+    for (const EndedRun& e : ended) {
+      keys.push_back(e.ended.key);
+      sessions.push_back(e.session);
+      rest_from.push_back(static_cast<int64_t>(e.ended.rest_from));
+      rest_events.push_back(e.ended.rest_events);
+    }
+    for (const auto& [consumer, c] : counts) {
+      consumers.push_back(consumer);
+      acked.push_back(c.acked);
+      delivered.push_back(c.delivered);
+    }
+    absl::Status s =
+        Run(TenantOfGroup(group), absl::StrCat("ack in consumer group '", NameOfGroup(group), "'"),
+            [&](pqxx::connection& conn) -> absl::StatusOr<bool> {
+              pqxx::work tx(conn);
+              if (!keys.empty()) {
+                tx.exec_prepared(kRunEnd, group, Int8Array(keys).Param(),
+                                 TextArray(sessions).Param(), Int8Array(rest_from).Param(),
+                                 Int8Array(rest_events).Param());
+              }
+              if (!consumers.empty()) {
+                tx.exec_prepared(kRunCount, group, TextArray(consumers).Param(),
+                                 Int8Array(acked).Param(), Int8Array(delivered).Param());
+              }
+              tx.commit();
+              return true;
+            })
+            .status();
+    if (!s.ok()) {
+      absl::MutexLock lock(&books_mu_);
+      std::vector<EndedRun>& queue = ended_runs_[group];
+      queue.insert(queue.end(), ended.begin(), ended.end());
+      for (const auto& [consumer, c] : counts) {
+        run_counts_[group][consumer].acked += c.acked;
+        run_counts_[group][consumer].delivered += c.delivered;
+      }
+    }
+    return s;
+  }
+
+  // Claims are given the live members `members`: when they differ from the
+  // last ones, every run out in the group ends after its event out, and
+  // what is left of it goes back to be claimed by whoever hashing gives its
+  // stream to now (a stream moves only when nothing of it is out).
+  void NoteMembers(const std::string& group, const std::vector<std::string>& members) {
+    absl::MutexLock lock(&books_mu_);
+    auto [seen, added] = members_seen_.try_emplace(group, members);
+    if (added || seen->second == members) return;
+    seen->second = members;
+    for (auto it = books_.lower_bound({group, ""}); it != books_.end() && it->first.first == group;
+         ++it) {
+      it->second.runs.Truncate();
+    }
+  }
+
+  // `ids` split into events out in the session's runs and the others.
+  std::pair<std::vector<uint64_t>, std::vector<uint64_t>> SplitRuns(
+      const std::string& group, const std::string& session, const std::vector<uint64_t>& ids) {
+    std::vector<uint64_t> in_runs, others;
+    absl::MutexLock lock(&books_mu_);
+    auto it = books_.find({group, session});
+    for (uint64_t id : ids) {
+      (it != books_.end() && it->second.runs.Holds(id) ? in_runs : others).push_back(id);
+    }
+    return {std::move(in_runs), std::move(others)};
+  }
+
+  // Records the claimed rows that are runs (`through[i]` >= 0: the run's
+  // last version) in the session's RunBook, with their other events, read
+  // now. `claimed_at`: when the claim began (the rows' leases run from a
+  // little later).
+  absl::Status AdoptRuns(pqxx::connection& conn, const std::string& group,
+                         const std::string& consumer, const std::string& session,
+                         const std::vector<GroupDelivery>& firsts,
+                         const std::vector<int64_t>& through, absl::Duration ack_timeout,
+                         absl::Time claimed_at) {
+    std::vector<size_t> runs;
+    std::vector<std::string> streams;
+    std::vector<int64_t> after, last;
+    for (size_t i = 0; i < firsts.size(); ++i) {
+      if (through[i] < 0) continue;
+      runs.push_back(i);
+      if (through[i] > static_cast<int64_t>(firsts[i].event.stream_version)) {
+        streams.push_back(firsts[i].event.stream_id);
+        after.push_back(static_cast<int64_t>(firsts[i].event.stream_version));
+        last.push_back(through[i]);
+      }
+    }
+    if (runs.empty()) return absl::OkStatus();
+    std::map<std::string, std::vector<RecordedEvent>> rest;  // By stream, in version order.
+    if (!streams.empty()) {
+      pqxx::nontransaction tx(conn);
+      for (RecordedEvent& e :
+           ToEvents(tx.exec_prepared(kRunEvents, group, TextArray(streams).Param(),
+                                     Int8Array(after).Param(), Int8Array(last).Param()))) {
+        rest[e.stream_id].push_back(std::move(e));
+      }
+    }
+    absl::MutexLock lock(&books_mu_);
+    SessionBook& b = books_[{group, session}];
+    b.consumer = consumer;
+    b.ack_timeout = ack_timeout;
+    for (size_t i : runs) {
+      const GroupDelivery& first = firsts[i];
+      std::vector<RecordedEvent> mine;
+      if (auto it = rest.find(first.event.stream_id); it != rest.end()) {
+        for (RecordedEvent& e : it->second) {
+          if (e.stream_version > first.event.stream_version &&
+              static_cast<int64_t>(e.stream_version) <= through[i]) {
+            mine.push_back(std::move(e));
+          }
+        }
+      }
+      b.runs.Add(static_cast<int64_t>(first.event.global_position), first, claimed_at + ack_timeout,
+                 claimed_at + ack_timeout + kRunLease, std::move(mine));
+    }
+    return absl::OkStatus();
+  }
+
+  // Writes runs split off in memory (RunBook::Split) held by `session`.
+  void WriteSplits(pqxx::transaction_base& tx, const std::string& group,
+                   const std::string& consumer, const std::string& session,
+                   const std::vector<RunBook::Split>& splits) {
+    if (splits.empty()) return;
+    const absl::Time now = absl::Now();
+    std::vector<int64_t> keys, positions, attempts, deadlines, rest_from, rest_events;
+    for (const RunBook::Split& sp : splits) {
+      keys.push_back(sp.key);
+      positions.push_back(static_cast<int64_t>(sp.position));
+      attempts.push_back(sp.attempts);
+      deadlines.push_back(
+          absl::ToUnixMicros(sp.deadline == absl::InfinitePast() ? now : sp.deadline));
+      rest_from.push_back(static_cast<int64_t>(sp.rest_from));
+      rest_events.push_back(sp.rest_events);
+    }
+    tx.exec_prepared(kRunSplit, group, consumer, session, Int8Array(keys).Param(),
+                     Int8Array(positions).Param(), Int8Array(attempts).Param(),
+                     Int8Array(deadlines).Param(), Int8Array(rest_from).Param(),
+                     Int8Array(rest_events).Param());
+  }
+
+  // A claim's care of the session's runs: events out past their deadline
+  // split off (the database's claims then deliver them again, counted),
+  // rows renewed, and next events ready appended to `out`.
+  void RunUpkeep(pqxx::transaction_base& tx, const std::string& group, const std::string& consumer,
+                 const std::string& session, absl::Duration ack_timeout,
+                 std::vector<GroupDelivery>& out, bool& split) {
+    std::vector<RunBook::Split> expired;
+    std::vector<int64_t> renew;
+    const absl::Time now = absl::Now();
+    {
+      absl::MutexLock lock(&books_mu_);
+      auto it = books_.find({group, session});
+      if (it == books_.end() || it->second.runs.runs() == 0) return;
+      expired = it->second.runs.Expire(now);
+      renew = it->second.runs.ToRenew(now, ack_timeout);
+    }
+    WriteSplits(tx, group, consumer, session, expired);
+    split = !expired.empty();
+    std::vector<int64_t> renewed;
+    if (!renew.empty()) {
+      for (const auto& r : tx.exec_prepared(kRunRenew, group, session, Int8Array(renew).Param(),
+                                            static_cast<int64_t>(Millis(ack_timeout)))) {
+        renewed.push_back(r[0].as<int64_t>());
+      }
+    }
+    absl::MutexLock lock(&books_mu_);
+    auto it = books_.find({group, session});
+    if (it == books_.end()) return;
+    if (!renew.empty()) it->second.runs.Renewed(renew, renewed, now + ack_timeout + kRunLease);
+    std::vector<GroupDelivery> ready = it->second.runs.TakeReady(absl::Now(), ack_timeout);
+    run_counts_[group][consumer].delivered += static_cast<int64_t>(ready.size());
+    for (GroupDelivery& d : ready) out.push_back(std::move(d));
   }
 
   // ROUND_ROBIN: the next fresh events of the target, `room` at most, as a
@@ -1486,25 +2001,33 @@ class PgConsumerGroups final : public ConsumerGroups {
     return *std::move(events);
   }
 
+  // What a session's book held: its leases, and its runs split at their
+  // events out.
+  struct Held {
+    std::string session;
+    std::vector<LeaseBook::Closed> leases;
+    std::vector<RunBook::Split> runs;
+  };
+
   // Removes the session's book: what it held.
-  std::vector<LeaseBook::Closed> TakeBook(const std::string& group, const std::string& session) {
+  Held TakeBook(const std::string& group, const std::string& session) {
     absl::MutexLock lock(&books_mu_);
     auto it = books_.find({group, session});
-    if (it == books_.end()) return {};
-    std::vector<LeaseBook::Closed> closed = it->second.book.TakeAll();
+    if (it == books_.end()) return {session, {}, {}};
+    Held held{session, it->second.book.TakeAll(), it->second.runs.TakeAll()};
     books_.erase(it);
-    return closed;
+    return held;
   }
 
   // Removes the books of `consumer`'s sessions other than `session`.
-  std::vector<std::pair<std::string, std::vector<LeaseBook::Closed>>> TakeBooks(
-      const std::string& group, const std::string& consumer, const std::string& session) {
-    std::vector<std::pair<std::string, std::vector<LeaseBook::Closed>>> out;
+  std::vector<Held> TakeBooks(const std::string& group, const std::string& consumer,
+                              const std::string& session) {
+    std::vector<Held> out;
     absl::MutexLock lock(&books_mu_);
     for (auto it = books_.lower_bound({group, ""});
          it != books_.end() && it->first.first == group;) {
       if (it->second.consumer == consumer && it->first.second != session) {
-        out.emplace_back(it->first.second, it->second.book.TakeAll());
+        out.push_back({it->first.second, it->second.book.TakeAll(), it->second.runs.TakeAll()});
         it = books_.erase(it);
       } else {
         ++it;
@@ -1634,6 +2157,11 @@ class PgConsumerGroups final : public ConsumerGroups {
   absl::Mutex books_mu_;  // Never held across a database call.
   std::map<std::pair<std::string, std::string>, SessionBook> books_ ABSL_GUARDED_BY(books_mu_);
   std::map<std::string, std::vector<DoneLease>> done_ ABSL_GUARDED_BY(books_mu_);  // By group.
+  std::map<std::string, std::vector<EndedRun>> ended_runs_ ABSL_GUARDED_BY(books_mu_);
+  std::map<std::string, std::map<std::string, RunCounts>> run_counts_ ABSL_GUARDED_BY(books_mu_);
+  // The live members each group's claims were last given (a change ends
+  // the runs out after their event out: NoteMembers).
+  std::map<std::string, std::vector<std::string>> members_seen_ ABSL_GUARDED_BY(books_mu_);
   // When Fill last did a ROUND_ROBIN group's upkeep, by group (forgotten
   // when the group is updated or deleted here).
   std::map<std::string, absl::Time> round_robin_upkept_ ABSL_GUARDED_BY(books_mu_);

@@ -379,6 +379,79 @@ TEST_F(ConsumerGroupsTest, AnAckContinuesEachStreamOnTheSameConsumer) {
             "NOT_FOUND: consumer group 'missing' does not exist");
 }
 
+// PER_STREAM brings a stream's events in as one run (migrations/0023): a
+// row for them all, claimed as one, its events sent one after the other
+// from memory. An event that goes back leaves its run as a row of its own;
+// a run whose instance is gone comes back a row per event, each counted.
+TEST_F(ConsumerGroupsTest, APerStreamRunIsOneRowItsEventsFollowFromMemory) {
+  Append("order-1", 4);
+  Append("order-2", 1);
+  Create("g", Category("order"));
+  ASSERT_TRUE(groups_->Join("g", "c1", kHere).ok());
+  ASSERT_TRUE(groups_->Fill("g", 100).ok());
+  const std::string rows =
+      "SELECT string_agg(global_position || ':' || coalesce(through_version::text, '-') || ':' ||"
+      " events || ':' || attempts || ':' || coalesce(consumer, '-'), ' '"
+      " ORDER BY global_position) FROM logbook.consumer_group_pending";
+  EXPECT_EQ(QueryValue(dsn_, rows), "1:3:4:0:- 5:-:1:0:-");
+  EXPECT_EQ(Info("g").lag_events, 5u);
+
+  EXPECT_EQ(Claim("g", "c1", 10), "order-1@0#1x1 order-2@0#5x1");
+  EXPECT_EQ(Continued(*groups_, "g", "c1", {1}), "order-1@1#2x1");
+  EXPECT_EQ(QueryValue(dsn_, rows), "1:3:4:1:c1 5:-:1:1:c1");  // No write for the ack.
+  // A nack: #2 leaves the run, held with its one delivery, then waits for
+  // its retry; the rest of the run waits behind it, free.
+  ASSERT_TRUE(
+      groups_->Nack("g", "c1", kHere, {2}, NackAction::kRetry, absl::Hours(1), "later").ok());
+  EXPECT_EQ(QueryValue(dsn_, rows), "2:-:1:1:- 3:3:2:0:- 5:-:1:1:c1");
+  EXPECT_EQ(Claim("g", "c1", 10), "");  // order-1 waits for #2.
+  testing::Exec(dsn_, "UPDATE logbook.consumer_group_pending SET not_before = now()");
+  EXPECT_EQ(Claim("g", "c1", 10), "order-1@1#2x2");
+  EXPECT_EQ(Continued(*groups_, "g", "c1", {2}), "order-1@2#3x1");  // The run, claimed on.
+  EXPECT_EQ(QueryValue(dsn_, rows), "3:3:2:1:c1 5:-:1:1:c1");
+
+  // Its instance gone (the run's row lapsed): each event of it comes back
+  // as a row of its own, counted as delivered once.
+  testing::Exec(dsn_,
+                "UPDATE logbook.consumer_group_pending SET lease_until = now() - "
+                "interval '1 minute' WHERE through_version IS NOT NULL");
+  auto other = ConsumerGroups::Open([&] {
+    StoreOptions options;
+    options.dsn = testing::AsRole(dsn_, "logbook_app");
+    return options;
+  }());
+  ASSERT_TRUE(other.ok()) << other.status();
+  ASSERT_TRUE((*other)->Fill("g", 100).ok());
+  EXPECT_EQ(QueryValue(dsn_, rows), "3:-:1:1:- 4:-:1:1:- 5:-:1:1:c1");
+  auto claimed = (*other)->Claim("g", "c2", "instance-b/1", {"c2"}, 10);
+  ASSERT_TRUE(claimed.ok()) << claimed.status();
+  ASSERT_EQ(claimed->size(), 1u);
+  EXPECT_EQ((*claimed)[0].event.global_position, 3u);
+  EXPECT_EQ((*claimed)[0].attempt, 2u);
+  const GroupInfo info = Info("g");
+  EXPECT_EQ(info.delivered, 6u);  // #1, #5, #2 twice, #3 twice.
+  EXPECT_EQ(info.acked, 2u);      // #1 and #2.
+}
+
+// When the live members change, a run ends after its event out: the rest
+// goes back, to whoever hashing now gives its stream.
+TEST_F(ConsumerGroupsTest, ARunEndsWhenTheMembersChange) {
+  Append("order-1", 3);
+  Create("g", Category("order"));
+  ASSERT_TRUE(groups_->Fill("g", 100).ok());
+  EXPECT_EQ(Claim("g", "c1", 10, {"c1"}), "order-1@0#1x1");
+  // c2 joins; hashing over both gives order-1 to c2 (as in
+  // PerStreamKeepsEachStreamInOrderAndOnOneConsumer).
+  EXPECT_EQ(Claim("g", "c2", 10, {"c1", "c2"}), "");
+  EXPECT_EQ(Continued(*groups_, "g", "c1", {1}), "");
+  EXPECT_EQ(Claim("g", "c1", 10, {"c1", "c2"}), "");
+  EXPECT_EQ(QueryValue(dsn_,
+                       "SELECT global_position || ':' || events || ':' || attempts"
+                       " FROM logbook.consumer_group_pending"),
+            "2:2:0");
+  EXPECT_EQ(Claim("g", "c2", 10, {"c1", "c2"}), "order-1@1#2x1");
+}
+
 // "n: s1 s2 ..." of what Assignment says `consumer` owns, or "none".
 std::string Owned(ConsumerGroups& groups, const std::string& group, const std::string& consumer,
                   const std::vector<std::string>& members, size_t max_streams = 100) {
