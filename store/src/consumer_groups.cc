@@ -1152,13 +1152,19 @@ class PgConsumerGroups final : public ConsumerGroups {
                  pqxx::work tx(conn);
                  const pqxx::result d = tx.exec_prepared(kDefinition, group);
                  if (d.empty()) return NoGroup(NameOfGroup(group));
-                 tx.exec_prepared(kLeaseRecover, group, Interval(kLeaseGrace),
-                                  static_cast<const char*>(nullptr), "");
-                 tx.exec_prepared(kRunTakeBack, group, Interval(kLeaseGrace),
-                                  static_cast<const char*>(nullptr), "");
+                 const bool round_robin =
+                     DefinitionFromRow(d[0]).settings.strategy == GroupStrategy::kRoundRobin;
+                 // What instances that are gone held, taken back at most once
+                 // a second (a PER_STREAM group fills far more often).
+                 if (round_robin || TakeBackDue(group)) {
+                   tx.exec_prepared(kLeaseRecover, group, Interval(kLeaseGrace),
+                                    static_cast<const char*>(nullptr), "");
+                   tx.exec_prepared(kRunTakeBack, group, Interval(kLeaseGrace),
+                                    static_cast<const char*>(nullptr), "");
+                 }
                  // ROUND_ROBIN: nothing to bring in ahead (claims cut fresh
                  // events into leases and move the checkpoint).
-                 if (DefinitionFromRow(d[0]).settings.strategy == GroupStrategy::kRoundRobin) {
+                 if (round_robin) {
                    tx.exec_prepared(kMoveCheckpoint, group);
                    tx.commit();
                    absl::MutexLock lock(&books_mu_);
@@ -1681,10 +1687,21 @@ class PgConsumerGroups final : public ConsumerGroups {
                      static_cast<int64_t>(c.acked), Int8Array(open).Param(), why);
   }
 
-  // A group updated or deleted here: its ROUND_ROBIN upkeep is due.
+  // A group updated or deleted here: its upkeep is due.
   void ForgetUpkeep(const std::string& group) {
     absl::MutexLock lock(&books_mu_);
     round_robin_upkept_.erase(group);
+    taken_back_.erase(group);
+  }
+
+  // Whether a PER_STREAM Fill should take back what instances that are gone
+  // held: a second after the last time (then it counts as done).
+  bool TakeBackDue(const std::string& group) {
+    absl::MutexLock lock(&books_mu_);
+    absl::Time& last = taken_back_[group];
+    if (absl::Now() < last + kRoundRobinUpkeep) return false;
+    last = absl::Now();
+    return true;
   }
 
   // A group deleted here: what its RunBooks had yet to write is moot.
@@ -2165,6 +2182,8 @@ class PgConsumerGroups final : public ConsumerGroups {
   // When Fill last did a ROUND_ROBIN group's upkeep, by group (forgotten
   // when the group is updated or deleted here).
   std::map<std::string, absl::Time> round_robin_upkept_ ABSL_GUARDED_BY(books_mu_);
+  // When Fill last took back a PER_STREAM group's runs and leases, by group.
+  std::map<std::string, absl::Time> taken_back_ ABSL_GUARDED_BY(books_mu_);
   // A group's pending events at the last ANALYZE this instance asked for.
   int64_t analyzed_at_ ABSL_GUARDED_BY(books_mu_) = 0;
 };
