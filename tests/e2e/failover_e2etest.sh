@@ -8,8 +8,9 @@
 # without a restart, every acknowledged event is on the new primary, no
 # event id is stored twice, verify --all is clean, and the subscriber got
 # every event once, in order; a consumer group's worker handled every
-# event and its checkpoint reached the head. Clusters of its own, since it
-# kills one.
+# event and its checkpoint reached the head; the log's signed checkpoint
+# from before the failover still matches, and a new one is signed after it.
+# Clusters of its own, since it kills one.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -44,7 +45,10 @@ done
 pass "a synchronous standby streams from the primary"
 
 dsn="postgresql://logbook_admin@127.0.0.1:$primary_port,127.0.0.1:$standby_port/postgres?target_session_attrs=read-write&connect_timeout=2"
-start_logbookd "$dsn" "$work/server.log" || fail "logbookd did not start"
+openssl genpkey -algorithm ed25519 -out "$work/signing.pem" 2>/dev/null &&
+  openssl pkey -in "$work/signing.pem" -pubout -out "$work/signing.pub" || fail "openssl genpkey"
+start_logbookd "$dsn" "$work/server.log" --signing-key "$work/signing.pem" \
+  --checkpoint-interval 0 || fail "logbookd did not start"
 
 "$cli" subscribe '$all' --json >"$work/sub.out" 2>"$work/sub.err" &
 sub_pid=$!
@@ -78,6 +82,9 @@ for _ in $(seq 300); do
   sleep 0.05
 done
 [ "$(cat "$work"/acked-* | wc -l)" -ge 40 ] || fail "the appenders did not get going"
+# A signed checkpoint of the log as it is before the failover.
+check "checkpoint before the failover" 0 '^checkpoint #1 at position [0-9]+, ' -- \
+  "$cli" checkpoint --create
 "$here/pg_cluster.sh" crash "$primary_env"
 killed_at=$(date +%s.%N)
 "$here/pg_cluster.sh" promote "$standby_env" || fail "pg_ctl promote failed"
@@ -101,9 +108,16 @@ total=$(psql -X -At "$new_primary" -c "SELECT count(*) FROM logbook.event_log WH
 [ "$dups" = 0 ] && [ "$total" = 240 ] || fail "$dups event ids stored twice; $total events on fo-*"
 pass "no event id stored twice: 240 events, once each"
 check "verify --all on the new primary" 0 '^ok: 240 events in 4 streams' -- "$cli" verify --all
+# The checkpoint signed on the old primary came across and still matches;
+# the new primary signs the next one, at its head (its id comes from a
+# sequence, which a promoted standby continues some values further on).
+head=$(psql -X -At "$new_primary" -c "SELECT max(global_position) FROM logbook.event_log")
+check "checkpoint after the failover" 0 "^checkpoint #[0-9]+ at position $head, " -- \
+  "$cli" checkpoint --create
+check "verify both signed checkpoints" 0 "^ok: 240 events in 4 streams; 2 signed checkpoints match, the newest #[0-9]+ at position $head \(signature verified with the public key\)\$" -- \
+  "$cli" verify --all --public-key "$work/signing.pub"
 
 # The subscriber resumes without a gap: every position of $all once, in order.
-head=$(psql -X -At "$new_primary" -c "SELECT max(global_position) FROM logbook.event_log")
 for _ in $(seq 200); do
   [ "$(grep -c '"global_position"' "$work/sub.out")" -ge "$head" ] && break
   sleep 0.05
