@@ -7,7 +7,8 @@
 #
 # LOGBOOK_PG_PORT (default 54329) and LOGBOOK_LISTEN (default
 # 127.0.0.1:50051) move the two ports; LOGBOOK_JOBS sets the build's
-# parallelism (default 2).
+# parallelism (default 2); LOGBOOK_PREFIX where `cmake --install` puts
+# logbook and logbookd (default /usr/local as root, else ~/.local).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -26,6 +27,11 @@ port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
 deploy/install-deps.sh
 deploy/build.sh
+# logbook and logbookd on the PATH, with logbook's bash completion.
+if [ "$(id -u)" = 0 ]; then prefix=${LOGBOOK_PREFIX:-/usr/local}; else prefix=${LOGBOOK_PREFIX:-$HOME/.local}; fi
+cmake --install build --prefix "$prefix" >/dev/null
+echo "==> installed logbook and logbookd in $prefix/bin"
+case ":$PATH:" in *":$prefix/bin:"*) ;; *) echo "    ($prefix/bin is not on your PATH yet: add it)" ;; esac
 cli="$root/build/clients/logbook"
 logbookd="$root/build/service/logbookd"
 

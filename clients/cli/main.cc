@@ -31,13 +31,14 @@
 #include <thread>
 
 #include "absl/strings/escaping.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/numbers.h"
-#include "absl/strings/str_split.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "completion.h"
 #include "logbook/client/client.h"
 #include "logbook/client/worker.h"
 #include "logbook/store/checkpoints.h"
@@ -1301,6 +1302,9 @@ int RunConsume(const Connection& conn, const ConsumeArgs& a, CLI::App& cmd) {
 int main(int argc, char** argv) {
   CLI::App app{"logbook: the Logbook event store client"};
   app.require_subcommand(1);
+  // The options above the commands (--address, --timeout, TLS, --token,
+  // --tenant) are taken after them too: `logbook verify order-1 --address h:p`.
+  app.fallthrough();
   app.option_defaults()->always_capture_default();
   Connection conn;
   app.add_option("--address", conn.address, "logbookd address, host:port")
@@ -1645,11 +1649,25 @@ int main(int argc, char** argv) {
                           "Read NNNN_*.sql, functions/*.sql and views/*.sql from this folder "
                           "instead of the copies built into this binary");
 
+  // Last, so that the script it prints covers every command, itself too.
+  std::string completion_shell;
+  CLI::App* completion_cmd =
+      app.add_subcommand("completion",
+                         "Print a shell completion script: source it, or install it as "
+                         "share/bash-completion/completions/logbook (cmake --install does)");
+  completion_cmd->add_option("shell", completion_shell, "The shell: bash")
+      ->required()
+      ->check(CLI::IsMember({"bash"}));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? kOk : kUsage;
+  }
+  if (completion_cmd->parsed()) {
+    std::cout << logbook::cli::BashCompletion(app, "logbook");
+    return kOk;
   }
   if (!conn.tls_ca.empty() || !conn.tls_cert.empty() || !conn.tls_key.empty()) {
     auto tls = logbook::LoadClientTls(conn.tls_ca, conn.tls_cert, conn.tls_key);

@@ -301,6 +301,24 @@ check "read traceparent" 0 "\"traceparent\":\"$tp\"" -- "$cli" read traced-1 --j
 check "append bad traceparent" 5 "traceparent metadata: '00-xyz' is not a W3C traceparent" -- \
   "$cli" append traced-1 --type T --data '{}' --traceparent 00-xyz
 check "nothing appended" 0 '^1$' -- sh -c "'$cli' read traced-1 | wc -l"
+# The options above the commands are taken after them too, at any depth.
+check "address after the command" 0 '"stream_id":"traced-1"' -- \
+  env -u LOGBOOK_ADDRESS "$cli" read traced-1 --json --address "$LOGBOOK_ADDRESS" --timeout 5
+check "options after a subcommand's subcommand" 3 "consumer group 'nope' does not exist" -- \
+  env -u LOGBOOK_ADDRESS "$cli" group info nope --address "$LOGBOOK_ADDRESS"
+# Bash completion, made from the command tree.
+"$cli" completion bash >"$work/logbook.bash" || fail "completion bash"
+completes() {  # completes WORD... : what TAB offers after them (the last is the one typed).
+  bash -c '. "$1"; shift; COMP_WORDS=(logbook "$@"); COMP_CWORD=$#; _logbook_complete
+    echo "${COMPREPLY[*]}"' _ "$work/logbook.bash" "$@"
+}
+check "complete a command" 0 '^group$' -- completes gr
+check "complete a subcommand" 0 '^create$' -- completes group cr
+check "complete an option" 0 '^--strategy --stream$' -- completes group create emails --str
+check "complete an option from above" 0 '^--address$' -- completes verify order-1 --addr
+check "complete the commands" 0 ' append auth checkpoint completion consume delete group migrate read redact snapshot stream subscribe verify$' -- \
+  completes ''
+check "completion: bash only" 2 'shell: zsh not in \{bash\}' -- "$cli" completion zsh
 stop_logbookd
 check "server gone" 6 '' -- "$cli" --timeout 2 stream order-1
 check "clean shutdown line" 0 'logbookd stopped' -- cat "$work/server.log"

@@ -28,6 +28,21 @@ out=$(systemd-analyze verify --man=no "$work/logbookd.service" 2>&1) ||
 [ -z "$out" ] || fail "systemd-analyze verify: $out"
 pass "systemd-analyze verify"
 
+# cmake --install puts both programs where the unit expects them (bin/ of
+# the prefix) and logbook's bash completion where bash-completion looks.
+build=$(cd "$(dirname "$LOGBOOKD")/.." && pwd)
+cmake --install "$build" --prefix "$work/prefix" >"$work/install.log" 2>&1 ||
+  fail "cmake --install: $(tail -3 "$work/install.log")"
+for f in bin/logbookd bin/logbook share/bash-completion/completions/logbook; do
+  [ -s "$work/prefix/$f" ] || fail "cmake --install did not install $f"
+done
+help=$("$work/prefix/bin/logbookd" --help) && [[ "$help" == logbookd:* ]] ||
+  fail "the installed logbookd does not run: $help"
+offered=$(bash -c '. "$1"; COMP_WORDS=(logbook group cr); COMP_CWORD=2; _logbook_complete
+  echo "${COMPREPLY[*]}"' _ "$work/prefix/share/bash-completion/completions/logbook")
+[ "$offered" = create ] || fail "the installed completion offers '$offered' for 'logbook group cr'"
+pass "cmake --install: bin/logbookd, bin/logbook and the bash completion"
+
 # 2. Every key the example sets, or shows commented out, is one logbookd reads.
 help=$("$LOGBOOKD" --help)
 keys=$(sed -n 's/^#\{0,1\}\([A-Z][A-Z0-9_]*\)=.*/\1/p' "$example")
