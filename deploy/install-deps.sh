@@ -17,6 +17,8 @@ packages=(
   postgresql postgresql-client
   python3               # clients/bench/run.sh summarizes its results with it
   python3-yaml          # tests/e2e/container_e2etest.sh reads deploy/'s YAML files
+  python3-grpcio python3-protobuf  # the Python client (clients/python)
+  python3-venv python3-pip python3-setuptools python3-wheel python3-pytest  # ...installed and tested
   clang                 # tests/lint/thread_safety_test.sh: -Wthread-safety
   systemd               # systemd-analyze: tests/e2e/deploy_e2etest.sh verifies the unit
   openssl               # signing keys (docs/receipts.md); tests/e2e/cli_e2etest.sh makes one
