@@ -97,6 +97,61 @@ def subscribe_request(target: str, category: Optional[str], stream_prefix: Optio
     return request
 
 
+def read_stream_request(stream_id: str, from_version: Optional[int], backward: bool,
+                        until_version: Optional[int], page_size: int) -> pb.ReadStreamRequest:
+    request = pb.ReadStreamRequest(stream_id=stream_id, max_count=page_size,
+                                   direction=pb.BACKWARD if backward else pb.FORWARD)
+    if from_version is not None:
+        request.from_version = from_version
+    if until_version is not None:
+        request.until_version = until_version
+    return request
+
+
+def read_all_request(from_position: Optional[int], backward: bool, category: Optional[str],
+                     stream_prefix: Optional[str], event_types: Iterable[str],
+                     until_position: Optional[int], page_size: int) -> pb.ReadAllRequest:
+    request = pb.ReadAllRequest(max_count=page_size,
+                                direction=pb.BACKWARD if backward else pb.FORWARD)
+    f = filter_of(category, stream_prefix, event_types)
+    if f is not None:
+        request.filter.CopyFrom(f)
+    if from_position is not None:
+        request.from_position = from_position
+    if until_position is not None:
+        request.until_position = until_position
+    return request
+
+
+def next_page(request, page: Sequence[RecordedEvent]) -> bool:
+    """Moves a ReadStream or ReadAll request past `page`, the answer to it;
+    False when that was the last page."""
+    if len(page) < request.max_count:
+        return False
+    backward = request.direction == pb.BACKWARD
+    if isinstance(request, pb.ReadStreamRequest):
+        last = page[-1].stream_version
+        if backward and last == 0:
+            return False
+        request.from_version = last - 1 if backward else last + 1
+    else:
+        last = page[-1].global_position
+        if backward and last <= 1:
+            return False
+        request.from_position = last - 1 if backward else last + 1
+    return True
+
+
+def subscribed_events(r: pb.SubscribeResponse) -> Sequence[pb.RecordedEvent]:
+    """The events of a Subscribe answer (none for caught_up and the like)."""
+    kind = r.WhichOneof("content")
+    if kind == "event":
+        return [r.event]
+    if kind == "events":
+        return r.events.events
+    return []
+
+
 def stream_info(r: pb.StreamInfo) -> StreamInfo:
     return StreamInfo(r.stream_id, r.version, r.last_position, r.head_hash,
                       pb.StreamState.Name(r.state), r.first_version)

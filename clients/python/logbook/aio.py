@@ -74,43 +74,28 @@ class AsyncClient:
                           backward: bool = False, until_version: Optional[int] = None,
                           page_size: int = 1000) -> AsyncIterator[RecordedEvent]:
         _check_page(page_size)
-        request = pb.ReadStreamRequest(stream_id=stream_id, max_count=page_size,
-                                       direction=pb.BACKWARD if backward else pb.FORWARD)
-        if from_version is not None:
-            request.from_version = from_version
-        if until_version is not None:
-            request.until_version = until_version
+        request = _convert.read_stream_request(stream_id, from_version, backward, until_version,
+                                               page_size)
         while True:
             page = await self._page(self._stub.ReadStream, request)
             for e in page:
                 yield e
-            if len(page) < page_size or (backward and page[-1].stream_version == 0):
+            if not _convert.next_page(request, page):
                 return
-            last = page[-1].stream_version
-            request.from_version = last - 1 if backward else last + 1
 
     async def read_all(self, *, from_position: Optional[int] = None, backward: bool = False,
                        category: Optional[str] = None, stream_prefix: Optional[str] = None,
                        event_types: Sequence[str] = (), until_position: Optional[int] = None,
                        page_size: int = 1000) -> AsyncIterator[RecordedEvent]:
         _check_page(page_size)
-        request = pb.ReadAllRequest(max_count=page_size,
-                                    direction=pb.BACKWARD if backward else pb.FORWARD)
-        f = _convert.filter_of(category, stream_prefix, event_types)
-        if f is not None:
-            request.filter.CopyFrom(f)
-        if from_position is not None:
-            request.from_position = from_position
-        if until_position is not None:
-            request.until_position = until_position
+        request = _convert.read_all_request(from_position, backward, category, stream_prefix,
+                                            event_types, until_position, page_size)
         while True:
             page = await self._page(self._stub.ReadAll, request)
             for e in page:
                 yield e
-            if len(page) < page_size or (backward and page[-1].global_position <= 1):
+            if not _convert.next_page(request, page):
                 return
-            last = page[-1].global_position
-            request.from_position = last - 1 if backward else last + 1
 
     async def _page(self, method, request) -> List[RecordedEvent]:
         try:
@@ -170,14 +155,7 @@ class AsyncClient:
             reopened = True
             try:
                 async for r in call:
-                    kind = r.WhichOneof("content")
-                    if kind == "event":
-                        events = [r.event]
-                    elif kind == "events":
-                        events = list(r.events.events)
-                    else:
-                        continue
-                    for e in events:
+                    for e in _convert.subscribed_events(r):
                         last = e.global_position
                         yield _convert.recorded_event(e)
                     delay = 0.1

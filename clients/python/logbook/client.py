@@ -89,21 +89,13 @@ class Client:
         `backward`), fetched a page of `page_size` at a time as the
         iteration goes."""
         _check_page(page_size)
-        request = pb.ReadStreamRequest(stream_id=stream_id, max_count=page_size,
-                                       direction=pb.BACKWARD if backward else pb.FORWARD)
-        if from_version is not None:
-            request.from_version = from_version
-        if until_version is not None:
-            request.until_version = until_version
+        request = _convert.read_stream_request(stream_id, from_version, backward, until_version,
+                                               page_size)
         while True:
             page = self._page(self._stub.ReadStream, request)
             yield from page
-            if len(page) < page_size:
+            if not _convert.next_page(request, page):
                 return
-            last = page[-1].stream_version
-            if backward and last == 0:
-                return
-            request.from_version = last - 1 if backward else last + 1
 
     def read_all(self, *, from_position: Optional[int] = None, backward: bool = False,
                  category: Optional[str] = None, stream_prefix: Optional[str] = None,
@@ -112,24 +104,13 @@ class Client:
         """Every event of the log (`$all`) in position order, narrowed by
         the filter, a page at a time."""
         _check_page(page_size)
-        request = pb.ReadAllRequest(max_count=page_size,
-                                    direction=pb.BACKWARD if backward else pb.FORWARD)
-        f = _convert.filter_of(category, stream_prefix, event_types)
-        if f is not None:
-            request.filter.CopyFrom(f)
-        if from_position is not None:
-            request.from_position = from_position
-        if until_position is not None:
-            request.until_position = until_position
+        request = _convert.read_all_request(from_position, backward, category, stream_prefix,
+                                            event_types, until_position, page_size)
         while True:
             page = self._page(self._stub.ReadAll, request)
             yield from page
-            if len(page) < page_size:
+            if not _convert.next_page(request, page):
                 return
-            last = page[-1].global_position
-            if backward and last <= 1:
-                return
-            request.from_position = last - 1 if backward else last + 1
 
     def _page(self, method, request) -> List[RecordedEvent]:
         try:
@@ -210,16 +191,9 @@ class Client:
                 threading.Thread(target=_cancel_when, args=(stop, call), daemon=True).start()
             try:
                 for r in call:
-                    kind = r.WhichOneof("content")
-                    if kind == "event":
-                        events = [r.event]
-                    elif kind == "events":
-                        events = list(r.events.events)
-                    else:
-                        if kind == "caught_up" and on_caught_up is not None:
-                            on_caught_up(r.caught_up.global_position)
-                        continue
-                    for e in events:
+                    if r.HasField("caught_up") and on_caught_up is not None:
+                        on_caught_up(r.caught_up.global_position)
+                    for e in _convert.subscribed_events(r):
                         last = e.global_position
                         yield _convert.recorded_event(e)
                     delay = 0.1
