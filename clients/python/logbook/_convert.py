@@ -161,6 +161,13 @@ def snapshot(r: pb.Snapshot) -> Snapshot:
     return Snapshot(r.stream_id, r.stream_version, r.schema_version, r.state)
 
 
+def verify_request(stream_id: Optional[str]) -> pb.VerifyRequest:
+    """One stream's, or (None) the whole log's."""
+    if stream_id is None:
+        return pb.VerifyRequest(all=empty_pb2.Empty())
+    return pb.VerifyRequest(stream_id=stream_id)
+
+
 def verify_result(r: pb.VerifyResult) -> VerifyResult:
     broken = None
     if r.HasField("first_broken"):

@@ -7,7 +7,6 @@ import asyncio
 from typing import AsyncIterator, List, Optional, Sequence
 
 import grpc
-from google.protobuf import empty_pb2
 
 from logbook.v1 import event_store_pb2 as pb
 from logbook.v1 import event_store_pb2_grpc as pb_grpc
@@ -124,11 +123,7 @@ class AsyncClient:
         return Loaded(snapshot, events)
 
     async def verify(self, stream_id: Optional[str] = None) -> VerifyResult:
-        request = pb.VerifyRequest()
-        if stream_id is None:
-            request.all.CopyFrom(empty_pb2.Empty())
-        else:
-            request.stream_id = stream_id
+        request = _convert.verify_request(stream_id)
         try:
             async for r in self._stub.Verify(request, metadata=self._metadata):
                 if r.HasField("result"):

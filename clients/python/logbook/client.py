@@ -149,11 +149,7 @@ class Client:
                on_progress: Optional[Callable[[int, int], None]] = None) -> VerifyResult:
         """Checks the receipts of one stream, or (None) of the whole log;
         `on_progress(checked, total)` hears of long runs."""
-        request = pb.VerifyRequest()
-        if stream_id is None:
-            request.all.CopyFrom(empty_pb2.Empty())
-        else:
-            request.stream_id = stream_id
+        request = _convert.verify_request(stream_id)
         try:
             for r in self._stub.Verify(request, metadata=self._metadata):
                 if r.HasField("progress") and on_progress is not None:

@@ -1,5 +1,4 @@
 import asyncio
-import json
 import os
 import subprocess
 import threading
@@ -9,7 +8,7 @@ import grpc
 import pytest
 
 import logbook
-from logbook import (ANY, NO_STREAM, STREAM_EXISTS, AsyncClient, Client, NewEvent,
+from logbook import (ANY, NO_STREAM, STREAM_EXISTS, AsyncClient, NewEvent,
                      WrongExpectedVersion)
 
 
