@@ -39,6 +39,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "completion.h"
+#include "event_json.h"
 #include "logbook/client/client.h"
 #include "logbook/client/worker.h"
 #include "logbook/store/checkpoints.h"
@@ -50,6 +51,10 @@
 namespace {
 
 namespace v1 = logbook::v1;
+using logbook::json::EventJson;
+using logbook::json::ParseRfc3339;
+using logbook::json::PayloadJson;
+using logbook::json::Rfc3339;
 using nlohmann::json;
 
 enum Exit { kOk = 0, kError = 1, kUsage = 2, kNotFound = 3, kConflict = 4, kRejected = 5,
@@ -89,24 +94,6 @@ int Usage(const std::string& message) {
   return kUsage;
 }
 
-std::string Rfc3339(const google::protobuf::Timestamp& t) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ",
-                          absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos()),
-                          absl::UTCTimeZone());
-}
-
-// RFC 3339 (e.g. 2026-11-17T14:00:00Z) -> Timestamp; false when malformed.
-bool ParseRfc3339(const std::string& text, google::protobuf::Timestamp* out) {
-  absl::Time time;
-  std::string error;
-  if (!absl::ParseTime(absl::RFC3339_full, text, &time, &error)) return false;
-  const int64_t seconds = absl::ToUnixSeconds(time);
-  out->set_seconds(seconds);
-  out->set_nanos(static_cast<int32_t>((time - absl::FromUnixSeconds(seconds)) /
-                                      absl::Nanoseconds(1)));
-  return true;
-}
-
 std::string Hex(const std::string& bytes) { return absl::BytesToHexString(bytes); }
 
 std::string StateName(v1::StreamState state) {
@@ -118,47 +105,16 @@ std::string StateName(v1::StreamState state) {
   return absl::StrCat("state ", static_cast<int>(state));
 }
 
-bool IsJson(const std::string& content_type, const std::string& bytes, json* out) {
-  if (!logbook::store::IsJsonContentType(content_type)) return false;
-  *out = json::parse(bytes, nullptr, /*allow_exceptions=*/false);
-  return !out->is_discarded();
-}
-
-// Payload bytes as JSON: parsed JSON for JSON content, a string for UTF-8
-// text, {"base64": ...} otherwise.
-json PayloadJson(const std::string& content_type, const std::string& bytes) {
-  json parsed;
-  if (IsJson(content_type, bytes, &parsed)) return parsed;
-  if (logbook::store::IsValidUtf8(bytes) && bytes.find('\0') == std::string::npos) return bytes;
-  return json{{"base64", absl::Base64Escape(bytes)}};
-}
-
+// Payload bytes as one line of text: JSON re-serialized, UTF-8 text as it
+// is, other bytes as their size.
 std::string PayloadText(const std::string& content_type, const std::string& bytes) {
-  json parsed;
-  if (IsJson(content_type, bytes, &parsed)) return parsed.dump();
-  if (logbook::store::IsValidUtf8(bytes) && bytes.find('\0') == std::string::npos) return bytes;
-  return absl::StrCat("<", bytes.size(), " bytes>");
-}
-
-// A redacted event has "data": null and "redaction_reason"; one stored
-// before writers were recorded has no "written_by".
-json EventJson(const v1::RecordedEvent& e) {
-  json j = {{"global_position", e.global_position()}, {"stream_id", e.stream_id()},
-            {"stream_version", e.stream_version()},   {"event_id", e.event_id()},
-            {"type", e.type()},                       {"content_type", e.content_type()},
-            {"recorded_at", Rfc3339(e.recorded_at())}, {"data", PayloadJson(e.content_type(), e.data())}};
-  if (!e.metadata().empty()) j["metadata"] = PayloadJson(e.content_type(), e.metadata());
-  if (!e.correlation_id().empty()) j["correlation_id"] = e.correlation_id();
-  if (!e.causation_id().empty()) j["causation_id"] = e.causation_id();
-  if (e.has_schema_version()) j["schema_version"] = e.schema_version();
-  if (!e.tenant().empty()) j["tenant"] = e.tenant();
-  if (!e.written_by().empty()) j["written_by"] = e.written_by();
-  if (!e.traceparent().empty()) j["traceparent"] = e.traceparent();
-  if (e.has_redaction_reason()) {
-    j["data"] = nullptr;
-    j["redaction_reason"] = e.redaction_reason();
+  const json j = PayloadJson(content_type, bytes);
+  if (logbook::store::IsJsonContentType(content_type) && !j.is_object()) return j.dump();
+  if (j.is_string()) return j.get<std::string>();
+  if (!logbook::store::IsJsonContentType(content_type)) {
+    return absl::StrCat("<", bytes.size(), " bytes>");
   }
-  return j;
+  return j.dump();
 }
 
 struct Connection {
