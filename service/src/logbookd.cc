@@ -190,6 +190,11 @@ int main(int argc, char** argv) {
                  "/readyz (database reachable, schema current), over plain HTTP on this "
                  "HOST:PORT (docs/operations.md); unset: none")
       ->envname("LOGBOOK_METRICS_LISTEN");
+  app.add_option("--http-listen", server_options.http_listen,
+                 "Serve the HTTP/JSON API (reads, appends, verification, consumer groups; "
+                 "docs/http-api.md) over plain HTTP on this HOST:PORT, with the gRPC API's "
+                 "authentication and limits; unset: none")
+      ->envname("LOGBOOK_HTTP_LISTEN");
   int member_timeout_seconds = 10;
   app.add_option("--consumer-member-timeout", member_timeout_seconds,
                  "Seconds a consumer-group member stays live without its instance renewing it "
@@ -332,6 +337,11 @@ int main(int argc, char** argv) {
     const std::string& m = server_options.metrics_listen;
     spdlog::info("metrics on http://{}:{}/metrics (probes /healthz, /readyz)",
                  m.substr(0, m.rfind(':')), (*server)->metrics_port());
+  }
+  if ((*server)->http_port() != 0) {
+    const std::string& h = server_options.http_listen;
+    spdlog::info("HTTP API on http://{}:{}/v1/ (docs/http-api.md)", h.substr(0, h.rfind(':')),
+                 (*server)->http_port());
   }
   if (store_options.signing_key != nullptr) {
     spdlog::info("signing checkpoints with key {} ({})",

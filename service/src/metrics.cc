@@ -433,19 +433,26 @@ Metrics::InterceptorFactory() {
   return std::make_unique<CallInterceptorFactory>(*this);
 }
 
-absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
-    const std::string& listen, const Metrics& metrics, std::function<absl::Status()> ready) {
+absl::StatusOr<std::pair<std::string, int>> ParseListen(absl::string_view flag,
+                                                        const std::string& listen) {
   const size_t colon = listen.rfind(':');
   int port = -1;
   if (colon == std::string::npos || colon == 0 ||
       !absl::SimpleAtoi(listen.substr(colon + 1), &port) || port < 0 || port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--metrics-listen: '", listen, "' is not HOST:PORT"));
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": '", listen, "' is not HOST:PORT"));
   }
   std::string host = listen.substr(0, colon);
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
   }
+  return std::make_pair(host, port);
+}
+
+absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
+    const std::string& listen, const Metrics& metrics, std::function<absl::Status()> ready) {
+  absl::StatusOr<std::pair<std::string, int>> where = ParseListen("--metrics-listen", listen);
+  if (!where.ok()) return where.status();
+  const auto& [host, port] = *where;
   std::unique_ptr<MetricsServer> server(new MetricsServer());
   server->http_ = std::make_unique<httplib::Server>();
   httplib::Server& http = *server->http_;

@@ -15,6 +15,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -149,6 +150,11 @@ class Metrics {
   prometheus::Counter* auth_failures_;
   prometheus::Family<prometheus::Counter>* quota_refusals_;
 };
+
+// The host and port of `listen` (HOST:PORT, [IPv6]:PORT; port 0: any free
+// one), or INVALID_ARGUMENT naming `flag`. Pure.
+absl::StatusOr<std::pair<std::string, int>> ParseListen(absl::string_view flag,
+                                                        const std::string& listen);
 
 // Serves GET /metrics (Metrics::Render), /healthz (200 while the process
 // runs) and /readyz (200 when `ready` returns OK, else 503 with its

@@ -3,7 +3,6 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
-
 #include <unistd.h>
 
 #include <climits>
@@ -14,6 +13,7 @@
 #include "absl/synchronization/notification.h"
 #include "auth.h"
 #include "consumer_group_hub.h"
+#include "http_api.h"
 #include "logbook/service/event_store_service.h"
 #include "logbook/store/log_watcher.h"
 #include "logbook/store/migrations.h"
@@ -153,6 +153,14 @@ class GrpcServer final : public Server {
       if (!metrics_server.ok()) return metrics_server.status();
       metrics_server_ = *std::move(metrics_server);
     }
+    if (!options.http_listen.empty()) {
+      // In-process: each HTTP request is the gRPC call it stands for, with
+      // the interceptors, authentication and limits of any other.
+      auto http =
+          HttpApi::Start(options.http_listen, server_->InProcessChannel(grpc::ChannelArguments()));
+      if (!http.ok()) return http.status();
+      http_api_ = *std::move(http);
+    }
     if (options.checkpoint_interval > absl::ZeroDuration()) {
       checkpoints_ = std::thread([this, &store, every = options.checkpoint_interval] {
         SignCheckpoints(store, every);
@@ -167,6 +175,7 @@ class GrpcServer final : public Server {
   int metrics_port() const override {
     return metrics_server_ == nullptr ? 0 : metrics_server_->port();
   }
+  int http_port() const override { return http_api_ == nullptr ? 0 : http_api_->port(); }
 
   absl::StatusOr<size_t> ReloadAuth() override {
     if (absl::Status s = auth_->Reload(); !s.ok()) return s;
@@ -179,6 +188,7 @@ class GrpcServer final : public Server {
   void Shutdown(absl::Duration deadline) override {
     if (server_ == nullptr) return;
     metrics_server_.reset();
+    http_api_.reset();  // Its requests in progress end first (they call server_).
     stop_checkpoints_.Notify();
     if (checkpoints_.joinable()) checkpoints_.join();
     server_->GetHealthCheckService()->Shutdown();
@@ -223,6 +233,7 @@ class GrpcServer final : public Server {
   std::unique_ptr<store::LogWatcher> group_watcher_;  // Stopped before hub_ goes.
   std::unique_ptr<EventStoreService> service_;
   std::unique_ptr<MetricsServer> metrics_server_;
+  std::unique_ptr<HttpApi> http_api_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   absl::Notification stop_checkpoints_;

@@ -46,7 +46,7 @@ pass "cmake --install: bin/logbookd, bin/logbook and the bash completion"
 # 2. Every key the example sets, or shows commented out, is one logbookd reads.
 help=$("$LOGBOOKD" --help)
 keys=$(sed -n 's/^#\{0,1\}\([A-Z][A-Z0-9_]*\)=.*/\1/p' "$example")
-[ "$(echo $keys)" = "LOGBOOK_DATABASE_URL LOGBOOK_LISTEN LOGBOOK_TLS_CERT LOGBOOK_TLS_KEY LOGBOOK_TLS_CLIENT_CA LOGBOOK_AUTH_TOKENS LOGBOOK_AUTH_JWT_KEY LOGBOOK_AUTH_JWT_ISSUER LOGBOOK_AUTH_JWT_AUDIENCE LOGBOOK_METRICS_LISTEN LOGBOOK_LOG_FORMAT LOGBOOK_ADMIN_TOKEN" ] ||
+[ "$(echo $keys)" = "LOGBOOK_DATABASE_URL LOGBOOK_LISTEN LOGBOOK_TLS_CERT LOGBOOK_TLS_KEY LOGBOOK_TLS_CLIENT_CA LOGBOOK_AUTH_TOKENS LOGBOOK_AUTH_JWT_KEY LOGBOOK_AUTH_JWT_ISSUER LOGBOOK_AUTH_JWT_AUDIENCE LOGBOOK_METRICS_LISTEN LOGBOOK_HTTP_LISTEN LOGBOOK_LOG_FORMAT LOGBOOK_ADMIN_TOKEN" ] ||
   fail "keys of $example: $(echo $keys)"
 for k in $keys; do
   grep -q "(Env:$k)" <<<"$help" || fail "$example sets $k, which logbookd --help does not list"

@@ -53,6 +53,8 @@ struct ServerOptions {
   // Prometheus metrics at /metrics, with /healthz and /readyz, on this
   // HOST:PORT (docs/operations.md#metrics); empty: none.
   std::string metrics_listen;
+  // The HTTP/JSON API (docs/http-api.md) on this HOST:PORT; empty: none.
+  std::string http_listen;
   // Hot standbys (logbookd --replica-database) that serve ReadStream,
   // ReadAll, GetStream, Verify and subscriptions' catch-up when they have
   // replayed as far as this instance knows the log to be
@@ -104,6 +106,8 @@ class Server {
   virtual int port() const = 0;
   // The metrics endpoint's port (ServerOptions::metrics_listen); 0: none.
   virtual int metrics_port() const = 0;
+  // The HTTP API's port (ServerOptions::http_listen); 0: none.
+  virtual int http_port() const = 0;
 
   // Reads the tokens file again (SIGHUP); on an error the principals stay
   // as they were. Returns how many there are now.

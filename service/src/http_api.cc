@@ -1,0 +1,474 @@
+#include "http_api.h"
+
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "event_json.h"
+#include "logbook/store/limits.h"
+#include "logbook/v1/event_store.grpc.pb.h"
+#include "metrics.h"
+
+namespace logbook::service {
+namespace {
+
+using nlohmann::json;
+
+// Request bodies larger than this are refused with 413 before any call:
+// the gRPC API's own message limit.
+constexpr size_t kMaxBodyBytes = 16 * 1024 * 1024;
+// Connections served at once (each request holds one of these threads).
+constexpr size_t kThreads = 16;
+
+json ErrorJson(absl::string_view code, absl::string_view message) {
+  return json{{"error", {{"code", code}, {"message", message}}}};
+}
+
+void Reply(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump() + "\n", "application/json");
+}
+
+const char* CodeName(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::OK:
+      return "OK";
+    case grpc::CANCELLED:
+      return "CANCELLED";
+    case grpc::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case grpc::DEADLINE_EXCEEDED:
+      return "DEADLINE_EXCEEDED";
+    case grpc::NOT_FOUND:
+      return "NOT_FOUND";
+    case grpc::ALREADY_EXISTS:
+      return "ALREADY_EXISTS";
+    case grpc::PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case grpc::RESOURCE_EXHAUSTED:
+      return "RESOURCE_EXHAUSTED";
+    case grpc::FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case grpc::ABORTED:
+      return "ABORTED";
+    case grpc::OUT_OF_RANGE:
+      return "OUT_OF_RANGE";
+    case grpc::UNIMPLEMENTED:
+      return "UNIMPLEMENTED";
+    case grpc::UNAVAILABLE:
+      return "UNAVAILABLE";
+    case grpc::DATA_LOSS:
+      return "DATA_LOSS";
+    case grpc::UNAUTHENTICATED:
+      return "UNAUTHENTICATED";
+    default:
+      return "INTERNAL";
+  }
+}
+
+// A call that failed: its HTTP status and {"error": {code, message}}, with
+// "actual_version" for a wrong expected version.
+void ReplyError(httplib::Response& res, const grpc::Status& s,
+                const grpc::ClientContext* ctx = nullptr) {
+  json body = ErrorJson(CodeName(s.error_code()), s.error_message());
+  if (s.error_code() == grpc::ABORTED && ctx != nullptr) {
+    const auto& trailers = ctx->GetServerTrailingMetadata();
+    if (auto it = trailers.find("logbook-actual-version"); it != trailers.end()) {
+      uint64_t v = 0;
+      if (absl::SimpleAtoi(absl::string_view(it->second.data(), it->second.size()), &v)) {
+        body["error"]["actual_version"] = v;
+      }
+    }
+  }
+  Reply(res, HttpStatusFor(s.error_code()), body);
+}
+
+void ReplyBadRequest(httplib::Response& res, absl::string_view message) {
+  Reply(res, 400, ErrorJson("INVALID_ARGUMENT", message));
+}
+
+// The caller's credentials and tenant (and trace context) as call metadata.
+void Prepare(grpc::ClientContext& ctx, const httplib::Request& req) {
+  for (const char* header : {"authorization", "logbook-tenant", "traceparent"}) {
+    if (req.has_header(header)) ctx.AddMetadata(header, req.get_header_value(header));
+  }
+}
+
+// Query parameter `name` as an unsigned integer, if given.
+absl::StatusOr<std::optional<uint64_t>> UintParam(const httplib::Request& req, const char* name) {
+  if (!req.has_param(name)) return std::nullopt;
+  const std::string text = req.get_param_value(name);
+  uint64_t v = 0;
+  if (!absl::SimpleAtoi(text, &v) || text.empty() || text[0] == '+' || text[0] == '-') {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, ": '", text, "' is not a non-negative integer"));
+  }
+  return v;
+}
+
+// direction=forward|backward.
+absl::StatusOr<v1::Direction> DirectionParam(const httplib::Request& req) {
+  if (!req.has_param("direction")) return v1::FORWARD;
+  const std::string d = req.get_param_value("direction");
+  if (d == "forward") return v1::FORWARD;
+  if (d == "backward") return v1::BACKWARD;
+  return absl::InvalidArgumentError(
+      absl::StrCat("direction: '", d, "' is not forward or backward"));
+}
+
+// Reads the server-streamed events of `reader` into {"events": [...]}.
+template <typename Reader>
+void ReplyEvents(httplib::Response& res, grpc::ClientContext& ctx, Reader reader) {
+  json events = json::array();
+  v1::ReadResponse r;
+  while (reader->Read(&r)) {
+    if (r.has_event()) events.push_back(logbook::json::EventJson(r.event()));
+  }
+  const grpc::Status s = reader->Finish();
+  if (!s.ok()) return ReplyError(res, s, &ctx);
+  Reply(res, 200, json{{"events", std::move(events)}});
+}
+
+std::string StateName(v1::StreamState state) {
+  switch (state) {
+    case v1::ACTIVE:
+      return "active";
+    case v1::SOFT_DELETED:
+      return "soft_deleted";
+    case v1::TOMBSTONED:
+      return "tombstoned";
+  }
+  return "unknown";
+}
+
+// The payload of an event to append: JSON content takes any JSON value;
+// other content a string (UTF-8 text) or {"base64": "..."}.
+absl::StatusOr<std::string> PayloadBytes(const std::string& field, const std::string& content_type,
+                                         const json& value) {
+  if (store::IsJsonContentType(content_type)) return value.dump();
+  if (value.is_string()) return value.get<std::string>();
+  if (value.is_object() && value.size() == 1 && value.contains("base64") &&
+      value["base64"].is_string()) {
+    std::string bytes;
+    if (absl::Base64Unescape(value["base64"].get<std::string>(), &bytes)) return bytes;
+    return absl::InvalidArgumentError(absl::StrCat(field, ".base64: not base64"));
+  }
+  return absl::InvalidArgumentError(absl::StrCat(field, ": with content_type ", content_type,
+                                                 " it must be a string or {\"base64\": \"...\"}"));
+}
+
+}  // namespace
+
+int HttpStatusFor(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::OK:
+      return 200;
+    case grpc::INVALID_ARGUMENT:
+    case grpc::OUT_OF_RANGE:
+      return 400;
+    case grpc::UNAUTHENTICATED:
+      return 401;
+    case grpc::PERMISSION_DENIED:
+      return 403;
+    case grpc::NOT_FOUND:
+      return 404;
+    case grpc::ALREADY_EXISTS:
+    case grpc::FAILED_PRECONDITION:
+      return 409;
+    case grpc::ABORTED:
+      return 412;  // A wrong expected version.
+    case grpc::RESOURCE_EXHAUSTED:
+      return 429;
+    case grpc::UNIMPLEMENTED:
+      return 501;
+    case grpc::UNAVAILABLE:
+      return 503;
+    case grpc::DEADLINE_EXCEEDED:
+      return 504;
+    default:
+      return 500;
+  }
+}
+
+absl::StatusOr<v1::AppendRequest> ParseAppend(absl::string_view stream_id, absl::string_view body,
+                                              absl::string_view if_match,
+                                              absl::string_view if_none_match) {
+  const json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::InvalidArgumentError("body: not a JSON object");
+  }
+  v1::AppendRequest request;
+  request.set_stream_id(std::string(stream_id));
+  if (!j.contains("events") || !j["events"].is_array()) {
+    return absl::InvalidArgumentError("events: missing, or not an array");
+  }
+  for (size_t i = 0; i < j["events"].size(); ++i) {
+    const json& e = j["events"][i];
+    const std::string field = absl::StrCat("events[", i, "]");
+    if (!e.is_object()) return absl::InvalidArgumentError(absl::StrCat(field, ": not an object"));
+    v1::EventData& data = *request.add_events();
+    for (const char* text :
+         {"type", "event_id", "content_type", "correlation_id", "causation_id"}) {
+      if (!e.contains(text)) continue;
+      if (!e[text].is_string()) {
+        return absl::InvalidArgumentError(absl::StrCat(field, ".", text, ": not a string"));
+      }
+      const std::string v = e[text].get<std::string>();
+      const absl::string_view name = text;
+      if (name == "type") data.set_type(v);
+      if (name == "event_id") data.set_event_id(v);
+      if (name == "content_type") data.set_content_type(v);
+      if (name == "correlation_id") data.set_correlation_id(v);
+      if (name == "causation_id") data.set_causation_id(v);
+    }
+    const std::string content_type =
+        data.has_content_type() ? data.content_type() : "application/json";
+    if (e.contains("data")) {
+      absl::StatusOr<std::string> bytes =
+          PayloadBytes(absl::StrCat(field, ".data"), content_type, e["data"]);
+      if (!bytes.ok()) return bytes.status();
+      data.set_data(*std::move(bytes));
+    } else {
+      data.set_data(store::IsJsonContentType(content_type) ? "{}" : "");
+    }
+    if (e.contains("metadata")) {
+      absl::StatusOr<std::string> bytes =
+          PayloadBytes(absl::StrCat(field, ".metadata"), content_type, e["metadata"]);
+      if (!bytes.ok()) return bytes.status();
+      data.set_metadata(*std::move(bytes));
+    }
+    if (e.contains("schema_version")) {
+      if (!e["schema_version"].is_number_unsigned() ||
+          e["schema_version"].get<uint64_t>() > UINT32_MAX) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(field, ".schema_version: not an unsigned 32-bit integer"));
+      }
+      data.set_schema_version(e["schema_version"].get<uint32_t>());
+    }
+  }
+  v1::ExpectedVersion& expected = *request.mutable_expected_version();
+  expected.mutable_any();
+  if (j.contains("expected_version")) {
+    const json& v = j["expected_version"];
+    if (v.is_number_unsigned()) {
+      expected.set_exact(v.get<uint64_t>());
+    } else if (v == "any") {
+      expected.mutable_any();
+    } else if (v == "no_stream") {
+      expected.mutable_no_stream();
+    } else if (v == "stream_exists") {
+      expected.mutable_stream_exists();
+    } else {
+      return absl::InvalidArgumentError(
+          "expected_version: not \"any\", \"no_stream\", \"stream_exists\" or a version");
+    }
+  }
+  if (!if_match.empty()) {
+    uint64_t v = 0;
+    std::string text(if_match);
+    if (text.size() >= 2 && text.front() == '"' && text.back() == '"') {
+      text = text.substr(1, text.size() - 2);
+    }
+    if (!absl::SimpleAtoi(text, &v) || text.empty() || text[0] == '-' || text[0] == '+') {
+      return absl::InvalidArgumentError(
+          absl::StrCat("If-Match: '", if_match, "' is not a stream version"));
+    }
+    expected.set_exact(v);
+  } else if (!if_none_match.empty()) {
+    if (if_none_match != "*") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("If-None-Match: '", if_none_match, "' is not *"));
+    }
+    expected.mutable_no_stream();
+  }
+  return request;
+}
+
+absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(const std::string& listen,
+                                                        std::shared_ptr<grpc::Channel> channel) {
+  absl::StatusOr<std::pair<std::string, int>> where = ParseListen("--http-listen", listen);
+  if (!where.ok()) return where.status();
+  auto stub = std::shared_ptr<v1::EventStore::Stub>(v1::EventStore::NewStub(channel));
+  std::unique_ptr<HttpApi> api(new HttpApi());
+  api->http_ = std::make_unique<httplib::Server>();
+  httplib::Server& http = *api->http_;
+  http.new_task_queue = [] { return new httplib::ThreadPool(kThreads); };
+  http.set_payload_max_length(kMaxBodyBytes);
+
+  http.Get(R"(/v1/streams/([^/]+)/info)",
+           [stub](const httplib::Request& req, httplib::Response& res) {
+             grpc::ClientContext ctx;
+             Prepare(ctx, req);
+             v1::GetStreamRequest request;
+             request.set_stream_id(req.matches[1]);
+             v1::StreamInfo info;
+             const grpc::Status s = stub->GetStream(&ctx, request, &info);
+             if (!s.ok()) return ReplyError(res, s, &ctx);
+             Reply(res, 200,
+                   json{{"stream_id", info.stream_id()},
+                        {"version", info.version()},
+                        {"first_version", info.first_version()},
+                        {"last_position", info.last_position()},
+                        {"created_at", logbook::json::Rfc3339(info.created_at())},
+                        {"head_hash", absl::BytesToHexString(info.head_hash())},
+                        {"state", StateName(info.state())}});
+           });
+
+  http.Get(R"(/v1/streams/([^/]+)/verify)",
+           [stub](const httplib::Request& req, httplib::Response& res) {
+             grpc::ClientContext ctx;
+             Prepare(ctx, req);
+             v1::VerifyRequest request;
+             request.set_stream_id(req.matches[1]);
+             auto reader = stub->Verify(&ctx, request);
+             v1::VerifyResponse r;
+             std::optional<v1::VerifyResult> result;
+             while (reader->Read(&r)) {
+               if (r.has_result()) result = r.result();
+             }
+             const grpc::Status s = reader->Finish();
+             if (!s.ok()) return ReplyError(res, s, &ctx);
+             if (!result) {
+               return Reply(res, 500, ErrorJson("INTERNAL", "verify: the server sent no result"));
+             }
+             json body = {{"ok", result->ok()},
+                          {"events_checked", result->events_checked()},
+                          {"head_hash", absl::BytesToHexString(result->head_hash())}};
+             if (result->has_first_broken()) {
+               const v1::BrokenEvent& b = result->first_broken();
+               body["first_broken"] = {{"stream_id", b.stream_id()},
+                                       {"stream_version", b.stream_version()},
+                                       {"global_position", b.global_position()},
+                                       {"reason", v1::BreakReason_Name(b.reason())},
+                                       {"detail", b.detail()}};
+             }
+             Reply(res, 200, body);
+           });
+
+  http.Get(R"(/v1/streams/([^/]+))", [stub](const httplib::Request& req, httplib::Response& res) {
+    v1::ReadStreamRequest request;
+    request.set_stream_id(req.matches[1]);
+    absl::StatusOr<std::optional<uint64_t>> from = UintParam(req, "from");
+    absl::StatusOr<std::optional<uint64_t>> limit = UintParam(req, "limit");
+    absl::StatusOr<std::optional<uint64_t>> until = UintParam(req, "until");
+    absl::StatusOr<v1::Direction> direction = DirectionParam(req);
+    for (const absl::Status& s :
+         {from.status(), limit.status(), until.status(), direction.status()}) {
+      if (!s.ok()) return ReplyBadRequest(res, s.message());
+    }
+    if (*from) request.set_from_version(**from);
+    if (*limit) request.set_max_count(**limit);
+    if (*until) request.set_until_version(**until);
+    request.set_direction(*direction);
+    if (req.has_param("as_of") &&
+        !logbook::json::ParseRfc3339(req.get_param_value("as_of"), request.mutable_until_time())) {
+      return ReplyBadRequest(
+          res, absl::StrCat("as_of: '", req.get_param_value("as_of"), "' is not RFC 3339"));
+    }
+    grpc::ClientContext ctx;
+    Prepare(ctx, req);
+    ReplyEvents(res, ctx, stub->ReadStream(&ctx, request));
+  });
+
+  http.Post(R"(/v1/streams/([^/]+))", [stub](const httplib::Request& req, httplib::Response& res) {
+    absl::StatusOr<v1::AppendRequest> request =
+        ParseAppend(req.matches[1].str(), req.body, req.get_header_value("If-Match"),
+                    req.get_header_value("If-None-Match"));
+    if (!request.ok()) return ReplyBadRequest(res, request.status().message());
+    grpc::ClientContext ctx;
+    Prepare(ctx, req);
+    v1::AppendResponse r;
+    const grpc::Status s = stub->Append(&ctx, *request, &r);
+    if (!s.ok()) return ReplyError(res, s, &ctx);
+    Reply(res, 201,
+          json{{"first_version", r.first_version()},
+               {"last_version", r.last_version()},
+               {"first_position", r.first_position()},
+               {"last_position", r.last_position()},
+               {"committed_at", logbook::json::Rfc3339(r.committed_at())},
+               {"event_ids", r.event_ids()},
+               {"head_hash", absl::BytesToHexString(r.head_hash())}});
+  });
+
+  http.Get("/v1/all", [stub](const httplib::Request& req, httplib::Response& res) {
+    v1::ReadAllRequest request;
+    absl::StatusOr<std::optional<uint64_t>> from = UintParam(req, "from");
+    absl::StatusOr<std::optional<uint64_t>> limit = UintParam(req, "limit");
+    absl::StatusOr<std::optional<uint64_t>> until = UintParam(req, "until");
+    absl::StatusOr<v1::Direction> direction = DirectionParam(req);
+    for (const absl::Status& s :
+         {from.status(), limit.status(), until.status(), direction.status()}) {
+      if (!s.ok()) return ReplyBadRequest(res, s.message());
+    }
+    if (*from) request.set_from_position(**from);
+    if (*limit) request.set_max_count(**limit);
+    if (*until) request.set_until_position(**until);
+    request.set_direction(*direction);
+    v1::Filter& filter = *request.mutable_filter();
+    if (req.has_param("category")) filter.set_category(req.get_param_value("category"));
+    if (req.has_param("prefix")) filter.set_stream_prefix(req.get_param_value("prefix"));
+    for (size_t i = 0; i < req.get_param_value_count("type"); ++i) {
+      filter.add_event_types(req.get_param_value("type", i));
+    }
+    grpc::ClientContext ctx;
+    Prepare(ctx, req);
+    ReplyEvents(res, ctx, stub->ReadAll(&ctx, request));
+  });
+
+  http.Get("/v1/groups", [stub](const httplib::Request& req, httplib::Response& res) {
+    grpc::ClientContext ctx;
+    Prepare(ctx, req);
+    v1::ListConsumerGroupsResponse r;
+    const grpc::Status s = stub->ListConsumerGroups(&ctx, v1::ListConsumerGroupsRequest(), &r);
+    if (!s.ok()) return ReplyError(res, s, &ctx);
+    json groups = json::array();
+    for (const v1::ConsumerGroupInfo& g : r.groups()) {
+      groups.push_back({{"group", g.group()},
+                        {"strategy", v1::ConsumerGroupStrategy_Name(g.settings().strategy())},
+                        {"checkpoint_position", g.checkpoint_position()},
+                        {"head_position", g.head_position()},
+                        {"lag_events", g.lag_events()},
+                        {"lag_seconds", g.lag_seconds()},
+                        {"in_flight", g.in_flight()},
+                        {"parked", g.parked()},
+                        {"delivered", g.delivered()},
+                        {"acked", g.acked()},
+                        {"members", g.members_size()}});
+    }
+    Reply(res, 200, json{{"groups", std::move(groups)}});
+  });
+
+  http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (res.status == 404 && res.body.empty()) {
+      Reply(res, 404,
+            ErrorJson("NOT_FOUND", absl::StrCat("no such resource: ", req.method, " ", req.path,
+                                                " (docs/http-api.md)")));
+    } else if (res.status == 413) {
+      Reply(res, 413,
+            ErrorJson("RESOURCE_EXHAUSTED",
+                      absl::StrCat("body: larger than ", kMaxBodyBytes, " bytes")));
+    }
+  });
+
+  const auto& [host, port] = *where;
+  api->port_ =
+      port == 0 ? http.bind_to_any_port(host) : (http.bind_to_port(host, port) ? port : -1);
+  if (api->port_ <= 0) {
+    return absl::UnavailableError(absl::StrCat("--http-listen: cannot listen on ", listen));
+  }
+  api->thread_ = std::thread([&http] { http.listen_after_bind(); });
+  return api;
+}
+
+HttpApi::~HttpApi() {
+  if (http_ != nullptr) http_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace logbook::service

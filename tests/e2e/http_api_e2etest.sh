@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# logbookd's HTTP/JSON API (--http-listen, docs/http-api.md) with curl:
+# appends and their expected versions (field, If-Match, If-None-Match),
+# idempotent retries, reads of a stream and of $all with their parameters,
+# stream info, verification, consumer groups, every error as its HTTP
+# status with a JSON body naming the field and changing nothing, and the
+# gRPC API's bearer tokens and scopes. Needs LOGBOOK_TEST_ENV (the
+# pg_cluster fixture), LOGBOOKD and LOGBOOK_CLI.
+set -uo pipefail
+
+. "$LOGBOOK_TEST_ENV"
+. "$(dirname "$0")/lib.sh"
+begin_test
+cli=$LOGBOOK_CLI
+dsn=$(create_database http) || fail "cannot create a database"
+"$cli" migrate up --database "$dsn" >/dev/null || fail "cannot migrate"
+start_logbookd "$dsn" "$work/server.log" --http-listen 127.0.0.1:0 || fail "logbookd did not start"
+port=$(grep -o 'HTTP API on http://127.0.0.1:[0-9]*' "$work/server.log" | sed 's/.*://')
+[ -n "$port" ] || fail "logbookd did not say where its HTTP API is: $(cat "$work/server.log")"
+base="http://127.0.0.1:$port"
+pass "logbookd serves the HTTP API on $base"
+
+# http METHOD PATH [CURL ARGS...]: prints "STATUS BODY".
+http() {
+  local method=$1 path=$2
+  shift 2
+  curl -s -X "$method" -o "$work/body" -w '%{http_code}' "$@" "$base$path" >"$work/status"
+  echo "$(cat "$work/status") $(cat "$work/body")"
+}
+json_body=(-H 'Content-Type: application/json')
+
+first='{"expected_version":"no_stream","events":[
+  {"type":"OrderPlaced","data":{"total":30},"event_id":"00000000-0000-4000-8000-000000000001"},
+  {"type":"OrderPaid","data":{"amount":30},"event_id":"11111111-1111-4111-8111-111111111111","metadata":{"by":"web"}}]}'
+check "append" 0 '^201 \{"committed_at":"[0-9T:.-]+Z","event_ids":\["00000000-0000-4000-8000-000000000001","11111111-1111-4111-8111-111111111111"\],"first_position":1,"first_version":0,"head_hash":"[0-9a-f]{64}","last_position":2,"last_version":1\}$' -- \
+  http POST /v1/streams/order-1 "${json_body[@]}" -d "$first"
+check "the same append again is stored once" 0 '^201 .*"first_position":1,"first_version":0,.*"last_position":2,' -- \
+  http POST /v1/streams/order-1 "${json_body[@]}" -d "$first"
+check "If-Match: the stream's version" 0 '^201 .*"first_version":2,' -- \
+  http POST /v1/streams/order-1 "${json_body[@]}" -H 'If-Match: "1"' -d '{"events":[{"type":"OrderShipped"}]}'
+check "If-Match: a wrong version" 0 '^412 \{"error":\{"actual_version":2,"code":"ABORTED","message":"[^"]+"\}\}$' -- \
+  http POST /v1/streams/order-1 "${json_body[@]}" -H 'If-Match: 1' -d '{"events":[{"type":"Late"}]}'
+check "If-None-Match: * on a stream that exists" 0 '^412 .*"code":"ABORTED"' -- \
+  http POST /v1/streams/order-1 "${json_body[@]}" -H 'If-None-Match: *' -d '{"events":[{"type":"Late"}]}'
+check "opaque data" 0 '^201 ' -- \
+  http POST /v1/streams/blob-1 "${json_body[@]}" -d '{"events":[{"type":"Blob","content_type":"application/octet-stream","data":{"base64":"AAEC"}}]}'
+
+# Bad input: 400 naming the field, and nothing is stored.
+check "not JSON" 0 '^400 \{"error":\{"code":"INVALID_ARGUMENT","message":"body: not a JSON object"\}\}$' -- \
+  http POST /v1/streams/order-1 "${json_body[@]}" -d 'nope'
+check "no events" 0 '^400 .*"message":"events: missing, or not an array"' -- \
+  http POST /v1/streams/order-1 "${json_body[@]}" -d '{}'
+check "a bad expected version" 0 '^400 .*"message":"expected_version: not \\"any\\", \\"no_stream\\", \\"stream_exists\\" or a version"' -- \
+  http POST /v1/streams/order-1 "${json_body[@]}" -d '{"expected_version":"later","events":[{"type":"X"}]}'
+check "a bad If-Match" 0 "^400 .*\"message\":\"If-Match: 'soon' is not a stream version\"" -- \
+  http POST /v1/streams/order-1 "${json_body[@]}" -H 'If-Match: soon' -d '{"events":[{"type":"X"}]}'
+check "a type missing (the server's own check)" 0 '^400 .*"code":"INVALID_ARGUMENT","message":"events\[0\]\.type: ' -- \
+  http POST /v1/streams/order-1 "${json_body[@]}" -d '{"events":[{"data":{}}]}'
+check "opaque data that is not a string" 0 '^400 .*"message":"events\[0\]\.data: with content_type text/plain it must be a string or \{\\"base64\\": \\"...\\"\}"' -- \
+  http POST /v1/streams/order-1 "${json_body[@]}" -d '{"events":[{"type":"T","content_type":"text/plain","data":{"a":1}}]}'
+check "an id stored in another stream" 0 '^409 .*"code":"ALREADY_EXISTS"' -- \
+  http POST /v1/streams/order-2 "${json_body[@]}" -d '{"events":[{"type":"X","event_id":"11111111-1111-4111-8111-111111111111"}]}'
+head -c 17000000 /dev/zero | tr '\0' 'a' >"$work/big"
+check "a body too large" 0 '^413 .*"code":"RESOURCE_EXHAUSTED"' -- \
+  http POST /v1/streams/order-1 "${json_body[@]}" --data-binary "@$work/big"
+check "nothing of it was stored" 0 '^200 .*"version":2\}$' -- http GET /v1/streams/order-1/info
+
+# Reads.
+check "read a stream" 0 '^200 \{"events":\[\{"content_type":"application/json","data":\{"total":30\},"event_id":"00000000-0000-4000-8000-000000000001","global_position":1,"recorded_at":"[^"]+","stream_id":"order-1","stream_version":0,"tenant":"default","type":"OrderPlaced","written_by":"anonymous"\},\{"content_type":"application/json","data":\{"amount":30\},"event_id":"11111111-1111-4111-8111-111111111111","global_position":2,"metadata":\{"by":"web"\},' -- \
+  http GET /v1/streams/order-1
+check "read a stream: from, limit" 0 '^200 \{"events":\[\{[^]]*"stream_version":1,[^]]*"type":"OrderPaid"[^]]*\}\]\}$' -- \
+  http GET '/v1/streams/order-1?from=1&limit=1'
+check "read a stream backward" 0 '^200 \{"events":\[\{"content_type":"application/json","data":\{\},"event_id":"[0-9a-f-]{36}","global_position":3,' -- \
+  http GET '/v1/streams/order-1?direction=backward'
+check "read a stream until a version" 0 '^200 \{"events":\[\{[^]]*"stream_version":0,[^]]*"type":"OrderPlaced"[^]]*\}\]\}$' -- \
+  http GET '/v1/streams/order-1?until=0'
+check "read a missing stream" 0 '^404 .*"code":"NOT_FOUND"' -- http GET /v1/streams/nope-1
+check "a bad parameter" 0 "^400 .*\"message\":\"from: '-3' is not a non-negative integer\"" -- \
+  http GET '/v1/streams/order-1?from=-3'
+check "a bad direction" 0 "^400 .*\"message\":\"direction: 'up' is not forward or backward\"" -- \
+  http GET '/v1/streams/order-1?direction=up'
+check "read \$all" 0 '^200 \{"events":\[.*"global_position":4,.*"type":"Blob".*\}\]\}$' -- http GET /v1/all
+check "read \$all: a category and a type" 0 '^200 \{"events":\[\{[^]]*"stream_version":1,[^]]*"type":"OrderPaid"[^]]*\}\]\}$' -- \
+  http GET '/v1/all?category=order&type=OrderPaid'
+check "read \$all: opaque data as base64" 0 '"data":\{"base64":"AAEC"\}' -- http GET '/v1/all?from=4'
+check "stream info" 0 '^200 \{"created_at":"[^"]+","first_version":0,"head_hash":"[0-9a-f]{64}","last_position":3,"state":"active","stream_id":"order-1","version":2\}$' -- \
+  http GET /v1/streams/order-1/info
+check "verify" 0 '^200 \{"events_checked":3,"head_hash":"[0-9a-f]{64}","ok":true\}$' -- \
+  http GET /v1/streams/order-1/verify
+check "no such resource" 0 '^404 .*"message":"no such resource: GET /v2/x' -- http GET /v2/x
+"$cli" group create emails --category order >/dev/null || fail "group create"
+check "consumer groups" 0 '^200 \{"groups":\[\{"acked":0,.*"group":"emails",.*"strategy":"PER_STREAM"\}\]\}$' -- \
+  http GET /v1/groups
+stop_logbookd || fail "logbookd did not stop cleanly"
+
+# The gRPC API's authentication and scopes, through the same tokens.
+# `auth token create` prints the token, then the tokens-file line.
+"$cli" auth token create reader --roles reader >"$work/reader.made" 2>/dev/null || fail "token create"
+"$cli" auth token create orders --roles writer,reader --scopes 'order-*' >"$work/orders.made" \
+  2>/dev/null || fail "token create"
+token_of() { sed -n 1p "$work/$1.made"; }
+{ sed -n 2p "$work/reader.made"; sed -n 2p "$work/orders.made"; } >"$work/tokens"
+start_logbookd "$dsn" "$work/server2.log" --http-listen 127.0.0.1:0 --auth-tokens "$work/tokens" ||
+  fail "logbookd did not start with tokens"
+port=$(grep -o 'HTTP API on http://127.0.0.1:[0-9]*' "$work/server2.log" | sed 's/.*://')
+base="http://127.0.0.1:$port"
+check "no token" 0 '^401 .*"code":"UNAUTHENTICATED"' -- http GET /v1/streams/order-1
+check "a reader reads" 0 '^200 \{"events":' -- \
+  http GET /v1/streams/order-1 -H "Authorization: Bearer $(token_of reader)"
+check "a reader may not append" 0 '^403 .*"code":"PERMISSION_DENIED"' -- \
+  http POST /v1/streams/order-1 "${json_body[@]}" -H "Authorization: Bearer $(token_of reader)" \
+  -d '{"events":[{"type":"X"}]}'
+check "a scope keeps a writer to its streams" 0 '^403 .*"code":"PERMISSION_DENIED"' -- \
+  http POST /v1/streams/user-1 "${json_body[@]}" -H "Authorization: Bearer $(token_of orders)" \
+  -d '{"events":[{"type":"X"}]}'
+check "a writer within its scope" 0 '^201 ' -- \
+  http POST /v1/streams/order-9 "${json_body[@]}" -H "Authorization: Bearer $(token_of orders)" \
+  -d '{"events":[{"type":"X"}]}'
+stop_logbookd || fail "logbookd did not stop cleanly"
+# docs/openapi.yaml describes exactly the requests above.
+check "docs/openapi.yaml lists what logbookd serves" 0 \
+  '^GET /v1/all, GET /v1/groups, GET /v1/streams/\{id\}, POST /v1/streams/\{id\}, GET /v1/streams/\{id\}/info, GET /v1/streams/\{id\}/verify$' -- \
+  /usr/bin/python3 -c 'import sys, yaml
+doc = yaml.safe_load(open(sys.argv[1]))
+print(", ".join(f"{m.upper()} {p}" for p in sorted(doc["paths"]) for m in doc["paths"][p]
+                if m in ("get", "post")))' "$(dirname "$0")/../../docs/openapi.yaml"
+check "a bad --http-listen" 1 "cannot start: --http-listen: 'nowhere' is not HOST:PORT" -- \
+  "$LOGBOOKD" --database "$dsn" --listen 127.0.0.1:0 --http-listen nowhere
+finish
