@@ -39,22 +39,27 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "completion.h"
-#include "event_json.h"
 #include "logbook/client/client.h"
 #include "logbook/client/worker.h"
 #include "logbook/store/checkpoints.h"
 #include "logbook/store/limits.h"
 #include "logbook/store/migrations.h"
 #include "logbook/v1/event_store.grpc.pb.h"
+#include "logbook_json.h"
 #include "nlohmann/json.hpp"
 
 namespace {
 
 namespace v1 = logbook::v1;
+using logbook::json::AppendJson;
 using logbook::json::EventJson;
+using logbook::json::GroupJson;
 using logbook::json::ParseRfc3339;
 using logbook::json::PayloadJson;
 using logbook::json::Rfc3339;
+using logbook::json::StateName;
+using logbook::json::StrategyName;
+using logbook::json::StreamInfoJson;
 using nlohmann::json;
 
 enum Exit { kOk = 0, kError = 1, kUsage = 2, kNotFound = 3, kConflict = 4, kRejected = 5,
@@ -95,15 +100,6 @@ int Usage(const std::string& message) {
 }
 
 std::string Hex(const std::string& bytes) { return absl::BytesToHexString(bytes); }
-
-std::string StateName(v1::StreamState state) {
-  switch (state) {
-    case v1::ACTIVE: return "active";
-    case v1::SOFT_DELETED: return "soft_deleted";
-    case v1::TOMBSTONED: return "tombstoned";
-  }
-  return absl::StrCat("state ", static_cast<int>(state));
-}
 
 // Payload bytes as one line of text: JSON re-serialized, UTF-8 text as it
 // is, other bytes as their size.
@@ -253,17 +249,7 @@ int RunAppend(const Connection& conn, const AppendArgs& a, CLI::App& cmd) {
   if (!appended.ok()) return Fail(appended.status());
   const v1::AppendResponse& response = *appended;
   if (a.json) {
-    std::cout << json{{"stream_id", a.stream},
-                      {"first_version", response.first_version()},
-                      {"last_version", response.last_version()},
-                      {"first_position", response.first_position()},
-                      {"last_position", response.last_position()},
-                      {"event_ids", response.event_ids()},
-                      {"committed_at", Rfc3339(response.committed_at())},
-                      {"head_hash", Hex(response.head_hash())},
-                      {"events_since_snapshot", response.events_since_snapshot()}}
-                     .dump()
-              << "\n";
+    std::cout << AppendJson(a.stream, response).dump() << "\n";
   } else {
     std::cout << "appended " << a.type << " to " << a.stream << " at version "
               << response.last_version() << " (position " << response.last_position()
@@ -366,15 +352,7 @@ int RunStream(const Connection& conn, const std::string& stream, bool as_json) {
   grpc::Status status = conn.Stub()->GetStream(&ctx, request, &info);
   if (!status.ok()) return Fail(status);
   if (as_json) {
-    std::cout << json{{"stream_id", info.stream_id()},
-                      {"version", info.version()},
-                      {"last_position", info.last_position()},
-                      {"created_at", Rfc3339(info.created_at())},
-                      {"state", StateName(info.state())},
-                      {"first_version", info.first_version()},
-                      {"head_hash", Hex(info.head_hash())}}
-                     .dump()
-              << "\n";
+    std::cout << StreamInfoJson(info).dump() << "\n";
   } else {
     std::cout << "stream         " << info.stream_id() << "\nversion        " << info.version()
               << "\nlast position  " << info.last_position() << "\ncreated at     "
@@ -819,15 +797,6 @@ int RunMigrate(const std::string& action, const MigrateArgs& a) {
 
 // Consumer groups: `logbook group ...` and `logbook consume`.
 
-std::string StrategyName(v1::ConsumerGroupStrategy strategy) {
-  switch (strategy) {
-    case v1::PER_STREAM: return "per-stream";
-    case v1::ROUND_ROBIN: return "round-robin";
-    default: break;
-  }
-  return absl::StrCat("strategy ", static_cast<int>(strategy));
-}
-
 // "stream order-1", "category order" or "$all", then the filter if any.
 std::string TargetText(const v1::ConsumerGroupTarget& t) {
   std::string text;
@@ -849,57 +818,6 @@ std::string TargetText(const v1::ConsumerGroupTarget& t) {
     }
   }
   return text;
-}
-
-json TargetJson(const v1::ConsumerGroupTarget& t) {
-  json j = json::object();
-  switch (t.kind_case()) {
-    case v1::ConsumerGroupTarget::kStreamId: j["stream_id"] = t.stream_id(); break;
-    case v1::ConsumerGroupTarget::kCategory: j["category"] = t.category(); break;
-    case v1::ConsumerGroupTarget::kAll: j["all"] = true; break;
-    default: break;
-  }
-  if (!t.filter().category().empty()) j["filter_category"] = t.filter().category();
-  if (!t.filter().stream_prefix().empty()) j["prefix"] = t.filter().stream_prefix();
-  if (t.filter().event_types_size() > 0) {
-    j["types"] = std::vector<std::string>(t.filter().event_types().begin(),
-                                          t.filter().event_types().end());
-  }
-  return j;
-}
-
-json SettingsJson(const v1::ConsumerGroupSettings& s) {
-  return json{{"strategy", StrategyName(s.strategy())},
-              {"ack_timeout_ms", s.ack_timeout_ms()},
-              {"max_deliveries", s.max_deliveries()},
-              {"retry_backoff_ms", s.retry_backoff_ms()},
-              {"retry_backoff_max_ms", s.retry_backoff_max_ms()},
-              {"max_in_flight", s.max_in_flight()}};
-}
-
-json GroupJson(const v1::ConsumerGroupInfo& g) {
-  json members = json::array();
-  for (const v1::ConsumerGroupMember& m : g.members()) {
-    members.push_back({{"consumer", m.consumer()},
-                       {"instance", m.instance()},
-                       {"in_flight", m.in_flight()},
-                       {"streams_owned", m.streams_owned()},
-                       {"connected_at", Rfc3339(m.connected_at())}});
-  }
-  return json{{"group", g.group()},
-              {"target", TargetJson(g.target())},
-              {"settings", SettingsJson(g.settings())},
-              {"checkpoint_position", g.checkpoint_position()},
-              {"head_position", g.head_position()},
-              {"lag_events", g.lag_events()},
-              {"lag_seconds", g.lag_seconds()},
-              {"in_flight", g.in_flight()},
-              {"parked", g.parked()},
-              {"oldest_parked_age_seconds", g.oldest_parked_age_seconds()},
-              {"delivered", g.delivered()},
-              {"acked", g.acked()},
-              {"members", members},
-              {"created_at", Rfc3339(g.created_at())}};
 }
 
 std::string SettingsText(const v1::ConsumerGroupSettings& s) {

@@ -10,9 +10,9 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "event_json.h"
 #include "logbook/store/limits.h"
 #include "logbook/v1/event_store.grpc.pb.h"
+#include "logbook_json.h"
 #include "metrics.h"
 
 namespace logbook::service {
@@ -122,6 +122,26 @@ absl::StatusOr<v1::Direction> DirectionParam(const httplib::Request& req) {
       absl::StrCat("direction: '", d, "' is not forward or backward"));
 }
 
+// The parameters both reads take: from, limit, until, direction.
+struct ReadParams {
+  std::optional<uint64_t> from, limit, until;
+  v1::Direction direction = v1::FORWARD;
+};
+
+absl::StatusOr<ReadParams> ReadParamsOf(const httplib::Request& req) {
+  ReadParams p;
+  for (auto [name, out] :
+       {std::pair{"from", &p.from}, std::pair{"limit", &p.limit}, std::pair{"until", &p.until}}) {
+    absl::StatusOr<std::optional<uint64_t>> v = UintParam(req, name);
+    if (!v.ok()) return v.status();
+    *out = *v;
+  }
+  absl::StatusOr<v1::Direction> direction = DirectionParam(req);
+  if (!direction.ok()) return direction.status();
+  p.direction = *direction;
+  return p;
+}
+
 // Reads the server-streamed events of `reader` into {"events": [...]}.
 template <typename Reader>
 void ReplyEvents(httplib::Response& res, grpc::ClientContext& ctx, Reader reader) {
@@ -133,18 +153,6 @@ void ReplyEvents(httplib::Response& res, grpc::ClientContext& ctx, Reader reader
   const grpc::Status s = reader->Finish();
   if (!s.ok()) return ReplyError(res, s, &ctx);
   Reply(res, 200, json{{"events", std::move(events)}});
-}
-
-std::string StateName(v1::StreamState state) {
-  switch (state) {
-    case v1::ACTIVE:
-      return "active";
-    case v1::SOFT_DELETED:
-      return "soft_deleted";
-    case v1::TOMBSTONED:
-      return "tombstoned";
-  }
-  return "unknown";
 }
 
 // The payload of an event to append: JSON content takes any JSON value;
@@ -310,14 +318,7 @@ absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(const std::string& liste
              v1::StreamInfo info;
              const grpc::Status s = stub->GetStream(&ctx, request, &info);
              if (!s.ok()) return ReplyError(res, s, &ctx);
-             Reply(res, 200,
-                   json{{"stream_id", info.stream_id()},
-                        {"version", info.version()},
-                        {"first_version", info.first_version()},
-                        {"last_position", info.last_position()},
-                        {"created_at", logbook::json::Rfc3339(info.created_at())},
-                        {"head_hash", absl::BytesToHexString(info.head_hash())},
-                        {"state", StateName(info.state())}});
+             Reply(res, 200, logbook::json::StreamInfoJson(info));
            });
 
   http.Get(R"(/v1/streams/([^/]+)/verify)",
@@ -352,20 +353,14 @@ absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(const std::string& liste
            });
 
   http.Get(R"(/v1/streams/([^/]+))", [stub](const httplib::Request& req, httplib::Response& res) {
+    absl::StatusOr<ReadParams> p = ReadParamsOf(req);
+    if (!p.ok()) return ReplyBadRequest(res, p.status().message());
     v1::ReadStreamRequest request;
     request.set_stream_id(req.matches[1]);
-    absl::StatusOr<std::optional<uint64_t>> from = UintParam(req, "from");
-    absl::StatusOr<std::optional<uint64_t>> limit = UintParam(req, "limit");
-    absl::StatusOr<std::optional<uint64_t>> until = UintParam(req, "until");
-    absl::StatusOr<v1::Direction> direction = DirectionParam(req);
-    for (const absl::Status& s :
-         {from.status(), limit.status(), until.status(), direction.status()}) {
-      if (!s.ok()) return ReplyBadRequest(res, s.message());
-    }
-    if (*from) request.set_from_version(**from);
-    if (*limit) request.set_max_count(**limit);
-    if (*until) request.set_until_version(**until);
-    request.set_direction(*direction);
+    if (p->from) request.set_from_version(*p->from);
+    if (p->limit) request.set_max_count(*p->limit);
+    if (p->until) request.set_until_version(*p->until);
+    request.set_direction(p->direction);
     if (req.has_param("as_of") &&
         !logbook::json::ParseRfc3339(req.get_param_value("as_of"), request.mutable_until_time())) {
       return ReplyBadRequest(
@@ -386,30 +381,17 @@ absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(const std::string& liste
     v1::AppendResponse r;
     const grpc::Status s = stub->Append(&ctx, *request, &r);
     if (!s.ok()) return ReplyError(res, s, &ctx);
-    Reply(res, 201,
-          json{{"first_version", r.first_version()},
-               {"last_version", r.last_version()},
-               {"first_position", r.first_position()},
-               {"last_position", r.last_position()},
-               {"committed_at", logbook::json::Rfc3339(r.committed_at())},
-               {"event_ids", r.event_ids()},
-               {"head_hash", absl::BytesToHexString(r.head_hash())}});
+    Reply(res, 201, logbook::json::AppendJson(request->stream_id(), r));
   });
 
   http.Get("/v1/all", [stub](const httplib::Request& req, httplib::Response& res) {
+    absl::StatusOr<ReadParams> p = ReadParamsOf(req);
+    if (!p.ok()) return ReplyBadRequest(res, p.status().message());
     v1::ReadAllRequest request;
-    absl::StatusOr<std::optional<uint64_t>> from = UintParam(req, "from");
-    absl::StatusOr<std::optional<uint64_t>> limit = UintParam(req, "limit");
-    absl::StatusOr<std::optional<uint64_t>> until = UintParam(req, "until");
-    absl::StatusOr<v1::Direction> direction = DirectionParam(req);
-    for (const absl::Status& s :
-         {from.status(), limit.status(), until.status(), direction.status()}) {
-      if (!s.ok()) return ReplyBadRequest(res, s.message());
-    }
-    if (*from) request.set_from_position(**from);
-    if (*limit) request.set_max_count(**limit);
-    if (*until) request.set_until_position(**until);
-    request.set_direction(*direction);
+    if (p->from) request.set_from_position(*p->from);
+    if (p->limit) request.set_max_count(*p->limit);
+    if (p->until) request.set_until_position(*p->until);
+    request.set_direction(p->direction);
     v1::Filter& filter = *request.mutable_filter();
     if (req.has_param("category")) filter.set_category(req.get_param_value("category"));
     if (req.has_param("prefix")) filter.set_stream_prefix(req.get_param_value("prefix"));
@@ -428,19 +410,7 @@ absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(const std::string& liste
     const grpc::Status s = stub->ListConsumerGroups(&ctx, v1::ListConsumerGroupsRequest(), &r);
     if (!s.ok()) return ReplyError(res, s, &ctx);
     json groups = json::array();
-    for (const v1::ConsumerGroupInfo& g : r.groups()) {
-      groups.push_back({{"group", g.group()},
-                        {"strategy", v1::ConsumerGroupStrategy_Name(g.settings().strategy())},
-                        {"checkpoint_position", g.checkpoint_position()},
-                        {"head_position", g.head_position()},
-                        {"lag_events", g.lag_events()},
-                        {"lag_seconds", g.lag_seconds()},
-                        {"in_flight", g.in_flight()},
-                        {"parked", g.parked()},
-                        {"delivered", g.delivered()},
-                        {"acked", g.acked()},
-                        {"members", g.members_size()}});
-    }
+    for (const v1::ConsumerGroupInfo& g : r.groups()) groups.push_back(logbook::json::GroupJson(g));
     Reply(res, 200, json{{"groups", std::move(groups)}});
   });
 

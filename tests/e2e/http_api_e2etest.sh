@@ -32,7 +32,7 @@ json_body=(-H 'Content-Type: application/json')
 first='{"expected_version":"no_stream","events":[
   {"type":"OrderPlaced","data":{"total":30},"event_id":"00000000-0000-4000-8000-000000000001"},
   {"type":"OrderPaid","data":{"amount":30},"event_id":"11111111-1111-4111-8111-111111111111","metadata":{"by":"web"}}]}'
-check "append" 0 '^201 \{"committed_at":"[0-9T:.-]+Z","event_ids":\["00000000-0000-4000-8000-000000000001","11111111-1111-4111-8111-111111111111"\],"first_position":1,"first_version":0,"head_hash":"[0-9a-f]{64}","last_position":2,"last_version":1\}$' -- \
+check "append" 0 '^201 \{"committed_at":"[0-9T:.-]+Z","event_ids":\["00000000-0000-4000-8000-000000000001","11111111-1111-4111-8111-111111111111"\],"events_since_snapshot":2,"first_position":1,"first_version":0,"head_hash":"[0-9a-f]{64}","last_position":2,"last_version":1,"stream_id":"order-1"\}$' -- \
   http POST /v1/streams/order-1 "${json_body[@]}" -d "$first"
 check "the same append again is stored once" 0 '^201 .*"first_position":1,"first_version":0,.*"last_position":2,' -- \
   http POST /v1/streams/order-1 "${json_body[@]}" -d "$first"
@@ -89,7 +89,7 @@ check "verify" 0 '^200 \{"events_checked":3,"head_hash":"[0-9a-f]{64}","ok":true
   http GET /v1/streams/order-1/verify
 check "no such resource" 0 '^404 .*"message":"no such resource: GET /v2/x' -- http GET /v2/x
 "$cli" group create emails --category order >/dev/null || fail "group create"
-check "consumer groups" 0 '^200 \{"groups":\[\{"acked":0,.*"group":"emails",.*"strategy":"PER_STREAM"\}\]\}$' -- \
+check "consumer groups, as logbook group info --json prints them" 0 '^200 \{"groups":\[\{"acked":0,.*"group":"emails",.*"settings":\{[^}]*"strategy":"per-stream"\},"target":\{"category":"order"\}\}\]\}$' -- \
   http GET /v1/groups
 stop_logbookd || fail "logbookd did not stop cleanly"
 

@@ -1,7 +1,8 @@
-// The JSON form of logbook.v1's events, shared by the `logbook` CLI
-// (--json) and logbookd's HTTP API: an event's data as parsed JSON when its
-// content type is JSON, a string when it is UTF-8 text, {"base64": ...}
-// otherwise; times in RFC 3339. Pure functions.
+// The JSON form of logbook.v1's answers (events, appends, streams,
+// consumer groups), shared by the `logbook` CLI (--json) and logbookd's
+// HTTP API, so both print them alike: an event's data as parsed JSON when
+// its content type is JSON, a string when it is UTF-8 text, {"base64": ...}
+// otherwise; times in RFC 3339; hashes in hex. Pure functions.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -26,5 +27,17 @@ nlohmann::json PayloadJson(const std::string& content_type, const std::string& b
 // context when set. A redacted event has "data": null and
 // "redaction_reason".
 nlohmann::json EventJson(const v1::RecordedEvent& e);
+
+// "active", "soft_deleted", "tombstoned".
+std::string StateName(v1::StreamState state);
+// "per-stream", "round-robin".
+std::string StrategyName(v1::ConsumerGroupStrategy strategy);
+
+// An append's answer, for `stream_id`.
+nlohmann::json AppendJson(const std::string& stream_id, const v1::AppendResponse& r);
+// GetStream's answer.
+nlohmann::json StreamInfoJson(const v1::StreamInfo& info);
+// A consumer group: target, settings, checkpoint, lag, counts, members.
+nlohmann::json GroupJson(const v1::ConsumerGroupInfo& g);
 
 }  // namespace logbook::json
