@@ -2,8 +2,13 @@
 
 #include <httplib.h>
 
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -171,7 +176,125 @@ absl::StatusOr<std::string> PayloadBytes(const std::string& field, const std::st
                                                  " it must be a string or {\"base64\": \"...\"}"));
 }
 
+// One answer of a subscription as SSE text: each event as "id: <position>",
+// "event: event" and its JSON; caught_up and fell_behind as events of
+// their own; the rest (checkpoints) as nothing.
+std::string SseText(const v1::SubscribeResponse& r) {
+  std::string out;
+  auto event = [&out](const v1::RecordedEvent& e) {
+    absl::StrAppend(&out, "id: ", e.global_position(),
+                    "\nevent: event\ndata: ", logbook::json::EventJson(e).dump(), "\n\n");
+  };
+  if (r.has_event()) event(r.event());
+  for (const v1::RecordedEvent& e : r.events().events()) event(e);
+  if (r.has_caught_up()) {
+    absl::StrAppend(&out, "event: caught_up\ndata: {\"global_position\":",
+                    r.caught_up().global_position(), "}\n\n");
+  }
+  if (r.has_fell_behind()) {
+    absl::StrAppend(&out, "event: fell_behind\ndata: {\"global_position\":",
+                    r.fell_behind().global_position(), "}\n\n");
+  }
+  return out;
+}
+
 }  // namespace
+
+// Implementation details of /v1/subscribe, outside the anonymous namespace
+// because HttpApi holds the registry.
+class SseSubscription;
+
+// The subscriptions being served, so that stopping ends them at once.
+class SseRegistry {
+ public:
+  void Add(SseSubscription* s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    live_.insert(s);
+  }
+  void Remove(SseSubscription* s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    live_.erase(s);
+  }
+  void CancelAll();
+
+ private:
+  std::mutex mu_;
+  std::set<SseSubscription*> live_;  // Guarded by mu_.
+};
+
+// A subscription served as Server-Sent Events: a thread of its own reads
+// the gRPC stream into a queue, so that the request's thread can write
+// what arrives and, when nothing does for kKeepAlive, a comment, which is
+// how it learns that the client went away (then the call is cancelled).
+class SseSubscription {
+ public:
+  // Sent when nothing else was for this long.
+  static constexpr std::chrono::seconds kKeepAlive{5};
+
+  SseSubscription(std::shared_ptr<v1::EventStore::Stub> stub, const v1::SubscribeRequest& request,
+                  const httplib::Request& req, std::shared_ptr<SseRegistry> registry)
+      : registry_(std::move(registry)) {
+    Prepare(ctx_, req);
+    reader_ = stub->Subscribe(&ctx_, request);
+    thread_ = std::thread([this] { Read(); });
+    registry_->Add(this);
+  }
+  ~SseSubscription() {
+    registry_->Remove(this);
+    Cancel();
+    thread_.join();
+  }
+  // Ends the call; what was read is still taken, then Ended() says so.
+  void Cancel() { ctx_.TryCancel(); }
+
+  // Waits up to `timeout` for the next answer: an answer, or nullopt
+  // (nothing yet, or the call ended: see ended()).
+  std::optional<v1::SubscribeResponse> Next(std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, timeout, [this] { return !queue_.empty() || ended_; });
+    if (queue_.empty()) return std::nullopt;
+    v1::SubscribeResponse r = std::move(queue_.front());
+    queue_.pop_front();
+    return r;
+  }
+  // Whether the call ended, and how (once every answer was taken).
+  std::optional<grpc::Status> Ended() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!ended_ || !queue_.empty()) return std::nullopt;
+    return status_;
+  }
+  const grpc::ClientContext& context() const { return ctx_; }
+
+ private:
+  void Read() {
+    v1::SubscribeResponse r;
+    while (reader_->Read(&r)) {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.push_back(std::move(r));
+      cv_.notify_one();
+    }
+    grpc::Status status = reader_->Finish();
+    std::lock_guard<std::mutex> lock(mu_);
+    status_ = std::move(status);
+    ended_ = true;
+    cv_.notify_one();
+  }
+
+  const std::shared_ptr<SseRegistry> registry_;
+  grpc::ClientContext ctx_;
+  std::unique_ptr<grpc::ClientReader<v1::SubscribeResponse>> reader_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<v1::SubscribeResponse> queue_;  // Guarded by mu_.
+  bool ended_ = false;                       // Guarded by mu_.
+  grpc::Status status_;                      // Guarded by mu_.
+  std::thread thread_;                       // Last: starts after the members above.
+};
+
+void SseRegistry::CancelAll() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (SseSubscription* s : live_) s->Cancel();
+}
 
 int HttpStatusFor(grpc::StatusCode code) {
   switch (code) {
@@ -304,6 +427,7 @@ absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(const std::string& liste
   if (!where.ok()) return where.status();
   auto stub = std::shared_ptr<v1::EventStore::Stub>(v1::EventStore::NewStub(channel));
   std::unique_ptr<HttpApi> api(new HttpApi());
+  api->subscriptions_ = std::make_shared<SseRegistry>();
   api->http_ = std::make_unique<httplib::Server>();
   httplib::Server& http = *api->http_;
   http.new_task_queue = [] { return new httplib::ThreadPool(kThreads); };
@@ -414,6 +538,86 @@ absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(const std::string& liste
     Reply(res, 200, json{{"groups", std::move(groups)}});
   });
 
+  http.Get("/v1/subscribe", [stub, registry = api->subscriptions_](const httplib::Request& req,
+                                                                   httplib::Response& res) {
+    v1::SubscribeRequest request;
+    request.set_max_events_per_message(100);
+    if (req.has_param("stream") && req.has_param("category")) {
+      return ReplyBadRequest(res, "stream, category: give one, or neither for $all");
+    }
+    if (req.has_param("stream")) {
+      request.set_stream_id(req.get_param_value("stream"));
+    } else if (req.has_param("category")) {
+      request.set_category(req.get_param_value("category"));
+    } else {
+      request.mutable_all();
+    }
+    if (req.has_param("prefix"))
+      request.mutable_filter()->set_stream_prefix(req.get_param_value("prefix"));
+    for (size_t i = 0; i < req.get_param_value_count("type"); ++i) {
+      request.mutable_filter()->add_event_types(req.get_param_value("type", i));
+    }
+    // Where to start: after the Last-Event-ID the browser resends, else
+    // after `from`, else `now`, else from the beginning.
+    absl::StatusOr<std::optional<uint64_t>> from = UintParam(req, "from");
+    if (!from.ok()) return ReplyBadRequest(res, from.status().message());
+    if (req.has_header("Last-Event-ID")) {
+      uint64_t last = 0;
+      if (!absl::SimpleAtoi(req.get_header_value("Last-Event-ID"), &last)) {
+        return ReplyBadRequest(
+            res, absl::StrCat("Last-Event-ID: '", req.get_header_value("Last-Event-ID"),
+                              "' is not a global position"));
+      }
+      request.set_after_position(last);
+    } else if (*from) {
+      request.set_after_position(**from);
+    } else if (req.get_param_value("now") == "true") {
+      request.mutable_from_now();
+    } else {
+      request.mutable_from_beginning();
+    }
+    auto sub = std::make_shared<SseSubscription>(stub, request, req, registry);
+    // A call refused at once (a token, a scope, a missing stream) is an
+    // HTTP error, not a stream.
+    std::optional<v1::SubscribeResponse> first = sub->Next(std::chrono::seconds(10));
+    if (!first) {
+      if (std::optional<grpc::Status> s = sub->Ended(); s && !s->ok()) {
+        return ReplyError(res, *s, &sub->context());
+      }
+    }
+    res.set_header("Cache-Control", "no-cache");
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [sub, first = std::move(first)](size_t, httplib::DataSink& sink) mutable {
+          if (first) {
+            const std::string text = SseText(*first);
+            first.reset();
+            if (!text.empty() && !sink.write(text.data(), text.size())) return false;
+          }
+          for (;;) {
+            std::optional<v1::SubscribeResponse> r = sub->Next(SseSubscription::kKeepAlive);
+            if (r) {
+              const std::string text = SseText(*r);
+              if (!text.empty() && !sink.write(text.data(), text.size())) return false;
+              continue;
+            }
+            if (std::optional<grpc::Status> s = sub->Ended()) {
+              if (!s->ok()) {
+                const std::string text = absl::StrCat(
+                    "event: error\ndata: ",
+                    ErrorJson(CodeName(s->error_code()), s->error_message()).dump(), "\n\n");
+                sink.write(text.data(), text.size());
+              }
+              sink.done();
+              return true;
+            }
+            static constexpr char kComment[] = ": keep-alive\n\n";
+            if (!sink.write(kComment, sizeof(kComment) - 1)) return false;  // Gone.
+          }
+        },
+        [sub](bool) { /* Destroying the last copy cancels the call. */ });
+  });
+
   http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (res.status == 404 && res.body.empty()) {
       Reply(res, 404,
@@ -437,6 +641,7 @@ absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(const std::string& liste
 }
 
 HttpApi::~HttpApi() {
+  if (subscriptions_ != nullptr) subscriptions_->CancelAll();  // Their requests end now.
   if (http_ != nullptr) http_->stop();
   if (thread_.joinable()) thread_.join();
 }

@@ -24,6 +24,8 @@ class Server;
 
 namespace logbook::service {
 
+class SseRegistry;
+
 // The HTTP status for a call that ended with `code`. Pure.
 int HttpStatusFor(grpc::StatusCode code);
 
@@ -50,6 +52,7 @@ class HttpApi {
  private:
   HttpApi() = default;
 
+  std::shared_ptr<SseRegistry> subscriptions_;  // Served as Server-Sent Events now.
   std::unique_ptr<httplib::Server> http_;
   std::thread thread_;
   int port_ = 0;

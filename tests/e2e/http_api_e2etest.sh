@@ -2,7 +2,8 @@
 # logbookd's HTTP/JSON API (--http-listen, docs/http-api.md) with curl:
 # appends and their expected versions (field, If-Match, If-None-Match),
 # idempotent retries, reads of a stream and of $all with their parameters,
-# stream info, verification, consumer groups, every error as its HTTP
+# stream info, verification, subscriptions as Server-Sent Events (history,
+# live, Last-Event-ID), consumer groups, every error as its HTTP
 # status with a JSON body naming the field and changing nothing, and the
 # gRPC API's bearer tokens and scopes. Needs LOGBOOK_TEST_ENV (the
 # pg_cluster fixture), LOGBOOKD and LOGBOOK_CLI.
@@ -88,10 +89,54 @@ check "stream info" 0 '^200 \{"created_at":"[^"]+","first_version":0,"head_hash"
 check "verify" 0 '^200 \{"events_checked":3,"head_hash":"[0-9a-f]{64}","ok":true\}$' -- \
   http GET /v1/streams/order-1/verify
 check "no such resource" 0 '^404 .*"message":"no such resource: GET /v2/x' -- http GET /v2/x
+# same WANT -- COMMAND...: 0 when COMMAND prints exactly WANT, else 1 and
+# the diff (- wanted, + got).
+same() {
+  local want=$1
+  shift 2
+  diff <(printf '%s\n' "$want") <("$@") && return 0
+  return 1
+}
+
+# Subscriptions as Server-Sent Events: history, caught_up, then live.
+curl -sN --max-time 4 "$base/v1/subscribe?stream=order-1" >"$work/sse.out" &
+sse=$!
+sleep 1
+http POST /v1/streams/order-1 "${json_body[@]}" -d '{"events":[{"type":"Live"}]}' >/dev/null
+wait "$sse"
+check "subscribe: history, caught_up, then live" 0 '' -- same "id: 1
+event: event
+id: 2
+event: event
+id: 3
+event: event
+event: caught_up
+data: {\"global_position\":4}
+id: 5
+event: event" -- sh -c "grep -v '^data: {\"content' '$work/sse.out' | grep -v '^\$'"
+check "subscribe: the live event's data" 0 '^data: \{.*"global_position":5,.*"type":"Live"' -- \
+  sh -c "grep '\"type\":\"Live\"' '$work/sse.out'"
+check "subscribe after a Last-Event-ID" 0 '^id: 3$' -- \
+  sh -c "curl -sN --max-time 2 -H 'Last-Event-ID: 2' '$base/v1/subscribe?stream=order-1' | grep -m1 '^id: '"
+check "subscribe to a category from a position" 0 '^id: 5$' -- \
+  sh -c "curl -sN --max-time 2 '$base/v1/subscribe?category=order&from=4' | grep -m1 '^id: '"
+check "subscribe: a bad Last-Event-ID" 0 "^400 .*\"message\":\"Last-Event-ID: 'x' is not a global position\"" -- \
+  http GET '/v1/subscribe?stream=order-1' -H 'Last-Event-ID: x'
+check "subscribe: stream and category" 0 '^400 .*"message":"stream, category: give one, or neither for \$all"' -- \
+  http GET '/v1/subscribe?stream=a&category=b'
 "$cli" group create emails --category order >/dev/null || fail "group create"
 check "consumer groups, as logbook group info --json prints them" 0 '^200 \{"groups":\[\{"acked":0,.*"group":"emails",.*"settings":\{[^}]*"strategy":"per-stream"\},"target":\{"category":"order"\}\}\]\}$' -- \
   http GET /v1/groups
-stop_logbookd || fail "logbookd did not stop cleanly"
+# Stopping logbookd ends the subscriptions it serves (their clients see the
+# stream end) and does not wait for them.
+curl -sN "$base/v1/subscribe" >"$work/open.out" &
+open_sse=$!
+sleep 0.5
+stop_logbookd || fail "logbookd did not stop cleanly with a subscriber connected"
+for _ in $(seq 50); do kill -0 "$open_sse" 2>/dev/null || break; sleep 0.1; done
+! kill -0 "$open_sse" 2>/dev/null || fail "the subscriber's stream did not end when logbookd stopped"
+pass "stopping logbookd ends the subscriptions it serves"
+grep -q '^event: caught_up$' "$work/open.out" || fail "the subscriber got no caught_up: $(cat "$work/open.out")"
 
 # The gRPC API's authentication and scopes, through the same tokens.
 # `auth token create` prints the token, then the tokens-file line.
@@ -105,6 +150,7 @@ start_logbookd "$dsn" "$work/server2.log" --http-listen 127.0.0.1:0 --auth-token
 port=$(grep -o 'HTTP API on http://127.0.0.1:[0-9]*' "$work/server2.log" | sed 's/.*://')
 base="http://127.0.0.1:$port"
 check "no token" 0 '^401 .*"code":"UNAUTHENTICATED"' -- http GET /v1/streams/order-1
+check "no token to subscribe" 0 '^401 .*"code":"UNAUTHENTICATED"' -- http GET /v1/subscribe
 check "a reader reads" 0 '^200 \{"events":' -- \
   http GET /v1/streams/order-1 -H "Authorization: Bearer $(token_of reader)"
 check "a reader may not append" 0 '^403 .*"code":"PERMISSION_DENIED"' -- \
@@ -119,7 +165,7 @@ check "a writer within its scope" 0 '^201 ' -- \
 stop_logbookd || fail "logbookd did not stop cleanly"
 # docs/openapi.yaml describes exactly the requests above.
 check "docs/openapi.yaml lists what logbookd serves" 0 \
-  '^GET /v1/all, GET /v1/groups, GET /v1/streams/\{id\}, POST /v1/streams/\{id\}, GET /v1/streams/\{id\}/info, GET /v1/streams/\{id\}/verify$' -- \
+  '^GET /v1/all, GET /v1/groups, GET /v1/streams/\{id\}, POST /v1/streams/\{id\}, GET /v1/streams/\{id\}/info, GET /v1/streams/\{id\}/verify, GET /v1/subscribe$' -- \
   /usr/bin/python3 -c 'import sys, yaml
 doc = yaml.safe_load(open(sys.argv[1]))
 print(", ".join(f"{m.upper()} {p}" for p in sorted(doc["paths"]) for m in doc["paths"][p]
