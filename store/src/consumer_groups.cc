@@ -209,11 +209,15 @@ constexpr char kLiveMembers[] = "group_live_members";
 constexpr char kLiveMembersSql[] =
     "SELECT consumer FROM logbook.consumer_group_members"
     " WHERE group_name = $1 AND seen_at > now() - $2::interval ORDER BY consumer";
-// $2 consumer, $3 session (NULL: any other than $4), $5 why.
+// $2 consumer, $3 session (NULL: any other than $4), $5 why. An earlier
+// session of this instance ($6, its session prefix) is one whose call
+// ended (logbookd lets a name join again only then): what it held went
+// away with it, whether its Leave or the new Join gets here first.
 constexpr char kRelease[] = "group_release";
 constexpr char kReleaseSql[] =
     "UPDATE logbook.consumer_group_pending SET consumer = NULL, session = NULL,"
-    " lease_until = NULL, not_before = now(), last_reason = $5"
+    " lease_until = NULL, not_before = now(), last_reason = CASE"
+    "   WHEN $3 IS NULL AND starts_with(session, $6) THEN 'its consumer went away' ELSE $5 END"
     " WHERE group_name = $1 AND consumer = $2 AND through_version IS NULL"
     " AND (session = $3 OR ($3 IS NULL AND session <> $4))";
 constexpr char kLeave[] = "group_leave";
@@ -1083,10 +1087,11 @@ class PgConsumerGroups final : public ConsumerGroups {
                    WriteSplits(tx, group, consumer, h.session, h.runs);
                  }
                  tx.exec_prepared(kRelease, group, consumer, static_cast<const char*>(nullptr),
-                                  session, "its consumer reconnected");
+                                  session, "its consumer reconnected", SessionPrefix(session));
                  for (const Held& h : earlier) {
                    for (const LeaseBook::Closed& c : h.leases) {
-                     CloseLease(tx, group, consumer, h.session, c, "its consumer reconnected");
+                     // A call of this instance that ended (kRelease).
+                     CloseLease(tx, group, consumer, h.session, c, "its consumer went away");
                    }
                  }
                  tx.exec_prepared(kLeaseRecover, group, Interval(kLeaseGrace), consumer, session);
@@ -1127,7 +1132,7 @@ class PgConsumerGroups final : public ConsumerGroups {
                  const Held held = TakeBook(group, session);
                  WriteSplits(tx, group, consumer, session, held.runs);
                  tx.exec_prepared(kRelease, group, consumer, session, session,
-                                  "its consumer went away");
+                                  "its consumer went away", SessionPrefix(session));
                  for (const LeaseBook::Closed& c : held.leases) {
                    CloseLease(tx, group, consumer, session, c, "its consumer went away");
                  }
