@@ -22,6 +22,8 @@ packages=(
   clang                 # tests/lint/thread_safety_test.sh: -Wthread-safety
   systemd               # systemd-analyze: tests/e2e/deploy_e2etest.sh verifies the unit
   openssl               # signing keys (docs/receipts.md); tests/e2e/cli_e2etest.sh makes one
+  nodejs                # the TypeScript client (clients/node) and the console's browser test
+  chromium              # the console's browser test (tests/browser), headless
 )
 
 missing=()
@@ -32,6 +34,9 @@ for p in "${packages[@]}"; do
     *) missing+=("$p") ;;
   esac
 done
+# npm comes with some builds of nodejs (NodeSource's) and is Debian's own
+# package otherwise; install Debian's only when there is none.
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -eq 0 ]; then
   echo "==> dependencies: all present"
   exit 0
