@@ -1018,15 +1018,7 @@ int RunGroupParked(const Connection& conn, const GroupArgs& a) {
   if (!page.ok()) return Fail(page.status());
   for (const v1::ParkedEvent& p : page->parked()) {
     if (a.json) {
-      std::cout << json{{"delivery_id", p.delivery_id()},
-                        {"stream_id", p.stream_id()},
-                        {"stream_version", p.stream_version()},
-                        {"type", p.event_type()},
-                        {"attempts", p.attempts()},
-                        {"reason", p.reason()},
-                        {"parked_at", Rfc3339(p.parked_at())}}
-                       .dump()
-                << "\n";
+      std::cout << logbook::json::ParkedJson(p).dump() << "\n";
     } else {
       std::cout << p.delivery_id() << "  " << p.stream_id() << "@" << p.stream_version() << "  "
                 << p.event_type() << "  attempts " << p.attempts() << "  "

@@ -142,6 +142,16 @@ nlohmann::json SettingsJson(const v1::ConsumerGroupSettings& s) {
 
 }  // namespace
 
+nlohmann::json ParkedJson(const v1::ParkedEvent& p) {
+  return {{"delivery_id", p.delivery_id()},
+          {"stream_id", p.stream_id()},
+          {"stream_version", p.stream_version()},
+          {"type", p.event_type()},
+          {"attempts", p.attempts()},
+          {"reason", p.reason()},
+          {"parked_at", Rfc3339(p.parked_at())}};
+}
+
 nlohmann::json GroupJson(const v1::ConsumerGroupInfo& g) {
   nlohmann::json members = nlohmann::json::array();
   for (const v1::ConsumerGroupMember& m : g.members()) {

@@ -39,5 +39,8 @@ nlohmann::json AppendJson(const std::string& stream_id, const v1::AppendResponse
 nlohmann::json StreamInfoJson(const v1::StreamInfo& info);
 // A consumer group: target, settings, checkpoint, lag, counts, members.
 nlohmann::json GroupJson(const v1::ConsumerGroupInfo& g);
+// A parked event: delivery id, stream, version, type, attempts, reason,
+// when it was parked.
+nlohmann::json ParkedJson(const v1::ParkedEvent& p);
 
 }  // namespace logbook::json

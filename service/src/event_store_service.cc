@@ -472,6 +472,51 @@ grpc::ServerUnaryReactor* EventStoreService::GetStream(grpc::CallbackServerConte
   });
 }
 
+namespace {
+template <typename Request>
+store::ListQuery ListQueryOf(const Request& request, const Principal& caller) {
+  return {request.prefix(), request.after(), request.max_count(), caller.scopes, caller.tenant};
+}
+}  // namespace
+
+grpc::ServerUnaryReactor* EventStoreService::ListStreams(grpc::CallbackServerContext* context,
+                                                         const v1::ListStreamsRequest* request,
+                                                         v1::ListStreamsResponse* response) {
+  absl::StatusOr<Principal> caller = Caller(*context, kReader, "ListStreams");
+  if (!caller.ok()) return Refuse(context, caller.status());
+  return RunUnary(context, *request,
+                  [this, response, query = ListQueryOf(*request, *caller)]() -> absl::Status {
+                    LOGBOOK_ASSIGN_OR_RETURN(std::vector<store::StreamInfo> streams,
+                                             reads_->For(tail_.head()).ListStreams(query));
+                    for (const store::StreamInfo& info : streams)
+                      ToProto(info, *response->add_streams());
+                    const uint64_t page =
+                        query.max_count ? query.max_count : store::kDefaultListCount;
+                    if (!streams.empty() && streams.size() == page)
+                      response->set_next_after(streams.back().stream_id);
+                    return absl::OkStatus();
+                  });
+}
+
+grpc::ServerUnaryReactor* EventStoreService::ListCategories(
+    grpc::CallbackServerContext* context, const v1::ListCategoriesRequest* request,
+    v1::ListCategoriesResponse* response) {
+  absl::StatusOr<Principal> caller = Caller(*context, kReader, "ListCategories");
+  if (!caller.ok()) return Refuse(context, caller.status());
+  return RunUnary(context, *request,
+                  [this, response, query = ListQueryOf(*request, *caller)]() -> absl::Status {
+                    LOGBOOK_ASSIGN_OR_RETURN(std::vector<std::string> categories,
+                                             reads_->For(tail_.head()).ListCategories(query));
+                    const uint64_t page =
+                        query.max_count ? query.max_count : store::kDefaultListCount;
+                    if (!categories.empty() && categories.size() == page) {
+                      response->set_next_after(categories.back());
+                    }
+                    for (std::string& c : categories) response->add_categories(std::move(c));
+                    return absl::OkStatus();
+                  });
+}
+
 grpc::ServerUnaryReactor* EventStoreService::DeleteStream(
     grpc::CallbackServerContext* context, const v1::DeleteStreamRequest* request,
     v1::DeleteStreamResponse* response) {

@@ -13,8 +13,10 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "console_files.h"
 #include "logbook/store/limits.h"
 #include "logbook/v1/event_store.grpc.pb.h"
 #include "logbook_json.h"
@@ -421,8 +423,73 @@ absl::StatusOr<v1::AppendRequest> ParseAppend(absl::string_view stream_id, absl:
   return request;
 }
 
+namespace {
+
+// A list's page size: limit, if given, at most store::kMaxListCount.
+absl::StatusOr<uint32_t> ListLimit(const httplib::Request& req) {
+  absl::StatusOr<std::optional<uint64_t>> limit = UintParam(req, "limit");
+  if (!limit.ok()) return limit.status();
+  if (*limit && **limit > store::kMaxListCount) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("limit: ", **limit, " is over the limit of ", store::kMaxListCount));
+  }
+  return static_cast<uint32_t>(limit->value_or(0));
+}
+
+// A verification's outcome: ok, events checked, the head hash, and the
+// first broken event if any.
+json VerifyResultJson(const v1::VerifyResult& result) {
+  json body = {{"ok", result.ok()},
+               {"events_checked", result.events_checked()},
+               {"head_hash", absl::BytesToHexString(result.head_hash())}};
+  if (result.has_first_broken()) {
+    const v1::BrokenEvent& b = result.first_broken();
+    body["first_broken"] = {{"stream_id", b.stream_id()},
+                            {"stream_version", b.stream_version()},
+                            {"global_position", b.global_position()},
+                            {"reason", v1::BreakReason_Name(b.reason())},
+                            {"detail", b.detail()}};
+  }
+  return body;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::ParkedSelection> ParseParkedSelection(absl::string_view group,
+                                                         absl::string_view body) {
+  const json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return absl::InvalidArgumentError("body: not a JSON object");
+  v1::ParkedSelection selection;
+  selection.set_group(std::string(group));
+  const bool ids = j.contains("delivery_ids"), all = j.value("all", false) == true;
+  if (ids == all) {
+    return absl::InvalidArgumentError("body: give \"delivery_ids\": [...] or \"all\": true");
+  }
+  if (all) {
+    selection.mutable_all();
+    if (j.contains("max_count")) {
+      if (!j["max_count"].is_number_unsigned()) {
+        return absl::InvalidArgumentError("max_count: not a non-negative integer");
+      }
+      selection.set_max_count(j["max_count"].get<uint64_t>());
+    }
+    return selection;
+  }
+  if (!j["delivery_ids"].is_array() || j["delivery_ids"].empty()) {
+    return absl::InvalidArgumentError("delivery_ids: not a non-empty array");
+  }
+  for (const json& id : j["delivery_ids"]) {
+    if (!id.is_number_unsigned()) {
+      return absl::InvalidArgumentError("delivery_ids: not an array of delivery ids");
+    }
+    selection.mutable_ids()->add_delivery_ids(id.get<uint64_t>());
+  }
+  return selection;
+}
+
 absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(const std::string& listen,
-                                                        std::shared_ptr<grpc::Channel> channel) {
+                                                        std::shared_ptr<grpc::Channel> channel,
+                                                        const std::string& console_dir) {
   absl::StatusOr<std::pair<std::string, int>> where = ParseListen("--http-listen", listen);
   if (!where.ok()) return where.status();
   auto stub = std::shared_ptr<v1::EventStore::Stub>(v1::EventStore::NewStub(channel));
@@ -445,36 +512,64 @@ absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(const std::string& liste
              Reply(res, 200, logbook::json::StreamInfoJson(info));
            });
 
-  http.Get(R"(/v1/streams/([^/]+)/verify)",
-           [stub](const httplib::Request& req, httplib::Response& res) {
-             grpc::ClientContext ctx;
-             Prepare(ctx, req);
-             v1::VerifyRequest request;
-             request.set_stream_id(req.matches[1]);
-             auto reader = stub->Verify(&ctx, request);
-             v1::VerifyResponse r;
-             std::optional<v1::VerifyResult> result;
-             while (reader->Read(&r)) {
-               if (r.has_result()) result = r.result();
-             }
-             const grpc::Status s = reader->Finish();
-             if (!s.ok()) return ReplyError(res, s, &ctx);
-             if (!result) {
-               return Reply(res, 500, ErrorJson("INTERNAL", "verify: the server sent no result"));
-             }
-             json body = {{"ok", result->ok()},
-                          {"events_checked", result->events_checked()},
-                          {"head_hash", absl::BytesToHexString(result->head_hash())}};
-             if (result->has_first_broken()) {
-               const v1::BrokenEvent& b = result->first_broken();
-               body["first_broken"] = {{"stream_id", b.stream_id()},
-                                       {"stream_version", b.stream_version()},
-                                       {"global_position", b.global_position()},
-                                       {"reason", v1::BreakReason_Name(b.reason())},
-                                       {"detail", b.detail()}};
-             }
-             Reply(res, 200, body);
-           });
+  // Verification, answered when it is done; or, with Accept:
+  // text/event-stream, as Server-Sent Events: "progress" as it goes, then
+  // "result" (or "error").
+  http.Get(R"(/v1/streams/([^/]+)/verify)", [stub](const httplib::Request& req,
+                                                   httplib::Response& res) {
+    struct Call {
+      grpc::ClientContext ctx;
+      std::unique_ptr<grpc::ClientReader<v1::VerifyResponse>> reader;
+    };
+    auto call = std::make_shared<Call>();
+    Prepare(call->ctx, req);
+    v1::VerifyRequest request;
+    request.set_stream_id(req.matches[1]);
+    call->reader = stub->Verify(&call->ctx, request);
+    if (absl::StrContains(req.get_header_value("Accept"), "text/event-stream")) {
+      res.set_header("Cache-Control", "no-cache");
+      res.set_chunked_content_provider("text/event-stream", [call](size_t,
+                                                                   httplib::DataSink& sink) {
+        v1::VerifyResponse r;
+        while (call->reader->Read(&r)) {
+          const std::string text =
+              r.has_result()
+                  ? absl::StrCat("event: result\ndata: ", VerifyResultJson(r.result()).dump(),
+                                 "\n\n")
+                  : absl::StrCat("event: progress\ndata: ",
+                                 json{{"events_checked", r.progress().events_checked()},
+                                      {"events_total", r.progress().events_total()}}
+                                     .dump(),
+                                 "\n\n");
+          if (!sink.write(text.data(), text.size())) {
+            call->ctx.TryCancel();
+            call->reader->Finish();
+            return false;
+          }
+        }
+        if (const grpc::Status s = call->reader->Finish(); !s.ok()) {
+          const std::string text = absl::StrCat(
+              "event: error\ndata: ", ErrorJson(CodeName(s.error_code()), s.error_message()).dump(),
+              "\n\n");
+          sink.write(text.data(), text.size());
+        }
+        sink.done();
+        return true;
+      });
+      return;
+    }
+    v1::VerifyResponse r;
+    std::optional<v1::VerifyResult> result;
+    while (call->reader->Read(&r)) {
+      if (r.has_result()) result = r.result();
+    }
+    const grpc::Status s = call->reader->Finish();
+    if (!s.ok()) return ReplyError(res, s, &call->ctx);
+    if (!result) {
+      return Reply(res, 500, ErrorJson("INTERNAL", "verify: the server sent no result"));
+    }
+    Reply(res, 200, VerifyResultJson(*result));
+  });
 
   http.Get(R"(/v1/streams/([^/]+))", [stub](const httplib::Request& req, httplib::Response& res) {
     absl::StatusOr<ReadParams> p = ReadParamsOf(req);
@@ -537,6 +632,118 @@ absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(const std::string& liste
     for (const v1::ConsumerGroupInfo& g : r.groups()) groups.push_back(logbook::json::GroupJson(g));
     Reply(res, 200, json{{"groups", std::move(groups)}});
   });
+
+  http.Get("/v1/streams", [stub](const httplib::Request& req, httplib::Response& res) {
+    absl::StatusOr<uint32_t> limit = ListLimit(req);
+    if (!limit.ok()) return ReplyBadRequest(res, limit.status().message());
+    v1::ListStreamsRequest request;
+    request.set_prefix(req.get_param_value("prefix"));
+    request.set_after(req.get_param_value("after"));
+    request.set_max_count(*limit);
+    grpc::ClientContext ctx;
+    Prepare(ctx, req);
+    v1::ListStreamsResponse r;
+    const grpc::Status s = stub->ListStreams(&ctx, request, &r);
+    if (!s.ok()) return ReplyError(res, s, &ctx);
+    json body = {{"streams", json::array()}};
+    for (const v1::StreamInfo& info : r.streams()) {
+      body["streams"].push_back(logbook::json::StreamInfoJson(info));
+    }
+    if (r.has_next_after()) body["next_after"] = r.next_after();
+    Reply(res, 200, body);
+  });
+
+  http.Get("/v1/categories", [stub](const httplib::Request& req, httplib::Response& res) {
+    absl::StatusOr<uint32_t> limit = ListLimit(req);
+    if (!limit.ok()) return ReplyBadRequest(res, limit.status().message());
+    v1::ListCategoriesRequest request;
+    request.set_prefix(req.get_param_value("prefix"));
+    request.set_after(req.get_param_value("after"));
+    request.set_max_count(*limit);
+    grpc::ClientContext ctx;
+    Prepare(ctx, req);
+    v1::ListCategoriesResponse r;
+    const grpc::Status s = stub->ListCategories(&ctx, request, &r);
+    if (!s.ok()) return ReplyError(res, s, &ctx);
+    json body = {{"categories", r.categories()}};
+    if (r.has_next_after()) body["next_after"] = r.next_after();
+    Reply(res, 200, body);
+  });
+
+  http.Get(R"(/v1/groups/([^/]+))", [stub](const httplib::Request& req, httplib::Response& res) {
+    grpc::ClientContext ctx;
+    Prepare(ctx, req);
+    v1::GetConsumerGroupRequest request;
+    request.set_group(req.matches[1]);
+    v1::ConsumerGroupInfo info;
+    const grpc::Status s = stub->GetConsumerGroup(&ctx, request, &info);
+    if (!s.ok()) return ReplyError(res, s, &ctx);
+    Reply(res, 200, logbook::json::GroupJson(info));
+  });
+
+  http.Get(R"(/v1/groups/([^/]+)/parked)",
+           [stub](const httplib::Request& req, httplib::Response& res) {
+             absl::StatusOr<std::optional<uint64_t>> after = UintParam(req, "after");
+             if (!after.ok()) return ReplyBadRequest(res, after.status().message());
+             absl::StatusOr<uint32_t> limit = ListLimit(req);
+             if (!limit.ok()) return ReplyBadRequest(res, limit.status().message());
+             v1::ListParkedRequest request;
+             request.set_group(req.matches[1]);
+             request.set_after(after->value_or(0));
+             request.set_max_count(*limit);
+             grpc::ClientContext ctx;
+             Prepare(ctx, req);
+             v1::ListParkedResponse r;
+             const grpc::Status s = stub->ListParked(&ctx, request, &r);
+             if (!s.ok()) return ReplyError(res, s, &ctx);
+             json body = {{"parked", json::array()}};
+             for (const v1::ParkedEvent& p : r.parked()) {
+               body["parked"].push_back(logbook::json::ParkedJson(p));
+             }
+             if (r.has_next_after()) body["next_after"] = r.next_after();
+             Reply(res, 200, body);
+           });
+
+  http.Post(R"(/v1/groups/([^/]+)/parked/(replay|drop))",
+            [stub](const httplib::Request& req, httplib::Response& res) {
+              absl::StatusOr<v1::ParkedSelection> selection =
+                  ParseParkedSelection(req.matches[1].str(), req.body);
+              if (!selection.ok()) return ReplyBadRequest(res, selection.status().message());
+              grpc::ClientContext ctx;
+              Prepare(ctx, req);
+              if (req.matches[2] == "replay") {
+                v1::ReplayParkedRequest request;
+                *request.mutable_selection() = *std::move(selection);
+                v1::ReplayParkedResponse r;
+                const grpc::Status s = stub->ReplayParked(&ctx, request, &r);
+                if (!s.ok()) return ReplyError(res, s, &ctx);
+                return Reply(res, 200, json{{"replayed", r.replayed()}});
+              }
+              v1::DropParkedRequest request;
+              *request.mutable_selection() = *std::move(selection);
+              v1::DropParkedResponse r;
+              const grpc::Status s = stub->DropParked(&ctx, request, &r);
+              if (!s.ok()) return ReplyError(res, s, &ctx);
+              Reply(res, 200, json{{"dropped", r.dropped()}});
+            });
+
+  // The web console: / is its index.html, /NAME its other files.
+  auto console = [console_dir](const httplib::Request& req, httplib::Response& res) {
+    const std::string name = req.matches.size() > 1 ? req.matches[1].str() : "";
+    absl::StatusOr<std::string> bytes = ReadConsoleFile(name, console_dir);
+    if (!bytes.ok()) {
+      return Reply(res, 404, ErrorJson("NOT_FOUND", bytes.status().message()));
+    }
+    res.set_header("Cache-Control", "no-cache");
+    res.set_header("X-Content-Type-Options", "nosniff");
+    // No script but the console's own files; it talks only to this server.
+    res.set_header("Content-Security-Policy",
+                   "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+                   "frame-ancestors 'none'");
+    res.set_content(*std::move(bytes), ConsoleContentType(name.empty() ? "index.html" : name));
+  };
+  http.Get("/", console);
+  http.Get(R"(/([A-Za-z0-9_-][A-Za-z0-9._-]*))", console);
 
   http.Get("/v1/subscribe", [stub, registry = api->subscriptions_](const httplib::Request& req,
                                                                    httplib::Response& res) {

@@ -39,13 +39,21 @@ absl::StatusOr<v1::AppendRequest> ParseAppend(absl::string_view stream_id, absl:
                                               absl::string_view if_match,
                                               absl::string_view if_none_match);
 
+// The ParkedSelection a POST /v1/groups/{group}/parked/replay or /drop
+// asks for: `body` is {"delivery_ids": [N, ...]} or {"all": true,
+// "max_count"?: N}. INVALID_ARGUMENT naming what is wrong. Pure.
+absl::StatusOr<v1::ParkedSelection> ParseParkedSelection(absl::string_view group,
+                                                         absl::string_view body);
+
 // Thread-safe; destruction stops it (requests in progress end first).
 class HttpApi {
  public:
   // Listens on `listen` (HOST:PORT; port 0: any free one) and serves the
-  // API through `channel`, an in-process channel to this server.
+  // API through `channel`, an in-process channel to this server, and the
+  // web console at / (from `console_dir` when not empty, else built in).
   static absl::StatusOr<std::unique_ptr<HttpApi>> Start(const std::string& listen,
-                                                        std::shared_ptr<grpc::Channel> channel);
+                                                        std::shared_ptr<grpc::Channel> channel,
+                                                        const std::string& console_dir = "");
   ~HttpApi();
   int port() const { return port_; }
 

@@ -195,6 +195,11 @@ int main(int argc, char** argv) {
                  "docs/http-api.md) over plain HTTP on this HOST:PORT, with the gRPC API's "
                  "authentication and limits; unset: none")
       ->envname("LOGBOOK_HTTP_LISTEN");
+  app.add_option("--console-dir", server_options.console_dir,
+                 "Serve the web console (at / on --http-listen) from this folder's files "
+                 "instead of the copy built into logbookd: for working on the console "
+                 "(docs/console.md)")
+      ->check(CLI::ExistingDirectory);
   int member_timeout_seconds = 10;
   app.add_option("--consumer-member-timeout", member_timeout_seconds,
                  "Seconds a consumer-group member stays live without its instance renewing it "
@@ -340,8 +345,8 @@ int main(int argc, char** argv) {
   }
   if ((*server)->http_port() != 0) {
     const std::string& h = server_options.http_listen;
-    spdlog::info("HTTP API on http://{}:{}/v1/ (docs/http-api.md)", h.substr(0, h.rfind(':')),
-                 (*server)->http_port());
+    spdlog::info("HTTP API on http://{}:{}/v1/, the web console at / (docs/http-api.md)",
+                 h.substr(0, h.rfind(':')), (*server)->http_port());
   }
   if (store_options.signing_key != nullptr) {
     spdlog::info("signing checkpoints with key {} ({})",

@@ -157,7 +157,8 @@ class GrpcServer final : public Server {
       // In-process: each HTTP request is the gRPC call it stands for, with
       // the interceptors, authentication and limits of any other.
       auto http =
-          HttpApi::Start(options.http_listen, server_->InProcessChannel(grpc::ChannelArguments()));
+          HttpApi::Start(options.http_listen, server_->InProcessChannel(grpc::ChannelArguments()),
+                         options.console_dir);
       if (!http.ok()) return http.status();
       http_api_ = *std::move(http);
     }

@@ -123,6 +123,37 @@ constexpr char kStreamInfoSql[] =
     "SELECT version, last_position, (extract(epoch FROM created_at) * 1000000)::bigint,"
     " head_hash, state, first_version FROM logbook.streams WHERE stream_id = $1";
 
+// $1 after, $2 prefix, $3 limit, $4 and $5 the prefixes and categories of
+// the caller's scopes (both empty: every stream).
+constexpr char kListStreams[] = "list_streams";
+constexpr char kListStreamsSql[] =
+    "SELECT stream_id, version, last_position, (extract(epoch FROM created_at) * 1000000)::bigint,"
+    " head_hash, state, first_version FROM logbook.streams"
+    " WHERE stream_id > $1 AND stream_id >= $2 AND starts_with(stream_id, $2)"
+    " AND (cardinality($4::text[]) + cardinality($5::text[]) = 0"
+    " OR split_part(stream_id, '-', 1) = ANY ($5::text[])"
+    " OR EXISTS (SELECT FROM unnest($4::text[]) AS p WHERE starts_with(stream_id, p)))"
+    " ORDER BY stream_id LIMIT $3";
+// The distinct categories of event_log, one index probe each (a skip scan
+// of event_log_category_idx), from after $1 while they start with $2; $3
+// limit; $4 and $5 as for kListStreams. A scope "orders-eu-*" reaches
+// category "orders"; "ord*" every category starting with "ord". Names with
+// one prefix are adjacent in the byte order of the C.UTF-8 locale Logbook's
+// databases are made with (docs/operations.md).
+constexpr char kListCategories[] = "list_categories";
+constexpr char kListCategoriesSql[] =
+    "WITH RECURSIVE c(category) AS ("
+    " (SELECT category FROM logbook.event_log WHERE category > $1 AND category >= $2"
+    "  ORDER BY category LIMIT 1)"
+    " UNION ALL"
+    " SELECT (SELECT e.category FROM logbook.event_log e WHERE e.category > c.category"
+    "  ORDER BY e.category LIMIT 1) FROM c WHERE starts_with(c.category, $2))"
+    " SELECT category FROM c WHERE starts_with(category, $2)"
+    " AND (cardinality($4::text[]) + cardinality($5::text[]) = 0 OR category = ANY ($5::text[])"
+    " OR EXISTS (SELECT FROM unnest($4::text[]) AS p WHERE CASE WHEN strpos(p, '-') > 0"
+    "  THEN category = split_part(p, '-', 1) ELSE starts_with(category, p) END))"
+    " LIMIT $3";
+
 // migrations/functions/delete_stream.sql: $1 stream id, $2 the version
 // it was found at, $3 tombstone, $4 the principal deleting. Returns the StreamDeleted event's position.
 constexpr char kDeleteStream[] = "delete_stream_found";
@@ -204,6 +235,8 @@ void PrepareStatements(pqxx::connection& conn) {
   conn.prepare(kReadStreamByPositionForward, ReadAllSql(true, kStreamSelector));
   conn.prepare(kReadStreamByPositionBackward, ReadAllSql(false, kStreamSelector));
   conn.prepare(kStreamInfo, kStreamInfoSql);
+  conn.prepare(kListStreams, kListStreamsSql);
+  conn.prepare(kListCategories, kListCategoriesSql);
   conn.prepare(kHead, kHeadSql);
   conn.prepare(kPositionAt, kPositionAtSql);
   conn.prepare(kDeleteStream, kDeleteStreamSql);
@@ -385,6 +418,36 @@ class PgEventStore final : public EventStore {
                    [&](pqxx::connection& conn) -> absl::StatusOr<StreamInfo> {
                      pqxx::nontransaction tx(conn);
                      return LoadStreamInfo(tx, stream);
+                   });
+  }
+
+  absl::StatusOr<std::vector<StreamInfo>> ListStreams(const ListQuery& query) override {
+    LOGBOOK_ASSIGN_OR_RETURN(const ListParams p, ListParamsOf(query));
+    return RunRead(pool_, query.tenant, "list streams",
+                   [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<StreamInfo>> {
+                     pqxx::nontransaction tx(conn);
+                     std::vector<StreamInfo> streams;
+                     for (const pqxx::row& row :
+                          tx.exec_prepared(kListStreams, query.after, query.prefix, p.limit,
+                                           p.prefixes.Param(), p.categories.Param())) {
+                       streams.push_back(StreamInfoOf(row[0].as<std::string>(), row, 1));
+                     }
+                     return streams;
+                   });
+  }
+
+  absl::StatusOr<std::vector<std::string>> ListCategories(const ListQuery& query) override {
+    LOGBOOK_ASSIGN_OR_RETURN(const ListParams p, ListParamsOf(query));
+    return RunRead(pool_, query.tenant, "list categories",
+                   [&](pqxx::connection& conn) -> absl::StatusOr<std::vector<std::string>> {
+                     pqxx::nontransaction tx(conn);
+                     std::vector<std::string> categories;
+                     for (const pqxx::row& row :
+                          tx.exec_prepared(kListCategories, query.after, query.prefix, p.limit,
+                                           p.prefixes.Param(), p.categories.Param())) {
+                       categories.push_back(row[0].as<std::string>());
+                     }
+                     return categories;
                    });
   }
 
@@ -699,15 +762,50 @@ class PgEventStore final : public EventStore {
                                                    const std::string& stream) {
     pqxx::result rows = tx.exec_prepared(kStreamInfo, stream);
     if (rows.empty()) return absl::NotFoundError(absl::StrCat("stream '", stream, "' does not exist"));
+    return StreamInfoOf(stream, rows[0], 0);
+  }
+
+  // A stream's row: version, last position, created at (micros), head
+  // hash, state, first version, from column `first` on.
+  static StreamInfo StreamInfoOf(std::string stream, const pqxx::row& row, int first) {
     StreamInfo info;
-    info.stream_id = stream;
-    info.version = rows[0][0].as<uint64_t>();
-    info.last_position = rows[0][1].as<uint64_t>();
-    info.created_at = FromMicros(rows[0][2]);
-    if (!rows[0][3].is_null()) info.head_hash = ByteaField(rows[0][3]);
-    info.state = ParseStreamState(rows[0][4].as<std::string>());
-    info.first_version = rows[0][5].as<uint64_t>();
+    info.stream_id = std::move(stream);
+    info.version = row[first].as<uint64_t>();
+    info.last_position = row[first + 1].as<uint64_t>();
+    info.created_at = FromMicros(row[first + 2]);
+    if (!row[first + 3].is_null()) info.head_hash = ByteaField(row[first + 3]);
+    info.state = ParseStreamState(row[first + 4].as<std::string>());
+    info.first_version = row[first + 5].as<uint64_t>();
     return info;
+  }
+
+  // A ListQuery checked, its scopes split as kListStreams takes them.
+  struct ListParams {
+    int64_t limit;
+    BinaryArray prefixes, categories;
+  };
+  absl::StatusOr<ListParams> ListParamsOf(const ListQuery& query) const {
+    LOGBOOK_RETURN_IF_ERROR(ValidateTenant("tenant", query.tenant));
+    if (query.max_count > kMaxListCount) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("max_count: ", query.max_count, " is over the limit of ", kMaxListCount));
+    }
+    if (query.prefix.size() > limits_.max_stream_id_bytes ||
+        query.after.size() > limits_.max_stream_id_bytes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          query.prefix.size() > limits_.max_stream_id_bytes ? "prefix" : "after",
+          ": longer than a stream id may be (", limits_.max_stream_id_bytes, " bytes)"));
+    }
+    std::vector<std::string> prefixes, categories;
+    for (const std::string& scope : query.scopes) {
+      if (absl::EndsWith(scope, "*")) {
+        prefixes.push_back(scope.substr(0, scope.size() - 1));
+      } else {
+        categories.push_back(scope);
+      }
+    }
+    return ListParams{ToSql(query.max_count ? query.max_count : kDefaultListCount),
+                      TextArray(prefixes), TextArray(categories)};
   }
 
   // Runs `fn` on a connection of `pool` set to `tenant` (ConnectionPool::

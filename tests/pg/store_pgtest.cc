@@ -3,19 +3,20 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <pqxx/pqxx>
 #include <thread>
 #include <type_traits>
 
-#include <pqxx/pqxx>
-
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/barrier.h"
 #include "absl/time/clock.h"
 #include "append_writer.h"
 #include "connection_pool.h"
+#include "events.h"
 #include "log_tail.h"
 #include "logbook/store/event_store.h"
 #include "logbook/store/uuid.h"
-#include "events.h"
 #include "store_fixture.h"
 #include "test_env.h"
 
@@ -593,6 +594,63 @@ TEST_F(StoreTest, ReadsAllWithinSeveralScopes) {
   q = ReadAllQuery();
   q.filter.scopes = std::vector<std::string>(101, "order-*");
   EXPECT_EQ(ids(q), "INVALID_ARGUMENT: filter.scopes: 101 scopes exceed the limit of 100");
+}
+
+TEST_F(StoreTest, ListsStreamsAndCategoriesByPrefixInPagesWithinScopes) {
+  for (const char* stream :
+       {"order-2", "order-10", "orderly-1", "cart-1", "pay-7", "payments", "order-1"}) {
+    ASSERT_TRUE(store_->Append(stream, ExpectedVersion::Any(), {Event("Placed")}).ok());
+  }
+  ASSERT_TRUE(store_->DeleteStream("pay-7", ExpectedVersion::Any(), false, {"op"}).ok());
+  auto streams = [&](ListQuery q) {
+    std::string out;
+    auto listed = store_->ListStreams(q);
+    if (!listed.ok()) return listed.status().ToString();
+    for (const StreamInfo& s : *listed) {
+      absl::StrAppend(&out, s.stream_id, "@", s.version, "/", s.last_position,
+                      s.state == StreamState::kActive ? "" : "(deleted)", " ");
+    }
+    return out;
+  };
+  auto categories = [&](ListQuery q) {
+    auto listed = store_->ListCategories(q);
+    return listed.ok() ? absl::StrJoin(*listed, " ") : listed.status().ToString();
+  };
+  ListQuery q;
+  // Byte order; the soft-deleted stream with its state; $audit has its
+  // StreamDeleted event.
+  EXPECT_EQ(streams(q),
+            "$audit@0/8 cart-1@0/4 order-1@0/7 order-10@0/2 order-2@0/1 orderly-1@0/3 "
+            "pay-7@0/5(deleted) payments@0/6 ");
+  EXPECT_EQ(categories(q), "$audit cart order orderly pay payments");
+  q.prefix = "order";
+  EXPECT_EQ(streams(q), "order-1@0/7 order-10@0/2 order-2@0/1 orderly-1@0/3 ");
+  EXPECT_EQ(categories(q), "order orderly");
+  q.max_count = 2;
+  EXPECT_EQ(streams(q), "order-1@0/7 order-10@0/2 ");
+  EXPECT_EQ(categories(q), "order orderly");
+  q.after = "order-10";
+  EXPECT_EQ(streams(q), "order-2@0/1 orderly-1@0/3 ");
+  q.after = "orderly-1";
+  EXPECT_EQ(streams(q), "");
+  q.after = "order";
+  EXPECT_EQ(categories(q), "orderly");
+  // A scoped caller lists what its scopes reach: "order-*" reaches category
+  // "order" only, "pay*" every category starting with "pay".
+  q = ListQuery();
+  q.scopes = {"order-*", "cart", "pay*"};
+  EXPECT_EQ(streams(q),
+            "cart-1@0/4 order-1@0/7 order-10@0/2 order-2@0/1 pay-7@0/5(deleted) payments@0/6 ");
+  EXPECT_EQ(categories(q), "cart order pay payments");
+  q.scopes = {"order-1*"};
+  EXPECT_EQ(streams(q), "order-1@0/7 order-10@0/2 ");
+  EXPECT_EQ(categories(q), "order");
+  q = ListQuery();
+  q.max_count = kMaxListCount + 1;
+  EXPECT_EQ(streams(q), "INVALID_ARGUMENT: max_count: 10001 is over the limit of 10000");
+  q.max_count = 0;
+  q.prefix = std::string(257, 'a');
+  EXPECT_EQ(categories(q), "INVALID_ARGUMENT: prefix: longer than a stream id may be (256 bytes)");
 }
 
 TEST_F(StoreTest, ReadsAllBetweenBoundsAndByExactStreamAndKnowsTheHead) {

@@ -87,6 +87,17 @@ class TenantsTest : public testing::StoreTest {
 
 TEST_F(TenantsTest, TheSameStreamIdIsAStreamOfEachTenant) {
   SeedTwoTenants();
+  ListQuery list;
+  list.tenant = kGlobex;
+  auto streams = store_->ListStreams(list);
+  ASSERT_TRUE(streams.ok()) << streams.status();
+  ASSERT_EQ(streams->size(), 2u);
+  EXPECT_EQ((*streams)[0].stream_id + "@" + std::to_string((*streams)[0].last_position) + " " +
+                (*streams)[1].stream_id + "@" + std::to_string((*streams)[1].last_position),
+            "order-1@3 order-9@5");
+  list.tenant = kDefaultTenant;
+  EXPECT_EQ(store_->ListStreams(list)->size(), 0u);
+  EXPECT_EQ(store_->ListCategories(list)->size(), 0u);
   EXPECT_EQ(ReadStream(kAcme, "order-1"), "A0@1,A1@2");
   EXPECT_EQ(ReadStream(kGlobex, "order-1"), "G0@3");
   EXPECT_EQ(ReadStream(kGlobex, "order-2"),

@@ -106,6 +106,13 @@ class FaultInjectingEventStore final : public store::EventStore {
       absl::string_view stream_id, absl::string_view tenant = store::kDefaultTenant) override {
     return real_.GetStream(stream_id, tenant);
   }
+  absl::StatusOr<std::vector<store::StreamInfo>> ListStreams(
+      const store::ListQuery& query) override {
+    return real_.ListStreams(query);
+  }
+  absl::StatusOr<std::vector<std::string>> ListCategories(const store::ListQuery& query) override {
+    return real_.ListCategories(query);
+  }
   absl::StatusOr<store::DeleteResult> DeleteStream(absl::string_view stream_id,
                                                    store::ExpectedVersion expected,
                                                    bool tombstone,

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "console_files.h"
+
 namespace logbook::service {
 namespace {
 
@@ -76,6 +78,51 @@ TEST(HttpApiTest, ABadBodyIsRefusedNamingWhatIsWrong) {
       "events[0].data.base64: not base64");
   EXPECT_EQ(message(R"({"expected_version": "soon", "events": []})"),
             "expected_version: not \"any\", \"no_stream\", \"stream_exists\" or a version");
+}
+
+TEST(HttpApiTest, ParkedEventsAreNamedByIdOrAll) {
+  absl::StatusOr<v1::ParkedSelection> ids =
+      ParseParkedSelection("g", R"({"delivery_ids": [7, 9]})");
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  EXPECT_EQ(ids->group(), "g");
+  EXPECT_EQ(ids->ids().delivery_ids_size(), 2);
+  EXPECT_EQ(ids->ids().delivery_ids(1), 9u);
+  absl::StatusOr<v1::ParkedSelection> all =
+      ParseParkedSelection("g", R"({"all": true, "max_count": 50})");
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_TRUE(all->has_all());
+  EXPECT_EQ(all->max_count(), 50u);
+  auto message = [](const char* body) {
+    return std::string(ParseParkedSelection("g", body).status().message());
+  };
+  EXPECT_EQ(message("[]"), "body: not a JSON object");
+  EXPECT_EQ(message("{}"), R"(body: give "delivery_ids": [...] or "all": true)");
+  EXPECT_EQ(message(R"({"all": true, "delivery_ids": [1]})"),
+            R"(body: give "delivery_ids": [...] or "all": true)");
+  EXPECT_EQ(message(R"({"all": false})"), R"(body: give "delivery_ids": [...] or "all": true)");
+  EXPECT_EQ(message(R"({"delivery_ids": []})"), "delivery_ids: not a non-empty array");
+  EXPECT_EQ(message(R"({"delivery_ids": [-1]})"), "delivery_ids: not an array of delivery ids");
+  EXPECT_EQ(message(R"({"all": true, "max_count": "9"})"), "max_count: not a non-negative integer");
+}
+
+TEST(ConsoleFilesTest, TheBuiltInConsoleIsServedByPlainNamesOnly) {
+  absl::StatusOr<std::string> index = ReadConsoleFile("", "");
+  ASSERT_TRUE(index.ok()) << index.status();
+  EXPECT_EQ(*index, *ReadConsoleFile("index.html", ""));
+  EXPECT_NE(index->find("<html"), std::string::npos);
+  for (const ConsoleFile& f : ConsoleFiles()) {
+    EXPECT_FALSE(f.bytes.empty()) << f.name;
+    EXPECT_EQ(*ReadConsoleFile(f.name, ""), f.bytes) << f.name;
+  }
+  EXPECT_EQ(ReadConsoleFile("../etc/passwd", "").status().message(),
+            "'../etc/passwd' is not a console file name");
+  EXPECT_EQ(ReadConsoleFile(".hidden", "/tmp").status().message(),
+            "'.hidden' is not a console file name");
+  EXPECT_EQ(ReadConsoleFile("none.js", "").status().message(), "no console file none.js");
+  EXPECT_EQ(ConsoleContentType("index.html"), "text/html; charset=utf-8");
+  EXPECT_EQ(ConsoleContentType("app.js"), "text/javascript; charset=utf-8");
+  EXPECT_EQ(ConsoleContentType("style.css"), "text/css; charset=utf-8");
+  EXPECT_EQ(ConsoleContentType("data.bin"), "application/octet-stream");
 }
 
 }  // namespace

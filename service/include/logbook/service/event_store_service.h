@@ -71,6 +71,12 @@ class EventStoreService final : public logbook::v1::EventStore::CallbackService 
   grpc::ServerUnaryReactor* GetStream(grpc::CallbackServerContext* context,
                                       const v1::GetStreamRequest* request,
                                       v1::StreamInfo* response) override;
+  grpc::ServerUnaryReactor* ListStreams(grpc::CallbackServerContext* context,
+                                        const v1::ListStreamsRequest* request,
+                                        v1::ListStreamsResponse* response) override;
+  grpc::ServerUnaryReactor* ListCategories(grpc::CallbackServerContext* context,
+                                           const v1::ListCategoriesRequest* request,
+                                           v1::ListCategoriesResponse* response) override;
   grpc::ServerWriteReactor<v1::SubscribeResponse>* Subscribe(
       grpc::CallbackServerContext* context, const v1::SubscribeRequest* request) override;
   grpc::ServerWriteReactor<v1::VerifyResponse>* Verify(

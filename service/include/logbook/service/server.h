@@ -55,6 +55,9 @@ struct ServerOptions {
   std::string metrics_listen;
   // The HTTP/JSON API (docs/http-api.md) on this HOST:PORT; empty: none.
   std::string http_listen;
+  // Serve the web console's files from this folder rather than the copy
+  // built in (for working on the console); empty: the built-in copy.
+  std::string console_dir;
   // Hot standbys (logbookd --replica-database) that serve ReadStream,
   // ReadAll, GetStream, Verify and subscriptions' catch-up when they have
   // replayed as far as this instance knows the log to be

@@ -111,6 +111,14 @@ class EventStore {
   virtual absl::StatusOr<StreamInfo> GetStream(absl::string_view stream_id,
                                                absl::string_view tenant = kDefaultTenant) = 0;
 
+  // Streams, in stream id order (including deleted ones, with their
+  // state). INVALID_ARGUMENT for a max_count over kMaxListCount.
+  virtual absl::StatusOr<std::vector<StreamInfo>> ListStreams(const ListQuery& query) = 0;
+
+  // Categories of the streams that have events (a category is a stream
+  // id up to its first '-'), in order; query.after is a category.
+  virtual absl::StatusOr<std::vector<std::string>> ListCategories(const ListQuery& query) = 0;
+
   // Soft-deletes (tombstone false) or tombstones a stream and records a
   // StreamDeleted event in $audit written by `writer`, in one transaction. ABORTED: wrong
   // expected version; NOT_FOUND: no such stream (or already soft-deleted);

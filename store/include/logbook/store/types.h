@@ -153,6 +153,20 @@ struct ReadAllQuery {
 
 enum class StreamState { kActive, kSoftDeleted, kTombstoned };
 
+// A page of ListStreams (stream ids) or ListCategories (category names),
+// in byte order of the names.
+struct ListQuery {
+  std::string prefix;      // Names starting with it; "": every one.
+  std::string after;       // Names after it; "": from the first.
+  uint64_t max_count = 0;  // 0: 1,000; at most kMaxListCount.
+  // Only what one of these scopes can reach (EventFilter::scopes); empty:
+  // everything.
+  std::vector<std::string> scopes;
+  std::string tenant = kDefaultTenant;
+};
+inline constexpr uint64_t kDefaultListCount = 1000;
+inline constexpr uint64_t kMaxListCount = 10000;
+
 struct StreamInfo {
   std::string stream_id;
   uint64_t version = 0;
