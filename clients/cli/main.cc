@@ -26,6 +26,7 @@
 #include <chrono>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -361,6 +362,57 @@ int RunStream(const Connection& conn, const std::string& stream, bool as_json) {
               << Hex(info.head_hash()) << "\n";
   }
   return kOk;
+}
+
+struct ListArgs {
+  std::string prefix;
+  uint64_t limit = 0;  // 0: every one.
+  bool json = false;
+};
+
+// `logbook streams` (categories false) or `logbook categories`: every name
+// from the prefix on, fetched in pages of up to 1,000, printed as they come.
+int RunList(const Connection& conn, const ListArgs& a, bool categories) {
+  std::string after;
+  uint64_t printed = 0;
+  for (;;) {
+    const uint64_t want = a.limit == 0 ? 1000 : std::min<uint64_t>(1000, a.limit - printed);
+    grpc::ClientContext ctx;
+    conn.Prepare(ctx);
+    std::optional<std::string> next;
+    if (categories) {
+      v1::ListCategoriesRequest request;
+      request.set_prefix(a.prefix);
+      request.set_after(after);
+      request.set_max_count(static_cast<uint32_t>(want));
+      v1::ListCategoriesResponse r;
+      if (grpc::Status s = conn.Stub()->ListCategories(&ctx, request, &r); !s.ok()) return Fail(s);
+      for (const std::string& c : r.categories()) {
+        std::cout << (a.json ? json(c).dump() : c) << "\n";
+      }
+      printed += r.categories_size();
+      if (r.has_next_after()) next = r.next_after();
+    } else {
+      v1::ListStreamsRequest request;
+      request.set_prefix(a.prefix);
+      request.set_after(after);
+      request.set_max_count(static_cast<uint32_t>(want));
+      v1::ListStreamsResponse r;
+      if (grpc::Status s = conn.Stub()->ListStreams(&ctx, request, &r); !s.ok()) return Fail(s);
+      for (const v1::StreamInfo& info : r.streams()) {
+        if (a.json) {
+          std::cout << StreamInfoJson(info).dump() << "\n";
+        } else {
+          std::cout << info.stream_id() << "  version " << info.version() << "  last position "
+                    << info.last_position() << "  " << StateName(info.state()) << "\n";
+        }
+      }
+      printed += r.streams_size();
+      if (r.has_next_after()) next = r.next_after();
+    }
+    if (!next || (a.limit != 0 && printed >= a.limit)) return kOk;
+    after = *std::move(next);
+  }
 }
 
 struct SubscribeArgs {
@@ -1263,6 +1315,19 @@ int main(int argc, char** argv) {
   stream_cmd->add_option("stream", stream_id, "Stream id")->required();
   stream_cmd->add_flag("--json", stream_json, "Print as JSON");
 
+  ListArgs list_streams, list_categories;
+  CLI::App* streams_cmd = app.add_subcommand(
+      "streams", "List streams in id order, with their version, last position and state");
+  streams_cmd->add_option("--prefix", list_streams.prefix, "Only stream ids starting with this");
+  streams_cmd->add_option("--limit", list_streams.limit, "At most this many (0: every one)");
+  streams_cmd->add_flag("--json", list_streams.json, "One JSON object per line");
+  CLI::App* categories_cmd = app.add_subcommand(
+      "categories", "List the categories of the streams that have events (stream ids up to '-')");
+  categories_cmd->add_option("--prefix", list_categories.prefix,
+                             "Only categories starting with this");
+  categories_cmd->add_option("--limit", list_categories.limit, "At most this many (0: every one)");
+  categories_cmd->add_flag("--json", list_categories.json, "One JSON string per line");
+
   std::string verify_stream;
   bool verify_all = false, verify_json = false;
   CLI::App* verify_cmd = app.add_subcommand(
@@ -1544,6 +1609,8 @@ int main(int argc, char** argv) {
   if (append_cmd->parsed()) return RunAppend(conn, append, *append_cmd);
   if (read_cmd->parsed()) return RunRead(conn, read, *read_cmd);
   if (stream_cmd->parsed()) return RunStream(conn, stream_id, stream_json);
+  if (streams_cmd->parsed()) return RunList(conn, list_streams, /*categories=*/false);
+  if (categories_cmd->parsed()) return RunList(conn, list_categories, /*categories=*/true);
   if (sub_cmd->parsed()) return RunSubscribe(conn, sub, *sub_cmd);
   if (verify_cmd->parsed()) {
     return RunVerify(conn, verify_stream, verify_all, verify_json, verify_public_key);

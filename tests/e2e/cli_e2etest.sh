@@ -76,6 +76,15 @@ check "read filter on stream" 2 'apply to .\$all. only' -- "$cli" read order-1 -
 check "stream" 0 '^version        3$' -- "$cli" stream order-1
 check "stream json" 0 '^\{"created_at":"[^"]+","first_version":0,"head_hash":"[0-9a-f]{64}","last_position":5,"state":"active","stream_id":"order-1","version":3\}$' -- "$cli" stream order-1 --json
 check "stream missing" 3 'does not exist' -- "$cli" stream nope-1
+listed=$("$cli" streams --prefix order 2>&1)
+[ "$listed" = "order-1  version 3  last position 5  active" ] || fail "streams --prefix order printed: $listed"
+pass "streams --prefix"
+listed=$("$cli" streams --limit 2 --json 2>&1 | grep -o '"stream_id":"[^"]*"' | tr '\n' ' ')
+[ "$listed" = '"stream_id":"blob-1" "stream_id":"order-1" ' ] || fail "streams --limit 2 --json printed: $listed"
+pass "streams --limit --json"
+listed=$("$cli" categories 2>&1 | tr '\n' ' ')
+[ "$listed" = "blob order " ] || fail "categories printed: $listed"
+pass "categories"
 check "help" 0 'Append one event to a stream' -- "$cli" --help
 check "append help" 0 'Expected stream version: any, none, exists or a number' -- "$cli" append --help
 check "no command" 2 'A subcommand is required' -- "$cli"
@@ -316,7 +325,7 @@ check "complete a command" 0 '^group$' -- completes gr
 check "complete a subcommand" 0 '^create$' -- completes group cr
 check "complete an option" 0 '^--strategy --stream$' -- completes group create emails --str
 check "complete an option from above" 0 '^--address$' -- completes verify order-1 --addr
-check "complete the commands" 0 ' append auth checkpoint completion consume delete group migrate read redact snapshot stream subscribe verify$' -- \
+check "complete the commands" 0 ' append auth categories checkpoint completion consume delete group migrate read redact snapshot stream streams subscribe verify$' -- \
   completes ''
 check "completion: bash only" 2 'shell: zsh not in \{bash\}' -- "$cli" completion zsh
 stop_logbookd
