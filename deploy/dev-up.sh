@@ -5,8 +5,9 @@
 # Running it again reuses the cluster and the build and restarts logbookd, so
 # it serves the new build. deploy/dev-down.sh stops both.
 #
-# LOGBOOK_PG_PORT (default 54329) and LOGBOOK_LISTEN (default
-# 127.0.0.1:50051) move the two ports; LOGBOOK_JOBS sets the build's
+# LOGBOOK_PG_PORT (default 54329), LOGBOOK_LISTEN (default 127.0.0.1:50051)
+# and LOGBOOK_HTTP_LISTEN (the HTTP API and web console, default
+# 127.0.0.1:8080) move the ports; LOGBOOK_JOBS sets the build's
 # parallelism (default 2); LOGBOOK_PREFIX where `cmake --install` puts
 # logbook and logbookd (default /usr/local as root, else ~/.local).
 set -euo pipefail
@@ -14,6 +15,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 pg_port=${LOGBOOK_PG_PORT:-54329}
 listen=${LOGBOOK_LISTEN:-127.0.0.1:50051}
+http_listen=${LOGBOOK_HTTP_LISTEN:-127.0.0.1:8080}
 state="$root/.local"
 
 die() { echo "dev-up: $*" >&2; exit 1; }
@@ -151,7 +153,8 @@ echo "---- $(date -u +%Y-%m-%dT%H:%M:%SZ) dev-up: starting logbookd" >>"$state/l
 insecure=()
 case "$listen_host" in 127.*|localhost|::1|\[::1\]) ;; *) insecure=(--insecure-listen) ;; esac
 nohup "$logbookd" --listen "$listen" --database "$app_dsn" --admin-database "$redactor_dsn" \
-  --admin-token-file "$token_file" --auth-tokens "$auth_tokens" "${insecure[@]}" \
+  --admin-token-file "$token_file" --auth-tokens "$auth_tokens" --http-listen "$http_listen" \
+  "${insecure[@]}" \
   >>"$state/logbookd.log" 2>&1 </dev/null &
 pid=$!
 echo "$pid" >"$state/logbookd.pid"
@@ -179,6 +182,7 @@ address_hint=""
 cat <<TRY
 
 Logbook is running: logbookd on $listen (pid $pid), PostgreSQL on 127.0.0.1:$pg_port.
+The web console and the HTTP API: http://$http_listen/ (sign in with the developer token).
 Calls need the developer token (every role but admin):
   export LOGBOOK_TOKEN=\$(cat $dev_token_file)$address_hint
 Try, from $root:
