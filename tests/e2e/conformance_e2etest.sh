@@ -34,7 +34,7 @@ fail_context() {
 # run_driver NAME COMMAND...: runs `COMMAND SCENARIO ADDRESS PREFIX` against
 # a new logbookd on a fresh database, restarts logbookd when the driver
 # prints its "await": "restart" line, then writes "restarted" to its stdin.
-# Leaves its lines, in canonical JSON (jq -cS), in $work/NAME.out and sets
+# Leaves its lines, in canonical JSON, in $work/NAME.out and sets
 # `problem` to what went wrong, if anything, besides what the lines say.
 run_driver() {
   local name=$1
@@ -85,8 +85,17 @@ run_driver() {
   wait "$driver" || code=$?
   [ "$code" = 0 ] || problem="${problem:-the driver exited with $code}"
   [ -n "$server_pid" ] && stop_logbookd
-  jq -cS . "$work/$name.raw" >"$work/$name.out" 2>>"$work/$name.err" ||
+  canonical <"$work/$name.raw" >"$work/$name.out" 2>>"$work/$name.err" ||
     problem="${problem:-the driver printed a line that is not JSON}"
+}
+
+# canonical: each line of stdin, a JSON value, printed with its keys sorted
+# and no spaces (non-ASCII as \u escapes); fails on a line that is not JSON.
+canonical() {
+  /usr/bin/python3 -c '
+import json, sys
+for line in sys.stdin:
+    print(json.dumps(json.loads(line), sort_keys=True, separators=(",", ":")))'
 }
 
 # say_problem: fails (printing it) when run_driver found a problem.
@@ -105,9 +114,8 @@ conforms() {
   current=""
 }
 
-command -v jq >/dev/null || fail "jq is not installed"
-[ "$(jq -cS . "$conformance/expected.jsonl")" = "$(cat "$conformance/expected.jsonl")" ] ||
-  fail "expected.jsonl is not in canonical form (jq -cS . expected.jsonl)"
+[ "$(canonical <"$conformance/expected.jsonl")" = "$(cat "$conformance/expected.jsonl")" ] ||
+  fail "expected.jsonl is not in canonical form (README.md, \"A driver\")"
 
 # C++.
 [ -x "${CONFORMANCE_CPP_DRIVER:-}" ] ||
