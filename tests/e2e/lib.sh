@@ -139,12 +139,30 @@ create_database() {
 # collected at exit (client_errors_test). Returns 1 (with the log on
 # stderr) if it did not start.
 start_logbookd() {
-  local dsn=$1 log=$2
-  shift 2
+  _lib_start_logbookd 127.0.0.1:0 "$@"
+}
+
+# restart_logbookd DSN LOG_FILE [ARGS...]: stops the server start_logbookd
+# started (as stop_logbookd does) and starts a new one on the same
+# LOGBOOK_ADDRESS, logging to LOG_FILE; sets server_pid. Returns 1 (with the
+# log on stderr) if it did not start.
+restart_logbookd() {
+  local code=0
+  stop_logbookd || code=$?
+  if [ "$code" != 0 ]; then
+    echo "logbookd exited with $code on SIGTERM" >&2
+    return 1
+  fi
+  _lib_start_logbookd "$LOGBOOK_ADDRESS" "$@"
+}
+
+_lib_start_logbookd() {
+  local listen=$1 dsn=$2 log=$3
+  shift 3
   : >"$log"
   _lib_server_logs+=("$log")
   # Debug: the log has every error message clients got (collected at exit).
-  "$LOGBOOKD" --listen 127.0.0.1:0 --database "$dsn" --log-level debug "$@" 2>>"$log" &
+  "$LOGBOOKD" --listen "$listen" --database "$dsn" --log-level debug "$@" 2>>"$log" &
   server_pid=$!
   local line=""
   for _ in $(seq 200); do

@@ -52,10 +52,15 @@ class Worker:
 
     run() blocks until `stop` is set (then it returns once the handler call
     in progress is done and acked) or the group refuses the consumer
-    (NOT_FOUND, PERMISSION_DENIED, ...: raised)."""
+    (NOT_FOUND, PERMISSION_DENIED, ...: raised).
+
+    `max_in_flight`: unacked deliveries the server may hand this worker at a
+    time; 0 (the default) is the group's own max_in_flight, and more than
+    the group's is refused (INVALID_ARGUMENT). `max_batch`: deliveries per
+    message (at most 1,000)."""
 
     def __init__(self, client, group: str, consumer: str,
-                 handler: Callable[[Delivery], None], *, max_in_flight: int = 100,
+                 handler: Callable[[Delivery], None], *, max_in_flight: int = 0,
                  max_batch: int = 100) -> None:
         self._client = client
         self.group = group

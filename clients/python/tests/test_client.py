@@ -10,6 +10,7 @@ import pytest
 import logbook
 from logbook import (ANY, NO_STREAM, STREAM_EXISTS, AsyncClient, NewEvent,
                      WrongExpectedVersion)
+from logbook.v1 import event_store_pb2 as pb
 
 
 def test_append_then_read_a_stream(client, stream):
@@ -163,6 +164,37 @@ def test_a_worker_acks_what_it_handles_and_retries_what_raises(client, stream):
             break
         threading.Event().wait(0.1)
     assert (info.acked, info.delivered) == (6, 9)
+
+
+def test_a_worker_asks_for_the_groups_own_max_in_flight(client):
+    # A group that allows fewer unacked deliveries than 100 serves a worker
+    # left at its defaults, as it serves the C++ Worker (join max_in_flight 0).
+    category = f"pym{uuid.uuid4().hex[:8]}"
+    client.append(f"{category}-1", [NewEvent("Task", {"i": 0})])
+    group = f"g-{category}"
+    client.create_consumer_group(group, category=category)
+    client._stub.UpdateConsumerGroup(pb.UpdateConsumerGroupRequest(
+        group=group, settings=pb.ConsumerGroupSettings(max_in_flight=10)))
+    seen = []
+    errors = []
+    stop = threading.Event()
+
+    def handle(d: logbook.Delivery):
+        seen.append((d.event.stream_version, d.attempt))
+        stop.set()
+
+    def run():
+        try:
+            logbook.Worker(client, group, "w1", handle).run(stop)
+        except logbook.LogbookError as e:
+            errors.append(e)
+            stop.set()
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join(30)
+    assert not t.is_alive()
+    assert (errors, seen) == ([], [(0, 1)])
 
 
 def test_the_asyncio_client(address, stream):
