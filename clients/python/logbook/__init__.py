@@ -1,4 +1,4 @@
-"""Logbook's Python client (docs/clients.md#python).
+"""Logbook's Python client (clients/python/README.md).
 
     from logbook import Client, NewEvent
     with Client("127.0.0.1:50051", token=...) as lb:

@@ -40,8 +40,10 @@ class Retry(Exception):
 _RECONNECT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
               grpc.StatusCode.ABORTED, grpc.StatusCode.RESOURCE_EXHAUSTED,
               grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL,
-              # The same consumer name still connected: its own last call,
-              # which the server lets go of in a moment.
+              # The same consumer name still connected: after this worker
+              # was joined once, its own last call, which the server lets
+              # go of in a moment (at the first join: another worker's
+              # name, raised).
               grpc.StatusCode.ALREADY_EXISTS)
 
 
@@ -69,6 +71,7 @@ class Worker:
         self._max_in_flight = max_in_flight
         self._max_batch = max_batch
         self.handled = 0  # Deliveries handled (acked or nacked) so far.
+        self._joined = False  # The group took this worker's join once.
 
     def run(self, stop: Optional[threading.Event] = None) -> None:
         stop = stop or threading.Event()
@@ -80,7 +83,8 @@ class Worker:
             except grpc.RpcError as e:
                 if stop.is_set():
                     return
-                if e.code() not in _RECONNECT:
+                if e.code() not in _RECONNECT or (
+                        e.code() == grpc.StatusCode.ALREADY_EXISTS and not self._joined):
                     raise from_rpc_error(e) from None
             stop.wait(delay)
             delay = min(delay * 2, 5.0)
@@ -109,6 +113,7 @@ class Worker:
                 elif kind == "deliveries":
                     batch = list(r.deliveries.deliveries)
                 else:
+                    self._joined = self._joined or kind == "joined"
                     continue  # joined, assignment
                 acks: List[int] = []
                 for d in batch:

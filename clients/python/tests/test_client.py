@@ -197,6 +197,26 @@ def test_a_worker_asks_for_the_groups_own_max_in_flight(client):
     assert (errors, seen) == ([], [(0, 1)])
 
 
+def test_a_worker_whose_name_another_worker_holds_raises(client):
+    # Not a reconnect of its own: the first join is refused, and run() says so
+    # instead of trying again for ever.
+    category = f"pyd{uuid.uuid4().hex[:8]}"
+    client.append(f"{category}-1", [NewEvent("Task", {"i": 0})])
+    group = f"g-{category}"
+    client.create_consumer_group(group, category=category)
+    first_stop, first_got = threading.Event(), threading.Event()
+    first = threading.Thread(target=logbook.Worker(
+        client, group, "w1", lambda d: first_got.set()).run, args=(first_stop,))
+    first.start()
+    try:
+        assert first_got.wait(30)
+        with pytest.raises(logbook.AlreadyExists):
+            logbook.Worker(client, group, "w1", lambda d: None).run(threading.Event())
+    finally:
+        first_stop.set()
+        first.join(30)
+
+
 def test_the_asyncio_client(address, stream):
     async def main():
         async with AsyncClient(address) as lb:
