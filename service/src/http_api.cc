@@ -461,7 +461,10 @@ absl::StatusOr<v1::ParkedSelection> ParseParkedSelection(absl::string_view group
   if (!j.is_object()) return absl::InvalidArgumentError("body: not a JSON object");
   v1::ParkedSelection selection;
   selection.set_group(std::string(group));
-  const bool ids = j.contains("delivery_ids"), all = j.value("all", false) == true;
+  if (j.contains("all") && !j["all"].is_boolean()) {
+    return absl::InvalidArgumentError("all: not true or false");
+  }
+  const bool ids = j.contains("delivery_ids"), all = j.value("all", false);
   if (ids == all) {
     return absl::InvalidArgumentError("body: give \"delivery_ids\": [...] or \"all\": true");
   }
@@ -527,11 +530,21 @@ absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(const std::string& liste
     request.set_stream_id(req.matches[1]);
     call->reader = stub->Verify(&call->ctx, request);
     if (absl::StrContains(req.get_header_value("Accept"), "text/event-stream")) {
+      // A call refused at once (a token, a missing stream) is an HTTP
+      // error, as for /v1/subscribe: the first message comes at once
+      // otherwise.
+      auto first = std::make_shared<v1::VerifyResponse>();
+      if (!call->reader->Read(first.get())) {
+        const grpc::Status s = call->reader->Finish();
+        return ReplyError(
+            res, s.ok() ? grpc::Status(grpc::INTERNAL, "verify: the server sent no result") : s,
+            &call->ctx);
+      }
       res.set_header("Cache-Control", "no-cache");
-      res.set_chunked_content_provider("text/event-stream", [call](size_t,
-                                                                   httplib::DataSink& sink) {
-        v1::VerifyResponse r;
-        while (call->reader->Read(&r)) {
+      res.set_chunked_content_provider("text/event-stream", [call, first](size_t,
+                                                                          httplib::DataSink& sink) {
+        v1::VerifyResponse r = *first;
+        for (bool more = true; more; more = call->reader->Read(&r)) {
           const std::string text =
               r.has_result()
                   ? absl::StrCat("event: result\ndata: ", VerifyResultJson(r.result()).dump(),

@@ -2,11 +2,13 @@
 # logbookd's HTTP/JSON API (--http-listen, docs/http-api.md) with curl:
 # appends and their expected versions (field, If-Match, If-None-Match),
 # idempotent retries, reads of a stream and of $all with their parameters,
-# stream info, verification, subscriptions as Server-Sent Events (history,
-# live, Last-Event-ID), consumer groups, every error as its HTTP
-# status with a JSON body naming the field and changing nothing, and the
-# gRPC API's bearer tokens and scopes. Needs LOGBOOK_TEST_ENV (the
-# pg_cluster fixture), LOGBOOKD and LOGBOOK_CLI.
+# stream info, verification (also as Server-Sent Events), subscriptions as
+# Server-Sent Events (history, live, Last-Event-ID), the lists of streams
+# and categories a page at a time, consumer groups and their parked events,
+# every error as its HTTP status with a JSON body naming the field and
+# changing nothing, and the gRPC API's bearer tokens and scopes (in what
+# the lists show too). Needs LOGBOOK_TEST_ENV (the pg_cluster fixture),
+# LOGBOOKD and LOGBOOK_CLI.
 set -uo pipefail
 
 . "$LOGBOOK_TEST_ENV"
@@ -97,6 +99,17 @@ same() {
   diff <(printf '%s\n' "$want") <("$@") && return 0
   return 1
 }
+# Verification as Server-Sent Events (what the console's progress bar reads):
+# progress, then the result, the same JSON as the plain answer.
+hash=$(curl -s "$base/v1/streams/order-1/info" | grep -oE '"head_hash":"[0-9a-f]{64}"')
+check "verify as Server-Sent Events: progress, then the result" 0 '' -- same "event: progress
+data: {\"events_checked\":3,\"events_total\":3}
+
+event: result
+data: {\"events_checked\":3,$hash,\"ok\":true}
+" -- curl -s -H 'Accept: text/event-stream' "$base/v1/streams/order-1/verify"
+check "verify as Server-Sent Events: a missing stream is a 404, as for a subscription" 0 '^404 .*"code":"NOT_FOUND","message":"stream .nope-1. does not exist"' -- \
+  http GET /v1/streams/nope-1/verify -H 'Accept: text/event-stream'
 
 # Subscriptions as Server-Sent Events: history, caught_up, then live.
 curl -sN --max-time 4 "$base/v1/subscribe?stream=order-1" >"$work/sse.out" &
@@ -127,6 +140,50 @@ check "subscribe: stream and category" 0 '^400 .*"message":"stream, category: gi
 "$cli" group create emails --category order >/dev/null || fail "group create"
 check "consumer groups, as logbook group info --json prints them" 0 '^200 \{"groups":\[\{"acked":0,.*"group":"emails",.*"settings":\{[^}]*"strategy":"per-stream"\},"target":\{"category":"order"\}\}\]\}$' -- \
   http GET /v1/groups
+
+# Lists: streams (deleted ones too) and categories, a page at a time. The
+# log now: order-1 at 1, 2, 3 and 5, blob-1 at 4; then order-2 at 6,
+# payment-1 at 7, and blob-1's deletion in \$audit at 8.
+check "another order" 0 '^201 .*"last_position":6,.*"stream_id":"order-2"\}$' -- \
+  http POST /v1/streams/order-2 "${json_body[@]}" -d '{"events":[{"type":"OrderPlaced"}]}'
+check "a payment" 0 '^201 .*"last_position":7,.*"stream_id":"payment-1"\}$' -- \
+  http POST /v1/streams/payment-1 "${json_body[@]}" -d '{"events":[{"type":"PaymentTaken"}]}'
+"$cli" delete blob-1 >/dev/null || fail "delete blob-1"
+check "list streams by prefix, a page of one" 0 '^200 \{"next_after":"order-1","streams":\[\{"created_at":"[^"]+","first_version":0,"head_hash":"[0-9a-f]{64}","last_position":5,"state":"active","stream_id":"order-1","version":3\}\]\}$' -- \
+  http GET '/v1/streams?prefix=order-&limit=1'
+check "list streams by prefix, after the first page: the last" 0 '^200 \{"streams":\[\{"created_at":"[^"]+","first_version":0,"head_hash":"[0-9a-f]{64}","last_position":6,"state":"active","stream_id":"order-2","version":0\}\]\}$' -- \
+  http GET '/v1/streams?prefix=order-&after=order-1'
+check "list streams: every one in id order, a deleted one with its state" 0 '^200 \{"streams":\[\{[^}]*"stream_id":"\$audit","version":0\},\{"created_at":"[^"]+","first_version":1,"head_hash":"[0-9a-f]{64}","last_position":4,"state":"soft_deleted","stream_id":"blob-1","version":0\},\{[^}]*"stream_id":"order-1"[^}]*\},\{[^}]*"stream_id":"order-2"[^}]*\},\{[^}]*"state":"active","stream_id":"payment-1","version":0\}\]\}$' -- \
+  http GET /v1/streams
+check "list categories, a page of two" 0 '^200 \{"categories":\["\$audit","blob"\],"next_after":"blob"\}$' -- \
+  http GET '/v1/categories?limit=2'
+check "list categories after the first page" 0 '^200 \{"categories":\["order","payment"\]\}$' -- \
+  http GET '/v1/categories?after=blob'
+check "list categories by prefix" 0 '^200 \{"categories":\["payment"\]\}$' -- \
+  http GET '/v1/categories?prefix=pay'
+check "list streams: a limit over 10,000" 0 '^400 \{"error":\{"code":"INVALID_ARGUMENT","message":"limit: 10001 is over the limit of 10000"\}\}$' -- \
+  http GET '/v1/streams?limit=10001'
+check "list categories: a limit over 10,000" 0 '^400 \{"error":\{"code":"INVALID_ARGUMENT","message":"limit: 10001 is over the limit of 10000"\}\}$' -- \
+  http GET '/v1/categories?limit=10001'
+
+# One consumer group, and its parked events (none here).
+check "a consumer group" 0 '^200 \{"acked":0,"checkpoint_position":0,"created_at":"[^"]+","delivered":0,"group":"emails","head_position":8,"in_flight":0,"lag_events":5,"lag_seconds":[0-9.]+,"members":\[\],"oldest_parked_age_seconds":0\.0,"parked":0,"settings":\{"ack_timeout_ms":30000,"max_deliveries":10,"max_in_flight":100,"retry_backoff_max_ms":60000,"retry_backoff_ms":1000,"strategy":"per-stream"\},"target":\{"category":"order"\}\}$' -- \
+  http GET /v1/groups/emails
+check "no such group" 0 "^404 \\{\"error\":\\{\"code\":\"NOT_FOUND\",\"message\":\"consumer group 'nope' does not exist\"\\}\\}\$" -- \
+  http GET /v1/groups/nope
+check "parked events: none" 0 '^200 \{"parked":\[\]\}$' -- http GET /v1/groups/emails/parked
+check "replay every parked event" 0 '^200 \{"replayed":0\}$' -- \
+  http POST /v1/groups/emails/parked/replay "${json_body[@]}" -d '{"all":true}'
+check "drop every parked event" 0 '^200 \{"dropped":0\}$' -- \
+  http POST /v1/groups/emails/parked/drop "${json_body[@]}" -d '{"all":true}'
+check "replay: a body naming neither ids nor all" 0 '^400 \{"error":\{"code":"INVALID_ARGUMENT","message":"body: give \\"delivery_ids\\": \[\.\.\.\] or \\"all\\": true"\}\}$' -- \
+  http POST /v1/groups/emails/parked/replay "${json_body[@]}" -d '{}'
+check "replay: all that is not true or false" 0 '^400 \{"error":\{"code":"INVALID_ARGUMENT","message":"all: not true or false"\}\}$' -- \
+  http POST /v1/groups/emails/parked/replay "${json_body[@]}" -d '{"all":"yes"}'
+check "drop: no ids" 0 '^400 \{"error":\{"code":"INVALID_ARGUMENT","message":"delivery_ids: not a non-empty array"\}\}$' -- \
+  http POST /v1/groups/emails/parked/drop "${json_body[@]}" -d '{"delivery_ids":[]}'
+check "replay an event that is not parked" 0 "^404 \\{\"error\":\\{\"code\":\"NOT_FOUND\",\"message\":\"delivery 1 is not parked in group 'emails'\"\\}\\}\$" -- \
+  http POST /v1/groups/emails/parked/replay "${json_body[@]}" -d '{"delivery_ids":[1]}'
 # Stopping logbookd ends the subscriptions it serves (their clients see the
 # stream end) and does not wait for them.
 curl -sN "$base/v1/subscribe" >"$work/open.out" &
@@ -162,10 +219,23 @@ check "a scope keeps a writer to its streams" 0 '^403 .*"code":"PERMISSION_DENIE
 check "a writer within its scope" 0 '^201 ' -- \
   http POST /v1/streams/order-9 "${json_body[@]}" -H "Authorization: Bearer $(token_of orders)" \
   -d '{"events":[{"type":"X"}]}'
+# What the lists show a token: a scope's streams and the categories it reaches.
+check "a scoped token lists only its streams" 0 '^200 \{"streams":\[\{[^}]*"stream_id":"order-1"[^}]*\},\{[^}]*"stream_id":"order-2"[^}]*\},\{[^}]*"stream_id":"order-9"[^}]*\}\]\}$' -- \
+  http GET /v1/streams -H "Authorization: Bearer $(token_of orders)"
+check "a scoped token lists only its categories" 0 '^200 \{"categories":\["order"\]\}$' -- \
+  http GET /v1/categories -H "Authorization: Bearer $(token_of orders)"
+check "a reader lists every category" 0 '^200 \{"categories":\["\$audit","blob","order","payment"\]\}$' -- \
+  http GET /v1/categories -H "Authorization: Bearer $(token_of reader)"
+check "no token to list streams" 0 '^401 .*"code":"UNAUTHENTICATED"' -- http GET /v1/streams
+check "parked events need an operator" 0 '^403 .*"code":"PERMISSION_DENIED","message":"ListParked needs the role operator' -- \
+  http GET /v1/groups/emails/parked -H "Authorization: Bearer $(token_of reader)"
+check "no token to verify as Server-Sent Events" 0 '^401 .*"code":"UNAUTHENTICATED"' -- \
+  http GET /v1/streams/order-1/verify -H 'Accept: text/event-stream'
 stop_logbookd || fail "logbookd did not stop cleanly"
-# docs/openapi.yaml describes exactly the requests above.
+# docs/openapi.yaml describes exactly the requests above (the console's
+# files at / are not part of it).
 check "docs/openapi.yaml lists what logbookd serves" 0 \
-  '^GET /v1/all, GET /v1/groups, GET /v1/streams/\{id\}, POST /v1/streams/\{id\}, GET /v1/streams/\{id\}/info, GET /v1/streams/\{id\}/verify, GET /v1/subscribe$' -- \
+  '^GET /v1/all, GET /v1/categories, GET /v1/groups, GET /v1/groups/\{group\}, GET /v1/groups/\{group\}/parked, POST /v1/groups/\{group\}/parked/drop, POST /v1/groups/\{group\}/parked/replay, GET /v1/streams, GET /v1/streams/\{id\}, POST /v1/streams/\{id\}, GET /v1/streams/\{id\}/info, GET /v1/streams/\{id\}/verify, GET /v1/subscribe$' -- \
   /usr/bin/python3 -c 'import sys, yaml
 doc = yaml.safe_load(open(sys.argv[1]))
 print(", ".join(f"{m.upper()} {p}" for p in sorted(doc["paths"]) for m in doc["paths"][p]

@@ -100,6 +100,8 @@ TEST(HttpApiTest, ParkedEventsAreNamedByIdOrAll) {
   EXPECT_EQ(message(R"({"all": true, "delivery_ids": [1]})"),
             R"(body: give "delivery_ids": [...] or "all": true)");
   EXPECT_EQ(message(R"({"all": false})"), R"(body: give "delivery_ids": [...] or "all": true)");
+  EXPECT_EQ(message(R"({"all": "yes"})"), "all: not true or false");
+  EXPECT_EQ(message(R"({"all": 1})"), "all: not true or false");
   EXPECT_EQ(message(R"({"delivery_ids": []})"), "delivery_ids: not a non-empty array");
   EXPECT_EQ(message(R"({"delivery_ids": [-1]})"), "delivery_ids: not an array of delivery ids");
   EXPECT_EQ(message(R"({"all": true, "max_count": "9"})"), "max_count: not a non-negative integer");
