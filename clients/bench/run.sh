@@ -13,7 +13,8 @@
 # each event, max_in_flight 1,000 each: a fresh backlog over 1,000 streams,
 # 1,000,000 events, once with ROUND_ROBIN and once with PER_STREAM, each
 # then live at 1,000 appends/s for 5 s), beside the plain catch-up of the
-# same run. --quick: 3 s,
+# same run; and the same catch-up through the Python and TypeScript
+# clients (the TypeScript one is installed with npm ci). --quick: 3 s,
 # 200,000 events and backlogs of 1,000 (about a minute; a smoke test of the
 # tool, its numbers mean little). --security: then what TLS and token
 # authentication cost: append-batch and catch-up against a logbookd without
@@ -194,6 +195,21 @@ echo "==> filling the log with $catch_up_events events (8 clients x 1,000 events
   --fill-only >/dev/null
 "${psql[@]}" -c "VACUUM ANALYZE logbook.event_log"
 scenario catch-up --events "$catch_up_events"
+# The same catch-up through the Python and TypeScript clients (issue 22),
+# beside the C++ client's above: each subscribes to $all from the beginning
+# and takes every event as an application would. Installed offline
+# (Python) and with npm ci (TypeScript) before the clock starts.
+echo "==> installing the Python and TypeScript clients"
+/usr/bin/python3 -m venv --system-site-packages "$work/venv"
+"$work/venv/bin/pip" install --quiet --no-index --no-build-isolation clients/python >"$work/pip.log" 2>&1 ||
+  { cat "$work/pip.log" >&2; exit 1; }
+(cd clients/node && npm ci --no-audit --no-fund --silent && npm run --silent build) >"$work/npm.log" 2>&1 ||
+  { cat "$work/npm.log" >&2; exit 1; }
+echo "==> client-catch-up-python (clients/python/bench/catchup.py)"
+"$work/venv/bin/python" clients/python/bench/catchup.py "$LOGBOOK_ADDRESS" >"$work/client-python.json"
+echo "==> client-catch-up-typescript (clients/node/bench/catchup.ts)"
+node clients/node/build/bench/catchup.js --address "$LOGBOOK_ADDRESS" --events "$catch_up_events" |
+  tail -n 1 >"$work/client-typescript.json"
 last=$("${psql[@]}" -Atc "SELECT max(global_position) FROM logbook.event_log")
 baseline catch-up 1000 1 "SELECT pages of 1,000 events, 1 client" \
   "\\set p random(0, $(( last > 1000 ? last - 1000 : 0 )))
@@ -403,10 +419,19 @@ if os.path.exists(f"{work}/catch-up-replica.json"):
                 "two_replicas_events_per_s": two, "exact": exact,
                 "replica_to_primary": round(one / primary, 3) if primary else None,
                 "two_to_one": round(sum(two) / one, 3) if one else None, "reads": reads}
+# The Python and TypeScript clients' catch-up of the same log, beside the
+# C++ client's (logbook-bench's).
+clients = []
+for client in ("python", "typescript"):
+    c = json.load(open(f"{work}/client-{client}.json"))
+    clients.append({"client": client, "events": c["events"], "events_per_s": c["events_per_s"],
+                    "cpp_events_per_s": catch_up_events_per_s,
+                    "ratio_to_cpp": round(c["events_per_s"] / catch_up_events_per_s, 3)
+                    if catch_up_events_per_s else None})
 doc = {"commit": commit, "quick": quick == "true", "seconds_per_scenario": int(seconds),
        "run_seconds": int(elapsed), "cpus": os.cpu_count(), "fill": fill,
        "peak_rss_mib": max(s["server_peak_rss_mib"] for s in scenarios), "scenarios": scenarios,
-       "security": security or None, "replicas": replicas}
+       "security": security or None, "replicas": replicas, "clients": clients}
 json.dump(doc, open(out, "w"), indent=2)
 
 def f(v, fmt):
@@ -458,6 +483,16 @@ for s in scenarios:
 print(f"group scenarios: backlogs as in their notes (the issue's is 1,000,000 events), "
       f"then live at 1,000 appends/s; targets: backlog >= 100,000 events/s (round-robin), "
       f">= 50,000 (per-stream), live p50 < 5 ms, logbookd RSS < 256 MiB")
+print()
+print("Catch-up through each client (the same log, every event of $all until caught_up):")
+print()
+print("| client | events | events/s | of the C++ client's |")
+print("|---|---:|---:|---:|")
+print(f"| C++ (logbook-bench) | {scenarios[0]['events']:,} | {f(catch_up_events_per_s, ',.0f')} | 1.00 |")
+for c in clients:
+    print(f"| {c['client']} | {c['events']:,} | {c['events_per_s']:,.0f} | {f(c['ratio_to_cpp'], '.2f')} |")
+print()
+print("targets (issue 22): Python >= 50,000 events/s, TypeScript >= 100,000")
 if security:
     print()
     print("What TLS and token authentication cost (--security; the same run, in the order off, on, on, off;")

@@ -63,6 +63,13 @@ for s in sec.values():
     assert s["failures"] == 0 and s["off_events_per_s"] > 0 and s["on_events_per_s"] > 0, s
     assert s["ratio"] == round(s["on_events_per_s"] / s["off_events_per_s"], 3), s
     assert s["on_server_cpu_s"] > 0, s
+# The Python and TypeScript clients' catch-up of the same log: every event.
+assert [c["client"] for c in r["clients"]] == ["python", "typescript"], r["clients"]
+for c in r["clients"]:
+    assert c["events"] == 200000 and c["events_per_s"] > 0, c
+    assert c["cpp_events_per_s"] == by["catch-up"]["events_per_s"], c
+    assert c["ratio_to_cpp"] == round(c["events_per_s"] / c["cpp_events_per_s"], 3), c
+assert "| typescript | 200,000 | " in open(sys.argv[2]).read()
 assert "| catch-up | " in open(sys.argv[2]).read().split("What TLS and token")[1]
 assert "| group-per-stream | " in open(sys.argv[2]).read()
 assert "| append-batch | " in open(sys.argv[2]).read().split("CPU per event")[1]
