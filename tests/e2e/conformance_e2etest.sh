@@ -7,7 +7,8 @@
 # tests/conformance/expected.jsonl line for line. The drivers: C++
 # (CONFORMANCE_CPP_DRIVER, the conformance_cpp_driver target), Python (the
 # logbook package, installed as python_client_e2etest.sh installs it) and,
-# when clients/node is in the tree, TypeScript (tests/conformance/node_driver.ts).
+# when clients/node is in the tree, TypeScript (tests/conformance/node_driver.mjs,
+# run by node on the client that this script builds in clients/node).
 # Needs LOGBOOK_TEST_ENV (the pg_cluster fixture), LOGBOOKD, LOGBOOK_CLI and
 # CONFORMANCE_CPP_DRIVER.
 set -uo pipefail
@@ -130,14 +131,18 @@ conforms cpp "$CONFORMANCE_CPP_DRIVER"
 conforms python "$work/venv/bin/python" "$conformance/python_driver.py"
 
 # TypeScript, once clients/node is in the tree: its driver must be there
-# too and conform. The driver is started with tsx from clients/node's own
-# dependencies (clients/node/node_modules), which the TypeScript client's
-# install puts there, not this script; if that client runs TypeScript some
-# other way, this is the one line to change.
+# too and conform. The client is built as node_client_e2etest.sh builds it
+# (npm ci from the npm registry, then tsc: clients/node/dist), and the
+# driver, plain JavaScript, imports that build and runs on node itself.
 if [ -d "$root/clients/node" ]; then
-  [ -f "$conformance/node_driver.ts" ] ||
-    fail "clients/node is in the tree but its driver, tests/conformance/node_driver.ts, is not"
-  conforms node "$root/clients/node/node_modules/.bin/tsx" "$conformance/node_driver.ts"
+  [ -f "$conformance/node_driver.mjs" ] ||
+    fail "clients/node is in the tree but its driver, tests/conformance/node_driver.mjs, is not"
+  command -v node >/dev/null && command -v npm >/dev/null ||
+    fail "clients/node is in the tree but node and npm are not (deploy/install-deps.sh)"
+  (cd "$root/clients/node" && npm ci --no-audit --no-fund --silent && npm run --silent build) \
+    >"$work/node-build.log" 2>&1 ||
+    fail "cannot build clients/node (npm ci, npm run build): $(tail -n 30 "$work/node-build.log")"
+  conforms node node "$conformance/node_driver.mjs"
 else
   echo "note: no clients/node in this tree, so no TypeScript driver to run"
 fi
