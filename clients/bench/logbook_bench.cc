@@ -537,6 +537,115 @@ nlohmann::json CatchUp(const std::string& address, const CatchUpOptions& o) {
           {"failures", exact ? 0 : 1}};
 }
 
+// --- read: a client pages through history with ReadAll or ReadStream.
+struct ReadOptions {
+  std::string target = "all";  // "all": the last --events of $all; "stream": one stream.
+  uint64_t events = 1000000;
+  uint64_t page = 100000;       // max_count of each call.
+  int events_per_message = -1;  // -1: leave unset (the client asks for 500).
+  int payload = 150;            // Padding bytes of the events a stream is filled with.
+};
+
+// Appends to `stream` until it has `events` events (1,000 per append), one
+// client: a stream is written in order.
+absl::Status FillStream(logbook::Client& client, const std::string& stream, uint64_t events,
+                        int payload) {
+  absl::StatusOr<v1::StreamInfo> info = client.GetStream(stream);
+  uint64_t have = info.ok() ? info->version() + 1 : 0;
+  if (!info.ok() && info.status().code() != absl::StatusCode::kNotFound) return info.status();
+  if (have < events) {
+    std::fprintf(stderr, "read: appending %llu events to %s first\n",
+                 static_cast<unsigned long long>(events - have), stream.c_str());
+  }
+  while (have < events) {
+    std::vector<v1::EventData> batch(std::min<uint64_t>(1000, events - have));
+    for (auto& e : batch) {
+      e.set_type("Tick");
+      e.set_data("{\"pad\":\"" + std::string(payload, 'x') + "\"}");
+    }
+    const size_t n = batch.size();
+    absl::StatusOr<v1::AppendResponse> r = client.Append(
+        stream, have == 0 ? logbook::expect::NoStream() : logbook::expect::Exact(have - 1),
+        std::move(batch));
+    if (!r.ok()) return r.status();
+    have += n;
+  }
+  return absl::OkStatus();
+}
+
+nlohmann::json Read(const std::string& address, const ReadOptions& o) {
+  const std::string scenario = o.target == "all" ? "read-all" : "read-stream";
+  logbook::ClientOptions client_options = Options(address);
+  client_options.call_timeout = absl::Minutes(10);
+  logbook::Client client(client_options);
+  KeepUntilExit(client.channel());
+  const std::string stream = "read-bench";
+  uint64_t first = 0;  // The first position (all) or version (stream) to read.
+  if (o.target == "stream") {
+    if (absl::Status s = FillStream(client, stream, o.events, o.payload); !s.ok()) {
+      std::fprintf(stderr, "read: filling %s failed: %s\n", stream.c_str(), s.ToString().c_str());
+      return {{"scenario", scenario}, {"failures", 1}};
+    }
+  } else {
+    absl::StatusOr<uint64_t> head = Head(client);
+    if (!head.ok() || *head < o.events) {
+      std::fprintf(stderr, "read: the log needs %llu events (fill it with catch-up --fill-only)\n",
+                   static_cast<unsigned long long>(o.events));
+      return {{"scenario", scenario}, {"failures", 1}};
+    }
+    first = *head - o.events + 1;
+  }
+  // Exact: every position (version) of the window once, in order.
+  uint64_t events = 0, calls = 0, next = first;
+  bool contiguous = true;
+  const auto start = Clock::now();
+  while (events < o.events) {
+    const uint64_t want = std::min(o.page, o.events - events);
+    absl::StatusOr<std::vector<v1::RecordedEvent>> page;
+    if (o.target == "stream") {
+      v1::ReadStreamRequest request;
+      request.set_stream_id(stream);
+      request.set_from_version(next);
+      request.set_max_count(want);
+      if (o.events_per_message >= 0) request.set_max_events_per_message(o.events_per_message);
+      page = client.ReadStream(request);
+    } else {
+      v1::ReadAllRequest request;
+      request.set_from_position(next);
+      request.set_max_count(want);
+      if (o.events_per_message >= 0) request.set_max_events_per_message(o.events_per_message);
+      page = client.ReadAll(request);
+    }
+    ++calls;
+    if (!page.ok() || page->empty()) {
+      std::fprintf(stderr, "read: a page failed: %s\n",
+                   page.ok() ? "no events" : page.status().ToString().c_str());
+      return {{"scenario", scenario}, {"failures", 1}};
+    }
+    for (const v1::RecordedEvent& e : *page) {
+      const uint64_t at = o.target == "stream" ? e.stream_version() : e.global_position();
+      contiguous = contiguous && at == next;
+      next = at + 1;
+    }
+    events += page->size();
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  const bool exact = contiguous && events == o.events;
+  if (!exact) std::fprintf(stderr, "read: the events were not the window, each once, in order\n");
+  return {
+      {"scenario", scenario},
+      {"events", events},
+      {"page", o.page},
+      {"max_events_per_message",
+       o.events_per_message < 0 ? "client default (500)" : std::to_string(o.events_per_message)},
+      {"calls", calls},
+      {"first", first},
+      {"seconds", seconds},
+      {"events_per_s", events / seconds},
+      {"exact", exact},
+      {"failures", exact ? 0 : 1}};
+}
+
 // --- group: a consumer group on $all, its backlog, then live events.
 
 struct GroupOptions {
@@ -1069,6 +1178,22 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1000));
   catch_up_cmd->add_flag("--fill-only", catch_up.fill_only,
                          "Only append what the log lacks of --events; read nothing");
+  ReadOptions read;
+  CLI::App* read_cmd = app.add_subcommand(
+      "read", "One client pages through history: the last --events of $all, or one stream's");
+  read_cmd
+      ->add_option("--target", read.target,
+                   "all: $all (the log must hold --events); stream: stream read-bench "
+                   "(appended to first up to --events)")
+      ->check(CLI::IsMember({"all", "stream"}));
+  read_cmd->add_option("--events", read.events, "Events to read")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
+  read_cmd->add_option("--page", read.page, "max_count of each ReadAll or ReadStream call")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{100000}));
+  read_cmd
+      ->add_option("--events-per-message", read.events_per_message,
+                   "max_events_per_message (-1: the client's default, 500)")
+      ->check(CLI::Range(-1, 1000));
   GroupOptions group;
   CLI::App* group_cmd = app.add_subcommand(
       "group", "A consumer group on $all: 4 consumers ack a backlog, then live events");
@@ -1128,6 +1253,7 @@ int main(int argc, char** argv) {
     }
   }
   if (catch_up_cmd->parsed()) result = CatchUp(address, catch_up);
+  if (read_cmd->parsed()) result = Read(address, read);
   if (group_cmd->parsed()) result = Group(address, group);
   std::printf("%s\n", result.dump(2).c_str());
   if (!json_out.empty()) std::ofstream(json_out) << result.dump(2) << "\n";

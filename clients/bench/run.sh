@@ -215,6 +215,18 @@ baseline catch-up 1000 1 "SELECT pages of 1,000 events, 1 client" \
   "\\set p random(0, $(( last > 1000 ? last - 1000 : 0 )))
 SELECT $event_columns FROM logbook.event_log WHERE global_position > :p ORDER BY global_position LIMIT 1000;"
 
+# A client paging through history, max_count 100,000 a call (issue 21):
+# the last events of $all, and one stream of as many events, appended to
+# first; beside SELECT pages of 100,000 from the same table.
+scenario_as read-all read --target all --events "$catch_up_events" --page 100000
+baseline read-all 100000 1 "SELECT pages of 100,000 events of \$all, 1 client" \
+  "\\set p random(0, $(( last > 100000 ? last - 100000 : 0 )))
+SELECT $event_columns FROM logbook.event_log WHERE global_position > :p ORDER BY global_position LIMIT 100000;"
+scenario_as read-stream read --target stream --events "$catch_up_events" --page 100000
+baseline read-stream 100000 1 "SELECT pages of 100,000 events of one stream, 1 client" \
+  "\\set v random(0, $(( catch_up_events > 100000 ? catch_up_events - 100000 : 0 )))
+SELECT $event_columns FROM logbook.event_log WHERE stream_id = 'read-bench' AND stream_version >= :v ORDER BY stream_version LIMIT 100000;"
+
 # Appends, beside raw INSERTs into a table shaped like event_log.
 "${psql[@]}" -c "CREATE TABLE raw_events (LIKE logbook.event_log INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)" \
   -c "ALTER TABLE raw_events DROP receipt_previous_hash, DROP receipt_hash, DROP data_digest, DROP metadata_digest" \
@@ -352,7 +364,7 @@ fill = json.load(open(f"{work}/fill.json"))
 scenarios = []
 catch_up_events_per_s = None
 for name in ["catch-up", "append-single", "append-batch", "append-contended", "live-latency",
-             "group-round-robin", "group-per-stream"]:
+             "group-round-robin", "group-per-stream", "read-all", "read-stream"]:
     s = json.load(open(f"{work}/{name}.json"))
     s["scenario"] = name
     s["events_per_s"] = s.get("events_per_s", s.get("appends_per_s"))
@@ -371,7 +383,8 @@ for name in ["catch-up", "append-single", "append-batch", "append-contended", "l
         s["catch_up_events_per_s"] = catch_up_events_per_s
         s["ratio_to_catch_up"] = (round(s["events_per_s"] / catch_up_events_per_s, 4)
                                   if s.get("events_per_s") and catch_up_events_per_s else None)
-    events = s["events"] if name == "catch-up" else (s.get("events_per_s") or 0) * int(seconds)
+    events = (s["events"] if name == "catch-up" or name.startswith("read-")
+              else (s.get("events_per_s") or 0) * int(seconds))
     s["cpu_us_per_event"] = None if name == "live-latency" or name.startswith("group-") else {
         "postgres": per_event(pg_cpu, events), "logbookd": per_event(cpu, events),
         "client": per_event(client_cpu, events)}
@@ -381,7 +394,7 @@ for name in ["catch-up", "append-single", "append-batch", "append-contended", "l
         s["baseline_events_per_s"] = int(base)
         s["baseline"] = desc
         s["ratio"] = round(s["events_per_s"] / int(base), 3) if int(base) else None
-        events = int(base) * int(seconds)
+        events = int(base) * int(seconds)  # pgbench runs `seconds` whatever the scenario.
         s["baseline_cpu_us_per_event"] = {"postgres": per_event(base_pg_cpu, events),
                                           "client": per_event(base_client_cpu, events)}
     else:
@@ -445,6 +458,10 @@ for s in scenarios:
     notes = ""
     if name == "catch-up":
         notes = f"{s['events']:,} events of $all until caught_up ({'exact' if s.get('exact') else 'NOT EXACT'})"
+    elif name.startswith("read-"):
+        what = "$all" if name == "read-all" else "one stream"
+        notes = (f"{s['events']:,} events of {what}, ReadAll/ReadStream calls of max_count "
+                 f"{s['page']:,} ({'exact' if s.get('exact') else 'NOT EXACT'})")
     elif name == "append-single":
         notes = "64 clients, own stream, 1 event, exact version; append latency"
     elif name == "append-batch":

@@ -46,16 +46,26 @@ absl::StatusOr<std::vector<v1::RecordedEvent>> ReadAllOf(
     std::unique_ptr<grpc::ClientReader<v1::ReadResponse>> reader) {
   std::vector<v1::RecordedEvent> events;
   v1::ReadResponse response;
-  while (reader->Read(&response)) events.push_back(std::move(*response.mutable_event()));
+  while (reader->Read(&response)) {
+    if (response.has_events()) {
+      for (v1::RecordedEvent& e : *response.mutable_events()->mutable_events()) {
+        events.push_back(std::move(e));
+      }
+    } else {
+      events.push_back(std::move(*response.mutable_event()));
+    }
+  }
   grpc::Status status = reader->Finish();
   if (!status.ok()) return FromGrpc(status);
   return events;
 }
 
-// Events per message a subscription asks for when its caller did not say.
+// Events per message a read or a subscription asks for when its caller did
+// not say.
 constexpr uint32_t kDefaultEventsPerMessage = 500;
 
-v1::SubscribeRequest WithDefaultBatches(v1::SubscribeRequest request) {
+template <typename Request>
+Request WithBatches(Request request) {
   if (!request.has_max_events_per_message()) {
     request.set_max_events_per_message(kDefaultEventsPerMessage);
   }
@@ -70,7 +80,7 @@ class ResumingSubscription final : public Subscription {
       : stub_(stub),
         options_(options),
         unpack_(!request.has_max_events_per_message()),
-        request_(WithDefaultBatches(std::move(request))),
+        request_(WithBatches(std::move(request))),
         handler_(std::move(handler)),
         thread_([this] { Run(); }) {}
 
@@ -361,13 +371,13 @@ absl::StatusOr<std::vector<v1::RecordedEvent>> Client::ReadStream(
     const v1::ReadStreamRequest& request) {
   grpc::ClientContext ctx;
   Prepare(ctx, options_);
-  return ReadAllOf<v1::ReadStreamRequest>(stub_->ReadStream(&ctx, request));
+  return ReadAllOf<v1::ReadStreamRequest>(stub_->ReadStream(&ctx, WithBatches(request)));
 }
 
 absl::StatusOr<std::vector<v1::RecordedEvent>> Client::ReadAll(const v1::ReadAllRequest& request) {
   grpc::ClientContext ctx;
   Prepare(ctx, options_);
-  return ReadAllOf<v1::ReadAllRequest>(stub_->ReadAll(&ctx, request));
+  return ReadAllOf<v1::ReadAllRequest>(stub_->ReadAll(&ctx, WithBatches(request)));
 }
 
 absl::StatusOr<v1::StreamInfo> Client::GetStream(const std::string& stream) {

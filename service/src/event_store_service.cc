@@ -28,20 +28,29 @@ const grpc::Status kOverloaded(grpc::StatusCode::UNAVAILABLE,
                                "server overloaded: too many calls waiting for the database; "
                                "retry with backoff");
 
+// The most events a read sends in one message (max_events_per_message).
+constexpr uint32_t kMaxEventsPerReadMessage = 1000;
+
 // Streams the result of a paged read: fetches a page (up to kPageSize events
 // and kPageBytes of data + metadata, plus the event that crosses it) on a
-// worker, writes it one message at a time (one write in flight), fetches the
-// next page from OnWriteDone, and finishes when `total` events were sent or
-// a page came back short of both bounds. Deletes itself in OnDone. At most
-// one of {fetch, write} is in flight, so the reactor is never touched by two
-// threads at once, and a call holds one page and the message being written.
+// worker, writes it a message at a time (one write in flight; a message is
+// one event, or up to per_message of them and kPageBytes of data), fetches
+// the next page from OnWriteDone, and finishes when `total` events were sent
+// or a page came back short of both bounds. Deletes itself in OnDone. At
+// most one of {fetch, write} is in flight, so the reactor is never touched by
+// two threads at once, and a call holds one page and the message being
+// written. (Fetching the next page while writing measured no faster: the
+// fetch, a query and its conversion, is what takes the time.)
 class PagedReadReactor final : public grpc::ServerWriteReactor<v1::ReadResponse> {
  public:
   using FetchPage = EventStoreService::FetchPage;
 
-  PagedReadReactor(WorkerPool& workers, uint64_t total, FetchPage fetch,
+  PagedReadReactor(WorkerPool& workers, uint64_t total, uint32_t per_message, FetchPage fetch,
                    std::function<void()> on_done)
-      : workers_(workers), remaining_(total), fetch_(std::move(fetch)),
+      : workers_(workers),
+        remaining_(total),
+        per_message_(std::max<uint32_t>(1, per_message)),
+        fetch_(std::move(fetch)),
         on_done_(std::move(on_done)) {
     StartFetch();
   }
@@ -85,8 +94,19 @@ class PagedReadReactor final : public grpc::ServerWriteReactor<v1::ReadResponse>
   void WriteNextOrFetch() {
     if (!page_.empty()) {
       response_.Clear();
-      ToProto(page_.front(), *response_.mutable_event());
-      page_.pop_front();
+      if (per_message_ == 1) {
+        ToProto(page_.front(), *response_.mutable_event());
+        page_.pop_front();
+      } else {
+        v1::EventBatch& batch = *response_.mutable_events();
+        for (size_t bytes = 0;
+             !page_.empty() && batch.events_size() < static_cast<int>(per_message_) &&
+             bytes < kPageBytes;
+             page_.pop_front()) {
+          bytes += page_.front().data.size() + page_.front().metadata.size();
+          ToProto(page_.front(), *batch.add_events());
+        }
+      }
       StartWrite(&response_);
     } else if (remaining_ == 0 || last_page_) {
       Finish(grpc::Status::OK);
@@ -97,6 +117,7 @@ class PagedReadReactor final : public grpc::ServerWriteReactor<v1::ReadResponse>
 
   WorkerPool& workers_;
   uint64_t remaining_;
+  const uint32_t per_message_;
   FetchPage fetch_;
   std::function<void()> on_done_;
   std::deque<store::RecordedEvent> page_;
@@ -624,17 +645,22 @@ grpc::ServerWriteReactor<v1::VerifyResponse>* EventStoreService::Verify(
 
 grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::StartPagedRead(
     const google::protobuf::Message& request, const absl::Status& converted, uint64_t max_count,
-    FetchPage fetch) {
+    uint32_t per_message, FetchPage fetch) {
   if (!BeginCall()) return new FailedWriteReactor<>(kShuttingDown);
   absl::Status valid = RejectUnknownEnumValues(request);
   if (valid.ok()) valid = converted;
   if (valid.ok()) valid = store::ValidateReadCount(store_.limits(), max_count);
+  if (valid.ok() && per_message > kMaxEventsPerReadMessage) {
+    valid = absl::InvalidArgumentError(absl::StrCat("max_events_per_message: ", per_message,
+                                                    " is over the limit of ",
+                                                    kMaxEventsPerReadMessage));
+  }
   if (!valid.ok()) {
     EndCall();
     return new FailedWriteReactor<>(valid);
   }
-  return new PagedReadReactor(workers_, ReadTotal(store_.limits(), max_count), std::move(fetch),
-                              [this] { EndCall(); });
+  return new PagedReadReactor(workers_, ReadTotal(store_.limits(), max_count), per_message,
+                              std::move(fetch), [this] { EndCall(); });
 }
 
 grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadStream(
@@ -646,10 +672,10 @@ grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadStream(
   if (query.ok()) query->tenant = caller->tenant;
   // The query keeps its until_* bounds from page to page.
   return StartPagedRead(
-      *request, query.status(), request->max_count(),
+      *request, query.status(), request->max_count(), request->max_events_per_message(),
       [this, query = query.value_or(store::ReadStreamQuery()), done = false](
-          uint64_t max, size_t max_bytes) mutable
-      -> absl::StatusOr<std::vector<store::RecordedEvent>> {
+          uint64_t max,
+          size_t max_bytes) mutable -> absl::StatusOr<std::vector<store::RecordedEvent>> {
         if (done) return std::vector<store::RecordedEvent>{};
         query.max_count = max;
         query.max_bytes = max_bytes;
@@ -677,10 +703,10 @@ grpc::ServerWriteReactor<v1::ReadResponse>* EventStoreService::ReadAll(
     query->filter = *std::move(narrowed);
   }
   return StartPagedRead(
-      *request, query.status(), request->max_count(),
+      *request, query.status(), request->max_count(), request->max_events_per_message(),
       [this, query = query.value_or(store::ReadAllQuery()), done = false](
-          uint64_t max, size_t max_bytes) mutable
-      -> absl::StatusOr<std::vector<store::RecordedEvent>> {
+          uint64_t max,
+          size_t max_bytes) mutable -> absl::StatusOr<std::vector<store::RecordedEvent>> {
         if (done) return std::vector<store::RecordedEvent>{};
         query.max_count = max;
         query.max_bytes = max_bytes;

@@ -156,6 +156,9 @@ void ReplyEvents(httplib::Response& res, grpc::ClientContext& ctx, Reader reader
   v1::ReadResponse r;
   while (reader->Read(&r)) {
     if (r.has_event()) events.push_back(logbook::json::EventJson(r.event()));
+    for (const v1::RecordedEvent& e : r.events().events()) {
+      events.push_back(logbook::json::EventJson(e));
+    }
   }
   const grpc::Status s = reader->Finish();
   if (!s.ok()) return ReplyError(res, s, &ctx);
@@ -593,6 +596,7 @@ absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(const std::string& liste
     if (p->limit) request.set_max_count(*p->limit);
     if (p->until) request.set_until_version(*p->until);
     request.set_direction(p->direction);
+    request.set_max_events_per_message(1000);
     if (req.has_param("as_of") &&
         !logbook::json::ParseRfc3339(req.get_param_value("as_of"), request.mutable_until_time())) {
       return ReplyBadRequest(
@@ -624,6 +628,7 @@ absl::StatusOr<std::unique_ptr<HttpApi>> HttpApi::Start(const std::string& liste
     if (p->limit) request.set_max_count(*p->limit);
     if (p->until) request.set_until_position(*p->until);
     request.set_direction(p->direction);
+    request.set_max_events_per_message(1000);
     v1::Filter& filter = *request.mutable_filter();
     if (req.has_param("category")) filter.set_category(req.get_param_value("category"));
     if (req.has_param("prefix")) filter.set_stream_prefix(req.get_param_value("prefix"));

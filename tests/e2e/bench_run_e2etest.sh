@@ -26,14 +26,14 @@ report_is_exact() {
 import json, sys
 r = json.load(open(sys.argv[1]))
 want = ["catch-up", "append-single", "append-batch", "append-contended", "live-latency",
-        "group-round-robin", "group-per-stream"]
+        "group-round-robin", "group-per-stream", "read-all", "read-stream"]
 names = [s["scenario"] for s in r["scenarios"]]
 assert names == want, names
 assert r["quick"] is True and r["seconds_per_scenario"] == 3, r
 assert r["fill"]["filled_events"] == 200000 and r["fill"]["failures"] == 0, r["fill"]
 by = {s["scenario"]: s for s in r["scenarios"]}
 assert by["catch-up"]["exact"] and by["catch-up"]["events"] == 200000, by["catch-up"]
-for name in want[:4]:
+for name in want[:4] + want[7:]:
     s = by[name]
     assert s["failures"] == 0, s
     assert s["events_per_s"] > 0 and s["baseline_events_per_s"] > 0, s
@@ -44,12 +44,15 @@ for name in want[:4]:
     ours, base = s["cpu_us_per_event"], s["baseline_cpu_us_per_event"]
     assert set(ours) == {"postgres", "logbookd", "client"} and min(ours.values()) > 0, s
     assert set(base) == {"postgres", "client"} and min(base.values()) > 0, s
-    events = s["events"] if name == "catch-up" else s["events_per_s"] * 3
+    events = s["events"] if name in ("catch-up", "read-all", "read-stream") else s["events_per_s"] * 3
     assert abs(ours["logbookd"] * events / 1e6 - s["server_cpu_s"]) < 0.001 + events / 1e7, s
 assert by["append-batch"]["events_per_append"] == 100 and by["append-batch"]["clients"] == 8
 assert by["live-latency"]["failures"] == 0 and by["live-latency"]["latency_p50_ms"] > 0
 assert by["live-latency"]["cpu_us_per_event"] is None
-for name in want[5:]:
+for name in want[7:]:
+    s = by[name]
+    assert s["exact"] and s["events"] == 200000 and s["page"] == 100000 and s["calls"] == 2, s
+for name in want[5:7]:
     s = by[name]
     assert s["failures"] == 0 and s["exact"] and s["backlog_events"] == 1000, s
     assert s["streams"] == 1000 and s["consumers"] == 4 and s["live_missing"] == 0, s

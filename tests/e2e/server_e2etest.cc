@@ -320,6 +320,59 @@ TEST_F(ServerTest, ReadsPageThroughLongRangesInOrder) {
   EXPECT_EQ(others[0].global_position(), 1201u);
 }
 
+TEST_F(ServerTest, ReadsSendBatchesOfEventsWhenAsked) {
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(TryAppend(Request("batch-1", std::vector<v1::EventData>(400, Event("E")))).ok());
+  }
+  // Each message's size, and every event of the call in order.
+  auto messages = [&](v1::ReadAllRequest request) {
+    grpc::ClientContext ctx;
+    auto reader = stub_->ReadAll(&ctx, request);
+    std::vector<int> sizes;
+    uint64_t next = 1;
+    bool in_order = true;
+    v1::ReadResponse r;
+    while (reader->Read(&r)) {
+      if (r.has_event()) {
+        sizes.push_back(-1);  // One event, unbatched.
+        in_order = in_order && r.event().global_position() == next++;
+      }
+      for (const v1::RecordedEvent& e : r.events().events()) {
+        in_order = in_order && e.global_position() == next++;
+      }
+      if (r.has_events()) sizes.push_back(r.events().events_size());
+    }
+    const grpc::Status status = reader->Finish();
+    std::string out = status.ok() ? "" : status.error_message();
+    for (int n : sizes) out += std::to_string(n) + " ";
+    return in_order ? out : "OUT OF ORDER " + out;
+  };
+  v1::ReadAllRequest request;
+  request.set_max_count(1100);
+  request.set_max_events_per_message(400);
+  // Pages of 500 from the database; a message never spans two.
+  EXPECT_EQ(messages(request), "400 100 400 100 100 ");
+  request.set_max_count(3);
+  request.set_max_events_per_message(1);
+  EXPECT_EQ(messages(request), "-1 -1 -1 ");
+  request.clear_max_events_per_message();
+  EXPECT_EQ(messages(request), "-1 -1 -1 ");
+  request.set_max_events_per_message(1001);
+  EXPECT_EQ(messages(request), "max_events_per_message: 1001 is over the limit of 1000");
+  // ReadStream the same way.
+  v1::ReadStreamRequest stream;
+  stream.set_stream_id("batch-1");
+  stream.set_max_events_per_message(1000);
+  stream.set_max_count(100000);
+  grpc::ClientContext ctx;
+  auto reader = stub_->ReadStream(&ctx, stream);
+  std::vector<int> sizes;
+  v1::ReadResponse r;
+  while (reader->Read(&r)) sizes.push_back(r.events().events_size());
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(sizes, (std::vector<int>{500, 500, 200}));
+}
+
 TEST_F(ServerTest, ServesReflection) {
   auto reflection = grpc::reflection::v1alpha::ServerReflection::NewStub(server_->channel());
   grpc::ClientContext ctx;

@@ -248,8 +248,12 @@ export class Client {
   async *readStream(streamId: string, options: ReadStreamOptions = {}): AsyncGenerator<RecordedEvent> {
     const pageSize = checkPage(options.pageSize);
     const request: Message = {
-      streamId, maxCount: pageSize, direction: options.backward ? "BACKWARD" : "FORWARD",
-      fromVersion: options.fromVersion, untilVersion: options.untilVersion,
+      streamId,
+      maxCount: pageSize,
+      direction: options.backward ? 'BACKWARD' : 'FORWARD',
+      fromVersion: options.fromVersion,
+      untilVersion: options.untilVersion,
+      maxEventsPerMessage: convert.EVENTS_PER_MESSAGE,
     };
     for (;;) {
       const page = await this.page("ReadStream", request, options.signal);
@@ -266,9 +270,12 @@ export class Client {
   async *readAll(options: ReadAllOptions = {}): AsyncGenerator<RecordedEvent> {
     const pageSize = checkPage(options.pageSize);
     const request: Message = {
-      maxCount: pageSize, direction: options.backward ? "BACKWARD" : "FORWARD",
-      filter: convert.filterOf(options), fromPosition: options.fromPosition,
+      maxCount: pageSize,
+      direction: options.backward ? 'BACKWARD' : 'FORWARD',
+      filter: convert.filterOf(options),
+      fromPosition: options.fromPosition,
       untilPosition: options.untilPosition,
+      maxEventsPerMessage: convert.EVENTS_PER_MESSAGE,
     };
     for (;;) {
       const page = await this.page("ReadAll", request, options.signal);
@@ -283,7 +290,8 @@ export class Client {
   private async page(method: string, request: Message, signal?: AbortSignal): Promise<RecordedEvent[]> {
     const page: RecordedEvent[] = [];
     for await (const r of this.serverStream(method, request, signal, this.metadata, this.deadline())) {
-      page.push(convert.recordedEvent(r.event));
+      if (r.event) page.push(convert.recordedEvent(r.event));
+      for (const e of r.events?.events ?? []) page.push(convert.recordedEvent(e));
     }
     return page;
   }

@@ -101,12 +101,18 @@ export function filterOf(f: FilterOptions): Message | undefined {
            eventTypes: types };
 }
 
+/**
+ * Events per message reads and subscriptions ask for: batches cost far
+ * less to receive than one message per event.
+ */
+export const EVENTS_PER_MESSAGE = 500;
+
 /** `target`: "$all" or a stream id (ignored when `category` is given). */
 export function subscribeRequest(target: string, f: FilterOptions, afterPosition: number | undefined,
                                  fromNow: boolean): Message {
   const request: Message = {
-    filter: filterOf({ streamPrefix: f.streamPrefix, eventTypes: f.eventTypes }),
-    maxEventsPerMessage: 500,
+    filter: filterOf({streamPrefix: f.streamPrefix, eventTypes: f.eventTypes}),
+    maxEventsPerMessage: EVENTS_PER_MESSAGE,
   };
   if (f.category) request.category = f.category;
   else if (target === "$all") request.all = {};

@@ -13,6 +13,11 @@ from ._types import (ANY, NO_STREAM, STREAM_EXISTS, AppendResult, BrokenEvent, D
                      VerifyResult)
 
 
+# Events per message reads and subscriptions ask for: batches cost far less
+# to receive than one message per event.
+EVENTS_PER_MESSAGE = 500
+
+
 def expected_version(expected: ExpectedVersion) -> pb.ExpectedVersion:
     out = pb.ExpectedVersion()
     if expected is ANY:
@@ -78,7 +83,7 @@ def subscribe_request(target: str, category: Optional[str], stream_prefix: Optio
                       event_types: Iterable[str], after_position: Optional[int],
                       from_now: bool) -> pb.SubscribeRequest:
     """`target`: '$all' or a stream id (ignored when `category` is given)."""
-    request = pb.SubscribeRequest(max_events_per_message=500)
+    request = pb.SubscribeRequest(max_events_per_message=EVENTS_PER_MESSAGE)
     if category:
         request.category = category
     elif target == "$all":
@@ -100,7 +105,8 @@ def subscribe_request(target: str, category: Optional[str], stream_prefix: Optio
 def read_stream_request(stream_id: str, from_version: Optional[int], backward: bool,
                         until_version: Optional[int], page_size: int) -> pb.ReadStreamRequest:
     request = pb.ReadStreamRequest(stream_id=stream_id, max_count=page_size,
-                                   direction=pb.BACKWARD if backward else pb.FORWARD)
+                                   direction=pb.BACKWARD if backward else pb.FORWARD,
+                                   max_events_per_message=EVENTS_PER_MESSAGE)
     if from_version is not None:
         request.from_version = from_version
     if until_version is not None:
@@ -112,7 +118,8 @@ def read_all_request(from_position: Optional[int], backward: bool, category: Opt
                      stream_prefix: Optional[str], event_types: Iterable[str],
                      until_position: Optional[int], page_size: int) -> pb.ReadAllRequest:
     request = pb.ReadAllRequest(max_count=page_size,
-                                direction=pb.BACKWARD if backward else pb.FORWARD)
+                                direction=pb.BACKWARD if backward else pb.FORWARD,
+                                max_events_per_message=EVENTS_PER_MESSAGE)
     f = filter_of(category, stream_prefix, event_types)
     if f is not None:
         request.filter.CopyFrom(f)
@@ -142,8 +149,9 @@ def next_page(request, page: Sequence[RecordedEvent]) -> bool:
     return True
 
 
-def subscribed_events(r: pb.SubscribeResponse) -> Sequence[pb.RecordedEvent]:
-    """The events of a Subscribe answer (none for caught_up and the like)."""
+def subscribed_events(r) -> Sequence[pb.RecordedEvent]:
+    """The events of a Subscribe or a read answer (none for caught_up and
+    the like)."""
     kind = r.WhichOneof("content")
     if kind == "event":
         return [r.event]

@@ -98,8 +98,9 @@ class AsyncClient:
 
     async def _page(self, method, request) -> List[RecordedEvent]:
         try:
-            return [_convert.recorded_event(r.event) async for r in method(
-                request, timeout=self.options.timeout, metadata=self._metadata)]
+            return [_convert.recorded_event(e) async for r in method(
+                request, timeout=self.options.timeout, metadata=self._metadata)
+                    for e in _convert.subscribed_events(r)]
         except grpc.aio.AioRpcError as e:
             raise _error(e) from None
 

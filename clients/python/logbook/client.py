@@ -114,8 +114,9 @@ class Client:
 
     def _page(self, method, request) -> List[RecordedEvent]:
         try:
-            return [_convert.recorded_event(r.event) for r in method(
-                request, timeout=self.options.timeout, metadata=self._metadata)]
+            return [_convert.recorded_event(e) for r in method(
+                request, timeout=self.options.timeout, metadata=self._metadata)
+                    for e in _convert.subscribed_events(r)]
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
 

@@ -128,10 +128,11 @@ class EventStoreService final : public logbook::v1::EventStore::CallbackService 
 
  private:
   // Validates a read (`converted`: the request's conversion) and streams
-  // what `fetch` returns, page by page.
+  // what `fetch` returns, page by page, up to `per_message` events per
+  // response.
   grpc::ServerWriteReactor<v1::ReadResponse>* StartPagedRead(
-      const google::protobuf::Message& request, const absl::Status& converted,
-      uint64_t max_count, FetchPage fetch);
+      const google::protobuf::Message& request, const absl::Status& converted, uint64_t max_count,
+      uint32_t per_message, FetchPage fetch);
 
   // Finishes a unary call with the status `work` returns, after running it
   // on a worker (it fills in the response). Adds the status's trailers.
