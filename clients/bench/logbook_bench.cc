@@ -543,6 +543,7 @@ struct ReadOptions {
   uint64_t events = 1000000;
   uint64_t page = 100000;       // max_count of each call.
   int events_per_message = -1;  // -1: leave unset (the client asks for 500).
+  bool fill_only = false;       // stream: only append what the stream lacks.
   int payload = 150;            // Padding bytes of the events a stream is filled with.
 };
 
@@ -586,6 +587,7 @@ nlohmann::json Read(const std::string& address, const ReadOptions& o) {
       std::fprintf(stderr, "read: filling %s failed: %s\n", stream.c_str(), s.ToString().c_str());
       return {{"scenario", scenario}, {"failures", 1}};
     }
+    if (o.fill_only) return {{"scenario", "fill"}, {"stream", stream}, {"failures", 0}};
   } else {
     absl::StatusOr<uint64_t> head = Head(client);
     if (!head.ok() || *head < o.events) {
@@ -1194,6 +1196,8 @@ int main(int argc, char** argv) {
       ->add_option("--events-per-message", read.events_per_message,
                    "max_events_per_message (-1: the client's default, 500)")
       ->check(CLI::Range(-1, 1000));
+  read_cmd->add_flag("--fill-only", read.fill_only,
+                     "--target stream: only append what the stream lacks; read nothing");
   GroupOptions group;
   CLI::App* group_cmd = app.add_subcommand(
       "group", "A consumer group on $all: 4 consumers ack a backlog, then live events");
