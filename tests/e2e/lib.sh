@@ -156,6 +156,34 @@ restart_logbookd() {
   _lib_start_logbookd "$LOGBOOK_ADDRESS" "$@"
 }
 
+# restart_script FILE DSN: writes FILE, a script a client's test suite runs
+# to restart the logbookd start_logbookd started on DSN, on the same
+# address: SIGTERM, then a new one, ready when it logs that it listens. The
+# new one's output goes to files (node --test waits for its test files'
+# output to close); it is stopped at exit.
+restart_script() {
+  local file=$1 dsn=$2
+  echo "$server_pid" >"$work/logbookd.pid"
+  on_exit _lib_kill_restarted
+  cat >"$file" <<SH
+#!/usr/bin/env bash
+pid=\$(cat "$work/logbookd.pid")
+kill -TERM "\$pid"
+while kill -0 "\$pid" 2>/dev/null; do sleep 0.05; done
+: >"$work/restarted.log"
+"$LOGBOOKD" --listen "$LOGBOOK_ADDRESS" --database "$dsn" --log-level debug >/dev/null 2>>"$work/restarted.log" &
+echo \$! >"$work/logbookd.pid"
+for _ in \$(seq 200); do grep -q 'listening on' "$work/restarted.log" && exit 0; sleep 0.05; done
+echo "logbookd did not start again" >&2; exit 1
+SH
+  chmod +x "$file"
+}
+
+_lib_kill_restarted() {
+  [ -f "$work/logbookd.pid" ] && kill "$(cat "$work/logbookd.pid")" 2>/dev/null
+  true
+}
+
 _lib_start_logbookd() {
   local listen=$1 dsn=$2 log=$3
   shift 3

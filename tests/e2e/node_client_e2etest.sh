@@ -15,8 +15,6 @@ set -uo pipefail
 begin_test
 root=$(cd "$(dirname "$0")/../.." && pwd)
 pkg=$root/clients/node
-kill_restarted() { [ -f "$work/logbookd.pid" ] && kill "$(cat "$work/logbookd.pid")" 2>/dev/null; true; }
-on_exit kill_restarted
 fail_context() {
   local log
   for log in "$work"/server*.log "$work"/projection*.log; do
@@ -55,22 +53,7 @@ start_logbookd "$dsn" "$work/server-secure.log" --tls-cert "$work/server.pem" --
 secure_address=$LOGBOOK_ADDRESS
 
 start_logbookd "$dsn" "$work/server.log" || fail "logbookd did not start"
-echo "$server_pid" >"$work/logbookd.pid"
-# The suite's way to restart logbookd on the same address: SIGTERM, then a
-# new one, ready when it logs that it listens. The new one's output goes to
-# files: node --test waits for its test files' output to close.
-cat >"$work/restart.sh" <<SH
-#!/usr/bin/env bash
-pid=\$(cat "$work/logbookd.pid")
-kill -TERM "\$pid"
-while kill -0 "\$pid" 2>/dev/null; do sleep 0.05; done
-: >"$work/server2.log"
-"$LOGBOOKD" --listen "$LOGBOOK_ADDRESS" --database "$dsn" --log-level debug >/dev/null 2>>"$work/server2.log" &
-echo \$! >"$work/logbookd.pid"
-for _ in \$(seq 200); do grep -q 'listening on' "$work/server2.log" && exit 0; sleep 0.05; done
-echo "logbookd did not start again" >&2; exit 1
-SH
-chmod +x "$work/restart.sh"
+restart_script "$work/restart.sh" "$dsn"
 
 (cd "$pkg" && LOGBOOK_RESTART="$work/restart.sh" LOGBOOK_SECURE_ADDRESS="$secure_address" \
   LOGBOOK_TLS_DIR="$work" LOGBOOK_WRITER_TOKEN=$(sed -n 1p <<<"$writer") \

@@ -12,8 +12,6 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 begin_test
 root=$(cd "$(dirname "$0")/../.." && pwd)
-kill_restarted() { [ -f "$work/logbookd.pid" ] && kill "$(cat "$work/logbookd.pid")" 2>/dev/null; true; }
-on_exit kill_restarted
 
 # Debian's Python, whose site-packages hold python3-grpcio and
 # python3-protobuf (another python3 may come first on the PATH).
@@ -30,21 +28,7 @@ pass "the package has its stubs, made from proto/ at install, and py.typed"
 dsn=$(create_database python) || fail "cannot create a database"
 "$LOGBOOK_CLI" migrate up --database "$dsn" >/dev/null || fail "cannot migrate"
 start_logbookd "$dsn" "$work/server.log" || fail "logbookd did not start"
-echo "$server_pid" >"$work/logbookd.pid"
-# The suite's way to restart logbookd on the same address: SIGTERM, then a
-# new one, ready when it logs that it listens.
-cat >"$work/restart.sh" <<SH
-#!/usr/bin/env bash
-pid=\$(cat "$work/logbookd.pid")
-kill -TERM "\$pid"
-while kill -0 "\$pid" 2>/dev/null; do sleep 0.05; done
-: >"$work/server2.log"
-"$LOGBOOKD" --listen "$LOGBOOK_ADDRESS" --database "$dsn" --log-level debug 2>>"$work/server2.log" &
-echo \$! >"$work/logbookd.pid"
-for _ in \$(seq 200); do grep -q 'listening on' "$work/server2.log" && exit 0; sleep 0.05; done
-echo "logbookd did not start again" >&2; exit 1
-SH
-chmod +x "$work/restart.sh"
+restart_script "$work/restart.sh" "$dsn"
 
 # From the tests' folder, so that the installed package is the one imported.
 (cd "$root/clients/python/tests" && LOGBOOK_RESTART="$work/restart.sh" \
