@@ -373,6 +373,35 @@ TEST_F(ServerTest, ReadsSendBatchesOfEventsWhenAsked) {
   EXPECT_EQ(sizes, (std::vector<int>{500, 500, 200}));
 }
 
+TEST_F(ServerTest, ReadsOfLargeEventsComeBackWholeAndInOrder) {
+  // 200 KB events: pages and messages end at their byte bounds, not their
+  // counts.
+  const std::string big = "{\"pad\":\"" + std::string(200000, 'x') + "\"}";
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(TryAppend(Request("big-" + std::to_string(i),
+                                  std::vector<v1::EventData>(5, Event("Big", big))))
+                    .ok());
+    ASSERT_TRUE(TryAppend(Request("small-" + std::to_string(i), {Event("Small")})).ok());
+  }
+  v1::ReadAllRequest all;
+  all.set_max_count(1000);
+  all.set_max_events_per_message(100);
+  auto [events, status] = Read(all);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(events.size(), 24u);
+  for (size_t i = 0; i < events.size(); ++i) {
+    ASSERT_EQ(events[i].global_position(), i + 1);
+    EXPECT_EQ(events[i].data().size(), i % 6 == 5 ? 2u : big.size()) << i;
+  }
+  all.set_from_position(3);
+  all.set_max_count(7);
+  auto [some, some_status] = Read(all);
+  ASSERT_TRUE(some_status.ok());
+  ASSERT_EQ(some.size(), 7u);
+  EXPECT_EQ(some.front().global_position(), 3u);
+  EXPECT_EQ(some.back().global_position(), 9u);
+}
+
 TEST_F(ServerTest, ServesReflection) {
   auto reflection = grpc::reflection::v1alpha::ServerReflection::NewStub(server_->channel());
   grpc::ClientContext ctx;

@@ -26,7 +26,10 @@ std::pair<std::vector<v1::RecordedEvent>, grpc::Status> ReadEvents(v1::EventStor
   }
   std::vector<v1::RecordedEvent> events;
   v1::ReadResponse response;
-  while (reader->Read(&response)) events.push_back(response.event());
+  while (reader->Read(&response)) {
+    if (response.has_event()) events.push_back(response.event());
+    for (const v1::RecordedEvent& e : response.events().events()) events.push_back(e);
+  }
   return {events, reader->Finish()};
 }
 
